@@ -1,0 +1,17 @@
+"""tracer: a step-by-step hand-calculation tracer for neural networks.
+
+From a notebook:
+
+    import tracer
+    chapter = tracer.load_chapter("01-or-one-example")   # a path or a bundled chapter's name
+    trace = tracer.run(chapter)                          # every node at every recorded step
+    trace.at(0)["dW1"], trace.costs[-1]
+"""
+
+from .chapter import Chapter, ChapterError, bundled_chapters, load_chapter, parse_chapter
+from .errors import NumericalError, TracerError
+from .trace import Trace
+from .train import run
+
+__all__ = ["Chapter", "ChapterError", "NumericalError", "Trace", "TracerError", "bundled_chapters",
+           "load_chapter", "parse_chapter", "run"]

@@ -1,0 +1,460 @@
+"""The chapter file: a TOML description of a network, its data, its start and its training.
+
+This is the project's public contract. `load_chapter` reads and checks a file and returns a
+`Chapter`; anything wrong raises `ChapterError` naming the file, the key and what was expected.
+Every key is documented in docs/chapter-format.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import TracerError
+from .graph import ACTIVATIONS, COSTS
+from .optimizers import DEFAULTS as OPTIMIZER_DEFAULTS
+from .optimizers import OPTIMIZERS
+from .resources import bundled_path
+
+SCHEMES = ("plain", "xavier", "he", "uniform")
+CARRY_MODES = ("full", "rounded")
+MAX_STEPS = 10_000_000
+
+
+class ChapterError(TracerError):
+    """A chapter file that cannot be used, with what was expected where."""
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    units: int
+    activation: str
+
+
+@dataclass(frozen=True)
+class Display:
+    """How numbers are shown: half-up to `decimals`, or per quantity by `decimals_for`."""
+
+    decimals: int = 3
+    decimals_for: dict[str, int] = field(default_factory=dict)
+    carry: str = "full"
+
+    def decimals_of(self, quantity: str) -> int:
+        """Decimals for a quantity: its own entry ('dW1'), its family's ('dW'), or the default."""
+        if quantity in self.decimals_for:
+            return self.decimals_for[quantity]
+        family = quantity.rstrip("0123456789")
+        return self.decimals_for.get(family, self.decimals)
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """Everything a run needs, checked. `X` is features × examples, with feature crosses appended."""
+
+    path: Path | None
+    name: str
+    title: str
+    X: np.ndarray
+    Y: np.ndarray
+    feature_crosses: tuple[tuple[int, ...], ...]
+    layers: tuple[LayerSpec, ...]
+    bias: bool
+    seed: int | None
+    scheme: str
+    values: dict[str, np.ndarray]
+    cost: str
+    from_logits: bool
+    learning_rate: float
+    steps: int
+    optimizer: str
+    hyper: dict[str, float]
+    batch_size: int  # m for full batch
+    shuffle: bool
+    shuffle_seed: int
+    frozen: tuple[str, ...]
+    record_every: int | None
+    record_steps: tuple[int, ...]
+    display: Display
+    raw: dict[str, Any]  # the whole parsed file, for sections later tools read (article, document, …)
+
+    @property
+    def m(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def n_inputs(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return parameter_names(self.layers, self.bias)
+
+    def shape_of(self, parameter: str) -> tuple[int, int]:
+        return parameter_shape(parameter, self.n_inputs, self.layers)
+
+    def recorded_steps(self) -> list[int]:
+        """The steps whose every node the trace keeps, in order."""
+        chosen = set(s for s in self.record_steps if s < self.steps)
+        if self.record_every:
+            chosen.update(range(0, self.steps, self.record_every))
+        return sorted(chosen)
+
+
+def parameter_names(layers: tuple[LayerSpec, ...], bias: bool) -> list[str]:
+    """W1, b1, W2, b2, … (no b's in a network without biases)."""
+    return [f"{p}{l}" for l in range(1, len(layers) + 1) for p in (("W", "b") if bias else ("W",))]
+
+
+def parameter_shape(name: str, n_inputs: int, layers: tuple[LayerSpec, ...]) -> tuple[int, int]:
+    """W_l is units × inputs and b_l is units × 1, as in the article's code."""
+    l = int(name[1:])
+    n = layers[l - 1].units
+    return (n, n_inputs if l == 1 else layers[l - 2].units) if name[0] == "W" else (n, 1)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def bundled_chapters() -> list[Path]:
+    """The chapter files that ship with tracer, in order."""
+    return sorted(bundled_path("chapters").glob("*.toml"))
+
+
+def find_chapter(name: str | Path) -> Path:
+    """A chapter path as given, or a bundled chapter by its file name with or without .toml."""
+    path = Path(name)
+    if path.exists():
+        return path
+    for bundled in bundled_chapters():
+        if str(name) in (bundled.stem, bundled.name):
+            return bundled
+    known = ", ".join(p.stem for p in bundled_chapters())
+    raise ChapterError(f"{name}: no such file, and no bundled chapter of that name (bundled: {known})")
+
+
+def load_chapter(name: str | Path) -> Chapter:
+    """Read and check a chapter file (a path, or the name of a bundled chapter)."""
+    path = find_chapter(name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChapterError(f"{path}: cannot be read ({exc})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ChapterError(f"{path}: not valid TOML ({exc})") from None
+    return parse_chapter(raw, path)
+
+
+def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | None = None) -> Chapter:
+    """Check a chapter already read into a dict (from TOML, or built in a notebook)."""
+    where = str(path) if path else "<chapter>"
+    top = _Table(raw, where, "", known=TOP_LEVEL)
+    title = top.text("title", required=True)
+
+    data = top.table("data")
+    X_rows = data.matrix("X", required=True)
+    Y_rows = data.matrix("Y", required=True, allow_flat=True, flat_is_column=True)
+    if Y_rows.shape[0] != X_rows.shape[0]:
+        data.fail("Y", f"one row per example, as X has ({X_rows.shape[0]} rows)", f"{Y_rows.shape[0]} rows")
+    crosses = data.crosses("feature_crosses", n_features=X_rows.shape[1])
+    data.done()
+    X = X_rows.T.copy()
+    for cross in crosses:
+        X = np.vstack([X, np.prod(X[list(cross), :], axis=0, keepdims=True)])
+    Y = Y_rows.T.copy()
+
+    network = top.table("network")
+    layers = network.layers("layers", n_outputs=Y.shape[0])
+    bias = network.boolean("bias", default=True)
+    network.done()
+
+    init = top.table("init")
+    scheme = init.choice("scheme", SCHEMES, default="plain")
+    seed = init.integer("seed", default=None, minimum=0, maximum=2**32 - 1)
+    values_table = init.table("values")
+    names = parameter_names(layers, bias)
+    values: dict[str, np.ndarray] = {}
+    for key in values_table.keys():
+        if key not in names:
+            values_table.fail(key, f"a parameter of this network ({', '.join(names)})", "an unknown name",
+                              suggest=names)
+        values[key] = values_table.matrix(key, shape=parameter_shape(key, X.shape[0], layers),
+                                          allow_flat=key[0] == "b")
+    values_table.done()
+    if seed is None and any(n.startswith("W") and n not in values for n in names):
+        missing = next(n for n in names if n.startswith("W") and n not in values)
+        init.fail("seed", f"a seed, because {missing} is drawn at random (or give {missing} in [init.values])",
+                  "no seed")
+    init.done()
+
+    train = top.table("train")
+    cost = train.choice("cost", tuple(c for c in COSTS if not c.endswith("_from_logits")), default="squared_error")
+    from_logits = train.boolean("from_logits", default=False)
+    if from_logits and (cost != "binary_cross_entropy" or layers[-1].activation != "sigmoid"):
+        train.fail("from_logits", "true only with cost = \"binary_cross_entropy\" and a sigmoid last layer",
+                   f"cost {cost!r} with a {layers[-1].activation} last layer")
+    learning_rate = train.number("learning_rate", required=True, positive=True)
+    steps = train.integer("steps", required=True, minimum=1, maximum=MAX_STEPS)
+    optimizer = train.choice("optimizer", tuple(OPTIMIZERS), default="gd")
+    hyper = {}
+    for key in OPTIMIZER_DEFAULTS:
+        if key in train:
+            if key not in OPTIMIZERS[optimizer].uses:
+                train.fail(key, f"a hyper-parameter of the {optimizer!r} optimizer "
+                                f"({', '.join(OPTIMIZERS[optimizer].uses) or 'it has none'})", key)
+            hyper[key] = train.number(key, positive=True, below_one=key != "epsilon")
+    m = X.shape[1]
+    batch_size = train.batch_size("batch_size", m)
+    shuffle = train.boolean("shuffle", default=False)
+    shuffle_seed = train.integer("shuffle_seed", default=seed or 0, minimum=0, maximum=2**32 - 1)
+    frozen = train.names("frozen", names)
+    train.done()
+
+    record = top.table("record")
+    record_steps = record.step_list("steps", steps)
+    record_every = record.integer("every", default=None if record_steps else 1, minimum=1)
+    record.done()
+
+    display = top.table("display")
+    decimals = display.integer("decimals", default=3, minimum=0, maximum=15)
+    decimals_for_table = display.table("decimals_for")
+    decimals_for = {k: decimals_for_table.integer(k, minimum=0, maximum=15) for k in decimals_for_table.keys()}
+    carry = display.choice("carry", CARRY_MODES, default="full")
+    display.done()
+
+    for section in OWNED_ELSEWHERE:
+        top.table(section)  # checked by the tool that reads it; here only its being a table
+    top.done()
+    return Chapter(
+        path=path, name=name or (path.stem if path else "chapter"), title=title, X=X, Y=Y,
+        feature_crosses=crosses, layers=layers, bias=bias, seed=seed, scheme=scheme, values=values,
+        cost=cost, from_logits=from_logits, learning_rate=learning_rate, steps=steps,
+        optimizer=optimizer, hyper=hyper, batch_size=batch_size, shuffle=shuffle,
+        shuffle_seed=shuffle_seed, frozen=frozen, record_every=record_every,
+        record_steps=record_steps, display=Display(decimals, decimals_for, carry), raw=raw,
+    )
+
+
+#: Top-level keys and sections; each section's own keys are checked where it is parsed.
+TOP_LEVEL = ("title", "source", "data", "network", "init", "train", "record", "display")
+#: Sections that later tools (verify, documents, exercises) read and check themselves.
+OWNED_ELSEWHERE: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- checking
+
+
+class _Table:
+    """One TOML table being checked: each read key is ticked off, `done` complains about the rest."""
+
+    def __init__(self, data: Any, file: str, name: str, known: tuple[str, ...] | None = None):
+        self.file, self.name = file, name
+        if not isinstance(data, dict):
+            self.data: dict[str, Any] = {}
+            self.fail(None, "a table", _describe(data))
+        self.data = data
+        self.seen: set[str] = set()
+        self.known = known
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def keys(self) -> list[str]:
+        return list(self.data)
+
+    def where(self, key: str | None) -> str:
+        section = f"[{self.name}]" if self.name else ""
+        return f"{self.file}: {section}{' ' if section and key else ''}{key or ''}".rstrip()
+
+    def fail(self, key: str | None, expected: str, got: str, suggest: list[str] | None = None) -> None:
+        hint = ""
+        if suggest and key:
+            close = difflib.get_close_matches(key, suggest, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ChapterError(f"{self.where(key)}: expected {expected}, got {got}{hint}")
+
+    def get(self, key: str, required: bool = False) -> Any:
+        self.seen.add(key)
+        if key not in self.data and required:
+            self.fail(key, "this key, which is required", "nothing")
+        return self.data.get(key)
+
+    def done(self) -> None:
+        allowed = self.known if self.known is not None else tuple(self.seen)
+        for key in self.data:
+            if key not in allowed and key not in self.seen:
+                self.fail(key, f"one of the known keys ({', '.join(sorted(allowed))})", f"unknown key {key!r}",
+                          suggest=list(allowed))
+
+    def table(self, key: str) -> "_Table":
+        self.seen.add(key)
+        value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(key, "a table", _describe(value))
+        return _Table(value, self.file, f"{self.name}.{key}" if self.name else key)
+
+    def text(self, key: str, required: bool = False, default: str = "") -> str:
+        value = self.get(key, required)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, "a non-empty string", _describe(value))
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(key, "true or false", _describe(value))
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...], default: str) -> str:
+        value = self.get(key)
+        if value is None:
+            return default
+        if value not in options:
+            self.fail(key, f"one of {', '.join(repr(o) for o in options)}", _describe(value),
+                      suggest=list(options) if isinstance(value, str) else None)
+        return value
+
+    def integer(self, key: str, default: Any = None, required: bool = False,
+                minimum: int | None = None, maximum: int | None = None) -> Any:
+        value = self.get(key, required)
+        if value is None:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.fail(key, "a whole number", _describe(value))
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else " up")
+            self.fail(key, f"a whole number {bounds}", str(value))
+        return value
+
+    def number(self, key: str, required: bool = False, positive: bool = False,
+               below_one: bool = False) -> Any:
+        value = self.get(key, required)
+        if value is None:
+            return None
+        if not _is_number(value) or not math.isfinite(value):
+            self.fail(key, "a finite number", _describe(value))
+        if positive and value <= 0:
+            self.fail(key, "a number above 0", str(value))
+        if below_one and value >= 1:
+            self.fail(key, "a number below 1", str(value))
+        return float(value)
+
+    def matrix(self, key: str, required: bool = False, shape: tuple[int, int] | None = None,
+               allow_flat: bool = False, flat_is_column: bool = True) -> np.ndarray:
+        value = self.get(key, required)
+        rows = value
+        if allow_flat and isinstance(value, list) and value and all(_is_number(v) for v in value):
+            rows = [[v] for v in value] if flat_is_column else [value]
+        expected = "a list of rows of numbers, e.g. [[0, 1], [1, 0]]"
+        if shape:
+            expected = f"a {shape[0]} × {shape[1]} matrix written as {shape[0]} rows of {shape[1]} numbers"
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, list) and r for r in rows):
+            self.fail(key, expected, _describe(value))
+        width = len(rows[0])
+        for i, row in enumerate(rows):
+            if len(row) != width:
+                self.fail(key, f"{expected}; every row as long as the first ({width})",
+                          f"row {i + 1} with {len(row)} numbers")
+            for j, v in enumerate(row):
+                if not _is_number(v):
+                    self.fail(key, f"{expected}; numbers only", f"{_describe(v)} at row {i + 1}, column {j + 1}")
+                if not math.isfinite(v):
+                    self.fail(key, "finite numbers", f"{v} at row {i + 1}, column {j + 1}")
+        array = np.array(rows, dtype=float)
+        if shape and array.shape != shape:
+            self.fail(key, expected, f"{array.shape[0]} × {array.shape[1]}")
+        return array
+
+    def crosses(self, key: str, n_features: int) -> tuple[tuple[int, ...], ...]:
+        value = self.get(key)
+        if value is None:
+            return ()
+        expected = f"a list of feature crosses, each a list of 2 or more feature indices from 0 to {n_features - 1}"
+        if not isinstance(value, list) or not all(isinstance(c, list) and len(c) >= 2 for c in value):
+            self.fail(key, expected, _describe(value))
+        for cross in value:
+            if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_features for i in cross):
+                self.fail(key, expected, str(cross))
+        return tuple(tuple(c) for c in value)
+
+    def layers(self, key: str, n_outputs: int) -> tuple[LayerSpec, ...]:
+        value = self.get(key, required=True)
+        if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+            self.fail(key, 'a list of layers such as [{units = 3, activation = "sigmoid"}]', _describe(value))
+        layers = []
+        for i, spec in enumerate(value):
+            layer = _Table(spec, self.file, f"{self.name}.{key}[{i}]")
+            units = layer.integer("units", required=True, minimum=1, maximum=10_000)
+            activation = layer.choice("activation", tuple(ACTIVATIONS), default="sigmoid")
+            layer.done()
+            layers.append(LayerSpec(units, activation))
+        if layers[-1].units != n_outputs:
+            self.fail(key, f"a last layer with {n_outputs} unit(s), one per column of Y",
+                      f"{layers[-1].units} units")
+        return tuple(layers)
+
+    def batch_size(self, key: str, m: int) -> int:
+        value = self.get(key)
+        if value is None or value == "full":
+            return m
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= m or m % value:
+            divisors = [d for d in range(1, m + 1) if m % d == 0]
+            self.fail(key, f'"full" or a batch size that divides the {m} examples ({", ".join(map(str, divisors))})',
+                      _describe(value))
+        return value
+
+    def names(self, key: str, options: list[str]) -> tuple[str, ...]:
+        value = self.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, f"a list of parameter names from {', '.join(options)}", _describe(value))
+        for v in value:
+            if v not in options:
+                self.fail(key, f"parameter names from {', '.join(options)}", repr(v), suggest=options)
+        return tuple(value)
+
+    def step_list(self, key: str, steps: int) -> tuple[int, ...]:
+        value = self.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            self.fail(key, "a list of step numbers", _describe(value))
+        for v in value:
+            if not 0 <= v < steps:
+                self.fail(key, f"step numbers from 0 to {steps - 1} (steps are counted from 0)", str(v))
+        return tuple(sorted(set(value)))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return f"a list {_short(value)}"
+    if value is None:
+        return "nothing"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
