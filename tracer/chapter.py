@@ -155,7 +155,7 @@ def load_chapter(name: str | Path) -> Chapter:
 def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | None = None) -> Chapter:
     """Check a chapter already read into a dict (from TOML, or built in a notebook)."""
     where = str(path) if path else "<chapter>"
-    top = _Table(raw, where, "", known=TOP_LEVEL)
+    top = Section(raw, where, "", known=TOP_LEVEL)
     title = top.text("title", required=True)
 
     data = top.table("data")
@@ -230,7 +230,7 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     display.done()
 
     for section in OWNED_ELSEWHERE:
-        top.table(section)  # checked by the tool that reads it; here only its being a table
+        top.table(section)  # checked by the tool that reads it; here only that it is a table
     top.done()
     return Chapter(
         path=path, name=name or (path.stem if path else "chapter"), title=title, X=X, Y=Y,
@@ -242,17 +242,22 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     )
 
 
+#: Sections that later tools read and check themselves with a Section: [article] (tracer verify),
+#: [document] (tracer build), [exercise] (tracer check / tracer exercises).
+OWNED_ELSEWHERE = ("article", "document", "exercise")
 #: Top-level keys and sections; each section's own keys are checked where it is parsed.
-TOP_LEVEL = ("title", "source", "data", "network", "init", "train", "record", "display")
-#: Sections that later tools (verify, documents, exercises) read and check themselves.
-OWNED_ELSEWHERE: tuple[str, ...] = ()
+TOP_LEVEL = ("title", "source", "data", "network", "init", "train", "record", "display") + OWNED_ELSEWHERE
 
 
 # --------------------------------------------------------------------------- checking
 
 
-class _Table:
-    """One TOML table being checked: each read key is ticked off, `done` complains about the rest."""
+class Section:
+    """One TOML table being checked: each read key is ticked off, `done` complains about the rest.
+
+    Tools that read their own section of a chapter (verify's [article], the documents' [document])
+    check it with a Section too, so every message has the same form: file, [section] key, expected, got.
+    """
 
     def __init__(self, data: Any, file: str, name: str, known: tuple[str, ...] | None = None):
         self.file, self.name = file, name
@@ -293,12 +298,12 @@ class _Table:
                 self.fail(key, f"one of the known keys ({', '.join(sorted(allowed))})", f"unknown key {key!r}",
                           suggest=list(allowed))
 
-    def table(self, key: str) -> "_Table":
+    def table(self, key: str) -> "Section":
         self.seen.add(key)
         value = self.data.get(key, {})
         if not isinstance(value, dict):
             self.fail(key, "a table", _describe(value))
-        return _Table(value, self.file, f"{self.name}.{key}" if self.name else key)
+        return Section(value, self.file, f"{self.name}.{key}" if self.name else key)
 
     def text(self, key: str, required: bool = False, default: str = "") -> str:
         value = self.get(key, required)
@@ -394,7 +399,7 @@ class _Table:
             self.fail(key, 'a list of layers such as [{units = 3, activation = "sigmoid"}]', _describe(value))
         layers = []
         for i, spec in enumerate(value):
-            layer = _Table(spec, self.file, f"{self.name}.{key}[{i}]")
+            layer = Section(spec, self.file, f"{self.name}.{key}[{i}]")
             units = layer.integer("units", required=True, minimum=1, maximum=10_000)
             activation = layer.choice("activation", tuple(ACTIVATIONS), default="sigmoid")
             layer.done()
@@ -458,3 +463,8 @@ def _describe(value: Any) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def chapter_section(chapter: Chapter, name: str) -> Section:
+    """The chapter's [name] table as a Section, for the tool that owns it to check its keys."""
+    return Section(chapter.raw.get(name, {}), str(chapter.path) if chapter.path else "<chapter>", name)

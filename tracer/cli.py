@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, required=True, metavar="N", help="the step to show (0 is the first)")
     p.add_argument("--json", action="store_true", help="nested lists, full double precision")
     p.add_argument("--carry", choices=("full", "rounded"), help="as for `tracer run`")
+
+    # Each later sub-command adds its parser here, in its own block.
+    # --- verify parser (issue 3)
+    # --- build parser (issue 4)
+    # --- check / exercises parsers (issue 5)
+    # --- figure parser (issue 6)
     return parser
 
 
@@ -168,6 +174,15 @@ def _matrix(value: Any, decimals: int) -> str:
         return format_number(float(array), decimals)
     rows = array if array.ndim == 2 else array.reshape(1, -1)
     return "[" + ", ".join("[" + ", ".join(format_number(x, decimals) for x in row) + "]" for row in rows) + "]"
+
+
+# --------------------------------------------------------------------------- verify (issue 3)
+
+# --------------------------------------------------------------------------- build (issue 4)
+
+# --------------------------------------------------------------------------- check, exercises (issue 5)
+
+# --------------------------------------------------------------------------- figure (issue 6)
 
 
 if __name__ == "__main__":
