@@ -278,16 +278,21 @@ class Section:
         section = f"[{self.name}]" if self.name else ""
         return f"{self.file}: {section}{' ' if section and key else ''}{key or ''}".rstrip()
 
-    def fail(self, key: str | None, expected: str, got: str, suggest: list[str] | None = None) -> None:
+    def fail(self, key: str | None, expected: str, got: str, suggest: list[str] | None = None,
+             near: str | None = None) -> None:
+        """Raise the ChapterError; `suggest` adds "did you mean" for the option closest to `near` (or the key)."""
         hint = ""
-        if suggest and key:
-            close = difflib.get_close_matches(key, suggest, n=1)
+        if suggest and (near or key):
+            close = difflib.get_close_matches(near or key, suggest, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ChapterError(f"{self.where(key)}: expected {expected}, got {got}{hint}")
 
     def get(self, key: str, required: bool = False) -> Any:
         self.seen.add(key)
         if key not in self.data and required:
+            misspelt = difflib.get_close_matches(key, [k for k in self.data if k not in self.seen], n=1)
+            if misspelt:
+                self.fail(misspelt[0], f"the required key {key!r}", f"unknown key {misspelt[0]!r}", [key])
             self.fail(key, "this key, which is required", "nothing")
         return self.data.get(key)
 
@@ -327,7 +332,7 @@ class Section:
             return default
         if value not in options:
             self.fail(key, f"one of {', '.join(repr(o) for o in options)}", _describe(value),
-                      suggest=list(options) if isinstance(value, str) else None)
+                      suggest=list(options), near=value if isinstance(value, str) else None)
         return value
 
     def integer(self, key: str, default: Any = None, required: bool = False,
@@ -427,7 +432,7 @@ class Section:
             self.fail(key, f"a list of parameter names from {', '.join(options)}", _describe(value))
         for v in value:
             if v not in options:
-                self.fail(key, f"parameter names from {', '.join(options)}", repr(v), suggest=options)
+                self.fail(key, f"parameter names from {', '.join(options)}", repr(v), suggest=options, near=v)
         return tuple(value)
 
     def step_list(self, key: str, steps: int) -> tuple[int, ...]:

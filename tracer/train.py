@@ -166,14 +166,14 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
 
 
 def _failure(step: int, net: Network, params: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> NumericalError:
-    """Name the first place at `step` where a value stopped being finite."""
-    for p, value in params.items():
+    """Name the first value at `step`, in the order they were computed, that is not finite."""
+    candidates = [(p, params[p], f"set by the update of step {step - 1}") for p in params]
+    candidates += [(name, out[name], "") for layer in net.layers for name in (layer.Z, layer.A)]
+    for name, value, cause in candidates:
         if not np.all(np.isfinite(value)):
-            return NumericalError(f"step {step}: {p} is not finite: the update of step {step - 1} overflowed "
-                                  "(try a smaller learning_rate)")
-    for layer in net.layers:
-        for name in (layer.Z, layer.A):
-            if not np.all(np.isfinite(out[name])):
-                kind = "NaN" if np.any(np.isnan(out[name])) else "infinite"
-                return NumericalError(f"step {step}: {name} is {kind} (the first value that is)")
-    return NumericalError(f"step {step}: the cost is not finite")
+            kind = "NaN" if np.any(np.isnan(value)) else "infinite"
+            return NumericalError(f"step {step}: {name} is {kind}{', ' + cause if cause else ''}"
+                                  " (the first value that is not finite; try a smaller learning_rate)")
+    largest = max(float(np.max(np.abs(out[layer.A]))) for layer in net.layers)
+    return NumericalError(f"step {step}: cost is infinite (the first value that is not finite: the output "
+                          f"reaches {largest:.3g}; try a smaller learning_rate)")

@@ -1,0 +1,83 @@
+"""The `tracer` command line: outputs, exit statuses and messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tracer.cli import main
+
+
+def test_run_json_has_steps_cost_and_final_params(capsys, trace_of):
+    assert main(["run", "02-or-batch", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    trace = trace_of("02-or-batch")
+    assert data["steps"] == list(range(5000))
+    assert data["cost"][1] == trace.costs[1]
+    assert data["params"]["W1"] == trace.final["W1"].tolist()
+
+
+def test_run_prints_the_cost_table(capsys):
+    assert main(["run", "01-or-one-example"]) == 0
+    out = capsys.readouterr().out
+    assert "       0  0.125\n" in out and "       1  0.1098823258\n" in out and "b1 = [[-0.242]]" in out
+
+
+def test_trace_shows_every_node_and_parameter(capsys):
+    assert main(["trace", "02-or-batch", "--step", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "passes on dW1 = [[-0.044, -0.035]]" in out and "passes on db1 = [[-0.031]]" in out
+    assert "cost [cost] = 0.084" in out
+
+
+def test_trace_json_and_a_saved_trace_agree(capsys, tmp_path):
+    saved = tmp_path / "t.npz"
+    assert main(["run", "04-xor-hidden-layer", "--save", str(saved)]) == 0
+    capsys.readouterr()
+    assert main(["trace", "04-xor-hidden-layer", "--step", "4600", "--json"]) == 0
+    fresh = json.loads(capsys.readouterr().out)
+    assert main(["trace", str(saved), "--step", "4600", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == fresh
+    assert fresh["cost"] == pytest.approx(0.001018305488651183, rel=1e-9)
+
+
+def test_run_with_no_chapter_runs_every_bundled_chapter(capsys):
+    assert main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert "(01-or-one-example)" in out and "(06-xor-relu-adam)" in out
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tracer.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_a_bad_chapter_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('title = "x"\n[data]\nX = [[0, 0]]\nY = [[0]]\n[network]\nlayers = [{units = 1}]\n'
+                   "[train]\nlearning_rate = -1\nsteps = 2\n[init]\nseed = 1\n")
+    result = run_cli("run", str(bad), "--save", str(tmp_path / "out.npz"))
+    assert result.returncode == 2
+    assert result.stderr == f"tracer: {bad}: [train] learning_rate: expected a number above 0, got -1\n"
+    assert "Traceback" not in result.stderr and not (tmp_path / "out.npz").exists()
+
+
+def test_a_numerical_failure_exits_1_and_names_the_step(tmp_path):
+    bad = tmp_path / "diverge.toml"
+    bad.write_text('title = "x"\n[data]\nX = [[0, 1], [1, 1]]\nY = [[1], [0]]\n'
+                   '[network]\nlayers = [{units = 1, activation = "identity"}]\n'
+                   "[init]\nseed = 1\n[train]\nlearning_rate = 1000\nsteps = 500\n")
+    result = run_cli("run", str(bad))
+    assert result.returncode == 1 and result.stderr.startswith("tracer: step ") and "Traceback" not in result.stderr
+
+
+def test_an_unrecorded_step_exits_2():
+    result = run_cli("trace", "01-or-one-example", "--step", "7")
+    assert result.returncode == 2 and "steps 0 to 1" in result.stderr
+
+
+def test_help_explains_every_option():
+    result = run_cli("trace", "--help")
+    assert result.returncode == 0 and "--step N" in result.stdout and "--json" in result.stdout
