@@ -64,9 +64,94 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Each later sub-command adds its parser here, in its own block.
     # --- verify parser (issue 3)
+    p = sub.add_parser("verify", help="check every number against SymPy, an exact oracle and finite differences",
+                       description="Derive each activation and cost with SymPy, check every recorded local "
+                                   "gradient against it, every gradient against SymPy's whole-network cost "
+                                   "(50 digits) and finite differences, and the article's own figures and "
+                                   "formulas ([article] in the chapter). With no CHAPTER, every bundled chapter. "
+                                   "Exit status: 0 the project's numbers agree (an article that differs is "
+                                   "listed, not a failure), 3 they disagree, 2 bad input.")
+    p.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter file or bundled chapter name")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per chapter: every check with expected, computed, tolerance, verdict")
     # --- build parser (issue 4)
+    p = sub.add_parser("build", help="write the worked-example documents (Markdown, LaTeX, PDF)",
+                       description="Write each chapter's worked example: the network and data, the forward "
+                                   "pass, cost, backward pass and update node by node (formula, numbers "
+                                   "substituted, result), the cost table of a long run, the article's exercise "
+                                   "and its answers. With no CHAPTER, every bundled chapter.")
+    p.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter file or bundled chapter name")
+    p.add_argument("-o", "--output", type=Path, default=Path("build"), metavar="DIR",
+                   help="folder for the documents (default: build/)")
+    p.add_argument("--format", default="md,tex,pdf", metavar="LIST",
+                   help="comma-separated formats among md, tex, pdf (default: all three; PDF needs pdflatex)")
+    p.add_argument("--templates", type=Path, metavar="DIR",
+                   help="a folder of templates that override the bundled ones by file name")
     # --- check / exercises parsers (issue 5)
+    p = sub.add_parser("check", help="check a student's answers for one step; name the likely mistake",
+                       description="Judge each answer (QUANTITY = VALUE) against the step as tracer computes it, "
+                                   "at the answer's own precision: right if it is the exact value rounded half-up "
+                                   "to the decimals written, the value of a hand calculation carrying rounded "
+                                   "figures, or within half a unit of its last digit of the exact value. For a "
+                                   "wrong answer, reruns the step with each common mistake and names those that "
+                                   "give the student's numbers. Exit status 0 once checked (the score is in the "
+                                   "reply), 2 for an answer that cannot be read.")
+    p.__class__ = _IntermixedParser  # answers may come before or after the options
+    p.add_argument("chapter", metavar="CHAPTER",
+                   help="chapter file, bundled chapter name, or a folder written by `tracer exercises`")
+    p.add_argument("answers", nargs="*", metavar="ANSWER",
+                   help='e.g. "dW1 = [-0.044, -0.035]" "db1 = -0.031"; a matrix row by row: "W1 = [[0.1, 0.2], '
+                        '[0.3, 0.4]]"; any recorded quantity (Z1, A1, dZ1, dW1, db1, dA0, W1, W1_after or '
+                        '"new W1", cost)')
+    p.add_argument("--step", type=int, metavar="N",
+                   help="the step the answers are about, counted from 0 (default: the chapter's [exercise] step)")
+    p.add_argument("--answers", dest="answers_file", metavar="FILE",
+                   help="read answers from FILE too, one per line (# comments; - for standard input)")
+    p.add_argument("--variant", type=int, metavar="ID", help="check against variant ID of an exercise set")
+    p.add_argument("--seed", type=int, metavar="S",
+                   help="the set's seed, for --variant with a chapter (a sheets folder knows its seed)")
+    p.add_argument("--mode", choices=("precision", "sigfig", "decimals", "relabs"), default="precision",
+                   help="precision (default: each number at its own decimals), sigfig --digits N, "
+                        "decimals --digits N, or relabs --rtol R --atol A")
+    p.add_argument("--digits", type=int, metavar="N", help="significant digits or decimals for --mode sigfig/decimals")
+    p.add_argument("--rtol", type=float, default=0.0, metavar="R", help="relative tolerance for --mode relabs")
+    p.add_argument("--atol", type=float, default=0.0, metavar="A", help="absolute tolerance for --mode relabs")
+    p.add_argument("--reveal", action="store_true", help="also show the expected values")
+    p.add_argument("--json", action="store_true", help="one JSON object: score and a verdict per answer")
+
+    p = sub.add_parser("exercises", help="write per-student exercise variants with answer keys",
+                       description="Draw VARIANTS versions of the chapter's [exercise] (starting weights, and "
+                                   "where the section allows inputs and learning rate, as numbers with one "
+                                   "decimal) with readable, distinct answers; write per variant an exercise "
+                                   "sheet and its answer key (Markdown and LaTeX), answers.csv and answers.json "
+                                   "for an LMS, and exercises.json + chapter.toml so `tracer check DIR --variant "
+                                   "ID` works from the folder. The same seed gives the same files byte for byte.")
+    p.add_argument("chapter", metavar="CHAPTER", help="chapter file or bundled chapter name (with an [exercise] section)")
+    p.add_argument("--variants", type=int, default=40, metavar="N", help="how many variants (default 40)")
+    p.add_argument("--seed", type=int, required=True, metavar="S", help="the set's seed (write it down)")
+    p.add_argument("-o", "--output", type=Path, default=Path("sheets"), metavar="DIR",
+                   help="folder for the sheets (default: sheets/)")
+    p.add_argument("--format", default="md,tex", metavar="LIST", help="comma-separated: md, tex (default both)")
+    p.add_argument("--templates", type=Path, metavar="DIR",
+                   help="a folder of templates that override the bundled ones by file name")
     # --- figure parser (issue 6)
+    p = sub.add_parser("figure", help="draw one figure: computational graph, learning curve or decision boundary",
+                       description="Draw one of the chapter's pictures from its trace. graph: the computational "
+                                   "graph at step N, forward values on solid blue arrows and gradients of the cost "
+                                   "on dashed vermillion ones (.svg, or .tex: a LaTeX document with a TikZ "
+                                   "picture). curve: the cost at every step (.svg or .pdf). boundary: the trained "
+                                   "network's decision boundary over its two input features (.svg or .pdf). The "
+                                   "format is taken from the suffix of FILE.")
+    p.add_argument("chapter", metavar="CHAPTER", help="chapter file or bundled chapter name")
+    p.add_argument("--kind", choices=("graph", "curve", "boundary"), required=True, help="which picture")
+    p.add_argument("--step", type=int, metavar="N", help="graph: the recorded step to draw (default: the first)")
+    p.add_argument("--view", choices=("scalar", "layer"),
+                   help="graph: one node per weight and example (scalar) or per matrix (layer); "
+                        "default scalar for one example, layer for a batch")
+    p.add_argument("--shaded", action="store_true", help="boundary: shade the two decision regions")
+    p.add_argument("--carry", choices=("full", "rounded"), help="as for `tracer run`")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
+                   help="where to write (.svg, .pdf, .tex); default CHAPTER-KIND….svg in the current folder")
     return parser
 
 
@@ -178,11 +263,98 @@ def _matrix(value: Any, decimals: int) -> str:
 
 # --------------------------------------------------------------------------- verify (issue 3)
 
+
+@command("verify")
+def _verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    chapters = [load_chapter(c) for c in args.chapters] if args.chapters else \
+        [load_chapter(p) for p in bundled_chapters()]
+    reports = [verify(chapter) for chapter in chapters]
+    for i, report in enumerate(reports):
+        print(report.to_json() if args.json else ("\n" if i else "") + report.table())
+    return max(r.exit_status for r in reports)
+
 # --------------------------------------------------------------------------- build (issue 4)
+
+
+@command("build")
+def _build(args: argparse.Namespace) -> int:
+    from .render import build
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    chapters = [load_chapter(c) for c in args.chapters] if args.chapters else \
+        [load_chapter(p) for p in bundled_chapters()]
+    tty = sys.stderr.isatty()
+    progress = (lambda message: print(f"tracer build {message}", file=sys.stderr)) if tty else None
+    for path in build(chapters, args.output, formats, user_templates=args.templates, progress=progress):
+        print(path)
+    return 0
 
 # --------------------------------------------------------------------------- check, exercises (issue 5)
 
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """`tracer check CHAPTER --step 1 "dW1 = …"`: positionals after options (argparse reads them in one run)."""
+
+    _inside = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._inside:
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
+@command("check")
+def _check(args: argparse.Namespace) -> int:
+    from .answers import Mode
+    from .exercises import check_answers
+
+    answers = list(args.answers)
+    if args.answers_file:
+        answers += _answer_lines(args.answers_file)
+    if not answers:
+        raise TracerError('no answers: give them as arguments, e.g. "dW1 = [-0.044, -0.035]", or with --answers FILE')
+    mode = Mode(args.mode, args.digits, args.rtol, args.atol)
+    report = check_answers(args.chapter, answers, step=args.step, variant=args.variant, seed=args.seed, mode=mode)
+    print(json.dumps(report.to_dict(args.reveal)) if args.json else report.text(args.reveal))
+    return 0
+
+
+def _answer_lines(name: str) -> list[str]:
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TracerError(f"--answers {name}: cannot be read ({exc})") from None
+    return text.splitlines()
+
+
+@command("exercises")
+def _exercises(args: argparse.Namespace) -> int:
+    from .exercises import write_exercises
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    paths = write_exercises(load_chapter(args.chapter), args.output, args.variants, args.seed, formats,
+                            args.templates)
+    print(f"wrote {args.variants} variants (seed {args.seed}) to {args.output}: {len(paths)} files")
+    return 0
+
 # --------------------------------------------------------------------------- figure (issue 6)
+
+
+@command("figure")
+def _figure(args: argparse.Namespace) -> int:
+    from .figures import write_figure
+
+    chapter = load_chapter(args.chapter)
+    path = write_figure(chapter, run(chapter, carry=args.carry), args.kind, args.output, step=args.step,
+                        view=args.view, shaded=args.shaded)
+    print(path)
+    return 0
 
 
 if __name__ == "__main__":

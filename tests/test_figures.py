@@ -1,0 +1,315 @@
+"""Figures: numbers read back out of the drawn graphs, determinism, LaTeX compilation, the curved boundary."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tracer
+from tracer import figures
+from tracer.cli import main
+from tracer.rounding import format_number
+
+SVG = "{http://www.w3.org/2000/svg}"
+#: A number as format_number writes it: plain, or "2.3 × 10⁻⁴" (SVG) / "2.3 \times 10^{-4}" (LaTeX).
+SVG_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?: × 10[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)?")
+TEX_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?: \\times 10\^\{-?\d+\})?")
+#: Indices of names in LaTeX (w_{12}, z^{[1](2)}), which are not numbers shown.
+TEX_INDEX = re.compile(r"_\{[^}]*\}|\^\{[(\[][^}]*\}")
+pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+
+
+def chapter_and_trace(trace_of, name: str) -> tuple[tracer.Chapter, tracer.Trace]:
+    return tracer.load_chapter(name), trace_of(name)
+
+
+# --------------------------------------------------------------------------- reading numbers back
+
+
+def svg_numbers(svg: str) -> dict[tuple[str, str], list[str]]:
+    """{(element id, "fwd" | "bwd"): the numbers written in it, in order}, told apart by their colour."""
+    roles = {figures.FORWARD.lower(): "fwd", figures.BACKWARD.lower(): "bwd"}
+    found: dict[tuple[str, str], list[str]] = {}
+    for group in ET.fromstring(svg).iter(f"{SVG}g"):
+        ident = group.get("id", "")
+        if not ident[:2] in ("n:", "f:", "b:"):
+            continue
+        for text in group.iter(f"{SVG}text"):
+            if text.get("baseline-shift"):  # a subscript or superscript of a name (w₁, z⁽²⁾)
+                continue
+            role = roles.get((text.get("fill") or "").lower())
+            numbers = SVG_NUMBER.findall(text.text or "")
+            if role and numbers:
+                found.setdefault((ident, role), []).extend(numbers)
+    return found
+
+
+def tikz_numbers(tikz: str) -> dict[tuple[str, str], list[str]]:
+    """The same read from a TikZ picture: each label line ends with "% <element id>"."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for line in tikz.splitlines():
+        match = re.search(r"% ([nfb]:\S+)$", line)
+        if not match:
+            continue
+        for role, math in re.findall(r"\\color\{tracer(fwd|bwd)\}\$(.*?)\$\}", line):
+            numbers = [n.replace(r" \times 10^{", " × 10^{") for n in TEX_NUMBER.findall(TEX_INDEX.sub("", math))]
+            found.setdefault((match.group(1), role), []).extend(numbers)
+    return found
+
+
+def expected(chapter: tracer.Chapter, trace: tracer.Trace, step: int, quantity: str, role: str,
+             style: str) -> list[str]:
+    """What the trace says an element must show: the value (fwd) or gradient (bwd) of `quantity`.
+
+    `quantity` is an element's node: "cost", a matrix "W1" (layer view) or an entry "W1_0_1" (scalar view).
+    """
+    values = trace.at(step)
+    name, *index = quantity.split("_")
+    if name == "cost":
+        array, key = np.asarray(values["cost"]), "cost"
+    else:
+        key = name if role == "fwd" else "d" + name
+        array = values[key][tuple(int(i) for i in index)] if index else values[key]
+    decimals = chapter.display.decimals_of(key)
+    if key in ("A0", "Y") and np.all(np.mod(values[key], 1) == 0):
+        decimals = 0  # data that is whole is written whole, as in the documents (x₁ = 0, y = 1)
+    out = [format_number(x, decimals, style=style) for x in np.ravel(array)]
+    return [s.replace(r" \times 10^{", " × 10^{") for s in out]
+
+
+def check_against_trace(chapter, trace, step, found, style):
+    """Every number on the graph is the trace's, and every node's value and gradient is shown somewhere."""
+    assert found, "no numbers found on the graph"
+    valued, graded = set(), set()
+    for (ident, role), numbers in found.items():
+        quantity = ident.split(":")[1]  # a node, or the tail of an arrow (what flows along it)
+        assert numbers == expected(chapter, trace, step, quantity, role, style), (ident, role)
+        (valued if role == "fwd" else graded).add(quantity)
+    nodes = {ident.split(":")[1] for ident, _ in found if ident.startswith("n:")}
+    return valued, graded, nodes
+
+
+DRAWN = {"svg": (figures.graph_svg, svg_numbers, "unicode"), "tikz": (figures.graph_tikz, tikz_numbers, "latex")}
+
+
+@pytest.mark.parametrize("name, view, fmt", [
+    ("01-or-one-example", "scalar", "svg"), ("02-or-batch", "layer", "svg"), ("02-or-batch", "scalar", "svg"),
+    ("03-xor-feature-cross", "scalar", "svg"), ("04-xor-hidden-layer", "layer", "svg"),
+    ("01-or-one-example", "scalar", "tikz"), ("04-xor-hidden-layer", "layer", "tikz"),
+    ("06-xor-relu-adam", "layer", "tikz"), ("06-xor-relu-adam", "scalar", "tikz"),
+])
+def test_numbers_on_the_graph_are_the_trace_rounded(trace_of, name, view, fmt):
+    chapter, trace = chapter_and_trace(trace_of, name)
+    graph = figures.computational_graph(chapter, trace, 0, view)
+    draw, read, style = DRAWN[fmt]
+    check_graph(chapter, trace, 0, graph, read(draw(graph)), style)
+
+
+def check_graph(chapter, trace, step, graph, found, style):
+    valued, graded, _ = check_against_trace(chapter, trace, step, found, style)
+    assert valued == set(graph.nodes)  # every node's value is written, on the node or its arrow
+    assert graded == {n.id for n in graph.nodes.values() if n.gradient is not None}
+
+
+@pytest.mark.parametrize("view", ["scalar", "layer"])
+def test_a_cost_from_logits_takes_the_last_z_directly(view):
+    raw = tomllib.loads(tracer.load_chapter("06-xor-relu-adam").path.read_text(encoding="utf-8"))
+    raw["train"].update(from_logits=True, steps=3)
+    chapter = tracer.parse_chapter(raw, name="from-logits")
+    trace = tracer.run(chapter)
+    graph = figures.computational_graph(chapter, trace, 1, view)
+    assert ("Z2" if view == "layer" else "Z2_0_0", "cost") in graph.edges
+    assert not any(node.startswith("A2") for node in graph.nodes)
+    check_graph(chapter, trace, 1, graph, svg_numbers(figures.graph_svg(graph)), "unicode")
+
+
+def test_part_1_graph_shows_the_articles_figures(trace_of):
+    # Seed 000, Part I, x₁ = x₂ = 0, y = 0, w = (0.1, 0.6), b = 0: z = 0, ŷ = σ(0) = 0.5, L = ½(0 − 0.5)² = 0.125;
+    # ∂L/∂ŷ = ŷ − y = 0.5, ∂L/∂z = 0.5 · σ'(0) = 0.5 · 0.25 = 0.125, ∂L/∂w = 0.125 · x = 0, ∂L/∂b = 0.125.
+    chapter, trace = chapter_and_trace(trace_of, "01-or-one-example")
+    found = svg_numbers(figures.graph_svg(figures.computational_graph(chapter, trace, 0)))
+    assert found[("n:cost", "fwd")] == ["0.125"]
+    assert found[("f:A0_0_0:Z1_0_0", "fwd")] == found[("f:Y_0_0:cost", "fwd")] == ["0"]  # data, written whole
+    assert found[("f:W1_0_1:Z1_0_0", "fwd")] == ["0.600"]
+    assert found[("f:Z1_0_0:A1_0_0", "fwd")] == ["0.000"]
+    assert found[("f:A1_0_0:cost", "fwd")] == ["0.500"]
+    assert found[("b:A1_0_0:cost", "bwd")] == ["0.500"]
+    assert found[("b:Z1_0_0:A1_0_0", "bwd")] == ["0.125"]
+    assert found[("b:W1_0_0:Z1_0_0", "bwd")] == found[("b:W1_0_1:Z1_0_0", "bwd")] == ["0.000"]
+    assert found[("b:b1_0_0:Z1_0_0", "bwd")] == ["0.125"]
+    assert ("b:A0_0_0:Z1_0_0", "bwd") not in found  # no gradient flows into the data
+
+
+def test_vectorized_graph_after_one_update_shows_the_articles_exercise_answer(trace_of):
+    # "∂Cost/∂W = [-0.044, -0.035] and ∂Cost/∂b = [-0.031]" at the second step, cost 0.084.
+    chapter, trace = chapter_and_trace(trace_of, "02-or-batch")
+    found = svg_numbers(figures.graph_svg(figures.computational_graph(chapter, trace, 1, "layer")))
+    assert found[("n:W1", "bwd")] == ["-0.044", "-0.035"]
+    assert found[("n:b1", "bwd")] == ["-0.031"]
+    assert found[("n:cost", "fwd")] == ["0.084"]
+
+
+def test_gradient_arrows_are_dashed_and_forward_arrows_solid(trace_of):
+    chapter, trace = chapter_and_trace(trace_of, "04-xor-hidden-layer")
+    root = ET.fromstring(figures.graph_svg(figures.computational_graph(chapter, trace, 0)))
+    for group in root.iter(f"{SVG}g"):
+        ident = group.get("id", "")
+        if ident[:2] in ("f:", "b:"):
+            path = group.find(f"{SVG}path")
+            assert (path.get("stroke-dasharray") is not None) == ident.startswith("b:"), ident
+
+
+def test_a_feature_cross_input_is_named_as_the_product(trace_of):
+    chapter, trace = chapter_and_trace(trace_of, "03-xor-feature-cross")
+    svg = figures.graph_svg(figures.computational_graph(chapter, trace, 0, "scalar"))
+    node = next(g for g in ET.fromstring(svg).iter(f"{SVG}g") if g.get("id") == "n:A0_2_0")
+    text = "".join(t.text or "" for t in node.iter(f"{SVG}text"))
+    assert text.replace(" ", "") == "x3(1)=x1·x2"
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_two_builds_are_byte_identical(trace_of):
+    chapter, trace = chapter_and_trace(trace_of, "03-xor-feature-cross")
+
+    def build() -> list[bytes]:
+        graph = figures.computational_graph(chapter, trace, 0)
+        boundaries = figures.decision_boundaries(chapter, trace, "svg")
+        return [figures.graph_svg(graph).encode(), figures.graph_tikz(graph).encode(),
+                figures.learning_curve(chapter, trace, "svg"), figures.learning_curve(chapter, trace, "pdf"),
+                boundaries[False], boundaries[True], figures.decision_boundary(chapter, trace, True, "pdf")]
+
+    first, second = build(), build()
+    assert first == second
+    svg, _, curve_svg, curve_pdf, *_ = first
+    assert b"<!--" not in svg  # Graphviz's version comment is stripped
+    assert b"<dc:date>" not in curve_svg and b"CreationDate" not in curve_pdf
+
+
+# --------------------------------------------------------------------------- LaTeX
+
+
+@pdflatex
+def test_tikz_graphs_and_figures_compile_and_render_a_page(trace_of, tmp_path):
+    parts = []
+    for name in ("01-or-one-example", "04-xor-hidden-layer", "03-xor-feature-cross"):
+        chapter, trace = chapter_and_trace(trace_of, name)
+        placed = figures.document_figures(chapter, trace, tmp_path, "tex")
+        parts += [placed[key] for key in sorted(placed)]
+    body = "\n\n".join(parts)
+    assert r"\begin{tikzpicture}" in body and r"\includegraphics" in body
+    document = ("\\documentclass{article}\n" + figures.TIKZ_PREAMBLE + "\\begin{document}\n"
+                + "Worked example: the graph of step 0.\n\n" + body + "\n\\end{document}\n")
+    (tmp_path / "doc.tex").write_text(document, encoding="utf-8")
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 10_000
+    if shutil.which("pdftoppm"):
+        subprocess.run(["pdftoppm", "-png", "-r", "50", "-f", "1", "-l", "1", "doc.pdf", "page"],
+                       cwd=tmp_path, check=True, timeout=60)
+        page = next(tmp_path.glob("page*.png")).read_bytes()
+        assert page[:8] == b"\x89PNG\r\n\x1a\n" and len(page) > 5_000
+
+
+# --------------------------------------------------------------------------- decision boundary
+
+
+def crossings(x1: np.ndarray, x2: np.ndarray, yhat: np.ndarray, level: float) -> np.ndarray:
+    """(x₁, x₂) where ŷ crosses `level` along each grid column and each row, by linear interpolation."""
+    def along(across: np.ndarray, down: np.ndarray, values: np.ndarray) -> list[tuple[float, float]]:
+        points = []
+        for c in range(len(across)):
+            line = values[:, c] - level
+            for r in np.nonzero(np.sign(line[:-1]) * np.sign(line[1:]) < 0)[0]:
+                t = line[r] / (line[r] - line[r + 1])
+                points.append((across[c], down[r] + t * (down[r + 1] - down[r])))
+        return points
+
+    by_row = [(a, b) for b, a in along(x2, x1, yhat.T)]
+    return np.array(along(x1, x2, yhat) + by_row)
+
+
+def line_misfit(points: np.ndarray) -> float:
+    """The largest distance of the points from their best straight line (total least squares)."""
+    centred = points - points.mean(axis=0)
+    normal = np.linalg.svd(centred)[2][-1]
+    return float(np.max(np.abs(centred @ normal)))
+
+
+def test_feature_cross_boundary_is_curved_and_matches_a_hand_computed_network(trace_of):
+    chapter, trace = chapter_and_trace(trace_of, "03-xor-feature-cross")
+    x1, x2, yhat = figures.boundary_grid(chapter, trace)
+    # By hand: ŷ = σ(w₁x₁ + w₂x₂ + w₃·x₁x₂ + b) with the trained weights.
+    (w1, w2, w3), b = trace.final["W1"][0], trace.final["b1"][0, 0]
+    g1, g2 = np.meshgrid(x1, x2)
+    np.testing.assert_allclose(yhat, 1 / (1 + np.exp(-(w1 * g1 + w2 * g2 + w3 * g1 * g2 + b))), rtol=1e-12)
+    # The grid includes the four XOR points, all on the right side: no straight line can do that.
+    at = lambda a, b: yhat[np.argmin(abs(x2 - b)), np.argmin(abs(x1 - a))]  # noqa: E731
+    assert at(0, 1) > 0.5 and at(1, 0) > 0.5 and at(0, 0) < 0.5 and at(1, 1) < 0.5
+    assert line_misfit(crossings(x1, x2, yhat, 0.5)) > 0.1
+
+
+def test_or_boundary_is_straight(trace_of):
+    # The check above must be able to see a straight line: one sigmoid unit on x₁, x₂ gives one.
+    chapter, trace = chapter_and_trace(trace_of, "02-or-batch")
+    x1, x2, yhat = figures.boundary_grid(chapter, trace)
+    assert line_misfit(crossings(x1, x2, yhat, 0.5)) < 1e-3
+
+
+def test_boundary_needs_two_input_features(trace_of):
+    chapter, trace = chapter_and_trace(trace_of, "05-xor-no-bias")
+    with pytest.raises(tracer.TracerError, match="2 input features"):
+        figures.boundary_grid(chapter, trace)
+
+
+# --------------------------------------------------------------------------- documents and command line
+
+
+@pytest.mark.parametrize("name, keys", [
+    ("01-or-one-example", {"graph_step_0"}),  # 2 steps: no curve, no boundary of an untrained network
+    ("02-or-batch", {"graph_step_0", "curve", "boundary", "boundary_shaded"}),
+    ("05-xor-no-bias", {"graph_step_0", "curve"}),  # three input features: no boundary
+])
+def test_document_figures_places_each_picture_once(trace_of, tmp_path, name, keys):
+    chapter, trace = chapter_and_trace(trace_of, name)
+    placed = figures.document_figures(chapter, trace, tmp_path, "md")
+    assert set(placed) == keys
+    for key, text in placed.items():
+        link = re.fullmatch(r"!\[[^\]]+\]\(([^)]+\.svg)\)", text)
+        assert link, text
+        assert (tmp_path / link.group(1)).read_bytes().lstrip().startswith(b"<?xml")
+
+
+def test_worked_steps_come_from_the_document_section(trace_of):
+    chapter, trace = chapter_and_trace(trace_of, "02-or-batch")
+    assert figures.worked_steps(chapter, trace) == chapter.raw["document"]["worked_steps"]
+
+
+def test_figure_command_writes_the_format_of_the_suffix(trace_of, tmp_path, capsys):
+    out = tmp_path / "curve.pdf"
+    assert main(["figure", "02-or-batch", "--kind", "curve", "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(b"%PDF")
+    tex = tmp_path / "graph.tex"
+    assert main(["figure", "01-or-one-example", "--kind", "graph", "--step", "1", "-o", str(tex)]) == 0
+    assert r"\begin{tikzpicture}" in tex.read_text() and r"\documentclass" in tex.read_text()
+
+
+def test_figure_command_refuses_a_format_it_cannot_write(tmp_path, capsys):
+    out = tmp_path / "curve.tex"
+    assert main(["figure", "01-or-one-example", "--kind", "curve", "-o", str(out)]) == 2
+    assert "curve figure is written as .svg or .pdf" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_figure_command_names_an_unrecorded_step(tmp_path, capsys):
+    assert main(["figure", "01-or-one-example", "--kind", "graph", "--step", "5", "-o", str(tmp_path / "g.svg")]) == 2
+    assert "step 5" in capsys.readouterr().err

@@ -1,0 +1,357 @@
+"""The worked-example documents: golden files, pdflatex, KaTeX, escaping, strictness, determinism,
+and the article's printed figures (the independent oracle for chapters 01 and 02).
+
+Golden files: tests/golden/<chapter>.md and .tex, rendered without figures (the figures have their
+own tests). Regenerate them deliberately, never in CI:  TRACER_UPDATE_GOLDEN=1 pytest tests/test_render.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tracer
+from tracer import render
+from tracer.chapter import bundled_chapters, load_chapter
+from tracer.cli import main
+from tracer.rounding import round_half_up
+
+HERE = Path(__file__).resolve().parent
+GOLDEN = HERE / "golden"
+KATEX = HERE / "katex"
+GOLDEN_CHAPTERS = ("01-or-one-example", "02-or-batch")
+needs_pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """Every bundled chapter built once to Markdown and LaTeX, figures included."""
+    out = tmp_path_factory.mktemp("build")
+    render.build([p.stem for p in bundled_chapters()], out, ["md", "tex"])
+    return out
+
+
+def text_of(folder: Path, name: str, fmt: str) -> str:
+    return (folder / f"{name}.{fmt}").read_text(encoding="utf-8")
+
+
+def write_chapter(folder: Path, extra: str = "", title: str = "A test chapter") -> Path:
+    """Chapter 02's network and data under another title, with `extra` TOML appended."""
+    source = load_chapter("02-or-batch").path.read_text(encoding="utf-8")
+    source = re.sub(r"^title = .*$", lambda _: f"title = {json.dumps(title)}", source, count=1, flags=re.M)
+    source = re.sub(r"\n\[document\].*", "", source, flags=re.S)  # the test gives its own
+    path = folder / "test-chapter.toml"
+    path.write_text(source.replace("steps = 5000", "steps = 3") + extra, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- golden files
+
+
+@pytest.mark.parametrize("name", GOLDEN_CHAPTERS)
+@pytest.mark.parametrize("fmt", ["md", "tex"])
+def test_document_matches_its_golden_file(tmp_path, name, fmt):
+    render.build([name], tmp_path, [fmt], figures=False)
+    got = text_of(tmp_path, name, fmt)
+    golden = GOLDEN / f"{name}.{fmt}"
+    if os.environ.get("TRACER_UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(got, encoding="utf-8")
+    assert golden.exists(), f"no golden file {golden}: run TRACER_UPDATE_GOLDEN=1 pytest tests/test_render.py"
+    assert got == golden.read_text(encoding="utf-8"), (
+        f"{name}.{fmt} differs from {golden}; if the change is intended, regenerate with "
+        "TRACER_UPDATE_GOLDEN=1 pytest tests/test_render.py and review the diff")
+
+
+# --------------------------------------------------------------------------- the article's figures
+
+
+def test_chapter_01_shows_the_articles_hand_calculation(built):
+    md = text_of(built, "01-or-one-example", "md")
+    step0, step1 = md.split("## Step 1", 1)
+    # ŷ = 0.5, loss 0.125, ∂L/∂b = 0.125, b = −0.125 (the article's figures, written out in Part I).
+    assert r"&= \sigma\left(0.000\right) \\ &= 0.500" in step0
+    assert r"\frac{1}{2 \cdot 1}(0 - 0.500)^2 \\ &= 0.125" in step0
+    assert re.search(r"\\partial b_\{1\}\}.*&= 0\.125 \\end\{aligned\}", step0)
+    assert r"&= 0.000 - 1 \cdot 0.125 \\ &= -0.125" in step0
+    # The local gradients of z with respect to the weights are the inputs x₁ = x₂ = 0: ∂L/∂w = 0.
+    assert r"\begin{bmatrix} 0.125 \cdot 0 & 0.125 \cdot 0 \end{bmatrix}" in step0
+    # Then ŷ ≈ 0.469 with b = −0.125; the loss is 0.110 computed (the article prints 0.109, see the erratum test).
+    assert r"&= \sigma\left(-0.125\right) \\ &= 0.469" in step1
+    assert r"(0 - 0.469)^2 \\ &= 0.110" in step1
+
+
+def test_chapter_02_shows_the_articles_vectorized_figures(built):
+    md = text_of(built, "02-or-batch", "md")
+    step0, rest = md.split("## Step 1", 1)
+    step1, rest = rest.split("## Training", 1)
+    assert r"&= 0.089 \end{aligned}" in step0  # the cost with the starting weights
+    assert r"&= 0.084 \end{aligned}" in step1  # and after one update
+    table = dict(re.findall(r"^\| (\d+) \| \$([^$]+)\$ \|$", rest, flags=re.M))
+    assert table["4999"] == "0.0005"  # "Cost steadily decreases to about 0.0005"
+    exercise, answers = rest.split("## Exercise", 1)[1].split("## Answers", 1)
+    assert "Perform the backpropagation step yourself" in exercise
+    assert "-0.044" not in exercise  # the answer is not given away in the exercise
+    assert r"W_{1}} = \begin{bmatrix} -0.044 & -0.035 \end{bmatrix}" in answers
+    assert r"b_{1}} = -0.031" in answers
+
+
+def test_the_answers_are_the_last_section(built):
+    md = text_of(built, "02-or-batch", "md")
+    headings = re.findall(r"^## (.*)$", md, flags=re.M)
+    assert headings[-2:] == ["Exercise", "Answers"]
+    tex = text_of(built, "02-or-batch", "tex")
+    assert re.findall(r"\\section\*\{([^}]*)\}", tex)[-1] == "Answers"
+
+
+def test_every_number_in_a_calculation_is_the_trace_rounded_half_up(trace_of):
+    """The document context's results are the trace's values through rounding.format_number."""
+    chapter = load_chapter("02-or-batch")
+    trace = trace_of("02-or-batch")
+    context = render.document_context(chapter, trace)
+    step0 = context["worked"][0]
+    results = {c.quantity: c.result for node in step0.forward + [step0.cost] + step0.backward
+               for c in node.calculations}
+    for quantity in ("Z1", "A1", "dA1", "dZ1", "dW1", "db1"):
+        values = np.asarray(trace.at(0)[quantity]).ravel()
+        expected = [str(round_half_up(x, 3)) for x in values]
+        assert re.findall(r"-?\d+\.\d+", results[quantity]) == expected, quantity
+
+
+# --------------------------------------------------------------------------- errata and carry footnotes
+
+
+@dataclass
+class FakeCheck:
+    quantity: str
+    step: int
+    index: tuple | None
+    printed: str
+    computed: float
+    correct: str
+    verdict: str
+    explanation: str
+
+
+def test_an_article_figure_that_differs_gets_an_erratum_with_the_computed_figure(tmp_path, monkeypatch, trace_of):
+    exact = float(trace_of("01-or-one-example").costs[1])
+    checks = [FakeCheck("cost", 1, None, "0.109", exact, "0.110", "article differs",
+                        "0.109 is 0.1098… truncated, not rounded."),
+              FakeCheck("A1", 1, None, "0.469", 0.46879, "0.469", "matches", "")]
+    fake = type("verify", (), {"article_figures": staticmethod(lambda chapter, trace: checks)})
+    monkeypatch.setitem(__import__("sys").modules, "tracer.verify", fake)
+    render.build(["01-or-one-example"], tmp_path, ["md", "tex"], figures=False)
+    md = text_of(tmp_path, "01-or-one-example", "md")
+    step1 = md.split("## Step 1", 1)[1]
+    assert "**Erratum.** The article prints $0.109$ for $\\mathrm{Cost}$ at this step" in step1
+    assert "shows the computed figure, $0.110$" in step1 and "truncated, not rounded" in step1
+    assert md.count("Erratum") == 1  # the matching figure gets no note
+    assert r"\textbf{Erratum.}" in text_of(tmp_path, "01-or-one-example", "tex")
+
+
+def test_chapter_01_erratum_comes_from_tracer_verify(built):
+    pytest.importorskip("tracer.verify", reason="tracer verify (issue 3) is not installed yet")
+    if "article" not in load_chapter("01-or-one-example").raw:
+        pytest.skip("chapter 01 has no [article] figures yet (issue 3 adds them)")
+    md = text_of(built, "01-or-one-example", "md")
+    erratum = md.split("**Erratum.**", 1)[1].split("\n", 1)[0]
+    assert "$0.109$" in erratum and "$0.110$" in erratum
+
+
+def test_figures_that_hand_mode_prints_differently_get_a_footnote(trace_of):
+    """dW1 of chapter 02 at step 0: full precision gives [-0.048, -0.039]; a student carrying
+    3-decimal figures gets [-0.048, -0.038]. Worked here by hand, independently of the engine."""
+    r = lambda x: np.array([float(round_half_up(v, 3)) for v in np.ravel(x)]).reshape(np.shape(x))  # noqa: E731
+    X = np.array([[0, 0, 1, 1], [0, 1, 0, 1]], dtype=float)
+    Y = np.array([[0, 1, 1, 1]], dtype=float)
+    Z = r(np.array([[0.1, 0.6]]) @ X)
+    A = r(1 / (1 + np.exp(-Z)))
+    dA = r((A - Y) / 4)
+    dZ = r(dA * r(A * (1 - A)))
+    dW = r(dZ @ X.T)
+    assert dW.tolist() == [[-0.048, -0.038]]
+
+    context = render.document_context(load_chapter("02-or-batch"), trace_of("02-or-batch"))
+    node = next(n for n in context["worked"][0].backward if n.name == "Z1")
+    (note,) = [n for n in node.notes if "W_{1}" in n.symbol]
+    assert note.mode == "rounded"
+    assert note.value == r"\begin{bmatrix} -0.048 & -0.038 \end{bmatrix}"
+    md = render.render(render.environment(), "chapter.md.j2", context)
+    assert f"[^{note.id}]: With carry = \"rounded\"" in md
+    assert f"(linear)[^{note.id}]" in md
+
+
+def test_a_hand_mode_chapter_footnotes_the_full_precision_figures(tmp_path):
+    path = write_chapter(tmp_path, '\n[display]\ncarry = "rounded"\n')
+    context = render.document_context(load_chapter(path))
+    assert context["chapter"]["carry"] == "rounded"
+    assert context["notes"] and all(n.mode == "full" for n in context["notes"])
+
+
+# --------------------------------------------------------------------------- LaTeX and KaTeX
+
+
+@needs_pdflatex
+def test_every_latex_document_compiles_with_pdflatex(built):
+    for tex in sorted(built.glob("*.tex")):
+        pdf = render.compile_pdf(tex)
+        assert pdf is not None and pdf.read_bytes().startswith(b"%PDF"), tex.name
+
+
+@needs_pdflatex
+def test_the_pdf_is_the_same_byte_for_byte_when_compiled_again(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        render.build(["01-or-one-example"], out, ["pdf"], figures=False)
+    assert (first / "01-or-one-example.pdf").read_bytes() == (second / "01-or-one-example.pdf").read_bytes()
+
+
+def maths_fragments(markdown: str) -> list[dict]:
+    """Every $$…$$ block and $…$ span of a Markdown text (escaped \\$ is not maths)."""
+    fragments = [{"tex": m, "display": True} for m in re.findall(r"^\$\$\n(.*?)\n\$\$$", markdown, re.S | re.M)]
+    rest = re.sub(r"^\$\$\n.*?\n\$\$$", "", markdown, flags=re.S | re.M).replace("\\\\", "").replace("\\$", "")
+    fragments += [{"tex": m, "display": False} for m in re.findall(r"\$([^$\n]+)\$", rest)]
+    return fragments
+
+
+def katex_failures(fragments: list[dict]) -> list[dict]:
+    if shutil.which("node") is None or not (KATEX / "node_modules" / "katex").is_dir():
+        pytest.skip("KaTeX is not installed (npm install --prefix tests/katex --no-save katex)")
+    done = subprocess.run(["node", str(KATEX / "check.js")], input=json.dumps(fragments),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [{**f, "tex": fragments[f["index"]]["tex"][:200]} for f in json.loads(done.stdout)]
+
+
+def test_every_maths_fragment_of_the_markdown_parses_with_katex(built):
+    fragments = [f for md in sorted(built.glob("*.md")) for f in maths_fragments(md.read_text(encoding="utf-8"))]
+    assert len(fragments) > 100
+    assert katex_failures(fragments) == []
+
+
+def test_katex_check_does_catch_bad_maths():
+    failures = katex_failures([{"tex": r"\frac{1}{", "display": False}, {"tex": "x^2", "display": False}])
+    assert [f["index"] for f in failures] == [0]
+
+
+# --------------------------------------------------------------------------- user text
+
+
+SPECIALS = r"Costs & gains: 100% of x_1 #1 {a} ~b^c \d $5 <i>|"
+
+
+def test_user_text_with_latex_specials_is_escaped_and_still_compiles(tmp_path):
+    extra = f'\n[document]\nintro = {json.dumps(SPECIALS + " (ŷ, α, x₁·x₂)")}\n'
+    path = write_chapter(tmp_path, extra, title=SPECIALS)
+    out = tmp_path / "out"
+    formats = ["md", "tex", "pdf"] if shutil.which("pdflatex") else ["md", "tex"]
+    written = render.build([path], out, formats, figures=False)
+    tex = text_of(out, "test-chapter", "tex")
+    escaped = (r"Costs \& gains: 100\% of x\_1 \#1 \{a\} \textasciitilde{}b\textasciicircum{}c "
+               r"\textbackslash{}d \$5 \textless{}i\textgreater{}\textbar{}")
+    assert f"\\title{{{escaped}}}" in tex
+    assert escaped + r" ($\hat{y}$, $\alpha$, x\textsubscript{1}\textperiodcentered{}x\textsubscript{2})" in tex
+    md = text_of(out, "test-chapter", "md")
+    assert md.startswith(r"# Costs \& gains: 100% of x\_1 \#1 {a} \~b\^c \\d \$5 \<i\>\|" + "\n")
+    assert not any("$5" in f["tex"] for f in maths_fragments(md))  # the $ is not taken for maths
+    if "pdf" in formats:
+        assert (out / "test-chapter.pdf") in written
+
+
+def test_user_text_cannot_be_printed_unescaped(tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "chapter.md.j2").write_text("# {{ chapter.title }}\n")
+    with pytest.raises(render.TemplateError, match="without escaping"):
+        render.build(["01-or-one-example"], tmp_path / "out", ["md"], user_templates=templates, figures=False)
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def test_a_misspelt_template_variable_fails_loudly_with_exit_status_2(tmp_path, capsys):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "chapter.md.j2").write_text("# {{ chapter.title|md }}\n\n{{ chapter.titel }}\n")
+    status = main(["build", "01-or-one-example", "-o", str(tmp_path / "out"), "--format", "md",
+                   "--templates", str(templates)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "titel" in err and "chapter.md.j2" in err and "line 3" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out" / "01-or-one-example.md").exists()  # nothing half-written
+
+
+def test_an_instructors_template_overrides_the_bundled_one_by_name(tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "long_run.md.j2").write_text(
+        "{% if long_run %}\n## Our course's table\n{% for row in long_run.table %}{{ row.step }}: ${{ row.cost }}$\n"
+        "{% endfor %}{% endif %}\n")
+    render.build(["02-or-batch"], tmp_path / "out", ["md"], user_templates=templates, figures=False)
+    md = text_of(tmp_path / "out", "02-or-batch", "md")
+    assert "## Our course's table\n0: $0.0889$\n" in md
+    assert "## Step 0" in md  # everything else still comes from the bundled templates
+
+
+def test_templates_that_are_not_a_folder_are_refused(tmp_path, capsys):
+    status = main(["build", "01-or-one-example", "-o", str(tmp_path), "--templates", str(tmp_path / "nope")])
+    assert status == 2 and "--templates expects a folder" in capsys.readouterr().err
+
+
+def test_an_unknown_format_is_refused(tmp_path, capsys):
+    status = main(["build", "01-or-one-example", "-o", str(tmp_path), "--format", "md,docx"])
+    assert status == 2 and "docx" in capsys.readouterr().err
+
+
+def test_a_bad_document_section_names_the_key(tmp_path):
+    path = write_chapter(tmp_path, "\n[document]\nworked_steps = [0, 7]\n")
+    with pytest.raises(tracer.TracerError, match=r"\[document\] worked_steps: expected steps from 0 to 2"):
+        render.build([path], tmp_path / "out", ["md"], figures=False)
+
+
+def test_an_exercise_quantity_the_trace_does_not_record_is_refused(tmp_path):
+    path = write_chapter(tmp_path, '\n[document.exercise]\nprompt = "Go."\nstep = 1\nquantities = ["dW9"]\n')
+    with pytest.raises(tracer.TracerError, match="dW9"):
+        render.build([path], tmp_path / "out", ["md"], figures=False)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def test_two_builds_are_byte_identical(built, tmp_path):
+    names = ["01-or-one-example", "02-or-batch"]
+    render.build(names, tmp_path, ["md", "tex"])
+    for name in names:
+        for fmt in ("md", "tex"):
+            assert (tmp_path / f"{name}.{fmt}").read_bytes() == (built / f"{name}.{fmt}").read_bytes()
+
+
+def test_build_reports_progress_per_chapter_and_returns_what_it_wrote(tmp_path):
+    seen: list[str] = []
+    written = render.build(["01-or-one-example", "02-or-batch"], tmp_path, ["md"], progress=seen.append,
+                           figures=False)
+    assert seen == ["[1/2] 01-or-one-example", "[2/2] 02-or-batch"]
+    assert written == [tmp_path / "01-or-one-example.md", tmp_path / "02-or-batch.md"]
+
+
+def test_without_pdflatex_the_pdf_is_skipped_with_a_note(tmp_path, monkeypatch):
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    notes: list[str] = []
+    written = render.build(["01-or-one-example"], tmp_path, ["md", "tex", "pdf"], note=notes.append, figures=False)
+    assert [p.suffix for p in written] == [".md", ".tex"]
+    assert len(notes) == 1 and "pdflatex is not on the PATH" in notes[0]
+
+
+def test_the_cli_prints_the_files_it_wrote(tmp_path, capsys):
+    status = main(["build", "01-or-one-example", "-o", str(tmp_path), "--format", "md"])
+    assert status == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "01-or-one-example.md")]

@@ -1,0 +1,599 @@
+"""A student's answers: read with a small grammar of numbers and brackets, judged at their own precision.
+
+An answer is `QUANTITY = VALUE`: the quantity is any name the trace records at a step (Z1, A1,
+dW1, db1, dZ1, dA0, W1, W1_after, cost, …, with a few friendlier aliases such as "new W1" or
+"∂Cost/∂W1"), the value a number, a list `[a, b]` or a matrix `[[a, b], [c, d]]` written row by
+row as in the documents (`[a, b; c, d]` also works). Nothing typed here reaches eval, sympify or a
+template: the text is cut into number and bracket tokens by one regular expression, and every
+number goes through `Decimal`.
+
+Judging ("precision" mode, the default): a number written with d decimals is right when it is the
+exact value rounded half-up to d decimals, or the value a hand calculation carrying rounded
+intermediates gives (`tracer.run(chapter, carry="rounded")`) rounded to d decimals, or within half a
+unit of its last digit of the exact value. The other modes are the graders' usual ones:
+`sigfig` (N significant digits), `decimals` (N decimals) and `relabs` (|given − exact| ≤ atol +
+rtol·|exact|); they compare with the exact value only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import TracerError
+from .rounding import decimals_in, format_number, round_half_up, to_decimal
+
+#: Longest answer text read (a 10 × 10 matrix at 6 decimals is well under this).
+MAX_LENGTH = 10_000
+#: Largest power of ten a number may be written with: beyond this it is not a hand calculation.
+MAX_EXPONENT = 300
+
+EXAMPLE = '"dW1 = [-0.044, -0.035]" or "db1 = -0.031"'
+VALUE_FORMS = "a number (-0.031), a list ([-0.044, -0.035]) or a matrix written row by row ([[0.1, 0.2], [0.3, 0.4]])"
+
+_TOKEN = re.compile(r"\s*(?:(?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<symbol>[\[\],;]))")
+_MINUS = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2010": "-", "\u2011": "-"})
+
+
+class AnswerError(TracerError):
+    """An answer that cannot be read: says which answer, where, and what was expected."""
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer as written: the quantity's name, the numbers as typed and the layout they were typed in.
+
+    `numbers` are the number strings in reading order (row by row); `layout` is () for a number,
+    (n,) for a flat list and (rows, columns) for a matrix.
+    """
+
+    text: str
+    name: str
+    numbers: tuple[str, ...]
+    layout: tuple[int, ...]
+
+    @property
+    def decimals(self) -> list[int]:
+        return [decimals_in(n) for n in self.numbers]
+
+    def fit(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The numbers (as strings) laid out in `shape`, or None if they were not written that way.
+
+        A number fits a 1 × 1 value; a flat list fits a value with one row or one column (db1 of a
+        hidden layer may be written [a, b, c]); a matrix must have the value's rows and columns.
+        """
+        shape = tuple(shape)
+        size = int(np.prod(shape)) if shape else 1
+        if len(self.numbers) != size:
+            return None
+        ok = (len(self.layout) < 2 and (len(shape) < 2 or 1 in shape)) or self.layout == shape \
+            or (len(self.layout) == 2 and shape == () and self.layout == (1, 1))
+        if not ok:
+            return None
+        return np.array(self.numbers, dtype=object).reshape(shape)
+
+
+def parse_answer(text: str) -> Answer:
+    """Read one `QUANTITY = VALUE` answer; an AnswerError says what was expected where."""
+    if not isinstance(text, str):
+        raise AnswerError(f"an answer must be text such as {EXAMPLE}")
+    shown = _show(text)
+    if len(text) > MAX_LENGTH:
+        raise AnswerError(f"answer {shown}: longer than {MAX_LENGTH} characters; expected one quantity "
+                          f"and its value, e.g. {EXAMPLE}")
+    line = text.translate(_MINUS).strip()
+    sep = re.search(r"[=:]", line)
+    if not sep:
+        raise AnswerError(f"answer {shown}: expected QUANTITY = VALUE, e.g. {EXAMPLE}")
+    name, value = line[:sep.start()].strip(), line[sep.end():]
+    if not name:
+        raise AnswerError(f"answer {shown}: no quantity before '{sep.group()}'; expected QUANTITY = VALUE, "
+                          f"e.g. {EXAMPLE}")
+    if not re.fullmatch(r"[\w∂/' ]+", name):
+        raise AnswerError(f"answer {shown}: {name!r} is not a quantity name; expected a name such as dW1, "
+                          f"db1, A1, W1_after or cost")
+    numbers, layout = _parse_value(value, shown, sep.end())
+    return Answer(text, " ".join(name.split()), tuple(numbers), layout)
+
+
+def parse_answers(texts: Iterable[str]) -> list[Answer]:
+    """Several answers; blank lines and lines starting with # (in an answers file) are skipped."""
+    answers = [parse_answer(t) for t in texts if t.strip() and not t.lstrip().startswith("#")]
+    seen: set[str] = set()
+    for a in answers:
+        if a.name in seen:
+            raise AnswerError(f"answer {_show(a.text)}: {a.name} is answered twice; give each quantity once")
+        seen.add(a.name)
+    return answers
+
+
+def _parse_value(text: str, shown: str, offset: int) -> tuple[list[str], tuple[int, ...]]:
+    """Cut VALUE into tokens and read it as a number, a list or a matrix."""
+    tokens: list[tuple[str, str, int]] = []  # (kind, text, column)
+    pos = 0
+    stripped_end = len(text.rstrip())
+    while pos < stripped_end:
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            col = offset + pos + (len(text[pos:]) - len(text[pos:].lstrip())) + 1
+            bad = text[pos:].split()[0][:12]
+            raise AnswerError(f"answer {shown}: {bad!r} at column {col} is not a number or a bracket; "
+                              f"expected {VALUE_FORMS}")
+        kind = "number" if m.lastgroup == "number" else m.group("symbol")
+        start = m.start(m.lastgroup)
+        if kind == "number" and m.end() < len(text) and re.match(r"[\w.+-]", text[m.end()]):
+            bad = re.match(r"[\w.+-]+", text[start:]).group()
+            raise AnswerError(f"answer {shown}: {bad!r} at column {offset + start + 1} is not a number; expected "
+                              f"{VALUE_FORMS}, numbers separated by commas")
+        tokens.append((kind, m.group(m.lastgroup), offset + start + 1))
+        pos = m.end()
+    if not tokens:
+        raise AnswerError(f"answer {shown}: no value after the '='; expected {VALUE_FORMS}")
+    _balanced(tokens, shown)
+    reader = _Reader(tokens, shown)
+    numbers, layout = reader.value(depth=0)
+    if reader.i < len(tokens):
+        kind, tok, col = tokens[reader.i]
+        raise AnswerError(f"answer {shown}: {tok!r} at column {col} after the value ended; expected one value, "
+                          f"{VALUE_FORMS} (put several numbers inside brackets)")
+    return [_number(n, shown) for n in numbers], layout
+
+
+def _balanced(tokens: list[tuple[str, str, int]], shown: str) -> None:
+    stack: list[int] = []
+    for kind, _, col in tokens:
+        if kind == "[":
+            stack.append(col)
+        elif kind == "]":
+            if not stack:
+                raise AnswerError(f"answer {shown}: unbalanced brackets: ']' at column {col} closes nothing; "
+                                  f"expected {VALUE_FORMS}")
+            stack.pop()
+    if stack:
+        raise AnswerError(f"answer {shown}: unbalanced brackets: '[' at column {stack[-1]} is never closed; "
+                          f"expected {VALUE_FORMS}")
+
+
+class _Reader:
+    """Recursive descent over the tokens: value := NUMBER | '[' row (';' row)* ']', row := value (','? value)*."""
+
+    def __init__(self, tokens: list[tuple[str, str, int]], shown: str):
+        self.tokens, self.shown, self.i = tokens, shown, 0
+
+    def fail(self, what: str) -> None:
+        raise AnswerError(f"answer {self.shown}: {what}; expected {VALUE_FORMS}")
+
+    def value(self, depth: int) -> tuple[list[str], tuple[int, ...]]:
+        kind, tok, col = self.tokens[self.i]
+        if kind == "number":
+            self.i += 1
+            return [tok], ()
+        if kind != "[":
+            self.fail(f"{tok!r} at column {col} where a number or '[' should be")
+        if depth >= 2:
+            self.fail(f"brackets nested three deep at column {col} (a matrix has two levels: [[a, b], [c, d]])")
+        self.i += 1
+        rows: list[list[tuple[list[str], tuple[int, ...]]]] = [[]]
+        expect_item = True
+        while True:
+            kind, tok, col = self.tokens[self.i]
+            if kind == "]":
+                self.i += 1
+                break
+            if kind in (",", ";"):
+                if expect_item:
+                    self.fail(f"{tok!r} at column {col} with no number before it")
+                if kind == ";":
+                    rows.append([])
+                self.i += 1
+                expect_item = True
+                continue
+            rows[-1].append(self.value(depth + 1))
+            expect_item = False
+        if expect_item and any(rows):
+            self.fail(f"a ',' or ';' with no number after it before column {col}")
+        if not any(rows):
+            self.fail(f"empty brackets ending at column {col}")
+        items = [item for row in rows for item in row]
+        nested = [layout != () for _, layout in items]
+        if any(nested) and not all(nested):
+            self.fail(f"a list that mixes numbers and lists (ending at column {col})")
+        if len(rows) > 1:  # [a, b; c, d]
+            if any(nested):
+                self.fail(f"';' between lists (ending at column {col}); write either [a, b; c, d] or [[a, b], [c, d]]")
+            widths = [len(r) for r in rows]
+            if len(set(widths)) > 1:
+                bad = next(i for i, w in enumerate(widths) if w != widths[0])
+                self.fail(f"row {bad + 1} has {widths[bad]} numbers but row 1 has {widths[0]}")
+            return [n for row in rows for (ns, _) in row for n in ns], (len(rows), widths[0])
+        if any(nested):
+            widths = [len(ns) for ns, _ in items]
+            if len(set(widths)) > 1:
+                bad = next(i for i, w in enumerate(widths) if w != widths[0])
+                self.fail(f"row {bad + 1} has {widths[bad]} numbers but row 1 has {widths[0]}")
+            return [n for ns, _ in items for n in ns], (len(items), widths[0])
+        return [ns[0] for ns, _ in items], (len(items),)
+
+
+def _number(text: str, shown: str) -> str:
+    """A number as written, if it is an ordinary finite number (not 1e999)."""
+    try:
+        d = Decimal(text)
+    except InvalidOperation:  # the token pattern admits only numbers; kept as a guard
+        raise AnswerError(f"answer {shown}: {text!r} is not a number; expected {VALUE_FORMS}") from None
+    exponent = d.adjusted() if d != 0 else 0
+    if abs(exponent) > MAX_EXPONENT or abs(d.as_tuple().exponent) > MAX_EXPONENT or not math.isfinite(float(d)):
+        raise AnswerError(f"answer {shown}: {text} is not a number a hand calculation gives; expected an ordinary "
+                          f"decimal number such as -0.044 (powers of ten up to 1e{MAX_EXPONENT})")
+    return text.lstrip("+")
+
+
+def _show(text: str) -> str:
+    text = " ".join(str(text).split())
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+# --------------------------------------------------------------------------- names
+
+
+def resolve_name(name: str, known: Sequence[str], n_layers: int) -> str:
+    """The trace's name for a quantity as a student writes it ('new W1' → 'W1_after', '∂Cost/∂W1' → 'dW1')."""
+    known_set = set(known)
+    candidates = [name]
+    m = re.fullmatch(r"(?:new|updated)\s+(\w+)|(\w+)(?:\s+|_)(?:after|new|updated)|(\w+)'", name, re.IGNORECASE)
+    if m:
+        base = next(g for g in m.groups() if g)
+        candidates.append(f"{base}_after")
+    m = re.fullmatch(r"(?:∂|d)\s*(?:cost|c|j|l)\s*/\s*(?:∂|d)\s*(\w+)", name, re.IGNORECASE)
+    if m:
+        candidates.append(f"d{m.group(1)}")
+    aliases = {"x": "A0", "yhat": f"A{n_layers}", "y_hat": f"A{n_layers}", "ŷ": f"A{n_layers}",
+               "cost": "cost", "j": "cost"}
+    if name.lower() in aliases:
+        candidates.append(aliases[name.lower()])
+    for c in list(candidates):
+        # One layer: 'dW' and 'W after' are dW1 and W1_after.
+        if n_layers == 1:
+            candidates.append(re.sub(r"^([A-Za-z]+)(_after)?$", r"\g<1>1\2", c))
+    for c in candidates:
+        if c in known_set:
+            return c
+    lower = {k.lower(): k for k in known}
+    for c in candidates:
+        if c.lower() in lower:
+            return lower[c.lower()]
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise AnswerError(f"{name!r} is not a quantity recorded at this step{hint}; expected one of "
+                      f"{', '.join(sorted(known))} (W1_after, also written 'new W1', is W1 after the update)")
+
+
+# --------------------------------------------------------------------------- judging
+
+
+MODES = ("precision", "sigfig", "decimals", "relabs")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How an answer is compared with the exact value (see the module docstring)."""
+
+    name: str = "precision"
+    digits: int | None = None
+    rtol: float = 0.0
+    atol: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in MODES:
+            raise TracerError(f"--mode: expected one of {', '.join(MODES)}, got {self.name!r}")
+        if self.name in ("sigfig", "decimals"):
+            low = 1 if self.name == "sigfig" else 0
+            if self.digits is None or not low <= self.digits <= 15:
+                raise TracerError(f"--mode {self.name}: expected --digits N with N from {low} to 15, "
+                                  f"got {self.digits}")
+        if self.name == "relabs":
+            for flag, v in (("--rtol", self.rtol), ("--atol", self.atol)):
+                if not (math.isfinite(v) and v >= 0):
+                    raise TracerError(f"--mode relabs: expected {flag} a finite number ≥ 0, got {v}")
+            if self.rtol == 0 and self.atol == 0:
+                raise TracerError("--mode relabs: expected --rtol R and/or --atol A above 0 (with both 0 only "
+                                  "the exact binary value would pass)")
+
+    def describe(self) -> str:
+        if self.name == "precision":
+            return "precision (each number at its own decimals)"
+        if self.name == "relabs":
+            return f"relabs (rtol {self.rtol:g}, atol {self.atol:g})"
+        return f"{self.name} ({self.digits} {'significant digits' if self.name == 'sigfig' else 'decimals'})"
+
+    def entry_right(self, given: str, exact: float, hand: float | None = None) -> bool:
+        """Is the number written as `given` right for the value `exact` (hand: the rounded-carry value)?"""
+        g = Decimal(given)
+        if not math.isfinite(exact):
+            return False
+        if self.name == "precision":
+            d = decimals_in(given)
+            if g == round_half_up(exact, d):
+                return True
+            if hand is not None and math.isfinite(hand) and g == round_half_up(hand, d):
+                return True
+            return abs(g - to_decimal(exact)) <= Decimal(5).scaleb(-d - 1)
+        if self.name == "decimals":
+            return round_half_up(float(g), self.digits) == round_half_up(exact, self.digits)
+        if self.name == "sigfig":
+            if exact == 0:
+                return g == 0
+            places = self.digits - 1 - to_decimal(exact).adjusted()
+            return round_half_up(float(g), places) == round_half_up(exact, places)
+        return abs(float(g) - exact) <= self.atol + self.rtol * abs(exact)
+
+    def shortfall(self, numbers: Sequence[str], asked_decimals: int,
+                  exact: Sequence[float] | None = None) -> str | None:
+        """'you gave 2 decimals; this exercise asks for 3' when the answer is less precise than asked.
+
+        A number equal to its exact value (a 0 or a 1 that is exactly 0 or 1) needs no more digits.
+        """
+        if exact is not None:
+            numbers = [n for n, x in zip(numbers, exact) if Decimal(n) != to_decimal(x)]
+        if self.name == "relabs" or not numbers:
+            return None
+        if self.name == "sigfig":
+            given = min(_significant(n) for n in numbers)
+            if given < self.digits:
+                return f"you gave {_count(given, 'significant digit')}; this exercise asks for {self.digits}"
+            return None
+        asked = self.digits if self.name == "decimals" else asked_decimals
+        given = min(decimals_in(n) for n in numbers)
+        if given < asked:
+            return f"you gave {_count(given, 'decimal')}; this exercise asks for {asked}"
+        return None
+
+
+def _significant(text: str) -> int:
+    digits = Decimal(text).as_tuple().digits
+    return max(1, len(digits) - next((i for i, d in enumerate(digits) if d), len(digits) - 1))
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@dataclass
+class Judgement:
+    """The verdict on one answer (or on a quantity the exercise asks for that was not answered)."""
+
+    quantity: str
+    given: str | None  # the answer as written; None when not answered
+    status: str  # "right", "wrong", "too_few_digits", "unanswered"
+    numbers_right: int = 0
+    numbers: int = 0
+    message: str = ""
+    mistakes: list[tuple[str, str]] = field(default_factory=list)  # (key, plain words)
+    expected: str = ""  # shown only with reveal
+
+    @property
+    def right(self) -> bool:
+        return self.status == "right"
+
+    def to_dict(self, reveal: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"quantity": self.quantity, "given": self.given, "status": self.status,
+                               "right": self.right, "numbers_right": self.numbers_right, "numbers": self.numbers,
+                               "message": self.message,
+                               "mistakes": [{"mistake": k, "says": s} for k, s in self.mistakes]}
+        if reveal:
+            out["expected"] = self.expected
+        return out
+
+
+@dataclass
+class Report:
+    """Every answer's verdict and the score (answers right / quantities asked), for text or JSON."""
+
+    chapter: str
+    step: int
+    mode: Mode
+    judgements: list[Judgement]
+    variant: int | None = None
+    exercise: tuple[str, ...] = ()  # the quantities an exercise asks for: only they count in the score
+
+    def _scored(self) -> list[Judgement]:
+        return [j for j in self.judgements if not self.exercise or j.quantity in self.exercise]
+
+    @property
+    def right(self) -> int:
+        return sum(j.right for j in self._scored())
+
+    @property
+    def asked(self) -> int:
+        return len(self._scored())
+
+    @property
+    def score(self) -> float:
+        return self.right / self.asked if self.asked else 0.0
+
+    def to_dict(self, reveal: bool = False) -> dict[str, Any]:
+        return {"chapter": self.chapter, "step": self.step, "variant": self.variant, "mode": self.mode.name,
+                "score": {"right": self.right, "asked": self.asked, "fraction": round(self.score, 6)},
+                "answers": [j.to_dict(reveal) for j in self.judgements]}
+
+    def text(self, reveal: bool = False) -> str:
+        head = f"{self.chapter}{f', variant {self.variant}' if self.variant is not None else ''}, step {self.step}"
+        lines = [f"{head} (judged by {self.mode.describe()})"]
+        width = max((len(j.given or j.quantity) for j in self.judgements), default=0)
+        for j in self.judgements:
+            verdict = {"right": "right", "wrong": "wrong", "too_few_digits": "not precise enough",
+                       "unanswered": "not answered"}[j.status]
+            if j.status == "wrong" and j.numbers > 1:
+                verdict += f" ({j.numbers_right} of {j.numbers} numbers right)"
+            lines.append(f"  {(j.given or j.quantity):<{width}}   {verdict}")
+            if j.message:
+                lines.append(f"      {j.message}")
+            if j.mistakes:
+                lines.append("      your numbers are what you get if you:" if len(j.mistakes) == 1
+                             else "      your numbers are what you get if you (any one of):")
+                lines += [f"        - {says}" for _, says in j.mistakes]
+            if reveal and j.expected:
+                lines.append(f"      expected {j.quantity} = {j.expected}")
+        extra = len(self.judgements) - self.asked
+        lines.append(f"score: {self.right}/{self.asked} right" +
+                     (f" (of the quantities the exercise asks for; {extra} more answered)" if extra else ""))
+        return "\n".join(lines)
+
+
+def format_value(value: Any, decimals: int) -> str:
+    """A value as an answer is written: a number, a flat list for one row or column, else rows."""
+    a = np.asarray(value, dtype=float)
+    if a.size == 1:
+        return format_number(float(a.ravel()[0]), decimals)
+    if a.ndim < 2 or 1 in a.shape:
+        return "[" + ", ".join(format_number(x, decimals) for x in a.ravel()) + "]"
+    return "[" + ", ".join("[" + ", ".join(format_number(x, decimals) for x in row) + "]" for row in a) + "]"
+
+
+def judge_numbers(answer: Answer, exact: np.ndarray, hand: np.ndarray | None, mode: Mode) -> tuple[int, int] | None:
+    """(numbers right, numbers) for an answer against a value, or None if the answer does not fit its shape."""
+    exact = np.asarray(exact, dtype=float)
+    given = answer.fit(exact.shape)
+    if given is None:
+        return None
+    hand_flat = np.asarray(hand, dtype=float).ravel() if hand is not None and np.shape(hand) == exact.shape else None
+    right = sum(mode.entry_right(g, float(e), None if hand_flat is None else float(hand_flat[i]))
+                for i, (g, e) in enumerate(zip(given.ravel(), exact.ravel())))
+    return right, exact.size
+
+
+def shape_message(answer: Answer, quantity: str, shape: tuple[int, ...]) -> str:
+    """What was expected for a value of `shape`, and what the answer gave."""
+    if len(shape) < 2 or shape == (1, 1):
+        want = "one number" if int(np.prod(shape)) == 1 else f"{int(np.prod(shape))} numbers"
+    else:
+        rows, cols = shape
+        if rows == 1:
+            want = f"a row of {cols} numbers, [a, b, …]"
+        elif cols == 1:
+            want = f"a column of {rows} numbers, written [a, b, …]"
+        else:
+            want = f"a {rows} × {cols} matrix, {rows} rows of {cols} numbers: [[…], …]"
+    if not answer.layout:
+        got = "one number"
+    elif len(answer.layout) == 1:
+        got = f"a list of {len(answer.numbers)} numbers"
+    else:
+        got = f"a {answer.layout[0]} × {answer.layout[1]} matrix"
+    return f"answer {_show(answer.text)}: {quantity} is {want}; got {got}"
+
+
+# --------------------------------------------------------------------------- checking a step
+
+
+def check(chapter: Any, answers: Sequence[str | Answer], step: int, *, mode: Mode | None = None,
+          asked: Sequence[str] = (), decimals: int | None = None, variant: int | None = None,
+          diagnose: bool = True) -> Report:
+    """Judge `answers` about `step` of `chapter` (a Chapter); name the mistakes that explain wrong ones.
+
+    `asked` are quantities an exercise asks for (counted as not answered when missing) and
+    `decimals` the decimals it asks for (default: the chapter's display decimals per quantity).
+    """
+    from .mistakes import step_context, variants
+    from .train import hand_carry, run
+
+    mode = mode or Mode()
+    parsed = [a for a in answers if isinstance(a, Answer)] + parse_answers(a for a in answers if isinstance(a, str))
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise TracerError(f"--step: expected a step number from 0 (steps are counted from 0), got {step!r}")
+    if step >= chapter.steps:
+        raise TracerError(f"--step {step}: this chapter runs steps 0 to {chapter.steps - 1} "
+                          "(steps are counted from 0)")
+    record = [s for s in (step - 1, step) if s >= 0]
+    trace = run(chapter, carry="full", steps=step + 1, record=record)
+    hand = run(chapter, carry="rounded", steps=step + 1, record=record)
+    exact, rounded = trace.at(step), hand.at(step)
+    known = sorted(exact)
+    layers = trace.n_layers
+    by_quantity: dict[str, Answer] = {}
+    for a in parsed:
+        try:
+            q = resolve_name(a.name, known, layers)
+        except AnswerError as exc:
+            raise AnswerError(f"answer {_show(a.text)}: {exc}") from None
+        if q in by_quantity:
+            raise AnswerError(f"answer {_show(a.text)}: {q} is answered twice; give each quantity once")
+        by_quantity[q] = a
+    for q in asked:
+        if q not in exact:
+            raise TracerError(f"the exercise asks for {q!r}, which is not recorded at step {step}")
+
+    numbers = {}
+    for q, a in by_quantity.items():
+        fitted = a.fit(np.shape(exact[q]))
+        if fitted is not None:
+            numbers[q] = fitted.astype(float)
+    cache: dict[str, list] = {}
+
+    def mistake_values() -> list[tuple[str, str, dict, dict]]:
+        if "v" not in cache:
+            full = {(v.mistake, v.says): v.values
+                    for v in variants(step_context(chapter, trace, step), numbers)}
+            by_hand = {(v.mistake, v.says): v.values
+                       for v in variants(step_context(chapter, hand, step, hand_carry(chapter)), numbers)}
+            cache["v"] = [(k, s, values, by_hand.get((k, s), {})) for (k, s), values in full.items()]
+        return cache["v"]
+
+    def explain(a: Answer, q: str, by: Mode) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        for key, says, values, hand_values in mistake_values() if diagnose else []:
+            if q not in values:
+                continue
+            got = judge_numbers(a, values[q], hand_values.get(q), by)
+            if got is not None and got[0] == got[1] and (key, says) not in found:
+                found.append((key, says))
+        return found
+
+    judgements = []
+    order = list(dict.fromkeys(list(asked) + list(by_quantity)))
+    for q in order:
+        value, hand_value = np.asarray(exact[q], dtype=float), np.asarray(rounded[q], dtype=float)
+        places = decimals if decimals is not None else chapter.display.decimals_of(q)
+        a = by_quantity.get(q)
+        if a is None:
+            judgements.append(Judgement(q, None, "unanswered", 0, value.size, f"{q} is asked for but not answered",
+                                        expected=format_value(value, places)))
+            continue
+        shown = max([places] + a.decimals)
+        expected = format_value(value, shown)
+        got = judge_numbers(a, value, hand_value, mode)
+        if got is None:
+            found = explain(a, q, mode)
+            if not found:
+                raise AnswerError(shape_message(a, q, np.shape(value)))
+            judgements.append(Judgement(q, a.text, "wrong", 0, value.size,
+                                        shape_message(a, q, np.shape(value)).split(": ", 1)[1],
+                                        found, expected))
+            continue
+        right, count = got
+        short = mode.shortfall(list(a.fit(value.shape).ravel()), places, list(value.ravel()))
+        if short:
+            own = judge_numbers(a, value, hand_value, Mode())
+            ok_at_own = own is not None and own[0] == own[1]
+            note = " (at the precision you gave, your numbers are right)" if ok_at_own else \
+                " (and at the precision you gave, your numbers are not right either)"
+            judgements.append(Judgement(q, a.text, "too_few_digits", 0, count, short + note,
+                                        [] if ok_at_own else explain(a, q, Mode()), expected))
+            continue
+        if right == count:
+            judgements.append(Judgement(q, a.text, "right", right, count, expected=expected))
+        else:
+            found = explain(a, q, mode)
+            judgements.append(Judgement(q, a.text, "wrong", right, count,
+                                        "" if found else "no mistake in the catalogue gives these numbers",
+                                        found, expected))
+    return Report(chapter.name, step, mode, judgements, variant, tuple(asked))

@@ -1,0 +1,791 @@
+"""The article's pictures drawn from a trace: the computational graph, the learning curve, the decision boundary.
+
+The graph is drawn as the article draws it, forward values on the arrows and gradients flowing back,
+in two granularities: the scalar view (one node per input, weight and unit of each example, as Part I
+of seed 000) and the layer view (X, W1, b1, Z1, A1, … as matrices, as its vectorized part). Graphviz's
+`dot` lays it out; the same layout is written as SVG (for Markdown) and as a TikZ picture (for LaTeX).
+Curves and boundaries are drawn with matplotlib (Agg, no display) as SVG or PDF.
+
+Palette: Okabe–Ito blue (#0072B2) for forward values, solid arrows; Okabe–Ito vermillion (#D55E00) for
+gradients, dashed arrows, each gradient named (∂Cost/∂w₁ = …). The pair is told apart by readers with
+any common colour-vision deficiency, and in greyscale print the solid/dashed lines and the ∂ names
+still say which is which. Decision boundaries shade the two classes with light and medium tints of the
+same pair and mark the training points by shape (× for class 1, ○ for class 0), as the article does.
+
+Every number written on a figure comes from the trace through `rounding.format_number` with the
+chapter's decimals for that quantity, as in the documents' text. Output is byte-identical from run to
+run: matplotlib's SVG hash salt is fixed and its date/creator metadata removed, Graphviz's version
+comments are stripped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .chapter import Chapter
+from .errors import TracerError
+from .output import write_atomic
+from .rounding import format_number
+from .trace import Trace
+from .train import build_network
+
+FORWARD = "#0072B2"  # Okabe–Ito blue
+BACKWARD = "#D55E00"  # Okabe–Ito vermillion
+#: Tints of the same pair for the decision regions: class 0 light vermillion, class 1 medium blue,
+#: far enough apart in lightness to read in greyscale.
+REGION_0, REGION_1 = "#F6D3BC", "#8CBCDF"
+PARAMETER_FILL = "#EEEEEE"
+
+KINDS = ("graph", "curve", "boundary")
+#: The folder, inside the documents' folder, that document_figures writes into.
+FIGURES_DIR = "figures"
+VIEWS = ("scalar", "layer")
+#: A chapter that runs more steps than this gets a learning curve in its documents.
+FEW_STEPS = 10
+#: Recorded steps are marked on the learning curve when there are at most this many.
+MARKED_POINTS = 60
+#: The scalar view of a larger network is refused (it would be unreadable); the layer view is not.
+MAX_SCALAR_NODES = 250
+#: Grid points per side of the input square for the decision boundary.
+GRID = 201
+
+FONT = "Times-Roman"
+#: Font sizes (pt) of node names and arrow labels: in the SVG, and in TikZ, where LaTeX sets the text
+#: at exactly the sizes Graphviz laid the picture out for (TikZ text is not scaled with coordinates),
+#: small enough that a graph fits a 17 cm line without being scaled down.
+SVG_SIZES = (11, 10)
+TIKZ_SIZES = (9, 8)
+
+
+# --------------------------------------------------------------------------- labels
+
+
+@dataclass(frozen=True)
+class Sym:
+    """A mathematical name: w with subscript 12 and superscript [1](2) is w^{[1](2)}_{12}."""
+
+    base: str
+    sub: str = ""
+    sup: str = ""
+
+
+@dataclass(frozen=True)
+class Grad:
+    """∂of/∂wrt, the name of a gradient."""
+
+    of: Sym
+    wrt: Sym
+
+
+@dataclass(frozen=True, eq=False)
+class Num:
+    """A number from the trace, shown with `decimals` places by format_number."""
+
+    value: float
+    decimals: int
+
+
+@dataclass(frozen=True, eq=False)
+class Mat:
+    """A matrix from the trace, each entry shown by format_number."""
+
+    value: np.ndarray
+    decimals: int
+
+
+Item = str | Sym | Grad | Num | Mat
+
+
+@dataclass
+class Line:
+    """One line of a label; role "fwd" (a value, blue), "bwd" (a gradient, vermillion) or "" (a name, black)."""
+
+    items: tuple[Item, ...]
+    role: str = ""
+
+
+#: How a base name is written in HTML (Graphviz) and in LaTeX; italic unless it is a word.
+BASES = {"ŷ": ("ŷ", r"\hat{y}"), "σ": ("σ", r"\sigma"), "Cost": ("Cost", r"\mathrm{Cost}")}
+FUNCTIONS = {"sigmoid": "σ", "relu": "relu", "tanh": "tanh", "identity": "id"}
+WORDS = {"relu", "tanh", "id", "Cost"}
+
+
+def _html_item(item: Item) -> str:
+    if isinstance(item, str):
+        return html.escape(item)
+    if isinstance(item, Sym):
+        base = BASES.get(item.base, (item.base, item.base))[0]
+        text = html.escape(base) if item.base in WORDS or item.base == "σ" else f"<I>{html.escape(base)}</I>"
+        text += f"<SUB>{html.escape(item.sub)}</SUB>" if item.sub else ""
+        return text + (f"<SUP>{html.escape(item.sup)}</SUP>" if item.sup else "")
+    if isinstance(item, Grad):
+        return f"∂{_html_item(item.of)}/∂{_html_item(item.wrt)}"
+    if isinstance(item, Num):
+        return html.escape(format_number(item.value, item.decimals, style="unicode"))
+    rows = np.atleast_2d(item.value)
+    side = f'<TD ROWSPAN="{rows.shape[0]}" SIDES="{{}}" BORDER="1" WIDTH="3"></TD>'
+    cells = ["<TR>" + (side.format("LTB") if i == 0 else "")
+             + "".join(f'<TD ALIGN="RIGHT">{html.escape(format_number(x, item.decimals, "unicode"))}</TD>'
+                       for x in row)
+             + (side.format("RTB") if i == 0 else "") + "</TR>" for i, row in enumerate(rows)]
+    return '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0">' + "".join(cells) + "</TABLE>"
+
+
+def html_label(lines: list[Line]) -> str:
+    """A Graphviz HTML-like label (a table when a line holds a matrix, which must sit in a cell)."""
+    colour = {"fwd": FORWARD, "bwd": BACKWARD}
+    if not any(isinstance(i, Mat) for line in lines for i in line.items):
+        parts = []
+        for line in lines:
+            text = "".join(_html_item(i) for i in line.items)
+            parts.append(f'<FONT COLOR="{colour[line.role]}">{text}</FONT>' if line.role else text)
+        return "<" + "<BR/>".join(parts) + ">"
+    # One row per line, the text before a matrix right-aligned in a first column, so "=" signs line up.
+    rows = []
+    for line in lines:
+        paint = (lambda text: f'<FONT COLOR="{colour[line.role]}">{text}</FONT>' if text else "") \
+            if line.role else (lambda text: text)
+        split = next((n for n, i in enumerate(line.items) if isinstance(i, Mat)), None)
+        if split is None:
+            text = "".join(_html_item(i) for i in line.items)
+            rows.append(f'<TR><TD COLSPAN="2">{paint(text)}</TD></TR>')
+            continue
+        before = "".join(_html_item(i) for i in line.items[:split])
+        matrix = _html_item(line.items[split])
+        rows.append(f'<TR><TD ALIGN="RIGHT">{paint(before)}</TD><TD ALIGN="LEFT">{paint(matrix)}</TD></TR>')
+    return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
+
+
+def _latex_item(item: Item) -> str:
+    if isinstance(item, str):  # only operators and spaces: " = ", "·"
+        return item.replace("·", r"\cdot ")
+    if isinstance(item, Sym):
+        base = BASES.get(item.base, (item.base, item.base))[1]
+        if item.base in WORDS and base == item.base:
+            base = r"\operatorname{" + base + "}"
+        return base + (f"^{{{item.sup}}}" if item.sup else "") + (f"_{{{item.sub}}}" if item.sub else "")
+    if isinstance(item, Grad):
+        return rf"\partial {_latex_item(item.of)}/\partial {_latex_item(item.wrt)}"
+    if isinstance(item, Num):
+        return format_number(item.value, item.decimals, style="latex")
+    rows = np.atleast_2d(item.value)
+    body = r" \\ ".join(" & ".join(format_number(x, item.decimals, style="latex") for x in row) for row in rows)
+    return r"\begin{bmatrix}" + body + r"\end{bmatrix}"
+
+
+def latex_label(lines: list[Line]) -> str:
+    """The label as LaTeX for a TikZ node: one math line per line, coloured by role."""
+    out = []
+    for line in lines:
+        math = "$" + "".join(_latex_item(i) for i in line.items) + "$"
+        out.append(rf"{{\color{{tracer{line.role}}}{math}}}" if line.role else math)
+    return r"\\ ".join(out)
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+@dataclass
+class Node:
+    """A node of the drawn graph: its name, the value it sends on and the gradient that comes back to it."""
+
+    id: str  # the trace's name, with an entry's index in the scalar view: "W1_0_1" is W1[0, 1]
+    sym: Sym
+    kind: str  # "input", "target", "parameter", "linear", "activation" or "cost"
+    value: Num | Mat
+    gradient: Num | Mat | None = None  # ∂cost/∂(this node); None for data, which gets no gradient
+    note: tuple[Item, ...] = ()  # shown under the name, e.g. the activation function or a feature cross
+    group: str = ""  # the example a scalar-view node belongs to (drawn in a box per example)
+    row: str = ""  # nodes with the same row are drawn side by side (the layer view's W1, Z1, b1)
+
+
+@dataclass
+class Graph:
+    """Nodes and arrows (tail → head, forward); `cost` is the cost's symbol, for naming gradients."""
+
+    cost: Sym
+    view: str
+    nodes: dict[str, Node] = field(default_factory=dict)
+    edges: list[tuple[str, str]] = field(default_factory=list)
+    #: Arrows laid out head first, so that their tail lands right of the head in a row (b1 right of Z1).
+    flipped: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, node: Node) -> None:
+        self.nodes[node.id] = node
+
+    def fan_out(self, node_id: str) -> int:
+        return sum(1 for tail, _ in self.edges if tail == node_id)
+
+    def on_node(self, node: Node) -> bool:
+        """Where a node's value and gradient are written: at the node, or on the arrows out of it.
+
+        A value that feeds several nodes is written once at its node instead of on every arrow; so are
+        the layer view's data and parameter matrices, which keeps that view narrow enough for a page.
+        """
+        leaf = self.view == "layer" and node.kind in ("input", "target", "parameter")
+        return node.kind == "cost" or leaf or self.fan_out(node.id) > 1
+
+    def node_lines(self, node: Node) -> list[Line]:
+        lines = [Line((node.sym,))]
+        if node.note:
+            lines.append(Line(node.note))
+        if self.on_node(node):
+            lines = _named(node.sym, node.value, "fwd") + lines[1:]
+            if node.gradient is not None:
+                lines += _named(Grad(self.cost, node.sym), node.gradient, "bwd")
+        return lines
+
+    def edge_lines(self, tail: Node) -> tuple[list[Line], list[Line]] | None:
+        """(forward label, backward label) on the arrows out of `tail`, or None when they are on the node."""
+        if self.on_node(tail):
+            return None
+        backward = _named(Grad(self.cost, tail.sym), tail.gradient, "bwd") if tail.gradient is not None else []
+        return [Line((tail.value,), "fwd")], backward
+
+
+def _named(name: Sym | Grad, value: Num | Mat, role: str) -> list[Line]:
+    """'name = value' on one line; a matrix goes under its name, which keeps the label narrow."""
+    if isinstance(value, Mat):
+        return [Line((name, " ="), role), Line((value,), role)]
+    return [Line((name, " = ", value), role)]
+
+
+def default_view(trace: Trace) -> str:
+    """Part I's scalar view for one example, the vectorized layer view for a batch."""
+    return "scalar" if int(trace.meta["batch_size"]) == 1 else "layer"
+
+
+def computational_graph(chapter: Chapter, trace: Trace, step: int, view: str | None = None) -> Graph:
+    """The graph of `chapter` at recorded `step`, in the "scalar" or "layer" view."""
+    view = view or default_view(trace)
+    if view not in VIEWS:
+        raise TracerError(f"view {view!r}: expected one of {', '.join(VIEWS)}")
+    values = trace.at(step)
+    return (_scalar_graph if view == "scalar" else _layer_graph)(chapter, trace, values)
+
+
+#: Data written as whole numbers when it is whole, as the documents write it (the article's x₁ = 0, y = 1).
+WHOLE_DATA = ("A0", "Y")
+
+
+def _places(chapter: Chapter, name: str, values: Any = None) -> int:
+    """The decimals a quantity is shown with: the chapter's, or none for whole data."""
+    if name in WHOLE_DATA and values is not None and np.all(np.mod(values, 1) == 0):
+        return 0
+    return chapter.display.decimals_of(name)
+
+
+def _network(trace: Trace, values: dict[str, Any]) -> tuple[int, list[int], bool, bool]:
+    """(layers, units per layer with the inputs first, has biases, cost from logits)."""
+    units = [values["A0"].shape[0]] + [int(layer["units"]) for layer in trace.meta["layers"]]
+    return trace.n_layers, units, bool(trace.meta["bias"]), bool(trace.meta["from_logits"])
+
+
+def _cross_note(chapter: Chapter, k: int, n_inputs: int) -> tuple[Item, ...]:
+    """'= x₁·x₂' under an input that is a feature cross (the crosses are the last rows of X)."""
+    first = n_inputs - len(chapter.feature_crosses)
+    if k < first:
+        return ()
+    items: list[Item] = ["= "]
+    for n, i in enumerate(chapter.feature_crosses[k - first]):
+        items += (["·"] if n else []) + [Sym("x", str(i + 1))]
+    return tuple(items)
+
+
+def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
+    L, units, bias, logits = _network(trace, v)
+    m = v["A0"].shape[1]
+    size = m * (sum(units) * 2 + v["Y"].shape[0]) + sum(a * b + a for a, b in zip(units[1:], units))
+    if size > MAX_SCALAR_NODES:
+        raise TracerError(f"the scalar view of this network at {m} examples would have about {size} nodes; "
+                          "use the layer view (--view layer)")
+    graph = Graph(Sym("L") if m == 1 else Sym("Cost"), "scalar")
+    layer = (lambda l: f"[{l}]") if L > 1 else (lambda l: "")
+    example = (lambda j: f"({j + 1})") if m > 1 else (lambda j: "")
+    group = (lambda j: str(j + 1)) if m > 1 else (lambda j: "")
+    unit = lambda i, n: str(i + 1) if n > 1 else ""  # noqa: E731
+    num = lambda name, array, *index: Num(float(array[index]), _places(chapter, name, array))  # noqa: E731
+    grad = lambda name, *index: num("d" + name, v["d" + name], *index)  # noqa: E731
+
+    for j in range(m):
+        for k in range(units[0]):
+            graph.add(Node(f"A0_{k}_{j}", Sym("x", str(k + 1), example(j)), "input", num("A0", v["A0"], k, j),
+                           note=_cross_note(chapter, k, units[0]), group=group(j)))
+    for l in range(1, L + 1):
+        n, n_prev = units[l], units[l - 1]
+        last = l == L
+        for i in range(n):
+            for k in range(n_prev):
+                sub = f"{k + 1}" if n == 1 else (f"{i + 1}{k + 1}" if max(n, n_prev) < 10 else f"{i + 1},{k + 1}")
+                graph.add(Node(f"W{l}_{i}_{k}", Sym("w", sub, layer(l)), "parameter",
+                               num(f"W{l}", v[f"W{l}"], i, k), grad(f"W{l}", i, k)))
+            if bias:
+                graph.add(Node(f"b{l}_{i}_0", Sym("b", unit(i, n), layer(l)), "parameter",
+                               num(f"b{l}", v[f"b{l}"], i, 0), grad(f"b{l}", i, 0)))
+        for j in range(m):
+            for i in range(n):
+                sup = layer(l) + example(j)
+                z, a = f"Z{l}_{i}_{j}", f"A{l}_{i}_{j}"
+                graph.add(Node(z, Sym("z", unit(i, n), sup), "linear", num(f"Z{l}", v[f"Z{l}"], i, j),
+                               grad(f"Z{l}", i, j), group=group(j)))
+                for k in range(n_prev):
+                    graph.edges += [(f"A{l - 1}_{k}_{j}", z), (f"W{l}_{i}_{k}", z)]
+                if bias:
+                    graph.edges.append((f"b{l}_{i}_0", z))
+                if last and logits:
+                    graph.edges.append((z, "cost"))
+                    continue
+                gradient = grad(f"A{l}", i, j) if f"dA{l}" in v else None
+                graph.add(Node(a, Sym("ŷ", unit(i, n), example(j)) if last else Sym("a", unit(i, n), sup),
+                               "activation", num(f"A{l}", v[f"A{l}"], i, j), gradient,
+                               note=(Sym(FUNCTIONS.get(trace.meta["layers"][l - 1]["activation"], "f")),),
+                               group=group(j)))
+                graph.edges.append((z, a))
+                if last:
+                    graph.edges.append((a, "cost"))
+            if last:  # the example's labels, beside its predictions
+                for o in range(v["Y"].shape[0]):
+                    graph.add(Node(f"Y_{o}_{j}", Sym("y", unit(o, v["Y"].shape[0]), example(j)), "target",
+                                   num("Y", v["Y"], o, j), group=group(j)))
+                    graph.edges.append((f"Y_{o}_{j}", "cost"))
+    graph.add(Node("cost", graph.cost, "cost", Num(v["cost"], _places(chapter, "cost"))))
+    return graph
+
+
+def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
+    L, units, bias, logits = _network(trace, v)
+    graph = Graph(Sym("Cost"), "layer")
+    mat = lambda name: Mat(np.asarray(v[name], dtype=float), _places(chapter, name, v[name]))  # noqa: E731
+    graph.add(Node("A0", Sym("X"), "input", mat("A0")))
+    previous = "A0"
+    for l in range(1, L + 1):
+        row = f"layer {l}"  # W_l → Z_l ← b_l side by side, the layers running down the page
+        graph.add(Node(f"W{l}", Sym("W", str(l)), "parameter", mat(f"W{l}"), mat(f"dW{l}"), row=row))
+        graph.add(Node(f"Z{l}", Sym("Z", str(l)), "linear", mat(f"Z{l}"), mat(f"dZ{l}"), row=row))
+        graph.edges += [(previous, f"Z{l}"), (f"W{l}", f"Z{l}")]
+        if bias:
+            graph.add(Node(f"b{l}", Sym("b", str(l)), "parameter", mat(f"b{l}"), mat(f"db{l}"), row=row))
+            graph.edges.append((f"b{l}", f"Z{l}"))
+            graph.flipped.add((f"b{l}", f"Z{l}"))
+        if l == L and logits:
+            previous = f"Z{l}"
+            break
+        activation = FUNCTIONS.get(trace.meta["layers"][l - 1]["activation"], "f")
+        graph.add(Node(f"A{l}", Sym("A", str(l)), "activation", mat(f"A{l}"),
+                       mat(f"dA{l}") if f"dA{l}" in v else None, note=(Sym(activation),)))
+        graph.edges.append((f"Z{l}", f"A{l}"))
+        previous = f"A{l}"
+    graph.add(Node("Y", Sym("Y"), "target", mat("Y")))
+    graph.edges += [(previous, "cost"), ("Y", "cost")]
+    graph.add(Node("cost", graph.cost, "cost", Num(v["cost"], _places(chapter, "cost"))))
+    return graph
+
+
+# --------------------------------------------------------------------------- Graphviz and TikZ
+
+SHAPES = {"input": "box", "target": "box", "parameter": "box", "linear": "circle", "activation": "circle",
+          "cost": "ellipse"}
+
+
+def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
+    """The graph as a `graphviz.Digraph`: forward arrows solid blue, gradient arrows dashed vermillion."""
+    import graphviz
+
+    dot = graphviz.Digraph("computational_graph")
+    # The layer view's matrices are wide: it runs top to bottom so they stack down the page.
+    node_size, label_size = sizes
+    dot.attr(rankdir="TB" if graph.view == "layer" else "LR", nodesep="0.15", ranksep="0.35",
+             fontname=FONT, fontsize=str(label_size), bgcolor="white", pad="0.05", newrank="true")
+    dot.attr("node", fontname=FONT, fontsize=str(node_size), margin="0.04,0.02", height="0.3", width="0.3")
+    dot.attr("edge", fontname=FONT, fontsize=str(label_size), arrowsize="0.6")
+    boxes: dict[str, dict[str, list[Node]]] = {}
+    for node in graph.nodes.values():
+        boxes.setdefault(node.group, {}).setdefault(node.row, []).append(node)
+    for group, rows in boxes.items():
+        with dot.subgraph(name=f"cluster_{group}" if group else None) as box:
+            if group:
+                box.attr(label=f"example {group}", color="#999999", style="dashed", fontcolor="#555555")
+            for row, nodes in rows.items():
+                with box.subgraph() as line:
+                    if row:
+                        line.attr(rank="same")
+                    for node in nodes:
+                        _dot_node(line, graph, node)
+    for tail_id, head_id in graph.edges:
+        tail = graph.nodes[tail_id]
+        labels = graph.edge_lines(tail)
+        forward, backward = labels if labels else ([], [])
+        flip = (tail_id, head_id) in graph.flipped
+        ends = (head_id, tail_id) if flip else (tail_id, head_id)
+        dot.edge(*ends, html_label(forward) if forward else None, id=f"f:{tail_id}:{head_id}",
+                 color=FORWARD, fontcolor=FORWARD, dir="back" if flip else "forward")
+        if backward or (tail.gradient is not None and graph.fan_out(tail_id) == 1):
+            # Laid out tail → head like the forward arrow, so the layout keeps its direction; drawn back.
+            dot.edge(*ends, html_label(backward) if backward else None, id=f"b:{tail_id}:{head_id}",
+                     dir="forward" if flip else "back", style="dashed", color=BACKWARD, fontcolor=BACKWARD)
+    return dot
+
+
+def _dot_node(dot: Any, graph: Graph, node: Node) -> None:
+    style = {"input": "rounded", "target": "rounded", "parameter": "filled", "cost": "bold"}.get(node.kind, "")
+    dot.node(node.id, html_label(graph.node_lines(node)), id=f"n:{node.id}", shape=SHAPES[node.kind],
+             style=style, fillcolor=PARAMETER_FILL if node.kind == "parameter" else "white",
+             peripheries="2" if node.kind == "cost" else "1")
+
+
+def _run_dot(graph: Graph, fmt: str, sizes: tuple[int, int] = SVG_SIZES) -> str:
+    import graphviz
+
+    try:
+        return to_dot(graph, sizes).pipe(format=fmt, encoding="utf-8")
+    except graphviz.ExecutableNotFound:
+        raise TracerError("drawing a graph needs Graphviz's `dot` program (Debian: apt install graphviz)") from None
+    except graphviz.CalledProcessError as exc:  # pragma: no cover - dot rejecting our own input is a bug
+        raise TracerError(f"Graphviz could not lay out the graph: {exc.stderr!r}") from None
+
+
+def graph_svg(graph: Graph) -> str:
+    """The graph as SVG, without Graphviz's version comments (so the file is the same on any machine)."""
+    svg = re.sub(r"<!--.*?-->\n?", "", _run_dot(graph, "svg"), flags=re.S)
+    return svg
+
+
+def graph_tikz(graph: Graph) -> str:
+    """The graph as a TikZ picture in dot's layout, its labels typeset by LaTeX.
+
+    Needs \\usepackage{amsmath} and \\usepackage{tikz} (TIKZ_PREAMBLE). A picture wider than the
+    line is scaled down to the line width.
+    """
+    layout = json.loads(_run_dot(graph, "json", TIKZ_SIZES))
+    node_pt, label_pt = TIKZ_SIZES
+    pt = lambda x, y: f"({x:.2f},{y:.2f})"  # noqa: E731
+    out = [r"\begingroup%",
+           rf"\definecolor{{tracerfwd}}{{HTML}}{{{FORWARD[1:]}}}\definecolor{{tracerbwd}}{{HTML}}{{{BACKWARD[1:]}}}%",
+           rf"\definecolor{{tracerparam}}{{HTML}}{{{PARAMETER_FILL[1:]}}}%",
+           r"\ifdefined\tracergraphbox\else\newsavebox\tracergraphbox\fi%",
+           r"\sbox\tracergraphbox{%",
+           r"\arraycolsep=2pt\relax%",  # matrices as compact as Graphviz sized them
+           # Font sizes fixed to those Graphviz laid the picture out for, whatever the document's size.
+           rf"\begin{{tikzpicture}}[x=1bp, y=1bp, font=\fontsize{{{node_pt}}}{{{node_pt + 1}}}\selectfont, inner sep=1.5pt,",
+           r"  every node/.style={align=center},",
+           rf"  lbl/.style={{font=\fontsize{{{label_pt}}}{{{label_pt + 1}}}\selectfont, inner sep=0pt}}]"]
+    for obj in layout.get("objects", []):
+        if "nodes" in obj or obj["name"] not in graph.nodes:  # a subgraph: draw an example's box
+            if obj["name"].startswith("cluster_") and "bb" in obj:
+                x0, y0, x1, y1 = (float(c) for c in obj["bb"].split(","))
+                out.append(rf"\draw[gray, dashed, thin] {pt(x0, y0)} rectangle {pt(x1, y1)};")
+                if "lp" in obj:
+                    x, y = (float(c) for c in obj["lp"].split(","))
+                    out.append(rf"\node[lbl, gray] at {pt(x, y)} {{{obj.get('label', '')}}};")
+            continue
+        node = graph.nodes[obj["name"]]
+        x, y = (float(c) for c in obj["pos"].split(","))
+        w, h = float(obj["width"]) * 72, float(obj["height"]) * 72
+        # The outline is drawn at dot's size (so arrows meet it), with core TikZ only: no libraries needed.
+        shape = SHAPES[node.kind]
+        if shape == "box":
+            corners = ", rounded corners=3bp" if node.kind in ("input", "target") else ""
+            fill = "tracerparam" if node.kind == "parameter" else "white"
+            out.append(rf"\draw[thin, fill={fill}{corners}] {pt(x - w / 2, y - h / 2)} rectangle {pt(x + w / 2, y + h / 2)};")
+        else:
+            out.append(rf"\draw[thin, fill=white] {pt(x, y)} ellipse ({w / 2:.2f} and {h / 2:.2f});")
+            if node.kind == "cost":
+                out.append(rf"\draw[thick] {pt(x, y)} ellipse ({w / 2 - 4:.2f} and {h / 2 - 4:.2f});")
+        out.append(rf"\node at {pt(x, y)} {{{latex_label(graph.node_lines(node))}}}; % n:{node.id}")
+    for edge in layout.get("edges", []):
+        ident = edge["id"]  # f:tail:head or b:tail:head, as to_dot names the arrows
+        role, tail, head = ident.split(":")
+        backward = role == "b"
+        colour = "tracerbwd" if backward else "tracerfwd"
+        style = f"{colour}, thin" + (", dashed" if backward else "")
+        for op in edge.get("_draw_", []):
+            if op["op"] == "b":
+                p = op["points"]
+                path = pt(*p[0]) + "".join(f" .. controls {pt(*p[i])} and {pt(*p[i + 1])} .. {pt(*p[i + 2])}"
+                                           for i in range(1, len(p) - 2, 3))
+                out.append(rf"\draw[{style}] {path};")
+        for key in ("_hdraw_", "_tdraw_"):
+            for op in edge.get(key, []):
+                if op["op"] in ("P", "p"):
+                    out.append(rf"\fill[{colour}] " + " -- ".join(pt(*q) for q in op["points"]) + " -- cycle;")
+        labels = graph.edge_lines(graph.nodes[tail])
+        lines = (labels[1] if backward else labels[0]) if labels else []
+        if lines and "lp" in edge:
+            x, y = (float(c) for c in edge["lp"].split(","))
+            out.append(rf"\node[lbl] at {pt(x, y)} {{{latex_label(lines)}}}; % {ident}")
+    out += [r"\end{tikzpicture}}%",
+            r"\ifdim\wd\tracergraphbox>\linewidth\resizebox{\linewidth}{!}{\usebox\tracergraphbox}%",
+            r"\else\usebox\tracergraphbox\fi%",
+            r"\endgroup"]
+    return "\n".join(out) + "\n"
+
+
+#: What a LaTeX document needs for graph_tikz pictures and included PDF figures.
+TIKZ_PREAMBLE = "\\usepackage{amsmath}\n\\usepackage{graphicx}\n\\usepackage{tikz}\n"
+
+
+def tikz_document(body: str) -> str:
+    """A small complete LaTeX document around a TikZ picture (for `tracer figure -o graph.tex`)."""
+    return ("\\documentclass[11pt]{article}\n\\usepackage[margin=2cm]{geometry}\n" + TIKZ_PREAMBLE
+            + "\\pagestyle{empty}\n\\begin{document}\n\\noindent\n" + body + "\\end{document}\n")
+
+
+# --------------------------------------------------------------------------- learning curve and boundary
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def _save(fig: Any, fmt: str) -> bytes:
+    """The figure as SVG or PDF bytes, identical from run to run."""
+    import io
+
+    import matplotlib
+
+    metadata = {"svg": {"Date": None, "Creator": None},
+                "pdf": {"CreationDate": None, "Creator": None, "Producer": None}}[fmt]
+    buffer = io.BytesIO()
+    # Type 3 fonts in PDF: embedding Type 42 subsets (fontTools) takes most of the time of a figure.
+    with matplotlib.rc_context({"svg.hashsalt": "tracer", "svg.fonttype": "none", "pdf.fonttype": 3}):
+        fig.savefig(buffer, format=fmt, metadata=metadata)
+    return buffer.getvalue()
+
+
+def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg") -> bytes:
+    """The cost at every step run, with the recorded steps marked when there are few of them."""
+    fig = _figure(5.0, 3.0)
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.16, top=0.95)
+    ax = fig.add_subplot()
+    steps = np.arange(len(trace.costs))
+    ax.plot(steps, trace.costs, color=FORWARD, linewidth=1.5, label="cost")
+    if len(trace.steps) <= MARKED_POINTS:
+        ax.plot(trace.steps, trace.arrays["cost"], "o", color=FORWARD, markersize=3.5, label="recorded steps")
+        ax.legend(frameon=False)
+    last = len(trace.costs) - 1
+    final = format_number(trace.costs[last], _places(chapter, "cost"), style="unicode")
+    ax.annotate(f"step {last}: cost {final}", xy=(last, trace.costs[last]), xytext=(-4, 12),
+                textcoords="offset points", ha="right", fontsize=9)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cost")
+    ax.set_xlim(0, max(last, 1))
+    ax.set_ylim(bottom=0)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))  # few ticks: text is most of the drawing time
+    ax.yaxis.set_major_locator(MaxNLocator(4))
+    ax.spines[["top", "right"]].set_visible(False)
+    return _save(fig, fmt)
+
+
+def raw_features(chapter: Chapter) -> int:
+    """How many input features the chapter gives before its feature crosses are appended."""
+    return chapter.n_inputs - len(chapter.feature_crosses)
+
+
+def has_boundary(chapter: Chapter) -> bool:
+    """A decision boundary is drawn over two input features and one output."""
+    return raw_features(chapter) == 2 and chapter.Y.shape[0] == 1
+
+
+def boundary_grid(chapter: Chapter, trace: Trace, n: int = GRID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x₁ values, x₂ values, ŷ on the n × n grid) for the trained network over the input square.
+
+    The square is the data's range widened by half its span on each side. The grid goes through the
+    chapter's own network (build_network, Network.forward) with its feature crosses appended, as the
+    chapter appends them to X.
+    """
+    if not has_boundary(chapter):
+        raise TracerError(f"{chapter.name}: a decision boundary needs 2 input features and 1 output; this "
+                          f"chapter has {raw_features(chapter)} input features and {chapter.Y.shape[0]} output(s)")
+    X = trace.X[:2]
+    low, high = X.min(axis=1), X.max(axis=1)
+    span = np.where(high > low, high - low, 1.0)
+    x1 = np.linspace(low[0] - span[0] / 2, high[0] + span[0] / 2, n)
+    x2 = np.linspace(low[1] - span[1] / 2, high[1] + span[1] / 2, n)
+    g1, g2 = np.meshgrid(x1, x2)
+    A0 = np.vstack([g1.ravel(), g2.ravel()])
+    for cross in chapter.feature_crosses:
+        A0 = np.vstack([A0, np.prod(A0[list(cross), :], axis=0, keepdims=True)])
+    net = build_network(chapter)
+    out = {name: np.empty(shape) for name, shape in net.shapes(A0.shape[0], A0.shape[1]).items()}
+    for layer in net.layers:
+        out.setdefault(layer.Z, np.empty((layer.units, A0.shape[1])))
+        out.setdefault(layer.A, np.empty((layer.units, A0.shape[1])))
+    with np.errstate(all="ignore"):
+        net.forward(trace.final, A0, out)
+    return x1, x2, out[net.layers[-1].A][0].reshape(n, n)
+
+
+def _ticks(axis: np.ndarray) -> np.ndarray:
+    """Ticks at the data's ends and middle (the input square widened by half a span each side)."""
+    span = (axis[-1] - axis[0]) / 2
+    return np.linspace(axis[0] + span / 2, axis[-1] - span / 2, 3)
+
+
+def threshold(trace: Trace) -> float:
+    """Where the decision changes: halfway between the two labels (0.5 for labels 0 and 1)."""
+    return float(trace.Y.min() + trace.Y.max()) / 2
+
+
+def decision_boundary(chapter: Chapter, trace: Trace, shaded: bool = False, fmt: str = "svg") -> bytes:
+    """The trained network's decision boundary over the input square, the training points by class."""
+    return decision_boundaries(chapter, trace, fmt)[shaded]
+
+
+def decision_boundaries(chapter: Chapter, trace: Trace, fmt: str = "svg") -> dict[bool, bytes]:
+    """{False: the plain boundary, True: the same with the two regions shaded}, drawn once and saved twice."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    x1, x2, yhat = boundary_grid(chapter, trace)
+    cut = threshold(trace)
+    low, high = format_number(float(trace.Y.min()), 0), format_number(float(trace.Y.max()), 0)
+    level = format_number(cut, _places(chapter, f"A{trace.n_layers}"), style="unicode")
+    fig = _figure(5.4, 3.6)
+    fig.subplots_adjust(left=0.1, right=0.64, bottom=0.13, top=0.97)
+    ax = fig.add_subplot()
+    if yhat.min() < cut < yhat.max():
+        ax.contour(x1, x2, yhat, levels=[cut], colors="black", linewidths=1.5)
+    X, Y = trace.X[:2], trace.Y[0]
+    ones, zeros = Y > cut, Y <= cut
+    ax.scatter(X[0, ones], X[1, ones], marker="X", s=90, color=FORWARD, edgecolors="black", linewidths=0.6,
+               label=f"y = {high}", zorder=3)
+    ax.scatter(X[0, zeros], X[1, zeros], marker="o", s=70, color=BACKWARD, edgecolors="black", linewidths=0.6,
+               label=f"y = {low}", zorder=3)
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    ax.set_xlim(x1[0], x1[-1])
+    ax.set_ylim(x2[0], x2[-1])
+    ax.set_xticks(_ticks(x1))  # few ticks: cleaner, and text is most of a figure's drawing time
+    ax.set_yticks(_ticks(x2))
+    ax.set_aspect("equal")
+    handles = ax.get_legend_handles_labels()[0] + [Line2D([], [], color="black", linewidth=1.5, label=f"ŷ = {level}")]
+    legend = dict(loc="upper left", bbox_to_anchor=(1.03, 1.0), frameon=False, fontsize=9)
+    ax.legend(handles=handles, **legend)
+    figures = {False: _save(fig, fmt)}
+    ax.imshow(yhat >= cut, origin="lower", extent=(x1[0], x1[-1], x2[0], x2[-1]), interpolation="none",
+              cmap=ListedColormap([REGION_0, REGION_1]), vmin=0, vmax=1, zorder=0)
+    handles += [Patch(color=REGION_1, label=f"ŷ ≥ {level}: {high}"), Patch(color=REGION_0, label=f"ŷ < {level}: {low}")]
+    ax.legend(handles=handles, **legend)
+    figures[True] = _save(fig, fmt)
+    return figures
+
+
+# --------------------------------------------------------------------------- files and documents
+
+
+def worked_steps(chapter: Chapter, trace: Trace) -> list[int]:
+    """The steps a document works by hand: [document] worked_steps when the chapter gives them, else the first two."""
+    document = chapter.raw.get("document")
+    given = document.get("worked_steps") if isinstance(document, dict) else None
+    if isinstance(given, list) and given and all(isinstance(s, int) and not isinstance(s, bool) for s in given):
+        return sorted(set(given))
+    return [int(s) for s in trace.steps[:2]]
+
+
+def _stem(chapter: Chapter) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", chapter.name)
+
+
+def figure_bytes(chapter: Chapter, trace: Trace, kind: str, fmt: str, step: int | None = None,
+                 view: str | None = None, shaded: bool = False) -> bytes:
+    """One figure as the bytes of a file: graph (.svg, .tex), curve or boundary (.svg, .pdf)."""
+    if kind not in KINDS:
+        raise TracerError(f"figure kind {kind!r}: expected one of {', '.join(KINDS)}")
+    allowed = {"graph": ("svg", "tex"), "curve": ("svg", "pdf"), "boundary": ("svg", "pdf")}[kind]
+    if fmt not in allowed:
+        got = f".{fmt}" if fmt else "no suffix"
+        raise TracerError(f"a {kind} figure is written as {' or '.join('.' + a for a in allowed)}, not {got}")
+    if kind == "graph":
+        graph = computational_graph(chapter, trace, int(trace.steps[0]) if step is None else step, view)
+        text = graph_svg(graph) if fmt == "svg" else tikz_document(graph_tikz(graph))
+        return text.encode("utf-8")
+    if kind == "curve":
+        return learning_curve(chapter, trace, fmt)
+    return decision_boundary(chapter, trace, shaded, fmt)
+
+
+def default_name(chapter: Chapter, kind: str, fmt: str, step: int | None = None, view: str | None = None,
+                 shaded: bool = False) -> str:
+    """E.g. 01-or-one-example-graph-step-0-scalar.svg, 03-xor-feature-cross-boundary-shaded.pdf."""
+    parts = [_stem(chapter), kind]
+    if kind == "graph":
+        parts += [f"step-{step}"] + ([view] if view else [])
+    if kind == "boundary" and shaded:
+        parts.append("shaded")
+    return "-".join(parts) + "." + fmt
+
+
+def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
+                     view: str | None = None) -> dict[str, str]:
+    """Write the chapter's figures under `out_dir`; return, per place in a document, the text to put there.
+
+    Keys: "graph_step_<N>" for each worked step, "curve" when the chapter runs more than FEW_STEPS
+    steps, "boundary" and "boundary_shaded" when its input has two features (plus crosses). For
+    fmt "md" the text is a Markdown image of an SVG; for "tex" a TikZ picture (graph) or an
+    \\includegraphics of a PDF. Files go to `out_dir`/figures/ and are linked by paths relative to
+    `out_dir`, the folder of the documents.
+    """
+    if fmt not in ("md", "tex"):
+        raise TracerError(f"document format {fmt!r}: expected 'md' or 'tex'")
+    out_dir = Path(out_dir)
+    file_fmt = "svg" if fmt == "md" else "pdf"
+    placed: dict[str, str] = {}
+
+    def place(key: str, data: bytes, name: str, caption: str, width: str) -> None:
+        write_atomic(out_dir / FIGURES_DIR / name, data)
+        link = f"{FIGURES_DIR}/{name}"
+        placed[key] = (f"![{caption}]({link})" if fmt == "md" else
+                       "\\begin{center}\n" + rf"\includegraphics[width={width}]{{{link}}}" + "\n\\end{center}")
+
+    # Graphviz runs in its own process: lay the graphs out in threads while matplotlib draws.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        graphs = {step: computational_graph(chapter, trace, step, view) for step in worked_steps(chapter, trace)}
+        drawn = {step: pool.submit(graph_svg if fmt == "md" else graph_tikz, graph) for step, graph in graphs.items()}
+        pictures: dict[str, tuple[bytes, str, str, str]] = {}
+        if int(trace.meta["steps_run"]) > FEW_STEPS:
+            pictures["curve"] = (learning_curve(chapter, trace, file_fmt), default_name(chapter, "curve", file_fmt),
+                                 "Learning curve: the cost at every step", r"0.75\linewidth")
+        if has_boundary(chapter) and int(trace.meta["steps_run"]) > FEW_STEPS:
+            boundaries = decision_boundaries(chapter, trace, file_fmt)
+            for shaded, key in ((False, "boundary"), (True, "boundary_shaded")):
+                caption = "Decision boundary of the trained network" + (", regions shaded by class" if shaded else "")
+                pictures[key] = (boundaries[shaded], default_name(chapter, "boundary", file_fmt, shaded=shaded),
+                                 caption, r"0.7\linewidth")
+        for step, graph in graphs.items():
+            caption = (f"Computational graph at step {step} ({graph.view} view): forward values on solid blue "
+                       "arrows, gradients of the cost on dashed vermillion arrows")
+            if fmt == "md":
+                place(f"graph_step_{step}", drawn[step].result().encode("utf-8"),
+                      default_name(chapter, "graph", "svg", step), caption, "")
+            else:
+                placed[f"graph_step_{step}"] = ("\\begin{center}\n" + drawn[step].result() + "\\par\\smallskip\n"
+                                               + r"{\small " + caption + ".}\n\\end{center}")
+    for key, (data, name, caption, width) in pictures.items():
+        place(key, data, name, caption, width)
+    return placed
+
+
+def write_figure(chapter: Chapter, trace: Trace, kind: str, path: Path | None = None, step: int | None = None,
+                 view: str | None = None, shaded: bool = False) -> Path:
+    """Write one figure to `path` (its suffix says the format) or to its default .svg name; return the path."""
+    if kind == "graph" and step is None:
+        step = int(trace.steps[0])
+    path = Path(path) if path is not None else Path(default_name(chapter, kind, "svg", step, view, shaded))
+    try:
+        data = figure_bytes(chapter, trace, kind, path.suffix.lstrip(".").lower(), step, view, shaded)
+    except TracerError as exc:
+        raise TracerError(f"{path}: {exc}") from None
+    return write_atomic(path, data)

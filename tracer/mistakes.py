@@ -1,0 +1,391 @@
+"""The catalogue of common mistakes: each one a small variant of the real training step.
+
+A mistake is not a list of known wrong answers: it swaps one part of the engine for a slightly
+wrong one (a cost whose gradient has no 1/m, an activation whose derivative is taken at Z, a
+linear node that does not sum the bias gradient, an optimizer that adds the step …) and reruns
+the step with the engine's own `Network.forward / loss / backward` and optimizer. The checker
+compares a wrong answer with what each variant computes and names the ones that reproduce it.
+
+`rerun_step` with no change gives exactly the trace's numbers (tested), so a variant differs
+from the truth only by its mistake.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .chapter import Chapter
+from .graph import Activation, Carry, Cost, Linear, Network
+from .optimizers import OPTIMIZERS, Optimizer
+from .rounding import round_half_up, to_decimal
+from .trace import AFTER, Trace
+from .train import build_network
+
+
+# --------------------------------------------------------------------------- the step to rerun
+
+
+@dataclass
+class StepContext:
+    """What a step starts from: parameters, batch, optimizer state before it, and the step before."""
+
+    chapter: Chapter
+    step: int
+    params: dict[str, np.ndarray]  # before the step's update
+    A0: np.ndarray
+    Y: np.ndarray
+    state: dict[str, dict[str, np.ndarray]]  # optimizer memory before the step: {param: {"v": …}}
+    previous: dict[str, np.ndarray] | None = None  # parameters before the previous step
+    carry: Carry = None  # hand mode: round each value as it is computed
+    truth: dict[str, np.ndarray] = field(default_factory=dict)  # the step as recorded
+
+
+def step_context(chapter: Chapter, trace: Trace, step: int, carry: Carry = None) -> StepContext:
+    """The context of `step` read from a trace that recorded `step` (and `step - 1`, if there is one)."""
+    now = trace.at(step)
+    before = trace.at(step - 1) if step >= 1 else None
+    names = trace.parameter_names
+    state_names = trace.meta["state"]
+    state = {p: {s: (np.array(before[s + p], dtype=float) if before is not None else np.zeros_like(now[p]))
+                 for s in state_names} for p in names}
+    previous = {p: before[p] for p in names} if before is not None else None
+    return StepContext(chapter, step, {p: now[p] for p in names}, now["A0"], now["Y"], state, previous, carry,
+                       {k: np.asarray(v) for k, v in now.items()})
+
+
+def rerun_step(ctx: StepContext, *, net: Network | None = None, params: dict[str, np.ndarray] | None = None,
+               A0: np.ndarray | None = None, Y: np.ndarray | None = None,
+               optimizer: Optimizer | None = None, shapes: dict[str, tuple[int, ...]] | None = None,
+               update_from: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """One training step through the engine: forward, cost, backward, update; every value by name.
+
+    Each keyword replaces one part of the real step: `net` (nodes), `params`, the batch, the
+    `optimizer`, the arrays' `shapes` (a mistake may make db one number per example) and
+    `update_from` (the parameters the update is applied to). A gradient whose shape no longer fits
+    its parameter gives no `…_after` for it.
+    """
+    chapter = ctx.chapter
+    net = net or build_network(chapter)
+    params = params if params is not None else ctx.params
+    A0 = ctx.A0 if A0 is None else A0
+    Y = ctx.Y if Y is None else Y
+    sizes = net.shapes(A0.shape[0], A0.shape[1])
+    sizes.update(shapes or {})
+    out = {k: np.zeros(s) for k, s in sizes.items()}
+    with np.errstate(all="ignore"):
+        net.forward(params, A0, out, ctx.carry)
+        cost = net.loss(Y, out, ctx.carry)
+        net.backward(params, A0, Y, out, ctx.carry)
+        values: dict[str, np.ndarray] = {**out, "cost": np.asarray(cost), "A0": A0, "Y": Y}
+        optimizer = optimizer or real_optimizer(ctx)
+        start = update_from or params
+        for p in params:
+            values[p] = params[p]
+            grad = out.get("d" + p)
+            if p in chapter.frozen:
+                values[p + AFTER] = start[p]
+                continue
+            if grad is None or not _fits(start[p].shape, grad.shape):
+                continue
+            new = np.empty(grad.shape)
+            memory = getattr(optimizer, "inner", optimizer).memory
+            if grad.shape != start[p].shape and p in memory:  # optimizer state spread like the gradient
+                memory[p] = {s: np.broadcast_to(v, grad.shape).copy() for s, v in memory[p].items()}
+            optimizer.update(p, np.broadcast_to(start[p], grad.shape), grad, ctx.step + 1, out=new)
+            values[p + AFTER] = ctx.carry(p, new) if ctx.carry else new
+        memory = getattr(optimizer, "inner", optimizer).memory
+        for s in OPTIMIZERS[chapter.optimizer].state:
+            for p in params:
+                values[s + p] = np.array(memory.get(p, {}).get(s, np.zeros_like(params[p])), dtype=float)
+    return values
+
+
+def _fits(param: tuple[int, ...], grad: tuple[int, ...]) -> bool:
+    """Can the update be written with this gradient (the parameter broadcast to its shape)?"""
+    try:
+        return np.broadcast_shapes(param, grad) == grad
+    except ValueError:
+        return False
+
+
+def real_optimizer(ctx: StepContext, learning_rate: float | None = None) -> Optimizer:
+    """The chapter's optimizer with its memory as it was before the step."""
+    chapter = ctx.chapter
+    opt = OPTIMIZERS[chapter.optimizer](chapter.learning_rate if learning_rate is None else learning_rate,
+                                        **chapter.hyper)
+    opt.memory = {p: {s: v.copy() for s, v in slots.items()} for p, slots in ctx.state.items()}
+    return opt
+
+
+# --------------------------------------------------------------------------- altered parts
+
+
+class ScaledCost(Cost):
+    """A cost (and its gradient) multiplied by `factor`: with factor m, the 1/m left out."""
+
+    def __init__(self, inner: Cost, factor: float):
+        self.inner, self.factor = inner, factor
+        self.name, self.formula, self.from_logits = inner.name, inner.formula, inner.from_logits
+
+    def forward(self, Y, A, Z):
+        return self.inner.forward(Y, A, Z) * self.factor
+
+    def gradient(self, Y, A, Z, out=None):
+        out = self.inner.gradient(Y, A, Z, out=out)
+        out *= self.factor
+        return out
+
+
+class NoDerivative(Activation):
+    """The activation with its local gradient taken as 1: its derivative left out."""
+
+    def __init__(self, inner: Activation):
+        self.inner, self.name = inner, inner.name
+
+    def forward(self, Z, out=None):
+        return self.inner.forward(Z, out=out)
+
+    def local_gradient(self, Z, A, out=None):
+        out = np.empty_like(Z) if out is None else out
+        out.fill(1.0)
+        return out
+
+
+class DerivativeAtZ(NoDerivative):
+    """The activation's derivative written in terms of its output but fed Z: σ′ as Z(1 − Z)."""
+
+    def local_gradient(self, Z, A, out=None):
+        return self.inner.local_gradient(Z, Z, out=out)
+
+
+class BiasNotSummed(Linear):
+    """db left as dZ, one value per example, instead of the sum over the examples."""
+
+    def backward(self, W, A_prev, dZ, dW=None, db=None, dA_prev=None):
+        dW, _, dA_prev = super().backward(W, A_prev, dZ, dW, None, dA_prev)
+        if db is not None:
+            np.copyto(db, dZ)
+        return dW, db, dA_prev
+
+
+class TransposedWeightGradient(Linear):
+    """dW computed as A_prev·dZᵀ (X·dZᵀ for layer 1): the transpose of dZ·Xᵀ."""
+
+    def backward(self, W, A_prev, dZ, dW=None, db=None, dA_prev=None):
+        _, db, dA_prev = super().backward(W, A_prev, dZ, None, db, dA_prev)
+        dW = np.matmul(A_prev, dZ.T, out=dW)
+        return dW, db, dA_prev
+
+
+class UntransposedInput(Linear):
+    """dW computed as dZ·A_prev, X where the local gradient is Xᵀ (only possible when the shapes allow)."""
+
+    def backward(self, W, A_prev, dZ, dW=None, db=None, dA_prev=None):
+        _, db, dA_prev = super().backward(W, A_prev, dZ, None, db, dA_prev)
+        dW = np.matmul(dZ, A_prev, out=dW)
+        return dW, db, dA_prev
+
+
+class AddsStep(Optimizer):
+    """The real optimizer fed −gradient: the update applied with the wrong sign (W + α·dW for gd)."""
+
+    def __init__(self, inner: Optimizer):
+        self.inner = inner
+
+    def update(self, name, param, grad, t, out):
+        self.inner.update(name, param, -grad, t, out)
+
+
+# --------------------------------------------------------------------------- the catalogue
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One mistake made one way (at one layer, with one example …) and every value it gives at the step."""
+
+    mistake: str
+    says: str
+    values: dict[str, np.ndarray]
+
+
+Build = Callable[[StepContext, dict[str, np.ndarray]], Iterator[tuple[str, dict[str, np.ndarray]]]]
+
+
+@dataclass(frozen=True)
+class Mistake:
+    key: str
+    title: str  # a short plain name, for documentation
+    build: Build  # (context, the student's numbers by quantity) -> (plain words, values) per way
+
+
+CATALOGUE: dict[str, Mistake] = {}
+
+
+def mistake(key: str, title: str) -> Callable[[Build], Build]:
+    def register(build: Build) -> Build:
+        CATALOGUE[key] = Mistake(key, title, build)
+        return build
+    return register
+
+
+def _net_with(ctx: StepContext, change: Callable[[Network], None]) -> Network:
+    net = build_network(ctx.chapter)
+    change(net)
+    return net
+
+
+@mistake("no_mean", "the 1/m left out")
+def _no_mean(ctx, answers):
+    m = ctx.A0.shape[1]
+    net = _net_with(ctx, lambda n: setattr(n, "cost", ScaledCost(n.cost, m)))
+    yield (f"left out the 1/m: summed over the m = {m} examples instead of averaging "
+           f"(the cost and its gradient {m} times too large)", rerun_step(ctx, net=net))
+
+
+@mistake("sign_flipped", "the sign of (y − ŷ) flipped")
+def _sign_flipped(ctx, answers):
+    net = _net_with(ctx, lambda n: setattr(n, "cost", ScaledCost(n.cost, -1.0)))
+    last = len(ctx.chapter.layers)
+    yield (f"flipped the sign of the cost's derivative: used (y − ŷ) where it is (ŷ − y), "
+           f"so dA{last} and every gradient after it has the wrong sign", rerun_step(ctx, net=net))
+
+
+def _per_layer(ctx: StepContext, wrap: Callable[[Activation], Activation], words: Callable[[int, str], str]):
+    layers = range(1, len(ctx.chapter.layers) + 1)
+    for chosen in [[l] for l in layers] + ([list(layers)] if len(layers) > 1 else []):
+        def change(net: Network, chosen=chosen) -> None:
+            for layer in net.layers:
+                if layer.index in chosen:
+                    layer.activation = wrap(layer.activation)
+        where = f"layer {chosen[0]}" if len(chosen) == 1 else "every layer"
+        name = ctx.chapter.layers[chosen[0] - 1].activation
+        yield words(chosen[0] if len(chosen) == 1 else 0, name).replace("{where}", where), \
+            rerun_step(ctx, net=_net_with(ctx, change))
+
+
+@mistake("no_activation_derivative", "the activation's derivative left out")
+def _no_derivative(ctx, answers):
+    yield from _per_layer(ctx, NoDerivative, lambda l, name: (
+        f"left out the derivative of the {name} at {{where}}" +
+        (f": took dZ{l} = dA{l} instead of dA{l} · A{l}′" if l else "")))
+
+
+@mistake("derivative_at_Z", "the activation's derivative taken at Z instead of A")
+def _derivative_at_z(ctx, answers):
+    def words(l: int, name: str) -> str:
+        text = f"took the derivative of the {name} at Z instead of A at {{where}}"
+        if l and name == "sigmoid":
+            text += f": σ′ as Z{l}(1 − Z{l}) instead of A{l}(1 − A{l})"
+        elif l and name == "tanh":
+            text += f": tanh′ as 1 − Z{l}² instead of 1 − A{l}²"
+        return text
+    yield from _per_layer(ctx, DerivativeAtZ, words)
+
+
+@mistake("bias_not_summed", "the bias gradient not summed over the examples")
+def _bias_not_summed(ctx, answers):
+    if not ctx.chapter.bias:
+        return
+    m = ctx.A0.shape[1]
+    for layer in range(1, len(ctx.chapter.layers) + 1):
+        net = _net_with(ctx, lambda n, l=layer: setattr(n.layers[l - 1], "linear", BiasNotSummed()))
+        units = ctx.chapter.layers[layer - 1].units
+        yield (f"did not sum the bias gradient over the {m} examples: took db{layer} = dZ{layer} "
+               f"(one value per example) instead of the sum of dZ{layer} along each row",
+               rerun_step(ctx, net=net, shapes={f"db{layer}": (units, m)}))
+
+
+@mistake("transposed", "Xᵀ instead of X, or the transpose of the result")
+def _transposed(ctx, answers):
+    units = [l.units for l in ctx.chapter.layers]
+    inputs = [ctx.A0.shape[0]] + units[:-1]
+    m = ctx.A0.shape[1]
+    for l, (n, n_in) in enumerate(zip(units, inputs), start=1):
+        x = "X" if l == 1 else f"A{l - 1}"
+        net = _net_with(ctx, lambda net_, l=l: setattr(net_.layers[l - 1], "linear", TransposedWeightGradient()))
+        yield (f"wrote dW{l} transposed: {x}·dZ{l}ᵀ ({n_in} × {n}) instead of dZ{l}·{x}ᵀ ({n} × {n_in})",
+               rerun_step(ctx, net=net, shapes={f"dW{l}": (n_in, n)}))
+        if n_in == m:  # dZ·X is only defined when there are as many examples as inputs
+            net = _net_with(ctx, lambda net_, l=l: setattr(net_.layers[l - 1], "linear", UntransposedInput()))
+            yield (f"used {x} where the local gradient ∂Z{l}/∂W{l} is {x}ᵀ: dW{l} = dZ{l}·{x} "
+                   f"instead of dZ{l}·{x}ᵀ", rerun_step(ctx, net=net))
+
+
+@mistake("update_sign", "the update applied with the wrong sign")
+def _update_sign(ctx, answers):
+    rule = "W + α·dW instead of W − α·dW" if ctx.chapter.optimizer == "gd" else "adding the step instead of subtracting it"
+    yield (f"applied the update with the wrong sign: {rule}",
+           rerun_step(ctx, optimizer=AddsStep(real_optimizer(ctx))))
+
+
+#: Learning rates a student may use by mistake, as multiples of the chapter's (besides 1 itself).
+RATE_FACTORS = (2.0, 0.5, 10.0, 0.1)
+
+
+@mistake("learning_rate", "the update applied with the wrong learning rate")
+def _learning_rate(ctx, answers):
+    true = ctx.chapter.learning_rate
+    rates = [1.0] + [true * f for f in RATE_FACTORS]
+    estimated = _estimated_rate(ctx, answers)
+    if estimated is not None:
+        rates.insert(0, estimated)
+    seen = {true}
+    for rate in rates:
+        if rate in seen or not rate > 0:
+            continue
+        seen.add(rate)
+        yield (f"applied the update with learning rate {rate:g} instead of {true:g}",
+               rerun_step(ctx, optimizer=real_optimizer(ctx, learning_rate=rate)))
+
+
+def _estimated_rate(ctx: StepContext, answers: dict[str, np.ndarray]) -> float | None:
+    """The learning rate that best explains a student's W_after (gd only), to 2 significant digits."""
+    if ctx.chapter.optimizer != "gd":
+        return None
+    ratios = []
+    for p in ctx.params:
+        given = answers.get(p + AFTER)
+        grad = ctx.truth.get("d" + p)
+        if given is None or grad is None or np.shape(given) != np.shape(grad):
+            continue
+        big = np.abs(grad) > 1e-9
+        ratios += list(((ctx.params[p] - given)[big] / grad[big]).ravel())
+    if not ratios:
+        return None
+    rate = float(np.median(ratios))
+    if not math.isfinite(rate) or rate <= 0:
+        return None
+    return float(round_half_up(rate, 1 - to_decimal(rate).adjusted()))
+
+
+@mistake("previous_weights", "the previous step's weights used")
+def _previous_weights(ctx, answers):
+    if ctx.previous is None:
+        return
+    yield (f"did step {ctx.step} with the weights before step {ctx.step - 1} (the previous step's): "
+           f"these are step {ctx.step - 1}'s numbers", rerun_step(ctx, params=ctx.previous))
+    yield (f"applied step {ctx.step}'s update to the weights before step {ctx.step - 1} "
+           f"instead of the current ones", rerun_step(ctx, update_from=ctx.previous))
+
+
+@mistake("one_example", "the loss of one example instead of the cost of the batch")
+def _one_example(ctx, answers):
+    m = ctx.A0.shape[1]
+    if m < 2:
+        return
+    for i in range(m):
+        yield (f"used the loss of example {i + 1} alone instead of the cost of the batch "
+               f"(the average over all {m} examples)",
+               rerun_step(ctx, A0=ctx.A0[:, [i]], Y=ctx.Y[:, [i]]))
+
+
+def variants(ctx: StepContext, answers: dict[str, np.ndarray] | None = None,
+             keys: list[str] | None = None) -> Iterator[Variant]:
+    """Every way of making each mistake (or those in `keys`) at this step, with the values it gives."""
+    for key in keys or list(CATALOGUE):
+        for says, values in CATALOGUE[key].build(ctx, answers or {}):
+            yield Variant(key, says, values)
