@@ -131,8 +131,9 @@ def test_a_cost_from_logits_takes_the_last_z_directly(view):
 
 
 def test_part_1_graph_shows_the_articles_figures(trace_of):
-    # Seed 000, Part I, x₁ = x₂ = 0, y = 0, w = (0.1, 0.6), b = 0: z = 0, ŷ = σ(0) = 0.5, L = ½(0 − 0.5)² = 0.125;
-    # ∂L/∂ŷ = ŷ − y = 0.5, ∂L/∂z = 0.5 · σ'(0) = 0.5 · 0.25 = 0.125, ∂L/∂w = 0.125 · x = 0, ∂L/∂b = 0.125.
+    # Seed 000, Part I, x₁ = x₂ = 0, y = 0, w = (0.1, 0.6), b = 0:
+    # z = 0, ŷ = σ(0) = 0.5, L = ½(0 − 0.5)² = 0.125; ∂L/∂ŷ = ŷ − y = 0.5,
+    # ∂L/∂z = 0.5 · σ'(0) = 0.5 · 0.25 = 0.125, ∂L/∂w = 0.125 · x = 0, ∂L/∂b = 0.125.
     chapter, trace = chapter_and_trace(trace_of, "01-or-one-example")
     found = svg_numbers(figures.graph_svg(figures.computational_graph(chapter, trace, 0)))
     assert found[("n:cost", "fwd")] == ["0.125"]

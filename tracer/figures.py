@@ -454,8 +454,7 @@ def _run_dot(graph: Graph, fmt: str, sizes: tuple[int, int] = SVG_SIZES) -> str:
 
 def graph_svg(graph: Graph) -> str:
     """The graph as SVG, without Graphviz's version comments (so the file is the same on any machine)."""
-    svg = re.sub(r"<!--.*?-->\n?", "", _run_dot(graph, "svg"), flags=re.S)
-    return svg
+    return re.sub(r"<!--.*?-->\n?", "", _run_dot(graph, "svg"), flags=re.S)
 
 
 def graph_tikz(graph: Graph) -> str:
@@ -474,7 +473,8 @@ def graph_tikz(graph: Graph) -> str:
            r"\sbox\tracergraphbox{%",
            r"\arraycolsep=2pt\relax%",  # matrices as compact as Graphviz sized them
            # Font sizes fixed to those Graphviz laid the picture out for, whatever the document's size.
-           rf"\begin{{tikzpicture}}[x=1bp, y=1bp, font=\fontsize{{{node_pt}}}{{{node_pt + 1}}}\selectfont, inner sep=1.5pt,",
+           rf"\begin{{tikzpicture}}[x=1bp, y=1bp, inner sep=1.5pt,",
+           rf"  font=\fontsize{{{node_pt}}}{{{node_pt + 1}}}\selectfont,",
            r"  every node/.style={align=center},",
            rf"  lbl/.style={{font=\fontsize{{{label_pt}}}{{{label_pt + 1}}}\selectfont, inner sep=0pt}}]"]
     for obj in layout.get("objects", []):
@@ -494,7 +494,8 @@ def graph_tikz(graph: Graph) -> str:
         if shape == "box":
             corners = ", rounded corners=3bp" if node.kind in ("input", "target") else ""
             fill = "tracerparam" if node.kind == "parameter" else "white"
-            out.append(rf"\draw[thin, fill={fill}{corners}] {pt(x - w / 2, y - h / 2)} rectangle {pt(x + w / 2, y + h / 2)};")
+            corner, opposite = pt(x - w / 2, y - h / 2), pt(x + w / 2, y + h / 2)
+            out.append(rf"\draw[thin, fill={fill}{corners}] {corner} rectangle {opposite};")
         else:
             out.append(rf"\draw[thin, fill=white] {pt(x, y)} ellipse ({w / 2:.2f} and {h / 2:.2f});")
             if node.kind == "cost":
@@ -677,7 +678,8 @@ def decision_boundaries(chapter: Chapter, trace: Trace, fmt: str = "svg") -> dic
     figures = {False: _save(fig, fmt)}
     ax.imshow(yhat >= cut, origin="lower", extent=(x1[0], x1[-1], x2[0], x2[-1]), interpolation="none",
               cmap=ListedColormap([REGION_0, REGION_1]), vmin=0, vmax=1, zorder=0)
-    handles += [Patch(color=REGION_1, label=f"ŷ ≥ {level}: {high}"), Patch(color=REGION_0, label=f"ŷ < {level}: {low}")]
+    handles += [Patch(color=REGION_1, label=f"ŷ ≥ {level}: {high}"),
+                Patch(color=REGION_0, label=f"ŷ < {level}: {low}")]
     ax.legend(handles=handles, **legend)
     figures[True] = _save(fig, fmt)
     return figures
@@ -706,7 +708,7 @@ def figure_bytes(chapter: Chapter, trace: Trace, kind: str, fmt: str, step: int 
         raise TracerError(f"figure kind {kind!r}: expected one of {', '.join(KINDS)}")
     allowed = {"graph": ("svg", "tex"), "curve": ("svg", "pdf"), "boundary": ("svg", "pdf")}[kind]
     if fmt not in allowed:
-        got = f".{fmt}" if fmt else "no suffix"
+        got = f".{fmt}" if fmt else "a name without a suffix"
         raise TracerError(f"a {kind} figure is written as {' or '.join('.' + a for a in allowed)}, not {got}")
     if kind == "graph":
         graph = computational_graph(chapter, trace, int(trace.steps[0]) if step is None else step, view)
