@@ -89,7 +89,13 @@ class Chapter:
 
     @property
     def n_inputs(self) -> int:
+        """Rows of X: the given features and then the feature crosses."""
         return self.X.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        """The features the chapter gives, before its feature crosses are appended."""
+        return self.X.shape[0] - len(self.feature_crosses)
 
     @property
     def parameter_names(self) -> list[str]:
@@ -104,6 +110,13 @@ class Chapter:
         if self.record_every:
             chosen.update(range(0, self.steps, self.record_every))
         return sorted(chosen)
+
+
+def append_crosses(X: np.ndarray, crosses: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """X (features × examples) with one new feature per cross: the product of the features it names."""
+    for cross in crosses:
+        X = np.vstack([X, np.prod(X[list(cross), :], axis=0, keepdims=True)])
+    return X
 
 
 def parameter_names(layers: tuple[LayerSpec, ...], bias: bool) -> list[str]:
@@ -165,9 +178,7 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
         data.fail("Y", f"one row per example, as X has ({X_rows.shape[0]} rows)", f"{Y_rows.shape[0]} rows")
     crosses = data.crosses("feature_crosses", n_features=X_rows.shape[1])
     data.done()
-    X = X_rows.T.copy()
-    for cross in crosses:
-        X = np.vstack([X, np.prod(X[list(cross), :], axis=0, keepdims=True)])
+    X = append_crosses(X_rows.T.copy(), crosses)
     Y = Y_rows.T.copy()
 
     network = top.table("network")

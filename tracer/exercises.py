@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .chapter import Chapter, Display, chapter_section, load_chapter
+from .chapter import Chapter, Display, append_crosses, chapter_section, load_chapter
 from .errors import NumericalError, TracerError
 from .graph import ACTIVATIONS, COSTS
 from .output import write_atomic
@@ -154,10 +154,8 @@ def draw(chapter: Chapter, spec: ExerciseSpec, seed: int, variant: int, attempt:
             params[name] = _nice_matrix(rng, params[name].shape, span, spec.value_decimals, nonzero=kind == "weights")
     X = chapter.X
     if "inputs" in spec.vary:
-        n_base = chapter.n_inputs - len(chapter.feature_crosses)
-        X = _nice_matrix(rng, (n_base, chapter.m), spec.inputs, spec.value_decimals, nonzero=False)
-        for cross in chapter.feature_crosses:
-            X = np.vstack([X, np.prod(X[list(cross), :], axis=0, keepdims=True)])
+        X = _nice_matrix(rng, (chapter.n_features, chapter.m), spec.inputs, spec.value_decimals, nonzero=False)
+        X = append_crosses(X, chapter.feature_crosses)
     rate = rng.choice(spec.learning_rates) if "learning_rate" in spec.vary else chapter.learning_rate
     # The variant is a chapter of its own: drawn values, only the steps the exercise needs, and
     # none of the article's figures (they belong to the original numbers).

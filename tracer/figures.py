@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .chapter import Chapter
+from .chapter import Chapter, append_crosses
 from .errors import TracerError
 from .output import write_atomic
 from .rounding import format_number
@@ -289,9 +289,9 @@ def _network(trace: Trace, values: dict[str, Any]) -> tuple[int, list[int], bool
     return trace.n_layers, units, bool(trace.meta["bias"]), bool(trace.meta["from_logits"])
 
 
-def _cross_note(chapter: Chapter, k: int, n_inputs: int) -> tuple[Item, ...]:
+def _cross_note(chapter: Chapter, k: int) -> tuple[Item, ...]:
     """'= x₁·x₂' under an input that is a feature cross (the crosses are the last rows of X)."""
-    first = n_inputs - len(chapter.feature_crosses)
+    first = chapter.n_features
     if k < first:
         return ()
     items: list[Item] = ["= "]
@@ -318,7 +318,7 @@ def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
     for j in range(m):
         for k in range(units[0]):
             graph.add(Node(f"A0_{k}_{j}", Sym("x", str(k + 1), example(j)), "input", num("A0", v["A0"], k, j),
-                           note=_cross_note(chapter, k, units[0]), group=group(j)))
+                           note=_cross_note(chapter, k), group=group(j)))
     for l in range(1, L + 1):
         n, n_prev = units[l], units[l - 1]
         last = l == L
@@ -589,14 +589,9 @@ def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg") -> bytes:
     return _save(fig, fmt)
 
 
-def raw_features(chapter: Chapter) -> int:
-    """How many input features the chapter gives before its feature crosses are appended."""
-    return chapter.n_inputs - len(chapter.feature_crosses)
-
-
 def has_boundary(chapter: Chapter) -> bool:
     """A decision boundary is drawn over two input features and one output."""
-    return raw_features(chapter) == 2 and chapter.Y.shape[0] == 1
+    return chapter.n_features == 2 and chapter.Y.shape[0] == 1
 
 
 def boundary_grid(chapter: Chapter, trace: Trace, n: int = GRID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -608,16 +603,14 @@ def boundary_grid(chapter: Chapter, trace: Trace, n: int = GRID) -> tuple[np.nda
     """
     if not has_boundary(chapter):
         raise TracerError(f"{chapter.name}: a decision boundary needs 2 input features and 1 output; this "
-                          f"chapter has {raw_features(chapter)} input features and {chapter.Y.shape[0]} output(s)")
+                          f"chapter has {chapter.n_features} input features and {chapter.Y.shape[0]} output(s)")
     X = trace.X[:2]
     low, high = X.min(axis=1), X.max(axis=1)
     span = np.where(high > low, high - low, 1.0)
     x1 = np.linspace(low[0] - span[0] / 2, high[0] + span[0] / 2, n)
     x2 = np.linspace(low[1] - span[1] / 2, high[1] + span[1] / 2, n)
     g1, g2 = np.meshgrid(x1, x2)
-    A0 = np.vstack([g1.ravel(), g2.ravel()])
-    for cross in chapter.feature_crosses:
-        A0 = np.vstack([A0, np.prod(A0[list(cross), :], axis=0, keepdims=True)])
+    A0 = append_crosses(np.vstack([g1.ravel(), g2.ravel()]), chapter.feature_crosses)
     net = build_network(chapter)
     out = {name: np.empty(shape) for name, shape in net.shapes(A0.shape[0], A0.shape[1]).items()}
     for layer in net.layers:

@@ -14,6 +14,8 @@ and an instructor's folder (`--templates DIR`) can override any template by name
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -745,8 +747,8 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
           note: Callable[[str], None] | None = None, figures: bool = True) -> list[Path]:
     """Write each chapter's documents into `out_dir` (`<name>.md`, `<name>.tex`, `<name>.pdf`); return the paths.
 
-    `progress` is told each chapter as it starts; `note` receives one-line notes (PDF skipped, and
-    why; default: stderr). `figures=False` leaves the pictures out (the golden-file tests do).
+    `progress` is told each chapter in order (as it starts, or as it is done when chapters are
+    built side by side); `note` receives one-line notes (PDF skipped, and why; default: stderr). `figures=False` leaves the pictures out (the golden-file tests do).
     """
     formats = list(dict.fromkeys(formats))
     for fmt in formats:
@@ -759,25 +761,58 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
     loaded = [c if isinstance(c, Chapter) else load_chapter(c) for c in chapters]
     pdf_ok = "pdf" in formats and _pdflatex_available(note)
     texts = [f for f in ("md", "tex") if f in formats or (f == "tex" and pdf_ok)]
+    jobs = [_Job(chapter, out_dir, formats, texts, user_templates, pdf_ok, figures) for chapter in loaded]
+    workers = min(len(jobs), os.cpu_count() or 1)
     written: list[Path] = []
-    for i, chapter in enumerate(loaded, start=1):
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        # Chapters are independent: build them side by side, one process per core. Forked workers
+        # start with this process's imports; results come back in the chapters' order.
+        context = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            for i, (job, paths) in enumerate(zip(jobs, pool.map(_build_one, jobs)), start=1):
+                if progress:
+                    progress(f"[{i}/{len(jobs)}] {job.chapter.name}")
+                written += paths
+        return written
+    for i, job in enumerate(jobs, start=1):
         if progress:
-            progress(f"[{i}/{len(loaded)}] {chapter.name}")
-        trace = run(chapter)
-        context = document_context(chapter, trace)
-        tex_path = None
-        for fmt in texts:
-            pictures = _figures(chapter, trace, out_dir, fmt) if figures else {}
-            text = render(env, MAIN_TEMPLATE[fmt], {**context, "format": fmt, "figures": pictures})
-            path = write_atomic(out_dir / f"{chapter.name}.{fmt}", text)
-            if fmt == "tex":
-                tex_path = path
-            if fmt in formats:
-                written.append(path)
-        if pdf_ok and tex_path is not None:
-            pdf = compile_pdf(tex_path, note)
-            if pdf is not None:
-                written.append(pdf)
+            progress(f"[{i}/{len(jobs)}] {job.chapter.name}")
+        written += _build_one(job, env)
+    return written
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One chapter's documents, as `build` hands them to a worker."""
+
+    chapter: Chapter
+    out_dir: Path
+    formats: list[str]
+    texts: list[str]
+    user_templates: Path | None
+    pdf: bool
+    figures: bool
+
+
+def _build_one(job: _Job, env: jinja2.Environment | None = None) -> list[Path]:
+    chapter = job.chapter
+    env = env or environment(job.user_templates)
+    trace = run(chapter)
+    context = document_context(chapter, trace)
+    written: list[Path] = []
+    tex_path = None
+    for fmt in job.texts:
+        pictures = _figures(chapter, trace, job.out_dir, fmt) if job.figures else {}
+        text = render(env, MAIN_TEMPLATE[fmt], {**context, "format": fmt, "figures": pictures})
+        path = write_atomic(job.out_dir / f"{chapter.name}.{fmt}", text)
+        if fmt == "tex":
+            tex_path = path
+        if fmt in job.formats:
+            written.append(path)
+    if job.pdf and tex_path is not None:
+        pdf = compile_pdf(tex_path)
+        if pdf is not None:
+            written.append(pdf)
     return written
 
 
