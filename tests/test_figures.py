@@ -314,3 +314,17 @@ def test_figure_command_refuses_a_format_it_cannot_write(tmp_path, capsys):
 def test_figure_command_names_an_unrecorded_step(tmp_path, capsys):
     assert main(["figure", "01-or-one-example", "--kind", "graph", "--step", "5", "-o", str(tmp_path / "g.svg")]) == 2
     assert "step 5" in capsys.readouterr().err
+
+
+def test_without_graphviz_the_documents_are_built_without_the_graphs(monkeypatch, tmp_path):
+    from tracer import figures
+    from tracer.render import build
+
+    real_which = figures.shutil.which
+    monkeypatch.setattr(figures.shutil, "which", lambda name: None if name == "dot" else real_which(name))
+    notes: list[str] = []
+    written = build(["02-or-batch"], tmp_path, ["md"], note=notes.append)
+    text = written[0].read_text(encoding="utf-8")
+    assert "-graph-" not in text and "-curve.svg" in text
+    assert notes == ["graphs skipped: Graphviz's dot is not on the PATH (Debian: apt install graphviz); "
+                     "the documents have the other figures"]

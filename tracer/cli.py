@@ -81,12 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "substituted, result), the cost table of a long run, the article's exercise "
                                    "and its answers. With no CHAPTER, every bundled chapter.")
     p.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter file or bundled chapter name")
-    p.add_argument("-o", "--output", type=Path, default=Path("build"), metavar="DIR",
-                   help="folder for the documents (default: build/)")
-    p.add_argument("--format", default="md,tex,pdf", metavar="LIST",
-                   help="comma-separated formats among md, tex, pdf (default: all three; PDF needs pdflatex)")
-    p.add_argument("--templates", type=Path, metavar="DIR",
-                   help="a folder of templates that override the bundled ones by file name")
+    _document_options(p, "build", "the documents", "md,tex,pdf",
+                      "comma-separated formats among md, tex, pdf (default: all three; PDF needs pdflatex)")
     # --- check / exercises parsers (issue 5)
     p = sub.add_parser("check", help="check a student's answers for one step; name the likely mistake",
                        description="Judge each answer (QUANTITY = VALUE) against the step as tracer computes it, "
@@ -129,11 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("chapter", metavar="CHAPTER", help="chapter file or bundled chapter name (with an [exercise] section)")
     p.add_argument("--variants", type=int, default=40, metavar="N", help="how many variants (default 40)")
     p.add_argument("--seed", type=int, required=True, metavar="S", help="the set's seed (write it down)")
-    p.add_argument("-o", "--output", type=Path, default=Path("sheets"), metavar="DIR",
-                   help="folder for the sheets (default: sheets/)")
-    p.add_argument("--format", default="md,tex", metavar="LIST", help="comma-separated: md, tex (default both)")
-    p.add_argument("--templates", type=Path, metavar="DIR",
-                   help="a folder of templates that override the bundled ones by file name")
+    _document_options(p, "sheets", "the sheets", "md,tex", "comma-separated: md, tex (default both)")
     # --- figure parser (issue 6)
     p = sub.add_parser("figure", help="draw one figure: computational graph, learning curve or decision boundary",
                        description="Draw one of the chapter's pictures from its trace. graph: the computational "
@@ -153,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
                    help="where to write (.svg, .pdf, .tex); default CHAPTER-KIND….svg in the current folder")
     return parser
+
+
+def _document_options(p: argparse.ArgumentParser, folder: str, what: str, formats: str, formats_help: str) -> None:
+    """-o, --format and --templates, as `build` and `exercises` both take them."""
+    p.add_argument("-o", "--output", type=Path, default=Path(folder), metavar="DIR",
+                   help=f"folder for {what} (default: {folder}/)")
+    p.add_argument("--format", default=formats, metavar="LIST", help=formats_help)
+    p.add_argument("--templates", type=Path, metavar="DIR",
+                   help="a folder of templates that override the bundled ones by file name")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

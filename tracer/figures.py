@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -441,6 +442,11 @@ def _dot_node(dot: Any, graph: Graph, node: Node) -> None:
              peripheries="2" if node.kind == "cost" else "1")
 
 
+def graphviz_available() -> bool:
+    """Whether Graphviz's `dot`, which lays out the graphs, is on the PATH."""
+    return shutil.which("dot") is not None
+
+
 def _run_dot(graph: Graph, fmt: str, sizes: tuple[int, int] = SVG_SIZES) -> str:
     import graphviz
 
@@ -731,7 +737,8 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     steps, "boundary" and "boundary_shaded" when its input has two features (plus crosses). For
     fmt "md" the text is a Markdown image of an SVG; for "tex" a TikZ picture (graph) or an
     \\includegraphics of a PDF. Files go to `out_dir`/figures/ and are linked by paths relative to
-    `out_dir`, the folder of the documents.
+    `out_dir`, the folder of the documents. Without Graphviz's `dot` there are no graph keys (the
+    documents are built without those pictures; `tracer build` says so once).
     """
     if fmt not in ("md", "tex"):
         raise TracerError(f"document format {fmt!r}: expected 'md' or 'tex'")
@@ -747,7 +754,8 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
 
     # Graphviz runs in its own process: lay the graphs out in threads while matplotlib draws.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        graphs = {step: computational_graph(chapter, trace, step, view) for step in worked_steps(chapter, trace)}
+        steps = worked_steps(chapter, trace) if graphviz_available() else []
+        graphs = {step: computational_graph(chapter, trace, step, view) for step in steps}
         drawn = {step: pool.submit(graph_svg if fmt == "md" else graph_tikz, graph) for step, graph in graphs.items()}
         pictures: dict[str, tuple[bytes, str, str, str]] = {}
         if int(trace.meta["steps_run"]) > FEW_STEPS:

@@ -761,18 +761,26 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
     loaded = [c if isinstance(c, Chapter) else load_chapter(c) for c in chapters]
     pdf_ok = "pdf" in formats and _pdflatex_available(note)
     texts = [f for f in ("md", "tex") if f in formats or (f == "tex" and pdf_ok)]
+    if figures:
+        from .figures import graphviz_available
+
+        if not graphviz_available():
+            (note or _stderr)("graphs skipped: Graphviz's dot is not on the PATH (Debian: apt install graphviz); "
+                              "the documents have the other figures")
     jobs = [_Job(chapter, out_dir, formats, texts, user_templates, pdf_ok, figures) for chapter in loaded]
     workers = min(len(jobs), os.cpu_count() or 1)
     written: list[Path] = []
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-        # Chapters are independent: build them side by side, one process per core. Forked workers
-        # start with this process's imports; results come back in the chapters' order.
+        # Chapters are independent: build them side by side, one process per core, longest runs
+        # first. Forked workers start with this process's imports; results are taken in chapter order.
         context = multiprocessing.get_context("fork")
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-            for i, (job, paths) in enumerate(zip(jobs, pool.map(_build_one, jobs)), start=1):
+            longest_first = sorted(jobs, key=lambda job: -job.chapter.steps)
+            futures = {id(job): pool.submit(_build_one, job) for job in longest_first}
+            for i, job in enumerate(jobs, start=1):
+                written += futures[id(job)].result()
                 if progress:
                     progress(f"[{i}/{len(jobs)}] {job.chapter.name}")
-                written += paths
         return written
     for i, job in enumerate(jobs, start=1):
         if progress:
@@ -817,10 +825,8 @@ def _build_one(job: _Job, env: jinja2.Environment | None = None) -> list[Path]:
 
 
 def _figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str) -> dict[str, str]:
-    try:
-        from .figures import document_figures
-    except ImportError:  # the figures module is not installed yet: documents without pictures
-        return {}
+    from .figures import document_figures
+
     return dict(document_figures(chapter, trace, out_dir, fmt))
 
 
