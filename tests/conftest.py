@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 
 import pytest
 
@@ -18,3 +20,11 @@ def bundled_trace(name: str, carry: str = "full") -> tracer.Trace:
 def trace_of():
     """trace_of("02-or-batch") is that bundled chapter's trace (cached across tests)."""
     return bundled_trace
+
+
+def needs(program: str, installed: bool | None = None) -> pytest.MarkDecorator:
+    """Skip where `program` is missing, except in CI (CI=true), where .ci/run installs it: there the
+    test runs and fails, so a missing install step cannot hide behind a skip."""
+    missing = shutil.which(program) is None if installed is None else not installed
+    return pytest.mark.skipif(missing and not os.environ.get("CI"),
+                              reason=f"{program} is not installed (.ci/run installs it)")

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracer
+from tracer.verify import verify
 from tracer.chapter import ChapterError
 from tracer.cli import main
 from tracer.errors import TracerError
@@ -164,7 +165,6 @@ def _with_key_as_article_figures(v) -> tracer.Chapter:
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(min_value=0, max_value=2**32), name=st.sampled_from(["01-or-one-example", "02-or-batch"]))
 def test_every_answer_key_agrees_with_tracer_verify(seed, name):
-    verify = pytest.importorskip("tracer.verify").verify
     chapter = tracer.load_chapter(name)
     v = variant(chapter, seed, 2)
     report = verify(_with_key_as_article_figures(v), v.trace)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import tracer
+from conftest import needs
 from tracer import figures
 from tracer.cli import main
 from tracer.rounding import format_number
@@ -23,7 +24,9 @@ SVG_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?: × 10[⁻⁰¹²³⁴⁵⁶⁷⁸�
 TEX_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?: \\times 10\^\{-?\d+\})?")
 #: Indices of names in LaTeX (w_{12}, z^{[1](2)}), which are not numbers shown.
 TEX_INDEX = re.compile(r"_\{[^}]*\}|\^\{[(\[][^}]*\}")
-pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+pdflatex = needs("pdflatex")
+#: Every graph is laid out by Graphviz's dot.
+pytestmark = needs("dot")
 
 
 def chapter_and_trace(trace_of, name: str) -> tuple[tracer.Chapter, tracer.Trace]:
