@@ -317,8 +317,14 @@ def test_a_bad_document_section_names_the_key(tmp_path):
 
 
 def test_an_exercise_quantity_the_trace_does_not_record_is_refused(tmp_path):
-    path = write_chapter(tmp_path, '\n[document.exercise]\nprompt = "Go."\nstep = 1\nquantities = ["dW9"]\n')
-    with pytest.raises(tracer.TracerError, match="dW9"):
+    path = write_chapter(tmp_path, '\n[document]\nexercise_prompt = "Go."\n[exercise]\nstep = 1\nask = ["dW9"]\n')
+    with pytest.raises(tracer.TracerError, match=r"\[exercise\] ask: expected names the trace records.*'dW9'"):
+        render.build([path], tmp_path / "out", ["md"], figures=False)
+
+
+def test_an_exercise_prompt_without_an_exercise_section_says_what_is_missing(tmp_path):
+    path = write_chapter(tmp_path, '\n[document]\nexercise_prompt = "Go."\n')
+    with pytest.raises(tracer.TracerError, match=r"expected an \[exercise\] section"):
         render.build([path], tmp_path / "out", ["md"], figures=False)
 
 

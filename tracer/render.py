@@ -30,6 +30,7 @@ import numpy as np
 
 from .chapter import Chapter, Display, chapter_section, load_chapter
 from .errors import TracerError
+from .exercises import exercise_spec
 from .graph import ACTIVATIONS, COSTS
 from .optimizers import DEFAULTS, OPTIMIZERS
 from .output import write_atomic
@@ -492,15 +493,10 @@ def document_spec(chapter: Chapter) -> DocumentSpec:
     table_decimals = section.integer("table_decimals", default=chapter.display.decimals_of("cost"),
                                      minimum=0, maximum=15)
     exercise = None
-    if "exercise" in section:
-        ex = section.table("exercise")
-        step = ex.integer("step", required=True, minimum=0, maximum=last)
-        prompt = ex.text("prompt", required=True)
-        quantities = ex.get("quantities", required=True)
-        if not isinstance(quantities, list) or not quantities or not all(isinstance(q, str) for q in quantities):
-            ex.fail("quantities", "a list of quantity names such as [\"dW1\", \"db1\"]", repr(quantities))
-        ex.done()
-        exercise = {"step": step, "prompt": UserText(prompt), "quantities": quantities}
+    prompt = section.text("exercise_prompt")
+    if prompt:  # the document sets the chapter's [exercise] (its step and asked quantities), in these words
+        asked = exercise_spec(chapter)
+        exercise = {"step": asked.step, "prompt": UserText(prompt), "quantities": list(asked.ask)}
     section.done()
     return DocumentSpec(UserText(intro) if intro else None, UserText(closing) if closing else None,
                         worked, forward, table, table_decimals, exercise)
@@ -565,7 +561,7 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
         holder = Node("exercise", "exercise", "", [])
         for q in ex["quantities"]:
             if q not in v:
-                raise TracerError(f"{chapter.path or chapter.name}: [document.exercise] quantities: expected names "
+                raise TracerError(f"{chapter.path or chapter.name}: [exercise] ask: expected names "
                                   f"the trace records ({', '.join(sorted(v))}), got {q!r}")
             before = len(holder.notes)
             calc.note_for(q, ex["step"], v[q], holder)
