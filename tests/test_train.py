@@ -161,3 +161,8 @@ def test_recording_every_n_steps_keeps_only_those_steps():
     assert trace.arrays["Z1"].shape == (5, 3, 4) and len(trace.costs) == 5000
     full = tracer.run(tracer.load_chapter("04-xor-hidden-layer"))
     np.testing.assert_array_equal(trace.at(3000)["dW1"], full.at(3000)["dW1"])
+
+
+def test_recording_a_step_the_run_does_not_reach_is_a_clear_error():
+    with pytest.raises(tracer.TracerError, match="record: steps from 0 to 4"):
+        tracer.run(tracer.load_chapter("02-or-batch"), steps=5, record=[0, 10])

@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from .chapter import Chapter
-from .errors import NumericalError
+from .errors import NumericalError, TracerError
 from .graph import ACTIVATIONS, Carry, Network, cost_named
 from .optimizers import OPTIMIZERS
 from .rounding import round_array
@@ -88,6 +88,8 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     carry = carry or chapter.display.carry
     steps = steps or chapter.steps
     recorded = sorted(set(record)) if record is not None else [s for s in chapter.recorded_steps() if s < steps]
+    if recorded and not 0 <= recorded[0] <= recorded[-1] < steps:
+        raise TracerError(f"record: steps from 0 to {steps - 1} (steps are counted from 0), got {recorded}")
     net = build_network(chapter)
     rounder = hand_carry(chapter) if carry == "rounded" else None
     params = initial_parameters(chapter)
