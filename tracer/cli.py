@@ -170,13 +170,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _chapters(names: list[str]) -> list[Chapter]:
+    """The chapters named, or every bundled chapter when none is."""
+    return [load_chapter(c) for c in names] if names else [load_chapter(p) for p in bundled_chapters()]
+
+
+def _formats(text: str) -> list[str]:
+    """--format md,tex → ["md", "tex"]."""
+    return [f.strip() for f in text.split(",") if f.strip()]
+
+
 # --------------------------------------------------------------------------- run
 
 
 @command("run")
 def _run(args: argparse.Namespace) -> int:
-    chapters = [load_chapter(c) for c in args.chapters] if args.chapters else \
-        [load_chapter(p) for p in bundled_chapters()]
+    chapters = _chapters(args.chapters)
     results = []
     for chapter in chapters:
         trace = run(chapter, carry=args.carry)
@@ -269,8 +278,7 @@ def _matrix(value: Any, decimals: int) -> str:
 def _verify(args: argparse.Namespace) -> int:
     from .verify import verify
 
-    chapters = [load_chapter(c) for c in args.chapters] if args.chapters else \
-        [load_chapter(p) for p in bundled_chapters()]
+    chapters = _chapters(args.chapters)
     reports = [verify(chapter) for chapter in chapters]
     for i, report in enumerate(reports):
         print(report.to_json() if args.json else ("\n" if i else "") + report.table())
@@ -283,9 +291,8 @@ def _verify(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from .render import build
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    chapters = [load_chapter(c) for c in args.chapters] if args.chapters else \
-        [load_chapter(p) for p in bundled_chapters()]
+    formats = _formats(args.format)
+    chapters = _chapters(args.chapters)
     tty = sys.stderr.isatty()
     progress = (lambda message: print(f"tracer build {message}", file=sys.stderr)) if tty else None
     for path in build(chapters, args.output, formats, user_templates=args.templates, progress=progress):
@@ -338,7 +345,7 @@ def _answer_lines(name: str) -> list[str]:
 def _exercises(args: argparse.Namespace) -> int:
     from .exercises import write_exercises
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    formats = _formats(args.format)
     paths = write_exercises(load_chapter(args.chapter), args.output, args.variants, args.seed, formats,
                             args.templates)
     print(f"wrote {args.variants} variants (seed {args.seed}) to {args.output}: {len(paths)} files")
