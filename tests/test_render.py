@@ -147,8 +147,7 @@ def test_an_article_figure_that_differs_gets_an_erratum_with_the_computed_figure
     checks = [FakeCheck("cost", 1, None, "0.109", exact, "0.110", "article differs",
                         "0.109 is 0.1098… truncated, not rounded."),
               FakeCheck("A1", 1, None, "0.469", 0.46879, "0.469", "matches", "")]
-    fake = type("verify", (), {"article_figures": staticmethod(lambda chapter, trace: checks)})
-    monkeypatch.setitem(__import__("sys").modules, "tracer.verify", fake)
+    monkeypatch.setattr(render, "article_figures", lambda chapter, trace: checks)
     render.build(["01-or-one-example"], tmp_path, ["md", "tex"], figures=False)
     md = text_of(tmp_path, "01-or-one-example", "md")
     step1 = md.split("## Step 1", 1)[1]

@@ -36,8 +36,10 @@ from .optimizers import DEFAULTS, OPTIMIZERS
 from .output import write_atomic
 from .resources import bundled_path
 from .rounding import format_number
+from .symbolic import derivation
 from .trace import Trace
 from .train import run
+from .verify import article_figures, derivations_used
 
 FORMATS = ("md", "tex", "pdf")
 #: The template each format starts from; partials are included by name and overridable too.
@@ -614,21 +616,17 @@ class Erratum(Note):
 
 def _errata(chapter: Chapter, trace: Trace) -> list[Erratum]:
     """The article's printed figures that `tracer verify` found to differ from the computed ones."""
-    try:
-        from .verify import article_figures
-    except ImportError:  # the verify module is not installed yet: no errata to show
-        return []
     found = []
     for check in article_figures(chapter, trace):
-        if getattr(check, "verdict", "") != "article differs":
+        if check.verdict != "article differs":
             continue
         shown = symbol(check.quantity)
-        if getattr(check, "index", None):
+        if check.index:
             shown = rf"\left[{shown}\right]_{{{','.join(str(i) for i in check.index)}}}"
         erratum = Erratum(f"e{len(found) + 1}", "erratum", shown, printed=_figure(check.printed),
                           correct=_figure(check.correct), exact=_figure(check.computed),
                           explanation=UserText(str(check.explanation)) if check.explanation else None,
-                          step=int(check.step) if check.step is not None else -1)
+                          step=check.step)
         found.append(erratum)
     return found
 
@@ -651,21 +649,10 @@ def _exact(x: float) -> str:
 
 
 def _derivations(chapter: Chapter) -> list[dict[str, Any]]:
-    """The SymPy derivation steps for the chapter's activations and cost (none until verify's symbolic exists)."""
-    try:
-        from .symbolic import derivation
-    except ImportError:
-        return []
-    names = list(dict.fromkeys(l.activation for l in chapter.layers))
-    names.append(chapter.cost)
-    if chapter.cost == "binary_cross_entropy" and chapter.layers[-1].activation == "sigmoid":
-        names.append("binary_cross_entropy+sigmoid")
+    """The SymPy derivation steps for the chapter's activations and cost."""
     out = []
-    for name in names:
-        try:
-            steps = derivation(name)
-        except (KeyError, ValueError, NotImplementedError, TracerError):
-            continue
+    for name in derivations_used(chapter):
+        steps = derivation(name)
         out.append({"name": name, "title": UserText(name.replace("_", " ").replace("+", " with ")),
                     "steps": [{"label": UserText(str(s.label)), "latex": s.latex} for s in steps]})
     return out
@@ -744,7 +731,8 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
     """Write each chapter's documents into `out_dir` (`<name>.md`, `<name>.tex`, `<name>.pdf`); return the paths.
 
     `progress` is told each chapter in order (as it starts, or as it is done when chapters are
-    built side by side); `note` receives one-line notes (PDF skipped, and why; default: stderr). `figures=False` leaves the pictures out (the golden-file tests do).
+    built side by side); `note` receives one-line notes (PDF or graphs skipped, and why; default:
+    stderr). `figures=False` leaves the pictures out (the golden-file tests do).
     """
     formats = list(dict.fromkeys(formats))
     for fmt in formats:
