@@ -330,6 +330,13 @@ class Network:
         self.cost = cost
         self.bias = bias
 
+    @classmethod
+    def named(cls, layers: list[tuple[int, str]], cost: str, from_logits: bool = False,
+              bias: bool = True) -> "Network":
+        """A network from the names a chapter file (or a trace's meta) uses: [(units, activation)], cost."""
+        return cls([units for units, _ in layers], [ACTIVATIONS[name]() for _, name in layers],
+                   cost_named(cost, from_logits), bias)
+
     @property
     def parameter_names(self) -> list[str]:
         return [name for layer in self.layers for name in ([layer.W, layer.b] if self.bias else [layer.W])]

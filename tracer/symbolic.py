@@ -601,8 +601,8 @@ def finite_difference_checks(trace: Any, steps: list[int] | None = None) -> list
     """Every gradient at the chosen steps against central differences of the forward pass."""
     meta = trace.meta
     L = len(meta["layers"])
-    net = Network([int(x["units"]) for x in meta["layers"]], [ACTIVATIONS[x["activation"]]() for x in meta["layers"]],
-                  cost_named(meta["cost"], meta["from_logits"]), bool(meta["bias"]))
+    net = Network.named([(int(x["units"]), x["activation"]) for x in meta["layers"]], meta["cost"],
+                        bool(meta["from_logits"]), bool(meta["bias"]))
     steps = chosen_steps(trace) if steps is None else steps
     found: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
     with np.errstate(all="ignore"):

@@ -14,7 +14,7 @@ import numpy as np
 
 from .chapter import Chapter
 from .errors import NumericalError, TracerError
-from .graph import ACTIVATIONS, Carry, Network, cost_named
+from .graph import Carry, Network
 from .optimizers import OPTIMIZERS
 from .rounding import round_array
 from .trace import AFTER, Trace
@@ -22,8 +22,8 @@ from .trace import AFTER, Trace
 
 def build_network(chapter: Chapter) -> Network:
     """The chapter's layers and cost as graph nodes."""
-    return Network([l.units for l in chapter.layers], [ACTIVATIONS[l.activation]() for l in chapter.layers],
-                   cost_named(chapter.cost, chapter.from_logits), chapter.bias)
+    return Network.named([(l.units, l.activation) for l in chapter.layers], chapter.cost, chapter.from_logits,
+                         chapter.bias)
 
 
 def initial_parameters(chapter: Chapter) -> dict[str, np.ndarray]:
