@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import tracer  # noqa: E402
-from tracer.exercises import write_exercises  # noqa: E402
+from tracer.exercises.sheets import write_exercises  # noqa: E402
 
 
 def main() -> None:

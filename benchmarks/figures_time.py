@@ -34,7 +34,7 @@ def once() -> tuple[float, float]:
     traces = [(chapter, tracer.run(chapter)) for chapter in map(tracer.load_chapter, tracer.bundled_chapters())]
     with tempfile.TemporaryDirectory() as tmp:
         start, start_cpu = time.perf_counter(), cpu()
-        from tracer.figures import document_figures
+        from tracer.documents.figures import document_figures
 
         for chapter, trace in traces:
             for fmt in ("md", "tex"):

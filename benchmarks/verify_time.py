@@ -23,7 +23,7 @@ import tracer  # noqa: E402
 def main() -> None:
     trace = tracer.run(tracer.load_chapter("04-xor-hidden-layer"))
     start = time.perf_counter()
-    from tracer.symbolic import local_gradient_checks
+    from tracer.checks.symbolic import local_gradient_checks
 
     checks = local_gradient_checks(trace)
     cold = time.perf_counter() - start

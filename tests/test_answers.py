@@ -10,9 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracer
-from tracer.answers import AnswerError, Mode, check, parse_answer, resolve_name
 from tracer.cli import main
 from tracer.errors import TracerError
+from tracer.exercises.answers import (
+    AnswerError,
+    Mode,
+    check,
+    parse_answer,
+    resolve_name,
+)
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +134,8 @@ def test_any_recorded_quantity_can_be_answered_under_friendly_names(or_batch):
         text = f"{name} = [{after[0]:.3f}, {after[1]:.3f}]"
         assert check(or_batch, [text], 1).judgements[0].quantity == "W1_after"
         assert check(or_batch, [text], 1).judgements[0].right
-    assert check(or_batch, [f"∂Cost/∂W1 = [-0.044, -0.035]"], 1).judgements[0].right
-    assert check(or_batch, [f"dW = [-0.044, -0.035]"], 1).judgements[0].right
+    assert check(or_batch, ["∂Cost/∂W1 = [-0.044, -0.035]"], 1).judgements[0].right
+    assert check(or_batch, ["dW = [-0.044, -0.035]"], 1).judgements[0].right
     assert check(or_batch, [f"Cost = {v['cost']:.3f}"], 1).judgements[0].right  # the article's 0.084
     assert check(or_batch, ["Cost = 0.084"], 1).judgements[0].right
     dA0 = v["dA0"]

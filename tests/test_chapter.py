@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracer.chapter import ChapterError, bundled_chapters, load_chapter
+from tracer.engine.chapter import ChapterError, bundled_chapters, load_chapter
 
 GOOD = """\
 title = "OR"

@@ -7,15 +7,14 @@ import shutil
 import subprocess
 import tomllib
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs
 
 import tracer
-from conftest import needs
-from tracer import figures
 from tracer.cli import main
+from tracer.documents import figures
 from tracer.rounding import format_number
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -320,8 +319,8 @@ def test_figure_command_names_an_unrecorded_step(tmp_path, capsys):
 
 
 def test_without_graphviz_the_documents_are_built_without_the_graphs(monkeypatch, tmp_path):
-    from tracer import figures
-    from tracer.render import build
+    from tracer.documents import figures
+    from tracer.documents.render import build
 
     real_which = figures.shutil.which
     monkeypatch.setattr(figures.shutil, "which", lambda name: None if name == "dot" else real_which(name))

@@ -6,7 +6,14 @@ import os
 import pytest
 import sympy as sp
 
-from tracer.formulas import MAX_DEPTH, MAX_LENGTH, FormulaError, check_claim, parse_claim, parse_expression
+from tracer.checks.formulas import (
+    MAX_DEPTH,
+    MAX_LENGTH,
+    FormulaError,
+    check_claim,
+    parse_claim,
+    parse_expression,
+)
 
 
 def test_numbers_are_exact_and_precedence_is_pythons():

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tracer.graph import ACTIVATIONS, COSTS, Linear, Network, Sigmoid, cost_named
+from tracer.engine.graph import ACTIVATIONS, COSTS, Linear, Network, Sigmoid, cost_named
 
 H = 1e-6
 RTOL, ATOL = 1e-6, 1e-8

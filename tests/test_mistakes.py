@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import tracer
-from tracer.answers import check
-from tracer.mistakes import CATALOGUE, rerun_step, step_context, variants
-from tracer.train import hand_carry
+from tracer.engine.train import hand_carry
+from tracer.exercises.answers import check
+from tracer.exercises.mistakes import CATALOGUE, rerun_step, step_context, variants
 
 X = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])  # chapter 02: features × examples
 Y = np.array([[0.0, 1.0, 1.0, 1.0]])

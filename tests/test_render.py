@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs
 
 import tracer
-from conftest import needs
-from tracer import render
-from tracer.chapter import bundled_chapters, load_chapter
 from tracer.cli import main
+from tracer.documents import render
+from tracer.engine.chapter import bundled_chapters, load_chapter
 from tracer.rounding import round_half_up
 
 HERE = Path(__file__).resolve().parent

@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tracer.chapter import bundled_chapters
+from tracer.engine.chapter import bundled_chapters
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,17 @@ import pytest
 import sympy as sp
 
 import tracer
+from tracer.checks.symbolic import (
+    DerivationStep,
+    derivation,
+    derivation_ok,
+    derivative_expression,
+    finite_difference_checks,
+    local_gradient_checks,
+    oracle_checks,
+)
+from tracer.engine.graph import Sigmoid
 from tracer.errors import TracerError
-from tracer.graph import Sigmoid
-from tracer.symbolic import (DerivationStep, derivation, derivation_ok, derivative_expression,
-                             finite_difference_checks, local_gradient_checks, oracle_checks)
 
 WITNESSES = (local_gradient_checks, oracle_checks, finite_difference_checks)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import tracer
+from tracer.engine.trace import Trace
 from tracer.errors import TracerError
-from tracer.trace import Trace
 
 
 def test_a_step_holds_every_node_in_forward_order_with_its_gradients(trace_of):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import tracer
-from tracer.chapter import LayerSpec
+from tracer.engine.chapter import LayerSpec
+from tracer.engine.train import initial_parameters
 from tracer.errors import NumericalError
-from tracer.train import initial_parameters
 
 
 def chapter(name: str, **changes) -> tracer.Chapter:

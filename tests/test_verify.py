@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import tracer
-from tracer.chapter import ChapterError
+from tracer.checks.verify import article_figures, article_formulas, judge_figure, verify
 from tracer.cli import main
-from tracer.graph import Sigmoid
-from tracer.verify import article_figures, article_formulas, judge_figure, verify
+from tracer.engine.chapter import ChapterError
+from tracer.engine.graph import Sigmoid
 
 
 def chapter_with_article(name, article):

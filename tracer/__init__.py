@@ -8,10 +8,16 @@ From a notebook:
     trace.at(0)["dW1"], trace.costs[-1]
 """
 
-from .chapter import Chapter, ChapterError, bundled_chapters, load_chapter, parse_chapter
-from .errors import NumericalError, TracerError
-from .trace import Trace
-from .train import run
+from tracer.engine.chapter import (
+           Chapter,
+           ChapterError,
+           bundled_chapters,
+           load_chapter,
+           parse_chapter,
+)
+from tracer.engine.trace import Trace
+from tracer.engine.train import run
+from tracer.errors import NumericalError, TracerError
 
 __all__ = ["Chapter", "ChapterError", "NumericalError", "Trace", "TracerError", "bundled_chapters",
            "load_chapter", "parse_chapter", "run"]

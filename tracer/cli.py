@@ -15,11 +15,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .chapter import Chapter, bundled_chapters, load_chapter
-from .errors import TracerError
-from .rounding import format_number
-from .trace import Trace
-from .train import run
+from tracer.engine.chapter import Chapter, bundled_chapters, load_chapter
+from tracer.engine.trace import Trace
+from tracer.engine.train import run
+from tracer.errors import TracerError
+from tracer.rounding import format_number
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -276,7 +276,7 @@ def _matrix(value: Any, decimals: int) -> str:
 
 @command("verify")
 def _verify(args: argparse.Namespace) -> int:
-    from .verify import verify
+    from tracer.checks.verify import verify
 
     chapters = _chapters(args.chapters)
     reports = [verify(chapter) for chapter in chapters]
@@ -289,7 +289,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 @command("build")
 def _build(args: argparse.Namespace) -> int:
-    from .render import build
+    from tracer.documents.render import build
 
     formats = _formats(args.format)
     chapters = _chapters(args.chapters)
@@ -319,8 +319,8 @@ class _IntermixedParser(argparse.ArgumentParser):
 
 @command("check")
 def _check(args: argparse.Namespace) -> int:
-    from .answers import Mode
-    from .exercises import check_answers
+    from tracer.exercises.answers import Mode
+    from tracer.exercises.sheets import check_answers
 
     answers = list(args.answers)
     if args.answers_file:
@@ -343,7 +343,7 @@ def _answer_lines(name: str) -> list[str]:
 
 @command("exercises")
 def _exercises(args: argparse.Namespace) -> int:
-    from .exercises import write_exercises
+    from tracer.exercises.sheets import write_exercises
 
     formats = _formats(args.format)
     paths = write_exercises(load_chapter(args.chapter), args.output, args.variants, args.seed, formats,
@@ -356,7 +356,7 @@ def _exercises(args: argparse.Namespace) -> int:
 
 @command("figure")
 def _figure(args: argparse.Namespace) -> int:
-    from .figures import write_figure
+    from tracer.documents.figures import write_figure
 
     chapter = load_chapter(args.chapter)
     path = write_figure(chapter, run(chapter, carry=args.carry), args.kind, args.output, step=args.step,

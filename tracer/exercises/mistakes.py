@@ -18,13 +18,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .chapter import Chapter
-from .graph import Activation, Carry, Cost, Linear, Network
-from .optimizers import OPTIMIZERS, Optimizer
-from .rounding import round_half_up, to_decimal
-from .trace import AFTER, Trace
-from .train import build_network
-
+from tracer.engine.chapter import Chapter
+from tracer.engine.graph import Activation, Carry, Cost, Linear, Network
+from tracer.engine.optimizers import OPTIMIZERS, Optimizer
+from tracer.engine.trace import AFTER, Trace
+from tracer.engine.train import build_network
+from tracer.rounding import round_half_up, to_decimal
 
 # --------------------------------------------------------------------------- the step to rerun
 

@@ -13,11 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracer
-from tracer.verify import verify
-from tracer.chapter import ChapterError
+from tracer.checks.verify import verify
 from tracer.cli import main
+from tracer.engine.chapter import ChapterError
 from tracer.errors import TracerError
-from tracer.exercises import check_answers, exercise_spec, make_variants, variant, write_exercises
+from tracer.exercises.sheets import (
+    check_answers,
+    exercise_spec,
+    make_variants,
+    variant,
+    write_exercises,
+)
 from tracer.rounding import format_number, round_half_up
 
 

@@ -12,12 +12,12 @@ from typing import Iterator
 
 import numpy as np
 
-from .chapter import Chapter
-from .errors import NumericalError, TracerError
-from .graph import Carry, Network
-from .optimizers import OPTIMIZERS
-from .rounding import round_array
-from .trace import AFTER, Trace
+from tracer.engine.chapter import Chapter
+from tracer.engine.graph import Carry, Network
+from tracer.engine.optimizers import OPTIMIZERS
+from tracer.engine.trace import AFTER, Trace
+from tracer.errors import NumericalError, TracerError
+from tracer.rounding import round_array
 
 
 def build_network(chapter: Chapter) -> Network:

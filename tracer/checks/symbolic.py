@@ -25,8 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import TracerError
-from .graph import ACTIVATIONS, COSTS, Network, cost_named
+from tracer.engine.graph import ACTIVATIONS, COSTS, Network, cost_named
+from tracer.errors import TracerError
 
 #: Relative agreement asked of every float64 gradient against an exact (50-digit) value.
 RTOL = 1e-10

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import TracerError
-from .graph import ACTIVATIONS, COSTS
-from .optimizers import DEFAULTS as OPTIMIZER_DEFAULTS
-from .optimizers import OPTIMIZERS
-from .resources import bundled_path
+from tracer.engine.graph import ACTIVATIONS, COSTS
+from tracer.engine.optimizers import DEFAULTS as OPTIMIZER_DEFAULTS
+from tracer.engine.optimizers import OPTIMIZERS
+from tracer.errors import TracerError
+from tracer.resources import bundled_path
 
 SCHEMES = ("plain", "xavier", "he", "uniform")
 CARRY_MODES = ("full", "rounded")
@@ -484,3 +484,72 @@ def _short(value: Any) -> str:
 def chapter_section(chapter: Chapter, name: str) -> Section:
     """The chapter's [name] table as a Section, for the tool that owns it to check its keys."""
     return Section(chapter.raw.get(name, {}), str(chapter.path) if chapter.path else "<chapter>", name)
+
+
+# --------------------------------------------------------------------------- the [exercise] section
+
+#: What an exercise's variants may draw anew.
+VARY = ("weights", "biases", "inputs", "learning_rate")
+
+
+@dataclass(frozen=True)
+class ExerciseSpec:
+    """A chapter's [exercise] section, checked."""
+
+    step: int
+    ask: tuple[str, ...]
+    decimals: int
+    vary: tuple[str, ...]
+    value_decimals: int
+    weights: tuple[float, float]
+    inputs: tuple[float, float]
+    learning_rates: tuple[float, ...]
+    prompt: str
+
+
+def exercise_spec(chapter: Chapter) -> ExerciseSpec:
+    """Read and check the chapter's [exercise] section (every message names the file and key)."""
+    section = chapter_section(chapter, "exercise")
+    if not section.keys():
+        section.fail(None, "an [exercise] section (step, ask, decimals, vary) in the chapter", "none")
+    step = section.integer("step", default=0, minimum=0, maximum=chapter.steps - 1)
+    ask = section.get("ask", required=True)
+    if not isinstance(ask, list) or not ask or not all(isinstance(q, str) and q for q in ask) \
+            or len(set(ask)) != len(ask):
+        section.fail("ask", 'a list of different quantity names such as ["dW1", "db1"]', repr(ask))
+    decimals = section.integer("decimals", default=chapter.display.decimals, minimum=0, maximum=10)
+    vary = section.get("vary")
+    vary = ["weights"] if vary is None else vary
+    if not isinstance(vary, list) or not all(isinstance(v, str) for v in vary):
+        section.fail("vary", f"a list from {', '.join(map(repr, VARY))}", repr(vary))
+    for v in vary:
+        if v not in VARY:
+            section.fail("vary", f"a list from {', '.join(map(repr, VARY))}", repr(v), suggest=list(VARY), near=v)
+    value_decimals = section.integer("value_decimals", default=1, minimum=0, maximum=3)
+    weights = _range(section, "weights", (-1.0, 1.0))
+    inputs = _range(section, "inputs", (0.0, 1.0))
+    rates = section.get("learning_rates")
+    if rates is None:
+        rates = [chapter.learning_rate]
+    if not isinstance(rates, list) or not rates or not all(
+            isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in rates):
+        section.fail("learning_rates", "a list of learning rates above 0, e.g. [0.5, 1, 2]", repr(rates))
+    if "learning_rate" in vary and len(rates) < 2:
+        section.fail("learning_rates", 'two or more learning rates to choose from (vary has "learning_rate")',
+                     repr(rates))
+    prompt = section.text("prompt", default="")
+    section.done()
+    if "biases" in vary and not chapter.bias:
+        section.fail("vary", "no 'biases' for a network without biases", "'biases'")
+    return ExerciseSpec(step, tuple(ask), decimals, tuple(vary), value_decimals, weights, inputs,
+                        tuple(float(r) for r in rates), prompt)
+
+
+def _range(section: Any, key: str, default: tuple[float, float]) -> tuple[float, float]:
+    value = section.get(key)
+    if value is None:
+        return default
+    if not (isinstance(value, list) and len(value) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) and value[0] < value[1]):
+        section.fail(key, "a range [low, high] of two numbers with low < high", repr(value))
+    return float(value[0]), float(value[1])

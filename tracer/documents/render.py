@@ -28,18 +28,23 @@ from typing import Any, Callable, Iterable, Sequence
 import jinja2
 import numpy as np
 
-from .chapter import Chapter, Display, chapter_section, load_chapter
-from .errors import TracerError
-from .exercises import exercise_spec
-from .graph import ACTIVATIONS, COSTS
-from .optimizers import DEFAULTS, OPTIMIZERS
-from .output import write_atomic
-from .resources import bundled_path
-from .rounding import format_number
-from .symbolic import derivation
-from .trace import Trace
-from .train import run
-from .verify import article_figures, derivations_used
+from tracer.checks.symbolic import derivation
+from tracer.checks.verify import article_figures, derivations_used
+from tracer.engine.chapter import (
+    Chapter,
+    Display,
+    chapter_section,
+    exercise_spec,
+    load_chapter,
+)
+from tracer.engine.graph import ACTIVATIONS, COSTS
+from tracer.engine.optimizers import DEFAULTS, OPTIMIZERS
+from tracer.engine.trace import Trace
+from tracer.engine.train import run
+from tracer.errors import TracerError
+from tracer.output import write_atomic
+from tracer.resources import bundled_path
+from tracer.rounding import format_number
 
 FORMATS = ("md", "tex", "pdf")
 #: The template each format starts from; partials are included by name and overridable too.
@@ -746,7 +751,7 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
     pdf_ok = "pdf" in formats and _pdflatex_available(note)
     texts = [f for f in ("md", "tex") if f in formats or (f == "tex" and pdf_ok)]
     if figures:
-        from .figures import graphviz_available
+        from tracer.documents.figures import graphviz_available
 
         if not graphviz_available():
             (note or _stderr)("graphs skipped: Graphviz's dot is not on the PATH (Debian: apt install graphviz); "
@@ -809,7 +814,7 @@ def _build_one(job: _Job, env: jinja2.Environment | None = None) -> list[Path]:
 
 
 def _figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str) -> dict[str, str]:
-    from .figures import document_figures
+    from tracer.documents.figures import document_figures
 
     return dict(document_figures(chapter, trace, out_dir, fmt))
 

@@ -23,15 +23,22 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .chapter import Chapter, Display, append_crosses, chapter_section, load_chapter
-from .errors import NumericalError, TracerError
-from .graph import ACTIVATIONS, COSTS
-from .output import write_atomic
-from .rounding import round_half_up, to_decimal
-from .trace import AFTER, Trace
-from .train import initial_parameters, run
+from tracer.engine.chapter import (
+    Chapter,
+    Display,
+    ExerciseSpec,
+    append_crosses,
+    chapter_section,
+    exercise_spec,
+    load_chapter,
+)
+from tracer.engine.graph import ACTIVATIONS, COSTS
+from tracer.engine.trace import AFTER, Trace
+from tracer.engine.train import initial_parameters, run
+from tracer.errors import NumericalError, TracerError
+from tracer.output import write_atomic
+from tracer.rounding import round_half_up, to_decimal
 
-VARY = ("weights", "biases", "inputs", "learning_rate")
 #: A value closer than this (in units of the last asked digit) to a rounding tie is rejected.
 TIE_MARGIN = Decimal("0.05")
 #: Draws tried for one variant before giving up.
@@ -40,69 +47,6 @@ MAX_ATTEMPTS = 2000
 MANIFEST = "exercises.json"
 CHAPTER_COPY = "chapter.toml"
 FORMAT = "tracer-exercises/1"
-
-
-@dataclass(frozen=True)
-class ExerciseSpec:
-    """A chapter's [exercise] section, checked."""
-
-    step: int
-    ask: tuple[str, ...]
-    decimals: int
-    vary: tuple[str, ...]
-    value_decimals: int
-    weights: tuple[float, float]
-    inputs: tuple[float, float]
-    learning_rates: tuple[float, ...]
-    prompt: str
-
-
-def exercise_spec(chapter: Chapter) -> ExerciseSpec:
-    """Read and check the chapter's [exercise] section (every message names the file and key)."""
-    section = chapter_section(chapter, "exercise")
-    if not section.keys():
-        section.fail(None, "an [exercise] section (step, ask, decimals, vary) in the chapter", "none")
-    step = section.integer("step", default=0, minimum=0, maximum=chapter.steps - 1)
-    ask = section.get("ask", required=True)
-    if not isinstance(ask, list) or not ask or not all(isinstance(q, str) and q for q in ask) \
-            or len(set(ask)) != len(ask):
-        section.fail("ask", 'a list of different quantity names such as ["dW1", "db1"]', repr(ask))
-    decimals = section.integer("decimals", default=chapter.display.decimals, minimum=0, maximum=10)
-    vary = section.get("vary")
-    vary = ["weights"] if vary is None else vary
-    if not isinstance(vary, list) or not all(isinstance(v, str) for v in vary):
-        section.fail("vary", f"a list from {', '.join(map(repr, VARY))}", repr(vary))
-    for v in vary:
-        if v not in VARY:
-            section.fail("vary", f"a list from {', '.join(map(repr, VARY))}", repr(v), suggest=list(VARY), near=v)
-    value_decimals = section.integer("value_decimals", default=1, minimum=0, maximum=3)
-    weights = _range(section, "weights", (-1.0, 1.0))
-    inputs = _range(section, "inputs", (0.0, 1.0))
-    rates = section.get("learning_rates")
-    if rates is None:
-        rates = [chapter.learning_rate]
-    if not isinstance(rates, list) or not rates or not all(
-            isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in rates):
-        section.fail("learning_rates", "a list of learning rates above 0, e.g. [0.5, 1, 2]", repr(rates))
-    if "learning_rate" in vary and len(rates) < 2:
-        section.fail("learning_rates", 'two or more learning rates to choose from (vary has "learning_rate")',
-                     repr(rates))
-    prompt = section.text("prompt", default="")
-    section.done()
-    if "biases" in vary and not chapter.bias:
-        section.fail("vary", "no 'biases' for a network without biases", "'biases'")
-    return ExerciseSpec(step, tuple(ask), decimals, tuple(vary), value_decimals, weights, inputs,
-                        tuple(float(r) for r in rates), prompt)
-
-
-def _range(section: Any, key: str, default: tuple[float, float]) -> tuple[float, float]:
-    value = section.get(key)
-    if value is None:
-        return default
-    if not (isinstance(value, list) and len(value) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) and value[0] < value[1]):
-        section.fail(key, "a range [low, high] of two numbers with low < high", repr(value))
-    return float(value[0]), float(value[1])
 
 
 # --------------------------------------------------------------------------- drawing variants
@@ -181,7 +125,7 @@ def acceptable(trace: Trace, spec: ExerciseSpec) -> bool:
 
 def answer_key(trace: Trace, spec: ExerciseSpec) -> tuple[str, ...]:
     """The asked values as printed, which must differ between variants."""
-    from .answers import format_value
+    from tracer.exercises.answers import format_value
 
     values = trace.at(spec.step)
     return tuple(format_value(values[q], spec.decimals) for q in spec.ask)
@@ -266,7 +210,7 @@ def check_answers(source: str | Path | Chapter, answers: Sequence[str], *, step:
     knows its seed). The step defaults to the [exercise] step; at that step the exercise's asked
     quantities and decimals apply.
     """
-    from .answers import check
+    from tracer.exercises.answers import check
 
     count = None
     if isinstance(source, Chapter):
@@ -311,8 +255,8 @@ def check_answers(source: str | Path | Chapter, answers: Sequence[str], *, step:
 
 def sheet_context(v: Variant, base: Chapter, seed: int, count: int, fmt: str) -> dict[str, Any]:
     """What the sheet and key templates see: every number already written as maths by render's helpers."""
-    from .answers import format_value
-    from .render import UserText, chapter_number, matrix, symbol
+    from tracer.documents.render import UserText, chapter_number, matrix, symbol
+    from tracer.exercises.answers import format_value
 
     spec = v.spec
     given = Display(decimals=spec.value_decimals)
@@ -363,7 +307,7 @@ def sheet_context(v: Variant, base: Chapter, seed: int, count: int, fmt: str) ->
 
 def _symbol(quantity: str) -> str:
     """The maths symbol of a quantity, W1_after as W₁ with a "new" mark (render.symbol for the rest)."""
-    from .render import symbol
+    from tracer.documents.render import symbol
 
     if quantity.endswith(AFTER):
         return symbol(quantity[: -len(AFTER)]) + r"^{\text{new}}"
@@ -372,7 +316,7 @@ def _symbol(quantity: str) -> str:
 
 def _chapter_argument(chapter: Chapter) -> str:
     """How a student names the chapter: a bundled chapter by its name, any other by its file name."""
-    from .chapter import bundled_chapters
+    from tracer.engine.chapter import bundled_chapters
 
     path = Path(chapter.path) if chapter.path else None
     if path is not None and any(path.resolve() == p.resolve() for p in bundled_chapters()):
@@ -390,8 +334,8 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
 
     Everything is rendered before anything is written, so a failure leaves no half-written set.
     """
-    from .answers import format_value
-    from .render import environment, render
+    from tracer.documents.render import environment, render
+    from tracer.exercises.answers import format_value
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import TracerError
+from tracer.errors import TracerError
 
 #: Longest claim accepted, in characters; an article's formula fits in a line or two.
 MAX_LENGTH = 400

@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from .chapter import Chapter, Section, chapter_section
-from .errors import TracerError
-from .rounding import decimals_in, round_half_up, truncate
-from .trace import Trace
-from .train import run
+from tracer.engine.chapter import Chapter, Section, chapter_section
+from tracer.engine.trace import Trace
+from tracer.engine.train import run
+from tracer.errors import TracerError
+from tracer.rounding import decimals_in, round_half_up, truncate
 
 #: A figure printed with at least this many significant digits is a program's float output (the
 #: notebooks' "Cost at epoch#4600: 0.001018305488651183"); float64 keeps about 16, and the last one or
@@ -149,7 +149,7 @@ class Report:
 
 def verify(chapter: Chapter, trace: Trace | None = None) -> Report:
     """Run every check of `chapter`; `trace` (full precision) is reused when given."""
-    from . import symbolic
+    from tracer.checks import symbolic
 
     if trace is None or trace.meta.get("carry") != "full":
         trace = run(chapter, carry="full")
@@ -364,7 +364,7 @@ def _figure_check(f: FigureCheck) -> Check:
 
 def article_formulas(chapter: Chapter) -> list[FormulaCheck]:
     """Each [[article.formulas]] claim judged by SymPy."""
-    from .formulas import FormulaError, check_claim
+    from tracer.checks.formulas import FormulaError, check_claim
 
     article, _, entries = _article(chapter)
     out = []
@@ -449,6 +449,6 @@ def _plain(value: Any) -> Any:
 
 
 def _describe(value: Any) -> str:
-    from .chapter import _describe as describe
+    from tracer.engine.chapter import _describe as describe
 
     return describe(value)

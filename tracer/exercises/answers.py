@@ -26,8 +26,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .errors import TracerError
-from .rounding import decimals_in, format_number, round_half_up, to_decimal
+from tracer.errors import TracerError
+from tracer.rounding import decimals_in, format_number, round_half_up, to_decimal
 
 #: Longest answer text read (a 10 × 10 matrix at 6 decimals is well under this).
 MAX_LENGTH = 10_000
@@ -503,8 +503,8 @@ def check(chapter: Any, answers: Sequence[str | Answer], step: int, *, mode: Mod
     `asked` are quantities an exercise asks for (counted as not answered when missing) and
     `decimals` the decimals it asks for (default: the chapter's display decimals per quantity).
     """
-    from .mistakes import step_context, variants
-    from .train import hand_carry, run
+    from tracer.engine.train import hand_carry, run
+    from tracer.exercises.mistakes import step_context, variants
 
     mode = mode or Mode()
     parsed = [a for a in answers if isinstance(a, Answer)] + parse_answers(a for a in answers if isinstance(a, str))

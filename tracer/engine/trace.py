@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import TracerError
-from .graph import local_name
-from .output import write_atomic
+from tracer.engine.graph import local_name
+from tracer.errors import TracerError
+from tracer.output import write_atomic
 
 FORMAT = "tracer-trace/1"
 AFTER = "_after"

@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from .chapter import Chapter, append_crosses
-from .errors import TracerError
-from .output import write_atomic
-from .rounding import format_number
-from .trace import Trace
-from .train import build_network
+from tracer.engine.chapter import Chapter, append_crosses
+from tracer.engine.trace import Trace
+from tracer.engine.train import build_network
+from tracer.errors import TracerError
+from tracer.output import write_atomic
+from tracer.rounding import format_number
 
 FORWARD = "#0072B2"  # Okabe–Ito blue
 BACKWARD = "#D55E00"  # Okabe–Ito vermillion
@@ -479,7 +479,7 @@ def graph_tikz(graph: Graph) -> str:
            r"\sbox\tracergraphbox{%",
            r"\arraycolsep=2pt\relax%",  # matrices as compact as Graphviz sized them
            # Font sizes fixed to those Graphviz laid the picture out for, whatever the document's size.
-           rf"\begin{{tikzpicture}}[x=1bp, y=1bp, inner sep=1.5pt,",
+           r"\begin{tikzpicture}[x=1bp, y=1bp, inner sep=1.5pt,",
            rf"  font=\fontsize{{{node_pt}}}{{{node_pt + 1}}}\selectfont,",
            r"  every node/.style={align=center},",
            rf"  lbl/.style={{font=\fontsize{{{label_pt}}}{{{label_pt + 1}}}\selectfont, inner sep=0pt}}]"]

@@ -1,0 +1,1 @@
+"""The checks: SymPy derivations and oracles, the article's formula grammar, the verify report."""

@@ -1,0 +1,1 @@
+"""The documents: the worked-example model, its rendering, and the figures."""

@@ -1,0 +1,1 @@
+"""Exercises: reading and judging answers, the mistake catalogue, per-student sheets."""
