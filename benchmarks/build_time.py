@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NO_FIGURES = """
 import sys
 from tracer.engine.chapter import bundled_chapters
-from tracer.documents.render import build
+from tracer.documents.build import build
 build([p.stem for p in bundled_chapters()], sys.argv[1], ["md", "tex"], figures=False)
 """
 

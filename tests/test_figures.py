@@ -320,7 +320,7 @@ def test_figure_command_names_an_unrecorded_step(tmp_path, capsys):
 
 def test_without_graphviz_the_documents_are_built_without_the_graphs(monkeypatch, tmp_path):
     from tracer.documents import figures
-    from tracer.documents.render import build
+    from tracer.documents.build import build
 
     real_which = figures.shutil.which
     monkeypatch.setattr(figures.shutil, "which", lambda name: None if name == "dot" else real_which(name))

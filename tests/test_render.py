@@ -21,7 +21,7 @@ from conftest import needs
 
 import tracer
 from tracer.cli import main
-from tracer.documents import render
+from tracer.documents import build, render
 from tracer.engine.chapter import bundled_chapters, load_chapter
 from tracer.rounding import round_half_up
 
@@ -36,7 +36,7 @@ needs_pdflatex = needs("pdflatex")
 def built(tmp_path_factory) -> Path:
     """Every bundled chapter built once to Markdown and LaTeX, figures included."""
     out = tmp_path_factory.mktemp("build")
-    render.build([p.stem for p in bundled_chapters()], out, ["md", "tex"])
+    build.build([p.stem for p in bundled_chapters()], out, ["md", "tex"])
     return out
 
 
@@ -60,7 +60,7 @@ def write_chapter(folder: Path, extra: str = "", title: str = "A test chapter") 
 @pytest.mark.parametrize("name", GOLDEN_CHAPTERS)
 @pytest.mark.parametrize("fmt", ["md", "tex"])
 def test_document_matches_its_golden_file(tmp_path, name, fmt):
-    render.build([name], tmp_path, [fmt], figures=False)
+    build.build([name], tmp_path, [fmt], figures=False)
     got = text_of(tmp_path, name, fmt)
     golden = GOLDEN / f"{name}.{fmt}"
     if os.environ.get("TRACER_UPDATE_GOLDEN") == "1":
@@ -148,7 +148,7 @@ def test_an_article_figure_that_differs_gets_an_erratum_with_the_computed_figure
                         "0.109 is 0.1098… truncated, not rounded."),
               FakeCheck("A1", 1, None, "0.469", 0.46879, "0.469", "matches", "")]
     monkeypatch.setattr(render, "article_figures", lambda chapter, trace: checks)
-    render.build(["01-or-one-example"], tmp_path, ["md", "tex"], figures=False)
+    build.build(["01-or-one-example"], tmp_path, ["md", "tex"], figures=False)
     md = text_of(tmp_path, "01-or-one-example", "md")
     step1 = md.split("## Step 1", 1)[1]
     assert "**Erratum.** The article prints $0.109$ for $\\mathrm{Cost}$ at this step" in step1
@@ -199,7 +199,7 @@ def test_a_hand_mode_chapter_footnotes_the_full_precision_figures(tmp_path):
 @needs_pdflatex
 def test_every_latex_document_compiles_with_pdflatex(built):
     for tex in sorted(built.glob("*.tex")):
-        pdf = render.compile_pdf(tex)
+        pdf = build.compile_pdf(tex)
         assert pdf is not None and pdf.read_bytes().startswith(b"%PDF"), tex.name
 
 
@@ -207,7 +207,7 @@ def test_every_latex_document_compiles_with_pdflatex(built):
 def test_the_pdf_is_the_same_byte_for_byte_when_compiled_again(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     for out in (first, second):
-        render.build(["01-or-one-example"], out, ["pdf"], figures=False)
+        build.build(["01-or-one-example"], out, ["pdf"], figures=False)
     assert (first / "01-or-one-example.pdf").read_bytes() == (second / "01-or-one-example.pdf").read_bytes()
 
 
@@ -250,7 +250,7 @@ def test_user_text_with_latex_specials_is_escaped_and_still_compiles(tmp_path):
     path = write_chapter(tmp_path, extra, title=SPECIALS)
     out = tmp_path / "out"
     formats = ["md", "tex", "pdf"] if shutil.which("pdflatex") else ["md", "tex"]
-    written = render.build([path], out, formats, figures=False)
+    written = build.build([path], out, formats, figures=False)
     tex = text_of(out, "test-chapter", "tex")
     escaped = (r"Costs \& gains: 100\% of x\_1 \#1 \{a\} \textasciitilde{}b\textasciicircum{}c "
                r"\textbackslash{}d \$5 \textless{}i\textgreater{}\textbar{}")
@@ -268,7 +268,7 @@ def test_user_text_cannot_be_printed_unescaped(tmp_path):
     templates.mkdir()
     (templates / "chapter.md.j2").write_text("# {{ chapter.title }}\n")
     with pytest.raises(render.TemplateError, match="without escaping"):
-        render.build(["01-or-one-example"], tmp_path / "out", ["md"], user_templates=templates, figures=False)
+        build.build(["01-or-one-example"], tmp_path / "out", ["md"], user_templates=templates, figures=False)
 
 
 # --------------------------------------------------------------------------- templates
@@ -293,7 +293,7 @@ def test_an_instructors_template_overrides_the_bundled_one_by_name(tmp_path):
     (templates / "long_run.md.j2").write_text(
         "{% if long_run %}\n## Our course's table\n{% for row in long_run.table %}{{ row.step }}: ${{ row.cost }}$\n"
         "{% endfor %}{% endif %}\n")
-    render.build(["02-or-batch"], tmp_path / "out", ["md"], user_templates=templates, figures=False)
+    build.build(["02-or-batch"], tmp_path / "out", ["md"], user_templates=templates, figures=False)
     md = text_of(tmp_path / "out", "02-or-batch", "md")
     assert "## Our course's table\n0: $0.0889$\n" in md
     assert "## Step 0" in md  # everything else still comes from the bundled templates
@@ -312,19 +312,19 @@ def test_an_unknown_format_is_refused(tmp_path, capsys):
 def test_a_bad_document_section_names_the_key(tmp_path):
     path = write_chapter(tmp_path, "\n[document]\nworked_steps = [0, 7]\n")
     with pytest.raises(tracer.TracerError, match=r"\[document\] worked_steps: expected steps from 0 to 2"):
-        render.build([path], tmp_path / "out", ["md"], figures=False)
+        build.build([path], tmp_path / "out", ["md"], figures=False)
 
 
 def test_an_exercise_quantity_the_trace_does_not_record_is_refused(tmp_path):
     path = write_chapter(tmp_path, '\n[document]\nexercise_prompt = "Go."\n[exercise]\nstep = 1\nask = ["dW9"]\n')
     with pytest.raises(tracer.TracerError, match=r"\[exercise\] ask: expected names the trace records.*'dW9'"):
-        render.build([path], tmp_path / "out", ["md"], figures=False)
+        build.build([path], tmp_path / "out", ["md"], figures=False)
 
 
 def test_an_exercise_prompt_without_an_exercise_section_says_what_is_missing(tmp_path):
     path = write_chapter(tmp_path, '\n[document]\nexercise_prompt = "Go."\n')
     with pytest.raises(tracer.TracerError, match=r"expected an \[exercise\] section"):
-        render.build([path], tmp_path / "out", ["md"], figures=False)
+        build.build([path], tmp_path / "out", ["md"], figures=False)
 
 
 # --------------------------------------------------------------------------- building
@@ -332,7 +332,7 @@ def test_an_exercise_prompt_without_an_exercise_section_says_what_is_missing(tmp
 
 def test_two_builds_are_byte_identical(built, tmp_path):
     names = ["01-or-one-example", "02-or-batch"]
-    render.build(names, tmp_path, ["md", "tex"])
+    build.build(names, tmp_path, ["md", "tex"])
     for name in names:
         for fmt in ("md", "tex"):
             assert (tmp_path / f"{name}.{fmt}").read_bytes() == (built / f"{name}.{fmt}").read_bytes()
@@ -340,16 +340,16 @@ def test_two_builds_are_byte_identical(built, tmp_path):
 
 def test_build_reports_progress_per_chapter_and_returns_what_it_wrote(tmp_path):
     seen: list[str] = []
-    written = render.build(["01-or-one-example", "02-or-batch"], tmp_path, ["md"], progress=seen.append,
+    written = build.build(["01-or-one-example", "02-or-batch"], tmp_path, ["md"], progress=seen.append,
                            figures=False)
     assert seen == ["[1/2] 01-or-one-example", "[2/2] 02-or-batch"]
     assert written == [tmp_path / "01-or-one-example.md", tmp_path / "02-or-batch.md"]
 
 
 def test_without_pdflatex_the_pdf_is_skipped_with_a_note(tmp_path, monkeypatch):
-    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)
     notes: list[str] = []
-    written = render.build(["01-or-one-example"], tmp_path, ["md", "tex", "pdf"], note=notes.append, figures=False)
+    written = build.build(["01-or-one-example"], tmp_path, ["md", "tex", "pdf"], note=notes.append, figures=False)
     assert [p.suffix for p in written] == [".md", ".tex"]
     assert len(notes) == 1 and "pdflatex is not on the PATH" in notes[0]
 

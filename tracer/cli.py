@@ -289,7 +289,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 @command("build")
 def _build(args: argparse.Namespace) -> int:
-    from tracer.documents.render import build
+    from tracer.documents.build import build
 
     formats = _formats(args.format)
     chapters = _chapters(args.chapters)
