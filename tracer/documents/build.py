@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -135,28 +136,73 @@ def _pdflatex_available(note: Callable[[str], None] | None) -> bool:
     return False
 
 
-def compile_pdf(tex: Path, note: Callable[[str], None] | None = None) -> Path | None:
-    """Compile `tex` with pdflatex into a PDF beside it; None (and a one-line note) without pdflatex.
+#: Engines tried, in order, for text pdflatex cannot set (they read UTF-8 natively, with OpenType fonts).
+UNICODE_ENGINES = ("xelatex", "lualatex")
 
-    Compiled in a temporary folder (aux and log files stay out of the build folder) from the .tex's
-    folder, so relative figure paths resolve; SOURCE_DATE_EPOCH makes the PDF reproducible.
-    A LaTeX error raises TemplateError with the first error lines of the log.
+
+def compile_pdf(tex: Path, note: Callable[[str], None] | None = None) -> Path | None:
+    """Compile `tex` into a PDF beside it; None (and a one-line note) without pdflatex.
+
+    pdflatex first; when it stops on characters it cannot set (a script beyond Latin), xelatex or
+    lualatex if one is installed and works. Compiled in a temporary folder under a safe name (so a
+    file named `-x.tex` or `a%b#c.tex` compiles) from the .tex's folder, so relative figure paths
+    resolve; SOURCE_DATE_EPOCH makes the PDF reproducible. On failure the log is kept beside the
+    .tex as `<name>.log` and a TemplateError names it with the first error lines.
     """
     tex = Path(tex)
     if not _pdflatex_available(note):
         return None
-    env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
     with tempfile.TemporaryDirectory(prefix="tracer-pdf-") as tmp:
-        cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
-               f"-output-directory={tmp}", tex.name]
+        source = Path(tmp, "document.tex")
+        source.write_bytes(tex.read_bytes())
+        ok, log_text = _latex("pdflatex", source, tex)
+        unset = _unset_characters(log_text)
+        engine = "pdflatex"
+        if not ok and unset:
+            for other in UNICODE_ENGINES:
+                if shutil.which(other):
+                    ok, other_log = _latex(other, source, tex)
+                    ok = ok and not _missing_glyphs(other_log)
+                    if ok:
+                        break
+                    engine, log_text = other, other_log
+        if ok:
+            return write_atomic(tex.with_suffix(".pdf"), source.with_suffix(".pdf").read_bytes())
+    log = write_atomic(tex.with_suffix(".log"), log_text)
+    missing = unset or _unset_characters(log_text)
+    if missing:
+        shown = ", ".join(f"{ch} (U+{ord(ch):04X})" for ch in missing)
+        raise TemplateError(f"{tex}: pdflatex cannot set {shown}; install xelatex (Debian: texlive-xetex) and a "
+                            f"font with these characters, or take them out of the chapter; log: {log}")
+    errors = [line for line in log_text.splitlines() if line.startswith(("! ", "l."))][:4]
+    raise TemplateError(f"{tex}: {engine} failed: {' | '.join(errors) or 'no error line'}; log: {log}")
+
+
+def _latex(engine: str, source: Path, tex: Path) -> tuple[bool, str]:
+    """Run `engine` on `source` (in its own folder, output there) from `tex`'s folder: (succeeded, log text)."""
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
+    # No -halt-on-error: the log then names every character pdflatex cannot set, not just the first.
+    cmd = [engine, "-interaction=nonstopmode", "-no-shell-escape",
+           f"-output-directory={source.parent}", str(source)]
+    log = source.with_suffix(".log")
+    for _ in range(2):  # a second pass when the first one asks for it (figure numbers in references)
         try:
             done = subprocess.run(cmd, cwd=tex.parent, env=env, capture_output=True, timeout=120)
         except subprocess.TimeoutExpired:
-            raise TemplateError(f"{tex}: pdflatex did not finish within 120 s") from None
-        log = Path(tmp, tex.with_suffix(".log").name)
-        log_text = log.read_text(encoding="latin-1") if log.exists() else done.stdout.decode("latin-1")
-        pdf = Path(tmp, tex.with_suffix(".pdf").name)
-        if done.returncode != 0 or not pdf.exists() or "\n! " in log_text:
-            errors = [line for line in log_text.splitlines() if line.startswith(("! ", "l."))][:4]
-            raise TemplateError(f"{tex}: pdflatex failed: {' | '.join(errors) or 'see its log'}")
-        return write_atomic(tex.with_suffix(".pdf"), pdf.read_bytes())
+            return False, f"! {engine} did not finish within 120 s\n"
+        text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else done.stdout.decode("utf-8", "replace")
+        ok = done.returncode == 0 and source.with_suffix(".pdf").exists() and "\n! " not in text
+        if not ok or "Rerun to get cross-references right" not in text:
+            break
+    return ok, text
+
+
+def _unset_characters(log_text: str) -> list[str]:
+    """The characters pdflatex's log says it cannot set ("Unicode character ש (U+05E9) not set up")."""
+    return list(dict.fromkeys(chr(int(c, 16)) for c in re.findall(r"Unicode character [^(]*\(U\+([0-9A-F]{4,6})\)",
+                                                                   log_text)))
+
+
+def _missing_glyphs(log_text: str) -> list[str]:
+    """The characters xelatex's or lualatex's log says its font lacks."""
+    return list(dict.fromkeys(re.findall(r"Missing character: There is no (.)", log_text)))

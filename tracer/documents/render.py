@@ -101,8 +101,6 @@ def tex_escape(text: UserText | str) -> str:
             out.append(_TEX_SPECIALS[ch])
         elif ch in _TEX_UNICODE:
             out.append(_TEX_UNICODE[ch])
-        elif ord(ch) > 0x24F:  # beyond Latin: pdflatex would stop; show a placeholder instead
-            out.append("?")
         else:
             out.append(ch)
     return "".join(out)
