@@ -19,7 +19,7 @@ from tracer.rounding import format_number
 
 SVG = "{http://www.w3.org/2000/svg}"
 #: A number as format_number writes it: plain, or "2.3 × 10⁻⁴" (SVG) / "2.3 \times 10^{-4}" (LaTeX).
-SVG_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?: × 10[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)?")
+SVG_NUMBER = re.compile(r"[-\u2212]?\d+(?:\.\d+)?(?: × 10[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)?")
 TEX_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?: \\times 10\^\{-?\d+\})?")
 #: Indices of names in LaTeX (w_{12}, z^{[1](2)}), which are not numbers shown.
 TEX_INDEX = re.compile(r"_\{[^}]*\}|\^\{[(\[][^}]*\}")
@@ -44,10 +44,10 @@ def svg_numbers(svg: str) -> dict[tuple[str, str], list[str]]:
         if not ident[:2] in ("n:", "f:", "b:"):
             continue
         for text in group.iter(f"{SVG}text"):
-            if text.get("baseline-shift"):  # a subscript or superscript of a name (w₁, z⁽²⁾)
-                continue
+            # A subscript or superscript of a name (w₁, z⁽²⁾) is not a number shown.
+            shown = [text.text or ""] + [span.text or "" for span in text if span.get("class") not in ("sub", "sup")]
             role = roles.get((text.get("fill") or "").lower())
-            numbers = SVG_NUMBER.findall(text.text or "")
+            numbers = SVG_NUMBER.findall("".join(shown))
             if role and numbers:
                 found.setdefault((ident, role), []).extend(numbers)
     return found
@@ -83,6 +83,8 @@ def expected(chapter: tracer.Chapter, trace: tracer.Trace, step: int, quantity: 
     if key in ("A0", "Y") and np.all(np.mod(values[key], 1) == 0):
         decimals = 0  # data that is whole is written whole, as in the documents (x₁ = 0, y = 1)
     out = [format_number(x, decimals, style=style) for x in np.ravel(array)]
+    if style == "unicode":  # the SVG sets a minus sign as a minus sign, U+2212
+        out = [re.sub(r"^-", "\u2212", x) for x in out]
     return [s.replace(r" \times 10^{", " × 10^{") for s in out]
 
 
@@ -154,8 +156,8 @@ def test_vectorized_graph_after_one_update_shows_the_articles_exercise_answer(tr
     # "∂Cost/∂W = [-0.044, -0.035] and ∂Cost/∂b = [-0.031]" at the second step, cost 0.084.
     chapter, trace = chapter_and_trace(trace_of, "02-or-batch")
     found = svg_numbers(figures.graph_svg(figures.computational_graph(chapter, trace, 1, "layer")))
-    assert found[("n:W1", "bwd")] == ["-0.044", "-0.035"]
-    assert found[("n:b1", "bwd")] == ["-0.031"]
+    assert found[("n:W1", "bwd")] == ["\u22120.044", "\u22120.035"]  # minus signs, U+2212
+    assert found[("n:b1", "bwd")] == ["\u22120.031"]
     assert found[("n:cost", "fwd")] == ["0.084"]
 
 
@@ -173,8 +175,8 @@ def test_a_feature_cross_input_is_named_as_the_product(trace_of):
     chapter, trace = chapter_and_trace(trace_of, "03-xor-feature-cross")
     svg = figures.graph_svg(figures.computational_graph(chapter, trace, 0, "scalar"))
     node = next(g for g in ET.fromstring(svg).iter(f"{SVG}g") if g.get("id") == "n:A0_2_0")
-    text = "".join(t.text or "" for t in node.iter(f"{SVG}text"))
-    assert text.replace(" ", "") == "x3(1)=x1·x2"
+    text = "".join(node.itertext())
+    assert "".join(text.split()) == "x3(1)=x1·x2"
 
 
 # --------------------------------------------------------------------------- determinism
@@ -330,3 +332,33 @@ def test_without_graphviz_the_documents_are_built_without_the_graphs(monkeypatch
     assert "-graph-" not in text and "-curve.svg" in text
     assert notes == ["graphs skipped: Graphviz's dot is not on the PATH (Debian: apt install graphviz); "
                      "the documents have the other figures"]
+
+
+# --------------------------------------------------------------------------- SVG text as a reader sees it
+
+
+@pytest.mark.parametrize("name, view", [
+    ("01-or-one-example", "scalar"), ("02-or-batch", "scalar"), ("02-or-batch", "layer"),
+    ("03-xor-feature-cross", "scalar"), ("04-xor-hidden-layer", "layer"), ("06-xor-relu-adam", "layer"),
+])
+def test_svg_sets_minus_signs_and_subscripts_as_a_typesetter_would(trace_of, name, view):
+    chapter, trace = chapter_and_trace(trace_of, name)
+    root = ET.fromstring(figures.graph_svg(figures.computational_graph(chapter, trace, 0, view)))
+    texts = list(root.iter(f"{SVG}text"))
+    assert texts
+    scripts = 0
+    for text in texts:
+        whole = "".join(text.itertext())
+        assert not re.search(r"-\d", whole), whole  # a minus sign is U+2212, never a hyphen
+        size = float(text.get("font-size"))
+        for span in text:
+            kind = span.get("class")
+            if kind in ("sub", "sup"):
+                scripts += 1
+                assert float(span.get("font-size")) < size, whole
+                dy = float(span.get("dy", "0"))
+                assert (dy > 0) if kind == "sub" else (dy < 0), whole  # moved off the baseline by dy
+            elif span.get("font-style") == "italic":  # a name: its index is never set beside it ("W1", "W 1")
+                assert not re.search(r"\d", span.text or ""), whole
+        assert text.get("baseline-shift") is None  # ignored by Firefox and GitHub's image view
+    assert scripts >= 3  # W₁, z₁, … are there as subscripts

@@ -459,8 +459,170 @@ def _run_dot(graph: Graph, fmt: str, sizes: tuple[int, int] = SVG_SIZES) -> str:
 
 
 def graph_svg(graph: Graph) -> str:
-    """The graph as SVG, without Graphviz's version comments (so the file is the same on any machine)."""
-    return re.sub(r"<!--.*?-->\n?", "", _run_dot(graph, "svg"), flags=re.S)
+    """The graph as SVG, drawn by us from dot's layout (the same layout the TikZ picture uses).
+
+    Graphviz's own SVG leaves sub- and superscripts to `baseline-shift` (ignored by Firefox and
+    GitHub's viewer: "W 1 =") and sizes text for its fonts, not the reader's. Here every text span is
+    placed where dot put it and held to the width dot measured (`textLength`), so matrix brackets
+    stay where they belong in any font; sub- and superscripts are smaller and moved by `dy`, which
+    every SVG viewer follows; minus signs are U+2212.
+    """
+    return layout_svg(json.loads(_run_dot(graph, "json")))
+
+
+#: Sub- and superscripts: their size as a fraction of the text's, and how far they move (in em).
+SCRIPT_SIZE, SUB_DROP, SUP_RISE = 0.72, 0.28, 0.38
+#: The font the reader's SVG viewer is asked for: Times, which dot's text widths are measured for.
+SVG_FONT = "'Times New Roman',Times,'Liberation Serif','Nimbus Roman',serif"
+_SVG_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="{w:.1f}pt" height="{h:.1f}pt" '
+             'viewBox="{x0:.2f} {y0:.2f} {w:.2f} {h:.2f}" font-family="{font}">\n')
+
+
+def layout_svg(layout: dict[str, Any]) -> str:
+    """SVG from a Graphviz `json` layout (its xdot drawing operations); public so other pictures can reuse it.
+
+    Each node, cluster and edge becomes a `<g>` with its Graphviz `id` (the graph's element ids:
+    `n:W1`, `f:W1:Z1`, `b:W1:Z1`). Text spans that are sub- or superscripts carry
+    `class="sub"` / `class="sup"`.
+    """
+    x0, y0, x1, y1 = (float(c) for c in layout["bb"].split(","))
+    flip = lambda y: y1 + y0 - y  # noqa: E731 - dot's y runs up, SVG's down
+    out = [_SVG_HEAD.format(x0=x0, y0=y0, w=x1 - x0, h=y1 - y0, font=html.escape(SVG_FONT, quote=True)),
+           f'<rect x="{x0:.2f}" y="{y0:.2f}" width="{x1 - x0:.2f}" height="{y1 - y0:.2f}" fill="white"/>\n']
+    for obj in layout.get("objects", []) + layout.get("edges", []):
+        ops = [op for key in ("_draw_", "_hdraw_", "_tdraw_", "_ldraw_", "_hldraw_", "_tldraw_")
+               for op in obj.get(key, [])]
+        if not ops:
+            continue
+        ident = obj.get("id") or obj.get("name", "")
+        out.append(f'<g id="{html.escape(str(ident), quote=True)}">\n')
+        out += _xdot_svg(ops, flip)
+        out.append("</g>\n")
+    return "".join(out) + "</svg>\n"
+
+
+def _xdot_svg(ops: list[dict[str, Any]], flip: Any) -> list[str]:
+    """SVG elements for a list of xdot operations (pen and fill colour, style, shapes, fonts, text)."""
+    pen, fill, dash, width = "#000000", "none", "", 1.0
+    size, chars = 14.0, 0
+    out: list[str] = []
+    spans: list[dict[str, Any]] = []
+    pts = lambda points: " ".join(f"{x:.2f},{flip(y):.2f}" for x, y in points)  # noqa: E731
+
+    def paint(filled: bool) -> str:
+        stroke = f' stroke="{pen}"' + (f' stroke-width="{width:g}"' if width != 1 else "") + dash
+        return f' fill="{fill if filled else "none"}"' + stroke
+
+    for op in ops:
+        kind = op["op"]
+        if kind == "c":
+            pen = _svg_colour(op["color"])
+        elif kind == "C":
+            fill = _svg_colour(op["color"])
+        elif kind == "S":
+            style = op["style"]
+            if style in ("dashed", "dotted"):
+                dash = ' stroke-dasharray="5,2"' if style == "dashed" else ' stroke-dasharray="1,5"'
+            elif style == "bold":
+                width = 2.0
+            elif style.startswith("setlinewidth("):
+                width = float(style[13:-1])
+            elif style == "solid":
+                dash = ""
+        elif kind in ("e", "E"):
+            cx, cy, rx, ry = op["rect"]
+            out.append(f'<ellipse cx="{cx:.2f}" cy="{flip(cy):.2f}" rx="{rx:.2f}" ry="{ry:.2f}"{paint(kind == "E")}/>\n')
+        elif kind in ("p", "P"):
+            out.append(f'<polygon points="{pts(op["points"])}"{paint(kind == "P")}/>\n')
+        elif kind == "L":
+            out.append(f'<polyline points="{pts(op["points"])}"{paint(False)}/>\n')
+        elif kind in ("b", "B"):
+            p = op["points"]
+            d = f"M{p[0][0]:.2f},{flip(p[0][1]):.2f}C" + " ".join(f"{x:.2f},{flip(y):.2f}" for x, y in p[1:])
+            out.append(f'<path d="{d}"{paint(kind == "B")}/>\n')
+        elif kind == "F":
+            size = float(op["size"])
+        elif kind == "t":
+            chars = int(op["fontchar"])
+        elif kind == "T":
+            x, w = float(op["pt"][0]), float(op["width"])
+            left = x - {"l": 0, "c": w / 2, "r": w}[op["align"]]
+            spans.append({"left": left, "y": float(op["pt"][1]), "width": w, "text": _true_minus(op["text"]),
+                          "size": size, "colour": pen, "chars": chars, "align": op["align"], "x": x})
+    return out + [_svg_text(run, flip) for run in _text_runs(spans)]
+
+
+def _text_runs(spans: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Spans dot set edge to edge on one baseline (a name, its scripts, " = 0.031") as one run of text.
+
+    A matrix's cells are apart (cell spacing), so each stays a run of its own, placed by dot.
+    """
+    runs: list[list[dict[str, Any]]] = []
+    for span in spans:
+        last = runs[-1][-1] if runs else None
+        if last and abs(last["y"] - span["y"]) < 0.01 and abs(last["left"] + last["width"] - span["left"]) < 0.6:
+            runs[-1].append(span)
+        else:
+            runs.append([span])
+    return runs
+
+
+_NUMBER = re.compile(r"\u2212?\d+(\.\d+)?")
+
+
+def _svg_text(run: list[dict[str, Any]], flip: Any) -> str:
+    """One run of text: a lone number ending where dot ended it (columns and brackets stay put in any
+    font); anything else flowed by the viewer and centred where dot centred it, its sub- and
+    superscripts smaller and moved with `dy` (which every SVG viewer follows, unlike `baseline-shift`)."""
+    first = run[0]
+    size, colour = first["size"], first["colour"]
+    y = flip(first["y"])
+    if len(run) == 1 and _NUMBER.fullmatch(first["text"]) and not first["chars"] & 24:
+        # A number ends where dot ended it: a matrix's columns stay right-aligned inside their brackets.
+        centred = first["align"] == "c"
+        x = first["left"] + first["width"] / (2 if centred else 1)
+        return (f'<text x="{x:.2f}" y="{y:.2f}" text-anchor="{"middle" if centred else "end"}" '
+                f'font-size="{size:.2f}" fill="{colour}">{html.escape(first["text"], quote=False)}</text>\n')
+    centre = first["left"] + sum(span["width"] for span in run) / 2
+    parts, raised, previous, previous_text = [], 0.0, "", ""
+    for span in run:
+        chars = span["chars"]
+        script = "sub" if chars & 16 else "sup" if chars & 8 else ""
+        attrs = ""
+        shift = 0.0
+        if script:
+            shift = span["size"] * (SUB_DROP if script == "sub" else -SUP_RISE)
+            attrs += f' class="{script}" font-size="{span["size"] * SCRIPT_SIZE:.2f}"'
+            if script == "sup" and previous == "sub":  # stacked over the subscript, as TeX sets x₁⁽¹⁾
+                attrs += f' dx="{-_script_width(previous_text, span["size"]):.2f}"'
+        if shift != raised:
+            attrs += f' dy="{shift - raised:.2f}"'
+            raised = shift
+        attrs += ' font-style="italic"' if chars & 2 else ""
+        attrs += ' font-weight="bold"' if chars & 1 else ""
+        attrs += f' fill="{span["colour"]}"' if span["colour"] != colour else ""
+        parts.append(f"<tspan{attrs}>{html.escape(span['text'], quote=False)}</tspan>")
+        previous, previous_text = script, span["text"]
+    return (f'<text x="{centre:.2f}" y="{y:.2f}" text-anchor="middle" font-size="{size:.2f}" fill="{colour}">'
+            + "".join(parts) + "</text>\n")
+
+
+def _script_width(text: str, size: float) -> float:
+    """About how wide a script is (half an em a character): how far a superscript steps back to stack."""
+    return 0.5 * len(text) * size * SCRIPT_SIZE
+
+
+def _svg_colour(colour: str) -> str:
+    """'#rrggbbaa' (dot's transparent) as 'none'; other colours as given."""
+    return "none" if len(colour) == 9 and colour.endswith("00") else colour[:7] if len(colour) == 9 else colour
+
+
+_MINUS = re.compile(r"-(?=[\d.])")
+
+
+def _true_minus(text: str) -> str:
+    """A hyphen before a digit is a minus sign: U+2212, as a reader and a typesetter write it."""
+    return _MINUS.sub("\u2212", text)
 
 
 def graph_tikz(graph: Graph) -> str:
