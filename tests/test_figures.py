@@ -362,3 +362,32 @@ def test_svg_sets_minus_signs_and_subscripts_as_a_typesetter_would(trace_of, nam
                 assert not re.search(r"\d", span.text or ""), whole
         assert text.get("baseline-shift") is None  # ignored by Firefox and GitHub's image view
     assert scripts >= 3  # W₁, z₁, … are there as subscripts
+
+
+# --------------------------------------------------------------------------- a big network
+
+
+def digits_shaped_chapter() -> tracer.Chapter:
+    """A 64-32-10 network on 1,797 examples (the shape of the digits data set; the data is made up here)."""
+    rng = np.random.default_rng(0)
+    raw = {"title": "Digits-shaped", "data": {"X": rng.integers(0, 17, size=(1797, 64)).tolist(),
+                                              "Y": np.eye(10, dtype=int)[rng.integers(0, 10, 1797)].tolist()},
+           "network": {"layers": [{"units": 32, "activation": "relu"}, {"units": 10, "activation": "sigmoid"}]},
+           "init": {"seed": 1, "scheme": "xavier"},
+           "train": {"cost": "binary_cross_entropy", "learning_rate": 0.01, "steps": 1}}
+    return tracer.parse_chapter(raw, name="digits")
+
+
+def test_a_big_network_is_drawn_with_its_matrices_abbreviated():
+    chapter = digits_shaped_chapter()
+    trace = tracer.run(chapter)
+    graph = figures.computational_graph(chapter, trace, 0)
+    svg, tikz = figures.graph_svg(graph), figures.graph_tikz(graph)
+    assert len(svg) < 200_000 and len(tikz) < 50_000
+    text = "".join(ET.fromstring(svg).itertext())
+    for shape in ("64 × 1797", "32 × 64", "32 × 1797", "10 × 32", "10 × 1797"):
+        assert f"({shape}, corner shown)" in text
+    # The corner shown is the matrix's own top-left entries.
+    found = svg_numbers(svg)[("n:W1", "fwd")]
+    assert found[:4] == [format_number(x, 3).replace("-", "\u2212") for x in trace.at(0)["W1"][0, :4]]
+    assert r"\vdots" in tikz and r"\cdots" in tikz and r"\ddots" in tikz

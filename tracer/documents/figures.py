@@ -96,10 +96,40 @@ class Num:
 
 @dataclass(frozen=True, eq=False)
 class Mat:
-    """A matrix from the trace, each entry shown by format_number."""
+    """A matrix from the trace, each entry shown by format_number; a big one by its corner (see `corner`)."""
 
     value: np.ndarray
     decimals: int
+
+    def entries(self) -> tuple[list[list[float | str]], bool]:
+        """(rows of entries to show, with "⋯" "⋮" "⋱" where rows or columns are left out; whether any are)."""
+        return corner(np.atleast_2d(self.value))
+
+
+#: A matrix with more rows or columns than this is shown by its top-left corner, the graph saying so.
+MAX_SHOWN = 8
+#: The rows and columns of that corner.
+CORNER = 4
+
+
+def corner(value: np.ndarray, limit: int = MAX_SHOWN, keep: int = CORNER) -> tuple[list[list[float | str]], bool]:
+    """A matrix's entries as shown: all of them up to `limit` rows and columns; past that its top-left
+    `keep` × `keep` corner, "⋯" for the columns left out, "⋮" for the rows and "⋱" for both.
+    Returns (rows, abbreviated)."""
+    n_rows, n_cols = value.shape
+    rows = range(n_rows) if n_rows <= limit else range(keep)
+    cols = range(n_cols) if n_cols <= limit else range(keep)
+    out: list[list[float | str]] = [[float(value[i, j]) for j in cols] + (["⋯"] if n_cols > limit else [])
+                                    for i in rows]
+    if n_rows > limit:
+        out.append(["⋮"] * len(cols) + (["⋱"] if n_cols > limit else []))
+    return out, n_rows > limit or n_cols > limit
+
+
+def shape_text(value: np.ndarray) -> str:
+    """"64 × 1797": rows × columns, shown under an abbreviated matrix."""
+    n_rows, n_cols = np.atleast_2d(value).shape
+    return f"{n_rows} × {n_cols}"
 
 
 Item = str | Sym | Grad | Num | Mat
@@ -131,13 +161,20 @@ def _html_item(item: Item) -> str:
         return f"∂{_html_item(item.of)}/∂{_html_item(item.wrt)}"
     if isinstance(item, Num):
         return html.escape(format_number(item.value, item.decimals, style="unicode"))
-    rows = np.atleast_2d(item.value)
-    side = f'<TD ROWSPAN="{rows.shape[0]}" SIDES="{{}}" BORDER="1" WIDTH="3"></TD>'
+    rows, abbreviated = item.entries()
+    side = f'<TD ROWSPAN="{len(rows)}" SIDES="{{}}" BORDER="1" WIDTH="3"></TD>'
     cells = ["<TR>" + (side.format("LTB") if i == 0 else "")
-             + "".join(f'<TD ALIGN="RIGHT">{html.escape(format_number(x, item.decimals, "unicode"))}</TD>'
+             + "".join(f'<TD ALIGN="{"CENTER" if isinstance(x, str) else "RIGHT"}">{html.escape(_entry(x, item))}</TD>'
                        for x in row)
              + (side.format("RTB") if i == 0 else "") + "</TR>" for i, row in enumerate(rows)]
+    if abbreviated:  # the whole matrix's size, under its corner
+        cells.append(f'<TR><TD COLSPAN="{len(rows[0]) + 2}"><FONT POINT-SIZE="8">'
+                     f'({html.escape(shape_text(item.value))}, corner shown)</FONT></TD></TR>')
     return '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0">' + "".join(cells) + "</TABLE>"
+
+
+def _entry(x: float | str, item: Mat, style: str = "unicode") -> str:
+    return x if isinstance(x, str) else format_number(x, item.decimals, style=style)
 
 
 def html_label(lines: list[Line]) -> str:
@@ -177,9 +214,14 @@ def _latex_item(item: Item) -> str:
         return rf"\partial {_latex_item(item.of)}/\partial {_latex_item(item.wrt)}"
     if isinstance(item, Num):
         return format_number(item.value, item.decimals, style="latex")
-    rows = np.atleast_2d(item.value)
-    body = r" \\ ".join(" & ".join(format_number(x, item.decimals, style="latex") for x in row) for row in rows)
-    return r"\begin{bmatrix}" + body + r"\end{bmatrix}"
+    rows, abbreviated = item.entries()
+    dots = {"⋯": r"\cdots", "⋮": r"\vdots", "⋱": r"\ddots"}
+    body = r" \\ ".join(" & ".join(dots.get(x, x) if isinstance(x, str) else _entry(x, item, "latex") for x in row)
+                         for row in rows)
+    matrix = r"\begin{bmatrix}" + body + r"\end{bmatrix}"
+    if abbreviated:
+        matrix = r"\underset{\text{\tiny (" + shape_text(item.value).replace("×", r"$\times$") + r", corner shown)}}{" + matrix + "}"
+    return matrix
 
 
 def latex_label(lines: list[Line]) -> str:
@@ -691,8 +733,10 @@ def graph_tikz(graph: Graph) -> str:
             x, y = (float(c) for c in edge["lp"].split(","))
             out.append(rf"\node[lbl] at {pt(x, y)} {{{latex_label(lines)}}}; % {ident}")
     out += [r"\end{tikzpicture}}%",
-            r"\ifdim\wd\tracergraphbox>\linewidth\resizebox{\linewidth}{!}{\usebox\tracergraphbox}%",
-            r"\else\usebox\tracergraphbox\fi%",
+            # Scaled down to the line's width, then to most of the page's height (a big network is tall).
+            r"\ifdim\wd\tracergraphbox>\linewidth\sbox\tracergraphbox{\resizebox{\linewidth}{!}{\usebox\tracergraphbox}}\fi%",
+            r"\ifdim\ht\tracergraphbox>0.75\textheight\sbox\tracergraphbox{\resizebox{!}{0.75\textheight}{\usebox\tracergraphbox}}\fi%",
+            r"\usebox\tracergraphbox%",
             r"\endgroup"]
     return "\n".join(out) + "\n"
 
