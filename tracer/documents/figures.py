@@ -434,6 +434,10 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
 
 # --------------------------------------------------------------------------- Graphviz and TikZ
 
+#: Every graph runs top to bottom, forward: both views, every chapter (down the page, where a layer
+#: view's matrices have room; left to right they shrink a graph to an unreadable strip).
+RANKDIR = "TB"
+
 SHAPES = {"input": "box", "target": "box", "parameter": "box", "linear": "circle", "activation": "circle",
           "cost": "ellipse"}
 
@@ -443,9 +447,8 @@ def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
     import graphviz
 
     dot = graphviz.Digraph("computational_graph")
-    # The layer view's matrices are wide: it runs top to bottom so they stack down the page.
     node_size, label_size = sizes
-    dot.attr(rankdir="TB" if graph.view == "layer" else "LR", nodesep="0.15", ranksep="0.35",
+    dot.attr(rankdir=RANKDIR, nodesep="0.15", ranksep="0.35",
              fontname=FONT, fontsize=str(label_size), bgcolor="white", pad="0.05", newrank="true")
     dot.attr("node", fontname=FONT, fontsize=str(node_size), margin="0.04,0.02", height="0.3", width="0.3")
     dot.attr("edge", fontname=FONT, fontsize=str(label_size), arrowsize="0.6")
