@@ -391,3 +391,32 @@ def test_a_big_network_is_drawn_with_its_matrices_abbreviated():
     found = svg_numbers(svg)[("n:W1", "fwd")]
     assert found[:4] == [format_number(x, 3).replace("-", "\u2212") for x in trace.at(0)["W1"][0, :4]]
     assert r"\vdots" in tikz and r"\cdots" in tikz and r"\ddots" in tikz
+
+
+# --------------------------------------------------------------------------- the local-gradient view
+
+
+def test_the_local_view_writes_the_articles_local_gradients(trace_of):
+    # Seed 000, Part I: z = w₁x₁ + w₂x₂ + b with x = (0, 0), w = (0.1, 0.6): ∂z/∂w₁ = x₁ = 0,
+    # ∂z/∂x₂ = w₂ = 0.6, ∂z/∂b = 1; ŷ = σ(0): ∂ŷ/∂z = σ(0)(1 − σ(0)) = 0.25; L = ½(y − ŷ)²: ∂L/∂ŷ = ŷ − y = 0.5.
+    chapter, trace = chapter_and_trace(trace_of, "01-or-one-example")
+    graph = figures.computational_graph(chapter, trace, 0, local=True)
+    for found in (svg_numbers(figures.graph_svg(graph)), tikz_numbers(figures.graph_tikz(graph))):
+        assert found[("b:W1_0_0:Z1_0_0", "bwd")] == ["0"]
+        assert found[("b:A0_1_0:Z1_0_0", "bwd")] == ["0.600"]
+        assert found[("b:b1_0_0:Z1_0_0", "bwd")] == ["1"]
+        assert found[("b:Z1_0_0:A1_0_0", "bwd")] == ["0.250"]
+        assert found[("b:A1_0_0:cost", "bwd")] == ["0.500"]
+        assert not any(ident.startswith("b:Y") for ident, _ in found)  # the label gets no gradient
+    arrow = next(g for g in ET.fromstring(figures.graph_svg(graph)).iter(f"{SVG}g")
+                 if g.get("id") == "b:Z1_0_0:A1_0_0")
+    assert "".join("".join(arrow.itertext()).split()) == "∂ŷ/∂z=0.250"
+
+
+def test_the_local_view_of_a_layer_is_the_transpose_that_multiplies(trace_of):
+    # dW1 = dZ1·A0ᵀ: the local gradient on W1 → Z1 is A0ᵀ (here Xᵀ), and on A0 → Z1 it is W1ᵀ.
+    chapter, trace = chapter_and_trace(trace_of, "04-xor-hidden-layer")
+    found = svg_numbers(figures.graph_svg(figures.computational_graph(chapter, trace, 0, "layer", local=True)))
+    v = trace.at(0)
+    assert found[("b:W1:Z1", "bwd")] == [format_number(x, 0) for x in v["A0"].T.ravel()]
+    assert found[("b:Z1:A1", "bwd")] == [format_number(x, 3).replace("-", "\u2212") for x in v["dA1_dZ1"].ravel()]

@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--view", choices=("scalar", "layer"),
                    help="graph: one node per weight and example (scalar) or per matrix (layer); "
                         "default scalar for one example, layer for a batch")
+    p.add_argument("--local", action="store_true",
+                   help="graph: write on each backward arrow the local gradient ∂head/∂tail (∂z/∂w = x, "
+                        "∂ŷ/∂z = σ′(z), …), as the article annotates its graphs, instead of the gradient of the cost")
+    p.add_argument("--scale", choices=("auto", "log", "linear"), default="auto",
+                   help="curve: the cost axis; auto (default) is logarithmic when the cost spans more than two "
+                        "decades, linear (the article's view) otherwise")
     p.add_argument("--shaded", action="store_true", help="boundary: shade the two decision regions")
     p.add_argument("--carry", choices=("full", "rounded"), help="as for `tracer run`")
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
@@ -360,7 +366,7 @@ def _figure(args: argparse.Namespace) -> int:
 
     chapter = load_chapter(args.chapter)
     path = write_figure(chapter, run(chapter, carry=args.carry), args.kind, args.output, step=args.step,
-                        view=args.view, shaded=args.shaded)
+                        view=args.view, shaded=args.shaded, local=args.local, scale=args.scale)
     print(path)
     return 0
 

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from tracer.engine.chapter import Chapter, append_crosses
+from tracer.engine.chapter import Chapter, append_crosses, document_spec
+from tracer.engine.graph import local_name
 from tracer.engine.trace import Trace
 from tracer.engine.train import build_network
 from tracer.errors import TracerError
@@ -260,6 +261,8 @@ class Graph:
     edges: list[tuple[str, str]] = field(default_factory=list)
     #: Arrows laid out head first, so that their tail lands right of the head in a row (b1 right of Z1).
     flipped: set[tuple[str, str]] = field(default_factory=set)
+    #: The local-gradient view (`--local`): ∂head/∂tail on each arrow, as the article annotates its graphs.
+    local: dict[tuple[str, str], Num | Mat] | None = None
 
     def add(self, node: Node) -> None:
         self.nodes[node.id] = node
@@ -293,6 +296,22 @@ class Graph:
         backward = _named(Grad(self.cost, tail.sym), tail.gradient, "bwd") if tail.gradient is not None else []
         return [Line((tail.value,), "fwd")], backward
 
+    def arrow(self, tail_id: str, head_id: str) -> tuple[list[Line], list[Line] | None]:
+        """(forward label, backward label or None for no backward arrow) of the arrow tail → head.
+
+        The backward arrow carries the gradient of the cost that flows back, or in the local view the
+        local gradient ∂head/∂tail that the chain rule multiplies it by.
+        """
+        tail, head = self.nodes[tail_id], self.nodes[head_id]
+        labels = self.edge_lines(tail)
+        forward, backward = labels if labels else ([], [])
+        if self.local is not None:
+            value = self.local.get((tail_id, head_id))
+            return forward, (_named(Grad(head.sym, tail.sym), value, "bwd") if value is not None else None)
+        if backward or (tail.gradient is not None and self.fan_out(tail_id) == 1):
+            return forward, backward
+        return forward, None
+
 
 def _named(name: Sym | Grad, value: Num | Mat, role: str) -> list[Line]:
     """'name = value' on one line; a matrix goes under its name, which keeps the label narrow."""
@@ -306,13 +325,51 @@ def default_view(trace: Trace) -> str:
     return "scalar" if int(trace.meta["batch_size"]) == 1 else "layer"
 
 
-def computational_graph(chapter: Chapter, trace: Trace, step: int, view: str | None = None) -> Graph:
-    """The graph of `chapter` at recorded `step`, in the "scalar" or "layer" view."""
+def computational_graph(chapter: Chapter, trace: Trace, step: int, view: str | None = None,
+                        local: bool = False) -> Graph:
+    """The graph of `chapter` at recorded `step`, in the "scalar" or "layer" view.
+
+    `local=True` writes on each backward arrow the local gradient ∂head/∂tail (∂z/∂w = x, ∂ŷ/∂z = σ′(z),
+    …) instead of the gradient of the cost that flows back.
+    """
     view = view or default_view(trace)
     if view not in VIEWS:
         raise TracerError(f"view {view!r}: expected one of {', '.join(VIEWS)}")
     values = trace.at(step)
-    return (_scalar_graph if view == "scalar" else _layer_graph)(chapter, trace, values)
+    graph = (_scalar_graph if view == "scalar" else _layer_graph)(chapter, trace, values)
+    if local:
+        graph.local = local_gradients(chapter, graph, values)
+    return graph
+
+
+def local_gradients(chapter: Chapter, graph: Graph, v: dict[str, Any]) -> dict[tuple[str, str], Num | Mat]:
+    """∂head/∂tail for each arrow, read from the trace: a linear node's are the other input's value
+    (∂z/∂w = a, ∂z/∂a = w; in the layer view A_prevᵀ and Wᵀ, as dW = dZ·A_prevᵀ and dA_prev = Wᵀ·dZ)
+    and 1 for a bias; an activation's is its recorded local gradient; the cost's is its gradient.
+    Data going into the cost (the labels) gets none."""
+    out: dict[tuple[str, str], Num | Mat] = {}
+    for tail_id, head_id in graph.edges:
+        tail_name, *ti = tail_id.split("_")
+        head_name, *hi = head_id.split("_")
+        index = lambda name, *idx: (Num(float(v[name][tuple(int(i) for i in idx)]), _places(chapter, name, v[name]))  # noqa: E731
+                                    if idx else Mat(np.asarray(v[name], dtype=float), _places(chapter, name, v[name])))
+        if head_name.startswith("Z"):
+            layer = head_name[1:]
+            if tail_name.startswith("b"):
+                out[(tail_id, head_id)] = Num(1.0, 0)
+            elif tail_name.startswith("W"):  # ∂z_i/∂w_ik = a_k of the example; ∂Z/∂W = A_prevᵀ
+                prev = f"A{int(layer) - 1}"
+                out[(tail_id, head_id)] = (index(prev, ti[1], hi[1]) if ti else
+                                           Mat(np.asarray(v[prev], dtype=float).T, _places(chapter, prev, v[prev])))
+            else:  # an input of the layer: ∂z_i/∂a_k = w_ik; ∂Z/∂A_prev = Wᵀ
+                weights = f"W{layer}"
+                out[(tail_id, head_id)] = (index(weights, hi[0], ti[0]) if ti else
+                                           Mat(np.asarray(v[weights], dtype=float).T, _places(chapter, weights)))
+        elif head_name.startswith("A"):
+            out[(tail_id, head_id)] = index(local_name(head_name, tail_name), *ti)
+        elif head_name == "cost" and tail_name != "Y":
+            out[(tail_id, head_id)] = index("d" + tail_name, *ti)
+    return out
 
 
 #: Data written as whole numbers when it is whole, as the documents write it (the article's x₁ = 0, y = 1).
@@ -466,14 +523,12 @@ def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
                     for node in nodes:
                         _dot_node(line, graph, node)
     for tail_id, head_id in graph.edges:
-        tail = graph.nodes[tail_id]
-        labels = graph.edge_lines(tail)
-        forward, backward = labels if labels else ([], [])
+        forward, backward = graph.arrow(tail_id, head_id)
         flip = (tail_id, head_id) in graph.flipped
         ends = (head_id, tail_id) if flip else (tail_id, head_id)
         dot.edge(*ends, html_label(forward) if forward else None, id=f"f:{tail_id}:{head_id}",
                  color=FORWARD, fontcolor=FORWARD, dir="back" if flip else "forward")
-        if backward or (tail.gradient is not None and graph.fan_out(tail_id) == 1):
+        if backward is not None:
             # Laid out tail → head like the forward arrow, so the layout keeps its direction; drawn back.
             dot.edge(*ends, html_label(backward) if backward else None, id=f"b:{tail_id}:{head_id}",
                      dir="forward" if flip else "back", style="dashed", color=BACKWARD, fontcolor=BACKWARD)
@@ -730,8 +785,8 @@ def graph_tikz(graph: Graph) -> str:
             for op in edge.get(key, []):
                 if op["op"] in ("P", "p"):
                     out.append(rf"\fill[{colour}] " + " -- ".join(pt(*q) for q in op["points"]) + " -- cycle;")
-        labels = graph.edge_lines(graph.nodes[tail])
-        lines = (labels[1] if backward else labels[0]) if labels else []
+        forward, back = graph.arrow(tail, head)
+        lines = (back or []) if backward else forward
         if lines and "lp" in edge:
             x, y = (float(c) for c in edge["lp"].split(","))
             out.append(rf"\node[lbl] at {pt(x, y)} {{{latex_label(lines)}}}; % {ident}")
@@ -778,28 +833,56 @@ def _save(fig: Any, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg") -> bytes:
-    """The cost at every step run, with the recorded steps marked when there are few of them."""
+#: A cost axis spanning more than this many decades is drawn on a log scale (the linear view is an option).
+LOG_DECADES = 2.0
+CURVE_SCALES = ("auto", "log", "linear")
+
+
+def curve_scale(costs: np.ndarray, scale: str = "auto") -> str:
+    """"log" or "linear": the given one, or for "auto" log when the costs span more than LOG_DECADES decades
+    (on a linear axis such a curve lies flat along the bottom for most of its length)."""
+    if scale not in CURVE_SCALES:
+        raise TracerError(f"curve scale {scale!r}: expected one of {', '.join(CURVE_SCALES)}")
+    if scale != "auto":
+        return scale
+    positive = costs[np.isfinite(costs) & (costs > 0)]
+    if positive.size < 2 or positive.size < costs[np.isfinite(costs)].size:
+        return "linear"  # a log axis cannot show a zero cost
+    return "log" if np.log10(positive.max() / positive.min()) > LOG_DECADES else "linear"
+
+
+def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg", scale: str = "auto") -> bytes:
+    """The cost at every step run, with the recorded steps marked when there are few of them.
+
+    The last point is labelled at the precision of the document's cost table. `scale` is "auto"
+    (log when the cost spans more than two decades), "log" or "linear" (the article's view).
+    """
+    costs = np.asarray(trace.costs, dtype=float)
+    scale = curve_scale(costs, scale)
     fig = _figure(5.0, 3.0)
     fig.subplots_adjust(left=0.13, right=0.97, bottom=0.16, top=0.95)
     ax = fig.add_subplot()
-    steps = np.arange(len(trace.costs))
-    ax.plot(steps, trace.costs, color=FORWARD, linewidth=1.5, label="cost")
+    steps = np.arange(len(costs))
+    ax.plot(steps, costs, color=FORWARD, linewidth=1.5, label="cost")
     if len(trace.steps) <= MARKED_POINTS:
         ax.plot(trace.steps, trace.arrays["cost"], "o", color=FORWARD, markersize=3.5, label="recorded steps")
         ax.legend(frameon=False)
-    last = len(trace.costs) - 1
-    final = format_number(trace.costs[last], _places(chapter, "cost"), style="unicode")
-    ax.annotate(f"step {last}: cost {final}", xy=(last, trace.costs[last]), xytext=(-4, 12),
+    last = len(costs) - 1
+    final = format_number(costs[last], document_spec(chapter).table_decimals, style="unicode")
+    ax.annotate(f"step {last}: cost {final}".replace("-", "\u2212"), xy=(last, costs[last]), xytext=(-4, 12),
                 textcoords="offset points", ha="right", fontsize=9)
     ax.set_xlabel("step")
-    ax.set_ylabel("cost")
+    ax.set_ylabel("cost (log scale)" if scale == "log" else "cost")
     ax.set_xlim(0, max(last, 1))
-    ax.set_ylim(bottom=0)
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import LogLocator, MaxNLocator
 
+    if scale == "log":
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+    else:
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(4))
     ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))  # few ticks: text is most of the drawing time
-    ax.yaxis.set_major_locator(MaxNLocator(4))
     ax.spines[["top", "right"]].set_visible(False)
     return _save(fig, fmt)
 
@@ -897,12 +980,8 @@ def decision_boundaries(chapter: Chapter, trace: Trace, fmt: str = "svg") -> dic
 
 
 def worked_steps(chapter: Chapter, trace: Trace) -> list[int]:
-    """The steps a document works by hand: [document] worked_steps when the chapter gives them, else the first two."""
-    document = chapter.raw.get("document")
-    given = document.get("worked_steps") if isinstance(document, dict) else None
-    if isinstance(given, list) and given and all(isinstance(s, int) and not isinstance(s, bool) for s in given):
-        return sorted(set(given))
-    return [int(s) for s in trace.steps[:2]]
+    """The steps a document works by hand (its [document] worked_steps), each drawn as a graph."""
+    return sorted(set(document_spec(chapter).worked_steps))
 
 
 def _stem(chapter: Chapter) -> str:
@@ -910,7 +989,8 @@ def _stem(chapter: Chapter) -> str:
 
 
 def figure_bytes(chapter: Chapter, trace: Trace, kind: str, fmt: str, step: int | None = None,
-                 view: str | None = None, shaded: bool = False) -> bytes:
+                 view: str | None = None, shaded: bool = False, local: bool = False,
+                 scale: str = "auto") -> bytes:
     """One figure as the bytes of a file: graph (.svg, .tex), curve or boundary (.svg, .pdf)."""
     if kind not in KINDS:
         raise TracerError(f"figure kind {kind!r}: expected one of {', '.join(KINDS)}")
@@ -919,20 +999,20 @@ def figure_bytes(chapter: Chapter, trace: Trace, kind: str, fmt: str, step: int 
         got = f".{fmt}" if fmt else "a name without a suffix"
         raise TracerError(f"a {kind} figure is written as {' or '.join('.' + a for a in allowed)}, not {got}")
     if kind == "graph":
-        graph = computational_graph(chapter, trace, int(trace.steps[0]) if step is None else step, view)
+        graph = computational_graph(chapter, trace, int(trace.steps[0]) if step is None else step, view, local)
         text = graph_svg(graph) if fmt == "svg" else tikz_document(graph_tikz(graph))
         return text.encode("utf-8")
     if kind == "curve":
-        return learning_curve(chapter, trace, fmt)
+        return learning_curve(chapter, trace, fmt, scale)
     return decision_boundary(chapter, trace, shaded, fmt)
 
 
 def default_name(chapter: Chapter, kind: str, fmt: str, step: int | None = None, view: str | None = None,
-                 shaded: bool = False) -> str:
+                 shaded: bool = False, local: bool = False) -> str:
     """E.g. 01-or-one-example-graph-step-0-scalar.svg, 03-xor-feature-cross-boundary-shaded.pdf."""
     parts = [_stem(chapter), kind]
     if kind == "graph":
-        parts += [f"step-{step}"] + ([view] if view else [])
+        parts += [f"step-{step}"] + ([view] if view else []) + (["local"] if local else [])
     if kind == "boundary" and shaded:
         parts.append("shaded")
     return "-".join(parts) + "." + fmt
@@ -991,13 +1071,13 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
 
 
 def write_figure(chapter: Chapter, trace: Trace, kind: str, path: Path | None = None, step: int | None = None,
-                 view: str | None = None, shaded: bool = False) -> Path:
+                 view: str | None = None, shaded: bool = False, local: bool = False, scale: str = "auto") -> Path:
     """Write one figure to `path` (its suffix says the format) or to its default .svg name; return the path."""
     if kind == "graph" and step is None:
         step = int(trace.steps[0])
-    path = Path(path) if path is not None else Path(default_name(chapter, kind, "svg", step, view, shaded))
+    path = Path(path) if path is not None else Path(default_name(chapter, kind, "svg", step, view, shaded, local))
     try:
-        data = figure_bytes(chapter, trace, kind, path.suffix.lstrip(".").lower(), step, view, shaded)
+        data = figure_bytes(chapter, trace, kind, path.suffix.lstrip(".").lower(), step, view, shaded, local, scale)
     except TracerError as exc:
         raise TracerError(f"{path}: {exc}") from None
     return write_atomic(path, data)
