@@ -288,10 +288,14 @@ def test_document_figures_places_each_picture_once(trace_of, tmp_path, name, key
     chapter, trace = chapter_and_trace(trace_of, name)
     placed = figures.document_figures(chapter, trace, tmp_path, "md")
     assert set(placed) == keys
+    numbers = []
     for key, text in placed.items():
-        link = re.fullmatch(r"!\[[^\]]+\]\(([^)]+\.svg)\)", text)
+        # An image, then a visible caption line under it (alt text alone is invisible on GitHub).
+        link = re.fullmatch(r"!\[Figure (\d+): ([^\]]+)\]\(([^)]+\.svg)\)\n\n\*Figure \1\. \2\.\*", text)
         assert link, text
-        assert (tmp_path / link.group(1)).read_bytes().lstrip().startswith(b"<?xml")
+        numbers.append(int(link.group(1)))
+        assert (tmp_path / link.group(3)).read_bytes().lstrip().startswith(b"<?xml")
+    assert sorted(numbers) == list(range(1, len(placed) + 1))
 
 
 def test_worked_steps_come_from_the_document_section(trace_of):

@@ -267,6 +267,11 @@ class Graph:
     def add(self, node: Node) -> None:
         self.nodes[node.id] = node
 
+    def abbreviated(self) -> bool:
+        """Whether some matrix on the graph is shown by its corner (a big network)."""
+        values = [v for n in self.nodes.values() for v in (n.value, n.gradient)] + list((self.local or {}).values())
+        return any(isinstance(v, Mat) and v.entries()[1] for v in values)
+
     def fan_out(self, node_id: str) -> int:
         return sum(1 for tail, _ in self.edges if tail == node_id)
 
@@ -1023,9 +1028,11 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     """Write the chapter's figures under `out_dir`; return, per place in a document, the text to put there.
 
     Keys: "graph_step_<N>" for each worked step, "curve" when the chapter runs more than FEW_STEPS
-    steps, "boundary" and "boundary_shaded" when its input has two features (plus crosses). For
-    fmt "md" the text is a Markdown image of an SVG; for "tex" a TikZ picture (graph) or an
-    \\includegraphics of a PDF. Files go to `out_dir`/figures/ and are linked by paths relative to
+    steps, "boundary" and "boundary_shaded" when its input has two features (plus crosses). Figures
+    are numbered in that order, as a document shows them. For fmt "md" the text is a Markdown image
+    of an SVG with a visible caption line under it ("*Figure 2. …*", not only alt text); for "tex" a
+    sentence referring to the figure and a float (a TikZ picture or an \\includegraphics of a PDF)
+    with a numbered \\caption and a \\label. Files go to `out_dir`/figures/ and are linked by paths relative to
     `out_dir`, the folder of the documents. Without Graphviz's `dot` there are no graph keys (the
     documents are built without those pictures; `tracer build` says so once).
     """
@@ -1033,40 +1040,52 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
         raise TracerError(f"document format {fmt!r}: expected 'md' or 'tex'")
     out_dir = Path(out_dir)
     file_fmt = "svg" if fmt == "md" else "pdf"
-    placed: dict[str, str] = {}
-
-    def place(key: str, data: bytes, name: str, caption: str, width: str) -> None:
-        write_atomic(out_dir / FIGURES_DIR / name, data)
-        link = f"{FIGURES_DIR}/{name}"
-        placed[key] = (f"![{caption}]({link})" if fmt == "md" else
-                       "\\begin{center}\n" + rf"\includegraphics[width={width}]{{{link}}}" + "\n\\end{center}")
-
     # Graphviz runs in its own process: lay the graphs out in threads while matplotlib draws.
     with ThreadPoolExecutor(max_workers=2) as pool:
         steps = worked_steps(chapter, trace) if graphviz_available() else []
         graphs = {step: computational_graph(chapter, trace, step, view) for step in steps}
         drawn = {step: pool.submit(graph_svg if fmt == "md" else graph_tikz, graph) for step, graph in graphs.items()}
-        pictures: dict[str, tuple[bytes, str, str, str]] = {}
-        if int(trace.meta["steps_run"]) > FEW_STEPS:
-            pictures["curve"] = (learning_curve(chapter, trace, file_fmt), default_name(chapter, "curve", file_fmt),
-                                 "Learning curve: the cost at every step", r"0.75\linewidth")
-        if has_boundary(chapter) and int(trace.meta["steps_run"]) > FEW_STEPS:
+        # (key, picture: bytes of a file or TikZ text, file name, caption, what the text says it shows, width)
+        pictures: list[tuple[str, bytes | str, str, str, str, str]] = []
+        long_run = int(trace.meta["steps_run"]) > FEW_STEPS
+        if long_run:
+            scale = curve_scale(np.asarray(trace.costs, dtype=float))
+            pictures.append(("curve", learning_curve(chapter, trace, file_fmt), default_name(chapter, "curve", file_fmt),
+                             "Learning curve: the cost at every step" + (", on a log scale" if scale == "log" else ""),
+                             "the cost at every step", r"0.75\linewidth"))
+        if has_boundary(chapter) and long_run:
             boundaries = decision_boundaries(chapter, trace, file_fmt)
-            for shaded, key in ((False, "boundary"), (True, "boundary_shaded")):
-                caption = "Decision boundary of the trained network" + (", regions shaded by class" if shaded else "")
-                pictures[key] = (boundaries[shaded], default_name(chapter, "boundary", file_fmt, shaded=shaded),
-                                 caption, r"0.7\linewidth")
+            pictures.append(("boundary", boundaries[False], default_name(chapter, "boundary", file_fmt),
+                             "Decision boundary of the trained network, with the training points by class",
+                             "where the trained network's decision changes", r"0.7\linewidth"))
+            pictures.append(("boundary_shaded", boundaries[True], default_name(chapter, "boundary", file_fmt, shaded=True),
+                             "The same decision boundary, the two regions shaded by the class the network gives them",
+                             "the two regions the network tells apart", r"0.7\linewidth"))
+        graph_pictures = []
         for step, graph in graphs.items():
-            caption = (f"Computational graph at step {step} ({graph.view} view): forward values on solid blue "
-                       "arrows, gradients of the cost on dashed vermillion arrows")
-            if fmt == "md":
-                place(f"graph_step_{step}", drawn[step].result().encode("utf-8"),
-                      default_name(chapter, "graph", "svg", step), caption, "")
-            else:
-                placed[f"graph_step_{step}"] = ("\\begin{center}\n" + drawn[step].result() + "\\par\\smallskip\n"
-                                               + r"{\small " + caption + ".}\n\\end{center}")
-    for key, (data, name, caption, width) in pictures.items():
-        place(key, data, name, caption, width)
+            caption = (f"Computational graph at step {step}: forward values on solid blue arrows, gradients of the "
+                       "cost on dashed vermillion arrows")
+            if graph.abbreviated():
+                caption += (f". Matrices with more than {MAX_SHOWN} rows or columns are shown by their top-left "
+                            f"{CORNER} × {CORNER} corner and their size")
+            picture = drawn[step].result()
+            graph_pictures.append((f"graph_step_{step}", picture.encode("utf-8") if fmt == "md" else picture,
+                                   default_name(chapter, "graph", "svg", step), caption,
+                                   f"the computational graph at step {step}", ""))
+    placed: dict[str, str] = {}
+    # Numbered in the order a document shows them: the worked steps' graphs, then the long run's figures.
+    for number, (key, picture, name, caption, shows, width) in enumerate(graph_pictures + pictures, start=1):
+        if fmt == "md":
+            write_atomic(out_dir / FIGURES_DIR / name, picture)
+            placed[key] = f"![Figure {number}: {caption}]({FIGURES_DIR}/{name})\n\n*Figure {number}. {caption}.*"
+            continue
+        if isinstance(picture, bytes):
+            write_atomic(out_dir / FIGURES_DIR / name, picture)
+            picture = rf"\includegraphics[width={width}]{{{FIGURES_DIR}/{name}}}" + "\n"
+        label = "fig:" + key.replace("_", "-")
+        tex_caption = caption.replace("×", r"$\times$")
+        placed[key] = (rf"Figure~\ref{{{label}}} shows {shows}." + "\n\\begin{figure}[htbp]\n\\centering\n" + picture
+                       + rf"\caption{{{tex_caption}.}}\label{{{label}}}" + "\n\\end{figure}")
     return placed
 
 
