@@ -421,7 +421,7 @@ def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
     if size > MAX_SCALAR_NODES:
         raise TracerError(f"the scalar view of this network at {m} examples would have about {size} nodes; "
                           "use the layer view (--view layer)")
-    graph = Graph(Sym("L") if m == 1 else Sym("Cost"), "scalar")
+    graph = Graph(Sym("Cost"), "scalar")  # one name for the cost in the graph and the text
     layer = (lambda l: f"[{l}]") if L > 1 else (lambda l: "")
     example = (lambda j: f"({j + 1})") if m > 1 else (lambda j: "")
     group = (lambda j: str(j + 1)) if m > 1 else (lambda j: "")

@@ -181,7 +181,10 @@ def printed(value: Any, quantity: str, decimals: int, guard: int = 0, exact: boo
         x = float(array)
         if (exact or quantity in EXACT_DATA) and x.is_integer():
             return str(int(x))
-        return shown(x, decimals, 0 if exact else guard)
+        text = shown(x, decimals)
+        if guard and not exact and abs(float(text) - x) > 1e-12 * max(1.0, abs(x)):  # guard digits only on a value not carried as printed
+            return shown(x, decimals, guard)
+        return text
     return [printed(v, quantity, decimals, guard, exact) for v in array]
 
 
@@ -599,7 +602,8 @@ def _derivations(chapter: Chapter) -> list[dict[str, Any]]:
     """The SymPy derivation steps for the chapter's activations and cost."""
     out = []
     for name in derivations_used(chapter):
-        out.append({"name": name, "title": name.replace("_", " ").replace("+", " with "),
+        parts = [(ACTIVATIONS.get(n) or COSTS[n]).readable for n in name.split("+")]
+        out.append({"name": name, "title": " with ".join(parts),
                     "steps": [{"label": str(s.label), "latex": s.latex} for s in derivation(name)]})
     return out
 

@@ -271,6 +271,8 @@ def _typeset(tree: Any) -> tuple[str, int]:
     if name == "matmul":
         return operand(0, first=True, below=2) + " " + operand(1, below=2), 1
     if name == "div":
+        if _is_matrix(args[1]):  # element-wise division by a matrix: ⊘, as in the formula
+            return operand(0, first=True, below=2) + r" \oslash " + operand(1, below=2), 1
         return rf"\frac{{{parts[0][0]}}}{{{parts[1][0]}}}", 2
     if name == "neg":
         return "-" + operand(0, below=2), 1
@@ -467,7 +469,7 @@ def _figure(f: Any) -> dict[str, Any]:
     """An article figure for the templates: its symbol (and entry), what was printed, what is computed."""
     shown = symbol(f.quantity)
     if f.index:
-        shown = rf"\left[{shown}\right]_{{{','.join(str(i) for i in f.index)}}}"
+        shown = rf"\left[{shown}\right]_{{{','.join(str(i + 1) for i in f.index)}}}"  # counted from 1, as a reader does
     when = f"after the update of step {f.step}" if f.quantity.endswith(AFTER) else f"at step {f.step}"
     return {"step": f.step, "when": when, "symbol": shown, "printed": f.printed.replace("−", "-"), "correct": f.correct,
             "exact": f.exact, "explanation": UserText(f.explanation) if f.explanation else None}
