@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,23 @@ def test_a_script_pdflatex_cannot_set_builds_with_another_engine_or_names_the_ch
         assert (tmp_path / "out" / "titled.log").exists()
     else:
         assert any(p.suffix == ".pdf" for p in written) and shutil.which("xelatex") or shutil.which("lualatex")
+
+
+@pdflatex
+def test_every_bundled_chapter_compiles_with_nothing_off_the_page_and_every_reference_resolved(tmp_path):
+    from tracer.engine.chapter import bundled_chapters
+
+    out = tmp_path / "out"
+    texs = [p for p in build.build([c.stem for c in bundled_chapters()], out, ["tex"]) if p.suffix == ".tex"]
+    assert len(texs) >= 6
+    with ThreadPoolExecutor(2) as pool:  # each compile is a pdflatex process
+        pdfs = list(pool.map(lambda tex: build.compile_pdf(tex, log=tmp_path / f"{tex.stem}.log"), texs))
+    assert all(pdf is not None for pdf in pdfs)
+    report = {}
+    for tex in texs:
+        text = (tmp_path / f"{tex.stem}.log").read_text(encoding="utf-8")
+        report[tex.stem] = (len(re.findall(r"^Overfull \\hbox", text, flags=re.M)),
+                            len(re.findall(r"undefined", text, flags=re.I)),
+                            len(re.findall(r"\\label\{fig:", tex.read_text(encoding="utf-8"))))
+    assert {name: counts[:2] for name, counts in report.items()} == {name: (0, 0) for name in report}
+    assert sum(figures for *_, figures in report.values()) >= 6  # the figures are there, as numbered floats

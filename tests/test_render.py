@@ -254,7 +254,7 @@ def test_user_text_with_latex_specials_is_escaped_and_still_compiles(tmp_path):
     tex = text_of(out, "test-chapter", "tex")
     escaped = (r"Costs \& gains: 100\% of x\_1 \#1 \{a\} \textasciitilde{}b\textasciicircum{}c "
                r"\textbackslash{}d \$5 \textless{}i\textgreater{}\textbar{}")
-    assert f"\\title{{{escaped}}}" in tex
+    assert f"{{\\LARGE {escaped}\\par}}" in tex  # the title block (a line that wraps, not \\title)
     assert escaped + r" ($\hat{y}$, $\alpha$, x\textsubscript{1}\textperiodcentered{}x\textsubscript{2})" in tex
     md = text_of(out, "test-chapter", "md")
     assert md.startswith(r"# Costs \& gains: 100% of x\_1 \#1 {a} \~b\^c \\d \$5 \<i\>\|" + "\n")

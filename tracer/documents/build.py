@@ -147,14 +147,15 @@ def _pdflatex_available(note: Callable[[str], None] | None) -> bool:
 UNICODE_ENGINES = ("xelatex", "lualatex")
 
 
-def compile_pdf(tex: Path, note: Callable[[str], None] | None = None) -> Path | None:
+def compile_pdf(tex: Path, note: Callable[[str], None] | None = None, log: Path | None = None) -> Path | None:
     """Compile `tex` into a PDF beside it; None (and a one-line note) without pdflatex.
 
     pdflatex first; when it stops on characters it cannot set (a script beyond Latin), xelatex or
     lualatex if one is installed and works. Compiled in a temporary folder under a safe name (so a
     file named `-x.tex` or `a%b#c.tex` compiles) from the .tex's folder, so relative figure paths
     resolve; SOURCE_DATE_EPOCH makes the PDF reproducible. On failure the log is kept beside the
-    .tex as `<name>.log` and a TemplateError names it with the first error lines.
+    .tex as `<name>.log` and a TemplateError names it with the first error lines. `log`, when given,
+    receives the log of a successful compile too (the tests read it for overfull boxes).
     """
     tex = Path(tex)
     if not _pdflatex_available(note):
@@ -174,8 +175,10 @@ def compile_pdf(tex: Path, note: Callable[[str], None] | None = None) -> Path | 
                         break
                     engine, log_text = other, other_log
         if ok:
+            if log is not None:
+                write_atomic(log, log_text)
             return write_atomic(tex.with_suffix(".pdf"), source.with_suffix(".pdf").read_bytes())
-    log = write_atomic(tex.with_suffix(".log"), log_text)
+    log = write_atomic(log or tex.with_suffix(".log"), log_text)
     missing = unset or _unset_characters(log_text)
     if missing:
         shown = ", ".join(f"{ch} (U+{ord(ch):04X})" for ch in missing)

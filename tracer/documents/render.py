@@ -11,6 +11,8 @@ model's commentary goes through `prose`, which escapes its words and keeps its m
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,6 +224,77 @@ def typeset(tree: Any) -> str:
     return _typeset(tree)[0]
 
 
+#: A substituted line wider than about this many printed characters is broken, one term per row.
+LINE_CHARS = 72
+
+
+def _printed_width(tex: str) -> int:
+    """About how many characters a line of LaTeX maths prints (commands and braces take no room; a
+    matrix as wide as its widest row)."""
+    widest_row = lambda m: max(m.group(1).split(r"\\"), key=lambda row: _printed_width(row))  # noqa: E731
+    tex = re.sub(r"\\begin\{[bp]?matrix\}(.*?)\\end\{[bp]?matrix\}", widest_row, tex, flags=re.S)
+    return len(re.sub(r"\\[a-zA-Z]+|[{}\s]", "", tex)) + tex.count("&")  # a column gap is about two digits
+
+
+def typeset_rows(tree: Any) -> str:
+    """`typeset`, but a long sum (the cost over m examples) set one term per row of its `aligned` block:
+    "… \\\\ &\\qquad + …". A sum inside 1/m·[…] keeps its brackets, sized by hand (\\Bigl[ … \\Bigr]),
+    since \\left and \\right cannot span rows."""
+    text = typeset(tree)
+    if _printed_width(text) <= LINE_CHARS or not isinstance(tree, dict):
+        return text
+    factor, total = "", tree
+    if tree["op"] == "mul" and _op_of(tree["args"][0]) == "div" and _op_of(tree["args"][1]) == "add":
+        factor, total = _typeset(tree["args"][0])[0], tree["args"][1]
+    if total["op"] != "add" or len(total["args"]) < 2:
+        return r" \\ &\qquad ".join(_pack(_top_level_pieces(text)))
+    terms = [_typeset(a)[0] for a in total["args"]]
+    rows = [terms[0]] + [("- " + t[1:]) if t.startswith("-") else "+ " + t for t in terms[1:]]
+    if factor:
+        rows[0], rows[-1] = factor + r"\Bigl[" + rows[0], rows[-1] + r"\Bigr]"
+    return r" \\ &\qquad ".join(rows)
+
+
+_OPERATOR = re.compile(r" (?=(?:[-+]|\\oslash|\\odot|\\cdot) )")
+_OPEN = re.compile(r"\\left\b|\\begin\{[a-z*]+\}|\{")
+_CLOSE = re.compile(r"\\right\b|\\end\{[a-z*]+\}|\}")
+
+
+def _top_level_pieces(text: str) -> list[str]:
+    """`text` cut before each operator outside any group, \\left…\\right or environment."""
+    depth, start, pieces = 0, 0, []
+    i = 0
+    while i < len(text):
+        opened, closed = _OPEN.match(text, i), _CLOSE.match(text, i)
+        if text[i] == "\\" and not (opened or closed):
+            i += 2  # an escaped character or the start of a command: \{ is not a group
+            continue
+        if opened:
+            depth += 1
+            i = opened.end()
+            continue
+        if closed:
+            depth -= 1
+            i = closed.end()
+            continue
+        if depth == 0 and _OPERATOR.match(text, i):
+            pieces.append(text[start:i])
+            start = i + 1
+        i += 1
+    return pieces + [text[start:]]
+
+
+def _pack(pieces: list[str]) -> list[str]:
+    """Pieces joined into as few rows as keep each within LINE_CHARS printed characters."""
+    rows = [pieces[0]]
+    for piece in pieces[1:]:
+        if _printed_width(rows[-1] + piece) > LINE_CHARS:
+            rows.append(piece)
+        else:
+            rows[-1] += " " + piece
+    return rows
+
+
 _FUNCTIONS = {"sigmoid": r"\sigma", "relu": r"\operatorname{ReLU}", "tanh": r"\tanh"}
 
 
@@ -377,7 +450,7 @@ def _nodes(model: Document, step: Step, phase: str) -> list[Node]:
             continue
         if not nodes or nodes[-1].name != line.node:
             nodes.append(Node(line.node, _kind(line.node, model), symbol(line.node), []))
-        substituted, result = typeset(line.expression), printed_tex(line.result)
+        substituted, result = typeset_rows(line.expression), printed_tex(line.result)
         nodes[-1].calculations.append(Calculation(line.formula, None if substituted == result else substituted,
                                                   result, line.quantity))
     # Commentary sits under the node it is about, in the last phase that node appears in.
