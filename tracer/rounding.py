@@ -7,6 +7,7 @@ see. Every figure the project prints goes through this module.
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -93,9 +94,11 @@ def shown_decimals(x: float, decimals: int, guard: int = 0) -> int:
     """Decimals a worked figure is shown with: `decimals`, or more so that a small value keeps
     SMALL_SIGNIFICANT significant digits (0.00051, not 0.001), plus `guard` extra digits."""
     x = abs(float(x))
-    if x == 0 or is_noise(x) or not np.isfinite(x):
+    if x < ZERO_FLOOR or not math.isfinite(x):
         return decimals + guard
-    leading = to_decimal(x).adjusted()  # 0.000506 → -4
+    power = math.log10(x)
+    # The decimal exponent of x's leading digit (0.000506 → -4); exact via Decimal near a power of 10.
+    leading = to_decimal(x).adjusted() if abs(power - round(power)) < 1e-9 else math.floor(power)
     return max(decimals, SMALL_SIGNIFICANT - 1 - leading) + guard
 
 
@@ -106,6 +109,12 @@ def shown(x: float, decimals: int, guard: int = 0) -> str:
     if is_noise(x):
         x = 0.0
     places = shown_decimals(x, decimals, guard)
+    if abs(x) >= SCIENTIFIC_BELOW or x == 0:
+        text = f"{x:.{places}f}"  # rounds the binary value: differs from half-up only on a decimal tie
+        digits = repr(x).partition(".")[2]
+        if "e" in repr(x) or (len(digits) == places + 1 and digits.endswith("5")):
+            text = f"{round_half_up(x, places):.{places}f}"
+        return text[1:] if text.startswith("-") and not text.strip("-0.") else text
     rounded = round_half_up(x, places)
     if rounded != 0 and abs(rounded) < Decimal(repr(SCIENTIFIC_BELOW)):
         digits = places + rounded.adjusted()  # significant digits after the first
@@ -114,7 +123,50 @@ def shown(x: float, decimals: int, guard: int = 0) -> str:
     return f"{rounded:.{places}f}"
 
 
+def _shown_places(a: np.ndarray, decimals: int) -> np.ndarray:
+    """`shown_decimals` of every entry of `a` (an array), without a Python loop but near powers of 10."""
+    ax = np.abs(a)
+    places = np.full(a.shape, decimals, dtype=np.int64)
+    real = (ax >= ZERO_FLOOR) & np.isfinite(ax)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power = np.log10(np.where(real, ax, 1.0))
+    lead = np.floor(power)
+    for i in np.flatnonzero(real & (np.abs(power - np.round(power)) < 1e-9)):
+        lead.flat[i] = to_decimal(ax.flat[i]).adjusted()
+    return np.where(real, np.maximum(decimals, SMALL_SIGNIFICANT - 1 - lead).astype(np.int64), places)
+
+
+def _round_places(a: np.ndarray, places: np.ndarray) -> np.ndarray:
+    """Each entry of `a` half-up (on its decimal value) to its own number of places, as floats."""
+    scale = 10.0 ** places
+    y = np.abs(a) * scale
+    out = np.sign(a) * np.floor(y + 0.5) / scale
+    # Near a decimal tie (or beyond exact float integers) the binary product can fall either side: exact path.
+    near = (np.abs(y - np.floor(y) - 0.5) <= 1e-9 * np.maximum(y, 1.0)) | (y > 2.0**52) | ~np.isfinite(y)
+    for i in np.flatnonzero(near):
+        x = float(a.flat[i])
+        out.flat[i] = float(round_half_up(x, int(places.flat[i]))) if math.isfinite(x) else x
+    out[out == 0] = 0.0  # never -0
+    return out
+
+
 def round_shown(values: np.ndarray, decimals: int) -> np.ndarray:
     """Every entry rounded as `shown` prints it (a hand calculation carries exactly what it wrote)."""
-    flat = [float(shown(v, decimals)) for v in np.asarray(values, dtype=float).ravel()]
-    return np.array(flat, dtype=float).reshape(np.shape(values))
+    a = np.array(values, dtype=float).reshape(-1)
+    a[np.abs(a) < ZERO_FLOOR] = 0.0
+    return _round_places(a, _shown_places(a, decimals)).reshape(np.shape(values))
+
+
+def shown_array(values: np.ndarray, decimals: int, guard: int = 0) -> list[str]:
+    """`shown` of every entry (flattened, in order); `guard` digits only on entries that `round_shown`
+    changes (a value already carried as printed gains nothing from them)."""
+    a = np.array(values, dtype=float).ravel()
+    a[np.abs(a) < ZERO_FLOOR] = 0.0
+    places = _shown_places(a, decimals)
+    if guard:
+        carried = np.abs(_round_places(a, places) - a) <= 1e-12 * np.maximum(1.0, np.abs(a))
+        places = places + np.where(carried, 0, guard)
+    rounded = _round_places(a, places)
+    return [f"{r:.{p}f}" if abs(r) >= SCIENTIFIC_BELOW or r == 0 else shown(x, decimals, int(p) - d0)
+            for r, p, x, d0 in zip(rounded.tolist(), places.tolist(), a.tolist(),
+                                   _shown_places(a, decimals).tolist())]

@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from tracer.documents.model import Document, Step, document_model, evaluate, recorded_needs, symbol
+from tracer.documents.model import ABBREVIATE_PAST, CORNER, Document, Step, document_model, evaluate, recorded_needs, symbol
 from tracer.engine.chapter import Chapter, Display
 from tracer.engine.trace import AFTER, Trace
 from tracer.engine.train import run
@@ -169,10 +169,9 @@ def calculation(calc: Calculation) -> str:
 
 # --------------------------------------------------------------------------- typesetting the model's lines
 
-#: Past this many rows or columns a matrix is shown by its top-left corner and its shape.
-MAX_SHOWN = 8
-#: The corner shown of a big matrix (rows and columns), and of a long sum (its first terms).
-CORNER = 3
+#: Past this many rows or columns a matrix is shown by its top-left corner and its shape (the model
+#: says so in the step's commentary, so both come from there).
+MAX_SHOWN = ABBREVIATE_PAST
 
 
 def number_tex(text: str) -> str:
