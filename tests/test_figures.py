@@ -424,3 +424,24 @@ def test_the_local_view_of_a_layer_is_the_transpose_that_multiplies(trace_of):
     v = trace.at(0)
     assert found[("b:W1:Z1", "bwd")] == [format_number(x, 0) for x in v["A0"].T.ravel()]
     assert found[("b:Z1:A1", "bwd")] == [format_number(x, 3).replace("-", "\u2212") for x in v["dA1_dZ1"].ravel()]
+
+
+# --------------------------------------------------------------------------- the learning curve
+
+
+@pytest.mark.parametrize("name, last", [("02-or-batch", "0.0005"), ("04-xor-hidden-layer", "0.0009")])
+def test_the_curve_labels_its_last_point_as_the_table_and_the_article_print_it(trace_of, name, last):
+    chapter, trace = chapter_and_trace(trace_of, name)
+    text = "".join(ET.fromstring(figures.learning_curve(chapter, trace, "svg")).itertext())
+    assert f"step {len(trace.costs) - 1}: cost {last}" in text
+
+
+def test_a_cost_over_more_than_two_decades_gets_a_log_axis_and_the_linear_view_stays_available(trace_of):
+    chapter, trace = chapter_and_trace(trace_of, "04-xor-hidden-layer")
+    costs = np.asarray(trace.costs)
+    assert np.log10(costs.max() / costs.min()) > 2  # 0.129 down to 0.0009
+    auto = "".join(ET.fromstring(figures.learning_curve(chapter, trace, "svg")).itertext())
+    linear = "".join(ET.fromstring(figures.learning_curve(chapter, trace, "svg", "linear")).itertext())
+    assert "cost (log scale)" in auto and "0.001" in auto and "0.01" in auto
+    assert "log scale" not in linear
+    assert figures.curve_scale(np.array([0.5, 0.2, 0.1])) == "linear"

@@ -874,7 +874,7 @@ def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg", scale: str 
     costs = np.asarray(trace.costs, dtype=float)
     scale = curve_scale(costs, scale)
     fig = _figure(5.0, 3.0)
-    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.16, top=0.95)
+    fig.subplots_adjust(left=0.17, right=0.97, bottom=0.16, top=0.95)
     ax = fig.add_subplot()
     steps = np.arange(len(costs))
     ax.plot(steps, costs, color=FORWARD, linewidth=1.5, label="cost")
@@ -888,11 +888,14 @@ def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg", scale: str 
     ax.set_xlabel("step")
     ax.set_ylabel("cost (log scale)" if scale == "log" else "cost")
     ax.set_xlim(0, max(last, 1))
-    from matplotlib.ticker import LogLocator, MaxNLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
     if scale == "log":
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+        # Decades written as a student reads them (0.1, 0.01, 0.001), not as typeset powers of ten.
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:.{max(0, -int(np.floor(np.log10(y))))}f}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_ylim(bottom=0)
         ax.yaxis.set_major_locator(MaxNLocator(4))
