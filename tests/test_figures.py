@@ -393,7 +393,8 @@ def test_a_big_network_is_drawn_with_its_matrices_abbreviated():
         assert f"({shape}, corner shown)" in text
     # The corner shown is the matrix's own top-left entries.
     found = svg_numbers(svg)[("n:W1", "fwd")]
-    assert found[:4] == [format_number(x, 3).replace("-", "\u2212") for x in trace.at(0)["W1"][0, :4]]
+    k = figures.CORNER
+    assert found[:k] == [format_number(x, 3).replace("-", "\u2212") for x in trace.at(0)["W1"][0, :k]]
     assert r"\vdots" in tikz and r"\cdots" in tikz and r"\ddots" in tikz
 
 

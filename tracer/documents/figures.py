@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from tracer.documents.model import ABBREVIATE_PAST, CORNER
 from tracer.engine.chapter import Chapter, append_crosses, document_spec
 from tracer.engine.graph import ACTIVATIONS, local_name
 from tracer.engine.trace import Trace
@@ -107,10 +108,9 @@ class Mat:
         return corner(np.atleast_2d(self.value))
 
 
-#: A matrix with more rows or columns than this is shown by its top-left corner, the graph saying so.
-MAX_SHOWN = 8
-#: The rows and columns of that corner.
-CORNER = 4
+#: A matrix with more rows or columns than this is shown by its top-left CORNER × CORNER entries, the
+#: graph saying so: the documents' rule (document model), so a graph and its text abbreviate alike.
+MAX_SHOWN = ABBREVIATE_PAST
 
 
 def corner(value: np.ndarray, limit: int = MAX_SHOWN, keep: int = CORNER) -> tuple[list[list[float | str]], bool]:
