@@ -358,3 +358,15 @@ def test_the_cli_prints_the_files_it_wrote(tmp_path, capsys):
     status = main(["build", "01-or-one-example", "-o", str(tmp_path), "--format", "md"])
     assert status == 0
     assert capsys.readouterr().out.split() == [str(tmp_path / "01-or-one-example.md")]
+
+
+def test_a_long_sum_is_set_one_term_per_row_and_a_huge_one_abbreviated():
+    # ½·[(0 − 0.5)² + …] over m examples: one example per row inside hand-sized brackets.
+    term = lambda y, a: {"op": "square", "args": [{"op": "sub", "args": [y, a]}]}  # noqa: E731
+    cost = lambda m: {"op": "mul", "args": [{"op": "div", "args": ["1", str(2 * m)]},  # noqa: E731
+                                            {"op": "add", "args": [term("1", "0.123456") for _ in range(m)]}]}
+    rows = render.typeset_rows(cost(6)).split(r" \\ ")
+    assert len(rows) == 6 and rows[0].startswith(r"\frac{1}{12}\Bigl[") and rows[-1].endswith(r"\Bigr]")
+    huge = render.typeset_rows(cost(1797))
+    assert r"\cdots" in huge and len(huge) < 500
+    assert render.typeset_rows(cost(2)) == render.typeset(cost(2))  # short: one line, as before

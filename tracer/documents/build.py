@@ -184,7 +184,7 @@ def compile_pdf(tex: Path, note: Callable[[str], None] | None = None, log: Path 
         shown = ", ".join(f"{ch} (U+{ord(ch):04X})" for ch in missing)
         raise TemplateError(f"{tex}: pdflatex cannot set {shown}; install xelatex (Debian: texlive-xetex) and a "
                             f"font with these characters, or take them out of the chapter; log: {log}")
-    errors = [line for line in log_text.splitlines() if line.startswith(("! ", "l."))][:4]
+    errors = re.findall(r"(?m)(?:^|(?<=\]))(! .*|l\.\d+.*)$", log_text)[:4]  # "[3]! Unable to read…" too
     raise TemplateError(f"{tex}: {engine} failed: {' | '.join(errors) or 'no error line'}; log: {log}")
 
 

@@ -247,7 +247,10 @@ def typeset_rows(tree: Any) -> str:
         factor, total = _typeset(tree["args"][0])[0], tree["args"][1]
     if total["op"] != "add" or len(total["args"]) < 2:
         return r" \\ &\qquad ".join(_pack(_top_level_pieces(text)))
-    terms = [_typeset(a)[0] for a in total["args"]]
+    args = total["args"]
+    if len(args) > MAX_SHOWN:  # a big sum: its first terms, ⋯, its last, as `typeset` abbreviates it
+        args = args[:CORNER] + [None] + args[-1:]
+    terms = [r"\cdots" if a is None else _typeset(a)[0] for a in args]
     rows = [terms[0]] + [("- " + t[1:]) if t.startswith("-") else "+ " + t for t in terms[1:]]
     if factor:
         rows[0], rows[-1] = factor + r"\Bigl[" + rows[0], rows[-1] + r"\Bigr]"
