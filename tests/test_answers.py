@@ -262,3 +262,41 @@ def test_a_value_written_exactly_needs_no_more_digits():
     # Part I: with x = (0, 0) "the derivatives … w₁ & w₂, are ZERO", and ŷ = σ(0) = 0.5 exactly.
     report = check(tracer.load_chapter("01-or-one-example"), ["dW1 = [0, 0]", "A1 = 0.5"], 0)
     assert [j.status for j in report.judgements if j.given] == ["right", "right"]
+
+
+# --------------------------------------------------------------------------- fuzz: 10,000 answers per run (issue 10)
+
+NAMES = ["dW1", "db1", "W1", "W1_after", "new W1", "Z1", "A1", "dA0", "cost", "∂cost/∂W1", "q"]
+EXTREME = [0.0, -0.031, 1e30, -1e30, 1e300, 5e-324, 1.7976931348623157e308, 0.0125, -2.5e-7]
+digit_runs = st.text("0123456789", min_size=1, max_size=40)
+fuzz_numbers = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.builds(lambda sign, whole, frac, exp: f"{sign}{whole}.{frac}{exp}", st.sampled_from(["", "-", "−", "+"]),
+              digit_runs, digit_runs, st.sampled_from(["", "e-3", "E+7", "e400", "e-400", "e99999"])),
+    st.sampled_from(["nan", "inf", "-inf", "1e309", "0x1p3", "1_000", "--1", ".", "1..2", "", "½"]))
+fuzz_values = st.one_of(
+    fuzz_numbers,
+    st.lists(fuzz_numbers, min_size=0, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]"),
+    st.lists(st.lists(fuzz_numbers, min_size=1, max_size=3), min_size=1, max_size=3).map(
+        lambda rows: "[" + ", ".join("[" + ", ".join(r) + "]" for r in rows) + "]"))
+fuzz_answers = st.builds(lambda name, sep, value: f"{name} {sep} {value}", st.sampled_from(NAMES),
+                         st.sampled_from(["=", ":", "==", ""]), fuzz_values)
+MODES_TO_TRY = [Mode(), Mode("decimals", 3), Mode("sigfig", 2), Mode("relabs", rtol=1e-3, atol=1e-9)]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(fuzz_answers, min_size=20, max_size=20))
+def test_ten_thousand_fuzzed_answers_are_read_and_judged_or_refused_clearly(texts):
+    # 500 examples × 20 answers: 10,000 answers per run, each read and, when read, judged against
+    # ordinary and extreme exact values in every mode.
+    for text in texts:
+        try:
+            answer = parse_answer(text)
+        except AnswerError as exc:
+            assert str(exc).startswith(("answer ", "an answer")) and "expected" in str(exc)
+            continue
+        for number in answer.numbers:
+            for exact in EXTREME:
+                for mode in MODES_TO_TRY:
+                    assert mode.entry_right(number, exact, exact) in (True, False)
+        assert all(d >= 0 for d in answer.decimals)
