@@ -379,6 +379,9 @@ class Section:
             return default
         if not isinstance(value, str) or not value.strip():
             self.fail(key, "a non-empty string", _describe(value))
+        control = next((c for c in value if not c.isprintable() and c not in "\n\t"), None)
+        if control is not None:
+            self.fail(key, "text without control characters", f"{control!r} at character {value.index(control) + 1}")
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
