@@ -274,29 +274,40 @@ fuzz_numbers = st.one_of(
     st.builds(lambda sign, whole, frac, exp: f"{sign}{whole}.{frac}{exp}", st.sampled_from(["", "-", "−", "+"]),
               digit_runs, digit_runs, st.sampled_from(["", "e-3", "E+7", "e400", "e-400", "e99999"])),
     st.sampled_from(["nan", "inf", "-inf", "1e309", "0x1p3", "1_000", "--1", ".", "1..2", "", "½"]))
-fuzz_values = st.one_of(
-    fuzz_numbers,
-    st.lists(fuzz_numbers, min_size=0, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]"),
-    st.lists(st.lists(fuzz_numbers, min_size=1, max_size=3), min_size=1, max_size=3).map(
-        lambda rows: "[" + ", ".join("[" + ", ".join(r) + "]" for r in rows) + "]"))
-fuzz_answers = st.builds(lambda name, sep, value: f"{name} {sep} {value}", st.sampled_from(NAMES),
-                         st.sampled_from(["=", ":", "==", ""]), fuzz_values)
+SEPARATORS = ["=", "=", "=", ":", "==", ""]
 MODES_TO_TRY = [Mode(), Mode("decimals", 3), Mode("sigfig", 2), Mode("relabs", rtol=1e-3, atol=1e-9)]
 
 
+def fuzzed_answers(numbers: list[str], rng) -> list[str]:
+    """20 answers from a pool of fuzzed numbers: a number, a flat list or a matrix (ragged at times)."""
+    answers = []
+    for _ in range(20):
+        shape = rng.choice(["number", "list", "matrix", "matrix"])
+        take = lambda k: [rng.choice(numbers) for _ in range(k)]  # noqa: E731
+        if shape == "number":
+            value = take(1)[0]
+        elif shape == "list":
+            value = "[" + ", ".join(take(rng.randint(0, 4))) + "]"
+        else:
+            rows = [take(rng.randint(1, 3)) for _ in range(rng.randint(1, 3))]
+            value = "[" + ", ".join("[" + ", ".join(r) + "]" for r in rows) + "]"
+        answers.append(f"{rng.choice(NAMES)} {rng.choice(SEPARATORS)} {value}")
+    return answers
+
+
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(fuzz_answers, min_size=20, max_size=20))
-def test_ten_thousand_fuzzed_answers_are_read_and_judged_or_refused_clearly(texts):
+@given(st.lists(fuzz_numbers, min_size=8, max_size=8), st.randoms(use_true_random=False))
+def test_ten_thousand_fuzzed_answers_are_read_and_judged_or_refused_clearly(numbers, rng):
     # 500 examples × 20 answers: 10,000 answers per run, each read and, when read, judged against
     # ordinary and extreme exact values in every mode.
-    for text in texts:
+    for text in fuzzed_answers(numbers, rng):
         try:
             answer = parse_answer(text)
         except AnswerError as exc:
             assert str(exc).startswith(("answer ", "an answer")) and "expected" in str(exc)
             continue
         for number in answer.numbers:
-            for exact in EXTREME:
-                for mode in MODES_TO_TRY:
+            for i, exact in enumerate(EXTREME):
+                for mode in (MODES_TO_TRY[0], MODES_TO_TRY[1 + i % 3]):
                     assert mode.entry_right(number, exact, exact) in (True, False)
         assert all(d >= 0 for d in answer.decimals)
