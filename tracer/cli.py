@@ -170,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tracer: interrupted; no output was changed", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("tracer: out of memory; no output was changed (record fewer steps: [record] every or steps)",
+              file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `tracer run | head`: the reader has seen enough
         sys.stdout = open(os.devnull, "w")
         return 0

@@ -175,7 +175,8 @@ def compile_pdf(tex: Path, note: Callable[[str], None] | None = None) -> Path | 
         return None
     source = location(tex)  # the staged copy during a command, with its figures beside it
     env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
-    with tempfile.TemporaryDirectory(prefix="tracer-pdf-") as tmp:
+    # During a command the aux files go inside its staging folder, which a Ctrl-C removes.
+    with tempfile.TemporaryDirectory(prefix="tracer-pdf-", dir=source.parent if source != tex else None) as tmp:
         cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
                f"-output-directory={tmp}", tex.name]
         try:
