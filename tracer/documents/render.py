@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 import numpy as np
+from jinja2.sandbox import SandboxedEnvironment
 
 from tracer.checks.symbolic import derivation
 from tracer.checks.verify import article_figures, derivations_used
@@ -674,8 +674,8 @@ def environment(user_templates: Path | None = None) -> jinja2.Environment:
     loaders.append(jinja2.FileSystemLoader(str(bundled_path("templates"))))
     # Sandboxed: a template (a --templates folder is anyone's) reaches no Python internals.
     env = SandboxedEnvironment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-                             autoescape=False, keep_trailing_newline=True, trim_blocks=True,
-                             lstrip_blocks=True)
+                               autoescape=False, keep_trailing_newline=True, trim_blocks=True,
+                               lstrip_blocks=True)
     env.filters.update({
         "tex": tex_escape, "md": md_escape, "calculation": calculation, "symbol": symbol,
         "num": _num_filter, "matrix": _matrix_filter,
@@ -709,8 +709,10 @@ def render(env: jinja2.Environment, template: str, context: dict[str, Any]) -> s
     except UnicodeDecodeError as exc:
         raise TemplateError(f"template {_template_file(exc) or template}: not UTF-8 text ({exc.reason} at byte "
                             f"{exc.start})") from None
-    except RecursionError:
-        raise TemplateError(f"template {template}: includes or extends itself without end") from None
+    except RecursionError as exc:
+        raise TemplateError(f"template {_template_line(exc)}: includes or extends itself without end") from None
+    except TracerError:
+        raise
     except Exception as exc:  # a template's own code failing: 1/0, [].pop(), …
         raise TemplateError(f"template {_template_line(exc)}: {type(exc).__name__}: {exc}") from None
 
