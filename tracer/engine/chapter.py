@@ -134,11 +134,19 @@ def _count_recorded(steps: int, every: int | None, chosen: tuple[int, ...]) -> i
 
 
 def _memory_available() -> int | None:
-    """Bytes of memory free now (the smaller of the machine's and the container's), if known."""
+    """Bytes of memory available now (the smaller of the machine's and the container's), if known."""
+    room = None
     try:
-        room = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):  # free memory plus what the page cache would give back
+                room = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if room is None:
+        try:
+            room = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
     try:
         limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
         used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
@@ -339,7 +347,7 @@ class Section:
 
     def where(self, key: str | None) -> str:
         section = f"[{_printable(self.name)}]" if self.name else ""
-        return f"{self.file}: {section}{' ' if section and key else ''}{_printable(key or '')}".rstrip()
+        return f"{_printable(self.file)}: {section}{' ' if section and key else ''}{_printable(key or '')}".rstrip()
 
     def fail(self, key: str | None, expected: str, got: str, suggest: list[str] | None = None,
              near: str | None = None) -> None:
