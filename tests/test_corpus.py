@@ -154,6 +154,8 @@ def trace_cases() -> list[Case]:
         case("pickled-member", lambda: _trace_file(members={"X.npy": _npy(np.array([object()], dtype=object))}),
              ["X.npy"]),
         case("member-missing", lambda: _trace_file(drop=("arrays/Z1.npy",)), ["arrays/Z1.npy"]),
+        case("batch-out-of-range", lambda: _trace_file(members={"arrays/batch.npy": _npy(np.array([[7], [7]]))}),
+             ["arrays/batch"]),
         case("wrong-format", lambda: _trace_file(index=lambda ix: {**ix, "format": "other/9"}), ["format"]),
     ]
 

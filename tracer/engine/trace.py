@@ -283,7 +283,14 @@ def _assemble(cls: type[Trace], meta: dict[str, Any], members: dict[str, np.ndar
     for name, array in arrays.items():
         if array.ndim == 0 or len(array) != len(steps):
             raise _Invalid(f"arrays/{name} does not have one entry per recorded step")
-    trace = cls(meta, steps, arrays, costs, members["X"], members["Y"], final)
+    X, Y = members["X"], members["Y"]
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1] or not X.shape[1]:
+        raise _Invalid("'X' and 'Y' are not matrices with one column per example")
+    batch = arrays.get("batch")
+    if batch is None or batch.ndim != 2 or batch.dtype.kind not in "iu" or \
+            (batch.size and (batch.min() < 0 or batch.max() >= X.shape[1])):
+        raise _Invalid("arrays/batch does not hold each recorded step's example numbers")
+    trace = cls(meta, steps, arrays, costs, X, Y, final)
     try:  # every node and parameter of a step, as the printers read them
         trace.nodes(int(steps[0]))
         trace.parameters(int(steps[0]))
