@@ -506,6 +506,13 @@ def format_value(value: Any, decimals: int) -> str:
     return "[" + ", ".join("[" + ", ".join(format_number(x, decimals) for x in row) + "]" for row in a) + "]"
 
 
+def _all_right(answer: Answer, value: np.ndarray | None, hand: np.ndarray | None, mode: Mode) -> bool:
+    if value is None:
+        return True
+    got = judge_numbers(answer, value, hand, mode)
+    return got is not None and got[0] == got[1]
+
+
 def judge_numbers(answer: Answer, exact: np.ndarray, hand: np.ndarray | None, mode: Mode) -> tuple[int, int] | None:
     """(numbers right, numbers) for an answer against a value, or None if the answer does not fit its shape."""
     exact = np.asarray(exact, dtype=float)
@@ -640,13 +647,19 @@ class StepChecker:
             if "v" not in cache:
                 cache["v"] = self._mistakes(numbers)
             found: list[tuple[str, str]] = []
+            agrees: list[bool] = []
             for key, says, values, hand_values in cache["v"]:
                 if q not in values:
                     continue
                 got = judge_numbers(a, values[q], hand_values.get(q), by)
                 if got is not None and got[0] == got[1] and (key, says) not in found:
                     found.append((key, says))
-            return found
+                    agrees.append(all(_all_right(by_quantity[j.quantity], values.get(j.quantity),
+                                                 hand_values.get(j.quantity), mode)
+                                      for j in judgements if j.status == "right"))
+            # A mistake that would also have changed an answer the student got right did not happen:
+            # name the others (all of them, if none is consistent).
+            return [f for f, ok in zip(found, agrees) if ok] or found
 
         judgements: list[Judgement] = []
         order = list(dict.fromkeys(list(asked) + list(by_quantity)))
