@@ -700,8 +700,8 @@ class StepChecker:
             carried = self._carried_forward(a, q, judgements, numbers, mode)
             if carried:
                 judgements.append(Judgement(q, a.text, "carried_forward", right, count,
-                                            f"wrong, but it is what your {' and '.join(carried)} give: credited as "
-                                            "an error carried forward", [], expected, carried_from=carried))
+                                            f"not the true value, but it follows from your own {' and '.join(carried)}: "
+                                            "credited (an error carried forward)", [], expected, carried_from=carried))
                 continue
             found = explain(a, q, mode)
             judgements.append(Judgement(q, a.text, "wrong", right, count,
