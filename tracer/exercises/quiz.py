@@ -66,7 +66,7 @@ def questions(chapter: Chapter, variants: Sequence[Any]) -> list[Question]:
                 centres = [_exact_text(x)]
                 if abs(Decimal(_exact_text(h)) - Decimal(centres[0])) > tolerance:
                     centres.append(_exact_text(h))
-                entry = ",".join(str(i + 1) for i in index)
+                entry = ",".join(str(i + 1) for i in index) if len(entries) > 1 else ""
                 where = f" entry ({entry.replace(',', ', ')})" if len(entries) > 1 else ""
                 text = (f"<p>Variant {html.escape(v.code)}.</p>{setup}<p>At step {spec.step} (steps are counted "
                         f"from 0), give <b>{html.escape(q)}</b>{where}, rounded half-up to {d} decimal places.</p>")
@@ -280,7 +280,7 @@ def read_qti(data: bytes) -> list[Question]:
                     raise TracerError(f"quiz-qti.zip: item {item.get('ident')}: the interval is not centred on "
                                       "its answer")
                 centres.append(centre)
-                tolerances.add(str((high - low) / 2))
+                tolerances.add((high - low) / 2)
             if not centres or len(tolerances) != 1 or Decimal(tolerances.pop()) != Decimal(meta["tracer_tolerance"]):
                 raise TracerError(f"quiz-qti.zip: item {item.get('ident')}: answers and tolerance disagree")
             variant, rest = item.get("title", "").split(" ", 1)
