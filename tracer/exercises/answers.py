@@ -697,23 +697,29 @@ class StepChecker:
             if right == count:
                 judgements.append(Judgement(q, a.text, "right", right, count, expected=expected))
                 continue
-            carried = self._carried_forward(a, q, judgements, numbers, mode)
-            if carried:
-                judgements.append(Judgement(q, a.text, "carried_forward", right, count,
-                                            f"not the true value, but it follows from your own {' and '.join(carried)}: "
-                                            "credited (an error carried forward)", [], expected, carried_from=carried))
+            judgements.append(Judgement(q, a.text, "wrong", right, count, expected=expected))
+        # Once every verdict is known: a wrong answer that the student's other wrong answers give
+        # (carried through the step, so only those computed before it can matter) is carried
+        # forward; the others get their mistakes named.
+        for j in judgements:
+            if j.status != "wrong" or j.mistakes or j.quantity not in numbers:
                 continue
-            found = explain(a, q, mode)
-            judgements.append(Judgement(q, a.text, "wrong", right, count,
-                                        "" if found else "no mistake in the catalogue gives these numbers",
-                                        found, expected))
+            a = by_quantity[j.quantity]
+            carried = self._carried_forward(a, j.quantity, [o for o in judgements if o is not j], numbers, mode)
+            if carried:
+                j.status, j.carried_from = "carried_forward", carried
+                j.message = (f"not the true value, but it follows from your own {' and '.join(carried)}: "
+                             "credited (an error carried forward)")
+                continue
+            j.mistakes = explain(a, j.quantity, mode)
+            j.message = "" if j.mistakes else "no mistake in the catalogue gives these numbers"
         return Report(chapter.name, step, mode, judgements, variant, tuple(asked), tuple(points))
 
-    def _carried_forward(self, a: Answer, q: str, earlier: list[Judgement], numbers: dict[str, np.ndarray],
+    def _carried_forward(self, a: Answer, q: str, others: list[Judgement], numbers: dict[str, np.ndarray],
                          mode: Mode) -> list[str]:
-        """The earlier wrong answers whose values, carried through the step, give this answer (else [])."""
+        """The other wrong answers whose values, carried through the step, give this answer (else [])."""
         params = set(self.trace.parameter_names)
-        wrong = [j.quantity for j in earlier if j.status in ("wrong", "carried_forward", "too_few_digits")
+        wrong = [j.quantity for j in others if j.status in ("wrong", "carried_forward", "too_few_digits")
                  and j.quantity in numbers and j.quantity not in params]
         if not wrong:
             return []
