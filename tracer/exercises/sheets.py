@@ -453,8 +453,10 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
         rows += [q for layer in range(len(chapter.layers), 0, -1)
                  for q in (f"dA{layer}", f"dZ{layer}", f"dW{layer}", f"db{layer}") if q in at]
         rows += [p + "_after" for p in names]
-        steps.append({"step": s, "rows": [{"quantity": q, "symbol": _symbol(q), "value": matrix(at[q], q, asked)}
-                                          for q in rows]})
+        by_hand = v.hand.at(s)
+        shown = [(q, matrix(at[q], q, asked), matrix(by_hand[q], q, asked)) for q in rows]
+        steps.append({"step": s, "rows": [{"quantity": q, "symbol": _symbol(q), "value": exact,
+                                           "hand": hand if hand != exact else ""} for q, exact, hand in shown]})
     public = seed is not None
     command = f"tracer check {_chapter_argument(base)} --seed {seed} --variant {v.id}" if public else ""
     return {
