@@ -73,6 +73,8 @@ def report_context(grades: ClassGrades, sheets: Sheets) -> dict[str, Any]:
         "unexplained": sum(1 for s in grades.students if s.report for j in s.report.judgements
                            if j.status == "wrong" and not j.mistakes),
         "problems": grades.problems,
+        "unreadable": [f"line {s.line} ({s.student}), {j.quantity}: {j.message}" for s in grades.students
+                       if s.report for j in s.report.judgements if j.status == "unreadable"],
     }
 
 
