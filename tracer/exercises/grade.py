@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from tracer.engine.chapter import exercise_spec
 from tracer.errors import TracerError
 from tracer.exercises.answers import AnswerError, Judgement, Report, StepChecker, parse_answer, resolve_name
 from tracer.exercises.sheets import Sheets, open_sheets
@@ -152,13 +153,10 @@ def grade(sheets: Sheets, answers_csv: str | Path, key: bytes | None = None) -> 
     """Grade every row of `answers_csv` against the set in `sheets` (nothing is written)."""
     path = Path(answers_csv)
     header, rows = read_class(path)
-    spec_chapter = sheets.chapter
-    from tracer.engine.chapter import exercise_spec
-
-    spec = exercise_spec(spec_chapter)
+    spec = exercise_spec(sheets.chapter)
     id_col = _column(header, ID_COLUMNS, path, "student id")
     code_col = _column(header, VARIANT_COLUMNS, path, "variant code")
-    columns = _quantity_columns(header, spec.ask, len(spec_chapter.layers), path)
+    columns = _quantity_columns(header, spec.ask, len(sheets.chapter.layers), path)
     checkers: dict[str, StepChecker | TracerError] = {}
     students = []
     for line, cells in rows:
