@@ -157,10 +157,15 @@ def make_variants(chapter: Chapter, count: int, seed: int | None = None, upto: i
     variants: list[Variant] = []
     seen: set[tuple[str, ...]] = set()
     if key is not None:
+        skipped = 0
         for code in keys.codes(key, chapter.name):
             v = _first_readable(chapter, spec, lambda attempt: keys.stream(key, chapter.name, code, attempt),
                                 len(variants) + 1, code)
             if answer_key(v.trace, spec) in seen:  # another code's answers: skip the code, not the draw
+                skipped += 1
+                if skipped > MAX_ATTEMPTS:
+                    raise TracerError(f"{chapter.path or chapter.name}: [exercise]: could not draw {count} variants "
+                                      "with distinct answers; widen the ranges or vary more")
                 continue
             seen.add(answer_key(v.trace, spec))
             variants.append(v)
