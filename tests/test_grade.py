@@ -234,3 +234,21 @@ def test_a_class_file_without_the_columns_is_refused_clearly(keyed_set, tmp_path
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err
     assert not (tmp_path / "g.csv").exists()
+
+
+def test_without_answers_json_the_key_grades_the_same_and_its_absence_is_told(keyed_set, tmp_path, capsys):
+    import shutil
+
+    folder, key = keyed_set
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("exercises.json", "chapter.toml"):
+        shutil.copy(folder / "sheets" / name, bare / name)
+    v = json.loads((folder / "sheets" / "answers.json").read_text())["variants"][5]
+    with (tmp_path / "class.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([["id", "code", *ASK], ["amy", v["code"], *[v["answers"][q]["expected"] for q in ASK]]])
+    args = ["grade", str(bare), "--answers", str(tmp_path / "class.csv"), "-o", str(tmp_path / "g.csv")]
+    assert main(args) == 2
+    assert "add --key FILE" in capsys.readouterr().err and not (tmp_path / "g.csv").exists()
+    assert main(args + ["--key", str(folder / "instructor.key")]) == 0
+    assert "mean score 100.0%" in capsys.readouterr().out
