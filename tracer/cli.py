@@ -380,9 +380,9 @@ def _answer_lines(name: str) -> list[str]:
 @command("exercises")
 def _exercises(args: argparse.Namespace) -> int:
     from tracer.exercises.keys import new_key, read_key
-    from tracer.exercises.sheets import write_exercises
+    from tracer.exercises.sheets import check_formats, write_exercises
 
-    formats = _formats(args.format)
+    formats = check_formats(_formats(args.format))  # before a new key is written
     chapter = load_chapter(args.chapter)
     key = None
     if args.new_key:

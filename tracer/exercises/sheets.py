@@ -526,6 +526,14 @@ TEMPLATES = {("sheet", "md"): "exercise-sheet.md.j2", ("sheet", "tex"): "exercis
 FORMATS = ("md", "tex", "moodle", "qti")
 
 
+def check_formats(formats: Sequence[str]) -> Sequence[str]:
+    """The formats, if `tracer exercises` can write each of them."""
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise TracerError(f"--format: expected a list from {', '.join(FORMATS)}, got {fmt!r}")
+    return formats
+
+
 def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed: int | None = None,
                     formats: Sequence[str] = ("md", "tex"), user_templates: Path | None = None, *,
                     key: bytes | None = None) -> list[Path]:
@@ -546,9 +554,7 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TracerError(f"-o {out}: expected a folder for the sheets, and this is a file")
-    for fmt in formats:
-        if fmt not in FORMATS:
-            raise TracerError(f"--format: expected a list from {', '.join(FORMATS)}, got {fmt!r}")
+    check_formats(formats)
     variants = make_variants(chapter, count, seed, key=key)
     env = environment(user_templates)
     width = max(2, len(str(count)))
