@@ -13,6 +13,10 @@ intermediates gives (`tracer.run(chapter, carry="rounded")`) rounded to d decima
 unit of its last digit of the exact value. The other modes are the graders' usual ones:
 `sigfig` (N significant digits), `decimals` (N decimals) and `relabs` (|given − exact| ≤ atol +
 rtol·|exact|); they compare with the exact value only.
+
+A wrong answer that is what the student's own other wrong answers give, carried through the step
+(the step rerun with their numbers in place of the true ones), is "carried forward" and earns its
+points (`StepChecker`, which trains a step once to judge a whole class against it).
 """
 
 from __future__ import annotations
@@ -640,6 +644,7 @@ class StepChecker:
             if fitted is not None:
                 numbers[q] = fitted.astype(float)
         cache: dict[str, list] = {}
+        judgements: list[Judgement] = []
 
         def explain(a: Answer, q: str, by: Mode) -> list[tuple[str, str]]:
             if not diagnose:
@@ -661,7 +666,6 @@ class StepChecker:
             # name the others (all of them, if none is consistent).
             return [f for f, ok in zip(found, agrees) if ok] or found
 
-        judgements: list[Judgement] = []
         order = list(dict.fromkeys(list(asked) + list(by_quantity)))
         for q in order:
             value, hand_value = np.asarray(exact[q], dtype=float), np.asarray(rounded[q], dtype=float)

@@ -1,12 +1,15 @@
 """Per-student exercise variants: nice starting numbers, a sheet and an answer key for each.
 
-A chapter's `[exercise]` section says which step is worked, which quantities are asked, at how
-many decimals, and what may vary (weights, biases, inputs, learning rate). Variant k of a set is
-drawn from its own random stream, seeded by the set's seed and k, with numbers of one decimal by
-default; a draw is rejected when an asked value rounds to 0 or sits (within TIE_MARGIN of a unit)
-on a tie at the rounding digit, or when its answers repeat an earlier variant's. The set is a pure
-function of (chapter, seed, count): `tracer exercises` writes it, and `tracer check --variant K`
-makes variant K again to check a student's answers.
+A chapter's `[exercise]` section says which step is worked, which quantities are asked (with
+their points), at how many decimals, and what may vary (weights, biases, inputs, learning rate).
+Each variant is drawn from its own random stream, with numbers of one decimal by default; a draw
+is rejected when an asked value rounds to 0 or sits (within TIE_MARGIN of a unit) on a tie at the
+rounding digit, or when its answers repeat an earlier variant's.
+
+A set is secret or public. A secret set's streams derive from the instructor key and each
+variant's printed code (see keys.py), so the sheet gives nothing away; a public practice set's
+derive from its seed and the variant's number, so anyone can make variant K again. A sheets folder
+(exercises.json, chapter.toml and the instructor's answers.json) is enough to check and grade.
 """
 
 from __future__ import annotations
