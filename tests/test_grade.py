@@ -14,6 +14,7 @@ import pytest
 import tracer
 from tracer.cli import main
 from tracer.exercises.grade import grade_class
+from tracer.exercises.keys import read_key
 from tracer.exercises.sheets import write_exercises
 from tracer.rounding import format_number
 
@@ -36,6 +37,8 @@ def worksheet_chapter(folder: Path) -> Path:
 def keyed_set(tmp_path_factory):
     folder = tmp_path_factory.mktemp("class")
     key = hashlib.sha256(b"the test class").digest()  # fixed, so a failure can be replayed
+    (folder / "instructor.key").write_text(f"tracer-instructor-key/1\n{key.hex()}\n")
+    assert read_key(folder / "instructor.key") == key
     chapter = tracer.load_chapter(worksheet_chapter(folder))
     write_exercises(chapter, folder / "sheets", count=8, key=key, formats=())
     return folder, key
