@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,19 +35,23 @@ from tracer.engine.chapter import Chapter, load_chapter
 from tracer.engine.trace import Trace
 from tracer.engine.train import run
 from tracer.errors import TracerError
-from tracer.output import write_atomic
+from tracer.output import location, staged, write_atomic
 
 FORMATS = ("md", "tex", "pdf", "json")
+PDF_MISSING = ("pdflatex is not on the PATH (Debian: apt install texlive-latex-base texlive-latex-recommended "
+               "texlive-pictures)")
 
 
 def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iterable[str] = ("md", "tex"),
           user_templates: Path | None = None, progress: Callable[[str], None] | None = None,
-          note: Callable[[str], None] | None = None, figures: bool = True) -> list[Path]:
+          note: Callable[[str], None] | None = None, figures: bool = True, pdf_optional: bool = False) -> list[Path]:
     """Write each chapter's documents into `out_dir` (`<name>.md`, `<name>.tex`, `<name>.pdf`); return the paths.
 
     `progress` is told each chapter in order (as it starts, or as it is done when chapters are
     built side by side); `note` receives one-line notes (PDF or graphs skipped, and why; default:
-    stderr). `figures=False` leaves the pictures out (the golden-file tests do).
+    stderr). `figures=False` leaves the pictures out (the golden-file tests do). A PDF asked for
+    without pdflatex is an error before anything is written, unless `pdf_optional` (then a note).
+    Every file is staged and moved into place only when every chapter has been built.
     """
     formats = list(dict.fromkeys(formats))
     for fmt in formats:
@@ -57,6 +62,10 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
     out_dir = Path(out_dir)
     env = environment(user_templates)
     loaded = [c if isinstance(c, Chapter) else load_chapter(c) for c in chapters]
+    if "pdf" in formats and not pdf_optional and not shutil.which("pdflatex"):
+        others = [f for f in formats if f != "pdf"]
+        raise TracerError(f"--format pdf: {PDF_MISSING}; nothing was written"
+                          + (f" (--format {','.join(others)} builds the rest)" if others else ""))
     pdf_ok = "pdf" in formats and _pdflatex_available(note)
     texts = [f for f in ("md", "tex") if f in formats or (f == "tex" and pdf_ok)]
     if figures:
@@ -66,25 +75,44 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
             (note or _stderr)("graphs skipped: Graphviz's dot is not on the PATH (Debian: apt install graphviz); "
                               "the documents have the other figures")
     jobs = [_Job(chapter, out_dir, formats, texts, user_templates, pdf_ok, figures) for chapter in loaded]
+    with staged() as staging:
+        if jobs:  # before the workers fork, so they stage into it too
+            staging.reserve(out_dir / f"{jobs[0].chapter.name}.{formats[0]}")
+        return _build_all(jobs, env, progress)
+
+
+def _build_all(jobs: list["_Job"], env: jinja2.Environment, progress: Callable[[str], None] | None) -> list[Path]:
     workers = min(len(jobs), os.cpu_count() or 1)
     written: list[Path] = []
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         # Chapters are independent: build them side by side, one process per core, longest runs
         # first. Forked workers start with this process's imports; results are taken in chapter order.
+        # Workers ignore Ctrl-C (so do the dot processes they start): this process stops them.
         context = multiprocessing.get_context("fork")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+        try:
             longest_first = sorted(jobs, key=lambda job: -job.chapter.steps)
             futures = {id(job): pool.submit(_build_one, job) for job in longest_first}
             for i, job in enumerate(jobs, start=1):
                 written += futures[id(job)].result()
                 if progress:
                     progress(f"[{i}/{len(jobs)}] {job.chapter.name}")
+        except BaseException:
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
         return written
     for i, job in enumerate(jobs, start=1):
         if progress:
             progress(f"[{i}/{len(jobs)}] {job.chapter.name}")
         written += _build_one(job, env)
     return written
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @dataclass(frozen=True)
@@ -139,7 +167,7 @@ def _stderr(message: str) -> None:
 def _pdflatex_available(note: Callable[[str], None] | None) -> bool:
     if shutil.which("pdflatex"):
         return True
-    (note or _stderr)("PDF skipped: pdflatex is not on the PATH (install texlive-latex-base); .tex written")
+    (note or _stderr)(f"PDF skipped: {PDF_MISSING}; .tex written")
     return False
 
 
@@ -160,16 +188,18 @@ def compile_pdf(tex: Path, note: Callable[[str], None] | None = None, log: Path 
     tex = Path(tex)
     if not _pdflatex_available(note):
         return None
-    with tempfile.TemporaryDirectory(prefix="tracer-pdf-") as tmp:
-        source = Path(tmp, "document.tex")
-        source.write_bytes(tex.read_bytes())
-        ok, log_text = _latex("pdflatex", source, tex)
+    source = location(tex)  # the staged copy during a command, with its figures beside it
+    # During a command the aux files go inside its staging folder, which a Ctrl-C removes.
+    with tempfile.TemporaryDirectory(prefix="tracer-pdf-", dir=source.parent if source != tex else None) as tmp:
+        copy = Path(tmp, "document.tex")
+        copy.write_bytes(source.read_bytes())
+        ok, log_text = _latex("pdflatex", copy, source.parent)
         unset = _unset_characters(log_text)
         engine = "pdflatex"
         if not ok and unset:
             for other in UNICODE_ENGINES:
                 if shutil.which(other):
-                    ok, other_log = _latex(other, source, tex)
+                    ok, other_log = _latex(other, copy, source.parent)
                     ok = ok and not _missing_glyphs(other_log)
                     if ok:
                         break
@@ -177,8 +207,8 @@ def compile_pdf(tex: Path, note: Callable[[str], None] | None = None, log: Path 
         if ok:
             if log is not None:
                 write_atomic(log, log_text)
-            return write_atomic(tex.with_suffix(".pdf"), source.with_suffix(".pdf").read_bytes())
-    log = write_atomic(log or tex.with_suffix(".log"), log_text)
+            return write_atomic(tex.with_suffix(".pdf"), copy.with_suffix(".pdf").read_bytes())
+    log = _keep(log or tex.with_suffix(".log"), log_text)
     missing = unset or _unset_characters(log_text)
     if missing:
         shown = ", ".join(f"{ch} (U+{ord(ch):04X})" for ch in missing)
@@ -188,16 +218,32 @@ def compile_pdf(tex: Path, note: Callable[[str], None] | None = None, log: Path 
     raise TemplateError(f"{tex}: {engine} failed: {' | '.join(errors) or 'no error line'}; log: {log}")
 
 
-def _latex(engine: str, source: Path, tex: Path) -> tuple[bool, str]:
-    """Run `engine` on `source` (in its own folder, output there) from `tex`'s folder: (succeeded, log text)."""
+def _keep(path: Path, text: str) -> Path:
+    """Write a failed compile's log where the reader will look, now: not staged, since a failed
+    command discards what it staged, and this file is what explains the failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def _latex(engine: str, source: Path, folder: Path) -> tuple[bool, str]:
+    """Run `engine` on `source` (output beside it) from `folder`, where the figures are: (succeeded, log text).
+
+    `source` is named relative to `folder` when it is inside it, so no path with spaces or specials
+    (the build folder's) reaches TeX's command line.
+    """
     env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
+    name = os.path.relpath(source, folder) if source.is_relative_to(folder) else str(source)
     # No -halt-on-error: the log then names every character pdflatex cannot set, not just the first.
     cmd = [engine, "-interaction=nonstopmode", "-no-shell-escape",
-           f"-output-directory={source.parent}", str(source)]
+           f"-output-directory={os.path.dirname(name) or '.'}", name]
     log = source.with_suffix(".log")
     for _ in range(2):  # a second pass when the first one asks for it (figure numbers in references)
         try:
-            done = subprocess.run(cmd, cwd=tex.parent, env=env, capture_output=True, timeout=120)
+            done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, timeout=120)
         except subprocess.TimeoutExpired:
             return False, f"! {engine} did not finish within 120 s\n"
         text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else done.stdout.decode("utf-8", "replace")
