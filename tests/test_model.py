@@ -181,3 +181,15 @@ def test_a_saturated_sigmoid_is_pointed_out(tmp_path):
     assert comment.node == "A1" and "saturated" in comment.text
     (local,) = [line for line in model.lines if line.quantity == "dA1_dZ1"]
     assert local.result == [["0.000"]]
+
+
+def test_tracer_build_format_json_writes_the_model_the_same_twice(tmp_path):
+    from tracer.cli import main
+
+    for out in ("a", "b"):
+        assert main(["build", "01-or-one-example", "-o", str(tmp_path / out), "--format", "json"]) == 0
+    first = (tmp_path / "a" / "01-or-one-example.json").read_bytes()
+    assert first == (tmp_path / "b" / "01-or-one-example.json").read_bytes()
+    model = json.loads(first)
+    assert model["format"] == "tracer-document/1" and model["chapter"] == "01-or-one-example"
+    assert not (tmp_path / "a" / "01-or-one-example.md").exists()
