@@ -371,13 +371,12 @@ def test_the_cli_prints_the_files_it_wrote(tmp_path, capsys):
     assert capsys.readouterr().out.split() == [str(tmp_path / "01-or-one-example.md")]
 
 
-def test_a_long_sum_is_set_one_term_per_row_and_a_huge_one_abbreviated():
-    # ½·[(0 − 0.5)² + …] over m examples: one example per row inside hand-sized brackets.
+def test_a_long_sum_is_broken_over_rows_and_a_huge_one_abbreviated():
+    # ½·[(1 − 0.123456)² + …] over m examples: rows inside hand-sized brackets, a huge sum cut with ⋯.
     term = lambda y, a: {"op": "square", "args": [{"op": "sub", "args": [y, a]}]}  # noqa: E731
     cost = lambda m: {"op": "mul", "args": [{"op": "div", "args": ["1", str(2 * m)]},  # noqa: E731
                                             {"op": "add", "args": [term("1", "0.123456") for _ in range(m)]}]}
-    rows = render.typeset_rows(cost(6)).split(r" \\ ")
-    assert len(rows) == 6 and rows[0].startswith(r"\frac{1}{12}\Bigl[") and rows[-1].endswith(r"\Bigr]")
-    huge = render.typeset_rows(cost(1797))
-    assert r"\cdots" in huge and len(huge) < 500
-    assert render.typeset_rows(cost(2)) == render.typeset(cost(2))  # short: one line, as before
+    assert render.typeset_lines(cost(2)) == render.typeset(cost(2))  # short: one line
+    assert r" \\ " in render.typeset_lines(cost(8))  # 16 numbers side by side: broken
+    huge = render.typeset_lines(cost(1797))
+    assert r"\cdots" in huge and len(huge) < 500  # the digits-shaped cost line stays small

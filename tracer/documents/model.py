@@ -25,8 +25,8 @@ import numpy as np
 
 from tracer.checks.symbolic import derivation
 from tracer.checks.verify import article_citation, article_figures, article_formulas, derivations_used
-from tracer.engine.chapter import Chapter, DocumentSpec, document_spec
-from tracer.engine.graph import ACTIVATIONS, COSTS, Layer, fill, local_name
+from tracer.engine.chapter import Chapter, document_spec
+from tracer.engine.graph import ACTIVATIONS, COSTS, Layer, fill
 from tracer.engine.optimizers import DEFAULTS, HYPER_SYMBOL, OPTIMIZERS
 from tracer.engine.trace import AFTER, Trace
 from tracer.engine.train import build_network
@@ -263,10 +263,20 @@ def _evaluate(tree: Any) -> Any:
 def reproduces(expression: Any, result: Any) -> bool:
     """The calculator invariant for one line: the evaluated expression, rounded half-up to the printed
     result's decimals, is the printed result (a value within 1e-9 of a rounding tie may go either way)."""
-    value = np.broadcast_to(np.asarray(evaluate(expression), dtype=float), np.shape(np.asarray(result, dtype=object)))
+    with np.errstate(all="ignore"):  # a diverging run overflows here as it did in training
+        value = np.asarray(evaluate(expression), dtype=float)
+    try:
+        value = np.broadcast_to(value, np.shape(np.asarray(result, dtype=object)))
+    except ValueError:
+        return False
     for got, text in zip(value.ravel(), np.asarray(result, dtype=object).ravel()):
+        printed_value = float(text)
+        if not (math.isfinite(got) and math.isfinite(printed_value)):
+            if not (got == printed_value or (math.isnan(got) and math.isnan(printed_value))):
+                return False
+            continue
         half = Decimal(1).scaleb(Decimal(text).as_tuple().exponent) / 2
-        if not math.isfinite(got) or abs(Decimal(repr(float(got))) - Decimal(text)) > half + Decimal("1e-9"):
+        if abs(Decimal(repr(float(got))) - Decimal(text)) > half + Decimal("1e-9"):
             return False
     return True
 
@@ -338,7 +348,7 @@ class _Builder:
             act = layer.activation
             tree = act.expression(Operand(layer.Z, v[layer.Z]))
             if isinstance(tree, dict):
-                lines.append(self.line(step, "forward", layer.A,  layer.A,
+                lines.append(self.line(step, "forward", layer.A, layer.A,
                                        rf"{symbol(layer.A)} = {act.symbol}\left({symbol(layer.Z)}\right)",
                                        tree, v[layer.A]))
         return lines
@@ -360,7 +370,8 @@ class _Builder:
         m = self.hand.meta["batch_size"]
         into = last.dZ if self.cost.from_logits else last.dA
         cost_cls = type(self.cost)
-        formula = f"{symbol(into)} = " + fill(cost_cls.gradient_tex, A=symbol(last.A), Z=symbol(last.Z), Y="Y", m="m")
+        formula = _scalar(f"{symbol(into)} = " + fill(cost_cls.gradient_tex, A=symbol(last.A), Z=symbol(last.Z),
+                                                      Y="Y", m="m"), v[last.A])
         tree = self.cost.gradient_expression(Operand("Y", v["Y"]), Operand(last.A, v[last.A]),
                                              Operand(last.Z, v[last.Z]), m)
         lines = [self.line(step, "backward", "cost", into, formula, tree, v[into])]
@@ -375,7 +386,8 @@ class _Builder:
         out = []
         tree = act.local_expression(Operand(layer.Z, v[layer.Z]), Operand(layer.A, v[layer.A]))
         if tree is not None:
-            formula = f"{symbol(local)} = " + fill(act.gradient_tex, A=symbol(layer.A), Z=symbol(layer.Z))
+            formula = _scalar(f"{symbol(local)} = " + fill(act.gradient_tex, A=symbol(layer.A), Z=symbol(layer.Z)),
+                              v[layer.A])
             out.append(self.line(step, "backward", layer.A, local, formula, tree, v[local]))
         times = r" \odot " if np.size(v[layer.A]) > 1 else r" \cdot "
         out.append(self.line(step, "backward", layer.A, layer.dZ,
@@ -420,12 +432,13 @@ class _Builder:
                 state[s] = Operand(s + p, v[s + p])
                 if previous is not None:
                     prev = Operand(s + p, previous[s + p]) if isinstance(previous, dict) else "0"
-                    lines.append(self.line(step, "update", p, s + p, f"{s}_{{{symbol(p)}}} := " + fill(opt.state_tex[s], **names),
+                    formula = _scalar(f"{s}_{{{symbol(p)}}} := " + fill(opt.state_tex[s], **names), v[p])
+                    lines.append(self.line(step, "update", p, s + p, formula,
                                            opt.state_expression(s, prev, Operand("d" + p, v["d" + p]), hyper),
                                            v[s + p]))
             tree = opt.expression(Operand(p, v[p]), Operand("d" + p, v["d" + p]), alpha, state, hyper, step + 1)
-            lines.append(self.line(step, "update", p, p + AFTER, f"{symbol(p)} := " + fill(type(opt).update_tex, **names),
-                                   tree, v[p + AFTER]))
+            formula = _scalar(f"{symbol(p)} := " + fill(type(opt).update_tex, **names), v[p])
+            lines.append(self.line(step, "update", p, p + AFTER, formula, tree, v[p + AFTER]))
         return lines
 
     def _previous_state(self, step: int) -> dict[str, Any] | str | None:
@@ -437,6 +450,13 @@ class _Builder:
         if step - 1 in set(self.hand.steps.tolist()):
             return self.hand.at(step - 1)
         return None
+
+
+def _scalar(formula: str, value: Any) -> str:
+    """A formula for one-entry values: products and quotients of numbers, not ⊙ and ⊘ of matrices."""
+    if np.size(value) == 1:
+        return formula.replace(r"\odot", r"\cdot").replace(r"\oslash", "/")
+    return formula
 
 
 def _op(name: str, *args: Any, **keys: Any) -> dict[str, Any]:
@@ -452,17 +472,18 @@ COMMENTARY = {
                    "the cost. A bias, whose input is always 1, can still move; this is why the article adds one."),
     "bias-sum": ("The bias is added to the $z$ of every example, so its gradient is the sum of "
                  "${dz}$ over the {m} examples (one column each)."),
-    "dimensions": ("Dimension check: ${dz}$ is {a}×{m} and ${prev}^{{T}}$ is {m}×{n}, so ${dw}$ is {a}×{n}, "
-                   "the shape of ${w}$."),
+    "dimensions": ("Dimension check: ${dz}$ is ${a} \\times {m}$ and ${prev}^{{T}}$ is ${m} \\times {n}$, so "
+                   "${dw}$ is ${a} \\times {n}$, the shape of ${w}$."),
     "relu-at-zero": ("ReLU has no slope at exactly $z = 0$; its derivative there is taken as 0, as the "
                      "article's code does, for the entries of ${z}$ that are exactly 0."),
     "saturated": ("Some entries of ${a}$ are close to 0 or 1: there the sigmoid is saturated, its slope "
                   "${local}$ is below {limit}, and almost no gradient passes back through it."),
     "adam-first-step": ("At the first step Adam's corrected averages are the gradient and its square, so "
-                        "each parameter with a non-zero gradient moves by about $\\pm\\alpha = \\pm {alpha}$, whatever the "
-                        "gradient's size (one with a zero gradient stays put)."),
+                        "each parameter with a non-zero gradient moves by about $\\pm\\alpha = \\pm {alpha}$, "
+                        "whatever the gradient's size (one with a zero gradient stays put)."),
     "natural-log": "Here $\\log$ is the natural logarithm (base $e$), as in the article's code.",
-    "big-matrix": ("Matrices with more than {past} rows or columns are shown by their top-left {corner}×{corner} "
+    "big-matrix": ("Matrices with more than {past} rows or columns are shown by their top-left "
+                   "${corner} \\times {corner}$ "
                    "corner and their shape, and a sum over more than {past} examples by its first {corner} terms "
                    "and its last: the entries shown are the ones worked here, and every entry is worked the same "
                    "way. The document's model ({name}.json, written by tracer build --format json) has every "
@@ -655,7 +676,7 @@ def _article(chapter: Chapter, full: Trace) -> Article:
     figures = []
     for check in article_figures(chapter, full):
         figures.append(Figure(check.step, check.quantity, tuple(check.index) if check.index else None,
-                              check.printed.replace("−", "-").strip() if isinstance(check.printed, str) else str(check.printed),
+                              str(check.printed).replace("−", "-").strip(),
                               check.correct, _exact(check.computed), check.verdict, check.explanation))
     formulas = [Formula(f.latex, f.verdict, f.correct_latex, f.factor, f.note) for f in article_formulas(chapter)]
     return Article(citation["author"], citation["title"], citation["link"], citation["note"], tuple(figures),
