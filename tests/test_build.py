@@ -66,7 +66,7 @@ def test_a_script_pdflatex_cannot_set_builds_with_another_engine_or_names_the_ch
         written = build.build([chapter_titled(tmp_path, title)], tmp_path / "out", ["pdf"], figures=False)
     except TemplateError as exc:
         message = str(exc)
-        assert "\n" not in message and "ש (U+05E9)" in message and "xelatex" in message
+        assert "\n" not in message and "ש (U+05E9)" in message and ("xelatex" in message or "font" in message)
         assert (tmp_path / "out" / "titled.log").exists()
     else:
         assert any(p.suffix == ".pdf" for p in written) and shutil.which("xelatex") or shutil.which("lualatex")
@@ -90,3 +90,17 @@ def test_every_bundled_chapter_compiles_with_nothing_off_the_page_and_every_refe
                             len(re.findall(r"\\label\{fig:", tex.read_text(encoding="utf-8"))))
     assert {name: counts[:2] for name, counts in report.items()} == {name: (0, 0) for name in report}
     assert sum(figures for *_, figures in report.values()) >= 6  # the figures are there, as numbered floats
+
+
+@pdflatex
+@pdftotext
+def test_latin_text_beyond_t1_builds_with_xelatex_when_it_is_there(tmp_path):
+    title = "Tiếng Việt: đường cong"  # ế ệ ư ơ: Latin letters T1 has no glyph for
+    try:
+        (pdf,) = build.build([chapter_titled(tmp_path, title)], tmp_path / "out", ["pdf"], figures=False)
+    except TemplateError as exc:
+        assert not (shutil.which("xelatex") or shutil.which("lualatex")), exc
+        assert "ệ (U+1EC7)" in str(exc) and "xelatex" in str(exc)
+    else:
+        text = subprocess.run(["pdftotext", "-l", "1", str(pdf), "-"], capture_output=True, text=True).stdout
+        assert title in " ".join(text.split())

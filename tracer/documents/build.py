@@ -195,10 +195,11 @@ def compile_pdf(tex: Path, note: Callable[[str], None] | None = None, log: Path 
         copy.write_bytes(source.read_bytes())
         ok, log_text = _latex("pdflatex", copy, source.parent)
         unset = _unset_characters(log_text)
-        engine = "pdflatex"
+        engine, tried = "pdflatex", []
         if not ok and unset:
             for other in UNICODE_ENGINES:
                 if shutil.which(other):
+                    tried.append(other)
                     ok, other_log = _latex(other, copy, source.parent)
                     ok = ok and not _missing_glyphs(other_log)
                     if ok:
@@ -212,6 +213,10 @@ def compile_pdf(tex: Path, note: Callable[[str], None] | None = None, log: Path 
     missing = unset or _unset_characters(log_text)
     if missing:
         shown = ", ".join(f"{ch} (U+{ord(ch):04X})" for ch in missing)
+        if tried:
+            raise TemplateError(f"{tex}: pdflatex cannot set {shown}, and {' or '.join(tried)} found no font with "
+                                "them; give the document one (a preamble.tex.j2 of your own with \\setmainfont{…}), "
+                                f"or take them out of the chapter; log: {log}")
         raise TemplateError(f"{tex}: pdflatex cannot set {shown}; install xelatex (Debian: texlive-xetex) and a "
                             f"font with these characters, or take them out of the chapter; log: {log}")
     errors = re.findall(r"(?m)(?:^|(?<=\]))(! .*|l\.\d+.*)$", log_text)[:4]  # "[3]! Unable to read…" too
