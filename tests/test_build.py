@@ -99,8 +99,8 @@ def test_latin_text_beyond_t1_builds_with_xelatex_when_it_is_there(tmp_path):
     try:
         (pdf,) = build.build([chapter_titled(tmp_path, title)], tmp_path / "out", ["pdf"], figures=False)
     except TemplateError as exc:
-        assert not (shutil.which("xelatex") or shutil.which("lualatex")), exc
-        assert "ệ (U+1EC7)" in str(exc) and "xelatex" in str(exc)
+        assert not shutil.which("xelatex"), exc  # (Debian's lualatex binary may lack its fonts: not used)
+        assert "ệ (U+1EC7)" in str(exc) and "xelatex" in str(exc) and "\n" not in str(exc)
     else:
         text = subprocess.run(["pdftotext", "-l", "1", str(pdf), "-"], capture_output=True, text=True).stdout
         assert title in " ".join(text.split())

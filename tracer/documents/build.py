@@ -199,8 +199,10 @@ def compile_pdf(tex: Path, note: Callable[[str], None] | None = None, log: Path 
         if not ok and unset:
             for other in UNICODE_ENGINES:
                 if shutil.which(other):
-                    tried.append(other)
                     ok, other_log = _latex(other, copy, source.parent)
+                    if "not loadable" in other_log:  # installed without its fonts (lualatex without luaotfload)
+                        continue
+                    tried.append(other)
                     ok = ok and not _missing_glyphs(other_log)
                     if ok:
                         break
