@@ -2,6 +2,8 @@
 
 import copy
 import json
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +182,67 @@ def test_cli_bad_input_exits_2_without_a_traceback(tmp_path, capsys):
     assert main(["verify", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tracer: ") and "Traceback" not in err and "claim" in err
+
+
+# --------------------------------------------------------------------------- extreme chapters (issue 10, items 2-4)
+
+CORPUS = Path(__file__).parent / "corpus"
+
+
+def _verify_cleanly(name, capsys):
+    """`tracer verify` on tests/corpus/NAME.toml: its exit status and output, with no traceback and no warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status = main(["verify", str(CORPUS / f"{name}.toml")])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and not caught, (err, [str(w.message) for w in caught])
+    return status, out, err
+
+
+@pytest.mark.parametrize("name", [
+    "i11-bce-saturated-output",   # ŷ exactly 1 under cross-entropy (was ZeroDivisionError)
+    "i11-bce-relu-output-zero",   # a ReLU output of 0 under cross-entropy (was KeyError: 'ComplexInfinity')
+    "i11-bce-identity-output",    # an identity output outside (0, 1) (was TypeError: mpc)
+    "i11-from-logits-huge-z",     # from_logits with z = 1e4 (was ZeroDivisionError)
+])
+def test_verify_judges_a_prediction_at_or_beyond_the_cross_entropy_clip(name, capsys):
+    status, out, _ = _verify_cleanly(name, capsys)
+    assert status == 0 and "the project's numbers all agree" in out, out
+    assert "oracle" in out and "finite differences" in out
+
+
+@pytest.mark.parametrize("name", [
+    "i11-relu-kink",        # Z1 exactly 0 at step 0
+    "i11-relu-near-kink",   # Z1 = -3e-7: x ± h straddles the kink, one-sided differences too small to tell
+    "i11-huge-weights",     # W1 = [[1e30, -1e30]]
+    "i11-huge-z-sigmoid",   # |z| about 1e4 in both layers
+])
+def test_no_false_disagreement_at_a_kink_or_with_huge_numbers(name, capsys):
+    status, out, _ = _verify_cleanly(name, capsys)
+    assert status == 0 and "the project's numbers all agree" in out, out
+
+
+def test_finite_differences_leave_out_what_straddles_a_kink():
+    # Z1[0] = -3e-7 for the first example: differences of W1, b1 and Z1 there cross z = 0.
+    trace = tracer.run(tracer.load_chapter(CORPUS / "i11-relu-near-kink.toml"))
+    from tracer.checks.symbolic import finite_difference_checks
+    checks = {c.quantity: c for c in finite_difference_checks(trace, steps=[0])}
+    assert all(c.ok for c in checks.values())
+    assert "left out" in checks["dZ1"].detail and "left out" in checks["dW1"].detail
+
+
+def test_a_real_bug_is_still_caught_on_an_extreme_chapter(monkeypatch, capsys):
+    # The leniency above (clips, kinks, round-off of a huge cost) must not hide a wrong derivative.
+    def wrong(self, Z, A, out=None):
+        out = np.add(1.0, A, out=out)
+        out *= A
+        return out
+    monkeypatch.setattr(Sigmoid, "local_gradient", wrong)
+    status, out, _ = _verify_cleanly("i11-huge-z-sigmoid", capsys)
+    assert status == 3 and "DISAGREEMENT" in out
+
+
+def test_an_overflowed_node_is_named_with_its_step(capsys):
+    # Inputs of 1e308: Z1 is infinite, a saturated sigmoid keeps the cost finite.
+    status, _, err = _verify_cleanly("i11-overflow-inputs", capsys)
+    assert status == 1 and "step 0: Z1 is infinite" in err

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import keyword
 import re
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -327,8 +328,27 @@ class ClaimResult:
 
 
 def check_claim(text: str, where: dict[str, str] | None = None) -> ClaimResult:
-    """Judge `LEFT == RIGHT` with SymPy; `where` defines names used in it (yhat = "1/(1 + exp(-z))")."""
-    return _check_claim(text, tuple((where or {}).items()))
+    """Judge `LEFT == RIGHT` with SymPy; `where` defines names used in it (yhat = "1/(1 + exp(-z))").
+
+    A verdict depends only on the claim, this code and SymPy's version, so it is kept in the verify
+    cache (tracer/checks/cache.py): SymPy judges each claim once per machine, not once per run."""
+    from tracer.checks import cache
+
+    items = tuple((where or {}).items())
+    key = [text, [list(item) for item in items], cache.source_of(__file__)]
+    return cache.cached("claim", key, lambda: _check_claim(text, items), dataclasses.asdict,
+                        lambda value: _claim_result(value, text))
+
+
+def _claim_result(value: Any, text: str) -> ClaimResult:
+    """A stored verdict, checked field by field (a damaged entry raises and is judged again)."""
+    names = [f.name for f in dataclasses.fields(ClaimResult)]
+    if not isinstance(value, dict) or sorted(value) != sorted(names) or value["claim"] != text:
+        raise ValueError("not a verdict")
+    for name in names:
+        if not isinstance(value[name], bool if name == "holds" else str):
+            raise TypeError(f"{name}: wrong type")
+    return ClaimResult(**value)
 
 
 @functools.lru_cache(maxsize=256)

@@ -76,6 +76,8 @@ class Activation:
 
     name: ClassVar[str]
     formula: ClassVar[str]  # LaTeX of the definition, for documents
+    #: Values of z where f has no derivative (ReLU's 0): the witnesses do not difference across them.
+    kinks: ClassVar[tuple[float, ...]] = ()
 
     def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
@@ -117,6 +119,7 @@ class Sigmoid(Activation):
 class ReLU(Activation):
     name = "relu"
     formula = r"\operatorname{relu}(z) = \max(0, z)"
+    kinks = (0.0,)
 
     def forward(self, Z, out=None):
         return np.maximum(Z, 0.0, out=out)
@@ -181,6 +184,8 @@ class Cost:
     name: ClassVar[str]
     formula: ClassVar[str]  # LaTeX of the definition, for documents
     from_logits: ClassVar[bool] = False
+    #: (low, high): the prediction is clipped to this range before the cost and its gradient use it.
+    clip: ClassVar[tuple[float, float] | None] = None
 
     def forward(self, Y: np.ndarray, A: np.ndarray, Z: np.ndarray) -> float:
         raise NotImplementedError
@@ -242,13 +247,14 @@ class BinaryCrossEntropy(Cost):
     name = "binary_cross_entropy"
     formula = (r"\mathrm{Cost} = \frac{1}{m} \sum_{i=1}^{m} \left[-y_i \log \hat{y}_i"
                r" - (1 - y_i) \log (1 - \hat{y}_i)\right]")
+    clip = (BCE_CLIP, 1.0 - BCE_CLIP)
 
     def forward(self, Y, A, Z):
-        P = np.clip(A, BCE_CLIP, 1.0 - BCE_CLIP)
+        P = np.clip(A, *self.clip)
         return float(np.sum(-Y * np.log(P) - (1.0 - Y) * np.log1p(-P))) / Y.shape[1]
 
     def gradient(self, Y, A, Z, out=None):
-        P = np.clip(A, BCE_CLIP, 1.0 - BCE_CLIP)
+        P = np.clip(A, *self.clip)
         out = np.subtract(P, Y, out=out)
         out /= P * (1.0 - P) * Y.shape[1]
         return out
