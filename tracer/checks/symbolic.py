@@ -80,12 +80,12 @@ def derivation(name: str) -> list[DerivationStep]:
     """The steps of differentiating `name`: an activation ("sigmoid", "relu", "tanh", "identity"), a cost
     ("squared_error", "sum_of_squares", "binary_cross_entropy", "binary_cross_entropy_from_logits"), or
     "binary_cross_entropy+sigmoid" (cross-entropy meeting a sigmoid: ŷ − y)."""
-    return list(_record(name)[0])
+    return list(_record(name).steps)
 
 
 def derivation_ok(name: str) -> bool:
     """True when SymPy confirmed every step of `derivation(name)`."""
-    return _record(name)[1]
+    return _record(name).ok
 
 
 def derivative_expression(name: str) -> tuple[tuple[Any, ...], Any, Any]:
@@ -115,27 +115,64 @@ def _derive(name: str) -> _Derived:
     return _derive_activation(name) if name in ACTIVATIONS else _derive_cost(name)
 
 
+@dataclass(frozen=True)
+class _Record:
+    """What the verify cache keeps of a derivation: its steps and verdict, and the node's definition,
+    derivative and textbook form as expression trees (tracer/checks/expressions.py), or None where
+    an expression has no tree."""
+
+    steps: tuple[DerivationStep, ...]
+    ok: bool
+    variables: tuple[str, ...]
+    trees: dict[str, Any] | None  # "value", "derivative", "textbook"
+
+
 @functools.lru_cache(maxsize=None)
-def _record(name: str) -> tuple[tuple[DerivationStep, ...], bool]:
-    """The derivation's steps and verdict, from the verify cache when this code and these definitions
-    were derived before with this SymPy (deriving takes SymPy a second; reading the entry, nothing)."""
+def _record(name: str) -> _Record:
+    """The derivation of `name`, from the verify cache when this code and these definitions were
+    derived before with this SymPy (deriving takes SymPy a second; reading the entry, nothing)."""
     import inspect
 
-    from tracer.checks import cache
+    from tracer.checks import cache, expressions
 
-    def compute() -> tuple[tuple[DerivationStep, ...], bool]:
+    def compute() -> _Record:
         d = _derive(name)
-        return tuple(d.steps), d.ok
+        variables = tuple(v.name for v in d.variables)
+        try:
+            trees = {"value": expressions.tree(_definition(name)), "derivative": expressions.tree(d.derivative),
+                     "textbook": expressions.tree(d.textbook)}
+        except expressions.NoTree:
+            trees = None
+        return _Record(tuple(d.steps), d.ok, variables, trees)
 
-    def decode(value: Any) -> tuple[tuple[DerivationStep, ...], bool]:
+    def encode(r: _Record) -> dict[str, Any]:
+        return {"steps": [[s.label, s.latex, s.checked] for s in r.steps], "ok": r.ok,
+                "variables": list(r.variables), "trees": r.trees}
+
+    def decode(value: Any) -> _Record:
         steps = tuple(DerivationStep(*(_text(x) for x in step)) for step in value["steps"])
+        variables = tuple(_text(v) for v in value["variables"])
+        trees = value["trees"]
         if not steps or len({len(step) for step in value["steps"]} - {3}) or not isinstance(value["ok"], bool):
             raise ValueError("not a derivation")
-        return steps, value["ok"]
+        if trees is not None:
+            if sorted(trees) != ["derivative", "textbook", "value"]:
+                raise ValueError("not a derivation")
+            for t in trees.values():
+                expressions.check(t, list(variables))
+        return _Record(steps, value["ok"], variables, trees)
 
-    key = [name, cache.source_of(__file__), [inspect.getsource(cls) for cls in _parts(name)]]
-    return cache.cached("derivation", key, compute,
-                        lambda r: {"steps": [[s.label, s.latex, s.checked] for s in r[0]], "ok": r[1]}, decode)
+    # The node classes live in graph.py: its source stands for their definitions.
+    key = [name, cache.source_of(__file__, expressions.__file__, *{inspect.getfile(c) for c in _parts(name)})]
+    return cache.cached("derivation", key, compute, encode, decode)
+
+
+def _definition(name: str) -> Any:
+    """What `name` computes, in the variables of its derivation: f(z), or the cost's scale · loss."""
+    variables, _, pieces = _differentiate(name)
+    if "composed" in pieces:
+        return pieces["composed"]
+    return pieces["f"] if name in ACTIVATIONS else pieces["scale"] * pieces["loss"]
 
 
 def _text(value: Any) -> str:
@@ -180,8 +217,7 @@ def _for_numpy(variables: tuple[Any, ...], expr: Any) -> Callable[..., Any]:
 def _numeric(name: str) -> Callable[..., np.ndarray]:
     """SymPy's derivative of `name` for NumPy; where it is not finite (e^z overflowing in a quotient
     that is finite), the textbook form, which SymPy proved equal to it, fills in."""
-    variables, derivative, _ = _differentiate(name)
-    raw = _for_numpy(variables, derivative)
+    raw, textbook = _functions(name, "numpy")[1:]
 
     def evaluate(*args: Any) -> np.ndarray:
         shape = np.broadcast(*args).shape
@@ -189,10 +225,33 @@ def _numeric(name: str) -> Callable[..., np.ndarray]:
             value = np.array(np.broadcast_to(np.asarray(raw(*args), dtype=float), shape))
             bad = ~np.isfinite(value)
             if bad.any():
-                textbook = _for_numpy(variables, _derive(name).textbook)
                 value[bad] = np.broadcast_to(np.asarray(textbook(*args), dtype=float), shape)[bad]
         return value
     return evaluate
+
+
+@functools.lru_cache(maxsize=None)
+def _functions(name: str, kind: str) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """(definition, derivative, textbook form) of `name` as NumPy or mpmath functions: from the cached
+    expression trees when there are some (no SymPy needed), else lambdified by SymPy (the textbook
+    form only when first called: it takes the whole derivation)."""
+    from tracer.checks import expressions
+
+    record = _record(name)
+    if record.trees is not None:
+        build = expressions.numpy_function if kind == "numpy" else expressions.mpmath_function
+        return tuple(build(record.trees[k], list(record.variables))  # type: ignore[return-value]
+                     for k in ("value", "derivative", "textbook"))
+    import sympy as sp
+
+    variables, derivative, _ = _differentiate(name)
+    make = _for_numpy if kind == "numpy" else (lambda v, e: sp.lambdify(v, e, modules="mpmath"))
+
+    @functools.lru_cache(maxsize=1)
+    def textbook_function() -> Callable[..., Any]:
+        return make(variables, _derive(name).textbook)
+    return (make(variables, _definition(name)), make(variables, derivative),
+            lambda *args: textbook_function()(*args))
 
 
 def _symbols() -> dict[str, Any]:
@@ -536,25 +595,9 @@ class _Exact:
     derivatives: tuple[Callable[..., Any], ...]
 
 
-@functools.lru_cache(maxsize=None)
 def _exact(name: str) -> _Exact:
-    import sympy as sp
-
-    variables, derivative, pieces = _differentiate(name)
-    value = sp.lambdify(variables, pieces["f"] if name in ACTIVATIONS else pieces["scale"] * pieces["loss"],
-                        modules="mpmath")
-
-    def textbook(*args: Any) -> Any:  # derived only when the raw derivative cannot be evaluated
-        return _textbook_mp(name)(*args)
-    return _Exact(value, (sp.lambdify(variables, derivative, modules="mpmath"), textbook))
-
-
-@functools.lru_cache(maxsize=None)
-def _textbook_mp(name: str) -> Callable[..., Any]:
-    import sympy as sp
-
-    d = _derive(name)
-    return sp.lambdify(d.variables, d.textbook, modules="mpmath")
+    value, derivative, textbook = _functions(name, "mpmath")
+    return _Exact(value, (derivative, textbook))
 
 
 #: Digits the oracle may go up to when 50 are not enough to evaluate a definition (log(1 − σ(z))
