@@ -19,7 +19,7 @@ from tracer.engine.chapter import Chapter, bundled_chapters, load_chapter
 from tracer.engine.trace import Trace
 from tracer.engine.train import run
 from tracer.errors import TracerError
-from tracer.rounding import format_number
+from tracer.rounding import format_array, format_number
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -232,7 +232,9 @@ def _trace(args: argparse.Namespace) -> int:
         trace, decimals = Trace.load(args.chapter), 6
     else:
         chapter = load_chapter(args.chapter)
-        trace, decimals = run(chapter, carry=args.carry), chapter.display.decimals_of
+        # Train up to the asked step and record only it (outside the run, the full run names the error).
+        only = dict(steps=args.step + 1, record=[args.step]) if 0 <= args.step < chapter.steps else {}
+        trace, decimals = run(chapter, carry=args.carry, **only), chapter.display.decimals_of
     if args.json:
         print(json.dumps(trace.step_dict(args.step)))
         return 0
@@ -268,7 +270,8 @@ def _matrix(value: Any, decimals: int) -> str:
     if array.ndim == 0:
         return format_number(float(array), decimals)
     rows = array if array.ndim == 2 else array.reshape(1, -1)
-    return "[" + ", ".join("[" + ", ".join(format_number(x, decimals) for x in row) + "]" for row in rows) + "]"
+    texts = iter(format_array(rows, decimals))
+    return "[" + ", ".join("[" + ", ".join(next(texts) for _ in row) + "]" for row in rows) + "]"
 
 
 # --------------------------------------------------------------------------- verify (issue 3)

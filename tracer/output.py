@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 
 def _file_mode() -> int:
@@ -19,13 +20,18 @@ _MODE = _file_mode()
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    return write_atomic_with(path, lambda handle: handle.write(payload))
+
+
+def write_atomic_with(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """`write_atomic` for output written piece by piece: `write` writes into an open binary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            write(handle)
             os.fchmod(handle.fileno(), _MODE)
         os.replace(tmp, path)
     except BaseException:

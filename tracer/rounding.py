@@ -83,3 +83,61 @@ def format_number(x: float, decimals: int, style: str = "plain") -> str:
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+# --------------------------------------------------------------------------- whole arrays at once
+
+#: 10**d is exact in float64 up to d = 22; units up to 2**40 leave room for the tie test below.
+_MAX_FAST_DECIMALS = 22
+_MAX_FAST_UNITS = 2.0**40
+
+
+def _units(x: np.ndarray, decimals: int) -> tuple[np.ndarray, np.ndarray]:
+    """(|x| rounded half-up to whole units of 10^-decimals, where that is certain).
+
+    |x|·10^d is computed in float64, within a few units of its last place of the exact product;
+    when its fraction is further than that from one half, the half-up direction of the decimal
+    value a reader sees is the same as the float's. The rest (near a tie, too large, not finite)
+    is marked uncertain, for exact Decimal arithmetic.
+    """
+    with np.errstate(all="ignore"):
+        scaled = np.abs(x) * 10.0**decimals
+        whole = np.floor(scaled)
+        fraction = scaled - whole
+        units = whole + (fraction >= 0.5)
+        certain = (np.isfinite(scaled) & (scaled < _MAX_FAST_UNITS)
+                   & (np.abs(fraction - 0.5) > 8 * np.spacing(scaled) + 1e-9))
+    if decimals > _MAX_FAST_DECIMALS or decimals < 0:
+        certain[...] = False
+    return units, certain
+
+
+def round_half_up_array(values: np.ndarray, decimals: int) -> np.ndarray:
+    """`round_array` for whole arrays at once: the same floats, without a Decimal per entry.
+
+    Entries near a tie, huge or not finite fall back to `round_half_up`, exactly as before.
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    units, certain = _units(x, decimals)
+    with np.errstate(all="ignore"):
+        out = np.copysign(units, x) / 10.0**decimals + 0.0  # + 0.0: never -0
+    for i in np.flatnonzero(~certain):
+        out[i] = float(round_half_up(float(x[i]), decimals))
+    return out.reshape(np.shape(values))
+
+
+def format_array(values: np.ndarray, decimals: int, style: str = "plain") -> list[str]:
+    """`format_number` of every entry (in row-major order), for whole arrays at once.
+
+    An entry rounded for certain is printed from its rounded float, whose digits at `decimals`
+    places are exactly the rounded decimal's; every other entry (near a tie, noise, a real value
+    that rounds to zero, huge, not finite) goes through `format_number` itself.
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    units, certain = _units(x, decimals)
+    certain &= (units != 0) | (x == 0)
+    with np.errstate(all="ignore"):
+        rounded = np.copysign(units, x) / 10.0**decimals + 0.0
+    spec = f".{decimals}f"
+    return [format(r, spec) if ok else format_number(v, decimals, style)
+            for r, ok, v in zip(rounded.tolist(), certain.tolist(), x.tolist())]
