@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -43,9 +42,11 @@ def source_of(*files: str | Path) -> str:
 
 def sympy_version() -> str:
     """SymPy's version, without importing SymPy."""
+    from importlib import metadata
+
     try:
         return metadata.version("sympy")
-    except metadata.PackageNotFoundError:  # pragma: no cover - SymPy is a core dependency
+    except metadata.PackageNotFoundError:  # SymPy is a core dependency: only a broken install
         return "unknown"
 
 

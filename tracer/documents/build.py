@@ -68,6 +68,10 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
         # Chapters are independent: build them side by side, one process per core, longest runs
         # first. Forked workers start with this process's imports; results are taken in chapter order.
         context = multiprocessing.get_context("fork")
+        if figures:  # imported once here rather than once in every worker
+            from tracer.documents.figures import preload_plotting
+
+            preload_plotting()
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
             longest_first = sorted(jobs, key=lambda job: -job.chapter.steps)
             futures = {id(job): pool.submit(_build_one, job) for job in longest_first}
