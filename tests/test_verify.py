@@ -137,12 +137,15 @@ def test_cli_json_has_one_entry_per_check(capsys):
 # --------------------------------------------------------------------------- a bug makes verify fail
 
 
+def _wrong_sigmoid_gradient(self, Z, A, out=None):
+    """σ(1 + σ) instead of σ(1 − σ): a planted bug."""
+    out = np.add(1.0, A, out=out)
+    out *= A
+    return out
+
+
 def test_a_planted_bug_makes_verify_exit_3(monkeypatch, capsys):
-    def wrong(self, Z, A, out=None):
-        out = np.add(1.0, A, out=out)
-        out *= A
-        return out
-    monkeypatch.setattr(Sigmoid, "local_gradient", wrong)
+    monkeypatch.setattr(Sigmoid, "local_gradient", _wrong_sigmoid_gradient)
     report = verify(tracer.load_chapter("01-or-one-example"))
     assert not report.ok and report.exit_status == 3
     for witness in ("local gradient", "oracle", "finite differences"):
@@ -233,11 +236,7 @@ def test_finite_differences_leave_out_what_straddles_a_kink():
 
 def test_a_real_bug_is_still_caught_on_an_extreme_chapter(monkeypatch, capsys):
     # The leniency above (clips, kinks, round-off of a huge cost) must not hide a wrong derivative.
-    def wrong(self, Z, A, out=None):
-        out = np.add(1.0, A, out=out)
-        out *= A
-        return out
-    monkeypatch.setattr(Sigmoid, "local_gradient", wrong)
+    monkeypatch.setattr(Sigmoid, "local_gradient", _wrong_sigmoid_gradient)
     status, out, _ = _verify_cleanly("i11-huge-z-sigmoid", capsys)
     assert status == 3 and "DISAGREEMENT" in out
 
