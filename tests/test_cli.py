@@ -96,3 +96,21 @@ def test_trace_trains_up_to_the_asked_step_and_records_only_it(capsys, monkeypat
     # The same numbers, printed the same, as from the chapter's own full run.
     full = step_report(trace_of("04-xor-hidden-layer"), 30, tracer.load_chapter("04-xor-hidden-layer").display.decimals_of)
     assert capsys.readouterr().out.strip() == full.strip()
+
+
+def test_a_saved_trace_prints_exactly_as_a_live_one(capsys, tmp_path):
+    saved = tmp_path / "t.npz"
+    assert main(["run", "02-or-batch", "--save", str(saved)]) == 0
+    capsys.readouterr()
+    assert main(["trace", "02-or-batch", "--step", "1"]) == 0
+    live = capsys.readouterr().out
+    assert main(["trace", str(saved), "--step", "1"]) == 0
+    assert capsys.readouterr().out == live and "passes on db1 = [[-0.031]]" in live
+
+
+def test_documents_go_to_a_folder_nothing_else_writes_to():
+    from pathlib import Path
+
+    from tracer.cli import build_parser
+
+    assert build_parser().parse_args(["build"]).output == Path("tracer-build")  # setuptools uses ./build/
