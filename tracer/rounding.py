@@ -7,6 +7,7 @@ see. Every figure the project prints goes through this module.
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 import numpy as np
@@ -108,59 +109,104 @@ def format_number(x: float, decimals: int, style: str = "plain") -> str:
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-# --------------------------------------------------------------------------- whole arrays at once
-
-#: 10**d is exact in float64 up to d = 22; units up to 2**40 leave room for the tie test below.
-_MAX_FAST_DECIMALS = 22
-_MAX_FAST_UNITS = 2.0**40
+#: Below this magnitude a worked figure is written in scientific notation (5.1e-05, not 0.000051).
+SCIENTIFIC_BELOW = 1e-4
 
 
-def _units(x: np.ndarray, decimals: int) -> tuple[np.ndarray, np.ndarray]:
-    """(|x| rounded half-up to whole units of 10^-decimals, where that is certain).
-
-    |x|·10^d is computed in float64, within a few units of its last place of the exact product;
-    when its fraction is further than that from one half, the half-up direction of the decimal
-    value a reader sees is the same as the float's. The rest (near a tie, too large, not finite)
-    is marked uncertain, for exact Decimal arithmetic.
-    """
-    with np.errstate(all="ignore"):
-        scaled = np.abs(x) * 10.0**decimals
-        whole = np.floor(scaled)
-        fraction = scaled - whole
-        units = whole + (fraction >= 0.5)
-        certain = (np.isfinite(scaled) & (scaled < _MAX_FAST_UNITS)
-                   & (np.abs(fraction - 0.5) > 8 * np.spacing(scaled) + 1e-9))
-    if decimals > _MAX_FAST_DECIMALS or decimals < 0:
-        certain[...] = False
-    return units, certain
+def shown_decimals(x: float, decimals: int, guard: int = 0) -> int:
+    """Decimals a worked figure is shown with: `decimals`, or more so that a small value keeps
+    SMALL_SIGNIFICANT significant digits (0.00051, not 0.001), plus `guard` extra digits."""
+    x = abs(float(x))
+    if x < ZERO_FLOOR or not math.isfinite(x):
+        return decimals + guard
+    power = math.log10(x)
+    # The decimal exponent of x's leading digit (0.000506 → -4); exact via Decimal near a power of 10.
+    leading = to_decimal(x).adjusted() if abs(power - round(power)) < 1e-9 else math.floor(power)
+    return max(decimals, SMALL_SIGNIFICANT - 1 - leading) + guard
 
 
-def round_half_up_array(values: np.ndarray, decimals: int) -> np.ndarray:
-    """`round_array` for whole arrays at once: the same floats, without a Decimal per entry.
+def shown(x: float, decimals: int, guard: int = 0) -> str:
+    """A worked figure as the document prints it, in Python's float syntax: half-up to
+    `shown_decimals`, trailing zeros kept ('-0.044', '0.00051', '5.1e-05'), never '-0'."""
+    x = float(x)
+    if is_noise(x):
+        x = 0.0
+    places = shown_decimals(x, decimals, guard)
+    if abs(x) >= SCIENTIFIC_BELOW or x == 0:
+        text = f"{x:.{places}f}"  # rounds the binary value: differs from half-up only on a decimal tie
+        digits = repr(x).partition(".")[2]
+        if "e" in repr(x) or (len(digits) == places + 1 and digits.endswith("5")):
+            text = f"{round_half_up(x, places):.{places}f}"
+        return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+    rounded = round_half_up(x, places)
+    if rounded != 0 and abs(rounded) < Decimal(repr(SCIENTIFIC_BELOW)):
+        digits = places + rounded.adjusted()  # significant digits after the first
+        mantissa = rounded.scaleb(-rounded.adjusted())
+        return f"{mantissa:.{max(digits, 0)}f}e{rounded.adjusted():+03d}"
+    return f"{rounded:.{places}f}"
 
-    Entries near a tie, huge or not finite fall back to `round_half_up`, exactly as before.
-    """
-    x = np.asarray(values, dtype=float).ravel()
-    units, certain = _units(x, decimals)
-    with np.errstate(all="ignore"):
-        out = np.copysign(units, x) / 10.0**decimals + 0.0  # + 0.0: never -0
-    for i in np.flatnonzero(~certain):
-        out[i] = float(round_half_up(float(x[i]), decimals))
-    return out.reshape(np.shape(values))
+
+def _shown_places(a: np.ndarray, decimals: int) -> np.ndarray:
+    """`shown_decimals` of every entry of `a` (an array), without a Python loop but near powers of 10."""
+    ax = np.abs(a)
+    places = np.full(a.shape, decimals, dtype=np.int64)
+    real = (ax >= ZERO_FLOOR) & np.isfinite(ax)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power = np.log10(np.where(real, ax, 1.0))
+    lead = np.floor(power)
+    for i in np.flatnonzero(real & (np.abs(power - np.round(power)) < 1e-9)):
+        lead.flat[i] = to_decimal(ax.flat[i]).adjusted()
+    return np.where(real, np.maximum(decimals, SMALL_SIGNIFICANT - 1 - lead).astype(np.int64), places)
+
+
+def _round_places(a: np.ndarray, places: np.ndarray) -> np.ndarray:
+    """Each entry of `a` half-up (on its decimal value) to its own number of places, as floats."""
+    scale = 10.0 ** places
+    y = np.abs(a) * scale
+    out = np.sign(a) * np.floor(y + 0.5) / scale
+    # Near a decimal tie (or beyond exact float integers) the binary product can fall either side: exact path.
+    near = (np.abs(y - np.floor(y) - 0.5) <= 1e-9 * np.maximum(y, 1.0)) | (y > 2.0**52) | ~np.isfinite(y)
+    for i in np.flatnonzero(near):
+        x = float(a.flat[i])
+        out.flat[i] = float(round_half_up(x, int(places.flat[i]))) if math.isfinite(x) else x
+    out[out == 0] = 0.0  # never -0
+    return out
+
+
+def round_shown(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Every entry rounded as `shown` prints it (a hand calculation carries exactly what it wrote)."""
+    a = np.array(values, dtype=float).reshape(-1)
+    a[np.abs(a) < ZERO_FLOOR] = 0.0
+    return _round_places(a, _shown_places(a, decimals)).reshape(np.shape(values))
+
+
+def shown_array(values: np.ndarray, decimals: int, guard: int = 0) -> list[str]:
+    """`shown` of every entry (flattened, in order); `guard` digits only on entries that `round_shown`
+    changes (a value already carried as printed gains nothing from them)."""
+    a = np.array(values, dtype=float).ravel()
+    a[np.abs(a) < ZERO_FLOOR] = 0.0
+    places = _shown_places(a, decimals)
+    if guard:
+        carried = np.abs(_round_places(a, places) - a) <= 1e-12 * np.maximum(1.0, np.abs(a))
+        places = places + np.where(carried, 0, guard)
+    rounded = _round_places(a, places)
+    return [f"{r:.{p}f}" if abs(r) >= SCIENTIFIC_BELOW or r == 0 else shown(x, decimals, int(p) - d0)
+            for r, p, x, d0 in zip(rounded.tolist(), places.tolist(), a.tolist(),
+                                   _shown_places(a, decimals).tolist())]
 
 
 def format_array(values: np.ndarray, decimals: int, style: str = "plain") -> list[str]:
     """`format_number` of every entry (in row-major order), for whole arrays at once.
 
-    An entry rounded for certain is printed from its rounded float, whose digits at `decimals`
-    places are exactly the rounded decimal's; every other entry (near a tie, noise, a real value
-    that rounds to zero, huge, not finite) goes through `format_number` itself.
+    Entries are rounded together by `_round_places` (exact decimal arithmetic only near a tie); a
+    rounded float's digits at `decimals` places are exactly the rounded decimal's while it is under
+    2**40 units. Noise, a real value that rounds to zero, huge values and what is not finite go
+    through `format_number` itself.
     """
     x = np.asarray(values, dtype=float).ravel()
-    units, certain = _units(x, decimals)
-    certain &= (units != 0) | (x == 0)
-    with np.errstate(all="ignore"):
-        rounded = np.copysign(units, x) / 10.0**decimals + 0.0
+    with np.errstate(all="ignore"):  # infinities are printed by format_number below
+        rounded = _round_places(x, np.full(x.shape, decimals, dtype=np.int64))
+        plain = (np.abs(x) * 10.0**decimals < 2.0**40) & ((rounded != 0) | (x == 0))  # a float's own decimals
     spec = f".{decimals}f"
     return [format(r, spec) if ok else format_number(v, decimals, style)
-            for r, ok, v in zip(rounded.tolist(), certain.tolist(), x.tolist())]
+            for r, ok, v in zip(rounded.tolist(), plain.tolist(), x.tolist())]
