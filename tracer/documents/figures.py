@@ -562,8 +562,9 @@ def tikz_document(body: str) -> str:
 
 
 def preload_plotting() -> None:
-    """Import matplotlib and the SVG and PDF writers now (about a third of a second), so that
-    worker processes forked afterwards start with them instead of importing them each."""
+    """Import matplotlib with its SVG and PDF writers (about a third of a second), and the graphviz
+    package, now: worker processes forked afterwards start with them instead of importing them each."""
+    import graphviz  # noqa: F401
     import matplotlib.backends.backend_pdf  # noqa: F401
     import matplotlib.backends.backend_svg  # noqa: F401
     import matplotlib.figure  # noqa: F401
