@@ -1,0 +1,126 @@
+"""The chapter notebooks: run in a fresh python3 kernel, every number they print equals the trace's.
+
+The oracle is the trace itself (tracer.run), rounded half-up to the decimals the notebook printed;
+the notebook recomputes everything in plain NumPy without tracer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from decimal import ROUND_HALF_UP, Decimal
+
+import numpy as np
+import pytest
+
+from conftest import bundled_trace, needs
+from tracer.engine.chapter import bundled_chapters, load_chapter
+
+if os.environ.get("CI"):  # .ci/run installs them: there a missing one fails
+    import nbclient
+    import nbformat
+else:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+
+from tracer.documents.notebook import UPDATED, notebook_text  # noqa: E402
+
+NUMBER = re.compile(r"-?\d+\.\d+(?:e[+-]\d+)?|-?\d+(?:e[+-]\d+)?")
+SHOWN = re.compile(r"^(\w+(?: \(updated\))?) =(.*)$")
+TABLE = re.compile(r"^step (\d+): cost = (\S+)$")
+CHAPTERS = [p.stem for p in bundled_chapters()]
+
+
+def execute(text: str) -> object:
+    nb = nbformat.reads(text, as_version=4)
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120, allow_errors=False).execute()
+    return nb
+
+
+def printed(nb) -> list[tuple[int, str, list[str]]]:
+    """(step, trace name, the numbers printed for it) for every `show` and cost-table line."""
+    found: list[tuple[int, str, list[str]]] = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        step = cell.metadata.get("tracer", {}).get("step")
+        text = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stdout")
+        for line in text.splitlines():
+            table = TABLE.match(line)
+            if table:
+                found.append((int(table[1]), "costs", [table[2]]))
+                continue
+            shown = SHOWN.match(line)
+            if shown:
+                assert step is not None, f"a cell without a step prints {line!r}"
+                name = shown[1].replace(UPDATED, "_after")
+                found.append((step, name, NUMBER.findall(shown[2])))
+            elif found and line.startswith("  ["):
+                found[-1][2].extend(NUMBER.findall(line))
+    return found
+
+
+def agrees(text: str, exact: float) -> bool:
+    """`text` is `exact` rounded half-up to the precision `text` shows (2 significant digits if in e-notation)."""
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return f"{exact:.{len(mantissa.split('.')[1])}e}".split("e") == [mantissa, f"{int(exponent):+03d}"]
+    places = len(text.split(".")[1]) if "." in text else 0
+    rounded = Decimal(repr(float(exact))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return Decimal(text) == rounded
+
+
+def mismatches(nb, chapter: str) -> tuple[int, list[str]]:
+    trace = bundled_trace(chapter)
+    count, wrong = 0, []
+    for step, name, numbers in printed(nb):
+        exact = trace.costs[step:step + 1] if name == "costs" else np.ravel(trace.value(name, step))
+        assert len(numbers) == exact.size, f"{chapter} step {step} {name}: printed {numbers}"
+        for text, x in zip(numbers, exact):
+            count += 1
+            if not agrees(text, float(x)):
+                wrong.append(f"{chapter} step {step} {name}: printed {text}, trace {x!r}")
+    return count, wrong
+
+
+@pytest.fixture(scope="module")
+def executed():
+    """Every bundled chapter's notebook, executed once in its own fresh kernel."""
+    return {name: execute(notebook_text(load_chapter(name), bundled_trace(name))) for name in CHAPTERS}
+
+
+@needs("python3")
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_number_a_notebook_prints_is_the_traces_at_its_printed_precision(executed, chapter):
+    count, wrong = mismatches(executed[chapter], chapter)
+    assert not wrong
+    steps = {s for s, name, _ in printed(executed[chapter]) if name != "costs"}
+    assert count >= 15 and 0 in steps
+
+
+def test_the_notebook_needs_only_numpy_and_names_things_as_the_article():
+    text = notebook_text(load_chapter("04-xor-hidden-layer"), bundled_trace("04-xor-hidden-layer"))
+    nb = nbformat.reads(text, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "tracer" not in code
+    imports = set(re.findall(r"^\s*(?:import|from) (\w+)", code, flags=re.M))
+    assert imports <= {"numpy", "decimal", "matplotlib"}
+    for name in ("Z1 = W1 @ A0 + b1", "dZ2 = dA2 * dA2_dZ2", "dW1 = dZ1 @ A0.T", "dA1 = W2.T @ dZ2"):
+        assert name in code
+    assert nb.metadata.kernelspec.name == "python3"
+    nbformat.validate(nb)
+
+
+def test_a_notebook_is_byte_identical_from_run_to_run():
+    chapter = load_chapter("06-xor-relu-adam")
+    assert notebook_text(chapter, bundled_trace(chapter.name)) == notebook_text(chapter, bundled_trace(chapter.name))
+
+
+@needs("python3")
+def test_an_altered_cell_is_caught():
+    text = notebook_text(load_chapter("02-or-batch"), bundled_trace("02-or-batch"))
+    nb = nbformat.reads(text, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("dA1_dZ1 = "))
+    cell.source = cell.source.replace("A1 * (1 - A1)", "A1 * (1 + A1)", 1)
+    count, wrong = mismatches(execute(nbformat.writes(nb)), "02-or-batch")
+    assert wrong and any("dZ1" in w for w in wrong)
