@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and its answers. With no CHAPTER, every bundled chapter.")
     p.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter file or bundled chapter name")
     _document_options(p, "build", "the documents", "md,tex,pdf",
-                      "comma-separated formats among md, tex, pdf (default: all three; PDF needs pdflatex)")
+                      "comma-separated formats among md, tex, pdf, json (default: md, tex, pdf; PDF needs pdflatex; json is the document model)")
     # --- check / exercises parsers (issue 5)
     p = sub.add_parser("check", help="check a student's answers for one step; name the likely mistake",
                        description="Judge each answer (QUANTITY = VALUE) against the step as tracer computes it, "

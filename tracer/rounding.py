@@ -83,3 +83,38 @@ def format_number(x: float, decimals: int, style: str = "plain") -> str:
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+#: Below this magnitude a worked figure is written in scientific notation (5.1e-05, not 0.000051).
+SCIENTIFIC_BELOW = 1e-4
+
+
+def shown_decimals(x: float, decimals: int, guard: int = 0) -> int:
+    """Decimals a worked figure is shown with: `decimals`, or more so that a small value keeps
+    SMALL_SIGNIFICANT significant digits (0.00051, not 0.001), plus `guard` extra digits."""
+    x = abs(float(x))
+    if x == 0 or is_noise(x) or not np.isfinite(x):
+        return decimals + guard
+    leading = to_decimal(x).adjusted()  # 0.000506 → -4
+    return max(decimals, SMALL_SIGNIFICANT - 1 - leading) + guard
+
+
+def shown(x: float, decimals: int, guard: int = 0) -> str:
+    """A worked figure as the document prints it, in Python's float syntax: half-up to
+    `shown_decimals`, trailing zeros kept ('-0.044', '0.00051', '5.1e-05'), never '-0'."""
+    x = float(x)
+    if is_noise(x):
+        x = 0.0
+    places = shown_decimals(x, decimals, guard)
+    rounded = round_half_up(x, places)
+    if rounded != 0 and abs(rounded) < Decimal(repr(SCIENTIFIC_BELOW)):
+        digits = places + rounded.adjusted()  # significant digits after the first
+        mantissa = rounded.scaleb(-rounded.adjusted())
+        return f"{mantissa:.{max(digits, 0)}f}e{rounded.adjusted():+03d}"
+    return f"{rounded:.{places}f}"
+
+
+def round_shown(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Every entry rounded as `shown` prints it (a hand calculation carries exactly what it wrote)."""
+    flat = [float(shown(v, decimals)) for v in np.asarray(values, dtype=float).ravel()]
+    return np.array(flat, dtype=float).reshape(np.shape(values))

@@ -1,12 +1,13 @@
 """Building a chapter's documents: train it once, render each format, compile the PDF.
 
-`build` writes `<chapter>.md`, `<chapter>.tex` and `<chapter>.pdf` (when pdflatex is on the PATH)
-for each chapter, side by side in one process per core; the text itself comes from `render`.
+`build` writes `<chapter>.md`, `<chapter>.tex`, `<chapter>.pdf` (when pdflatex is on the PATH) and
+`<chapter>.json` (the document model, tracer.documents.model) for each chapter, side by side in one process per core; the text itself comes from `render`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import shutil
@@ -19,10 +20,12 @@ from typing import Callable, Iterable, Sequence
 
 import jinja2
 
+from tracer.documents.model import document_model
 from tracer.documents.render import (
     MAIN_TEMPLATE,
     TemplateError,
     document_context,
+    document_traces,
     environment,
     render,
 )
@@ -32,7 +35,7 @@ from tracer.engine.train import run
 from tracer.errors import TracerError
 from tracer.output import write_atomic
 
-FORMATS = ("md", "tex", "pdf")
+FORMATS = ("md", "tex", "pdf", "json")
 
 
 def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iterable[str] = ("md", "tex"),
@@ -99,9 +102,13 @@ class _Job:
 def _build_one(job: _Job, env: jinja2.Environment | None = None) -> list[Path]:
     chapter = job.chapter
     env = env or environment(job.user_templates)
-    trace = run(chapter)
-    context = document_context(chapter, trace)
+    trace, hand = document_traces(chapter, run(chapter))
+    model = document_model(chapter, trace, hand)
+    context = document_context(chapter, trace, other=hand, model=model)
     written: list[Path] = []
+    if "json" in job.formats:
+        text = json.dumps(model.to_dict(), indent=1, ensure_ascii=False) + "\n"
+        written.append(write_atomic(job.out_dir / f"{chapter.name}.json", text))
     tex_path = None
     for fmt in job.texts:
         pictures = _figures(chapter, trace, job.out_dir, fmt) if job.figures else {}

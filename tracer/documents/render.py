@@ -33,6 +33,7 @@ from tracer.engine.graph import ACTIVATIONS, COSTS
 from tracer.engine.optimizers import DEFAULTS, OPTIMIZERS
 from tracer.engine.trace import Trace
 from tracer.engine.train import run
+from tracer.documents.model import recorded_needs
 from tracer.errors import TracerError
 from tracer.resources import bundled_path
 from tracer.rounding import format_number
@@ -514,8 +515,26 @@ def _steps(section: Any, key: str, last: int) -> list[int]:
 # --------------------------------------------------------------------------- the render context
 
 
+def document_traces(chapter: Chapter, trace: Trace | None = None, other: Trace | None = None) -> tuple[Trace, Trace]:
+    """(full-precision trace, hand-carried trace) recording every step the document shows.
+
+    Either may be given (in either order); what is missing or does not record the shown steps is run.
+    """
+    given = [t for t in (trace, other) if t is not None]
+    full = next((t for t in given if t.meta["carry"] == "full"), None)
+    hand = next((t for t in given if t.meta["carry"] == "rounded"), None)
+    needed = recorded_needs(chapter)
+    if full is None or not set(needed) <= set(full.steps.tolist()):
+        recorded = set(full.steps.tolist()) if full is not None else set(chapter.recorded_steps())
+        full = run(chapter, carry="full", record=sorted(recorded | set(needed)))
+    if hand is None or not set(needed) <= set(hand.steps.tolist()):
+        hand = run(chapter, carry="rounded", steps=max(needed) + 1, record=needed)
+    return full, hand
+
+
 def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "md",
-                     figures: dict[str, str] | None = None, other: Trace | None = None) -> dict[str, Any]:
+                     figures: dict[str, str] | None = None, other: Trace | None = None,
+                     model: Any = None) -> dict[str, Any]:
     """Everything the templates see for one chapter (public: the exercise sheets reuse it)."""
     spec = document_spec(chapter)
     if trace is None:

@@ -1,0 +1,121 @@
+"""The document model (tracer/documents/model.py): its JSON, and the calculator invariant audited
+with an evaluator of the operation tree written here, independent of the code that made the numbers."""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tracer.documents import build
+from tracer.engine.chapter import bundled_chapters
+
+LINE_KEYS = {"step", "quantity", "formula", "expression", "result"}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, dict]:
+    """Every bundled chapter's document model, as `tracer build --format json` writes it."""
+    out = tmp_path_factory.mktemp("json")
+    build.build([p.stem for p in bundled_chapters()], out, ["json"], figures=False)
+    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(out).glob("*.json"))}
+
+
+# --------------------------------------------------------------------------- the audit's own evaluator
+
+
+def _number(text: str) -> Decimal:
+    assert isinstance(text, str), f"a printed number must be a string, got {text!r}"
+    float(text)  # Python's float syntax
+    return Decimal(text)
+
+
+def _value(tree):
+    """The tree's value in float64, from the printed strings; NumPy does the element-wise arithmetic."""
+    if isinstance(tree, str):
+        return float(_number(tree))
+    if isinstance(tree, list):
+        return np.array([_value(t) for t in tree], dtype=float)
+    a = [_value(x) for x in tree["args"]]
+    op = tree["op"]
+    if op == "add":
+        return sum(a[1:], start=a[0])
+    if op == "sum":
+        if "axis" in tree:
+            return np.sum(a[0], axis=tree["axis"], keepdims=True)
+        return np.sum(a[0])
+    table = {
+        "sub": lambda x, y: x - y, "mul": lambda x, y: x * y, "matmul": lambda x, y: x @ y,
+        "div": lambda x, y: x / y, "pow": lambda x, y: x ** y, "max": np.maximum,
+        "neg": lambda x: -x, "transpose": lambda x: np.asarray(x).T, "exp": np.exp, "log": np.log,
+        "sqrt": np.sqrt, "square": lambda x: x * x, "tanh": np.tanh, "abs": np.abs,
+        "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)), "relu": lambda x: np.where(x > 0, x, 0.0),
+        "heaviside": lambda x: np.where(x > 0, 1.0, 0.0),
+    }
+    return table[op](*a)
+
+
+def audit(line: dict) -> list[str]:
+    """What a student with a calculator would find wrong in this line (nothing: [])."""
+    result = np.asarray(line["result"], dtype=object)
+    got = np.asarray(_value(line["expression"]), dtype=float)
+    if got.size != result.size:
+        return [f"the expression has {got.size} entries, the result {result.size}"]
+    wrong = []
+    for value, text in zip(got.ravel(), result.ravel()):
+        printed = _number(text)
+        step = Decimal(1).scaleb(printed.as_tuple().exponent)
+        exact = Decimal(float(value))
+        # Half-up to the printed decimals gives `printed` when exact is in [printed − ½, printed + ½);
+        # within 1e-9 of either end is a tie, which may go either way.
+        if abs(exact - printed) > step / 2 + Decimal("1e-9"):
+            wrong.append(f"{text} but the calculator gives {value!r}")
+    return wrong
+
+
+def all_lines(models: dict[str, dict]):
+    for name, model in models.items():
+        for step in model["steps"]:
+            for line in step["lines"]:
+                yield name, line
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_every_worked_line_of_every_bundled_chapter_redoes_on_a_calculator(models, capsys):
+    lines = list(all_lines(models))
+    failures = [f"{name} step {line['step']} {line['quantity']}: {problem}"
+                for name, line in lines for problem in audit(line)]
+    with capsys.disabled():
+        print(f"\ncalculator audit: {len(lines)} worked lines in {len(models)} chapters, {len(failures)} failures")
+    assert len(lines) > 90 and len(models) == len(bundled_chapters())
+    assert not failures, "\n".join(failures[:20])
+
+
+def test_a_planted_wrong_operand_is_caught(models):
+    name, line = next((n, l) for n, l in all_lines(models) if l["quantity"] == "dW1" and n == "04-xor-hidden-layer")
+    assert audit(line) == []
+    planted = copy.deepcopy(line)
+    dz = planted["expression"]["args"][0]
+    dz[0][2] = "0.0171"  # was 0.0071: a digit copied wrongly (example 3, x = (1, 0), feeds dW1's first entry)
+    assert audit(planted)
+
+
+def test_each_worked_line_has_the_schema_keys_and_printed_numbers_as_strings(models):
+    for _, line in all_lines(models):
+        assert LINE_KEYS <= set(line)
+        for leaf in np.asarray(line["result"], dtype=object).ravel():
+            assert isinstance(leaf, str) and float(leaf) == float(leaf)
+
+
+def test_small_gradients_keep_two_significant_digits(models):
+    """Chapter 4's layer-1 gradients are near 10⁻³: printed 0.001 they would lose almost all their digits."""
+    line = next(l for n, l in all_lines(models) if n == "04-xor-hidden-layer" and l["quantity"] == "dW1")
+    for text in np.asarray(line["result"], dtype=object).ravel():
+        digits = Decimal(text).as_tuple().digits  # 0.00040 keeps its 2 digits
+        assert len(digits) >= 2 or Decimal(text) == 0, text
