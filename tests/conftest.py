@@ -16,6 +16,14 @@ def bundled_trace(name: str, carry: str = "full") -> tracer.Trace:
     return tracer.run(tracer.load_chapter(name), carry=carry)
 
 
+@functools.lru_cache(maxsize=None)
+def bundled_lecture(name: str):
+    """A bundled chapter's document model with its full and hand-carried traces (slides, notebook, page)."""
+    from tracer.documents.lecture import lecture
+
+    return lecture(tracer.load_chapter(name), bundled_trace(name))
+
+
 @pytest.fixture
 def trace_of():
     """trace_of("02-or-batch") is that bundled chapter's trace (cached across tests)."""

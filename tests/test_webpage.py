@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import bundled_trace, needs
+from conftest import bundled_lecture, bundled_trace, needs
 from tracer.documents.webpage import webpage
 from tracer.engine.chapter import bundled_chapters, load_chapter
 
@@ -45,7 +45,8 @@ def pages(tmp_path_factory):
     written = {}
     for name in CHAPTERS:
         path = out / f"{name}.html"
-        path.write_text(webpage(load_chapter(name), bundled_trace(name)), encoding="utf-8")
+        lec = bundled_lecture(name)
+        path.write_text(webpage(load_chapter(name), lec.full, lec), encoding="utf-8")
         written[name] = path
     return written
 

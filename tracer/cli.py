@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and its answers. With no CHAPTER, every bundled chapter.")
     p.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter file or bundled chapter name")
     _document_options(p, "build", "the documents", "md,tex,pdf",
-                      "comma-separated formats among md, tex, pdf, json (default: md, tex, pdf; PDF needs pdflatex; json is the document model)")
+                      "comma-separated formats among md, tex, pdf, json, slides, ipynb, html (default: md, tex, pdf; PDF "
+                      "needs pdflatex; json is the document model; slides are Beamer (<chapter>-slides.tex/.pdf), "
+                      "ipynb a NumPy notebook, html a self-contained page with a step explorer)")
     # --- check / exercises parsers (issue 5)
     p = sub.add_parser("check", help="check a student's answers for one step; name the likely mistake",
                        description="Judge each answer (QUANTITY = VALUE) against the step as tracer computes it, "

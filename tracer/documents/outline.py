@@ -18,9 +18,9 @@ from tracer.engine.trace import Trace
 from tracer.errors import TracerError
 
 #: Font size (pt) of the names in the layout; the slides set them at this size, never smaller.
-NAME_PT = 12
+NAME_PT = 10
 #: Inches: a node's size in the layout (names are short: W1, dA1 never appears in the outline).
-NODE_SIZE = 0.42
+NODE_SIZE = 0.34
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,9 @@ def _dot_source(graph: Graph) -> str:
     shapes = {"input": "box", "target": "box", "parameter": "box", "linear": "circle", "activation": "circle",
               "cost": "ellipse"}
     out = ["digraph outline {",
-           f'  graph [rankdir=LR, nodesep=0.18, ranksep=0.32, pad=0.04, fontsize={NAME_PT}];',
-           f'  node [fontsize={NAME_PT}, fixedsize=true, width={NODE_SIZE}, height={NODE_SIZE}];']
+           f'  graph [rankdir=LR, nodesep=0.12, ranksep=0.22, pad=0.04, fontsize={NAME_PT}];',
+           f'  node [fontsize={NAME_PT}, fixedsize=true, width={NODE_SIZE}, height={NODE_SIZE}];',
+           '  edge [arrowsize=0.6];']
     rows: dict[str, list[str]] = {}
     for node in graph.nodes.values():
         shape = shapes[node.kind]
@@ -163,6 +164,16 @@ def outline_svg(o: Outline, describe) -> str:
     return "\n".join(out + ["</svg>"])
 
 
+def node_tikz(n: Placed, extra: str = "") -> str:
+    """One node as a TikZ `\\node` at its place, drawn at its laid-out size; `extra` adds options."""
+    shape = "ellipse" if n.kind in ("linear", "activation", "cost") else "rectangle"
+    base = "tracerparam" if n.kind == "parameter" else "white"
+    corners = ", rounded corners=3bp" if n.kind in ("input", "target") else ""
+    return (rf"\node[tracernode, {shape}{corners}, fill={base}, minimum width={n.w:.1f}bp, "
+            rf"minimum height={n.h:.1f}bp{', ' + extra if extra else ''}] at ({n.x:.1f}bp,{n.y:.1f}bp) "
+            rf"{{{latex_label([Line((n.sym,))])}}};")
+
+
 def outline_tikz(o: Outline, styles: dict[str, str] | None = None) -> str:
     """The outline as TikZ commands (no tikzpicture around them): arrows, then each node `\\node` by id.
 
@@ -181,10 +192,5 @@ def outline_tikz(o: Outline, styles: dict[str, str] | None = None) -> str:
         if a.tip:
             out.append(r"\fill[tracerarrowhead] " + " -- ".join(pt(*q) for q in a.tip) + " -- cycle;")
     for n in o.nodes:
-        shape = "ellipse" if n.kind in ("linear", "activation", "cost") else "rectangle"
-        base = "tracerparam" if n.kind == "parameter" else "white"
-        extra = styles.get(n.id, "")
-        out.append(rf"\node[tracernode, {shape}, fill={base}, minimum width={n.w:.1f}bp, "
-                   rf"minimum height={n.h:.1f}bp{', ' + extra if extra else ''}] ({n.id}) at {pt(n.x, n.y)} "
-                   rf"{{{latex_label([Line((n.sym,))])}}};")
+        out.append(node_tikz(n, styles.get(n.id, "")))
     return "\n".join(out) + "\n"

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from tracer.documents.lecture import Lecture, lecture
+from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex
 from tracer.documents.outline import Placed, outline, outline_svg
-from tracer.documents.render import environment, render, symbol
+from tracer.documents.model import symbol
+from tracer.documents.render import environment, render
 from tracer.engine.chapter import Chapter
 from tracer.engine.trace import Trace
 from tracer.resources import bundled_path
-from tracer.rounding import format_number
+from tracer.rounding import format_number, shown
 
 TEMPLATE = "page.html.j2"
 #: At most this many recorded steps go into the page (evenly spread, first, last and worked steps kept).
@@ -52,7 +53,7 @@ def _numbers(chapter: Chapter, quantity: str, value: Any, whole: bool = False) -
     if (whole or q in WHOLE) and np.all(np.mod(array, 1) == 0):
         return [[str(int(x)) for x in row] for row in array]
     decimals = chapter.display.decimals_of(q)
-    return [[format_number(x, decimals) for x in row] for row in array]
+    return [[shown(x, decimals) for x in row] for row in array]
 
 
 def _of(node: str, wrt: str) -> str:
@@ -81,7 +82,7 @@ def explorer_data(chapter: Chapter, trace: Trace, steps: list[int]) -> dict[str,
         nodes["Y"] = {"value": _numbers(chapter, "Y", trace.batch(step)[1]), "local": [], "receives": None,
                       "passes": []}
         at.append(nodes)
-    return {"steps": steps, "cost": [format_number(trace.costs[s], chapter.display.decimals_of("cost")) for s in steps],
+    return {"steps": steps, "cost": [shown(trace.costs[s], chapter.display.decimals_of("cost")) for s in steps],
             "at": at}
 
 
@@ -135,6 +136,7 @@ def _script_json(value: Any) -> str:
 def webpage(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_templates=None) -> str:
     """The page's HTML text, byte-identical from run to run."""
     lec = lec or lecture(chapter, trace)
+    trace = lec.full
     steps = kept_steps(trace, lec.shown_steps)
     graph = outline(chapter, trace)
 
@@ -144,14 +146,18 @@ def webpage(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_tem
 
     script, css = _katex_assets()
     context = {
-        "lec": lec, "chapter": chapter, "ctx": lec.context,
+        "model": lec.model, "chapter": chapter,
+        "worked": [{"step": st.step, "kind": st.kind, "comparison": st.comparison,
+                    "phases": [{"title": PHASE_TITLES[phase],
+                                "lines": [line_latex(ln) for ln in st.lines if ln.phase == phase]}
+                               for phase in PHASE_TITLES if any(ln.phase == phase for ln in st.lines)],
+                    "comments": [c.text for c in st.comments]} for st in lec.model.steps],
         "graph_svg": outline_svg(graph, describe),
         "data": _script_json({**explorer_data(chapter, trace, steps), "curve": _curve(trace, steps)}),
         "curve": _curve(trace, steps), "kept": len(steps), "recorded": len(trace.steps),
         "steps_run": int(trace.meta["steps_run"]),
-        "table": [{"step": s, "cost": format_number(trace.costs[s], lec.table_decimals)} for s in lec.table_steps],
+        "table": lec.table,
         "katex_js": script.replace("</", "<\\/"), "katex_css": css,
-        "phases": {"forward": "Forward pass", "cost": "The cost", "backward": "Backward pass", "update": "Update"},
     }
     env = environment(user_templates)
     env.autoescape = True
