@@ -141,7 +141,7 @@ def outline_svg(o: Outline, describe) -> str:
     """The outline as inline SVG: each node a focusable button (`describe(node)` is its accessible name)."""
     flip = lambda y: o.height - y  # noqa: E731  (SVG's y runs down)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {o.width:.0f} {o.height:.0f}" '
-           f'width="{o.width * 1.5:.0f}" height="{o.height * 1.5:.0f}" class="graph" role="group" '
+           f'width="{o.width * 2.2:.0f}" height="{o.height * 2.2:.0f}" class="graph" role="group" '
            'aria-label="The computational graph: choose a node to see its numbers at the chosen step">']
     for a in o.arrows:
         if a.points:
