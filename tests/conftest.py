@@ -30,6 +30,17 @@ def trace_of():
     return bundled_trace
 
 
+def agrees(text: str, exact: float) -> bool:
+    """A printed number is `exact` rounded half-up to the precision it shows (e-notation: its significant digits)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return f"{exact:.{len(mantissa.split('.')[1])}e}".split("e") == [mantissa, f"{int(exponent):+03d}"]
+    places = len(text.split(".")[1]) if "." in text else 0
+    return Decimal(text) == Decimal(repr(float(exact))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
 def needs(program: str, installed: bool | None = None) -> pytest.MarkDecorator:
     """Skip where `program` is missing, except in CI (CI=true), where .ci/run installs it: there the
     test runs and fails, so a missing install step cannot hide behind a skip."""

@@ -10,12 +10,11 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
-from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pytest
 
-from conftest import bundled_lecture, bundled_trace, needs
+from conftest import agrees, bundled_lecture, bundled_trace, needs
 from tracer.engine.chapter import bundled_chapters, load_chapter
 
 if os.environ.get("CI"):  # .ci/run installs them: there a missing one fails
@@ -61,16 +60,6 @@ def printed(nb) -> list[tuple[int, str, list[str], str]]:
             elif found and line.startswith("  ["):
                 found[-1][2].extend(NUMBER.findall(line))
     return found
-
-
-def agrees(text: str, exact: float) -> bool:
-    """`text` is `exact` rounded half-up to the precision `text` shows (2 significant digits if in e-notation)."""
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{exact:.{len(mantissa.split('.')[1])}e}".split("e") == [mantissa, f"{int(exponent):+03d}"]
-    places = len(text.split(".")[1]) if "." in text else 0
-    rounded = Decimal(repr(float(exact))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    return Decimal(text) == rounded
 
 
 def traces(chapter: str):

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import bundled_lecture, bundled_trace, needs
+from conftest import agrees, bundled_lecture, bundled_trace, needs
 from tracer.documents.webpage import webpage
 from tracer.engine.chapter import bundled_chapters, load_chapter
 
@@ -29,14 +28,6 @@ def shown_numbers(driver, selector: str) -> list[str]:
 
     cells = driver.find_elements(By.CSS_SELECTOR, selector)
     return [c.text.replace("\u2212", "-") for c in cells]
-
-
-def agrees(text: str, exact: float) -> bool:
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{exact:.{len(mantissa.split('.')[1])}e}".split("e") == [mantissa, f"{int(exponent):+03d}"]
-    places = len(text.split(".")[1]) if "." in text else 0
-    return Decimal(text) == Decimal(repr(float(exact))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 @pytest.fixture(scope="module")

@@ -127,7 +127,8 @@ def expression_latex(tree: Any) -> str:
                 out += f" - {one[1:]}"
             elif not _is_leaf(a) and a["op"] == "neg":
                 inner = a["args"][0]
-                out += f" - {_wrap(inner) if _is_leaf(inner) or inner['op'] in ('add', 'sub') else expression_latex(inner)}"
+                grouped = _is_leaf(inner) or inner["op"] in ("add", "sub")
+                out += f" - {_wrap(inner) if grouped else expression_latex(inner)}"
             else:
                 term = _wrap(a) if _is_leaf(a) else expression_latex(a)
                 out += f" - {term[1:]}" if term.startswith("-") else f" + {term}"

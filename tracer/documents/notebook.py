@@ -210,7 +210,7 @@ class _Code:
                 for line in lines]
         names = [p for p in self.net.parameter_names if p not in self.chapter.frozen] + self.state_names()
         return ("def training_step(t):\n"
-                "    \"\"\"One step: forward, cost, backward, update (t counts updates from 1); returns the cost.\"\"\"\n"
+                "    \"\"\"Forward, cost, backward, update (t counts updates from 1); returns the cost.\"\"\"\n"
                 f"    global {', '.join(names)}\n" + "".join(f"    {line}\n" for line in body) + "    return cost\n")
 
 
@@ -316,7 +316,8 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None) -> Any:
         run_ = model.long_run
         first = full.at(int(full.steps[0])) if int(full.steps[0]) == 0 else None
         if first is None:
-            raise TracerError(f"{chapter.name}: the notebook's long run starts from step 0, which the trace must record")
+            raise TracerError(f"{chapter.name}: the notebook's long run starts from step 0, "
+                              "which the trace must record")
         md(f"## The whole run: {run_['steps']} steps\n\nFrom the starting parameters again, every step with the "
            "lines above, now carrying every digit (`keep = every_digit`): the cost at the steps the worked "
            "example tabulates.")

@@ -53,31 +53,40 @@ def _frame_graph(o: Outline, reached: list[tuple[int, str]], phase: str, before:
     for node, ks in spans.items():
         if node in placed:
             marks = ",".join(str(k) for k in ks)
-            out.append(rf"\only<{marks}>{{{node_tikz(placed[node], 'fill=' + TINTS[phase] + ', line width=2.4pt, draw=tracercurrent')}}}")
+            ring = node_tikz(placed[node], f"fill={TINTS[phase]}, line width=2.4pt, draw=tracercurrent")
+            out.append(rf"\only<{marks}>{{{ring}}}")
     return "\n".join(out)
+
+
+#: The frames of a worked step: the cost is the last node the forward pass reaches.
+PASSES = {"forward": ("forward", "cost"), "backward": ("backward",), "update": ("update",)}
+
+
+def _title(lec: Lecture, step: int, frame: str) -> str:
+    if frame == "forward":
+        return f"Step {step}: forward pass and cost"
+    if frame == "update":
+        return f"Step {step}: the update ({lec.model.network['optimizer_readable']})"
+    return f"Step {step}: {PHASE_TITLES[frame].lower()}"
 
 
 def slide_frames(lec: Lecture, o: Outline) -> list[dict[str, Any]]:
     """Every frame of the worked steps: title, graph (TikZ) and the overlays' worked lines."""
     frames = []
     for st in lec.model.steps:
-        forwarded: set[str] = set()
-        for phase in PHASE_TITLES:
-            lines = [ln for ln in st.lines if ln.phase == phase]
+        reached_before: set[str] = set()
+        for frame, phases in PASSES.items():
+            lines = [ln for ln in st.lines if ln.phase in phases]
             if not lines:
                 continue
-            if phase == "cost":  # the cost is the last node of the forward pass: same frame
-                continue
-            if phase == "forward":
-                lines = lines + [ln for ln in st.lines if ln.phase == "cost"]
             reached = [(k, ln.node) for k, ln in enumerate(lines, start=1)]
-            title = PHASE_TITLES[phase] if phase != "forward" else "Forward pass and cost"
             frames.append({
-                "title": f"Step {st.step}: {title.lower() if phase != 'update' else 'the update (' + lec.model.network['optimizer_readable'] + ')'}",
-                "graph": _frame_graph(o, reached, phase, forwarded if phase != "forward" else set()),
-                "lines": [{"overlay": k, "latex": line_latex(ln, LINE_WIDTH, LINE_ROWS)} for k, ln in enumerate(lines, start=1)],
+                "title": _title(lec, st.step, frame),
+                "graph": _frame_graph(o, reached, frame, reached_before),
+                "lines": [{"overlay": k, "latex": line_latex(ln, LINE_WIDTH, LINE_ROWS)}
+                          for k, ln in enumerate(lines, start=1)],
             })
-            forwarded |= {ln.node for ln in lines}
+            reached_before |= {ln.node for ln in lines}
         notes = [_maths_prose(c.text) for c in st.comments if c.kind != "author"]
         if st.comparison:
             notes.append(_maths_prose(st.comparison))
