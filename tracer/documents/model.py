@@ -181,7 +181,10 @@ def printed(value: Any, quantity: str, decimals: int, guard: int = 0, exact: boo
         x = float(array)
         if (exact or quantity in EXACT_DATA) and x.is_integer():
             return str(int(x))
-        return shown(x, decimals, 0 if exact else guard)
+        text = shown(x, decimals)
+        if guard and not exact and abs(float(text) - x) > 1e-12 * max(1.0, abs(x)):  # guard digits only on a value not carried as printed
+            return shown(x, decimals, guard)
+        return text
     return [printed(v, quantity, decimals, guard, exact) for v in array]
 
 
@@ -423,9 +426,8 @@ def _op(name: str, *args: Any, **keys: Any) -> dict[str, Any]:
 
 #: The teaching commentary, one template per moment; fields in braces come from the trace.
 COMMENTARY = {
-    "zero-input": ("${grad}$ is 0 for ${weight}$: its input ${x}$ is 0 in every example, so changing this "
-                   "weight cannot change the cost. A bias, whose input is always 1, can still move: this is "
-                   "why the article adds one."),
+    "zero-input": ("{grads} {are} 0 because {inputs} {is_} 0 in every example: changing {those} cannot change "
+                   "the cost. A bias, whose input is always 1, can still move; this is why the article adds one."),
     "bias-sum": ("The bias is added to the $z$ of every example, so its gradient is the sum of "
                  "${dz}$ over the {m} examples (one column each)."),
     "dimensions": ("Dimension check: ${dz}$ is {a}×{m} and ${prev}^{{T}}$ is {m}×{n}, so ${dw}$ is {a}×{n}, "
@@ -447,12 +449,17 @@ def _commentary(chapter: Chapter, net: Any, step: Step, v: dict[str, Any]) -> li
     for layer in net.layers:
         P = v[layer.A_prev]
         if layer.dW in quantities:
-            zero_rows = [j for j in range(P.shape[0]) if not np.any(P[j])]
-            for j in zero_rows:
-                if np.any(v[layer.dZ]) and not np.any(v[layer.dW][:, j]):
-                    x = f"x_{{{j + 1}}}" if layer.index == 1 else f"a_{{{j + 1}}}"
-                    out.append(Comment(s, layer.Z, "zero-input", COMMENTARY["zero-input"].format(
-                        grad=rf"\partial \mathrm{{Cost}} / \partial w_{{{j + 1}}}", weight=f"w_{{{j + 1}}}", x=x)))
+            zero = [j for j in range(P.shape[0])
+                    if not np.any(P[j]) and np.any(v[layer.dZ]) and not np.any(v[layer.dW][:, j])]
+            if zero:
+                x = "x" if layer.index == 1 else "a"
+                grads = ", ".join(rf"$\partial \mathrm{{Cost}} / \partial w_{{{j + 1}}}$" for j in zero)
+                inputs = ", ".join(f"${x}_{{{j + 1}}}$" for j in zero)
+                many = len(zero) > 1
+                out.append(Comment(s, layer.Z, "zero-input", COMMENTARY["zero-input"].format(
+                    grads=grads, inputs="their inputs " + inputs if many else "its input " + inputs,
+                    are="are" if many else "is", is_="are" if many else "is",
+                    those="these weights" if many else "this weight")))
             a, m = v[layer.dZ].shape
             out.append(Comment(s, layer.Z, "dimensions", COMMENTARY["dimensions"].format(
                 dz=symbol(layer.dZ), a=a, m=m, prev=symbol(layer.A_prev), n=P.shape[0], dw=symbol(layer.dW),
@@ -595,7 +602,8 @@ def _derivations(chapter: Chapter) -> list[dict[str, Any]]:
     """The SymPy derivation steps for the chapter's activations and cost."""
     out = []
     for name in derivations_used(chapter):
-        out.append({"name": name, "title": name.replace("_", " ").replace("+", " with "),
+        parts = [(ACTIVATIONS.get(n) or COSTS[n]).readable for n in name.split("+")]
+        out.append({"name": name, "title": " with ".join(parts),
                     "steps": [{"label": str(s.label), "latex": s.latex} for s in derivation(name)]})
     return out
 
