@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracer.documents.model import Document, Line, document_model
-from tracer.documents.render import Calculation, calculation, document_traces
+from tracer.documents.render import Calculation, calculation, document_traces, printed_tex, typeset
 from tracer.engine.chapter import Chapter
 from tracer.engine.trace import Trace
 
@@ -55,130 +55,11 @@ def lecture(chapter: Chapter, trace: Trace | None = None, hand: Trace | None = N
     return Lecture(model or document_model(chapter, full, hand), full, hand)
 
 
-# --------------------------------------------------------------------------- numbers and trees as LaTeX
-
-
-def number_latex(text: str) -> str:
-    """A printed number as LaTeX: '-0.044' → -0.044, '5.1e-05' → 5.1 \\times 10^{-5}."""
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return rf"{mantissa} \times 10^{{{int(exponent)}}}"
-    return text
+# --------------------------------------------------------------------------- worked lines as LaTeX
 
 
 def _is_leaf(tree: Any) -> bool:
     return not isinstance(tree, dict)
-
-
-def _scalar(tree: Any) -> str | None:
-    """The number of a scalar leaf (a 1×1 matrix counts), else None."""
-    while isinstance(tree, list) and len(tree) == 1:
-        tree = tree[0]
-    return tree if isinstance(tree, str) else None
-
-
-def leaf_latex(value: Any, transpose: bool = False) -> str:
-    """A printed leaf: a number, or a bmatrix of numbers."""
-    one = _scalar(value)
-    if one is not None:
-        return number_latex(one)
-    rows = value if isinstance(value[0], list) else [value]
-    if transpose:
-        rows = [list(r) for r in zip(*rows)]
-    body = r" \\ ".join(" & ".join(number_latex(x) for x in row) for row in rows)
-    return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
-
-
-def _needs_parens(tree: Any) -> bool:
-    if _is_leaf(tree):
-        one = _scalar(tree)
-        return one is not None and (one.startswith("-") or "e" in one)
-    return tree["op"] in ("add", "sub", "mul", "neg", "matmul", "div")
-
-
-def _wrap(tree: Any) -> str:
-    text = expression_latex(tree)
-    return rf"\left({text}\right)" if _needs_parens(tree) and not (
-        not _is_leaf(tree) and tree["op"] == "div") else text
-
-
-def _is_matrix(tree: Any) -> bool:
-    if _is_leaf(tree):
-        return _scalar(tree) is None
-    if tree["op"] in ("matmul", "transpose"):
-        return True
-    return any(_is_matrix(a) for a in tree["args"])
-
-
-FUNCTIONS = {"exp": None, "log": r"\log", "sigmoid": r"\sigma", "relu": r"\operatorname{ReLU}", "tanh": r"\tanh",
-             "sqrt": None, "abs": None, "heaviside": None}
-
-
-def expression_latex(tree: Any) -> str:
-    """An expression tree of printed numbers as LaTeX maths, as a reader writes it."""
-    if _is_leaf(tree):
-        return leaf_latex(tree)
-    name, args = tree["op"], tree["args"]
-    if name == "add":
-        out = expression_latex(args[0])
-        for a in args[1:]:
-            one = _scalar(a) if _is_leaf(a) else None
-            if one is not None and one.startswith("-") and "e" not in one:
-                out += f" - {one[1:]}"
-            elif not _is_leaf(a) and a["op"] == "neg":
-                inner = a["args"][0]
-                grouped = _is_leaf(inner) or inner["op"] in ("add", "sub")
-                out += f" - {_wrap(inner) if grouped else expression_latex(inner)}"
-            else:
-                term = _wrap(a) if _is_leaf(a) else expression_latex(a)
-                out += f" - {term[1:]}" if term.startswith("-") else f" + {term}"
-        return out
-    if name == "sub":
-        right = args[1]
-        text = _wrap(right) if (_is_leaf(right) or right["op"] in ("add", "sub", "neg")) else expression_latex(right)
-        return f"{expression_latex(args[0])} - {text}"
-    if name == "mul":
-        times = r" \odot " if _is_matrix(args[0]) and _is_matrix(args[1]) else r" \cdot "
-        parts = []
-        for a in args:
-            if not _is_leaf(a) and a["op"] == "add" and len(args) == 2 and a is args[1]:
-                parts.append(rf"\left[{expression_latex(a)}\right]")
-            else:
-                parts.append(_wrap(a))
-        return times.join(parts)
-    if name == "matmul":
-        return r" \, ".join(_wrap(a) for a in args)
-    if name == "div":
-        return rf"\frac{{{expression_latex(args[0])}}}{{{expression_latex(args[1])}}}"
-    if name == "neg":
-        inner = args[0]
-        plain = not _is_leaf(inner) and inner["op"] in ("mul", "div", "matmul", "log", "exp", "sigmoid", "square")
-        return f"-{expression_latex(inner) if plain else _wrap(inner)}"
-    if name == "transpose":
-        if _is_leaf(args[0]):
-            return leaf_latex(args[0], transpose=True)
-        return rf"\left({expression_latex(args[0])}\right)^{{T}}"
-    if name == "sum":
-        where = {0: r"_{\text{rows}}", 1: r"_{\text{columns}}"}.get(tree.get("axis"), "")
-        return rf"\textstyle\sum{where} {_wrap(args[0])}"
-    if name in ("square", "pow"):
-        power = "2" if name == "square" else expression_latex(args[1])
-        base = args[0]
-        text = _wrap(base) if _is_leaf(base) else rf"\left({expression_latex(base)}\right)"
-        return f"{text}^{{{power}}}"
-    if name == "exp":
-        return f"e^{{{expression_latex(args[0])}}}"
-    if name == "sqrt":
-        return rf"\sqrt{{{expression_latex(args[0])}}}"
-    if name == "abs":
-        return rf"\left|{expression_latex(args[0])}\right|"
-    if name == "heaviside":
-        return rf"\mathbf{{1}}\left[{expression_latex(args[0])} > 0\right]"
-    if name == "max":
-        return rf"\max\left({expression_latex(args[0])}, {expression_latex(args[1])}\right)"
-    if name == "log" and _is_leaf(args[0]) and not _needs_parens(args[0]):
-        return rf"\log {expression_latex(args[0])}"
-    return rf"{FUNCTIONS.get(name) or name}\left({expression_latex(args[0])}\right)"
 
 
 def visible_width(latex: str) -> int:
@@ -199,7 +80,7 @@ def visible_width(latex: str) -> int:
 
 def _rows(tree: Any, width: int) -> list[str]:
     """The substituted expression as rows of at most about `width` characters, broken between terms of a sum."""
-    whole = expression_latex(tree)
+    whole = typeset(tree)
     if visible_width(whole) <= width or _is_leaf(tree):
         return [whole]
     scale, body = None, tree
@@ -208,11 +89,9 @@ def _rows(tree: Any, width: int) -> list[str]:
         scale, body = tree["args"]
     if body["op"] != "add":
         return [whole]
-    terms = [expression_latex(a) for a in body["args"]]
     rows, current = [], ""
-    opening = (expression_latex(scale) + r" \cdot \bigl[") if scale is not None else ""
-    for i, term in enumerate(terms):
-        piece = term if i == 0 else f" + {term}"
+    for i, term in enumerate(typeset(a) for a in body["args"]):
+        piece = term if i == 0 else (f" - {term[1:]}" if term.startswith("-") else f" + {term}")
         if current and visible_width(current + piece) > width:
             rows.append(current)
             current = r"\quad " + piece.lstrip()
@@ -220,7 +99,7 @@ def _rows(tree: Any, width: int) -> list[str]:
             current += piece
     rows.append(current)
     if scale is not None:
-        rows[0] = opening + rows[0]
+        rows[0] = typeset(scale) + r"\bigl[" + rows[0]
         rows[-1] += r"\bigr]"
     return rows
 
@@ -228,7 +107,7 @@ def _rows(tree: Any, width: int) -> list[str]:
 def height(tree: Any) -> int:
     """Rows of numbers an expression stacks up when set (a fraction stacks its numerator on its denominator)."""
     if _is_leaf(tree):
-        return 1 if _scalar(tree) is not None else len(tree) if isinstance(tree[0], list) else 1
+        return 1 if isinstance(tree, str) or not isinstance(tree[0], list) else len(tree)
     if tree["op"] == "div":
         return height(tree["args"][0]) + height(tree["args"][1])
     if tree["op"] == "transpose" and _is_leaf(tree["args"][0]) and isinstance(tree["args"][0][0], list):
@@ -246,9 +125,9 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
     With `width` (characters) a long sum is broken over rows; a substitution still wider than that,
     or stacking more than `max_rows` rows of numbers, is left out (NOT_SHOWN) rather than shrunk.
     """
-    result = leaf_latex(line.result)
+    result = printed_tex(line.result)
     if width is None:
-        return calculation(Calculation(line.formula, expression_latex(line.expression), result, line.quantity))
+        return calculation(Calculation(line.formula, typeset(line.expression), result, line.quantity))
     rows = _rows(line.expression, width)
     too_tall = max_rows is not None and height(line.expression) > max_rows
     if too_tall or any(visible_width(r) > width for r in rows) or visible_width(result) > width:

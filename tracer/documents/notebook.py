@@ -273,7 +273,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None) -> Any:
         for c in comments_of.get(step, ()):
             if c.node == node and id(c) not in said and (c.kind == "author" or phase in ("backward", "update")):
                 said.add(id(c))
-                comments.append(c.text)
+                comments.append(c.text.replace("$", r"\$") if c.kind == "author" else c.text)
         md(f"#### {heading}\n\n{maths}".rstrip() + ("\n\n" + "\n\n".join(comments) if comments else ""))
         shows = []
         for ln in worked:

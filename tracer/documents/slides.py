@@ -87,7 +87,7 @@ def slide_frames(lec: Lecture, o: Outline) -> list[dict[str, Any]]:
                           for k, ln in enumerate(lines, start=1)],
             })
             reached_before |= {ln.node for ln in lines}
-        notes = [_maths_prose(c.text) for c in st.comments if c.kind != "author"]
+        notes = [tex_escape(c.text) if c.kind == "author" else _maths_prose(c.text) for c in st.comments]
         if st.comparison:
             notes.append(_maths_prose(st.comparison))
         if notes:

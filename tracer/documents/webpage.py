@@ -151,7 +151,8 @@ def webpage(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_tem
                     "phases": [{"title": PHASE_TITLES[phase],
                                 "lines": [line_latex(ln) for ln in st.lines if ln.phase == phase]}
                                for phase in PHASE_TITLES if any(ln.phase == phase for ln in st.lines)],
-                    "comments": [c.text for c in st.comments]} for st in lec.model.steps],
+                    "comments": [{"text": c.text, "maths": c.kind != "author"} for c in st.comments]}
+                   for st in lec.model.steps],
         "graph_svg": outline_svg(graph, describe),
         "data": _script_json({**explorer_data(chapter, trace, steps), "curve": _curve(trace, steps)}),
         "curve": _curve(trace, steps), "kept": len(steps), "recorded": len(trace.steps),
