@@ -66,7 +66,7 @@ def _dot_source(graph: Graph) -> str:
     shapes = {"input": "box", "target": "box", "parameter": "box", "linear": "circle", "activation": "circle",
               "cost": "ellipse"}
     out = ["digraph outline {",
-           f'  graph [rankdir=LR, nodesep=0.12, ranksep=0.22, pad=0.04, fontsize={NAME_PT}];',
+           f'  graph [rankdir=LR, nodesep=0.12, ranksep=0.5, pad=0.04, fontsize={NAME_PT}];',
            f'  node [fontsize={NAME_PT}, fixedsize=true, width={NODE_SIZE}, height={NODE_SIZE}];',
            '  edge [arrowsize=0.6];']
     rows: dict[str, list[str]] = {}
