@@ -81,3 +81,21 @@ def test_an_unrecorded_step_exits_2():
 def test_help_explains_every_option():
     result = run_cli("trace", "--help")
     assert result.returncode == 0 and "--step N" in result.stdout and "--json" in result.stdout
+
+
+def test_a_saved_trace_prints_exactly_as_a_live_one(capsys, tmp_path):
+    saved = tmp_path / "t.npz"
+    assert main(["run", "02-or-batch", "--save", str(saved)]) == 0
+    capsys.readouterr()
+    assert main(["trace", "02-or-batch", "--step", "1"]) == 0
+    live = capsys.readouterr().out
+    assert main(["trace", str(saved), "--step", "1"]) == 0
+    assert capsys.readouterr().out == live and "passes on db1 = [[-0.031]]" in live
+
+
+def test_documents_go_to_a_folder_nothing_else_writes_to():
+    from pathlib import Path
+
+    from tracer.cli import build_parser
+
+    assert build_parser().parse_args(["build"]).output == Path("tracer-build")  # setuptools uses ./build/

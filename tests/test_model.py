@@ -119,3 +119,46 @@ def test_small_gradients_keep_two_significant_digits(models):
     for text in np.asarray(line["result"], dtype=object).ravel():
         digits = Decimal(text).as_tuple().digits  # 0.00040 keeps its 2 digits
         assert len(digits) >= 2 or Decimal(text) == 0, text
+
+
+def comments(model: dict) -> list[dict]:
+    return [c for step in model["steps"] for c in step["comments"]]
+
+
+def test_the_teaching_commentary_appears_where_the_trace_calls_for_it(models):
+    kinds = {name: {c["kind"] for c in comments(model)} for name, model in models.items()}
+    assert "zero-input" in kinds["01-or-one-example"]  # x = (0, 0): ∂Cost/∂w = 0, the article's case for a bias
+    assert "zero-input" not in kinds["02-or-batch"]  # every input is 1 in some example
+    assert "bias-sum" in kinds["02-or-batch"] and "bias-sum" not in kinds["01-or-one-example"]  # m = 1: no sum
+    assert all("dimensions" in k for k in kinds.values())
+    assert {"relu-at-zero", "adam-first-step"} <= kinds["06-xor-relu-adam"]  # z = 0 at x = (0, 0), b = 0
+    assert any("natural logarithm" in n for n in models["06-xor-relu-adam"]["notation"])
+    assert not any("natural logarithm" in n for n in models["01-or-one-example"]["notation"])
+
+
+def test_the_adam_comment_matches_the_first_step_moving_each_parameter_by_about_alpha(models):
+    model = models["06-xor-relu-adam"]
+    alpha = float(model["network"]["learning_rate"])
+    for line in model["steps"][0]["lines"]:
+        if line["quantity"] == "W1_after":
+            before = np.asarray(line["expression"]["args"][0], dtype=float)
+            after = np.asarray(line["result"], dtype=float)
+            moved = np.abs(after - before)
+            assert np.all(np.isclose(moved, alpha, atol=0.0015) | (moved == 0)) and moved.max() > 0
+
+
+def test_chapter_notes_are_anchored_to_a_step_and_a_node(models):
+    notes = {name: [c for c in comments(model) if c["kind"] == "author"] for name, model in models.items()}
+    assert [(c["step"], c["node"]) for c in notes["01-or-one-example"]] == [(0, "Z1"), (1, "cost")]
+    assert "without a bias" in notes["01-or-one-example"][0]["text"]
+    assert "seed = 2" in notes["05-xor-no-bias"][0]["text"]
+
+
+def test_the_article_is_cited_by_author_and_title(models):
+    assert models["04-xor-hidden-layer"]["article"]["author"] == "Rafay Khan"
+    assert models["04-xor-hidden-layer"]["article"]["title"].startswith("Nothing but NumPy")
+    assert all(m["article"]["title"] for m in models.values())
+    costs = [f for f in models["04-xor-hidden-layer"]["article"]["figures"] if f["quantity"] == "cost"]
+    assert {f["step"] for f in costs if f["verdict"] == "matches"} >= {4600, 4700, 4800, 4900}
+    slips = [f for f in models["05-xor-no-bias"]["article"]["formulas"] if f["verdict"] == "false"]
+    assert len(slips) == 5 and all(f["factor"] == "-1" for f in slips)

@@ -15,10 +15,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from tracer.engine.chapter import Chapter, bundled_chapters, load_chapter
+from tracer.engine.chapter import Chapter, Display, bundled_chapters, load_chapter
 from tracer.engine.trace import Trace
 from tracer.engine.train import run
 from tracer.errors import TracerError
+from tracer.output import staged
 from tracer.rounding import format_number
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -81,10 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "substituted, result), the cost table of a long run, the article's exercise "
                                    "and its answers. With no CHAPTER, every bundled chapter.")
     p.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter file or bundled chapter name")
-    _document_options(p, "build", "the documents", "md,tex,pdf",
-                      "comma-separated formats among md, tex, pdf, json, slides, ipynb, html (default: md, tex, pdf; PDF "
-                      "needs pdflatex; json is the document model; slides are Beamer (<chapter>-slides.tex/.pdf), "
-                      "ipynb a NumPy notebook, html a self-contained page with a step explorer)")
+    _document_options(p, "tracer-build", "the documents", None,
+                      "comma-separated formats among md, tex, pdf, json, slides, ipynb, html (json: the document "
+                      "model; slides: Beamer <chapter>-slides.tex and .pdf; ipynb: a NumPy notebook; html: a "
+                      "self-contained page with a step explorer; default: md, tex, and pdf when pdflatex is "
+                      "installed; pdf asked for without pdflatex is an error)")
     # --- check / exercises parsers (issue 5)
     p = sub.add_parser("check", help="check a student's answers for one step; name the likely mistake",
                        description="Judge each answer (QUANTITY = VALUE) against the step as tracer computes it, "
@@ -182,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _document_options(p: argparse.ArgumentParser, folder: str, what: str, formats: str, formats_help: str) -> None:
+def _document_options(p: argparse.ArgumentParser, folder: str, what: str, formats: str | None,
+                      formats_help: str) -> None:
     """-o, --format and --templates, as `build` and `exercises` both take them."""
     p.add_argument("-o", "--output", type=Path, default=Path(folder), metavar="DIR",
                    help=f"folder for {what} (default: {folder}/)")
@@ -194,12 +197,18 @@ def _document_options(p: argparse.ArgumentParser, folder: str, what: str, format
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with staged():  # outputs move into place only when the whole command succeeds
+            return COMMANDS[args.command](args)
     except TracerError as exc:
         print(f"tracer: {exc}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
+        print("tracer: interrupted; no output was changed", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("tracer: out of memory; no output was changed (record fewer steps: [record] every or steps)",
+              file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `tracer run | head`: the reader has seen enough
         sys.stdout = open(os.devnull, "w")
         return 0
@@ -264,7 +273,8 @@ def cost_table(chapter: Chapter, trace: Trace, everything: bool = False, rows: i
 @command("trace")
 def _trace(args: argparse.Namespace) -> int:
     if args.chapter.endswith(".npz"):
-        trace, decimals = Trace.load(args.chapter), 6
+        trace = Trace.load(args.chapter)
+        decimals = Display(**trace.meta.get("display", {})).decimals_of  # as the chapter showed it
     else:
         chapter = load_chapter(args.chapter)
         trace, decimals = run(chapter, carry=args.carry), chapter.display.decimals_of
@@ -326,11 +336,12 @@ def _verify(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from tracer.documents.build import build
 
-    formats = _formats(args.format)
+    formats = _formats(args.format or "md,tex,pdf")
     chapters = _chapters(args.chapters)
     tty = sys.stderr.isatty()
     progress = (lambda message: print(f"tracer build {message}", file=sys.stderr)) if tty else None
-    for path in build(chapters, args.output, formats, user_templates=args.templates, progress=progress):
+    for path in build(chapters, args.output, formats, user_templates=args.templates, progress=progress,
+                      pdf_optional=args.format is None):
         print(path)
     return 0
 

@@ -7,7 +7,8 @@ see. Every figure the project prints goes through this module.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+import math
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 import numpy as np
 
@@ -25,7 +26,27 @@ def to_decimal(x: float) -> Decimal:
 
 def round_half_up(x: float, decimals: int) -> Decimal:
     """`x` rounded half-up to `decimals` places, as an exact Decimal (never -0)."""
-    q = to_decimal(x).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    return _quantize(to_decimal(x), decimals, ROUND_HALF_UP)
+
+
+#: Beyond this many places either way a float's rounding is trivial: every float has fewer
+#: decimals than this (its repr ends by 1e-324), and every float is below half of 10**this.
+_PLACES_LIMIT = 400
+
+
+def _quantize(d: Decimal, decimals: int, rounding: str) -> Decimal:
+    """`d` at `decimals` places, in a context wide enough for any float (1e308 to 3 places has
+    312 digits; Python's default context has 28)."""
+    if not d.is_finite():
+        return d
+    if decimals > _PLACES_LIMIT and -d.as_tuple().exponent <= decimals:
+        return d.copy_abs() if d == 0 else d  # already exact at that many places
+    if decimals < -_PLACES_LIMIT and d.adjusted() < -decimals - 1:
+        return Decimal(0)
+    with localcontext() as context:
+        context.prec = max(28, d.adjusted() + decimals + 3)
+        context.Emax, context.Emin = max(context.Emax, abs(decimals) + 2), min(context.Emin, -abs(decimals) - 2)
+        q = d.quantize(Decimal(1).scaleb(-decimals), rounding=rounding)
     return q.copy_abs() if q == 0 else q
 
 
@@ -37,16 +58,19 @@ def round_array(values: np.ndarray, decimals: int) -> np.ndarray:
 
 def truncate(x: float, decimals: int) -> Decimal:
     """`x` cut (not rounded) to `decimals` places, the slip of a reader who copies digits."""
-    from decimal import ROUND_DOWN
-
-    q = to_decimal(x).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_DOWN)
-    return q.copy_abs() if q == 0 else q
+    return _quantize(to_decimal(x), decimals, ROUND_DOWN)
 
 
 def decimals_in(text: str) -> int:
-    """How many decimals a number was written with: '0.084' has 3, '-1' has 0, '2.5e-3' has 4."""
-    exponent = Decimal(text.strip()).as_tuple().exponent
-    return max(0, -int(exponent))
+    """How many decimals a number was written with: '0.084' has 3, '-1' has 0, '2.5e-3' has 4.
+
+    Any decimal string, of any length ('inf' and 'nan' have 0); ValueError if it is not a number.
+    """
+    try:
+        exponent = Decimal(text.strip()).as_tuple().exponent
+    except ArithmeticError:
+        raise ValueError(f"not a decimal number: {text[:40]!r}") from None
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def is_noise(x: float) -> bool:
@@ -93,9 +117,11 @@ def shown_decimals(x: float, decimals: int, guard: int = 0) -> int:
     """Decimals a worked figure is shown with: `decimals`, or more so that a small value keeps
     SMALL_SIGNIFICANT significant digits (0.00051, not 0.001), plus `guard` extra digits."""
     x = abs(float(x))
-    if x == 0 or is_noise(x) or not np.isfinite(x):
+    if x < ZERO_FLOOR or not math.isfinite(x):
         return decimals + guard
-    leading = to_decimal(x).adjusted()  # 0.000506 → -4
+    power = math.log10(x)
+    # The decimal exponent of x's leading digit (0.000506 → -4); exact via Decimal near a power of 10.
+    leading = to_decimal(x).adjusted() if abs(power - round(power)) < 1e-9 else math.floor(power)
     return max(decimals, SMALL_SIGNIFICANT - 1 - leading) + guard
 
 
@@ -106,6 +132,12 @@ def shown(x: float, decimals: int, guard: int = 0) -> str:
     if is_noise(x):
         x = 0.0
     places = shown_decimals(x, decimals, guard)
+    if abs(x) >= SCIENTIFIC_BELOW or x == 0:
+        text = f"{x:.{places}f}"  # rounds the binary value: differs from half-up only on a decimal tie
+        digits = repr(x).partition(".")[2]
+        if "e" in repr(x) or (len(digits) == places + 1 and digits.endswith("5")):
+            text = f"{round_half_up(x, places):.{places}f}"
+        return text[1:] if text.startswith("-") and not text.strip("-0.") else text
     rounded = round_half_up(x, places)
     if rounded != 0 and abs(rounded) < Decimal(repr(SCIENTIFIC_BELOW)):
         digits = places + rounded.adjusted()  # significant digits after the first
@@ -114,7 +146,50 @@ def shown(x: float, decimals: int, guard: int = 0) -> str:
     return f"{rounded:.{places}f}"
 
 
+def _shown_places(a: np.ndarray, decimals: int) -> np.ndarray:
+    """`shown_decimals` of every entry of `a` (an array), without a Python loop but near powers of 10."""
+    ax = np.abs(a)
+    places = np.full(a.shape, decimals, dtype=np.int64)
+    real = (ax >= ZERO_FLOOR) & np.isfinite(ax)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power = np.log10(np.where(real, ax, 1.0))
+    lead = np.floor(power)
+    for i in np.flatnonzero(real & (np.abs(power - np.round(power)) < 1e-9)):
+        lead.flat[i] = to_decimal(ax.flat[i]).adjusted()
+    return np.where(real, np.maximum(decimals, SMALL_SIGNIFICANT - 1 - lead).astype(np.int64), places)
+
+
+def _round_places(a: np.ndarray, places: np.ndarray) -> np.ndarray:
+    """Each entry of `a` half-up (on its decimal value) to its own number of places, as floats."""
+    scale = 10.0 ** places
+    y = np.abs(a) * scale
+    out = np.sign(a) * np.floor(y + 0.5) / scale
+    # Near a decimal tie (or beyond exact float integers) the binary product can fall either side: exact path.
+    near = (np.abs(y - np.floor(y) - 0.5) <= 1e-9 * np.maximum(y, 1.0)) | (y > 2.0**52) | ~np.isfinite(y)
+    for i in np.flatnonzero(near):
+        x = float(a.flat[i])
+        out.flat[i] = float(round_half_up(x, int(places.flat[i]))) if math.isfinite(x) else x
+    out[out == 0] = 0.0  # never -0
+    return out
+
+
 def round_shown(values: np.ndarray, decimals: int) -> np.ndarray:
     """Every entry rounded as `shown` prints it (a hand calculation carries exactly what it wrote)."""
-    flat = [float(shown(v, decimals)) for v in np.asarray(values, dtype=float).ravel()]
-    return np.array(flat, dtype=float).reshape(np.shape(values))
+    a = np.array(values, dtype=float).reshape(-1)
+    a[np.abs(a) < ZERO_FLOOR] = 0.0
+    return _round_places(a, _shown_places(a, decimals)).reshape(np.shape(values))
+
+
+def shown_array(values: np.ndarray, decimals: int, guard: int = 0) -> list[str]:
+    """`shown` of every entry (flattened, in order); `guard` digits only on entries that `round_shown`
+    changes (a value already carried as printed gains nothing from them)."""
+    a = np.array(values, dtype=float).ravel()
+    a[np.abs(a) < ZERO_FLOOR] = 0.0
+    places = _shown_places(a, decimals)
+    if guard:
+        carried = np.abs(_round_places(a, places) - a) <= 1e-12 * np.maximum(1.0, np.abs(a))
+        places = places + np.where(carried, 0, guard)
+    rounded = _round_places(a, places)
+    return [f"{r:.{p}f}" if abs(r) >= SCIENTIFIC_BELOW or r == 0 else shown(x, decimals, int(p) - d0)
+            for r, p, x, d0 in zip(rounded.tolist(), places.tolist(), a.tolist(),
+                                   _shown_places(a, decimals).tolist())]

@@ -17,7 +17,7 @@ calculator invariant, which `check_line` verifies while the model is built and a
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, fields, is_dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +31,7 @@ from tracer.engine.optimizers import DEFAULTS, HYPER_SYMBOL, OPTIMIZERS
 from tracer.engine.trace import AFTER, Trace
 from tracer.engine.train import build_network
 from tracer.errors import TracerError
-from tracer.rounding import format_number, shown
+from tracer.rounding import format_number, shown, shown_array
 
 FORMAT = "tracer-document/1"
 #: Data quantities written as whole numbers when they are whole (the article's x₁ = 0, y = 1).
@@ -43,6 +43,10 @@ OPS = ("add", "sub", "mul", "matmul", "div", "neg", "sum", "transpose", "exp", "
 MAX_GUARD = 8
 #: A local gradient below this is a saturated unit (the commentary says so).
 SATURATED = 0.01
+#: Past this many rows or columns (or terms of a sum) the documents show a matrix by its corner.
+ABBREVIATE_PAST = 8
+#: The corner shown: its rows and columns (and the first terms of a long sum).
+CORNER = 3
 
 
 # --------------------------------------------------------------------------- the model's types
@@ -61,7 +65,7 @@ class Line:
     result: Any
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(self)
 
 
 @dataclass(frozen=True)
@@ -157,9 +161,21 @@ class Document:
         return [line for step in self.steps for line in step.lines]
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out = {"format": FORMAT, **out}
-        return out
+        """The model as JSON-ready dicts, lists and strings (the `--format json` file)."""
+        return {"format": FORMAT, **_plain(self)}
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses as dicts, tuples as lists; shares the leaves (asdict would deep-copy millions of them)."""
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if value and isinstance(value[0], str):
+            return list(value)
+        return [_plain(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------- printing operands
@@ -175,17 +191,18 @@ class Operand:
 
 
 def printed(value: Any, quantity: str, decimals: int, guard: int = 0, exact: bool = False) -> Any:
-    """`value` as the document prints it: a string in Python's float syntax, or nested lists of them."""
+    """`value` as the document prints it: a string in Python's float syntax, or nested lists of them.
+
+    `guard` extra digits go only on entries not already carried as printed (see `shown_array`)."""
     array = np.asarray(value, dtype=float)
+    whole = exact or quantity in EXACT_DATA
+    if whole and np.all(np.mod(array, 1) == 0):
+        texts = [str(int(x)) for x in array.ravel().tolist()]
+    else:
+        texts = shown_array(array, decimals, 0 if exact else guard)
     if array.ndim == 0:
-        x = float(array)
-        if (exact or quantity in EXACT_DATA) and x.is_integer():
-            return str(int(x))
-        text = shown(x, decimals)
-        if guard and not exact and abs(float(text) - x) > 1e-12 * max(1.0, abs(x)):  # guard digits only on a value not carried as printed
-            return shown(x, decimals, guard)
-        return text
-    return [printed(v, quantity, decimals, guard, exact) for v in array]
+        return texts[0]
+    return np.array(texts, dtype=object).reshape(array.shape).tolist()
 
 
 def constant(x: Any) -> str:
@@ -241,10 +258,20 @@ def evaluate(tree: Any) -> Any:
 def reproduces(expression: Any, result: Any) -> bool:
     """The calculator invariant for one line: the evaluated expression, rounded half-up to the printed
     result's decimals, is the printed result (a value within 1e-9 of a rounding tie may go either way)."""
-    value = np.broadcast_to(np.asarray(evaluate(expression), dtype=float), np.shape(np.asarray(result, dtype=object)))
+    with np.errstate(all="ignore"):  # a diverging run overflows here as it did in training
+        value = np.asarray(evaluate(expression), dtype=float)
+    try:
+        value = np.broadcast_to(value, np.shape(np.asarray(result, dtype=object)))
+    except ValueError:
+        return False
     for got, text in zip(value.ravel(), np.asarray(result, dtype=object).ravel()):
+        printed_value = float(text)
+        if not (math.isfinite(got) and math.isfinite(printed_value)):
+            if not (got == printed_value or (math.isnan(got) and math.isnan(printed_value))):
+                return False
+            continue
         half = Decimal(1).scaleb(Decimal(text).as_tuple().exponent) / 2
-        if not math.isfinite(got) or abs(Decimal(repr(float(got))) - Decimal(text)) > half + Decimal("1e-9"):
+        if abs(Decimal(repr(float(got))) - Decimal(text)) > half + Decimal("1e-9"):
             return False
     return True
 
@@ -437,8 +464,14 @@ COMMENTARY = {
     "saturated": ("Some entries of ${a}$ are close to 0 or 1: there the sigmoid is saturated, its slope "
                   "${local}$ is below {limit}, and almost no gradient passes back through it."),
     "adam-first-step": ("At the first step Adam's corrected averages are the gradient and its square, so "
-                        "each parameter moves by about $\\pm\\alpha = \\pm {alpha}$ whatever the gradient's size."),
+                        "each parameter with a non-zero gradient moves by about $\\pm\\alpha = \\pm {alpha}$, whatever the "
+                        "gradient's size (one with a zero gradient stays put)."),
     "natural-log": "Here $\\log$ is the natural logarithm (base $e$), as in the article's code.",
+    "big-matrix": ("Matrices with more than {past} rows or columns are shown by their top-left {corner}×{corner} "
+                   "corner and their shape, and a sum over more than {past} examples by its first {corner} terms "
+                   "and its last: the entries shown are the ones worked here, and every entry is worked the same "
+                   "way. The document's model ({name}.json, written by tracer build --format json) has every "
+                   "entry of every line."),
 }
 
 
@@ -474,10 +507,24 @@ def _commentary(chapter: Chapter, net: Any, step: Step, v: dict[str, Any]) -> li
             if name == "sigmoid" and np.any(v[layer.local] < SATURATED):
                 out.append(Comment(s, layer.A, "saturated", COMMENTARY["saturated"].format(
                     a=symbol(layer.A), local=symbol(layer.local), limit=SATURATED)))
+    if any(_big(line.expression) or _big(line.result) for line in step.lines):
+        first = next(line for line in step.lines if _big(line.expression) or _big(line.result))
+        out.insert(0, Comment(s, first.node, "big-matrix", COMMENTARY["big-matrix"].format(
+            past=ABBREVIATE_PAST, corner=CORNER, name=chapter.name)))
     if step.kind == "worked" and chapter.optimizer == "adam" and s == 0:
         out.append(Comment(s, chapter.parameter_names[0], "adam-first-step", COMMENTARY["adam-first-step"].format(
             alpha=constant(chapter.learning_rate))))
     return out
+
+
+def _big(tree: Any) -> bool:
+    """Does the documents' layout abbreviate some matrix or sum of this line?"""
+    if isinstance(tree, dict):
+        return (tree["op"] == "add" and len(tree["args"]) > ABBREVIATE_PAST) or any(_big(a) for a in tree["args"])
+    if isinstance(tree, list):
+        shape = np.shape(np.asarray(tree, dtype=object))
+        return any(n > ABBREVIATE_PAST for n in shape)
+    return False
 
 
 def _uses_log(tree: Any) -> bool:
