@@ -182,7 +182,8 @@ def test_a_new_activation_registered_here_alone_gets_a_document_and_a_graph(tmp_
     try:
         chapter = tmp_path / "softplus.toml"
         chapter.write_text('title = "Softplus"\n[data]\nX = [[0, 1], [1, 0]]\nY = [[1], [0]]\n'
-                           '[network]\nlayers = [{units = 2, activation = "softplus"}, {units = 1, activation = "sigmoid"}]\n'
+                           '[network]\nlayers = [{units = 2, activation = "softplus"}, '
+                           '{units = 1, activation = "sigmoid"}]\n'
                            '[init]\nseed = 1\n[train]\ncost = "squared_error"\nlearning_rate = 1\nsteps = 2\n',
                            encoding="utf-8")
         build.build([chapter], tmp_path / "out", ["md", "json"], figures=shutil.which("dot") is not None)

@@ -25,8 +25,8 @@ import numpy as np
 
 from tracer.checks.symbolic import derivation
 from tracer.checks.verify import article_citation, article_figures, article_formulas, derivations_used
-from tracer.engine.chapter import Chapter, DocumentSpec, document_spec
-from tracer.engine.graph import ACTIVATIONS, COSTS, Layer, fill, local_name
+from tracer.engine.chapter import Chapter, document_spec
+from tracer.engine.graph import ACTIVATIONS, COSTS, Layer, fill
 from tracer.engine.optimizers import DEFAULTS, HYPER_SYMBOL, OPTIMIZERS
 from tracer.engine.trace import AFTER, Trace
 from tracer.engine.train import build_network
@@ -343,7 +343,7 @@ class _Builder:
             act = layer.activation
             tree = act.expression(Operand(layer.Z, v[layer.Z]))
             if isinstance(tree, dict):
-                lines.append(self.line(step, "forward", layer.A,  layer.A,
+                lines.append(self.line(step, "forward", layer.A, layer.A,
                                        rf"{symbol(layer.A)} = {act.symbol}\left({symbol(layer.Z)}\right)",
                                        tree, v[layer.A]))
         return lines
@@ -365,7 +365,8 @@ class _Builder:
         m = self.hand.meta["batch_size"]
         into = last.dZ if self.cost.from_logits else last.dA
         cost_cls = type(self.cost)
-        formula = f"{symbol(into)} = " + fill(cost_cls.gradient_tex, A=symbol(last.A), Z=symbol(last.Z), Y="Y", m="m")
+        formula = _scalar(f"{symbol(into)} = " + fill(cost_cls.gradient_tex, A=symbol(last.A), Z=symbol(last.Z),
+                                                      Y="Y", m="m"), v[last.A])
         tree = self.cost.gradient_expression(Operand("Y", v["Y"]), Operand(last.A, v[last.A]),
                                              Operand(last.Z, v[last.Z]), m)
         lines = [self.line(step, "backward", "cost", into, formula, tree, v[into])]
@@ -380,7 +381,8 @@ class _Builder:
         out = []
         tree = act.local_expression(Operand(layer.Z, v[layer.Z]), Operand(layer.A, v[layer.A]))
         if tree is not None:
-            formula = f"{symbol(local)} = " + fill(act.gradient_tex, A=symbol(layer.A), Z=symbol(layer.Z))
+            formula = _scalar(f"{symbol(local)} = " + fill(act.gradient_tex, A=symbol(layer.A), Z=symbol(layer.Z)),
+                              v[layer.A])
             out.append(self.line(step, "backward", layer.A, local, formula, tree, v[local]))
         times = r" \odot " if np.size(v[layer.A]) > 1 else r" \cdot "
         out.append(self.line(step, "backward", layer.A, layer.dZ,
@@ -425,12 +427,13 @@ class _Builder:
                 state[s] = Operand(s + p, v[s + p])
                 if previous is not None:
                     prev = Operand(s + p, previous[s + p]) if isinstance(previous, dict) else "0"
-                    lines.append(self.line(step, "update", p, s + p, f"{s}_{{{symbol(p)}}} := " + fill(opt.state_tex[s], **names),
+                    formula = _scalar(f"{s}_{{{symbol(p)}}} := " + fill(opt.state_tex[s], **names), v[p])
+                    lines.append(self.line(step, "update", p, s + p, formula,
                                            opt.state_expression(s, prev, Operand("d" + p, v["d" + p]), hyper),
                                            v[s + p]))
             tree = opt.expression(Operand(p, v[p]), Operand("d" + p, v["d" + p]), alpha, state, hyper, step + 1)
-            lines.append(self.line(step, "update", p, p + AFTER, f"{symbol(p)} := " + fill(type(opt).update_tex, **names),
-                                   tree, v[p + AFTER]))
+            formula = _scalar(f"{symbol(p)} := " + fill(type(opt).update_tex, **names), v[p])
+            lines.append(self.line(step, "update", p, p + AFTER, formula, tree, v[p + AFTER]))
         return lines
 
     def _previous_state(self, step: int) -> dict[str, Any] | str | None:
@@ -442,6 +445,13 @@ class _Builder:
         if step - 1 in set(self.hand.steps.tolist()):
             return self.hand.at(step - 1)
         return None
+
+
+def _scalar(formula: str, value: Any) -> str:
+    """A formula for one-entry values: products and quotients of numbers, not ⊙ and ⊘ of matrices."""
+    if np.size(value) == 1:
+        return formula.replace(r"\odot", r"\cdot").replace(r"\oslash", "/")
+    return formula
 
 
 def _op(name: str, *args: Any, **keys: Any) -> dict[str, Any]:
@@ -464,8 +474,8 @@ COMMENTARY = {
     "saturated": ("Some entries of ${a}$ are close to 0 or 1: there the sigmoid is saturated, its slope "
                   "${local}$ is below {limit}, and almost no gradient passes back through it."),
     "adam-first-step": ("At the first step Adam's corrected averages are the gradient and its square, so "
-                        "each parameter with a non-zero gradient moves by about $\\pm\\alpha = \\pm {alpha}$, whatever the "
-                        "gradient's size (one with a zero gradient stays put)."),
+                        "each parameter with a non-zero gradient moves by about $\\pm\\alpha = \\pm {alpha}$, "
+                        "whatever the gradient's size (one with a zero gradient stays put)."),
     "natural-log": "Here $\\log$ is the natural logarithm (base $e$), as in the article's code.",
     "big-matrix": ("Matrices with more than {past} rows or columns are shown by their top-left {corner}×{corner} "
                    "corner and their shape, and a sum over more than {past} examples by its first {corner} terms "
@@ -660,7 +670,7 @@ def _article(chapter: Chapter, full: Trace) -> Article:
     figures = []
     for check in article_figures(chapter, full):
         figures.append(Figure(check.step, check.quantity, tuple(check.index) if check.index else None,
-                              check.printed.replace("−", "-").strip() if isinstance(check.printed, str) else str(check.printed),
+                              str(check.printed).replace("−", "-").strip(),
                               check.correct, _exact(check.computed), check.verdict, check.explanation))
     formulas = [Formula(f.latex, f.verdict, f.correct_latex, f.factor, f.note) for f in article_formulas(chapter)]
     return Article(citation["author"], citation["title"], citation["link"], citation["note"], tuple(figures),

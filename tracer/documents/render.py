@@ -19,7 +19,8 @@ import jinja2
 import numpy as np
 from jinja2.sandbox import SandboxedEnvironment
 
-from tracer.documents.model import ABBREVIATE_PAST, CORNER, Document, Step, document_model, evaluate, recorded_needs, symbol
+from tracer.documents.model import (ABBREVIATE_PAST, CORNER, Document, Step, document_model, evaluate,
+                                    recorded_needs, symbol)
 from tracer.engine.chapter import Chapter, Display
 from tracer.engine.trace import AFTER, Trace
 from tracer.engine.train import run
@@ -224,6 +225,60 @@ def typeset(tree: Any) -> str:
     return _typeset(tree)[0]
 
 
+#: A substituted line wider than this many numbers side by side is broken (inside `aligned`).
+LINE_NUMBERS = 14
+_BREAK = r" \\ &\qquad "
+
+
+def _width(tree: Any) -> int:
+    """How many numbers a typeset expression puts side by side (a matrix counts its shown columns)."""
+    if isinstance(tree, dict):
+        if tree["op"] == "transpose" and not isinstance(tree["args"][0], dict):
+            rows = np.asarray(tree["args"][0], dtype=object)
+            return min(rows.shape[0], CORNER + 1) if rows.ndim == 2 and rows.shape[0] > MAX_SHOWN else (
+                rows.shape[0] if rows.ndim == 2 else 1)
+        return sum(_width(a) for a in tree["args"])
+    if isinstance(tree, list):
+        cols = np.shape(np.asarray(tree, dtype=object))[-1]
+        return min(cols, CORNER + 1) if cols > MAX_SHOWN else cols
+    return 1
+
+
+def typeset_lines(tree: Any) -> str:
+    """`typeset`, broken over lines of an `aligned` block when it is too wide for the page: a long sum
+    of terms a few terms to a line, otherwise at its outermost operator."""
+    if _width(tree) <= LINE_NUMBERS or not isinstance(tree, dict):
+        return typeset(tree)
+    name, args = tree["op"], tree["args"]
+    if name == "mul" and _op_of(args[0]) == "div" and _op_of(args[1]) == "add":
+        rows, row, width = [], [], 0
+        for term in args[1]["args"][: CORNER] if len(args[1]["args"]) > MAX_SHOWN else args[1]["args"]:
+            if row and width + _width(term) > LINE_NUMBERS:
+                rows.append(row)
+                row, width = [], 0
+            row.append(typeset(term))
+            width += _width(term)
+        rows.append(row)
+        if len(args[1]["args"]) > MAX_SHOWN:
+            rows[-1] += [r"\cdots", typeset(args[1]["args"][-1])]
+        text = ""
+        for i, row in enumerate(rows):
+            for j, term in enumerate(row):
+                first = i == 0 and j == 0
+                sign = "" if first else (" - " if term.startswith("-") else " + ")
+                text += (_BREAK.rstrip(" ") if j == 0 and i else "") + sign + (term[1:] if sign == " - " else term)
+        return typeset(args[0]) + r"\Big[" + text + r"\Big]"
+    symbols = {"add": " + ", "sub": " - ", "matmul": " ", "mul": r" \odot " if _is_matrix(args[0]) and _is_matrix(
+        args[1]) else r" \cdot ", "div": r" \oslash "}
+    if name in symbols and len(args) == 2 and not (name == "div" and not _is_matrix(args[1])):
+        right = _typeset(args[1])
+        right_text = _paren(right[0]) if right[1] < 2 and name != "add" else right[0]
+        left = _typeset(args[0])
+        left_text = _paren(left[0]) if left[1] < (1 if name in ("add", "sub") else 2) else left[0]
+        return left_text + _BREAK + symbols[name].strip() + " " + right_text
+    return typeset(tree)
+
+
 _FUNCTIONS = {"sigmoid": r"\sigma", "relu": r"\operatorname{ReLU}", "tanh": r"\tanh"}
 
 
@@ -257,10 +312,8 @@ def _typeset(tree: Any) -> tuple[str, int]:
                     text += r" + \cdots"
                 continue
             t, prec = parts[i]
-            if _negative(t) and not isinstance(args[i], dict) and not _is_matrix(args[i]):
-                text += " - " + t[1:]
-            else:
-                text += " + " + (t if prec > 0 or True else _paren(t))
+            # a + (−x − y) is a − x − y: a term that starts with a minus sign is written with it
+            text += (" - " + t[1:]) if _negative(t) else (" + " + t)
         return text, 0
     if name == "sub":
         return f"{operand(0, first=True, below=0)} - {operand(1, below=1)}", 0
@@ -276,8 +329,9 @@ def _typeset(tree: Any) -> tuple[str, int]:
         if _is_matrix(args[1]):  # element-wise division by a matrix: ⊘, as in the formula
             return operand(0, first=True, below=2) + r" \oslash " + operand(1, below=2), 1
         return rf"\frac{{{parts[0][0]}}}{{{parts[1][0]}}}", 2
-    if name == "neg":
-        return "-" + operand(0, below=2), 1
+    if name == "neg":  # −1·log 0.781, as a reader writes it: a product needs no parentheses
+        text, prec = parts[0]
+        return "-" + (text if prec >= 1 and not _negative(text) else _paren(text)), 1
     if name == "sum":
         axis = tree.get("axis")
         arg = args[0]
@@ -379,7 +433,7 @@ def _nodes(model: Document, step: Step, phase: str) -> list[Node]:
             continue
         if not nodes or nodes[-1].name != line.node:
             nodes.append(Node(line.node, _kind(line.node, model), symbol(line.node), []))
-        substituted, result = typeset(line.expression), printed_tex(line.result)
+        substituted, result = typeset_lines(line.expression), printed_tex(line.result)
         nodes[-1].calculations.append(Calculation(line.formula, None if substituted == result else substituted,
                                                   result, line.quantity))
     # Commentary sits under the node it is about, in the last phase that node appears in.
