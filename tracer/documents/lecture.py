@@ -4,8 +4,9 @@ lines written as LaTeX.
 A worked line of the model (tracer.documents.model) is `formula = expression = result`, its
 expression a tree of operations on the numbers as printed. The slides show the lines one by one
 beside the graph, the notebook writes them above the NumPy that recomputes them, the web page
-lists them. `line_latex` sets a line as one aligned maths block; given a width (in characters) it
-breaks a long sum over several rows, so that slides never need a smaller font.
+lists them. `line_latex` sets a line as one aligned maths block, broken as the documents break it;
+given a width (in characters) it leaves out a substitution that would still not fit, so that
+slides never need a smaller font.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracer.documents.model import Document, Line, document_model
-from tracer.documents.render import Calculation, calculation, document_traces, printed_tex, typeset
+from tracer.documents.render import Calculation, calculation, document_traces, printed_tex, typeset_lines
 from tracer.engine.chapter import Chapter
 from tracer.engine.trace import Trace
 
@@ -78,32 +79,6 @@ def visible_width(latex: str) -> int:
     return len(re.sub(r"[{}^_ ]", "", text)) + text.count(" ") // 3
 
 
-def _rows(tree: Any, width: int) -> list[str]:
-    """The substituted expression as rows of at most about `width` characters, broken between terms of a sum."""
-    whole = typeset(tree)
-    if visible_width(whole) <= width or _is_leaf(tree):
-        return [whole]
-    scale, body = None, tree
-    if tree["op"] == "mul" and len(tree["args"]) == 2 and not _is_leaf(tree["args"][1]) \
-            and tree["args"][1]["op"] == "add":
-        scale, body = tree["args"]
-    if body["op"] != "add":
-        return [whole]
-    rows, current = [], ""
-    for i, term in enumerate(typeset(a) for a in body["args"]):
-        piece = term if i == 0 else (f" - {term[1:]}" if term.startswith("-") else f" + {term}")
-        if current and visible_width(current + piece) > width:
-            rows.append(current)
-            current = r"\quad " + piece.lstrip()
-        else:
-            current += piece
-    rows.append(current)
-    if scale is not None:
-        rows[0] = typeset(scale) + r"\bigl[" + rows[0]
-        rows[-1] += r"\bigr]"
-    return rows
-
-
 def height(tree: Any) -> int:
     """Rows of numbers an expression stacks up when set (a fraction stacks its numerator on its denominator)."""
     if _is_leaf(tree):
@@ -122,18 +97,16 @@ NOT_SHOWN = r"\text{(the numbers are in the worked example)}"
 def line_latex(line: Line, width: int | None = None, max_rows: int | None = None) -> str:
     """A worked line as one aligned block: formula, the numbers substituted, the result.
 
-    With `width` (characters) a long sum is broken over rows; a substitution still wider than that,
-    or stacking more than `max_rows` rows of numbers, is left out (NOT_SHOWN) rather than shrunk.
+    With `width` (characters) it is broken over rows as the documents break it (render.typeset_lines);
+    a substitution still wider than that, or stacking more than `max_rows` rows of numbers, is left out
+    (NOT_SHOWN) rather than shrunk.
     """
     result = printed_tex(line.result)
+    substituted = typeset_lines(line.expression)
     if width is None:
-        return calculation(Calculation(line.formula, typeset(line.expression), result, line.quantity))
-    rows = _rows(line.expression, width)
+        return calculation(Calculation(line.formula, substituted, result, line.quantity))
     too_tall = max_rows is not None and height(line.expression) > max_rows
+    rows = substituted.split(r" \\ ")
     if too_tall or any(visible_width(r) > width for r in rows) or visible_width(result) > width:
-        return calculation(Calculation(line.formula, NOT_SHOWN, result, line.quantity))
-    text = calculation(Calculation(line.formula, rows[0], result, line.quantity))
-    if len(rows) == 1:
-        return text
-    head, tail = text.split(r" \\ &= " + result)
-    return head + "".join(rf" \\ &\phantom{{=}} {row}" for row in rows[1:]) + r" \\ &= " + result + tail
+        substituted = NOT_SHOWN
+    return calculation(Calculation(line.formula, substituted, result, line.quantity))

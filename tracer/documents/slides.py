@@ -20,7 +20,7 @@ from tracer.engine.trace import AFTER, Trace
 
 TEMPLATE = "slides.tex.j2"
 #: Characters of maths a worked line's row may hold on a 16:9 slide at 10 pt before it is broken.
-LINE_WIDTH = 60
+LINE_WIDTH = 68
 #: Rows of numbers a worked line's substitution may stack on a slide (below the graph).
 LINE_ROWS = 5
 #: Rows of the cost table per column.
