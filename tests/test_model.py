@@ -162,3 +162,34 @@ def test_the_article_is_cited_by_author_and_title(models):
     assert {f["step"] for f in costs if f["verdict"] == "matches"} >= {4600, 4700, 4800, 4900}
     slips = [f for f in models["05-xor-no-bias"]["article"]["formulas"] if f["verdict"] == "false"]
     assert len(slips) == 5 and all(f["factor"] == "-1" for f in slips)
+
+
+def test_a_saturated_sigmoid_is_pointed_out(tmp_path):
+    """z = 6·1 + 6·1 = 12 gives σ(z) = 0.9999939 = 1.000 to 3 decimals, so a hand calculation gets
+    σ′ = 1.000·(1 − 1.000) = 0.000 (exactly 6.1e-06): almost no gradient passes back."""
+    import tracer
+    from tracer.documents.model import document_model
+    from tracer.engine.chapter import load_chapter
+
+    path = tmp_path / "saturated.toml"
+    path.write_text('title = "Saturated"\n[data]\nX = [[1, 1]]\nY = [[0]]\n[network]\nlayers = [{units = 1}]\n'
+                    '[init.values]\nW1 = [[6, 6]]\nb1 = [[0]]\n[train]\ncost = "squared_error"\nlearning_rate = 1\n'
+                    'steps = 1\n', encoding="utf-8")
+    chapter = load_chapter(path)
+    model = document_model(chapter, tracer.run(chapter), tracer.run(chapter, carry="rounded"))
+    (comment,) = [c for c in model.steps[0].comments if c.kind == "saturated"]
+    assert comment.node == "A1" and "saturated" in comment.text
+    (local,) = [line for line in model.lines if line.quantity == "dA1_dZ1"]
+    assert local.result == [["0.000"]]
+
+
+def test_tracer_build_format_json_writes_the_model_the_same_twice(tmp_path):
+    from tracer.cli import main
+
+    for out in ("a", "b"):
+        assert main(["build", "01-or-one-example", "-o", str(tmp_path / out), "--format", "json"]) == 0
+    first = (tmp_path / "a" / "01-or-one-example.json").read_bytes()
+    assert first == (tmp_path / "b" / "01-or-one-example.json").read_bytes()
+    model = json.loads(first)
+    assert model["format"] == "tracer-document/1" and model["chapter"] == "01-or-one-example"
+    assert not (tmp_path / "a" / "01-or-one-example.md").exists()

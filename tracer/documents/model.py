@@ -467,8 +467,8 @@ COMMENTARY = {
                    "the cost. A bias, whose input is always 1, can still move; this is why the article adds one."),
     "bias-sum": ("The bias is added to the $z$ of every example, so its gradient is the sum of "
                  "${dz}$ over the {m} examples (one column each)."),
-    "dimensions": ("Dimension check: ${dz}$ is {a}×{m} and ${prev}^{{T}}$ is {m}×{n}, so ${dw}$ is {a}×{n}, "
-                   "the shape of ${w}$."),
+    "dimensions": ("Dimension check: ${dz}$ is ${a} \\times {m}$ and ${prev}^{{T}}$ is ${m} \\times {n}$, so "
+                   "${dw}$ is ${a} \\times {n}$, the shape of ${w}$."),
     "relu-at-zero": ("ReLU has no slope at exactly $z = 0$; its derivative there is taken as 0, as the "
                      "article's code does, for the entries of ${z}$ that are exactly 0."),
     "saturated": ("Some entries of ${a}$ are close to 0 or 1: there the sigmoid is saturated, its slope "
@@ -477,7 +477,8 @@ COMMENTARY = {
                         "each parameter with a non-zero gradient moves by about $\\pm\\alpha = \\pm {alpha}$, "
                         "whatever the gradient's size (one with a zero gradient stays put)."),
     "natural-log": "Here $\\log$ is the natural logarithm (base $e$), as in the article's code.",
-    "big-matrix": ("Matrices with more than {past} rows or columns are shown by their top-left {corner}×{corner} "
+    "big-matrix": ("Matrices with more than {past} rows or columns are shown by their top-left "
+                   "${corner} \\times {corner}$ "
                    "corner and their shape, and a sum over more than {past} examples by its first {corner} terms "
                    "and its last: the entries shown are the ones worked here, and every entry is worked the same "
                    "way. The document's model ({name}.json, written by tracer build --format json) has every "
