@@ -20,7 +20,7 @@ from tracer.engine.trace import Trace
 from tracer.engine.train import run
 from tracer.errors import TracerError
 from tracer.output import staged
-from tracer.rounding import format_number
+from tracer.rounding import format_array, format_number
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and its answers. With no CHAPTER, every bundled chapter.")
     p.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter file or bundled chapter name")
     _document_options(p, "tracer-build", "the documents", None,
-                      "comma-separated formats among md, tex, pdf, json (json: the document model; default: md, tex, and pdf when pdflatex is "
+                      "comma-separated formats among md, tex, pdf, json, slides, ipynb, html (json: the document "
+                      "model; slides: Beamer <chapter>-slides.tex and .pdf; ipynb: a NumPy notebook; html: a "
+                      "self-contained page with a step explorer; default: md, tex, and pdf when pdflatex is "
                       "installed; pdf asked for without pdflatex is an error)")
     # --- check / exercises parsers (issue 5)
     p = sub.add_parser("check", help="check a student's answers for one step; name the likely mistake",
@@ -281,7 +283,9 @@ def _trace(args: argparse.Namespace) -> int:
         decimals = Display(**trace.meta.get("display", {})).decimals_of  # as the chapter showed it
     else:
         chapter = load_chapter(args.chapter)
-        trace, decimals = run(chapter, carry=args.carry), chapter.display.decimals_of
+        # Train up to the asked step and record only it (outside the run, the full run names the error).
+        only = dict(steps=args.step + 1, record=[args.step]) if 0 <= args.step < chapter.steps else {}
+        trace, decimals = run(chapter, carry=args.carry, **only), chapter.display.decimals_of
     if args.json:
         print(json.dumps(trace.step_dict(args.step)))
         return 0
@@ -317,7 +321,8 @@ def _matrix(value: Any, decimals: int) -> str:
     if array.ndim == 0:
         return format_number(float(array), decimals)
     rows = array if array.ndim == 2 else array.reshape(1, -1)
-    return "[" + ", ".join("[" + ", ".join(format_number(x, decimals) for x in row) + "]" for row in rows) + "]"
+    texts = iter(format_array(rows, decimals))
+    return "[" + ", ".join("[" + ", ".join(next(texts) for _ in row) + "]" for row in rows) + "]"
 
 
 # --------------------------------------------------------------------------- verify (issue 3)

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Sequence
 
 import jinja2
 
+from tracer.documents.lecture import Lecture
 from tracer.documents.model import document_model
 from tracer.documents.render import (
     MAIN_TEMPLATE,
@@ -37,7 +38,9 @@ from tracer.engine.train import run
 from tracer.errors import TracerError
 from tracer.output import location, staged, write_atomic
 
-FORMATS = ("md", "tex", "pdf", "json")
+FORMATS = ("md", "tex", "pdf", "json", "slides", "ipynb", "html")
+#: The lecture formats (tracer.documents.slides, notebook, webpage) and the file each writes.
+LECTURE_FILES = {"slides": "{}-slides.tex", "ipynb": "{}.ipynb", "html": "{}.html"}
 PDF_MISSING = ("pdflatex is not on the PATH (Debian: apt install texlive-latex-base texlive-latex-recommended "
                "texlive-pictures)")
 
@@ -89,6 +92,10 @@ def _build_all(jobs: list["_Job"], env: jinja2.Environment, progress: Callable[[
         # first. Forked workers start with this process's imports; results are taken in chapter order.
         # Workers ignore Ctrl-C (so do the dot processes they start): this process stops them.
         context = multiprocessing.get_context("fork")
+        if any(job.figures for job in jobs):  # imported once here rather than once in every worker
+            from tracer.documents.figures import preload_plotting
+
+            preload_plotting()
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
         try:
             longest_first = sorted(jobs, key=lambda job: -job.chapter.steps)
@@ -151,7 +158,24 @@ def _build_one(job: _Job, env: jinja2.Environment | None = None) -> list[Path]:
         pdf = compile_pdf(tex_path)
         if pdf is not None:
             written.append(pdf)
+    for fmt in (f for f in job.formats if f in LECTURE_FILES):
+        written += _lecture_file(job, fmt, Lecture(model, trace, hand))
     return written
+
+
+def _lecture_file(job: _Job, fmt: str, lec: Lecture) -> list[Path]:
+    """Slides (.tex, and .pdf with pdflatex), notebook or web page, from the model and traces."""
+    from tracer.documents import notebook, slides, webpage
+
+    chapter = job.chapter
+    path = job.out_dir / LECTURE_FILES[fmt].format(chapter.name)
+    if fmt == "ipynb":
+        return [write_atomic(path, notebook.notebook_text(chapter, lec.full, lec))]
+    if fmt == "html":
+        return [write_atomic(path, webpage.webpage(chapter, lec.full, lec, job.user_templates))]
+    tex = write_atomic(path, slides.slides_tex(chapter, lec.full, lec, job.user_templates))
+    pdf = compile_pdf(tex)
+    return [tex] + ([pdf] if pdf is not None else [])
 
 
 def _figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str) -> dict[str, str]:

@@ -829,6 +829,15 @@ def tikz_document(body: str) -> str:
 # --------------------------------------------------------------------------- learning curve and boundary
 
 
+def preload_plotting() -> None:
+    """Import matplotlib with its SVG and PDF writers (about a third of a second), and the graphviz
+    package, now: worker processes forked afterwards start with them instead of importing them each."""
+    import graphviz  # noqa: F401
+    import matplotlib.backends.backend_pdf  # noqa: F401
+    import matplotlib.backends.backend_svg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+
 def _figure(width: float, height: float) -> Any:
     from matplotlib.figure import Figure
 
