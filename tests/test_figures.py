@@ -446,3 +446,28 @@ def test_a_cost_over_more_than_two_decades_gets_a_log_axis_and_the_linear_view_s
     assert "cost (log scale)" in auto and "0.001" in auto and "0.01" in auto
     assert "log scale" not in linear
     assert figures.curve_scale(np.array([0.5, 0.2, 0.1])) == "linear"
+
+
+@pytest.mark.parametrize("fmt", ["svg", "tikz"])
+def test_blank_quantities_are_empty_boxes_and_the_rest_the_trace(trace_of, fmt):
+    # A worksheet's graph: Part I's graph with z, ∂Cost/∂w and the cost left as boxes to fill in.
+    chapter, trace = chapter_and_trace(trace_of, "01-or-one-example")
+    graph = figures.computational_graph(chapter, trace, 0, blank=["Z1", "dW1", "cost"])
+    draw, read, style = DRAWN[fmt]
+    text = draw(graph)
+    tex_box = re.compile(r"\\mbox\{\\fboxsep=0pt\\fbox\{\\rule\{0pt\}\{\d+bp\}\\hspace\{\d+bp\}\}\}")
+    found = {k: v for k, v in read(tex_box.sub("", text)).items() if v}  # a box's size is not a number shown
+    valued, graded, _ = check_against_trace(chapter, trace, 0, found, style)  # what is written is the trace's
+    assert valued == set(graph.nodes) - {"Z1_0_0", "cost"}
+    assert graded == {"Z1_0_0", "A1_0_0", "b1_0_0"}  # ∂Cost/∂w₁, ∂Cost/∂w₂ blank
+    # One box per blank value: z forward, ∂Cost/∂w₁ and ∂Cost/∂w₂ back, the cost.
+    if fmt == "svg":
+        boxes = {(g.get("id"), p.get("stroke")) for g in ET.fromstring(text).iter(f"{SVG}g")
+                 for p in g.iter(f"{SVG}polygon") if p.get("fill") == "none" and g.get("id", "")[:2] in "n:f:b:"}
+        boxes = {(ident, (colour or "").upper()) for ident, colour in boxes}
+        assert {("f:Z1_0_0:A1_0_0", figures.FORWARD), ("b:W1_0_0:Z1_0_0", figures.BACKWARD),
+                ("b:W1_0_1:Z1_0_0", figures.BACKWARD), ("n:cost", figures.FORWARD)} <= boxes
+    else:
+        assert len(tex_box.findall(text)) == 4
+    with pytest.raises(tracer.TracerError, match="blank: dZ9 is not on this graph; its quantities are A0, A1, W1"):
+        figures.computational_graph(chapter, trace, 0, blank=["dZ9"])

@@ -20,6 +20,7 @@ comments are stripped.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -28,7 +29,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -91,18 +92,21 @@ class Grad:
 
 @dataclass(frozen=True, eq=False)
 class Num:
-    """A number from the trace, shown with `decimals` places by format_number."""
+    """A number from the trace, shown with `decimals` places by format_number, or as an empty box to fill in."""
 
     value: float
     decimals: int
+    blank: bool = False
 
 
 @dataclass(frozen=True, eq=False)
 class Mat:
-    """A matrix from the trace, each entry shown by format_number; a big one by its corner (see `corner`)."""
+    """A matrix from the trace, each entry shown by format_number; a big one by its corner (see `corner`);
+    `blank`: each entry an empty box to fill in."""
 
     value: np.ndarray
     decimals: int
+    blank: bool = False
 
     def entries(self) -> tuple[list[list[float | str]], bool]:
         """(rows of entries to show, with "⋯" "⋮" "⋱" where rows or columns are left out; whether any are)."""
@@ -136,6 +140,18 @@ def shape_text(value: np.ndarray) -> str:
 
 Item = str | Sym | Grad | Num | Mat
 
+#: An empty box to fill in by hand (points): wide enough for a handwritten number with `decimals` places.
+BLANK_HEIGHT = 15
+
+
+def blank_width(decimals: int) -> int:
+    return 7 * (decimals + 3)
+
+
+def _boxed(item: Item) -> bool:
+    """Whether an item is drawn as a table (a matrix, or an empty box), which in Graphviz must sit in a cell."""
+    return isinstance(item, Mat) or (isinstance(item, Num) and item.blank)
+
 
 @dataclass
 class Line:
@@ -159,7 +175,13 @@ def _base(name: str) -> tuple[str, str]:
     return BASES.get(name) or _functions().get(name) or (name, name)
 
 
-def _html_item(item: Item) -> str:
+def _html_blank(decimals: int, colour: str) -> str:
+    return (f'<TD BORDER="1" COLOR="{colour or "#000000"}" FIXEDSIZE="TRUE" WIDTH="{blank_width(decimals)}" '
+            f'HEIGHT="{BLANK_HEIGHT}"></TD>')
+
+
+def _html_item(item: Item, colour: str = "") -> str:
+    """`colour`: of an empty box's border (its line's colour; Graphviz does not take it from the text's)."""
     if isinstance(item, str):
         return html.escape(item)
     if isinstance(item, Sym):
@@ -170,13 +192,20 @@ def _html_item(item: Item) -> str:
         return text + (f"<SUP>{html.escape(item.sup)}</SUP>" if item.sup else "")
     if isinstance(item, Grad):
         return f"∂{_html_item(item.of)}/∂{_html_item(item.wrt)}"
+    if isinstance(item, Num) and item.blank:
+        return ('<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>'
+                + _html_blank(item.decimals, colour) + "</TR></TABLE>")
     if isinstance(item, Num):
         return html.escape(format_number(item.value, item.decimals, style="unicode"))
     rows, abbreviated = item.entries()
+    if item.blank:
+        entry = lambda x: _html_blank(item.decimals, colour) if not isinstance(x, str) else f"<TD>{x}</TD>"  # noqa: E731
+    else:
+        entry = lambda x: (f'<TD ALIGN="{"CENTER" if isinstance(x, str) else "RIGHT"}">'  # noqa: E731
+                           f'{html.escape(_entry(x, item))}</TD>')
     side = f'<TD ROWSPAN="{len(rows)}" SIDES="{{}}" BORDER="1" WIDTH="3"></TD>'
     cells = ["<TR>" + (side.format("LTB") if i == 0 else "")
-             + "".join(f'<TD ALIGN="{"CENTER" if isinstance(x, str) else "RIGHT"}">{html.escape(_entry(x, item))}</TD>'
-                       for x in row)
+             + "".join(entry(x) for x in row)
              + (side.format("RTB") if i == 0 else "") + "</TR>" for i, row in enumerate(rows)]
     if abbreviated:  # the whole matrix's size, under its corner
         cells.append(f'<TR><TD COLSPAN="{len(rows[0]) + 2}"><FONT POINT-SIZE="8">'
@@ -191,7 +220,7 @@ def _entry(x: float | str, item: Mat, style: str = "unicode") -> str:
 def html_label(lines: list[Line]) -> str:
     """A Graphviz HTML-like label (a table when a line holds a matrix, which must sit in a cell)."""
     colour = {"fwd": FORWARD, "bwd": BACKWARD}
-    if not any(isinstance(i, Mat) for line in lines for i in line.items):
+    if not any(_boxed(i) for line in lines for i in line.items):
         parts = []
         for line in lines:
             text = "".join(_html_item(i) for i in line.items)
@@ -202,13 +231,13 @@ def html_label(lines: list[Line]) -> str:
     for line in lines:
         paint = (lambda text: f'<FONT COLOR="{colour[line.role]}">{text}</FONT>' if text else "") \
             if line.role else (lambda text: text)
-        split = next((n for n, i in enumerate(line.items) if isinstance(i, Mat)), None)
+        split = next((n for n, i in enumerate(line.items) if _boxed(i)), None)
         if split is None:
             text = "".join(_html_item(i) for i in line.items)
             rows.append(f'<TR><TD COLSPAN="2">{paint(text)}</TD></TR>')
             continue
         before = "".join(_html_item(i) for i in line.items[:split])
-        matrix = _html_item(line.items[split])
+        matrix = _html_item(line.items[split], colour.get(line.role, ""))
         rows.append(f'<TR><TD ALIGN="RIGHT">{paint(before)}</TD><TD ALIGN="LEFT">{paint(matrix)}</TD></TR>')
     return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
 
@@ -224,15 +253,22 @@ def _latex_item(item: Item) -> str:
     if isinstance(item, Grad):
         return rf"\partial {_latex_item(item.of)}/\partial {_latex_item(item.wrt)}"
     if isinstance(item, Num):
-        return format_number(item.value, item.decimals, style="latex")
+        return _latex_blank(item.decimals) if item.blank else format_number(item.value, item.decimals, style="latex")
     rows, abbreviated = item.entries()
     dots = {"⋯": r"\cdots", "⋮": r"\vdots", "⋱": r"\ddots"}
-    body = r" \\ ".join(" & ".join(dots.get(x, x) if isinstance(x, str) else _entry(x, item, "latex") for x in row)
+    number = (lambda x: _latex_blank(item.decimals)) if item.blank else (lambda x: _entry(x, item, "latex"))
+    body = r" \\ ".join(" & ".join(dots.get(x, x) if isinstance(x, str) else number(x) for x in row)
                          for row in rows)
     matrix = r"\begin{bmatrix}" + body + r"\end{bmatrix}"
     if abbreviated:
         matrix = r"\underset{\text{\tiny (" + shape_text(item.value).replace("×", r"$\times$") + r", corner shown)}}{" + matrix + "}"
     return matrix
+
+
+def _latex_blank(decimals: int) -> str:
+    """An empty box of the size Graphviz laid out (its frame drawn inside, in the line's colour)."""
+    return (rf"\mbox{{\fboxsep=0pt\fbox{{\rule{{0pt}}{{{BLANK_HEIGHT - 1}bp}}"
+            rf"\hspace{{{blank_width(decimals) - 1}bp}}}}}}")
 
 
 def latex_label(lines: list[Line]) -> str:
@@ -282,6 +318,32 @@ class Graph:
         values = [v for n in self.nodes.values() for v in (n.value, n.gradient)] + list((self.local or {}).values())
         return any(isinstance(v, Mat) and v.entries()[1] for v in values)
 
+    def quantities(self) -> set[str]:
+        """The trace's names of the values and gradients on the graph ("A0", "W1", "dW1", "cost", …)."""
+        out = set()
+        for node in self.nodes.values():
+            out.add(quantity(node))
+            if node.gradient is not None:
+                out.add("d" + quantity(node))
+        return out
+
+    def leave_blank(self, quantities: Iterable[str]) -> None:
+        """Draw the values of these quantities (trace names: "Z1", "dW1", "cost") as empty boxes to fill in,
+        every entry of them, wherever they are written (at a node or on its arrows): a worksheet's graph.
+        A name not on the graph is refused, naming those that are."""
+        names = set(quantities)
+        unknown = names - self.quantities()
+        if unknown:
+            raise TracerError(f"blank: {', '.join(sorted(unknown))} is not on this graph; its quantities are "
+                              + ", ".join(sorted(self.quantities())))
+        for node in self.nodes.values():
+            if quantity(node) in names:
+                node.value = dataclasses.replace(node.value, blank=True)
+            if node.gradient is not None and "d" + quantity(node) in names:
+                node.gradient = dataclasses.replace(node.gradient, blank=True)
+        if self.local is not None and names:
+            self.local = {edge: dataclasses.replace(v, blank=True) for edge, v in self.local.items()}
+
     def fan_out(self, node_id: str) -> int:
         return sum(1 for tail, _ in self.edges if tail == node_id)
 
@@ -328,6 +390,11 @@ class Graph:
         return forward, None
 
 
+def quantity(node: Node) -> str:
+    """The trace's name of a node's value: "W1" for the layer view's W1 and the scalar view's W1_0_1."""
+    return node.id.split("_")[0]
+
+
 def _named(name: Sym | Grad, value: Num | Mat, role: str) -> list[Line]:
     """'name = value' on one line; a matrix goes under its name, which keeps the label narrow."""
     if isinstance(value, Mat):
@@ -341,11 +408,13 @@ def default_view(trace: Trace) -> str:
 
 
 def computational_graph(chapter: Chapter, trace: Trace, step: int, view: str | None = None,
-                        local: bool = False) -> Graph:
+                        local: bool = False, blank: Iterable[str] = ()) -> Graph:
     """The graph of `chapter` at recorded `step`, in the "scalar" or "layer" view.
 
     `local=True` writes on each backward arrow the local gradient ∂head/∂tail (∂z/∂w = x, ∂ŷ/∂z = σ′(z),
-    …) instead of the gradient of the cost that flows back.
+    …) instead of the gradient of the cost that flows back. `blank`: quantities (trace names, "Z1",
+    "dW1", "cost") whose values are drawn as empty boxes to fill in (see Graph.leave_blank); with
+    `local`, any blank leaves the local gradients blank too.
     """
     view = view or default_view(trace)
     if view not in VIEWS:
@@ -354,6 +423,7 @@ def computational_graph(chapter: Chapter, trace: Trace, step: int, view: str | N
     graph = (_scalar_graph if view == "scalar" else _layer_graph)(chapter, trace, values)
     if local:
         graph.local = local_gradients(chapter, graph, values)
+    graph.leave_blank(blank)
     return graph
 
 
