@@ -471,3 +471,20 @@ def test_blank_quantities_are_empty_boxes_and_the_rest_the_trace(trace_of, fmt):
         assert len(tex_box.findall(text)) == 4
     with pytest.raises(tracer.TracerError, match="blank: dZ9 is not on this graph; its quantities are A0, A1, W1"):
         figures.computational_graph(chapter, trace, 0, blank=["dZ9"])
+
+
+def test_the_names_only_layout_places_every_node_and_points_each_arrow_at_its_head(trace_of):
+    chapter, trace = chapter_and_trace(trace_of, "04-xor-hidden-layer")
+    graph = figures.computational_graph(chapter, trace, 0, "layer")
+    layout = figures.names_layout(graph, rankdir="LR")
+    assert [n.id for n in layout.nodes] == list(graph.nodes)
+    assert [(a.tail, a.head) for a in layout.arrows] == graph.edges
+    at = {n.id: n for n in layout.nodes}
+    for arrow in layout.arrows:  # the arrowhead's point touches the head (b1 → Z1 too, laid out head first)
+        head = at[arrow.head]
+        tip = min(arrow.tip, key=lambda p: (p[0] - head.x) ** 2 + (p[1] - head.y) ** 2)
+        assert abs(tip[0] - head.x) <= head.w / 2 + 1 and abs(tip[1] - head.y) <= head.h / 2 + 1, arrow
+    assert max(layout.nodes, key=lambda n: n.x).id == "cost"  # forward runs left to right
+    # Names only: another step's graph has the same layout, byte for byte.
+    assert figures.names_layout(figures.computational_graph(chapter, trace, int(trace.steps[-1]), "layer"),
+                                rankdir="LR") == layout

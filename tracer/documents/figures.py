@@ -594,6 +594,22 @@ def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
              fontname=FONT, fontsize=str(label_size), bgcolor="white", pad="0.05", newrank="true")
     dot.attr("node", fontname=FONT, fontsize=str(node_size), margin="0.04,0.02", height="0.3", width="0.3")
     dot.attr("edge", fontname=FONT, fontsize=str(label_size), arrowsize="0.6")
+    _dot_nodes(dot, graph, lambda line, node: _dot_node(line, graph, node))
+    for tail_id, head_id in graph.edges:
+        forward, backward = graph.arrow(tail_id, head_id)
+        ends, flip = _ends(graph, tail_id, head_id)
+        dot.edge(*ends, html_label(forward) if forward else None, id=f"f:{tail_id}:{head_id}",
+                 color=FORWARD, fontcolor=FORWARD, dir="back" if flip else "forward")
+        if backward is not None:
+            # Laid out tail → head like the forward arrow, so the layout keeps its direction; drawn back.
+            dot.edge(*ends, html_label(backward) if backward else None, id=f"b:{tail_id}:{head_id}",
+                     dir="forward" if flip else "back", style="dashed", color=BACKWARD, fontcolor=BACKWARD)
+    return dot
+
+
+def _dot_nodes(dot: Any, graph: Graph, add: Any) -> None:
+    """Each node through `add(subgraph, node)`: an example's nodes in its box (the scalar view), a row's
+    side by side (rank=same: the layer view's W1, Z1, b1)."""
     boxes: dict[str, dict[str, list[Node]]] = {}
     for node in graph.nodes.values():
         boxes.setdefault(node.group, {}).setdefault(node.row, []).append(node)
@@ -606,18 +622,13 @@ def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
                     if row:
                         line.attr(rank="same")
                     for node in nodes:
-                        _dot_node(line, graph, node)
-    for tail_id, head_id in graph.edges:
-        forward, backward = graph.arrow(tail_id, head_id)
-        flip = (tail_id, head_id) in graph.flipped
-        ends = (head_id, tail_id) if flip else (tail_id, head_id)
-        dot.edge(*ends, html_label(forward) if forward else None, id=f"f:{tail_id}:{head_id}",
-                 color=FORWARD, fontcolor=FORWARD, dir="back" if flip else "forward")
-        if backward is not None:
-            # Laid out tail → head like the forward arrow, so the layout keeps its direction; drawn back.
-            dot.edge(*ends, html_label(backward) if backward else None, id=f"b:{tail_id}:{head_id}",
-                     dir="forward" if flip else "back", style="dashed", color=BACKWARD, fontcolor=BACKWARD)
-    return dot
+                        add(line, node)
+
+
+def _ends(graph: Graph, tail_id: str, head_id: str) -> tuple[tuple[str, str], bool]:
+    """(the ends an arrow is laid out between, whether it is flipped: head first, drawn back)."""
+    flip = (tail_id, head_id) in graph.flipped
+    return ((head_id, tail_id) if flip else (tail_id, head_id)), flip
 
 
 def _dot_node(dot: Any, graph: Graph, node: Node) -> None:
@@ -627,16 +638,105 @@ def _dot_node(dot: Any, graph: Graph, node: Node) -> None:
              peripheries="2" if node.kind == "cost" else "1")
 
 
+# --------------------------------------------------------------------------- the names-only layout
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A node where Graphviz put it (points, origin bottom left): centre, size, and its kind."""
+
+    id: str
+    sym: Sym
+    kind: str
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+@dataclass(frozen=True)
+class Arrow:
+    """An arrow tail → head as cubic Bézier points (points), with its arrowhead polygon."""
+
+    tail: str
+    head: str
+    points: tuple[tuple[float, float], ...]
+    tip: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class Outline:
+    """A graph laid out by its names only: nodes and forward arrows in the graph's order, the bounding box (points)."""
+
+    nodes: tuple[Placed, ...]
+    arrows: tuple[Arrow, ...]
+    width: float
+    height: float
+
+
+def names_dot(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0], node_size: float = 0.34) -> Any:
+    """The graph's nodes and forward arrows without values, as a `graphviz.Digraph`: every node
+    `node_size` inches (the cost wider), its name set at `name_pt`; arrows named `tail:head`.
+    For pictures that write the numbers in themselves (slides, web page), one layout for every step."""
+    import graphviz
+
+    dot = graphviz.Digraph("outline")
+    dot.attr(rankdir=rankdir, nodesep="0.12", ranksep="0.5", pad="0.04", fontsize=str(name_pt))
+    dot.attr("node", fontsize=str(name_pt), fixedsize="true", width=str(node_size), height=str(node_size))
+    dot.attr("edge", arrowsize="0.6")
+    _dot_nodes(dot, graph, lambda line, node: line.node(
+        node.id, node.id, shape=SHAPES[node.kind], width=f"{node_size * (1.6 if node.kind == 'cost' else 1):.2f}"))
+    for tail_id, head_id in graph.edges:
+        ends, flip = _ends(graph, tail_id, head_id)
+        dot.edge(*ends, id=f"{tail_id}:{head_id}", **({"dir": "back"} if flip else {}))
+    return dot
+
+
+def names_layout(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0],
+                 node_size: float = 0.34) -> Outline:
+    """Where Graphviz puts the graph's nodes and arrows when only their names are drawn (see names_dot),
+    in points from the bottom left."""
+    layout = json.loads(_pipe(names_dot(graph, rankdir, name_pt, node_size), "json"))
+    x0, y0, x1, y1 = (float(c) for c in layout["bb"].split(","))
+    placed = {}
+    for obj in layout.get("objects", []):
+        if obj.get("name") in graph.nodes and "pos" in obj:
+            node = graph.nodes[obj["name"]]
+            x, y = (float(c) for c in obj["pos"].split(","))
+            placed[node.id] = Placed(node.id, node.sym, node.kind, x - x0, y - y0,
+                                     float(obj["width"]) * 72, float(obj["height"]) * 72)
+    arrows = []
+    for edge in layout.get("edges", []):
+        tail, head = edge["id"].split(":")
+        points: tuple[tuple[float, float], ...] = ()
+        tip: tuple[tuple[float, float], ...] = ()
+        for op in edge.get("_draw_", []):
+            if op["op"] == "b":
+                points = tuple((p[0] - x0, p[1] - y0) for p in op["points"])
+        for key in ("_hdraw_", "_tdraw_"):
+            for op in edge.get(key, []):
+                if op["op"] in ("P", "p"):
+                    tip = tuple((p[0] - x0, p[1] - y0) for p in op["points"])
+        arrows.append(Arrow(tail, head, points, tip))
+    order = {edge: i for i, edge in enumerate(graph.edges)}
+    arrows.sort(key=lambda a: order[(a.tail, a.head)])  # in the graph's order, as its nodes
+    return Outline(tuple(placed[n] for n in graph.nodes if n in placed), tuple(arrows), x1 - x0, y1 - y0)
+
+
 def graphviz_available() -> bool:
     """Whether Graphviz's `dot`, which lays out the graphs, is on the PATH."""
     return shutil.which("dot") is not None
 
 
 def _run_dot(graph: Graph, fmt: str, sizes: tuple[int, int] = SVG_SIZES) -> str:
+    return _pipe(to_dot(graph, sizes), fmt)
+
+
+def _pipe(dot: Any, fmt: str) -> str:
     import graphviz
 
     try:
-        return to_dot(graph, sizes).pipe(format=fmt, encoding="utf-8", quiet=True)
+        return dot.pipe(format=fmt, encoding="utf-8", quiet=True)
     except graphviz.ExecutableNotFound:
         raise TracerError("drawing a graph needs Graphviz's `dot` program (Debian: apt install graphviz)") from None
     except graphviz.CalledProcessError as exc:  # pragma: no cover - dot rejecting our own input is a bug
