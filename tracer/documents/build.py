@@ -99,7 +99,13 @@ def _build_all(jobs: list["_Job"], env: jinja2.Environment, progress: Callable[[
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
         try:
             longest_first = sorted(jobs, key=lambda job: -job.chapter.steps)
-            futures = {id(job): pool.submit(_build_one, job) for job in longest_first}
+            # The workers fork on the first submit: with Ctrl-C blocked until then, none can be
+            # interrupted before it ignores Ctrl-C; a Ctrl-C meanwhile reaches this process after.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                futures = {id(job): pool.submit(_build_one, job) for job in longest_first}
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             for i, job in enumerate(jobs, start=1):
                 written += futures[id(job)].result()
                 if progress:
@@ -119,7 +125,8 @@ def _build_all(jobs: list["_Job"], env: jinja2.Environment, progress: Callable[[
 
 
 def _ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C pending since the fork is dropped here
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 @dataclass(frozen=True)
