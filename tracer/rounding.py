@@ -15,6 +15,10 @@ import numpy as np
 #: Values smaller than this in magnitude are float noise (5.551e-17 from 0.1 + 0.2 - 0.3), shown as 0.
 ZERO_FLOOR = 1e-12
 
+#: Relative distance from a decimal tie within which a computed value is the tie (float error of a
+#: few operations on printed figures is ~1e-16); it then rounds half-up, as the student's exact figure.
+TIE = 1e-9
+
 #: Significant digits of a non-zero value too small for the fixed decimals (2.3 × 10⁻⁴).
 SMALL_SIGNIFICANT = 2
 
@@ -132,13 +136,12 @@ def shown(x: float, decimals: int, guard: int = 0) -> str:
     if is_noise(x):
         x = 0.0
     places = shown_decimals(x, decimals, guard)
+    if not math.isfinite(x):
+        return repr(x)
+    # Half-up as round_shown carries it (a decimal tie in the student's figures goes up).
+    rounded = round_half_up(float(_round_places(np.array([x]), np.array([places]))[0]), places)
     if abs(x) >= SCIENTIFIC_BELOW or x == 0:
-        text = f"{x:.{places}f}"  # rounds the binary value: differs from half-up only on a decimal tie
-        digits = repr(x).partition(".")[2]
-        if "e" in repr(x) or (len(digits) == places + 1 and digits.endswith("5")):
-            text = f"{round_half_up(x, places):.{places}f}"
-        return text[1:] if text.startswith("-") and not text.strip("-0.") else text
-    rounded = round_half_up(x, places)
+        return f"{rounded:.{places}f}"
     if rounded != 0 and abs(rounded) < Decimal(repr(SCIENTIFIC_BELOW)):
         digits = places + rounded.adjusted()  # significant digits after the first
         mantissa = rounded.scaleb(-rounded.adjusted())
@@ -164,9 +167,11 @@ def _round_places(a: np.ndarray, places: np.ndarray) -> np.ndarray:
     scale = 10.0 ** places
     y = np.abs(a) * scale
     out = np.sign(a) * np.floor(y + 0.5) / scale
-    # Near a decimal tie (or beyond exact float integers) the binary product can fall either side: exact path.
-    near = (np.abs(y - np.floor(y) - 0.5) <= 1e-9 * np.maximum(y, 1.0)) | (y > 2.0**52) | ~np.isfinite(y)
-    for i in np.flatnonzero(near):
+    # Within TIE of a decimal tie the value is one: the student's exact 0.1 · 0.115 = 0.0115 is a float
+    # 0.011499999999999998 from (1 − 0.9) · 0.115, and the student rounds it half-up to 0.012.
+    tie = np.abs(y - np.floor(y) - 0.5) <= TIE * np.maximum(y, 1.0)
+    out = np.where(tie & (y <= 2.0**52), np.sign(a) * (np.floor(y) + 1) / scale, out)
+    for i in np.flatnonzero((y > 2.0**52) | ~np.isfinite(y)):  # beyond exact float integers: exact path
         x = float(a.flat[i])
         out.flat[i] = float(round_half_up(x, int(places.flat[i]))) if math.isfinite(x) else x
     out[out == 0] = 0.0  # never -0

@@ -63,6 +63,9 @@ class Line:
     formula: str
     expression: Any
     result: Any
+    #: Where each trace value sits in `expression`: {"quantity", "path" (argument indices from the
+    #: root), "index" (the entry, when the leaf is one entry of the quantity)}.
+    operands: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -188,6 +191,7 @@ class Operand:
     quantity: str
     value: Any
     exact: bool = False  # data and constants: whole numbers stay whole, no guard digits
+    index: tuple[int, ...] | None = None  # the entry of `quantity` this is, when it is one entry
 
 
 def printed(value: Any, quantity: str, decimals: int, guard: int = 0, exact: bool = False) -> Any:
@@ -219,6 +223,16 @@ def _print_tree(tree: Any, decimals_of: Any, guard: int) -> Any:
     if isinstance(tree, dict):
         return {**tree, "args": [_print_tree(a, decimals_of, guard) for a in tree["args"]]}
     return constant(tree)
+
+
+def _operands(tree: Any, path: tuple[int, ...] = ()) -> list[dict[str, Any]]:
+    """Where each Operand sits in `tree` (see Line.operands)."""
+    if isinstance(tree, Operand):
+        ref = {"quantity": tree.quantity, "path": list(path)}
+        return [ref | {"index": [int(i) for i in tree.index]}] if tree.index is not None else [ref]
+    if isinstance(tree, dict):
+        return [r for i, a in enumerate(tree["args"]) for r in _operands(a, path + (i,))]
+    return []
 
 
 # --------------------------------------------------------------------------- evaluating a line
@@ -318,7 +332,7 @@ class _Builder:
             if reproduces(expression, result):
                 break
             expression = _print_tree(tree, self.decimals, guard)
-        return Line(step, phase, node, quantity, formula, expression, result)
+        return Line(step, phase, node, quantity, formula, expression, result, tuple(_operands(tree)))
 
     # ----------------------------------------------------------------- forward and cost
 
@@ -331,8 +345,9 @@ class _Builder:
                 x = "x" if layer.index == 1 else "a"
                 formula = f"{symbol(layer.Z)} = " + " + ".join(
                     [f"w_{{{j}}} {x}_{{{j}}}" for j in range(1, W.shape[1] + 1)] + ([symbol(layer.b)] if bias else []))
-                terms = [_op("mul", Operand(layer.W, w), Operand(layer.A_prev, a)) for w, a in zip(W[0], P[:, 0])]
-                tree = _op("add", *terms, *([Operand(layer.b, v[layer.b][0, 0])] if bias else []))
+                terms = [_op("mul", Operand(layer.W, w, index=(0, j)), Operand(layer.A_prev, a, index=(j, 0)))
+                         for j, (w, a) in enumerate(zip(W[0], P[:, 0]))]
+                tree = _op("add", *terms, *([Operand(layer.b, v[layer.b][0, 0], index=(0, 0))] if bias else []))
             else:
                 formula = f"{symbol(layer.Z)} = {symbol(layer.W)} {symbol(layer.A_prev)}" + (
                     f" + {symbol(layer.b)}" if bias else "")
@@ -351,8 +366,9 @@ class _Builder:
     def cost_line(self, step: int, v: dict[str, Any]) -> Line:
         last = self.net.layers[-1]
         A, Z, Y = v[last.A], v[last.Z], v["Y"]
-        terms = [self.cost.term(Operand("Y", y), Operand(last.A, a), Operand(last.Z, z))
-                 for y, a, z in zip(Y.ravel(), A.ravel(), Z.ravel())]
+        where = [tuple(int(i) for i in np.unravel_index(k, A.shape)) for k in range(A.size)]
+        terms = [self.cost.term(Operand("Y", y, index=i), Operand(last.A, a, index=i), Operand(last.Z, z, index=i))
+                 for y, a, z, i in zip(Y.ravel(), A.ravel(), Z.ravel(), where)]
         body = terms[0] if len(terms) == 1 else _op("add", *terms)
         scale = self.cost.scale(self.hand.meta["batch_size"])
         tree = body if scale is None else _op("mul", scale, body)
@@ -394,7 +410,7 @@ class _Builder:
         dZ, P = v[layer.dZ], v[layer.A_prev]
         formula = f"{symbol(layer.dW)} = {symbol(layer.dZ)} \\, {symbol(layer.A_prev)}^{{T}}"
         if dZ.shape == (1, 1):  # one unit, one example: each weight's gradient is dz times its input
-            tree = _op("mul", Operand(layer.dZ, dZ[0, 0]), _op("transpose", Operand(layer.A_prev, P)))
+            tree = _op("mul", Operand(layer.dZ, dZ[0, 0], index=(0, 0)), _op("transpose", Operand(layer.A_prev, P)))
         else:
             tree = _op("matmul", Operand(layer.dZ, dZ), _op("transpose", Operand(layer.A_prev, P)))
         out = [self.line(step, "backward", layer.Z, layer.dW, formula, tree, v[layer.dW])]

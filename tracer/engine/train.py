@@ -141,7 +141,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
                 else:
                     a, b = spares[p]
                     new = b if params[p] is a else a
-                optimizer.update(p, params[p], out["d" + p], k + 1, out=new)
+                optimizer.update(p, params[p], out["d" + p], k + 1, out=new, carry=rounder)
                 if rounder:
                     new[...] = rounder(p, new)
                 params[p] = new
