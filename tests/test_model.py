@@ -231,3 +231,18 @@ def test_tracer_build_format_json_writes_the_model_the_same_twice(tmp_path):
     model = json.loads(first)
     assert model["format"] == "tracer-document/1" and model["chapter"] == "01-or-one-example"
     assert not (tmp_path / "a" / "01-or-one-example.md").exists()
+
+
+@pytest.mark.skipif(not __import__("shutil").which("dot") and not __import__("os").environ.get("CI"),
+                    reason="Graphviz's dot is not installed")
+def test_the_graph_at_a_worked_step_prints_the_figures_of_the_worked_lines(models, tmp_path):
+    """The review found ∂Cost/∂W₁ = [−0.048 −0.039] in chapter 2's graph beside [−0.048 −0.038] in its
+    worked line: the graph must print what the lines print (each figure once in a line, once in the graph)."""
+    from tracer.documents.render import printed_tex
+
+    for name in ("02-or-batch", "04-xor-hidden-layer"):
+        build.build([name], tmp_path, ["tex"], figures=True)
+        tex = (tmp_path / f"{name}.tex").read_text(encoding="utf-8")
+        for line in models[name]["steps"][0]["lines"]:
+            if line["quantity"] in ("Z1", "cost", "dW1", "dW2"):
+                assert tex.count(printed_tex(line["result"])) >= 2, (name, line["quantity"], line["result"])

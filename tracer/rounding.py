@@ -149,6 +149,20 @@ def shown(x: float, decimals: int, guard: int = 0) -> str:
     return f"{rounded:.{places}f}"
 
 
+def shown_styled(x: float, decimals: int, style: str = "plain") -> str:
+    """`shown`, with scientific notation written for `style` as `format_number` writes it
+    ("latex": 5.1 \\times 10^{-5}, "unicode": 5.1 × 10⁻⁵): a figure beside a worked line prints its digits."""
+    if decimals <= 0 and float(x).is_integer():  # whole data written whole: x₁ = 0, y = 1
+        return str(int(x))
+    text = shown(x, decimals)
+    if "e" not in text or style == "plain" or not math.isfinite(float(x)):
+        return text
+    mantissa, power = text.split("e")
+    if style == "latex":
+        return rf"{mantissa} \times 10^{{{int(power)}}}"
+    return f"{mantissa} × 10{str(int(power)).translate(_SUPERSCRIPT)}"
+
+
 def _shown_places(a: np.ndarray, decimals: int) -> np.ndarray:
     """`shown_decimals` of every entry of `a` (an array), without a Python loop but near powers of 10."""
     ax = np.abs(a)

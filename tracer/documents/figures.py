@@ -38,7 +38,7 @@ from tracer.engine.trace import Trace
 from tracer.engine.train import build_network
 from tracer.errors import TracerError
 from tracer.output import write_atomic
-from tracer.rounding import format_number
+from tracer.rounding import format_number, shown_styled
 
 FORWARD = "#0072B2"  # Okabe–Ito blue
 BACKWARD = "#D55E00"  # Okabe–Ito vermillion
@@ -141,11 +141,11 @@ def _html_item(item: Item) -> str:
     if isinstance(item, Grad):
         return f"∂{_html_item(item.of)}/∂{_html_item(item.wrt)}"
     if isinstance(item, Num):
-        return html.escape(format_number(item.value, item.decimals, style="unicode"))
+        return html.escape(shown_styled(item.value, item.decimals, style="unicode"))
     rows = np.atleast_2d(item.value)
     side = f'<TD ROWSPAN="{rows.shape[0]}" SIDES="{{}}" BORDER="1" WIDTH="3"></TD>'
     cells = ["<TR>" + (side.format("LTB") if i == 0 else "")
-             + "".join(f'<TD ALIGN="RIGHT">{html.escape(format_number(x, item.decimals, "unicode"))}</TD>'
+             + "".join(f'<TD ALIGN="RIGHT">{html.escape(shown_styled(x, item.decimals, "unicode"))}</TD>'
                        for x in row)
              + (side.format("RTB") if i == 0 else "") + "</TR>" for i, row in enumerate(rows)]
     return '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0">' + "".join(cells) + "</TABLE>"
@@ -187,9 +187,9 @@ def _latex_item(item: Item) -> str:
     if isinstance(item, Grad):
         return rf"\partial {_latex_item(item.of)}/\partial {_latex_item(item.wrt)}"
     if isinstance(item, Num):
-        return format_number(item.value, item.decimals, style="latex")
+        return shown_styled(item.value, item.decimals, style="latex")
     rows = np.atleast_2d(item.value)
-    body = r" \\ ".join(" & ".join(format_number(x, item.decimals, style="latex") for x in row) for row in rows)
+    body = r" \\ ".join(" & ".join(shown_styled(x, item.decimals, style="latex") for x in row) for row in rows)
     return r"\begin{bmatrix}" + body + r"\end{bmatrix}"
 
 
@@ -743,7 +743,7 @@ def default_name(chapter: Chapter, kind: str, fmt: str, step: int | None = None,
 
 
 def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
-                     view: str | None = None) -> dict[str, str]:
+                     view: str | None = None, graphs_from: Trace | None = None) -> dict[str, str]:
     """Write the chapter's figures under `out_dir`; return, per place in a document, the text to put there.
 
     Keys: "graph_step_<N>" for each worked step, "curve" when the chapter runs more than FEW_STEPS
@@ -751,7 +751,8 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     fmt "md" the text is a Markdown image of an SVG; for "tex" a TikZ picture (graph) or an
     \\includegraphics of a PDF. Files go to `out_dir`/figures/ and are linked by paths relative to
     `out_dir`, the folder of the documents. Without Graphviz's `dot` there are no graph keys (the
-    documents are built without those pictures; `tracer build` says so once).
+    documents are built without those pictures; `tracer build` says so once). The graphs are drawn
+    from `graphs_from` when given (the documents pass their hand-carried trace: the worked lines' figures).
     """
     if fmt not in ("md", "tex"):
         raise TracerError(f"document format {fmt!r}: expected 'md' or 'tex'")
@@ -768,7 +769,7 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     # Graphviz runs in its own process: lay the graphs out in threads while matplotlib draws.
     with ThreadPoolExecutor(max_workers=2) as pool:
         steps = worked_steps(chapter, trace) if graphviz_available() else []
-        graphs = {step: computational_graph(chapter, trace, step, view) for step in steps}
+        graphs = {step: computational_graph(chapter, graphs_from or trace, step, view) for step in steps}
         drawn = {step: pool.submit(graph_svg if fmt == "md" else graph_tikz, graph) for step, graph in graphs.items()}
         pictures: dict[str, tuple[bytes, str, str, str]] = {}
         if int(trace.meta["steps_run"]) > FEW_STEPS:
