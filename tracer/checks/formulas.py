@@ -339,7 +339,7 @@ def _check_claim(text: str, where_items: tuple[tuple[str, str], ...]) -> ClaimRe
 
     symbols: dict[str, Any] = {}
     left, right = parse_claim(text, symbols)
-    as_written = f"{sp.latex(left)} = {sp.latex(right)}"
+    as_written = f"{reader_latex(left)} = {reader_latex(right)}"
     definitions = [(symbols.get(name) or _define(name, symbols), parse_expression(expr, symbols))
                    for name, expr in where.items()]
     for _ in range(len(definitions)):
@@ -367,8 +367,22 @@ def _check_claim(text: str, where_items: tuple[tuple[str, str], ...]) -> ClaimRe
         factor = ""
         correct_expr = _fold(sp.simplify(left), definitions)
         correct = str(correct_expr)
-    correct_latex = f"{as_written.split(' = ', 1)[0]} = {sp.latex(correct_expr)}"
+    correct_latex = f"{as_written.split(' = ', 1)[0]} = {reader_latex(correct_expr)}"
     return ClaimResult(text, False, correct, factor, method, as_written, correct_latex)
+
+
+def reader_latex(expr: Any) -> str:
+    """`expr` in LaTeX with signs as a reader writes them: a sum starts with a positive term when it
+    has one (ŷ − y, b_new − b; SymPy's own order gives −y + ŷ)."""
+    from sympy.printing.latex import LatexPrinter
+
+    class Reader(LatexPrinter):
+        def _as_ordered_terms(self, expr: Any, order: Any = None) -> list[Any]:
+            terms = list(super()._as_ordered_terms(expr, order=order))
+            positive = [t for t in terms if not t.could_extract_minus_sign()]
+            return positive + [t for t in terms if t.could_extract_minus_sign()]
+
+    return Reader().doprint(expr)
 
 
 def _define(name: str, symbols: dict[str, Any]) -> Any:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, is_dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import numpy as np
 
+from tracer.checks.formulas import parse_expression, reader_latex
 from tracer.checks.symbolic import derivation
 from tracer.checks.verify import article_citation, article_figures, article_formulas, derivations_used
 from tracer.engine.chapter import Chapter, document_spec
@@ -114,6 +115,8 @@ class Figure:
     exact: str
     verdict: str
     explanation: str
+    note: str = ""  # the chapter's note on it (what the article's figure is)
+    agree: int = 0  # a program's long output: the significant digits it shares with the computed value
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class Formula:
     correct_latex: str
     factor: str
     note: str
+    where: tuple[str, ...] = ()  # the claim's conditions and definitions, LaTeX: y = 1, \hat{y} = …
 
 
 @dataclass(frozen=True)
@@ -324,9 +328,11 @@ class _Builder:
     def decimals(self, quantity: str) -> int:
         return self.display.decimals_of(quantity.removesuffix(AFTER))
 
-    def line(self, step: int, phase: str, node: str, quantity: str, formula: str, tree: Any, value: Any) -> Line:
-        """A line whose operands carry as few guard digits as make it reproduce its printed result."""
-        result = printed(value, quantity, self.decimals(quantity), exact=quantity in EXACT_DATA)
+    def line(self, step: int, phase: str, node: str, quantity: str, formula: str, tree: Any, value: Any,
+             whole: bool = False) -> Line:
+        """A line whose operands carry as few guard digits as make it reproduce its printed result
+        (`whole`: a result that is whole by definition, e.g. an indicator, printed as 0 and 1)."""
+        result = printed(value, quantity, self.decimals(quantity), exact=whole or quantity in EXACT_DATA)
         expression = _print_tree(tree, self.decimals, 0)
         for guard in range(1, MAX_GUARD + 1):
             if reproduces(expression, result):
@@ -396,14 +402,16 @@ class _Builder:
         act, local = layer.activation, layer.local
         out = []
         tree = act.local_expression(Operand(layer.Z, v[layer.Z]), Operand(layer.A, v[layer.A]))
+        indicator = isinstance(tree, dict) and tree["op"] == "heaviside"  # 0 or 1 by definition
         if tree is not None:
             formula = _scalar(f"{symbol(local)} = " + fill(act.gradient_tex, A=symbol(layer.A), Z=symbol(layer.Z)),
                               v[layer.A])
-            out.append(self.line(step, "backward", layer.A, local, formula, tree, v[local]))
+            out.append(self.line(step, "backward", layer.A, local, formula, tree, v[local], whole=indicator))
         times = r" \odot " if np.size(v[layer.A]) > 1 else r" \cdot "
         out.append(self.line(step, "backward", layer.A, layer.dZ,
                              f"{symbol(layer.dZ)} = {symbol(layer.dA)}{times}{symbol(local)}",
-                             _op("mul", Operand(layer.dA, v[layer.dA]), Operand(local, v[local])), v[layer.dZ]))
+                             _op("mul", Operand(layer.dA, v[layer.dA]), Operand(local, v[local], exact=indicator)),
+                             v[layer.dZ]))
         return out
 
     def _linear(self, step: int, v: dict[str, Any], layer: Layer) -> list[Line]:
@@ -485,8 +493,8 @@ COMMENTARY = {
                  "${dz}$ over the {m} examples (one column each)."),
     "dimensions": ("Dimension check: ${dz}$ is ${a} \\times {m}$ and ${prev}^{{T}}$ is ${m} \\times {n}$, so "
                    "${dw}$ is ${a} \\times {n}$, the shape of ${w}$."),
-    "relu-at-zero": ("ReLU has no slope at exactly $z = 0$; its derivative there is taken as 0, as the "
-                     "article's code does, for the entries of ${z}$ that are exactly 0."),
+    "relu-at-zero": ("ReLU has no slope at exactly $z = 0$; its derivative there is taken as 0 (the usual "
+                     "convention in code) for the entries of ${z}$ that are exactly 0."),
     "saturated": ("Some entries of ${a}$ are close to 0 or 1: there the sigmoid is saturated, its slope "
                   "${local}$ is below {limit}, and almost no gradient passes back through it."),
     "adam-first-step": ("At the first step Adam's corrected averages are the gradient and its square, so "
@@ -521,10 +529,11 @@ def _commentary(chapter: Chapter, net: Any, step: Step, v: dict[str, Any]) -> li
                     are="are" if many else "is", is_="are" if many else "is",
                     those="these weights" if many else "this weight")))
             a, m = v[layer.dZ].shape
-            out.append(Comment(s, layer.Z, "dimensions", COMMENTARY["dimensions"].format(
-                dz=symbol(layer.dZ), a=a, m=m, prev=symbol(layer.A_prev), n=P.shape[0], dw=symbol(layer.dW),
-                w=symbol(layer.W))))
-        if layer.db in quantities and v[layer.dZ].shape[1] > 1:
+            if layer is net.layers[-1]:  # once per step: the first layer the backward pass reaches
+                out.append(Comment(s, layer.Z, "dimensions", COMMENTARY["dimensions"].format(
+                    dz=symbol(layer.dZ), a=a, m=m, prev=symbol(layer.A_prev), n=P.shape[0], dw=symbol(layer.dW),
+                    w=symbol(layer.W))))
+        if layer.db in quantities and v[layer.dZ].shape[1] > 1 and layer is net.layers[-1]:
             out.append(Comment(s, layer.Z, "bias-sum", COMMENTARY["bias-sum"].format(
                 dz=symbol(layer.dZ), m=v[layer.dZ].shape[1])))
         if layer.local in quantities:
@@ -613,7 +622,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
         previous = s
 
     cost_cls = type(builder.cost)
-    notation = [r"The input is the first layer's activation: $A_{0} = X$, one column per example "
+    notation = [r"The input counts as layer 0: $A_{0} = X$, one column per example "
                 f"($m = {chapter.m}$).",
                 f"The prediction is the last layer's activation: $\\hat{{y}} = A_{{{len(chapter.layers)}}}$."]
     if any(_uses_log(line.expression) for line in steps[0].lines) if steps else False:
@@ -686,12 +695,33 @@ def _article(chapter: Chapter, full: Trace) -> Article:
     citation = article_citation(chapter)
     figures = []
     for check in article_figures(chapter, full):
+        printed_text = str(check.printed).replace("−", "-").strip()
+        agree = _agreeing_digits(printed_text, check.computed) if "full precision" in getattr(check, "how", ()) else 0
         figures.append(Figure(check.step, check.quantity, tuple(check.index) if check.index else None,
-                              str(check.printed).replace("−", "-").strip(),
-                              check.correct, _exact(check.computed), check.verdict, check.explanation))
-    formulas = [Formula(f.latex, f.verdict, f.correct_latex, f.factor, f.note) for f in article_formulas(chapter)]
+                              printed_text, check.correct, _exact(check.computed), check.verdict, check.explanation,
+                              getattr(check, "note", ""), agree))
+    formulas = [Formula(f.latex, f.verdict, f.correct_latex, f.factor, f.note, _where_latex(f.where))
+                for f in article_formulas(chapter)]
     return Article(citation["author"], citation["title"], citation["link"], citation["note"], tuple(figures),
                    tuple(formulas))
+
+
+def _agreeing_digits(printed_text: str, computed: float) -> int:
+    """How many leading significant digits a long printed figure shares with the computed one
+    (both rounded half-up to that many): 0.0009514180100050973 and …0967 share 15."""
+    p, c = Decimal(printed_text), Decimal(repr(float(computed)))
+    for k in range(len(p.as_tuple().digits), 0, -1):
+        unit = Decimal(1).scaleb(p.adjusted() - k + 1)
+        if p.quantize(unit, rounding=ROUND_HALF_UP) == c.quantize(unit, rounding=ROUND_HALF_UP):
+            return k
+    return 0
+
+
+def _where_latex(where: dict[str, str]) -> tuple[str, ...]:
+    """A claim's `where` entries as LaTeX equations, in the notation of the claim itself."""
+    symbols: dict[str, Any] = {}
+    return tuple(f"{reader_latex(parse_expression(name, symbols))} = {reader_latex(parse_expression(text, symbols))}"
+                 for name, text in where.items())
 
 
 def _exact(x: Any) -> str:
