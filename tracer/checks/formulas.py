@@ -362,7 +362,8 @@ def _check_claim(text: str, where_items: tuple[tuple[str, str], ...]) -> ClaimRe
                     correct_expr = parse_expression(correct, {})
             except FormulaError:
                 pass
-        correct_expr = sp.Mul(ratio, claimed, evaluate=False)
+        if ratio == -1:  # −(−(∂L/∂W)²) reads as (∂L/∂W)²
+            correct_expr = -claimed
     else:
         factor = ""
         correct_expr = _fold(sp.simplify(left), definitions)

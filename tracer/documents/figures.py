@@ -769,7 +769,9 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     # Graphviz runs in its own process: lay the graphs out in threads while matplotlib draws.
     with ThreadPoolExecutor(max_workers=2) as pool:
         steps = worked_steps(chapter, trace) if graphviz_available() else []
-        graphs = {step: computational_graph(chapter, graphs_from or trace, step, view) for step in steps}
+        hand = set(graphs_from.steps.tolist()) if graphs_from is not None else set()
+        graphs = {step: computational_graph(chapter, graphs_from if step in hand else trace, step, view)
+                  for step in steps}
         drawn = {step: pool.submit(graph_svg if fmt == "md" else graph_tikz, graph) for step, graph in graphs.items()}
         pictures: dict[str, tuple[bytes, str, str, str]] = {}
         if int(trace.meta["steps_run"]) > FEW_STEPS:

@@ -686,8 +686,13 @@ def _derivations(chapter: Chapter) -> list[dict[str, Any]]:
     out = []
     for name in derivations_used(chapter):
         parts = [(ACTIVATIONS.get(n) or COSTS[n]).readable for n in name.split("+")]
-        out.append({"name": name, "title": " with ".join(parts),
-                    "steps": [{"label": str(s.label), "latex": s.latex} for s in derivation(name)]})
+        steps, said = [], None
+        for s in derivation(name):
+            right = s.latex.split(" = ", 1)[-1]
+            if right != said:  # a "simplified" form SymPy cannot simplify is not shown twice (ReLU′)
+                steps.append({"label": str(s.label), "latex": s.latex})
+            said = right
+        out.append({"name": name, "title": " with ".join(parts), "steps": steps})
     return out
 
 
