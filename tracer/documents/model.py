@@ -500,7 +500,7 @@ COMMENTARY = {
     "adam-first-step": ("At the first step Adam's corrected averages are the gradient and its square, so "
                         "each parameter with a non-zero gradient moves by about $\\pm\\alpha = \\pm {alpha}$, "
                         "whatever the gradient's size (one with a zero gradient stays put)."),
-    "natural-log": "Here $\\log$ is the natural logarithm (base $e$), as in the article's code.",
+    "natural-log": "Here $\\log$ is the natural logarithm (base $e$).",
     "big-matrix": ("Matrices with more than {past} rows or columns are shown by their top-left "
                    "${corner} \\times {corner}$ "
                    "corner and their shape, and a sum over more than {past} examples by its first {corner} terms "

@@ -464,10 +464,14 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
     differs = [_figure(f) for f in article.figures if f.verdict != "matches"]
     for e in differs:  # explained beside its step when the document shows it: not twice
         e["shown"] = e["step"] in shown_steps
-    matches = [_figure(f) for f in article.figures if f.verdict == "matches"]
+    kept = [f for f in article.figures if f.verdict == "matches"]
+    matches = [_figure(f) for f in kept]
     asked = {(model.exercise["step"], a["quantity"]) for a in model.exercise["answers"]} if model.exercise else set()
     for f in matches:  # not given away just before the exercise that asks for it
         f["exercise"] = (f["step"], f["quantity"]) in asked
+    for before, f, shown in zip([None, *kept], kept, matches):  # a note on several entries of one figure, said once
+        if before is not None and (before.step, before.quantity, before.note) == (f.step, f.quantity, f.note):
+            shown["note"] = None
     for step in model.steps:
         changes = [{"symbol": symbol(c.quantity), "before": printed_tex(c.before), "now": printed_tex(c.now)}
                    for c in step.changes]
