@@ -324,6 +324,7 @@ class _Builder:
         self.net = build_network(chapter)
         self.cost = self.net.cost
         self.optimizer = OPTIMIZERS[chapter.optimizer](chapter.learning_rate, **chapter.hyper)
+        self.scalar: dict[int, tuple[Layer, str]] = {}  # layers in the article's scalar form, their input letter
 
     def decimals(self, quantity: str) -> int:
         return self.display.decimals_of(quantity.removesuffix(AFTER))
@@ -349,6 +350,7 @@ class _Builder:
             W, P = v[layer.W], v[layer.A_prev]
             if W.shape[0] == 1 and P.shape[1] == 1:  # one unit, one example: the article's scalar form
                 x = "x" if layer.index == 1 else "a"
+                self.scalar[layer.index] = (layer, x)
                 formula = f"{symbol(layer.Z)} = " + " + ".join(
                     [f"w_{{{j}}} {x}_{{{j}}}" for j in range(1, W.shape[1] + 1)] + ([symbol(layer.b)] if bias else []))
                 terms = [_op("mul", Operand(layer.W, w, index=(0, j)), Operand(layer.A_prev, a, index=(j, 0)))
@@ -625,6 +627,10 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
     notation = [r"The input counts as layer 0: $A_{0} = X$, one column per example "
                 f"($m = {chapter.m}$).",
                 f"The prediction is the last layer's activation: $\\hat{{y}} = A_{{{len(chapter.layers)}}}$."]
+    for layer, x in builder.scalar.values():  # w₁ is input 1's weight, b₁ layer 1's bias: say which is which
+        notation.append(f"In ${symbol(layer.Z)}$, $w_{{j}}$ is the weight of input ${x}_{{j}}$ (the $j$-th entry "
+                        f"of ${symbol(layer.W)}$), while the index of ${symbol(layer.Z)}$, ${symbol(layer.A)}$"
+                        + (f" and ${symbol(layer.b)}$" if chapter.bias else "") + " is the layer's.")
     if any(_uses_log(line.expression) for line in steps[0].lines) if steps else False:
         notation.append(COMMENTARY["natural-log"])
 
