@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import tracer
 from tracer.cli import main
 
 
@@ -81,6 +82,20 @@ def test_an_unrecorded_step_exits_2():
 def test_help_explains_every_option():
     result = run_cli("trace", "--help")
     assert result.returncode == 0 and "--step N" in result.stdout and "--json" in result.stdout
+
+
+def test_trace_trains_up_to_the_asked_step_and_records_only_it(capsys, monkeypatch, trace_of):
+    import tracer.cli
+    from tracer.cli import step_report
+
+    calls = []
+    real = tracer.cli.run
+    monkeypatch.setattr(tracer.cli, "run", lambda chapter, **kw: calls.append(kw) or real(chapter, **kw))
+    assert main(["trace", "04-xor-hidden-layer", "--step", "30"]) == 0
+    assert calls[0]["steps"] == 31 and calls[0]["record"] == [30]
+    # The same numbers, printed the same, as from the chapter's own full run.
+    full = step_report(trace_of("04-xor-hidden-layer"), 30, tracer.load_chapter("04-xor-hidden-layer").display.decimals_of)
+    assert capsys.readouterr().out.strip() == full.strip()
 
 
 def test_a_saved_trace_prints_exactly_as_a_live_one(capsys, tmp_path):

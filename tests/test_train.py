@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,3 +167,19 @@ def test_recording_every_n_steps_keeps_only_those_steps():
 def test_recording_a_step_the_run_does_not_reach_is_a_clear_error():
     with pytest.raises(tracer.TracerError, match="record: steps from 0 to 4"):
         tracer.run(tracer.load_chapter("02-or-batch"), steps=5, record=[0, 10])
+
+
+def test_an_overflow_the_cost_hides_is_named_with_its_step_and_node():
+    # Inputs of 1e308 make Z1 infinite while a saturated sigmoid keeps the cost finite.
+    chapter = tracer.load_chapter(Path(__file__).parent / "corpus" / "i11-overflow-inputs.toml")
+    assert np.isfinite(tracer.run(chapter, record=[]).costs).all()  # the cost alone does not show it
+    with pytest.raises(NumericalError, match=r"step 0: Z1 is infinite"):
+        tracer.run(chapter)
+
+
+def test_recorded_parameters_are_one_row_per_step_and_equal_the_update_before(trace_of):
+    # W at step k is W after step k-1: the trace holds it once, and both names read it.
+    trace = trace_of("04-xor-hidden-layer")
+    W, after = trace.history("W1"), trace.history("W1_after")
+    np.testing.assert_array_equal(W[1:], after[:-1])
+    assert np.shares_memory(W, after)

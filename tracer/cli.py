@@ -20,7 +20,7 @@ from tracer.engine.trace import Trace
 from tracer.engine.train import run
 from tracer.errors import TracerError
 from tracer.output import staged
-from tracer.rounding import format_number
+from tracer.rounding import format_array, format_number
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and its answers. With no CHAPTER, every bundled chapter.")
     p.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter file or bundled chapter name")
     _document_options(p, "tracer-build", "the documents", None,
-                      "comma-separated formats among md, tex, pdf, json (json: the document model; default: md, tex, and pdf when pdflatex is "
+                      "comma-separated formats among md, tex, pdf, json, slides, ipynb, html (json: the document "
+                      "model; slides: Beamer <chapter>-slides.tex and .pdf; ipynb: a NumPy notebook; html: a "
+                      "self-contained page with a step explorer; default: md, tex, and pdf when pdflatex is "
                       "installed; pdf asked for without pdflatex is an error)")
     # --- check / exercises parsers (issue 5)
     p = sub.add_parser("check", help="check a student's answers for one step; name the likely mistake",
@@ -175,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--view", choices=("scalar", "layer"),
                    help="graph: one node per weight and example (scalar) or per matrix (layer); "
                         "default scalar for one example, layer for a batch")
+    p.add_argument("--local", action="store_true",
+                   help="graph: write on each backward arrow the local gradient ∂head/∂tail (∂z/∂w = x, "
+                        "∂ŷ/∂z = σ′(z), …), as the article annotates its graphs, instead of the gradient of the cost")
+    p.add_argument("--scale", choices=("auto", "log", "linear"), default="auto",
+                   help="curve: the cost axis; auto (default) is logarithmic when the cost spans more than two "
+                        "decades, linear (the article's view) otherwise")
     p.add_argument("--shaded", action="store_true", help="boundary: shade the two decision regions")
     p.add_argument("--carry", choices=("full", "rounded"), help="as for `tracer run`")
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
@@ -275,7 +283,9 @@ def _trace(args: argparse.Namespace) -> int:
         decimals = Display(**trace.meta.get("display", {})).decimals_of  # as the chapter showed it
     else:
         chapter = load_chapter(args.chapter)
-        trace, decimals = run(chapter, carry=args.carry), chapter.display.decimals_of
+        # Train up to the asked step and record only it (outside the run, the full run names the error).
+        only = dict(steps=args.step + 1, record=[args.step]) if 0 <= args.step < chapter.steps else {}
+        trace, decimals = run(chapter, carry=args.carry, **only), chapter.display.decimals_of
     if args.json:
         print(json.dumps(trace.step_dict(args.step)))
         return 0
@@ -311,7 +321,8 @@ def _matrix(value: Any, decimals: int) -> str:
     if array.ndim == 0:
         return format_number(float(array), decimals)
     rows = array if array.ndim == 2 else array.reshape(1, -1)
-    return "[" + ", ".join("[" + ", ".join(format_number(x, decimals) for x in row) + "]" for row in rows) + "]"
+    texts = iter(format_array(rows, decimals))
+    return "[" + ", ".join("[" + ", ".join(next(texts) for _ in row) + "]" for row in rows) + "]"
 
 
 # --------------------------------------------------------------------------- verify (issue 3)
@@ -429,7 +440,7 @@ def _figure(args: argparse.Namespace) -> int:
 
     chapter = load_chapter(args.chapter)
     path = write_figure(chapter, run(chapter, carry=args.carry), args.kind, args.output, step=args.step,
-                        view=args.view, shaded=args.shaded)
+                        view=args.view, shaded=args.shaded, local=args.local, scale=args.scale)
     print(path)
     return 0
 

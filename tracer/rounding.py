@@ -15,9 +15,11 @@ import numpy as np
 #: Values smaller than this in magnitude are float noise (5.551e-17 from 0.1 + 0.2 - 0.3), shown as 0.
 ZERO_FLOOR = 1e-12
 
-#: Relative distance from a decimal tie within which a computed value is the tie (float error of a
-#: few operations on printed figures is ~1e-16); it then rounds half-up, as the student's exact figure.
-TIE = 1e-9
+#: Relative distance from a decimal tie within which a worked figure is the tie (float error of a
+#: few operations on printed figures is ~1e-16); it then rounds half-up, as the student's exact figure
+#: does. Only for figures of fewer than TIE_DIGITS significant digits.
+TIE = 1e-12
+TIE_DIGITS = 10
 
 #: Significant digits of a non-zero value too small for the fixed decimals (2.3 × 10⁻⁴).
 SMALL_SIGNIFICANT = 2
@@ -101,6 +103,11 @@ def format_number(x: float, decimals: int, style: str = "plain") -> str:
     rounded = round_half_up(x, decimals)
     if rounded != 0 or x == 0:
         return f"{rounded:.{decimals}f}"
+    return _small(x, style)
+
+
+def _small(x: float, style: str) -> str:
+    """A real value too small for the fixed decimals, in scientific notation (format_number's style)."""
     mantissa, exponent = f"{x:.{SMALL_SIGNIFICANT - 1}e}".split("e")
     power = int(exponent)
     if style == "latex":
@@ -139,7 +146,7 @@ def shown(x: float, decimals: int, guard: int = 0) -> str:
     if not math.isfinite(x):
         return repr(x)
     # Half-up as round_shown carries it (a decimal tie in the student's figures goes up).
-    rounded = round_half_up(float(_round_places(np.array([x]), np.array([places]))[0]), places)
+    rounded = round_half_up(float(_round_places(np.array([x]), np.array([places]), student=True)[0]), places)
     if abs(x) >= SCIENTIFIC_BELOW or x == 0:
         return f"{rounded:.{places}f}"
     if rounded != 0 and abs(rounded) < Decimal(repr(SCIENTIFIC_BELOW)):
@@ -176,16 +183,23 @@ def _shown_places(a: np.ndarray, decimals: int) -> np.ndarray:
     return np.where(real, np.maximum(decimals, SMALL_SIGNIFICANT - 1 - lead).astype(np.int64), places)
 
 
-def _round_places(a: np.ndarray, places: np.ndarray) -> np.ndarray:
-    """Each entry of `a` half-up (on its decimal value) to its own number of places, as floats."""
+def _round_places(a: np.ndarray, places: np.ndarray, student: bool = False) -> np.ndarray:
+    """Each entry of `a` half-up (on its decimal value) to its own number of places, as floats.
+
+    `student`: a value within a relative TIE of a decimal tie is the tie and rounds up, as the
+    student's exact figure does: (1 − 0.9) · 0.115 is 0.011499999999999998 in floats, the student's
+    0.1 · 0.115 = 0.0115 rounds to 0.012. Otherwise a near tie is rounded on its exact decimal value."""
     scale = 10.0 ** places
     y = np.abs(a) * scale
     out = np.sign(a) * np.floor(y + 0.5) / scale
-    # Within TIE of a decimal tie the value is one: the student's exact 0.1 · 0.115 = 0.0115 is a float
-    # 0.011499999999999998 from (1 − 0.9) · 0.115, and the student rounds it half-up to 0.012.
-    tie = np.abs(y - np.floor(y) - 0.5) <= TIE * np.maximum(y, 1.0)
-    out = np.where(tie & (y <= 2.0**52), np.sign(a) * (np.floor(y) + 1) / scale, out)
-    for i in np.flatnonzero((y > 2.0**52) | ~np.isfinite(y)):  # beyond exact float integers: exact path
+    off = np.abs(y - np.floor(y) - 0.5)
+    exact = (y > 2.0**52) | ~np.isfinite(y)
+    if student:  # below TIE_DIGITS significant digits, where float error cannot pass for a tie's distance
+        tie = (off <= TIE * np.maximum(y, 1.0)) & (y < 10.0**TIE_DIGITS)
+        out = np.where(tie, np.sign(a) * (np.floor(y) + 1) / scale, out)
+    else:
+        exact |= off <= 1e-9 * np.maximum(y, 1.0)
+    for i in np.flatnonzero(exact):
         x = float(a.flat[i])
         out.flat[i] = float(round_half_up(x, int(places.flat[i]))) if math.isfinite(x) else x
     out[out == 0] = 0.0  # never -0
@@ -196,7 +210,7 @@ def round_shown(values: np.ndarray, decimals: int) -> np.ndarray:
     """Every entry rounded as `shown` prints it (a hand calculation carries exactly what it wrote)."""
     a = np.array(values, dtype=float).reshape(-1)
     a[np.abs(a) < ZERO_FLOOR] = 0.0
-    return _round_places(a, _shown_places(a, decimals)).reshape(np.shape(values))
+    return _round_places(a, _shown_places(a, decimals), student=True).reshape(np.shape(values))
 
 
 def shown_array(values: np.ndarray, decimals: int, guard: int = 0) -> list[str]:
@@ -206,9 +220,29 @@ def shown_array(values: np.ndarray, decimals: int, guard: int = 0) -> list[str]:
     a[np.abs(a) < ZERO_FLOOR] = 0.0
     places = _shown_places(a, decimals)
     if guard:
-        carried = np.abs(_round_places(a, places) - a) <= 1e-12 * np.maximum(1.0, np.abs(a))
+        carried = np.abs(_round_places(a, places, student=True) - a) <= 1e-12 * np.maximum(1.0, np.abs(a))
         places = places + np.where(carried, 0, guard)
-    rounded = _round_places(a, places)
+    rounded = _round_places(a, places, student=True)
     return [f"{r:.{p}f}" if abs(r) >= SCIENTIFIC_BELOW or r == 0 else shown(x, decimals, int(p) - d0)
             for r, p, x, d0 in zip(rounded.tolist(), places.tolist(), a.tolist(),
                                    _shown_places(a, decimals).tolist())]
+
+
+def format_array(values: np.ndarray, decimals: int, style: str = "plain") -> list[str]:
+    """`format_number` of every entry (in row-major order), for whole arrays at once.
+
+    Entries are rounded together by `_round_places` (exact decimal arithmetic only near a tie); a
+    rounded float's digits at `decimals` places are exactly the rounded decimal's while it is under
+    2**40 units. Noise prints as zero and a real value that rounds to zero in scientific notation, as
+    format_number prints them; huge values and what is not finite go through `format_number` itself.
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    with np.errstate(all="ignore"):  # infinities are printed by format_number below
+        rounded = _round_places(x, np.full(x.shape, decimals, dtype=np.int64))
+        plain = (np.abs(x) * 10.0**decimals < 2.0**40) & ((rounded != 0) | (x == 0))  # a float's own decimals
+        small = (rounded == 0) & (np.abs(x) >= ZERO_FLOOR) & (np.abs(x) < 0.5)  # real, yet rounds to 0
+        noise = np.abs(x) < ZERO_FLOOR
+    spec, zero = f".{decimals}f", format(0.0, f".{decimals}f")
+    return [format(r, spec) if ok else zero if tiny else _small(v, style) if low else format_number(v, decimals, style)
+            for r, ok, low, tiny, v in zip(rounded.tolist(), plain.tolist(), small.tolist(), noise.tolist(),
+                                           x.tolist())]
