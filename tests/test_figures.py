@@ -15,7 +15,7 @@ from conftest import needs
 import tracer
 from tracer.cli import main
 from tracer.documents import figures
-from tracer.rounding import format_number
+from tracer.rounding import format_number, shown_styled
 
 SVG = "{http://www.w3.org/2000/svg}"
 #: A number as format_number writes it: plain, or "2.3 × 10⁻⁴" (SVG) / "2.3 \times 10^{-4}" (LaTeX).
@@ -82,7 +82,7 @@ def expected(chapter: tracer.Chapter, trace: tracer.Trace, step: int, quantity: 
     decimals = chapter.display.decimals_of(key)
     if key in ("A0", "Y") and np.all(np.mod(values[key], 1) == 0):
         decimals = 0  # data that is whole is written whole, as in the documents (x₁ = 0, y = 1)
-    out = [format_number(x, decimals, style=style) for x in np.ravel(array)]
+    out = [shown_styled(x, decimals, style=style) for x in np.ravel(array)]  # as the worked lines print
     if style == "unicode":  # the SVG sets a minus sign as a minus sign, U+2212
         out = [re.sub(r"^-", "\u2212", x) for x in out]
     return [s.replace(r" \times 10^{", " × 10^{") for s in out]

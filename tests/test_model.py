@@ -77,6 +77,30 @@ def audit(line: dict) -> list[str]:
     return wrong
 
 
+def _at(tree, path: list[int]):
+    for i in path:
+        tree = tree["args"][i]
+    return tree
+
+
+def carried(step: dict) -> list[str]:
+    """Where a line uses a quantity printed earlier in its step with other digits than printed there
+    (the student copies the figure from the page: 0.011 printed, 0.0115 used is a different number)."""
+    shown, wrong = {}, []
+    for line in step["lines"]:
+        for ref in line.get("operands", []):
+            if ref["quantity"] not in shown:
+                continue
+            earlier = np.asarray(shown[ref["quantity"]], dtype=object)
+            expected = earlier[tuple(ref["index"])] if "index" in ref else earlier
+            used = np.asarray(_at(line["expression"], ref["path"]), dtype=object)
+            if used.shape != np.shape(expected) or not np.all(used == expected):
+                wrong.append(f"{line['quantity']} uses {ref['quantity']} = {used.tolist()}, "
+                             f"printed {np.asarray(expected).tolist()}")
+        shown[line["quantity"]] = line["result"]
+    return wrong
+
+
 def all_lines(models: dict[str, dict]):
     for name, model in models.items():
         for step in model["steps"]:
@@ -91,6 +115,8 @@ def test_every_worked_line_of_every_bundled_chapter_redoes_on_a_calculator(model
     lines = list(all_lines(models))
     failures = [f"{name} step {line['step']} {line['quantity']}: {problem}"
                 for name, line in lines for problem in audit(line)]
+    failures += [f"{name} step {step['step']}: {problem}"
+                 for name, model in models.items() for step in model["steps"] for problem in carried(step)]
     with capsys.disabled():
         print(f"\ncalculator audit: {len(lines)} worked lines in {len(models)} chapters, {len(failures)} failures")
     assert len(lines) > 90 and len(models) == len(bundled_chapters())
@@ -104,6 +130,17 @@ def test_a_planted_wrong_operand_is_caught(models):
     dz = planted["expression"]["args"][0]
     dz[0][2] = "0.0171"  # was 0.0071: a digit copied wrongly (example 3, x = (1, 0), feeds dW1's first entry)
     assert audit(planted)
+
+
+def test_an_operand_used_with_other_digits_than_printed_earlier_in_its_step_is_caught(models):
+    """The Adam update must use v and s as the lines above print them, not with hidden guard digits."""
+    step = copy.deepcopy(models["06-xor-relu-adam"]["steps"][0])
+    assert carried(step) == []
+    line = next(l for l in step["lines"] if l["quantity"] == "W1_after")
+    ref = next(r for r in line["operands"] if r["quantity"] == "vW1")
+    leaf = _at(line["expression"], ref["path"])
+    leaf[0][0] = leaf[0][0] + "5"  # 0.012 printed above, 0.0125 used here
+    assert carried(step)
 
 
 def test_each_worked_line_has_the_schema_keys_and_printed_numbers_as_strings(models):
@@ -144,14 +181,17 @@ def test_the_adam_comment_matches_the_first_step_moving_each_parameter_by_about_
             before = np.asarray(line["expression"]["args"][0], dtype=float)
             after = np.asarray(line["result"], dtype=float)
             moved = np.abs(after - before)
-            assert np.all(np.isclose(moved, alpha, atol=0.0015) | (moved == 0)) and moved.max() > 0
+            # about α: the state is carried as printed (2 significant digits for s), which moves it by a few %
+            assert np.all(np.isclose(moved, alpha, rtol=0.1, atol=0) | (moved == 0)) and moved.max() > 0
 
 
 def test_chapter_notes_are_anchored_to_a_step_and_a_node(models):
     notes = {name: [c for c in comments(model) if c["kind"] == "author"] for name, model in models.items()}
-    assert [(c["step"], c["node"]) for c in notes["01-or-one-example"]] == [(0, "Z1"), (1, "cost")]
-    assert "without a bias" in notes["01-or-one-example"][0]["text"]
-    assert "seed = 2" in notes["05-xor-no-bias"][0]["text"]
+    assert [(c["step"], c["node"]) for c in notes["01-or-one-example"]] == [(1, "cost")]
+    assert "loss went down" in notes["01-or-one-example"][0]["text"]
+    # what comes before step 0 is said before it, in the introduction (the review's item 14)
+    assert "without a bias" in models["01-or-one-example"]["intro"]
+    assert "seed" in models["05-xor-no-bias"]["intro"] and "seed =" not in models["05-xor-no-bias"]["intro"]
 
 
 def test_the_article_is_cited_by_author_and_title(models):
@@ -193,3 +233,18 @@ def test_tracer_build_format_json_writes_the_model_the_same_twice(tmp_path):
     model = json.loads(first)
     assert model["format"] == "tracer-document/1" and model["chapter"] == "01-or-one-example"
     assert not (tmp_path / "a" / "01-or-one-example.md").exists()
+
+
+@pytest.mark.skipif(not __import__("shutil").which("dot") and not __import__("os").environ.get("CI"),
+                    reason="Graphviz's dot is not installed")
+def test_the_graph_at_a_worked_step_prints_the_figures_of_the_worked_lines(models, tmp_path):
+    """The review found ∂Cost/∂W₁ = [−0.048 −0.039] in chapter 2's graph beside [−0.048 −0.038] in its
+    worked line: the graph must print what the lines print (each figure once in a line, once in the graph)."""
+    from tracer.documents.render import printed_tex
+
+    for name in ("02-or-batch", "04-xor-hidden-layer"):
+        build.build([name], tmp_path, ["tex"], figures=True)
+        tex = (tmp_path / f"{name}.tex").read_text(encoding="utf-8")
+        for line in models[name]["steps"][0]["lines"]:
+            if line["quantity"] in ("Z1", "cost", "dW1", "dW2"):
+                assert tex.count(printed_tex(line["result"])) >= 2, (name, line["quantity"], line["result"])

@@ -81,3 +81,13 @@ def test_decimals_in_takes_strings_of_any_length():
     assert decimals_in("1e-999999999999") == 999999999999
     assert decimals_in("Infinity") == decimals_in("nan") == 0
     assert round_half_up(0.1, decimals_in("0." + "1" * 100_000)) == Decimal("0.1")
+
+
+def test_a_worked_figure_on_a_decimal_tie_rounds_up_as_the_student_does():
+    """(1 − 0.9)·0.115 is 0.011499999999999998 in floats; by hand 0.1·0.115 = 0.0115, which rounds to 0.012."""
+    from tracer.rounding import round_shown, shown
+
+    product = (1 - 0.9) * 0.115
+    assert round_shown([product], 3).tolist() == [0.012] and shown(product, 3) == "0.012"
+    assert shown(-product, 3) == "-0.012"
+    assert shown(5.0, 8) == "5.00000000" and shown(0.0114999, 3) == "0.011"  # a tie, not a near value

@@ -50,10 +50,12 @@ def test_tanh_and_relu_and_identity():
     assert derivative_expression("identity")[2] == 1
 
 
-def test_squared_error_reaches_minus_one_over_m_times_y_minus_yhat():
+def test_squared_error_reaches_the_error_over_m_written_as_a_reader_does():
     (y, yhat, m), _, textbook = derivative_expression("squared_error")
     assert same(textbook, -(1 / m) * (y - yhat))
-    assert derivation("squared_error")[-1].latex.endswith(r"= - \frac{1}{m} \left(y - \hat{y}\right)")
+    # (ŷᵢ − yᵢ)/m: the i-th example on both sides, the prediction's error with its sign as a reader writes it
+    assert derivation("squared_error")[-1].latex.endswith(r"= \frac{\hat{y}_i - y_{i}}{m}")
+    assert r"\frac{2 \hat{y}_i - 2 y_{i}}{2 m}" in derivation("squared_error")[1].latex
     (y, yhat, m), _, textbook = derivative_expression("sum_of_squares")
     assert same(textbook, -2 * (y - yhat))
 
@@ -62,7 +64,7 @@ def test_cross_entropy_reaches_yhat_minus_y_over_yhat_one_minus_yhat():
     (y, yhat, m), _, textbook = derivative_expression("binary_cross_entropy")
     assert same(textbook, (yhat - y) / (yhat * (1 - yhat)) / m)
     assert derivation("binary_cross_entropy")[-1].latex.endswith(
-        r"= \frac{\hat{y} - y}{m \hat{y} \left(1 - \hat{y}\right)}")
+        r"= \frac{\hat{y}_i - y_{i}}{\hat{y}_i m \left(1 - \hat{y}_i\right)}")
 
 
 @pytest.mark.parametrize("name", ["binary_cross_entropy+sigmoid", "binary_cross_entropy_from_logits"])

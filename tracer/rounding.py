@@ -15,6 +15,12 @@ import numpy as np
 #: Values smaller than this in magnitude are float noise (5.551e-17 from 0.1 + 0.2 - 0.3), shown as 0.
 ZERO_FLOOR = 1e-12
 
+#: Relative distance from a decimal tie within which a worked figure is the tie (float error of a
+#: few operations on printed figures is ~1e-16); it then rounds half-up, as the student's exact figure
+#: does. Only for figures of fewer than TIE_DIGITS significant digits.
+TIE = 1e-12
+TIE_DIGITS = 10
+
 #: Significant digits of a non-zero value too small for the fixed decimals (2.3 × 10⁻⁴).
 SMALL_SIGNIFICANT = 2
 
@@ -137,18 +143,31 @@ def shown(x: float, decimals: int, guard: int = 0) -> str:
     if is_noise(x):
         x = 0.0
     places = shown_decimals(x, decimals, guard)
+    if not math.isfinite(x):
+        return repr(x)
+    # Half-up as round_shown carries it (a decimal tie in the student's figures goes up).
+    rounded = round_half_up(float(_round_places(np.array([x]), np.array([places]), student=True)[0]), places)
     if abs(x) >= SCIENTIFIC_BELOW or x == 0:
-        text = f"{x:.{places}f}"  # rounds the binary value: differs from half-up only on a decimal tie
-        digits = repr(x).partition(".")[2]
-        if "e" in repr(x) or (len(digits) == places + 1 and digits.endswith("5")):
-            text = f"{round_half_up(x, places):.{places}f}"
-        return text[1:] if text.startswith("-") and not text.strip("-0.") else text
-    rounded = round_half_up(x, places)
+        return f"{rounded:.{places}f}"
     if rounded != 0 and abs(rounded) < Decimal(repr(SCIENTIFIC_BELOW)):
         digits = places + rounded.adjusted()  # significant digits after the first
         mantissa = rounded.scaleb(-rounded.adjusted())
         return f"{mantissa:.{max(digits, 0)}f}e{rounded.adjusted():+03d}"
     return f"{rounded:.{places}f}"
+
+
+def shown_styled(x: float, decimals: int, style: str = "plain") -> str:
+    """`shown`, with scientific notation written for `style` as `format_number` writes it
+    ("latex": 5.1 \\times 10^{-5}, "unicode": 5.1 × 10⁻⁵): a figure beside a worked line prints its digits."""
+    if decimals <= 0 and float(x).is_integer():  # whole data written whole: x₁ = 0, y = 1
+        return str(int(x))
+    text = shown(x, decimals)
+    if "e" not in text or style == "plain" or not math.isfinite(float(x)):
+        return text
+    mantissa, power = text.split("e")
+    if style == "latex":
+        return rf"{mantissa} \times 10^{{{int(power)}}}"
+    return f"{mantissa} × 10{str(int(power)).translate(_SUPERSCRIPT)}"
 
 
 def _shown_places(a: np.ndarray, decimals: int) -> np.ndarray:
@@ -164,14 +183,23 @@ def _shown_places(a: np.ndarray, decimals: int) -> np.ndarray:
     return np.where(real, np.maximum(decimals, SMALL_SIGNIFICANT - 1 - lead).astype(np.int64), places)
 
 
-def _round_places(a: np.ndarray, places: np.ndarray) -> np.ndarray:
-    """Each entry of `a` half-up (on its decimal value) to its own number of places, as floats."""
+def _round_places(a: np.ndarray, places: np.ndarray, student: bool = False) -> np.ndarray:
+    """Each entry of `a` half-up (on its decimal value) to its own number of places, as floats.
+
+    `student`: a value within a relative TIE of a decimal tie is the tie and rounds up, as the
+    student's exact figure does: (1 − 0.9) · 0.115 is 0.011499999999999998 in floats, the student's
+    0.1 · 0.115 = 0.0115 rounds to 0.012. Otherwise a near tie is rounded on its exact decimal value."""
     scale = 10.0 ** places
     y = np.abs(a) * scale
     out = np.sign(a) * np.floor(y + 0.5) / scale
-    # Near a decimal tie (or beyond exact float integers) the binary product can fall either side: exact path.
-    near = (np.abs(y - np.floor(y) - 0.5) <= 1e-9 * np.maximum(y, 1.0)) | (y > 2.0**52) | ~np.isfinite(y)
-    for i in np.flatnonzero(near):
+    off = np.abs(y - np.floor(y) - 0.5)
+    exact = (y > 2.0**52) | ~np.isfinite(y)
+    if student:  # below TIE_DIGITS significant digits, where float error cannot pass for a tie's distance
+        tie = (off <= TIE * np.maximum(y, 1.0)) & (y < 10.0**TIE_DIGITS)
+        out = np.where(tie, np.sign(a) * (np.floor(y) + 1) / scale, out)
+    else:
+        exact |= off <= 1e-9 * np.maximum(y, 1.0)
+    for i in np.flatnonzero(exact):
         x = float(a.flat[i])
         out.flat[i] = float(round_half_up(x, int(places.flat[i]))) if math.isfinite(x) else x
     out[out == 0] = 0.0  # never -0
@@ -182,7 +210,7 @@ def round_shown(values: np.ndarray, decimals: int) -> np.ndarray:
     """Every entry rounded as `shown` prints it (a hand calculation carries exactly what it wrote)."""
     a = np.array(values, dtype=float).reshape(-1)
     a[np.abs(a) < ZERO_FLOOR] = 0.0
-    return _round_places(a, _shown_places(a, decimals)).reshape(np.shape(values))
+    return _round_places(a, _shown_places(a, decimals), student=True).reshape(np.shape(values))
 
 
 def shown_array(values: np.ndarray, decimals: int, guard: int = 0) -> list[str]:
@@ -192,9 +220,9 @@ def shown_array(values: np.ndarray, decimals: int, guard: int = 0) -> list[str]:
     a[np.abs(a) < ZERO_FLOOR] = 0.0
     places = _shown_places(a, decimals)
     if guard:
-        carried = np.abs(_round_places(a, places) - a) <= 1e-12 * np.maximum(1.0, np.abs(a))
+        carried = np.abs(_round_places(a, places, student=True) - a) <= 1e-12 * np.maximum(1.0, np.abs(a))
         places = places + np.where(carried, 0, guard)
-    rounded = _round_places(a, places)
+    rounded = _round_places(a, places, student=True)
     return [f"{r:.{p}f}" if abs(r) >= SCIENTIFIC_BELOW or r == 0 else shown(x, decimals, int(p) - d0)
             for r, p, x, d0 in zip(rounded.tolist(), places.tolist(), a.tolist(),
                                    _shown_places(a, decimals).tolist())]

@@ -359,7 +359,7 @@ def _check_claim(text: str, where_items: tuple[tuple[str, str], ...]) -> ClaimRe
 
     symbols: dict[str, Any] = {}
     left, right = parse_claim(text, symbols)
-    as_written = f"{sp.latex(left)} = {sp.latex(right)}"
+    as_written = f"{reader_latex(left)} = {reader_latex(right)}"
     definitions = [(symbols.get(name) or _define(name, symbols), parse_expression(expr, symbols))
                    for name, expr in where.items()]
     for _ in range(len(definitions)):
@@ -374,7 +374,7 @@ def _check_claim(text: str, where_items: tuple[tuple[str, str], ...]) -> ClaimRe
             return ClaimResult(text, True, "", "", "symbolic", as_written, "")
         if not equal and ratio is not None:
             factor, correct, correct_expr = _off_by(ratio, text, claimed)
-            correct_latex = f"{as_written.split(' = ', 1)[0]} = {sp.latex(correct_expr)}"
+            correct_latex = f"{as_written.split(' = ', 1)[0]} = {reader_latex(correct_expr)}"
             return ClaimResult(text, False, correct, factor, f"differs at {RANDOM_POINTS} random points",
                                as_written, correct_latex)
     left, right = _work_out(left), _work_out(right)
@@ -388,8 +388,22 @@ def _check_claim(text: str, where_items: tuple[tuple[str, str], ...]) -> ClaimRe
         factor = ""
         correct_expr = _fold(sp.simplify(left), definitions)
         correct = str(correct_expr)
-    correct_latex = f"{as_written.split(' = ', 1)[0]} = {sp.latex(correct_expr)}"
+    correct_latex = f"{as_written.split(' = ', 1)[0]} = {reader_latex(correct_expr)}"
     return ClaimResult(text, False, correct, factor, method, as_written, correct_latex)
+
+
+def reader_latex(expr: Any) -> str:
+    """`expr` in LaTeX with signs as a reader writes them: a sum starts with a positive term when it
+    has one (ŷ − y, b_new − b; SymPy's own order gives −y + ŷ)."""
+    from sympy.printing.latex import LatexPrinter
+
+    class Reader(LatexPrinter):
+        def _as_ordered_terms(self, expr: Any, order: Any = None) -> list[Any]:
+            terms = list(super()._as_ordered_terms(expr, order=order))
+            positive = [t for t in terms if not t.could_extract_minus_sign()]
+            return positive + [t for t in terms if t.could_extract_minus_sign()]
+
+    return Reader().doprint(expr)
 
 
 #: How many random points a claim is evaluated at before SymPy simplifies it, and at what precision.
@@ -410,7 +424,8 @@ def _off_by(ratio: Any, text: str, claimed: Any) -> tuple[str, str, Any]:
                 correct = right_text[1:].strip()
         except FormulaError:
             pass
-    return factor, correct, sp.Mul(ratio, claimed, evaluate=False)
+    # −(−(∂L/∂W)²) reads as (∂L/∂W)²
+    return factor, correct, -claimed if ratio == -1 else sp.Mul(ratio, claimed, evaluate=False)
 
 
 def _at_random_points(left: Any, right: Any, text: str) -> tuple[bool, Any, Any, Any] | None:

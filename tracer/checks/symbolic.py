@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tracer.checks.formulas import reader_latex
 from tracer.engine.graph import ACTIVATIONS, COSTS, Network, cost_named
 from tracer.errors import TracerError
 
@@ -354,13 +355,15 @@ def _derive_cost(name: str) -> _Derived:
     scale, loss = pieces["scale"], pieces["loss"]
     wrt = r"\hat{y}_i" if v.name == "yhat" else "z_i"
     dl = rf"\frac{{\partial \mathrm{{Cost}}}}{{\partial {wrt}}}"
+    # Shown with the i-th example's y_i and ŷ_i, as the left-hand side ∂Cost/∂ŷ_i says.
+    indexed = {y: sp.Symbol("y_i", real=True), v: sp.Symbol(wrt, real=True)}
     steps = [DerivationStep("definition", _cost_definition_latex(name, scale, loss, y, v), "the node's definition"),
-             DerivationStep("derivative", f"{dl} = {sp.latex(d)}",
+             DerivationStep("derivative", f"{dl} = {reader_latex(d.subs(indexed))}",
                             "SymPy's diff of the definition (only the i-th term depends on the i-th prediction)")]
     if v.name == "z":  # from logits: written with ŷ = σ(z)
         textbook, shown = _with_prediction(d, v, y)
     else:
-        textbook, shown = _residual_form(d, loss, y, v)
+        textbook, shown = _residual_form(d, loss, y, v, indexed)
     ok = _equal(d, textbook)
     steps.append(DerivationStep("simplified", f"{dl} = {shown}",
                                 "SymPy: simplify(derivative − simplified) = 0" if ok else "NOT EQUAL"))
@@ -399,18 +402,23 @@ def _with_prediction(d: Any, z: Any, y: Any, f: Any = None) -> tuple[Any, str]:
     return sp.simplify(d), sp.latex(sp.simplify(d))
 
 
-def _residual_form(d: Any, loss: Any, y: Any, yhat: Any) -> tuple[Any, str]:
-    """−(1/m)(y − ŷ) when the definition is written with the residual y − ŷ; else a tidy fraction."""
+def _residual_form(d: Any, loss: Any, y: Any, yhat: Any, indexed: dict[Any, Any] | None = None) -> tuple[Any, str]:
+    """(ŷᵢ − yᵢ)/m when the definition is written with the residual y − ŷ (signs as a reader writes
+    them: the prediction's error over m); else a tidy fraction."""
     import sympy as sp
 
     residual = y - yhat
+    indexed = indexed or {}
     if loss.has(residual):
         coefficient = sp.simplify(d / residual)
         if not coefficient.free_symbols & {y, yhat}:
-            paren = sp.Mul(coefficient, sp.Add(y, -yhat, evaluate=False), evaluate=False)
-            return coefficient * residual, sp.latex(paren, order="none")
+            error = sp.Add(indexed.get(yhat, yhat), -indexed.get(y, y), evaluate=False)
+            num, den = sp.fraction(-coefficient)
+            top = error if num == 1 else sp.Mul(num, error, evaluate=False)
+            latex = reader_latex(top) if den == 1 else rf"\frac{{{reader_latex(top)}}}{{{sp.latex(den)}}}"
+            return coefficient * residual, latex
     simple = sp.factor(sp.simplify(d))
-    return simple, _fraction_latex(simple)
+    return simple, _fraction_latex(simple.subs(indexed))
 
 
 def _fraction_latex(expr: Any) -> str:

@@ -40,7 +40,7 @@ from tracer.engine.trace import Trace
 from tracer.engine.train import build_network
 from tracer.errors import TracerError
 from tracer.output import write_atomic
-from tracer.rounding import format_number
+from tracer.rounding import format_number, shown_styled
 
 FORWARD = "#0072B2"  # Okabe–Ito blue
 BACKWARD = "#D55E00"  # Okabe–Ito vermillion
@@ -196,7 +196,7 @@ def _html_item(item: Item, colour: str = "") -> str:
         return ('<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>'
                 + _html_blank(item.decimals, colour) + "</TR></TABLE>")
     if isinstance(item, Num):
-        return html.escape(format_number(item.value, item.decimals, style="unicode"))
+        return html.escape(shown_styled(item.value, item.decimals, style="unicode"))
     rows, abbreviated = item.entries()
     if item.blank:
         entry = lambda x: _html_blank(item.decimals, colour) if not isinstance(x, str) else f"<TD>{x}</TD>"  # noqa: E731
@@ -214,7 +214,7 @@ def _html_item(item: Item, colour: str = "") -> str:
 
 
 def _entry(x: float | str, item: Mat, style: str = "unicode") -> str:
-    return x if isinstance(x, str) else format_number(x, item.decimals, style=style)
+    return x if isinstance(x, str) else shown_styled(x, item.decimals, style=style)
 
 
 def html_label(lines: list[Line]) -> str:
@@ -253,7 +253,7 @@ def _latex_item(item: Item) -> str:
     if isinstance(item, Grad):
         return rf"\partial {_latex_item(item.of)}/\partial {_latex_item(item.wrt)}"
     if isinstance(item, Num):
-        return _latex_blank(item.decimals) if item.blank else format_number(item.value, item.decimals, style="latex")
+        return _latex_blank(item.decimals) if item.blank else shown_styled(item.value, item.decimals, style="latex")
     rows, abbreviated = item.entries()
     dots = {"⋯": r"\cdots", "⋮": r"\vdots", "⋱": r"\ddots"}
     number = (lambda x: _latex_blank(item.decimals)) if item.blank else (lambda x: _entry(x, item, "latex"))
@@ -1218,7 +1218,7 @@ def default_name(chapter: Chapter, kind: str, fmt: str, step: int | None = None,
 
 
 def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
-                     view: str | None = None) -> dict[str, str]:
+                     view: str | None = None, graphs_from: Trace | None = None) -> dict[str, str]:
     """Write the chapter's figures under `out_dir`; return, per place in a document, the text to put there.
 
     Keys: "graph_step_<N>" for each worked step, "curve" when the chapter runs more than FEW_STEPS
@@ -1228,7 +1228,8 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     sentence referring to the figure and a float (a TikZ picture or an \\includegraphics of a PDF)
     with a numbered \\caption and a \\label. Files go to `out_dir`/figures/ and are linked by paths relative to
     `out_dir`, the folder of the documents. Without Graphviz's `dot` there are no graph keys (the
-    documents are built without those pictures; `tracer build` says so once).
+    documents are built without those pictures; `tracer build` says so once). The graphs are drawn
+    from `graphs_from` when given (the documents pass their hand-carried trace: the worked lines' figures).
     """
     if fmt not in ("md", "tex"):
         raise TracerError(f"document format {fmt!r}: expected 'md' or 'tex'")
@@ -1237,7 +1238,9 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     # Graphviz runs in its own process: lay the graphs out in threads while matplotlib draws.
     with ThreadPoolExecutor(max_workers=2) as pool:
         steps = worked_steps(chapter, trace) if graphviz_available() else []
-        graphs = {step: computational_graph(chapter, trace, step, view) for step in steps}
+        hand = set(graphs_from.steps.tolist()) if graphs_from is not None else set()
+        graphs = {step: computational_graph(chapter, graphs_from if step in hand else trace, step, view)
+                  for step in steps}
         drawn = {step: pool.submit(graph_svg if fmt == "md" else graph_tikz, graph) for step, graph in graphs.items()}
         # (key, picture: bytes of a file or TikZ text, file name, caption, what the text says it shows, width)
         pictures: list[tuple[str, bytes | str, str, str, str, str]] = []

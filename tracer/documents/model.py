@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, is_dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import numpy as np
 
+from tracer.checks.formulas import parse_expression, reader_latex
 from tracer.checks.symbolic import derivation
 from tracer.checks.verify import article_citation, article_figures, article_formulas, derivations_used
 from tracer.engine.chapter import Chapter, document_spec
@@ -63,6 +64,9 @@ class Line:
     formula: str
     expression: Any
     result: Any
+    #: Where each trace value sits in `expression`: {"quantity", "path" (argument indices from the
+    #: root), "index" (the entry, when the leaf is one entry of the quantity)}.
+    operands: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -111,6 +115,8 @@ class Figure:
     exact: str
     verdict: str
     explanation: str
+    note: str = ""  # the chapter's note on it (what the article's figure is)
+    agree: int = 0  # a program's long output: the significant digits it shares with the computed value
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,7 @@ class Formula:
     correct_latex: str
     factor: str
     note: str
+    where: tuple[str, ...] = ()  # the claim's conditions and definitions, LaTeX: y = 1, \hat{y} = …
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,7 @@ class Operand:
     quantity: str
     value: Any
     exact: bool = False  # data and constants: whole numbers stay whole, no guard digits
+    index: tuple[int, ...] | None = None  # the entry of `quantity` this is, when it is one entry
 
 
 def printed(value: Any, quantity: str, decimals: int, guard: int = 0, exact: bool = False) -> Any:
@@ -219,6 +227,16 @@ def _print_tree(tree: Any, decimals_of: Any, guard: int) -> Any:
     if isinstance(tree, dict):
         return {**tree, "args": [_print_tree(a, decimals_of, guard) for a in tree["args"]]}
     return constant(tree)
+
+
+def _operands(tree: Any, path: tuple[int, ...] = ()) -> list[dict[str, Any]]:
+    """Where each Operand sits in `tree` (see Line.operands)."""
+    if isinstance(tree, Operand):
+        ref = {"quantity": tree.quantity, "path": list(path)}
+        return [ref | {"index": [int(i) for i in tree.index]}] if tree.index is not None else [ref]
+    if isinstance(tree, dict):
+        return [r for i, a in enumerate(tree["args"]) for r in _operands(a, path + (i,))]
+    return []
 
 
 # --------------------------------------------------------------------------- evaluating a line
@@ -311,19 +329,22 @@ class _Builder:
         self.net = build_network(chapter)
         self.cost = self.net.cost
         self.optimizer = OPTIMIZERS[chapter.optimizer](chapter.learning_rate, **chapter.hyper)
+        self.scalar: dict[int, tuple[Layer, str]] = {}  # layers in the article's scalar form, their input letter
 
     def decimals(self, quantity: str) -> int:
         return self.display.decimals_of(quantity.removesuffix(AFTER))
 
-    def line(self, step: int, phase: str, node: str, quantity: str, formula: str, tree: Any, value: Any) -> Line:
-        """A line whose operands carry as few guard digits as make it reproduce its printed result."""
-        result = printed(value, quantity, self.decimals(quantity), exact=quantity in EXACT_DATA)
+    def line(self, step: int, phase: str, node: str, quantity: str, formula: str, tree: Any, value: Any,
+             whole: bool = False) -> Line:
+        """A line whose operands carry as few guard digits as make it reproduce its printed result
+        (`whole`: a result that is whole by definition, e.g. an indicator, printed as 0 and 1)."""
+        result = printed(value, quantity, self.decimals(quantity), exact=whole or quantity in EXACT_DATA)
         expression = _print_tree(tree, self.decimals, 0)
         for guard in range(1, MAX_GUARD + 1):
             if reproduces(expression, result):
                 break
             expression = _print_tree(tree, self.decimals, guard)
-        return Line(step, phase, node, quantity, formula, expression, result)
+        return Line(step, phase, node, quantity, formula, expression, result, tuple(_operands(tree)))
 
     # ----------------------------------------------------------------- forward and cost
 
@@ -334,10 +355,12 @@ class _Builder:
             W, P = v[layer.W], v[layer.A_prev]
             if W.shape[0] == 1 and P.shape[1] == 1:  # one unit, one example: the article's scalar form
                 x = "x" if layer.index == 1 else "a"
+                self.scalar[layer.index] = (layer, x)
                 formula = f"{symbol(layer.Z)} = " + " + ".join(
                     [f"w_{{{j}}} {x}_{{{j}}}" for j in range(1, W.shape[1] + 1)] + ([symbol(layer.b)] if bias else []))
-                terms = [_op("mul", Operand(layer.W, w), Operand(layer.A_prev, a)) for w, a in zip(W[0], P[:, 0])]
-                tree = _op("add", *terms, *([Operand(layer.b, v[layer.b][0, 0])] if bias else []))
+                terms = [_op("mul", Operand(layer.W, w, index=(0, j)), Operand(layer.A_prev, a, index=(j, 0)))
+                         for j, (w, a) in enumerate(zip(W[0], P[:, 0]))]
+                tree = _op("add", *terms, *([Operand(layer.b, v[layer.b][0, 0], index=(0, 0))] if bias else []))
             else:
                 formula = f"{symbol(layer.Z)} = {symbol(layer.W)} {symbol(layer.A_prev)}" + (
                     f" + {symbol(layer.b)}" if bias else "")
@@ -356,8 +379,9 @@ class _Builder:
     def cost_line(self, step: int, v: dict[str, Any]) -> Line:
         last = self.net.layers[-1]
         A, Z, Y = v[last.A], v[last.Z], v["Y"]
-        terms = [self.cost.term(Operand("Y", y), Operand(last.A, a), Operand(last.Z, z))
-                 for y, a, z in zip(Y.ravel(), A.ravel(), Z.ravel())]
+        where = [tuple(int(i) for i in np.unravel_index(k, A.shape)) for k in range(A.size)]
+        terms = [self.cost.term(Operand("Y", y, index=i), Operand(last.A, a, index=i), Operand(last.Z, z, index=i))
+                 for y, a, z, i in zip(Y.ravel(), A.ravel(), Z.ravel(), where)]
         body = terms[0] if len(terms) == 1 else _op("add", *terms)
         scale = self.cost.scale(self.hand.meta["batch_size"])
         tree = body if scale is None else _op("mul", scale, body)
@@ -385,21 +409,23 @@ class _Builder:
         act, local = layer.activation, layer.local
         out = []
         tree = act.local_expression(Operand(layer.Z, v[layer.Z]), Operand(layer.A, v[layer.A]))
+        indicator = isinstance(tree, dict) and tree["op"] == "heaviside"  # 0 or 1 by definition
         if tree is not None:
             formula = _scalar(f"{symbol(local)} = " + fill(act.gradient_tex, A=symbol(layer.A), Z=symbol(layer.Z)),
                               v[layer.A])
-            out.append(self.line(step, "backward", layer.A, local, formula, tree, v[local]))
+            out.append(self.line(step, "backward", layer.A, local, formula, tree, v[local], whole=indicator))
         times = r" \odot " if np.size(v[layer.A]) > 1 else r" \cdot "
         out.append(self.line(step, "backward", layer.A, layer.dZ,
                              f"{symbol(layer.dZ)} = {symbol(layer.dA)}{times}{symbol(local)}",
-                             _op("mul", Operand(layer.dA, v[layer.dA]), Operand(local, v[local])), v[layer.dZ]))
+                             _op("mul", Operand(layer.dA, v[layer.dA]), Operand(local, v[local], exact=indicator)),
+                             v[layer.dZ]))
         return out
 
     def _linear(self, step: int, v: dict[str, Any], layer: Layer) -> list[Line]:
         dZ, P = v[layer.dZ], v[layer.A_prev]
         formula = f"{symbol(layer.dW)} = {symbol(layer.dZ)} \\, {symbol(layer.A_prev)}^{{T}}"
         if dZ.shape == (1, 1):  # one unit, one example: each weight's gradient is dz times its input
-            tree = _op("mul", Operand(layer.dZ, dZ[0, 0]), _op("transpose", Operand(layer.A_prev, P)))
+            tree = _op("mul", Operand(layer.dZ, dZ[0, 0], index=(0, 0)), _op("transpose", Operand(layer.A_prev, P)))
         else:
             tree = _op("matmul", Operand(layer.dZ, dZ), _op("transpose", Operand(layer.A_prev, P)))
         out = [self.line(step, "backward", layer.Z, layer.dW, formula, tree, v[layer.dW])]
@@ -474,14 +500,14 @@ COMMENTARY = {
                  "${dz}$ over the {m} examples (one column each)."),
     "dimensions": ("Dimension check: ${dz}$ is ${a} \\times {m}$ and ${prev}^{{T}}$ is ${m} \\times {n}$, so "
                    "${dw}$ is ${a} \\times {n}$, the shape of ${w}$."),
-    "relu-at-zero": ("ReLU has no slope at exactly $z = 0$; its derivative there is taken as 0, as the "
-                     "article's code does, for the entries of ${z}$ that are exactly 0."),
+    "relu-at-zero": ("ReLU has no slope at exactly $z = 0$; its derivative there is taken as 0 (the usual "
+                     "convention in code) for the entries of ${z}$ that are exactly 0."),
     "saturated": ("Some entries of ${a}$ are close to 0 or 1: there the sigmoid is saturated, its slope "
                   "${local}$ is below {limit}, and almost no gradient passes back through it."),
     "adam-first-step": ("At the first step Adam's corrected averages are the gradient and its square, so "
                         "each parameter with a non-zero gradient moves by about $\\pm\\alpha = \\pm {alpha}$, "
                         "whatever the gradient's size (one with a zero gradient stays put)."),
-    "natural-log": "Here $\\log$ is the natural logarithm (base $e$), as in the article's code.",
+    "natural-log": "Here $\\log$ is the natural logarithm (base $e$).",
     "big-matrix": ("Matrices with more than {past} rows or columns are shown by their top-left "
                    "${corner} \\times {corner}$ "
                    "corner and their shape, and a sum over more than {past} examples by its first {corner} terms "
@@ -510,10 +536,11 @@ def _commentary(chapter: Chapter, net: Any, step: Step, v: dict[str, Any]) -> li
                     are="are" if many else "is", is_="are" if many else "is",
                     those="these weights" if many else "this weight")))
             a, m = v[layer.dZ].shape
-            out.append(Comment(s, layer.Z, "dimensions", COMMENTARY["dimensions"].format(
-                dz=symbol(layer.dZ), a=a, m=m, prev=symbol(layer.A_prev), n=P.shape[0], dw=symbol(layer.dW),
-                w=symbol(layer.W))))
-        if layer.db in quantities and v[layer.dZ].shape[1] > 1:
+            if layer is net.layers[-1]:  # once per step: the first layer the backward pass reaches
+                out.append(Comment(s, layer.Z, "dimensions", COMMENTARY["dimensions"].format(
+                    dz=symbol(layer.dZ), a=a, m=m, prev=symbol(layer.A_prev), n=P.shape[0], dw=symbol(layer.dW),
+                    w=symbol(layer.W))))
+        if layer.db in quantities and v[layer.dZ].shape[1] > 1 and layer is net.layers[-1]:
             out.append(Comment(s, layer.Z, "bias-sum", COMMENTARY["bias-sum"].format(
                 dz=symbol(layer.dZ), m=v[layer.dZ].shape[1])))
         if layer.local in quantities:
@@ -602,9 +629,13 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
         previous = s
 
     cost_cls = type(builder.cost)
-    notation = [r"The input is the first layer's activation: $A_{0} = X$, one column per example "
+    notation = [r"The input counts as layer 0: $A_{0} = X$, one column per example "
                 f"($m = {chapter.m}$).",
                 f"The prediction is the last layer's activation: $\\hat{{y}} = A_{{{len(chapter.layers)}}}$."]
+    for layer, x in builder.scalar.values():  # w₁ is input 1's weight, b₁ layer 1's bias: say which is which
+        notation.append(f"In ${symbol(layer.Z)}$, $w_{{j}}$ is the weight of input ${x}_{{j}}$ (the $j$-th entry "
+                        f"of ${symbol(layer.W)}$), while the index of ${symbol(layer.Z)}$, ${symbol(layer.A)}$"
+                        + (f" and ${symbol(layer.b)}$" if chapter.bias else "") + " is the layer's.")
     if any(_uses_log(line.expression) for line in steps[0].lines) if steps else False:
         notation.append(COMMENTARY["natural-log"])
 
@@ -666,8 +697,13 @@ def _derivations(chapter: Chapter) -> list[dict[str, Any]]:
     out = []
     for name in derivations_used(chapter):
         parts = [(ACTIVATIONS.get(n) or COSTS[n]).readable for n in name.split("+")]
-        out.append({"name": name, "title": " with ".join(parts),
-                    "steps": [{"label": str(s.label), "latex": s.latex} for s in derivation(name)]})
+        steps, said = [], None
+        for s in derivation(name):
+            right = s.latex.split(" = ", 1)[-1]
+            if right != said:  # a "simplified" form SymPy cannot simplify is not shown twice (ReLU′)
+                steps.append({"label": str(s.label), "latex": s.latex})
+            said = right
+        out.append({"name": name, "title": " with ".join(parts), "steps": steps})
     return out
 
 
@@ -675,12 +711,33 @@ def _article(chapter: Chapter, full: Trace) -> Article:
     citation = article_citation(chapter)
     figures = []
     for check in article_figures(chapter, full):
+        printed_text = str(check.printed).replace("−", "-").strip()
+        agree = _agreeing_digits(printed_text, check.computed) if "full precision" in getattr(check, "how", ()) else 0
         figures.append(Figure(check.step, check.quantity, tuple(check.index) if check.index else None,
-                              str(check.printed).replace("−", "-").strip(),
-                              check.correct, _exact(check.computed), check.verdict, check.explanation))
-    formulas = [Formula(f.latex, f.verdict, f.correct_latex, f.factor, f.note) for f in article_formulas(chapter)]
+                              printed_text, check.correct, _exact(check.computed), check.verdict, check.explanation,
+                              getattr(check, "note", ""), agree))
+    formulas = [Formula(f.latex, f.verdict, f.correct_latex, f.factor, f.note, _where_latex(f.where))
+                for f in article_formulas(chapter)]
     return Article(citation["author"], citation["title"], citation["link"], citation["note"], tuple(figures),
                    tuple(formulas))
+
+
+def _agreeing_digits(printed_text: str, computed: float) -> int:
+    """How many leading significant digits a long printed figure shares with the computed one
+    (both rounded half-up to that many): 0.0009514180100050973 and …0967 share 15."""
+    p, c = Decimal(printed_text), Decimal(repr(float(computed)))
+    for k in range(len(p.as_tuple().digits), 0, -1):
+        unit = Decimal(1).scaleb(p.adjusted() - k + 1)
+        if p.quantize(unit, rounding=ROUND_HALF_UP) == c.quantize(unit, rounding=ROUND_HALF_UP):
+            return k
+    return 0
+
+
+def _where_latex(where: dict[str, str]) -> tuple[str, ...]:
+    """A claim's `where` entries as LaTeX equations, in the notation of the claim itself."""
+    symbols: dict[str, Any] = {}
+    return tuple(f"{reader_latex(parse_expression(name, symbols))} = {reader_latex(parse_expression(text, symbols))}"
+                 for name, text in where.items())
 
 
 def _exact(x: Any) -> str:

@@ -34,14 +34,23 @@ from decimal import Decimal, ROUND_HALF_UP
 
 
 def half_up(x, places):
-    """x rounded half-up to `places` decimals, on the digits you see (never -0)."""
-    d = Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    """x rounded half-up to `places` decimals, on the digits you see (never -0). A value within a
+    relative 1e-9 of a tie is the tie, and rounds up: (1 - 0.9) * 0.115 is 0.011499999999999998
+    in floats, but the 0.1 * 0.115 = 0.0115 you work out by hand rounds to 0.012."""
+    unit = Decimal(1).scaleb(-places)
+    d = Decimal(repr(float(x)))
+    y = abs(d) / unit
+    if abs(y - int(y) - Decimal("0.5")) <= Decimal("1e-9") * max(y, 1):
+        d = ((int(y) + 1) * unit).copy_sign(d)
+    d = d.quantize(unit, rounding=ROUND_HALF_UP)
     return abs(d) if d == 0 else d
 
 
 def written(x, decimals):
     """x as the worked example writes it: `decimals` places, small values with two significant digits."""
     x = 0.0 if abs(x) < 1e-12 else float(x)
+    if decimals == 0 and x.is_integer():  # whole by definition: ReLU's slope 0 or 1
+        return str(int(x))
     places = decimals if x == 0 else max(decimals, 1 - Decimal(repr(abs(x))).adjusted())
     d = half_up(x, places)
     if d != 0 and abs(d) < Decimal("0.0001"):
@@ -186,15 +195,15 @@ class _Code:
         return out
 
     def update(self) -> list[tuple[str, list[str]]]:
-        """(parameter, lines): the optimizer's state (every digit, as the optimizer keeps it), then the update."""
+        """(parameter, lines): the optimizer's state (kept as written, as the worked example carries it), then
+        the update."""
         opt = self.optimizer
         hyper = {k: Name(k) for k in opt.uses}
         out = []
         for p in self.net.parameter_names:
             if p in self.chapter.frozen:
                 continue
-            lines = [f"{s + p} = {numpy_code(opt.state_expression(s, Name(s + p), Name('d' + p), hyper))}"
-                     for s in opt.state]
+            lines = [self.kept(s + p, opt.state_expression(s, Name(s + p), Name('d' + p), hyper)) for s in opt.state]
             tree = opt.expression(Name(p), Name("d" + p), Name("learning_rate"), {s: Name(s + p) for s in opt.state},
                                   hyper, Name("t"))
             lines.append(self.kept(p, tree))
@@ -279,7 +288,8 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None) -> Any:
         for ln in worked:
             q = ln.quantity.removesuffix(AFTER)
             label = q + UPDATED if ln.quantity.endswith(AFTER) else q
-            shows.append(f"show({json.dumps(label)}, {q}, {code.decimals(q)})")
+            whole = all("." not in t and "e" not in t for t in np.ravel(np.asarray(ln.result, dtype=object)))
+            shows.append(f"show({json.dumps(label)}, {q}, {0 if whole else code.decimals(q)})")  # ReLU's 0 and 1
         py("\n".join(lines + shows), step)
 
     comments_of = {st.step: st.comments for st in model.steps}

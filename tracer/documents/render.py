@@ -468,6 +468,16 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
     article = model.article
     shown_steps = {s.step for s in model.steps}
     differs = [_figure(f) for f in article.figures if f.verdict != "matches"]
+    for e in differs:  # explained beside its step when the document shows it: not twice
+        e["shown"] = e["step"] in shown_steps
+    kept = [f for f in article.figures if f.verdict == "matches"]
+    matches = [_figure(f) for f in kept]
+    asked = {(model.exercise["step"], a["quantity"]) for a in model.exercise["answers"]} if model.exercise else set()
+    for f in matches:  # not given away just before the exercise that asks for it
+        f["exercise"] = (f["step"], f["quantity"]) in asked
+    for before, f, shown in zip([None, *kept], kept, matches):  # a note on several entries of one figure, said once
+        if before is not None and (before.step, before.quantity, before.note) == (f.step, f.quantity, f.note):
+            shown["note"] = None
     for step in model.steps:
         changes = [{"symbol": symbol(c.quantity), "before": printed_tex(c.before), "now": printed_tex(c.now)}
                    for c in step.changes]
@@ -518,10 +528,12 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
             "author": UserText(article.author) if article.author else None,
             "title": UserText(article.title) if article.title else None,
             "link": article.link or None,
-            "matches": [_figure(f) for f in article.figures if f.verdict == "matches"],
+            "note": UserText(article.note) if article.note else None,
+            "matches": matches,
             "differs": differs,
             "formulas": [{"latex": f.latex, "true": f.verdict == "true", "correct": f.correct_latex,
-                          "factor": f.factor} for f in article.formulas],
+                          "factor": f.factor, "where": list(f.where), "note": UserText(f.note) if f.note else None}
+                         for f in article.formulas],
         },
         "figures": figures or {},
     }
@@ -533,8 +545,11 @@ def _figure(f: Any) -> dict[str, Any]:
     if f.index:
         shown = rf"\left[{shown}\right]_{{{','.join(str(i + 1) for i in f.index)}}}"  # counted from 1, as a reader does
     when = f"after the update of step {f.step}" if f.quantity.endswith(AFTER) else f"at step {f.step}"
-    return {"step": f.step, "when": when, "symbol": shown, "printed": f.printed.replace("−", "-"), "correct": f.correct,
-            "exact": f.exact, "explanation": UserText(f.explanation) if f.explanation else None}
+    return {"step": f.step, "quantity": f.quantity, "when": when, "symbol": shown, "printed": f.printed.replace("−", "-"), "correct": f.correct,
+            "exact": f.exact, "explanation": UserText(f.explanation) if f.explanation else None,
+            "note": UserText(f.note) if f.note else None, "agree": f.agree,
+            # a whole-number figure of a quantity that is not whole (a predicted class): show the value too
+            "rounded": "." not in f.correct and f.exact != f.correct}
 
 
 def document_traces(chapter: Chapter, trace: Trace | None = None, other: Trace | None = None) -> tuple[Trace, Trace]:

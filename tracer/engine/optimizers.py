@@ -50,9 +50,17 @@ class Optimizer:
             self.memory[name] = {s: np.zeros_like(like, dtype=float) for s in self.state}
         return self.memory[name]
 
-    def update(self, name: str, param: np.ndarray, grad: np.ndarray, t: int, out: np.ndarray) -> None:
-        """Write the updated `param` into `out`; `t` counts updates from 1 (Adam's bias correction)."""
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray, t: int, out: np.ndarray,
+               carry: Any = None) -> None:
+        """Write the updated `param` into `out`; `t` counts updates from 1 (Adam's bias correction).
+        `carry(state_name, value)`, when given, sees each state as soon as it is updated (hand mode
+        rounds it there, so the update uses the state as printed)."""
         raise NotImplementedError
+
+    def _carry(self, name: str, carry: Any) -> None:
+        if carry is not None:
+            for s, value in self.memory[name].items():
+                value[...] = carry(s + name, value)
 
     def expression(self, P: Any, dP: Any, alpha: Any, state: dict[str, Any], hyper: dict[str, Any],
                    t: int) -> dict[str, Any]:
@@ -73,7 +81,7 @@ class GradientDescent(Optimizer):
     def expression(self, P, dP, alpha, state, hyper, t):
         return _op("sub", P, _op("mul", alpha, dP))
 
-    def update(self, name, param, grad, t, out):
+    def update(self, name, param, grad, t, out, carry=None):
         np.multiply(grad, self.learning_rate, out=out)
         np.subtract(param, out, out=out)
 
@@ -95,11 +103,12 @@ class Momentum(Optimizer):
     def state_expression(self, name, previous, dP, hyper):
         return _op("add", _op("mul", hyper["beta"], previous), _op("mul", _op("sub", 1, hyper["beta"]), dP))
 
-    def update(self, name, param, grad, t, out):
+    def update(self, name, param, grad, t, out, carry=None):
         v = self.slots(name, param)["v"]
         beta = self.hyper["beta"]
         v *= beta
         v += (1 - beta) * grad
+        self._carry(name, carry)
         np.subtract(param, self.learning_rate * v, out=out)
 
 
@@ -120,11 +129,12 @@ class RMSprop(Optimizer):
     def state_expression(self, name, previous, dP, hyper):
         return _op("add", _op("mul", hyper["beta2"], previous), _op("mul", _op("sub", 1, hyper["beta2"]), _op("square", dP)))
 
-    def update(self, name, param, grad, t, out):
+    def update(self, name, param, grad, t, out, carry=None):
         s = self.slots(name, param)["s"]
         beta2 = self.hyper["beta2"]
         s *= beta2
         s += (1 - beta2) * grad * grad
+        self._carry(name, carry)
         np.subtract(param, self.learning_rate * grad / (np.sqrt(s) + self.hyper["epsilon"]), out=out)
 
 
@@ -151,13 +161,14 @@ class Adam(Optimizer):
         new = dP if name == "v" else _op("square", dP)
         return _op("add", _op("mul", beta, previous), _op("mul", _op("sub", 1, beta), new))
 
-    def update(self, name, param, grad, t, out):
+    def update(self, name, param, grad, t, out, carry=None):
         slots = self.slots(name, param)
         beta1, beta2 = self.hyper["beta1"], self.hyper["beta2"]
         slots["v"] *= beta1
         slots["v"] += (1 - beta1) * grad
         slots["s"] *= beta2
         slots["s"] += (1 - beta2) * grad * grad
+        self._carry(name, carry)
         v_hat = slots["v"] / (1 - beta1**t)
         s_hat = slots["s"] / (1 - beta2**t)
         np.subtract(param, self.learning_rate * v_hat / (np.sqrt(s_hat) + self.hyper["epsilon"]), out=out)

@@ -159,7 +159,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
                 raise _failure(k, net, params, out)
             net.backward(params, A0, Yb, out, rounder)
             for p in trainable:
-                optimizer.update(p, params[p], out["d" + p], k + 1, out=new[p])
+                optimizer.update(p, params[p], out["d" + p], k + 1, out=new[p], carry=rounder)
                 if rounder:
                     new[p][...] = rounder(p, new[p])
             if s >= 0:

@@ -94,7 +94,7 @@ def rerun_step(ctx: StepContext, *, net: Network | None = None, params: dict[str
             memory = getattr(optimizer, "inner", optimizer).memory
             if grad.shape != start[p].shape and p in memory:  # optimizer state spread like the gradient
                 memory[p] = {s: np.broadcast_to(v, grad.shape).copy() for s, v in memory[p].items()}
-            optimizer.update(p, np.broadcast_to(start[p], grad.shape), grad, ctx.step + 1, out=new)
+            optimizer.update(p, np.broadcast_to(start[p], grad.shape), grad, ctx.step + 1, out=new, carry=ctx.carry)
             values[p + AFTER] = ctx.carry(p, new) if ctx.carry else new
         memory = getattr(optimizer, "inner", optimizer).memory
         for s in OPTIMIZERS[chapter.optimizer].state:
@@ -195,8 +195,8 @@ class AddsStep(Optimizer):
     def __init__(self, inner: Optimizer):
         self.inner = inner
 
-    def update(self, name, param, grad, t, out):
-        self.inner.update(name, param, -grad, t, out)
+    def update(self, name, param, grad, t, out, carry=None):
+        self.inner.update(name, param, -grad, t, out, carry)
 
 
 # --------------------------------------------------------------------------- the catalogue
