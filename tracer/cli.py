@@ -17,7 +17,7 @@ import numpy as np
 
 from tracer.engine.chapter import Chapter, bundled_chapters, load_chapter
 from tracer.engine.trace import Trace
-from tracer.engine.train import run
+from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.rounding import format_number
 
@@ -188,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
     chapters = _chapters(args.chapters)
     results = []
     for chapter in chapters:
-        trace = run(chapter, carry=args.carry)
+        trace = Traces(chapter, carry=args.carry).main
         if args.save:
             trace.save(args.save if len(chapters) == 1 else args.save.with_name(f"{chapter.name}.npz"))
         results.append((chapter, trace))
@@ -232,7 +232,7 @@ def _trace(args: argparse.Namespace) -> int:
         trace, decimals = Trace.load(args.chapter), 6
     else:
         chapter = load_chapter(args.chapter)
-        trace, decimals = run(chapter, carry=args.carry), chapter.display.decimals_of
+        trace, decimals = Traces(chapter, carry=args.carry).main, chapter.display.decimals_of
     if args.json:
         print(json.dumps(trace.step_dict(args.step)))
         return 0
@@ -359,7 +359,7 @@ def _figure(args: argparse.Namespace) -> int:
     from tracer.documents.figures import write_figure
 
     chapter = load_chapter(args.chapter)
-    path = write_figure(chapter, run(chapter, carry=args.carry), args.kind, args.output, step=args.step,
+    path = write_figure(chapter, Traces(chapter, carry=args.carry).main, args.kind, args.output, step=args.step,
                         view=args.view, shaded=args.shaded)
     print(path)
     return 0

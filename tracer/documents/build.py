@@ -28,7 +28,7 @@ from tracer.documents.render import (
 )
 from tracer.engine.chapter import Chapter, load_chapter
 from tracer.engine.trace import Trace
-from tracer.engine.train import run
+from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.output import write_atomic
 
@@ -99,8 +99,9 @@ class _Job:
 def _build_one(job: _Job, env: jinja2.Environment | None = None) -> list[Path]:
     chapter = job.chapter
     env = env or environment(job.user_templates)
-    trace = run(chapter)
-    context = document_context(chapter, trace)
+    traces = Traces(chapter)
+    context = document_context(chapter, traces)
+    trace = traces.main
     written: list[Path] = []
     tex_path = None
     for fmt in job.texts:

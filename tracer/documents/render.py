@@ -32,7 +32,7 @@ from tracer.engine.chapter import (
 from tracer.engine.graph import ACTIVATIONS, COSTS
 from tracer.engine.optimizers import DEFAULTS, OPTIMIZERS
 from tracer.engine.trace import Trace
-from tracer.engine.train import run
+from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.resources import bundled_path
 from tracer.rounding import format_number
@@ -514,23 +514,21 @@ def _steps(section: Any, key: str, last: int) -> list[int]:
 # --------------------------------------------------------------------------- the render context
 
 
-def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "md",
-                     figures: dict[str, str] | None = None, other: Trace | None = None) -> dict[str, Any]:
-    """Everything the templates see for one chapter (public: the exercise sheets reuse it)."""
+def document_context(chapter: Chapter, traces: Traces | Trace | None = None, fmt: str = "md",
+                     figures: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything the templates see for one chapter (public: the exercise sheets reuse it).
+
+    `traces`: what the command trained (a Trace is reused as its carry's trace).
+    """
     spec = document_spec(chapter)
-    if trace is None:
-        trace = run(chapter)
+    traces = Traces.of(chapter, traces)
     shown = sorted(set(spec.worked_steps) | set(spec.forward_steps))
     needed = sorted(set(shown) | ({spec.exercise["step"]} if spec.exercise else set()))
-    missing = [s for s in needed if s not in set(trace.steps.tolist())]
-    if missing:
-        trace = run(chapter, carry=trace.meta["carry"], record=sorted(set(trace.steps.tolist()) | set(needed)))
-    if other is None:
-        other_mode = "rounded" if trace.meta["carry"] == "full" else "full"
-        other = run(chapter, carry=other_mode, steps=max(needed) + 1, record=needed)
+    trace = traces.get(traces.carry, needed)
+    other = traces.other(needed)
     notes: list[Note] = []
     calc = Calculator(chapter, trace, other, notes)
-    errata = _errata(chapter, trace)
+    errata = _errata(chapter, traces)
     display = chapter.display
 
     worked = []
@@ -609,10 +607,10 @@ class Erratum(Note):
     step: int = 0
 
 
-def _errata(chapter: Chapter, trace: Trace) -> list[Erratum]:
+def _errata(chapter: Chapter, traces: Traces) -> list[Erratum]:
     """The article's printed figures that `tracer verify` found to differ from the computed ones."""
     found = []
-    for check in article_figures(chapter, trace):
+    for check in article_figures(chapter, traces):
         if check.verdict != "article differs":
             continue
         shown = symbol(check.quantity)

@@ -9,7 +9,7 @@ number goes through `Decimal`.
 
 Judging ("precision" mode, the default): a number written with d decimals is right when it is the
 exact value rounded half-up to d decimals, or the value a hand calculation carrying rounded
-intermediates gives (`tracer.run(chapter, carry="rounded")`) rounded to d decimals, or within half a
+intermediates gives (`tracer.Traces(chapter).hand()`) rounded to d decimals, or within half a
 unit of its last digit of the exact value. The other modes are the graders' usual ones:
 `sigfig` (N significant digits), `decimals` (N decimals) and `relabs` (|given − exact| ≤ atol +
 rtol·|exact|); they compare with the exact value only.
@@ -22,12 +22,16 @@ import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
 from tracer.errors import TracerError
 from tracer.rounding import decimals_in, format_number, round_half_up, to_decimal
+
+if TYPE_CHECKING:
+    from tracer.engine.trace import Trace
+    from tracer.engine.train import Traces
 
 #: Longest answer text read (a 10 × 10 matrix at 6 decimals is well under this).
 MAX_LENGTH = 10_000
@@ -497,13 +501,14 @@ def shape_message(answer: Answer, quantity: str, shape: tuple[int, ...]) -> str:
 
 def check(chapter: Any, answers: Sequence[str | Answer], step: int, *, mode: Mode | None = None,
           asked: Sequence[str] = (), decimals: int | None = None, variant: int | None = None,
-          diagnose: bool = True) -> Report:
+          diagnose: bool = True, traces: Traces | Trace | None = None) -> Report:
     """Judge `answers` about `step` of `chapter` (a Chapter); name the mistakes that explain wrong ones.
 
     `asked` are quantities an exercise asks for (counted as not answered when missing) and
     `decimals` the decimals it asks for (default: the chapter's display decimals per quantity).
+    `traces` are the command's traces of `chapter` (engine.train.Traces; made here when not given).
     """
-    from tracer.engine.train import hand_carry, run
+    from tracer.engine.train import Traces, hand_carry
     from tracer.exercises.mistakes import step_context, variants
 
     mode = mode or Mode()
@@ -514,8 +519,8 @@ def check(chapter: Any, answers: Sequence[str | Answer], step: int, *, mode: Mod
         raise TracerError(f"--step {step}: this chapter runs steps 0 to {chapter.steps - 1} "
                           "(steps are counted from 0)")
     record = [s for s in (step - 1, step) if s >= 0]
-    trace = run(chapter, carry="full", steps=step + 1, record=record)
-    hand = run(chapter, carry="rounded", steps=step + 1, record=record)
+    traces = Traces.of(chapter, traces)
+    trace, hand = traces.get("full", record), traces.hand(record)
     exact, rounded = trace.at(step), hand.at(step)
     known = sorted(exact)
     layers = trace.n_layers

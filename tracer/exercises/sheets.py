@@ -34,7 +34,7 @@ from tracer.engine.chapter import (
 )
 from tracer.engine.graph import ACTIVATIONS, COSTS
 from tracer.engine.trace import AFTER, Trace
-from tracer.engine.train import initial_parameters, run
+from tracer.engine.train import Traces, initial_parameters
 from tracer.errors import NumericalError, TracerError
 from tracer.output import write_atomic
 from tracer.rounding import round_half_up, to_decimal
@@ -145,8 +145,9 @@ def make_variants(chapter: Chapter, count: int, seed: int, upto: int | None = No
     for k in range(1, (upto or count) + 1):
         for attempt in range(MAX_ATTEMPTS):
             drawn = draw(chapter, spec, seed, k, attempt)
+            traces = Traces(drawn, carry="full", steps=record)
             try:
-                trace = run(drawn, carry="full", record=record)
+                trace = traces.full
             except NumericalError:
                 continue
             if not acceptable(trace, spec):
@@ -155,7 +156,7 @@ def make_variants(chapter: Chapter, count: int, seed: int, upto: int | None = No
             if key in seen:
                 continue
             seen.add(key)
-            hand = run(drawn, carry="rounded", record=record)
+            hand = traces.hand()
             start = {p: trace.at(0)[p] for p in drawn.parameter_names}
             variants.append(Variant(k, drawn, start, drawn.X, drawn.learning_rate, trace, hand, spec))
             break
@@ -167,8 +168,7 @@ def make_variants(chapter: Chapter, count: int, seed: int, upto: int | None = No
 
 
 def _check_asked(chapter: Chapter, spec: ExerciseSpec) -> None:
-    trace = run(chapter, carry="full", steps=spec.step + 1, record=[spec.step])
-    known = trace.at(spec.step)
+    known = Traces(chapter, steps=[spec.step]).full.at(spec.step)
     for q in spec.ask:
         if q not in known:
             chapter_section(chapter, "exercise").fail(
@@ -237,7 +237,7 @@ def check_answers(source: str | Path | Chapter, answers: Sequence[str], *, step:
         if step is not None and step != v.spec.step:
             raise TracerError(f"--step {step}: variant {variant}'s exercise is about step {v.spec.step}")
         return check(v.chapter, answers, v.spec.step, asked=v.spec.ask, decimals=v.spec.decimals,
-                     variant=variant, **options)
+                     variant=variant, traces=Traces(v.chapter, v.trace, v.hand, carry="full"), **options)
     if seed is not None:
         raise TracerError("--seed: only with --variant ID")
     spec = exercise_spec(chapter) if has_exercise else None
