@@ -19,6 +19,7 @@ from tracer.engine.chapter import Chapter, bundled_chapters, load_chapter
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
+from tracer.abbreviation import LIMIT, bracketed
 from tracer.rounding import format_number
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print a JSON object per chapter: steps, cost (one per recorded step), params (final)")
     p.add_argument("--all", action="store_true", help="print every recorded step, not a sample of about 20")
+    _full_option(p)
     p.add_argument("--carry", choices=("full", "rounded"),
                    help="full precision (default) or hand mode: round every value as it is computed")
     p.add_argument("--save", metavar="FILE", type=Path,
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, required=True, metavar="N", help="the step to show (0 is the first)")
     p.add_argument("--json", action="store_true", help="nested lists, full double precision")
     p.add_argument("--carry", choices=("full", "rounded"), help="as for `tracer run`")
+    _full_option(p)
 
     # Each later sub-command adds its parser here, in its own block.
     # --- verify parser (issue 3)
@@ -113,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, default=0.0, metavar="R", help="relative tolerance for --mode relabs")
     p.add_argument("--atol", type=float, default=0.0, metavar="A", help="absolute tolerance for --mode relabs")
     p.add_argument("--reveal", action="store_true", help="also show the expected values")
+    _full_option(p)
     p.add_argument("--json", action="store_true", help="one JSON object: score and a verdict per answer")
 
     p = sub.add_parser("exercises", help="write per-student exercise variants with answer keys",
@@ -145,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
                    help="where to write (.svg, .pdf, .tex); default CHAPTER-KIND….svg in the current folder")
     return parser
+
+
+def _full_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--full", action="store_true",
+                   help=f"print matrices whole (without it, one past {LIMIT} rows or columns shows a corner and "
+                        "its shape; --json always has every entry)")
 
 
 def _document_options(p: argparse.ArgumentParser, folder: str, what: str, formats: str, formats_help: str) -> None:
@@ -196,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(run_summary(trace)))
         else:
-            print(("\n" if i else "") + cost_table(chapter, trace, everything=args.all))
+            print(("\n" if i else "") + cost_table(chapter, trace, everything=args.all, full=args.full))
     return 0
 
 
@@ -207,7 +217,7 @@ def run_summary(trace: Trace) -> dict[str, Any]:
             "params": {k: np.asarray(v).tolist() for k, v in trace.final.items()}}
 
 
-def cost_table(chapter: Chapter, trace: Trace, everything: bool = False, rows: int = 20) -> str:
+def cost_table(chapter: Chapter, trace: Trace, everything: bool = False, rows: int = 20, full: bool = False) -> str:
     steps = trace.steps.tolist()
     if not everything and len(steps) > rows + 1:
         stride = -(-len(steps) // rows)
@@ -219,7 +229,7 @@ def cost_table(chapter: Chapter, trace: Trace, everything: bool = False, rows: i
              f"{'step':>8}  cost"]
     lines += [f"{s:>8}  {trace.at(s)['cost']:.10g}" for s in steps]
     lines.append("final parameters:")
-    lines += [f"  {k} = {_matrix(v, chapter.display.decimals)}" for k, v in trace.final.items()]
+    lines += [f"  {k} = {_matrix(v, chapter.display.decimals, full)}" for k, v in trace.final.items()]
     return "\n".join(lines)
 
 
@@ -236,14 +246,15 @@ def _trace(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(trace.step_dict(args.step)))
         return 0
-    print(step_report(trace, args.step, decimals))
+    print(step_report(trace, args.step, decimals, full=args.full))
     return 0
 
 
-def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int]) -> str:
-    """Every node and parameter at `step`, rounded for reading (`--json` has full precision)."""
+def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int], full: bool = False) -> str:
+    """Every node and parameter at `step`, rounded for reading (`--json` has full precision);
+    big matrices abbreviated unless `full`."""
     places = decimals if callable(decimals) else (lambda _name: decimals)
-    show = lambda name, value: _matrix(value, places(name))  # noqa: E731
+    show = lambda name, value: _matrix(value, places(name), full)  # noqa: E731
     lines = [f"{trace.meta['title']}: step {step} (carry {trace.meta['carry']})", "", "nodes (forward order):"]
     for node in trace.nodes(step):
         lines.append(f"  {node.name} [{node.kind}] = {show(node.name, node.value)}")
@@ -263,12 +274,9 @@ def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int]) -
     return "\n".join(lines)
 
 
-def _matrix(value: Any, decimals: int) -> str:
-    array = np.asarray(value, dtype=float)
-    if array.ndim == 0:
-        return format_number(float(array), decimals)
-    rows = array if array.ndim == 2 else array.reshape(1, -1)
-    return "[" + ", ".join("[" + ", ".join(format_number(x, decimals) for x in row) + "]" for row in rows) + "]"
+def _matrix(value: Any, decimals: int, full: bool = False) -> str:
+    """A value for the terminal: past abbreviation.LIMIT rows or columns, a corner and the shape."""
+    return bracketed(value, lambda x: format_number(x, decimals), full=full)
 
 
 # --------------------------------------------------------------------------- verify (issue 3)
@@ -329,7 +337,7 @@ def _check(args: argparse.Namespace) -> int:
         raise TracerError('no answers: give them as arguments, e.g. "dW1 = [-0.044, -0.035]", or with --answers FILE')
     mode = Mode(args.mode, args.digits, args.rtol, args.atol)
     report = check_answers(args.chapter, answers, step=args.step, variant=args.variant, seed=args.seed, mode=mode)
-    print(json.dumps(report.to_dict(args.reveal)) if args.json else report.text(args.reveal))
+    print(json.dumps(report.to_dict(args.reveal)) if args.json else report.text(args.reveal, full=args.full))
     return 0
 
 

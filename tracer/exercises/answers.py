@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
+from tracer.abbreviation import bracketed
 from tracer.errors import TracerError
 from tracer.rounding import decimals_in, format_number, round_half_up, to_decimal
 
@@ -383,6 +384,7 @@ class Judgement:
     message: str = ""
     mistakes: list[tuple[str, str]] = field(default_factory=list)  # (key, plain words)
     expected: str = ""  # shown only with reveal
+    brief: str = ""  # expected as the terminal shows it: a big matrix abbreviated
 
     @property
     def right(self) -> bool:
@@ -429,7 +431,8 @@ class Report:
                 "score": {"right": self.right, "asked": self.asked, "fraction": round(self.score, 6)},
                 "answers": [j.to_dict(reveal) for j in self.judgements]}
 
-    def text(self, reveal: bool = False) -> str:
+    def text(self, reveal: bool = False, full: bool = False) -> str:
+        """The report for the terminal; `full` prints big expected matrices whole."""
         head = f"{self.chapter}{f', variant {self.variant}' if self.variant is not None else ''}, step {self.step}"
         lines = [f"{head} (judged by {self.mode.describe()})"]
         width = max((len(j.given or j.quantity) for j in self.judgements), default=0)
@@ -446,21 +449,21 @@ class Report:
                              else "      your numbers are what you get if you (any one of):")
                 lines += [f"        - {says}" for _, says in j.mistakes]
             if reveal and j.expected:
-                lines.append(f"      expected {j.quantity} = {j.expected}")
+                lines.append(f"      expected {j.quantity} = {j.expected if full or not j.brief else j.brief}")
         extra = len(self.judgements) - self.asked
         lines.append(f"score: {self.right}/{self.asked} right" +
                      (f" (of the quantities the exercise asks for; {extra} more answered)" if extra else ""))
         return "\n".join(lines)
 
 
-def format_value(value: Any, decimals: int) -> str:
-    """A value as an answer is written: a number, a flat list for one row or column, else rows."""
+def format_value(value: Any, decimals: int, full: bool = True) -> str:
+    """A value as an answer is written: a number, a flat list for one row or column, else rows.
+
+    `full=False` abbreviates a big matrix for the terminal (abbreviation.bracketed)."""
     a = np.asarray(value, dtype=float)
     if a.size == 1:
         return format_number(float(a.ravel()[0]), decimals)
-    if a.ndim < 2 or 1 in a.shape:
-        return "[" + ", ".join(format_number(x, decimals) for x in a.ravel()) + "]"
-    return "[" + ", ".join("[" + ", ".join(format_number(x, decimals) for x in row) + "]" for row in a) + "]"
+    return bracketed(a, lambda x: format_number(x, decimals), full=full, flat=True)
 
 
 def judge_numbers(answer: Answer, exact: np.ndarray, hand: np.ndarray | None, mode: Mode) -> tuple[int, int] | None:
@@ -564,17 +567,19 @@ def check(chapter: Any, answers: Sequence[str | Answer], step: int, *, mode: Mod
         return found
 
     judgements = []
+    briefs: dict[str, str] = {}  # the expected values as the terminal shows them (abbreviated when big)
     order = list(dict.fromkeys(list(asked) + list(by_quantity)))
     for q in order:
         value, hand_value = np.asarray(exact[q], dtype=float), np.asarray(rounded[q], dtype=float)
         places = decimals if decimals is not None else chapter.display.decimals_of(q)
         a = by_quantity.get(q)
         if a is None:
+            briefs[q] = format_value(value, places, full=False)
             judgements.append(Judgement(q, None, "unanswered", 0, value.size, f"{q} is asked for but not answered",
                                         expected=format_value(value, places)))
             continue
         shown = max([places] + a.decimals)
-        expected = format_value(value, shown)
+        expected, briefs[q] = format_value(value, shown), format_value(value, shown, full=False)
         got = judge_numbers(a, value, hand_value, mode)
         if got is None:
             found = explain(a, q, mode)
@@ -601,4 +606,6 @@ def check(chapter: Any, answers: Sequence[str | Answer], step: int, *, mode: Mod
             judgements.append(Judgement(q, a.text, "wrong", right, count,
                                         "" if found else "no mistake in the catalogue gives these numbers",
                                         found, expected))
+    for j in judgements:
+        j.brief = briefs[j.quantity]
     return Report(chapter.name, step, mode, judgements, variant, tuple(asked))
