@@ -7,9 +7,11 @@ add its own (verify: 3 when the project's own numbers disagree).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -32,14 +34,46 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
     return register
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's layout, wrapping only at spaces: a chapter name such as 01-or-one-example stays whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False, break_long_words=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of `tracer` and of each sub-command (they share the help layout)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+#: What `tracer` alone suggests trying first.
+FIRST = "tracer build 01-or-one-example   (it prints the files it writes; open the .md)"
+
+
+def version() -> str:
+    """The installed distribution's version."""
+    try:
+        return importlib.metadata.version("tracer")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed; pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tracer",
         description="Step-by-step hand-calculation tracer for neural networks: every node's value and "
                     "gradient at every training step, from a chapter file (TOML).",
         epilog="A CHAPTER is a path to a .toml file or the name of a bundled chapter "
                f"({', '.join(p.stem for p in bundled_chapters())}). "
                "Exit status: 0 success, 1 numerical failure, 2 bad input.")
+    parser.add_argument("--version", action="version", version=f"tracer {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="train a chapter and print its cost table",
@@ -167,7 +201,13 @@ def _document_options(p: argparse.ArgumentParser, folder: str, what: str, format
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # `tracer` alone: what it can do, and where to start
+        print(parser.format_help().rstrip() + f"\n\nStart with:  {FIRST}\n"
+              "Each command's options:  tracer COMMAND --help")
+        return 0
+    args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except TracerError as exc:
@@ -287,7 +327,12 @@ def _verify(args: argparse.Namespace) -> int:
     from tracer.checks.verify import verify
 
     chapters = _chapters(args.chapters)
-    reports = [verify(chapter) for chapter in chapters]
+    tty = sys.stderr.isatty() and len(chapters) > 1
+    reports = []
+    for i, chapter in enumerate(chapters, start=1):
+        if tty:  # a whole verify takes seconds per chapter: say where it is
+            print(f"tracer verify [{i}/{len(chapters)}] {chapter.name}", file=sys.stderr, flush=True)
+        reports.append(verify(chapter))
     for i, report in enumerate(reports):
         print(report.to_json() if args.json else ("\n" if i else "") + report.table())
     return max(r.exit_status for r in reports)
@@ -310,7 +355,7 @@ def _build(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- check, exercises (issue 5)
 
 
-class _IntermixedParser(argparse.ArgumentParser):
+class _IntermixedParser(_Parser):
     """`tracer check CHAPTER --step 1 "dW1 = …"`: positionals after options (argparse reads them in one run)."""
 
     _inside = False
