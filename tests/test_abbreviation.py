@@ -64,11 +64,11 @@ def test_run_trace_and_check_abbreviate_unless_full_and_json_keeps_everything(tm
     assert main(["trace", str(path), "--step", "0", "--full"]) == 0
     assert "…" not in capsys.readouterr().out
 
-    zeros = "dW1 = [" + ", ".join(["[0.1, 0.1]"] * 12) + "]"
-    assert main(["check", str(path), "--step", "0", zeros, "--reveal"]) == 0
+    zeros = "dW1 = [" + ", ".join(["[0.1, 0.1]"] * 12) + "]"  # wrong: `check` exits 3
+    assert main(["check", str(path), "--step", "0", zeros, "--reveal"]) == 3
     expected = next(line for line in capsys.readouterr().out.splitlines() if "expected dW1" in line)
     assert expected.endswith("…] (12 × 2)")
-    assert main(["check", str(path), "--step", "0", zeros, "--reveal", "--full"]) == 0
+    assert main(["check", str(path), "--step", "0", zeros, "--reveal", "--full"]) == 3
     assert "…" not in capsys.readouterr().out
-    assert main(["check", str(path), "--step", "0", zeros, "--reveal", "--json"]) == 0
+    assert main(["check", str(path), "--step", "0", zeros, "--reveal", "--json"]) == 3
     assert json.loads(capsys.readouterr().out)["answers"][0]["expected"].count("], [") == 11

@@ -45,7 +45,7 @@ def test_the_cli_judges_the_articles_exercise_right(capsys):
     status = main(["check", "02-or-batch", "--step", "1", "dW1 = [-0.044, -0.035]", "db1 = [-0.031]", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert status == 0
-    assert out["score"] == {"right": 2, "asked": 2, "fraction": 1.0}
+    assert out["score"] == {"right": 2, "carried_forward": 0, "asked": 2, "points": 2, "possible": 2, "fraction": 1.0}
     assert "expected" not in out["answers"][0]
 
 
@@ -253,7 +253,7 @@ def test_a_well_formed_matrix_is_read_back_number_for_number(rows):
 def test_the_cli_check_never_crashes(capsys, text):
     status = main(["check", "01-or-one-example", "--step", "0", "--", text])
     captured = capsys.readouterr()
-    assert status in (0, 2)
+    assert status in (0, 2, 3)
     if status == 2:
         assert captured.err.startswith("tracer: ") and "expected" in captured.err
 
@@ -262,3 +262,47 @@ def test_a_value_written_exactly_needs_no_more_digits():
     # Part I: with x = (0, 0) "the derivatives … w₁ & w₂, are ZERO", and ŷ = σ(0) = 0.5 exactly.
     report = check(tracer.load_chapter("01-or-one-example"), ["dW1 = [0, 0]", "A1 = 0.5"], 0)
     assert [j.status for j in report.judgements if j.given] == ["right", "right"]
+
+
+# --------------------------------------------------------------------------- exit status, points, errors carried forward
+
+
+@pytest.mark.parametrize("answers, status", [
+    (["dW1 = [-0.044, -0.035]", "db1 = -0.031"], 0),  # the article's answers: all right
+    (["dW1 = [-0.044, -0.035]", "db1 = -0.030"], 3),  # one wrong
+    (["dW1 = [-0.044, -0.035]"], 3),  # one missing
+    (["dW1 = [-0.04, -0.04]", "db1 = -0.031"], 3),  # not precise enough
+    (["dW1 = [-0.044, -0.035", "db1 = -0.031"], 2),  # cannot be read
+])
+def test_check_exits_0_when_all_is_right_3_when_any_is_wrong_or_missing_2_when_unreadable(capsys, answers, status):
+    assert main(["check", "02-or-batch", *answers]) == status
+    captured = capsys.readouterr()
+    assert ("score:" in captured.out) == (status != 2)
+
+
+def test_a_later_answer_that_follows_from_an_earlier_wrong_one_is_carried_forward():
+    chapter = tracer.load_chapter("02-or-batch")
+    X = np.array([[0, 0, 1, 1], [0, 1, 0, 1]], float)
+    Y = np.array([[0, 1, 1, 1]], float)
+    W, b = np.array([[0.1, 0.6]]), 0.0
+    A = sigmoid(W @ X + b)
+    dZ = (A - Y) / 4 * A * (1 - A)
+    W, b = W - dZ @ X.T, b - dZ.sum()  # step 0's update (α = 1): step 1 starts here
+    A = sigmoid(W @ X + b)
+    dZ_wrong = (A - Y) * A * (1 - A)  # the 1/m left out
+    dZ_written = np.array([[float(f"{x:.3f}") for x in dZ_wrong.ravel()]])
+    dW_followed = dZ_written @ X.T  # what the student's own dZ1 gives
+    W_after = W - dW_followed
+    show = lambda a: "[" + ", ".join(f"{x:.3f}" for x in np.ravel(a)) + "]"  # noqa: E731
+    report = check(chapter, [f"dZ1 = {show(dZ_written)}", f"dW1 = {show(dW_followed)}",
+                             f"W1_after = {show(W_after)}"], 1,
+                   asked=("dZ1", "dW1", "W1_after"), points=(1, 2, 2))
+    status = {j.quantity: j.status for j in report.judgements}
+    assert status == {"dZ1": "wrong", "dW1": "carried_forward", "W1_after": "carried_forward"}
+    assert [k for k, _ in report.judgements[0].mistakes] == ["no_mean"]
+    assert report.judgements[1].carried_from == ["dZ1"]
+    assert (report.right, report.earned, report.possible) == (0, 4, 5)
+    assert report.exit_status == 3
+    text = report.text()
+    assert "carried forward" in text and "it follows from your own dZ1" in text
+    assert "score: 0/3 right, 2 carried forward; points 4 of 5" in text

@@ -193,3 +193,50 @@ def test_a_variants_own_key_is_judged_right_and_the_variant_is_made_again_alike(
         answers.append(f"{q} = [{text}]" if value.size > 1 else f"{q} = {text}")
     report = check_answers(chapter, answers, variant=3, seed=seed)
     assert report.right == report.asked == len(again.spec.ask)
+
+
+# --------------------------------------------------------------------------- a changed sheets folder
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda m: "not json {", "cannot read exercises.json"),
+    (lambda m: json.dumps([m]), "the whole file: expected a JSON object"),
+    (lambda m: json.dumps({k: v for k, v in m.items() if k != "chapter"}), "chapter: expected the chapter's name"),
+    (lambda m: json.dumps({**m, "variants": "six"}), "variants: expected a number of variants"),
+    (lambda m: json.dumps({**m, "variants": 10**9}), "variants: expected a number of variants"),
+    (lambda m: json.dumps({**m, "seed": "2026"}), "seed: expected a whole number"),
+    (lambda m: json.dumps({**m, "seed": None}), "codes: expected 6 different variant codes"),
+    (lambda m: json.dumps({**m, "format": "tracer-exercises/9"}), "format: expected 'tracer-exercises/1'"),
+    (lambda m: json.dumps({**m, "seed": -1}), "seed: expected a whole number"),
+])
+def test_a_changed_exercises_json_exits_2_with_a_clear_message(sheets, tmp_path, capsys, change, says):
+    import shutil
+
+    copy = tmp_path / "sheets"
+    shutil.copytree(sheets, copy)
+    manifest = json.loads((copy / "exercises.json").read_text())
+    (copy / "exercises.json").write_text(change(manifest))
+    assert main(["check", str(copy), "--variant", "2", "dW1 = [0.1, 0.1]"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tracer: ") and "exercises.json" in err and says in err, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda v: {**v, "start": {"W1": [[0.1, "x"]], "b1": [[0.0]]}}, "start.W1: expected numbers in the shape (1, 2)"),
+    (lambda v: {**v, "start": {"W1": [[0.1, 0.2, 0.3]], "b1": [[0.0]]}}, "start.W1: expected numbers in the shape"),
+    (lambda v: {**v, "start": {"W9": [[0.1, 0.2]]}}, "start: expected the parameters W1, b1"),
+    (lambda v: {**v, "learning_rate": -1}, "expected finite numbers and a learning rate above 0"),
+    (lambda v: {**v, "X": None}, "expected an input of shape (2, 4)"),
+])
+def test_a_changed_answers_json_exits_2_with_a_clear_message(sheets, tmp_path, capsys, change, says):
+    import shutil
+
+    copy = tmp_path / "sheets"
+    shutil.copytree(sheets, copy)
+    listing = json.loads((copy / "answers.json").read_text())
+    listing["variants"][1] = change(listing["variants"][1])
+    (copy / "answers.json").write_text(json.dumps(listing))
+    assert main(["check", str(copy), "--variant", "2", "dW1 = [0.1, 0.1]"]) == 2
+    err = capsys.readouterr().err
+    assert "answers.json" in err and says in err and "Traceback" not in err, err

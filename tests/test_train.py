@@ -199,7 +199,7 @@ COMMANDS = [
     (["build", "01-or-one-example", "--format", "md", "-o", "{tmp}"], [("full", 2), ("rounded", 2)]),
     (["verify", "01-or-one-example"], [("full", 2), ("rounded", 2)]),
     (["verify", "02-or-batch"], [("full", 5000)]),
-    (["check", "02-or-batch", "dW1 = [-0.044, -0.035]"], [("full", 5000), ("rounded", 2)]),
+    (["check", "02-or-batch", "dW1 = [-0.044, -0.035]", "db1 = -0.031"], [("full", 5000), ("rounded", 2)]),
 ]
 
 

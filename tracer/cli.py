@@ -17,11 +17,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from tracer.abbreviation import LIMIT, bracketed
 from tracer.engine.chapter import Chapter, bundled_chapters, load_chapter
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
-from tracer.abbreviation import LIMIT, bracketed
 from tracer.rounding import format_number
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -127,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "to the decimals written, the value of a hand calculation carrying rounded "
                                    "figures, or within half a unit of its last digit of the exact value. For a "
                                    "wrong answer, reruns the step with each common mistake and names those that "
-                                   "give the student's numbers. Exit status 0 once checked (the score is in the "
-                                   "reply), 2 for an answer that cannot be read.")
+                                   "give the student's numbers. Exit status 0 when every asked answer is right, 3 "
+                                   "when any is wrong or missing, 2 for an answer that cannot be read.")
     p.__class__ = _IntermixedParser  # answers may come before or after the options
     p.add_argument("chapter", metavar="CHAPTER",
                    help="chapter file, bundled chapter name, or a folder written by `tracer exercises`")
@@ -140,9 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the step the answers are about, counted from 0 (default: the chapter's [exercise] step)")
     p.add_argument("--answers", dest="answers_file", metavar="FILE",
                    help="read answers from FILE too, one per line (# comments; - for standard input)")
-    p.add_argument("--variant", type=int, metavar="ID", help="check against variant ID of an exercise set")
+    p.add_argument("--variant", metavar="CODE",
+                   help="check against one variant of an exercise set: the code on the sheet (K7QF), or the "
+                        "number of a public practice sheet")
+    p.add_argument("--key", type=Path, metavar="FILE",
+                   help="the instructor key a secret set was made with (or give the sheets folder, whose "
+                        "answers.json serves)")
     p.add_argument("--seed", type=int, metavar="S",
-                   help="the set's seed, for --variant with a chapter (a sheets folder knows its seed)")
+                   help="a public practice set's seed, for --variant N with a chapter (a sheets folder knows it)")
     p.add_argument("--mode", choices=("precision", "sigfig", "decimals", "relabs"), default="precision",
                    help="precision (default: each number at its own decimals), sigfig --digits N, "
                         "decimals --digits N, or relabs --rtol R --atol A")
@@ -156,14 +161,42 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("exercises", help="write per-student exercise variants with answer keys",
                        description="Draw VARIANTS versions of the chapter's [exercise] (starting weights, and "
                                    "where the section allows inputs and learning rate, as numbers with one "
-                                   "decimal) with readable, distinct answers; write per variant an exercise "
-                                   "sheet and its answer key (Markdown and LaTeX), answers.csv and answers.json "
-                                   "for an LMS, and exercises.json + chapter.toml so `tracer check DIR --variant "
-                                   "ID` works from the folder. The same seed gives the same files byte for byte.")
+                                   "decimal) with readable, distinct answers; write per variant a worksheet and "
+                                   "its answer key (Markdown and LaTeX), answers.csv and answers.json, "
+                                   "exercises.json + chapter.toml so `tracer check DIR --variant CODE` and "
+                                   "`tracer grade DIR` work from the folder, and with --format moodle,qti quiz "
+                                   "banks for Moodle and Canvas. With an instructor key (--key, or --new-key to "
+                                   "make one) each sheet prints only a secret variant code; with --seed the "
+                                   "sheets are public practice sheets anyone can check. The same key or seed "
+                                   "gives the same files byte for byte.")
     p.add_argument("chapter", metavar="CHAPTER", help="chapter file or bundled chapter name (with an [exercise] section)")
     p.add_argument("--variants", type=int, default=40, metavar="N", help="how many variants (default 40)")
-    p.add_argument("--seed", type=int, required=True, metavar="S", help="the set's seed (write it down)")
-    _document_options(p, "sheets", "the sheets", "md,tex", "comma-separated: md, tex (default both)")
+    secret = p.add_mutually_exclusive_group(required=True)
+    secret.add_argument("--key", type=Path, metavar="FILE",
+                        help="the instructor key: the variants' numbers derive from it and each sheet's code")
+    secret.add_argument("--new-key", type=Path, metavar="FILE",
+                        help="make a new random instructor key in FILE (mode 600), then use it")
+    secret.add_argument("--seed", type=int, metavar="S",
+                        help="public practice sheets: anyone with the seed can check (and reveal) the answers")
+    _document_options(p, "sheets", "the sheets", "md,tex",
+                      "comma-separated: md, tex (sheets and keys), moodle (Moodle XML), qti (QTI 1.2 zip for "
+                      "Canvas); default md,tex")
+    # --- grade parser (issue 12)
+    p = sub.add_parser("grade", help="grade a class: one row per student from an LMS export",
+                       description="Grade every row of a CSV (student id, variant code, one column per asked "
+                                   "quantity, in the answer grammar of `tracer check`) against the sheets folder "
+                                   "written by `tracer exercises`. Writes one row per student (score, each "
+                                   "quantity's verdict, the named mistake, carried-forward credit) and "
+                                   "grades-report.md and .html beside it (the score histogram and how often each "
+                                   "mistake occurred). A row that cannot be read is reported with its line "
+                                   "number and the rest are graded. Exit status 0 when every row was graded, "
+                                   "3 when some could not be, 2 for bad input.")
+    p.add_argument("sheets", metavar="SHEETS_DIR", type=Path, help="the folder written by `tracer exercises`")
+    p.add_argument("--answers", required=True, type=Path, metavar="CSV",
+                   help="one row per student: columns student (or id), variant, and one per asked quantity")
+    p.add_argument("-o", "--output", type=Path, default=Path("grades.csv"), metavar="FILE",
+                   help="the grades (default grades.csv); the report goes beside it")
+    p.add_argument("--key", type=Path, metavar="FILE", help="the instructor key, if the folder has no answers.json")
     # --- figure parser (issue 6)
     p = sub.add_parser("figure", help="draw one figure: computational graph, learning curve or decision boundary",
                        description="Draw one of the chapter's pictures from its trace. graph: the computational "
@@ -373,6 +406,7 @@ class _IntermixedParser(_Parser):
 @command("check")
 def _check(args: argparse.Namespace) -> int:
     from tracer.exercises.answers import Mode
+    from tracer.exercises.keys import read_key
     from tracer.exercises.sheets import check_answers
 
     answers = list(args.answers)
@@ -381,9 +415,11 @@ def _check(args: argparse.Namespace) -> int:
     if not answers:
         raise TracerError('no answers: give them as arguments, e.g. "dW1 = [-0.044, -0.035]", or with --answers FILE')
     mode = Mode(args.mode, args.digits, args.rtol, args.atol)
-    report = check_answers(args.chapter, answers, step=args.step, variant=args.variant, seed=args.seed, mode=mode)
+    key = read_key(args.key) if args.key else None
+    report = check_answers(args.chapter, answers, step=args.step, variant=args.variant, seed=args.seed, key=key,
+                           mode=mode)
     print(json.dumps(report.to_dict(args.reveal)) if args.json else report.text(args.reveal, full=args.full))
-    return 0
+    return report.exit_status
 
 
 def _answer_lines(name: str) -> list[str]:
@@ -396,13 +432,35 @@ def _answer_lines(name: str) -> list[str]:
 
 @command("exercises")
 def _exercises(args: argparse.Namespace) -> int:
-    from tracer.exercises.sheets import write_exercises
+    from tracer.exercises.keys import new_key, read_key
+    from tracer.exercises.sheets import check_formats, write_exercises
 
-    formats = _formats(args.format)
-    paths = write_exercises(load_chapter(args.chapter), args.output, args.variants, args.seed, formats,
-                            args.templates)
-    print(f"wrote {args.variants} variants (seed {args.seed}) to {args.output}: {len(paths)} files")
+    formats = check_formats(_formats(args.format))  # before a new key is written
+    chapter = load_chapter(args.chapter)
+    key = None
+    if args.new_key:
+        key = read_key(new_key(args.new_key))
+        print(f"wrote a new instructor key to {args.new_key} (mode 600): keep it, and keep it from students")
+    elif args.key:
+        key = read_key(args.key)
+    paths = write_exercises(chapter, args.output, args.variants, args.seed, formats, args.templates, key=key)
+    kind = f"public practice set, seed {args.seed}" if key is None else "secret set: each sheet shows only its code"
+    print(f"wrote {args.variants} variants ({kind}) to {args.output}: {len(paths)} files")
     return 0
+
+
+@command("grade")
+def _grade(args: argparse.Namespace) -> int:
+    from tracer.exercises.grade import grade_class
+    from tracer.exercises.keys import read_key
+
+    result = grade_class(args.sheets, args.answers, args.output, key=read_key(args.key) if args.key else None)
+    for problem in result.problems:
+        print(f"tracer grade: {problem}", file=sys.stderr)
+    for path in result.written:
+        print(path)
+    print(f"graded {result.graded} of {result.rows} rows; mean score {result.mean:.1%}")
+    return 3 if result.problems else 0
 
 # --------------------------------------------------------------------------- figure (issue 6)
 

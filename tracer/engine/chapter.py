@@ -505,6 +505,7 @@ class ExerciseSpec:
     inputs: tuple[float, float]
     learning_rates: tuple[float, ...]
     prompt: str
+    points: tuple[float, ...] = ()  # one per asked quantity (default 1 each): a grade's weights
 
 
 def exercise_spec(chapter: Chapter) -> ExerciseSpec:
@@ -538,11 +539,19 @@ def exercise_spec(chapter: Chapter) -> ExerciseSpec:
         section.fail("learning_rates", 'two or more learning rates to choose from (vary has "learning_rate")',
                      repr(rates))
     prompt = section.text("prompt", default="")
+    points = section.get("points")
+    points = {} if points is None else points
+    if not isinstance(points, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1000 for v in points.values()):
+        section.fail("points", 'a table of points per asked quantity above 0, e.g. { dW1 = 2, db1 = 1 }', repr(points))
+    for q in points:
+        if q not in ask:
+            section.fail("points", f"points for asked quantities ({', '.join(ask)})", repr(q), suggest=list(ask), near=q)
     section.done()
     if "biases" in vary and not chapter.bias:
         section.fail("vary", "no 'biases' for a network without biases", "'biases'")
     return ExerciseSpec(step, tuple(ask), decimals, tuple(vary), value_decimals, weights, inputs,
-                        tuple(float(r) for r in rates), prompt)
+                        tuple(float(r) for r in rates), prompt, tuple(float(points.get(q, 1)) for q in ask))
 
 
 def _range(section: Any, key: str, default: tuple[float, float]) -> tuple[float, float]:

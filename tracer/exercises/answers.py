@@ -13,6 +13,10 @@ intermediates gives (`tracer.Traces(chapter).hand()`) rounded to d decimals, or 
 unit of its last digit of the exact value. The other modes are the graders' usual ones:
 `sigfig` (N significant digits), `decimals` (N decimals) and `relabs` (|given − exact| ≤ atol +
 rtol·|exact|); they compare with the exact value only.
+
+A wrong answer that is what the student's own other wrong answers give, carried through the step
+(the step rerun with their numbers in place of the true ones), is "carried forward" and earns its
+points (`StepChecker`, which trains a step once to judge a whole class against it).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ _MINUS = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2010": "-", "\u2011": "
 
 class AnswerError(TracerError):
     """An answer that cannot be read: says which answer, where, and what was expected."""
+
+    quantity: str | None = None  # the quantity it answers, when the answer was read but has the wrong shape
 
 
 # --------------------------------------------------------------------------- reading
@@ -385,16 +391,23 @@ class Judgement:
     mistakes: list[tuple[str, str]] = field(default_factory=list)  # (key, plain words)
     expected: str = ""  # shown only with reveal
     brief: str = ""  # expected as the terminal shows it: a big matrix abbreviated
+    carried_from: list[str] = field(default_factory=list)  # the earlier wrong answers it follows from
 
     @property
     def right(self) -> bool:
         return self.status == "right"
 
+    @property
+    def credited(self) -> bool:
+        """Right, or wrong only by what the student's earlier wrong answers carried into it."""
+        return self.status in ("right", "carried_forward")
+
     def to_dict(self, reveal: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"quantity": self.quantity, "given": self.given, "status": self.status,
                                "right": self.right, "numbers_right": self.numbers_right, "numbers": self.numbers,
                                "message": self.message,
-                               "mistakes": [{"mistake": k, "says": s} for k, s in self.mistakes]}
+                               "mistakes": [{"mistake": k, "says": s} for k, s in self.mistakes],
+                               "carried_from": list(self.carried_from)}
         if reveal:
             out["expected"] = self.expected
         return out
@@ -402,33 +415,59 @@ class Judgement:
 
 @dataclass
 class Report:
-    """Every answer's verdict and the score (answers right / quantities asked), for text or JSON."""
+    """Every answer's verdict and the score (answers right / quantities asked; points earned / possible)."""
 
     chapter: str
     step: int
     mode: Mode
     judgements: list[Judgement]
-    variant: int | None = None
+    variant: int | str | None = None
     exercise: tuple[str, ...] = ()  # the quantities an exercise asks for: only they count in the score
+    points: tuple[float, ...] = ()  # the exercise's points per asked quantity (1 each when not given)
 
     def _scored(self) -> list[Judgement]:
         return [j for j in self.judgements if not self.exercise or j.quantity in self.exercise]
+
+    def points_of(self, quantity: str) -> float:
+        if quantity in self.exercise and self.points:
+            return self.points[self.exercise.index(quantity)]
+        return 1.0
 
     @property
     def right(self) -> int:
         return sum(j.right for j in self._scored())
 
     @property
+    def carried_forward(self) -> int:
+        return sum(j.status == "carried_forward" for j in self._scored())
+
+    @property
     def asked(self) -> int:
         return len(self._scored())
 
     @property
+    def earned(self) -> float:
+        """Points for right answers and for answers that carry an earlier error forward."""
+        return sum(self.points_of(j.quantity) for j in self._scored() if j.credited)
+
+    @property
+    def possible(self) -> float:
+        return sum(self.points_of(j.quantity) for j in self._scored())
+
+    @property
     def score(self) -> float:
-        return self.right / self.asked if self.asked else 0.0
+        return self.earned / self.possible if self.possible else 0.0
+
+    @property
+    def exit_status(self) -> int:
+        """`tracer check`'s: 0 when every answer counted is right, 3 when any is wrong or missing."""
+        return 0 if self.asked and self.right == self.asked else 3
 
     def to_dict(self, reveal: bool = False) -> dict[str, Any]:
         return {"chapter": self.chapter, "step": self.step, "variant": self.variant, "mode": self.mode.name,
-                "score": {"right": self.right, "asked": self.asked, "fraction": round(self.score, 6)},
+                "score": {"right": self.right, "carried_forward": self.carried_forward, "asked": self.asked,
+                          "points": _points(self.earned), "possible": _points(self.possible),
+                          "fraction": round(self.score, 6)},
                 "answers": [j.to_dict(reveal) for j in self.judgements]}
 
     def text(self, reveal: bool = False, full: bool = False) -> str:
@@ -437,8 +476,7 @@ class Report:
         lines = [f"{head} (judged by {self.mode.describe()})"]
         width = max((len(j.given or j.quantity) for j in self.judgements), default=0)
         for j in self.judgements:
-            verdict = {"right": "right", "wrong": "wrong", "too_few_digits": "not precise enough",
-                       "unanswered": "not answered"}[j.status]
+            verdict = VERDICTS[j.status]
             if j.status == "wrong" and j.numbers > 1:
                 verdict += f" ({j.numbers_right} of {j.numbers} numbers right)"
             lines.append(f"  {(j.given or j.quantity):<{width}}   {verdict}")
@@ -451,9 +489,22 @@ class Report:
             if reveal and j.expected:
                 lines.append(f"      expected {j.quantity} = {j.expected if full or not j.brief else j.brief}")
         extra = len(self.judgements) - self.asked
-        lines.append(f"score: {self.right}/{self.asked} right" +
-                     (f" (of the quantities the exercise asks for; {extra} more answered)" if extra else ""))
+        score = f"score: {self.right}/{self.asked} right"
+        if self.carried_forward:
+            score += f", {self.carried_forward} carried forward"
+        if self.carried_forward or len(set(self.points)) > 1:
+            score += f"; points {_points(self.earned)} of {_points(self.possible)}"
+        lines.append(score + (f" (of the quantities the exercise asks for; {extra} more answered)" if extra else ""))
         return "\n".join(lines)
+
+
+#: A verdict in plain words.
+VERDICTS = {"right": "right", "wrong": "wrong", "too_few_digits": "not precise enough",
+            "unanswered": "not answered", "carried_forward": "carried forward", "unreadable": "cannot be read"}
+
+
+def _points(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else round(x, 6)
 
 
 def format_value(value: Any, decimals: int, full: bool = True) -> str:
@@ -464,6 +515,13 @@ def format_value(value: Any, decimals: int, full: bool = True) -> str:
     if a.size == 1:
         return format_number(float(a.ravel()[0]), decimals)
     return bracketed(a, lambda x: format_number(x, decimals), full=full, flat=True)
+
+
+def _all_right(answer: Answer, value: np.ndarray | None, hand: np.ndarray | None, mode: Mode) -> bool:
+    if value is None:
+        return True
+    got = judge_numbers(answer, value, hand, mode)
+    return got is not None and got[0] == got[1]
 
 
 def judge_numbers(answer: Answer, exact: np.ndarray, hand: np.ndarray | None, mode: Mode) -> tuple[int, int] | None:
@@ -503,109 +561,196 @@ def shape_message(answer: Answer, quantity: str, shape: tuple[int, ...]) -> str:
 
 
 def check(chapter: Any, answers: Sequence[str | Answer], step: int, *, mode: Mode | None = None,
-          asked: Sequence[str] = (), decimals: int | None = None, variant: int | None = None,
-          diagnose: bool = True, traces: Traces | Trace | None = None) -> Report:
+          asked: Sequence[str] = (), decimals: int | None = None, variant: int | str | None = None,
+          diagnose: bool = True, points: Sequence[float] = (), traces: Traces | Trace | None = None) -> Report:
     """Judge `answers` about `step` of `chapter` (a Chapter); name the mistakes that explain wrong ones.
 
-    `asked` are quantities an exercise asks for (counted as not answered when missing) and
-    `decimals` the decimals it asks for (default: the chapter's display decimals per quantity).
-    `traces` are the command's traces of `chapter` (engine.train.Traces; made here when not given).
+    `asked` are quantities an exercise asks for (counted as not answered when missing), `points`
+    their weights (1 each by default) and `decimals` the decimals it asks for (default: the
+    chapter's display decimals per quantity). A wrong answer that is what the student's own earlier
+    wrong answers give is credited as carried forward. `traces` are the command's traces of
+    `chapter` (engine.train.Traces; made here when not given).
     """
-    from tracer.engine.train import Traces, hand_carry
-    from tracer.exercises.mistakes import step_context, variants
+    return StepChecker(chapter, step, traces).judge(answers, mode=mode, asked=asked, decimals=decimals,
+                                                    variant=variant, diagnose=diagnose, points=points)
 
-    mode = mode or Mode()
-    parsed = [a for a in answers if isinstance(a, Answer)] + parse_answers(a for a in answers if isinstance(a, str))
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise TracerError(f"--step: expected a step number from 0 (steps are counted from 0), got {step!r}")
-    if step >= chapter.steps:
-        raise TracerError(f"--step {step}: this chapter runs steps 0 to {chapter.steps - 1} "
-                          "(steps are counted from 0)")
-    record = [s for s in (step - 1, step) if s >= 0]
-    traces = Traces.of(chapter, traces)
-    trace, hand = traces.get("full", record), traces.hand(record)
-    exact, rounded = trace.at(step), hand.at(step)
-    known = sorted(exact)
-    layers = trace.n_layers
-    by_quantity: dict[str, Answer] = {}
-    for a in parsed:
-        try:
-            q = resolve_name(a.name, known, layers)
-        except AnswerError as exc:
-            raise AnswerError(f"answer {_show(a.text)}: {exc}") from None
-        if q in by_quantity:
-            raise AnswerError(f"answer {_show(a.text)}: {q} is answered twice; give each quantity once")
-        by_quantity[q] = a
-    for q in asked:
-        if q not in exact:
-            raise TracerError(f"the exercise asks for {q!r}, which is not recorded at step {step}")
 
-    numbers = {}
-    for q, a in by_quantity.items():
-        fitted = a.fit(np.shape(exact[q]))
-        if fitted is not None:
-            numbers[q] = fitted.astype(float)
-    cache: dict[str, list] = {}
+class StepChecker:
+    """One step of one chapter, trained once (full precision and hand mode), to judge many students' answers."""
 
-    def mistake_values() -> list[tuple[str, str, dict, dict]]:
-        if "v" not in cache:
+    def __init__(self, chapter: Any, step: int, traces: Traces | Trace | None = None):
+        from tracer.engine.train import Traces
+
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise TracerError(f"--step: expected a step number from 0 (steps are counted from 0), got {step!r}")
+        if step >= chapter.steps:
+            raise TracerError(f"--step {step}: this chapter runs steps 0 to {chapter.steps - 1} "
+                              "(steps are counted from 0)")
+        self.chapter, self.step = chapter, step
+        record = [s for s in (step - 1, step) if s >= 0]
+        traces = Traces.of(chapter, traces)
+        self.trace, self.hand = traces.get("full", record), traces.hand(record)
+        self.exact, self.rounded = self.trace.at(step), self.hand.at(step)
+        self.known = sorted(self.exact)
+        self._plain: list | None = None  # the mistakes' values that do not depend on the student's numbers
+
+    # ------------------------------------------------------------------ the mistakes and what follows
+
+    def _mistakes(self, numbers: dict[str, np.ndarray]) -> list[tuple[str, str, dict, dict]]:
+        """(key, plain words, values, hand-mode values) of every way of making each catalogued mistake."""
+        from tracer.engine.train import hand_carry
+        from tracer.exercises.mistakes import CATALOGUE, step_context, variants
+
+        def made(keys: list[str], given: dict[str, np.ndarray]) -> list[tuple[str, str, dict, dict]]:
             full = {(v.mistake, v.says): v.values
-                    for v in variants(step_context(chapter, trace, step), numbers)}
-            by_hand = {(v.mistake, v.says): v.values
-                       for v in variants(step_context(chapter, hand, step, hand_carry(chapter)), numbers)}
-            cache["v"] = [(k, s, values, by_hand.get((k, s), {})) for (k, s), values in full.items()]
-        return cache["v"]
+                    for v in variants(step_context(self.chapter, self.trace, self.step), given, keys)}
+            ctx = step_context(self.chapter, self.hand, self.step, hand_carry(self.chapter))
+            by_hand = {(v.mistake, v.says): v.values for v in variants(ctx, given, keys)}
+            return [(k, s, values, by_hand.get((k, s), {})) for (k, s), values in full.items()]
 
-    def explain(a: Answer, q: str, by: Mode) -> list[tuple[str, str]]:
-        found: list[tuple[str, str]] = []
-        for key, says, values, hand_values in mistake_values() if diagnose else []:
-            if q not in values:
+        # Only the learning-rate mistake reads the student's numbers (to estimate the rate they used).
+        if self._plain is None:
+            self._plain = made([k for k in CATALOGUE if k != "learning_rate"], {})
+        return self._plain + made(["learning_rate"], numbers)
+
+    def _carried(self, given: dict[str, np.ndarray]) -> tuple[dict, dict]:
+        """The step's values (full, hand mode) when the student's own values replace the true ones."""
+        from tracer.engine.train import hand_carry
+        from tracer.exercises.mistakes import rerun_step, step_context
+
+        rounder = hand_carry(self.chapter)
+        full = step_context(self.chapter, self.trace, self.step, lambda name, value: given.get(name, value))
+        hand = step_context(self.chapter, self.hand, self.step,
+                            lambda name, value: given[name] if name in given else rounder(name, value))
+        return rerun_step(full), rerun_step(hand)
+
+    # ------------------------------------------------------------------ judging
+
+    def judge(self, answers: Sequence[str | Answer], *, mode: Mode | None = None, asked: Sequence[str] = (),
+              decimals: int | None = None, variant: int | str | None = None, diagnose: bool = True,
+              points: Sequence[float] = ()) -> Report:
+        """Judge one student's answers (see `check`)."""
+        chapter, step, exact, rounded = self.chapter, self.step, self.exact, self.rounded
+        mode = mode or Mode()
+        parsed = [a for a in answers if isinstance(a, Answer)] + parse_answers(a for a in answers if isinstance(a, str))
+        by_quantity: dict[str, Answer] = {}
+        for a in parsed:
+            try:
+                q = resolve_name(a.name, self.known, self.trace.n_layers)
+            except AnswerError as exc:
+                raise AnswerError(f"answer {_show(a.text)}: {exc}") from None
+            if q in by_quantity:
+                raise AnswerError(f"answer {_show(a.text)}: {q} is answered twice; give each quantity once")
+            by_quantity[q] = a
+        for q in asked:
+            if q not in exact:
+                raise TracerError(f"the exercise asks for {q!r}, which is not recorded at step {step}")
+
+        numbers = {}
+        for q, a in by_quantity.items():
+            fitted = a.fit(np.shape(exact[q]))
+            if fitted is not None:
+                numbers[q] = fitted.astype(float)
+        cache: dict[str, list] = {}
+        judgements: list[Judgement] = []
+        briefs: dict[str, str] = {}  # the expected values as the terminal shows them (abbreviated when big)
+
+        def explain(a: Answer, q: str, by: Mode) -> list[tuple[str, str]]:
+            if not diagnose:
+                return []
+            if "v" not in cache:
+                cache["v"] = self._mistakes(numbers)
+            found: list[tuple[str, str]] = []
+            agrees: list[bool] = []
+            for key, says, values, hand_values in cache["v"]:
+                if q not in values:
+                    continue
+                got = judge_numbers(a, values[q], hand_values.get(q), by)
+                if got is not None and got[0] == got[1] and (key, says) not in found:
+                    found.append((key, says))
+                    agrees.append(all(_all_right(by_quantity[j.quantity], values.get(j.quantity),
+                                                 hand_values.get(j.quantity), mode)
+                                      for j in judgements if j.status == "right"))
+            # A mistake that would also have changed an answer the student got right did not happen:
+            # name the others (all of them, if none is consistent).
+            return [f for f, ok in zip(found, agrees) if ok] or found
+
+        order = list(dict.fromkeys(list(asked) + list(by_quantity)))
+        for q in order:
+            value, hand_value = np.asarray(exact[q], dtype=float), np.asarray(rounded[q], dtype=float)
+            places = decimals if decimals is not None else chapter.display.decimals_of(q)
+            a = by_quantity.get(q)
+            if a is None:
+                briefs[q] = format_value(value, places, full=False)
+                judgements.append(Judgement(q, None, "unanswered", 0, value.size, f"{q} is asked for but not answered",
+                                            expected=format_value(value, places)))
                 continue
-            got = judge_numbers(a, values[q], hand_values.get(q), by)
-            if got is not None and got[0] == got[1] and (key, says) not in found:
-                found.append((key, says))
-        return found
+            shown = max([places] + a.decimals)
+            expected, briefs[q] = format_value(value, shown), format_value(value, shown, full=False)
+            got = judge_numbers(a, value, hand_value, mode)
+            if got is None:
+                found = explain(a, q, mode)
+                if not found:
+                    error = AnswerError(shape_message(a, q, np.shape(value)))
+                    error.quantity = q
+                    raise error
+                judgements.append(Judgement(q, a.text, "wrong", 0, value.size,
+                                            shape_message(a, q, np.shape(value)).split(": ", 1)[1],
+                                            found, expected))
+                continue
+            right, count = got
+            short = mode.shortfall(list(a.fit(value.shape).ravel()), places, list(value.ravel()))
+            if short:
+                own = judge_numbers(a, value, hand_value, Mode())
+                ok_at_own = own is not None and own[0] == own[1]
+                note = " (at the precision you gave, your numbers are right)" if ok_at_own else \
+                    " (and at the precision you gave, your numbers are not right either)"
+                judgements.append(Judgement(q, a.text, "too_few_digits", 0, count, short + note,
+                                            [] if ok_at_own else explain(a, q, Mode()), expected))
+                continue
+            if right == count:
+                judgements.append(Judgement(q, a.text, "right", right, count, expected=expected))
+                continue
+            judgements.append(Judgement(q, a.text, "wrong", right, count, expected=expected))
+        # Once every verdict is known: a wrong answer that the student's other wrong answers give
+        # (carried through the step, so only those computed before it can matter) is carried
+        # forward; the others get their mistakes named.
+        for j in judgements:
+            if j.status != "wrong" or j.mistakes or j.quantity not in numbers:
+                continue
+            a = by_quantity[j.quantity]
+            carried = self._carried_forward(a, j.quantity, [o for o in judgements if o is not j], numbers, mode)
+            if carried:
+                j.status, j.carried_from = "carried_forward", carried
+                j.message = (f"not the true value, but it follows from your own {' and '.join(carried)}: "
+                             "credited (an error carried forward)")
+                continue
+            j.mistakes = explain(a, j.quantity, mode)
+            j.message = "" if j.mistakes else "no mistake in the catalogue gives these numbers"
+        for j in judgements:
+            j.brief = briefs[j.quantity]
+        return Report(chapter.name, step, mode, judgements, variant, tuple(asked), tuple(points))
 
-    judgements = []
-    briefs: dict[str, str] = {}  # the expected values as the terminal shows them (abbreviated when big)
-    order = list(dict.fromkeys(list(asked) + list(by_quantity)))
-    for q in order:
-        value, hand_value = np.asarray(exact[q], dtype=float), np.asarray(rounded[q], dtype=float)
-        places = decimals if decimals is not None else chapter.display.decimals_of(q)
-        a = by_quantity.get(q)
-        if a is None:
-            briefs[q] = format_value(value, places, full=False)
-            judgements.append(Judgement(q, None, "unanswered", 0, value.size, f"{q} is asked for but not answered",
-                                        expected=format_value(value, places)))
-            continue
-        shown = max([places] + a.decimals)
-        expected, briefs[q] = format_value(value, shown), format_value(value, shown, full=False)
-        got = judge_numbers(a, value, hand_value, mode)
-        if got is None:
-            found = explain(a, q, mode)
-            if not found:
-                raise AnswerError(shape_message(a, q, np.shape(value)))
-            judgements.append(Judgement(q, a.text, "wrong", 0, value.size,
-                                        shape_message(a, q, np.shape(value)).split(": ", 1)[1],
-                                        found, expected))
-            continue
-        right, count = got
-        short = mode.shortfall(list(a.fit(value.shape).ravel()), places, list(value.ravel()))
-        if short:
-            own = judge_numbers(a, value, hand_value, Mode())
-            ok_at_own = own is not None and own[0] == own[1]
-            note = " (at the precision you gave, your numbers are right)" if ok_at_own else \
-                " (and at the precision you gave, your numbers are not right either)"
-            judgements.append(Judgement(q, a.text, "too_few_digits", 0, count, short + note,
-                                        [] if ok_at_own else explain(a, q, Mode()), expected))
-            continue
-        if right == count:
-            judgements.append(Judgement(q, a.text, "right", right, count, expected=expected))
-        else:
-            found = explain(a, q, mode)
-            judgements.append(Judgement(q, a.text, "wrong", right, count,
-                                        "" if found else "no mistake in the catalogue gives these numbers",
-                                        found, expected))
-    for j in judgements:
-        j.brief = briefs[j.quantity]
-    return Report(chapter.name, step, mode, judgements, variant, tuple(asked))
+    def _carried_forward(self, a: Answer, q: str, others: list[Judgement], numbers: dict[str, np.ndarray],
+                         mode: Mode) -> list[str]:
+        """The other wrong answers whose values, carried through the step, give this answer (else [])."""
+        params = set(self.trace.parameter_names)
+        wrong = [j.quantity for j in others if j.status in ("wrong", "carried_forward", "too_few_digits")
+                 and j.quantity in numbers and j.quantity not in params]
+        if not wrong:
+            return []
+        full, hand = self._carried({p: numbers[p] for p in wrong})
+        if q not in full:
+            return []
+        got = judge_numbers(a, full[q], hand.get(q), mode)
+        if got is None or got[0] != got[1]:
+            return []
+        # Name only the earlier answers that matter: those whose true value would not give this answer.
+        needed = []
+        for p in wrong:
+            rest = {r: numbers[r] for r in wrong if r != p}
+            alone, alone_hand = self._carried(rest) if rest else ({q: self.exact[q]}, {q: self.rounded[q]})
+            again = judge_numbers(a, alone[q], alone_hand.get(q), mode)
+            if again is None or again[0] != again[1]:
+                needed.append(p)
+        return needed or wrong

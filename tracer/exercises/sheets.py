@@ -1,12 +1,15 @@
 """Per-student exercise variants: nice starting numbers, a sheet and an answer key for each.
 
-A chapter's `[exercise]` section says which step is worked, which quantities are asked, at how
-many decimals, and what may vary (weights, biases, inputs, learning rate). Variant k of a set is
-drawn from its own random stream, seeded by the set's seed and k, with numbers of one decimal by
-default; a draw is rejected when an asked value rounds to 0 or sits (within TIE_MARGIN of a unit)
-on a tie at the rounding digit, or when its answers repeat an earlier variant's. The set is a pure
-function of (chapter, seed, count): `tracer exercises` writes it, and `tracer check --variant K`
-makes variant K again to check a student's answers.
+A chapter's `[exercise]` section says which step is worked, which quantities are asked (with
+their points), at how many decimals, and what may vary (weights, biases, inputs, learning rate).
+Each variant is drawn from its own random stream, with numbers of one decimal by default; a draw
+is rejected when an asked value rounds to 0 or sits (within TIE_MARGIN of a unit) on a tie at the
+rounding digit, or when its answers repeat an earlier variant's.
+
+A set is secret or public. A secret set's streams derive from the instructor key and each
+variant's printed code (see keys.py), so the sheet gives nothing away; a public practice set's
+derive from its seed and the variant's number, so anyone can make variant K again. A sheets folder
+(exercises.json, chapter.toml and the instructor's answers.json) is enough to check and grade.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -36,6 +39,7 @@ from tracer.engine.graph import ACTIVATIONS, COSTS
 from tracer.engine.trace import AFTER, Trace
 from tracer.engine.train import Traces, initial_parameters
 from tracer.errors import NumericalError, TracerError
+from tracer.exercises import keys
 from tracer.output import write_atomic
 from tracer.rounding import round_half_up, to_decimal
 
@@ -45,6 +49,8 @@ TIE_MARGIN = Decimal("0.05")
 MAX_ATTEMPTS = 2000
 #: The manifest a sheets folder carries, so `tracer check SHEETS --variant K` needs nothing else.
 MANIFEST = "exercises.json"
+#: The instructor's listing of every variant's starting values and answers (never handed out).
+ANSWERS = "answers.json"
 CHAPTER_COPY = "chapter.toml"
 FORMAT = "tracer-exercises/1"
 
@@ -64,6 +70,7 @@ class Variant:
     trace: Trace  # full precision, every step up to the exercise's
     hand: Trace  # carry = "rounded"
     spec: ExerciseSpec
+    code: str = ""  # what the sheet prints: a keyed set's secret code, or a public set's number
 
     def value(self, quantity: str) -> np.ndarray:
         return np.asarray(self.trace.at(self.spec.step)[quantity], dtype=float)
@@ -87,9 +94,9 @@ def _nice_matrix(rng: random.Random, shape: tuple[int, ...], span: tuple[float, 
                     dtype=float).reshape(shape)
 
 
-def draw(chapter: Chapter, spec: ExerciseSpec, seed: int, variant: int, attempt: int) -> Chapter:
-    """The chapter of one draw: its own random stream from (seed, variant, attempt), stable across versions."""
-    rng = random.Random(f"tracer-exercises/{seed}/{variant}/{attempt}")
+def draw(chapter: Chapter, spec: ExerciseSpec, stream: str) -> Chapter:
+    """The chapter of one draw from its own random stream (a public seed's, or a key's: see keys.stream)."""
+    rng = random.Random(stream)
     params = initial_parameters(chapter)
     for name in chapter.parameter_names:
         kind = "weights" if name.startswith("W") else "biases"
@@ -101,12 +108,21 @@ def draw(chapter: Chapter, spec: ExerciseSpec, seed: int, variant: int, attempt:
         X = _nice_matrix(rng, (chapter.n_features, chapter.m), spec.inputs, spec.value_decimals, nonzero=False)
         X = append_crosses(X, chapter.feature_crosses)
     rate = rng.choice(spec.learning_rates) if "learning_rate" in spec.vary else chapter.learning_rate
-    # The variant is a chapter of its own: drawn values, only the steps the exercise needs, and
-    # none of the article's figures (they belong to the original numbers).
+    return variant_chapter(chapter, spec, params, X, rate)
+
+
+def variant_chapter(chapter: Chapter, spec: ExerciseSpec, params: dict[str, np.ndarray], X: np.ndarray,
+                    rate: float) -> Chapter:
+    """A variant as a chapter of its own: its starting values, only the steps the exercise needs, and
+    none of the article's figures (they belong to the original numbers)."""
     raw = {k: v for k, v in chapter.raw.items() if k not in ("article", "document")}
     return dataclasses.replace(chapter, values=params, X=X, learning_rate=float(rate), steps=spec.step + 1,
                                record_every=1, record_steps=(), raw=raw,
                                name=chapter.name)
+
+
+def _seed_stream(seed: int, variant: int, attempt: int) -> str:
+    return f"tracer-exercises/{seed}/{variant}/{attempt}"
 
 
 def acceptable(trace: Trace, spec: ExerciseSpec) -> bool:
@@ -131,40 +147,63 @@ def answer_key(trace: Trace, spec: ExerciseSpec) -> tuple[str, ...]:
     return tuple(format_value(values[q], spec.decimals) for q in spec.ask)
 
 
-def make_variants(chapter: Chapter, count: int, seed: int, upto: int | None = None) -> list[Variant]:
-    """Variants 1 … count of the set `seed` (only up to `upto` when given: variant k depends on 1 … k−1)."""
+def make_variants(chapter: Chapter, count: int, seed: int | None = None, upto: int | None = None, *,
+                  key: bytes | None = None) -> list[Variant]:
+    """Variants 1 … count of a public set `seed` (only up to `upto`: variant k depends on 1 … k−1), or of
+    the secret set of instructor `key`, where each variant is named by a code and made from it alone."""
     spec = exercise_spec(chapter)
     _check_asked(chapter, spec)
     if not isinstance(count, int) or count < 1 or count > 10_000:
         raise TracerError(f"--variants: expected a number of variants from 1 to 10000, got {count!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+    if key is None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
         raise TracerError(f"--seed: expected a whole number from 0, got {seed!r}")
-    record = list(range(spec.step + 1))
     variants: list[Variant] = []
     seen: set[tuple[str, ...]] = set()
+    if key is not None:
+        skipped = 0
+        for code in keys.codes(key, chapter.name):
+            v = _first_readable(chapter, spec, lambda attempt: keys.stream(key, chapter.name, code, attempt),
+                                len(variants) + 1, code)
+            if answer_key(v.trace, spec) in seen:  # another code's answers: skip the code, not the draw
+                skipped += 1
+                if skipped > MAX_ATTEMPTS:
+                    raise TracerError(f"{chapter.path or chapter.name}: [exercise]: could not draw {count} variants "
+                                      "with distinct answers; widen the ranges or vary more")
+                continue
+            seen.add(answer_key(v.trace, spec))
+            variants.append(v)
+            if len(variants) == count:
+                return variants
     for k in range(1, (upto or count) + 1):
-        for attempt in range(MAX_ATTEMPTS):
-            drawn = draw(chapter, spec, seed, k, attempt)
-            traces = Traces(drawn, carry="full", steps=record)
-            try:
-                trace = traces.full
-            except NumericalError:
-                continue
-            if not acceptable(trace, spec):
-                continue
-            key = answer_key(trace, spec)
-            if key in seen:
-                continue
-            seen.add(key)
-            hand = traces.hand()
-            start = {p: trace.at(0)[p] for p in drawn.parameter_names}
-            variants.append(Variant(k, drawn, start, drawn.X, drawn.learning_rate, trace, hand, spec))
-            break
-        else:
-            raise TracerError(f"{chapter.path or chapter.name}: [exercise]: could not draw variant {k} in "
-                              f"{MAX_ATTEMPTS} tries with readable, distinct answers; widen the ranges, vary more "
-                              "(vary = [\"weights\", \"biases\", \"inputs\", \"learning_rate\"]) or ask fewer decimals")
+        v = _first_readable(chapter, spec, lambda attempt: _seed_stream(seed, k, attempt), k, str(k), seen)
+        seen.add(answer_key(v.trace, spec))
+        variants.append(v)
     return variants
+
+
+def _first_readable(chapter: Chapter, spec: ExerciseSpec, stream: Callable[[int], str], number: int, code: str,
+                    seen: set[tuple[str, ...]] = frozenset()) -> Variant:
+    """The first draw of a stream whose asked values are readable (and not among `seen`)."""
+    record = list(range(spec.step + 1))
+    for attempt in range(MAX_ATTEMPTS):
+        drawn = draw(chapter, spec, stream(attempt))
+        traces = Traces(drawn, carry="full", steps=record)
+        try:
+            trace = traces.full
+        except NumericalError:
+            continue
+        if not acceptable(trace, spec) or answer_key(trace, spec) in seen:
+            continue
+        hand = traces.hand()
+        return _variant(number, code, drawn, spec, trace, hand)
+    raise TracerError(f"{chapter.path or chapter.name}: [exercise]: could not draw variant {code} in "
+                      f"{MAX_ATTEMPTS} tries with readable, distinct answers; widen the ranges, vary more "
+                      "(vary = [\"weights\", \"biases\", \"inputs\", \"learning_rate\"]) or ask fewer decimals")
+
+
+def _variant(number: int, code: str, drawn: Chapter, spec: ExerciseSpec, trace: Trace, hand: Trace) -> Variant:
+    start = {p: trace.at(0)[p] for p in drawn.parameter_names}
+    return Variant(number, drawn, start, drawn.X, drawn.learning_rate, trace, hand, spec, code)
 
 
 def _check_asked(chapter: Chapter, spec: ExerciseSpec) -> None:
@@ -186,74 +225,216 @@ def variant(chapter: Chapter, seed: int, variant_id: int) -> Variant:
 # --------------------------------------------------------------------------- checking a variant
 
 
-def open_sheets(folder: str | Path) -> tuple[Chapter, int, int]:
-    """(chapter, seed, count) of a folder written by `tracer exercises`."""
+def keyed_variant(chapter: Chapter, key: bytes, code: str) -> Variant:
+    """The variant of code `code` in the secret set of instructor `key` (made from the code alone)."""
+    spec = exercise_spec(chapter)
+    code = keys.normal_code(code)
+    return _first_readable(chapter, spec, lambda attempt: keys.stream(key, chapter.name, code, attempt), 0, code)
+
+
+@dataclass(frozen=True)
+class Sheets:
+    """A folder written by `tracer exercises`, as its manifest describes it (checked on reading)."""
+
+    folder: Path
+    chapter: Chapter
+    count: int
+    seed: int | None  # a public set's seed; None for a keyed set
+    codes: tuple[str, ...]  # what the sheets print, in order (a public set's: "1", "2", …)
+    fingerprint: str | None  # the key's, for a keyed set
+
+    @property
+    def keyed(self) -> bool:
+        return self.seed is None
+
+    def variant(self, label: str | int, key: bytes | None = None) -> Variant:
+        """The variant printed as `label` (a code, or a public set's number), from answers.json or the key."""
+        code = self.code_of(label)
+        listing = self.folder / ANSWERS
+        if listing.exists():
+            return _listed_variant(self, listing, code)
+        if not self.keyed:
+            return variant(self.chapter, self.seed, int(code))
+        if key is None:
+            raise TracerError(f"{self.folder}: {ANSWERS} is not there, and checking or revealing variant {code} of a "
+                              f"secret set needs it or the instructor key: add --key FILE")
+        if keys.fingerprint(key) != self.fingerprint:
+            raise TracerError(f"--key: this is not the key the set in {self.folder} was made with")
+        return keyed_variant(self.chapter, key, code)
+
+    def code_of(self, label: str | int) -> str:
+        text = str(label).strip()
+        code = text if not self.keyed else keys.normal_code(text)
+        if code not in self.codes:
+            what = f"variants 1 to {self.count}" if not self.keyed else f"{self.count} variant codes"
+            raise TracerError(f"--variant {text}: the set in {self.folder} has {what}; {code} is not one of them")
+        return code
+
+
+def _manifest_fail(folder: Path, key: str, expected: str, got: Any) -> None:
+    _changed(folder / MANIFEST, key, expected, got)
+
+
+def _changed(path: Path, key: str, expected: str, got: Any) -> None:
+    raise TracerError(f"{path}: {key}: expected {expected}, got {_short(got)} (the file was changed after "
+                      "`tracer exercises` wrote it; write the set again)")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def open_sheets(folder: str | Path) -> Sheets:
+    """The set in a folder written by `tracer exercises`; a changed or broken manifest is told, not traced back."""
     folder = Path(folder)
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise TracerError(f"{folder}: not an exercises folder written by `tracer exercises` "
                           f"(cannot read {MANIFEST}: {exc})") from None
+    if not isinstance(manifest, dict):
+        _manifest_fail(folder, "the whole file", "a JSON object", manifest)
     if manifest.get("format") != FORMAT:
-        raise TracerError(f"{folder / MANIFEST}: expected format {FORMAT!r}, got {manifest.get('format')!r}")
+        _manifest_fail(folder, "format", repr(FORMAT), manifest.get("format"))
+    name, count, seed = manifest.get("chapter"), manifest.get("variants"), manifest.get("seed")
+    if not isinstance(name, str) or not name:
+        _manifest_fail(folder, "chapter", "the chapter's name", name)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 10_000:
+        _manifest_fail(folder, "variants", "a number of variants from 1 to 10000", count)
+    fingerprint = manifest.get("key")
+    if seed is None:
+        codes = manifest.get("codes")
+        if not isinstance(codes, list) or len(codes) != count or len(set(map(str, codes))) != count \
+                or not all(isinstance(c, str) and len(c) == keys.CODE_LENGTH and set(c) <= set(keys.ALPHABET)
+                           for c in codes):
+            _manifest_fail(folder, "codes", f"{count} different variant codes", codes)
+        if not isinstance(fingerprint, str) or len(fingerprint) != 16:
+            _manifest_fail(folder, "key", "the key's fingerprint (16 hex digits)", fingerprint)
+        codes = tuple(codes)
+    else:
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+            _manifest_fail(folder, "seed", "a whole number from 0 (or null for a keyed set)", seed)
+        codes, fingerprint = tuple(str(k) for k in range(1, count + 1)), None
     chapter = load_chapter(folder / CHAPTER_COPY)
-    chapter = dataclasses.replace(chapter, name=manifest["chapter"])
-    return chapter, int(manifest["seed"]), int(manifest["variants"])
+    chapter = dataclasses.replace(chapter, name=name)
+    return Sheets(folder, chapter, count, seed, codes, fingerprint)
+
+
+def _listed_variant(sheets: Sheets, path: Path, code: str) -> Variant:
+    """A variant made again from its starting values as answers.json lists them (no key needed)."""
+    def fail(key: str, expected: str, got: Any) -> None:
+        _changed(path, key, expected, got)
+
+    try:
+        listing = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise TracerError(f"{path}: cannot be read ({exc})") from None
+    entries = listing.get("variants") if isinstance(listing, dict) else None
+    if not isinstance(entries, list):
+        fail("variants", "a list of variants", entries)
+    entry = next((e for e in entries if isinstance(e, dict) and str(e.get("code", e.get("variant"))) == code), None)
+    if entry is None:
+        fail("variants", f"an entry for variant {code}", "none")
+    chapter, spec = sheets.chapter, exercise_spec(sheets.chapter)
+    where = f"variants[{code}]"
+    params = initial_parameters(chapter)
+    start = entry.get("start")
+    if not isinstance(start, dict) or set(start) != set(params):
+        fail(f"{where}.start", f"the parameters {', '.join(params)}", start)
+    for p, like in params.items():
+        try:
+            params[p] = np.array(start[p], dtype=float).reshape(like.shape)
+        except (TypeError, ValueError):
+            fail(f"{where}.start.{p}", f"numbers in the shape {like.shape}", start[p])
+    try:
+        X = np.array(entry.get("X"), dtype=float).reshape(chapter.X.shape)
+        rate = float(entry.get("learning_rate"))
+    except (TypeError, ValueError):
+        fail(f"{where}.X / learning_rate", f"an input of shape {chapter.X.shape} and a learning rate",
+             [entry.get("X"), entry.get("learning_rate")])
+    if not (np.all(np.isfinite(X)) and all(np.all(np.isfinite(v)) for v in params.values())
+            and np.isfinite(rate) and rate > 0):
+        fail(where, "finite numbers and a learning rate above 0", entry)
+    drawn = variant_chapter(chapter, spec, params, X, rate)
+    record = list(range(spec.step + 1))
+    number = sheets.codes.index(code) + 1
+    traces = Traces(drawn, carry="full", steps=record)
+    return _variant(number, code, drawn, spec, traces.full, traces.hand())
+
+
+def variant_label(text: str | int) -> str | int:
+    """A --variant as typed: a number (a public set's) or a code (a keyed set's)."""
+    text = str(text).strip()
+    return int(text) if text.isdigit() else keys.normal_code(text)
+
+
+def find_variant(source: str | Path | Chapter, label: str | int, *, seed: int | None = None,
+                 key: bytes | None = None) -> tuple[Variant, bool]:
+    """(the variant, whether its set is public) from a sheets folder or a chapter with its seed or key."""
+    label = variant_label(label)
+    if not isinstance(source, Chapter) and Path(source).is_dir():
+        sheets = open_sheets(source)
+        if seed is not None and seed != sheets.seed:
+            raise TracerError(f"--seed {seed}: the folder {source} holds "
+                              + (f"the set of seed {sheets.seed}" if not sheets.keyed else "a secret (keyed) set"))
+        return sheets.variant(label, key), not sheets.keyed
+    chapter = source if isinstance(source, Chapter) else load_chapter(source)
+    exercise_spec(chapter)  # says the section is missing
+    if isinstance(label, str):
+        if key is None:
+            raise TracerError(f"--variant {label}: a variant code belongs to a secret set; checking it (and "
+                              "--reveal) needs the instructor key (--key FILE) or the sheets folder with its "
+                              f"{ANSWERS} in place of the chapter")
+        return keyed_variant(chapter, key, label), False
+    if seed is None:
+        raise TracerError("--variant: expected --seed S too (the seed on a public practice sheet), or a sheets "
+                          "folder in place of the chapter")
+    return variant(chapter, seed, label), True
 
 
 def check_answers(source: str | Path | Chapter, answers: Sequence[str], *, step: int | None = None,
-                  variant: int | None = None, seed: int | None = None, **options: Any):
+                  variant: int | str | None = None, seed: int | None = None, key: bytes | None = None,
+                  **options: Any):
     """Judge a student's answers (what `tracer check` does); returns an answers.Report.
 
     `source` is a chapter (path, bundled name or Chapter) or a folder written by `tracer
-    exercises`. With `variant`, the answers are about that variant of the set `seed` (a folder
-    knows its seed). The step defaults to the [exercise] step; at that step the exercise's asked
-    quantities and decimals apply.
+    exercises`. With `variant` (a public set's number or a secret set's code), the answers are
+    about that variant: of the public set `seed`, or of the secret set of instructor `key` (a
+    folder's answers.json serves for both). The step defaults to the [exercise] step; at that step
+    the exercise's asked quantities, decimals and points apply.
     """
     from tracer.exercises.answers import check
 
-    count = None
-    if isinstance(source, Chapter):
-        chapter = source
-    elif Path(source).is_dir():
-        chapter, folder_seed, count = open_sheets(source)
-        if seed is not None and seed != folder_seed:
-            raise TracerError(f"--seed {seed}: the folder {source} holds the set of seed {folder_seed}")
-        seed = folder_seed
-        if variant is None:
-            raise TracerError(f"{source}: a sheets folder is checked per variant: add --variant ID (1 to {count})")
-    else:
-        chapter = load_chapter(source)
-    has_exercise = bool(chapter.raw.get("exercise"))
+    if variant is None and not isinstance(source, Chapter) and Path(source).is_dir():
+        sheets = open_sheets(source)
+        raise TracerError(f"{source}: a sheets folder is checked per variant: add --variant "
+                          + (f"ID (1 to {sheets.count})" if not sheets.keyed else "CODE (the code on the sheet)"))
     if variant is not None:
-        if seed is None:
-            raise TracerError("--variant: expected --seed S too (the seed on the exercise sheet), or a sheets "
-                              "folder in place of the chapter")
-        if count is not None and not 1 <= variant <= count:
-            raise TracerError(f"--variant {variant}: the set has variants 1 to {count}")
-        if not has_exercise:
-            exercise_spec(chapter)  # says the section is missing
-        v = globals()["variant"](chapter, seed, variant)
+        v, public = find_variant(source, variant, seed=seed, key=key)
         if step is not None and step != v.spec.step:
-            raise TracerError(f"--step {step}: variant {variant}'s exercise is about step {v.spec.step}")
+            raise TracerError(f"--step {step}: variant {v.code}'s exercise is about step {v.spec.step}")
         return check(v.chapter, answers, v.spec.step, asked=v.spec.ask, decimals=v.spec.decimals,
-                     variant=variant, traces=Traces(v.chapter, v.trace, v.hand, carry="full"), **options)
-    if seed is not None:
-        raise TracerError("--seed: only with --variant ID")
+                     variant=v.id if public else v.code, points=v.spec.points,
+                     traces=Traces(v.chapter, v.trace, v.hand, carry="full"), **options)
+    if seed is not None or key is not None:
+        raise TracerError("--seed and --key: only with --variant")
+    chapter = source if isinstance(source, Chapter) else load_chapter(source)
+    has_exercise = bool(chapter.raw.get("exercise"))
     spec = exercise_spec(chapter) if has_exercise else None
     if step is None:
         if spec is None:
             raise TracerError(f"{chapter.path or chapter.name}: no [exercise] section says which step: add --step N")
         step = spec.step
     if spec is not None and step == spec.step:
-        return check(chapter, answers, step, asked=spec.ask, decimals=spec.decimals, **options)
+        return check(chapter, answers, step, asked=spec.ask, decimals=spec.decimals, points=spec.points, **options)
     return check(chapter, answers, step, **options)
 
 
 # --------------------------------------------------------------------------- writing the set
 
 
-def sheet_context(v: Variant, base: Chapter, seed: int, count: int, fmt: str) -> dict[str, Any]:
+def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: str) -> dict[str, Any]:
     """What the sheet and key templates see: every number already written as maths by render's helpers."""
     from tracer.documents.render import UserText, chapter_number, matrix, symbol
     from tracer.exercises.answers import format_value
@@ -281,12 +462,15 @@ def sheet_context(v: Variant, base: Chapter, seed: int, count: int, fmt: str) ->
         rows += [q for layer in range(len(chapter.layers), 0, -1)
                  for q in (f"dA{layer}", f"dZ{layer}", f"dW{layer}", f"db{layer}") if q in at]
         rows += [p + "_after" for p in names]
-        steps.append({"step": s, "rows": [{"quantity": q, "symbol": _symbol(q), "value": matrix(at[q], q, asked)}
-                                          for q in rows]})
-    command = f"tracer check {_chapter_argument(base)} --seed {seed} --variant {v.id}"
+        by_hand = v.hand.at(s)
+        shown = [(q, matrix(at[q], q, asked), matrix(by_hand[q], q, asked)) for q in rows]
+        steps.append({"step": s, "rows": [{"quantity": q, "symbol": _symbol(q), "value": exact,
+                                           "hand": hand if hand != exact else ""} for q, exact, hand in shown]})
+    public = seed is not None
+    command = f"tracer check {_chapter_argument(base)} --seed {seed} --variant {v.id}" if public else ""
     return {
         "format": fmt,
-        "variant": v.id, "variants": count, "seed": seed,
+        "variant": v.code if not public else v.id, "variants": count, "seed": seed, "public": public,
         "chapter": {"name": base.name, "title": UserText(base.title), "m": chapter.m,
                     "layers": [{"index": i, "units": l.units, "activation": l.activation,
                                 "formula": ACTIVATIONS[l.activation].formula}
@@ -297,12 +481,26 @@ def sheet_context(v: Variant, base: Chapter, seed: int, count: int, fmt: str) ->
         "start": [{"symbol": symbol(p), "value": matrix(v.start[p], p, given)} for p in names],
         "exercise": {"step": spec.step, "decimals": spec.decimals,
                      "prompt": UserText(spec.prompt) if spec.prompt else None,
-                     "asked": [{"quantity": q, "symbol": _symbol(q)} for q in spec.ask],
+                     "asked": [{"quantity": q, "symbol": _symbol(q), "points": _plain(pts),
+                                "shape": _shape_words(v.value(q).shape)}
+                               for q, pts in zip(spec.ask, spec.points)],
+                     "points": _plain(sum(spec.points)),
                      "example": answers[0]["typed"].split(" = ")[0] + " = …"},
         "answers": answers,
         "steps": steps,
-        "check": {"command": command, "sheets_command": f"tracer check SHEETS --variant {v.id}"},
+        "check": {"command": command},
     }
+
+
+def _plain(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _shape_words(shape: tuple[int, ...]) -> str:
+    """How many numbers a box on the worksheet holds: "1 number", "1 × 2"."""
+    if int(np.prod(shape)) == 1:
+        return "1 number"
+    return " × ".join(str(n) for n in shape)
 
 
 def _symbol(quantity: str) -> str:
@@ -328,22 +526,40 @@ TEMPLATES = {("sheet", "md"): "exercise-sheet.md.j2", ("sheet", "tex"): "exercis
              ("key", "md"): "answer-key.md.j2", ("key", "tex"): "answer-key.tex.j2"}
 
 
-def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed: int = 2026,
-                    formats: Sequence[str] = ("md", "tex"), user_templates: Path | None = None) -> list[Path]:
-    """Write the set: per variant a sheet and an answer key per format, answers.csv/.json, the manifest.
+#: What `tracer exercises --format` writes: the sheets and keys, and the quiz banks for an LMS.
+FORMATS = ("md", "tex", "moodle", "qti")
 
-    Everything is rendered before anything is written, so a failure leaves no half-written set.
+
+def check_formats(formats: Sequence[str]) -> Sequence[str]:
+    """The formats, if `tracer exercises` can write each of them."""
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise TracerError(f"--format: expected a list from {', '.join(FORMATS)}, got {fmt!r}")
+    return formats
+
+
+def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed: int | None = None,
+                    formats: Sequence[str] = ("md", "tex"), user_templates: Path | None = None, *,
+                    key: bytes | None = None) -> list[Path]:
+    """Write the set: per variant a sheet and an answer key per format, answers.csv/.json, the manifest,
+    and with "moodle" or "qti" among `formats` a quiz bank for Moodle or Canvas.
+
+    A set is secret (`key`: each sheet prints only its variant code) or public (`seed`: each sheet is
+    labelled a practice sheet and says how to check it). Everything is rendered before anything is
+    written, so a failure leaves no half-written set.
     """
     from tracer.documents.render import environment, render
     from tracer.exercises.answers import format_value
+    from tracer.exercises.quiz import moodle_xml, qti_zip
 
+    if (seed is None) == (key is None):
+        raise TracerError("tracer exercises: expected an instructor key (--key FILE, or --new-key FILE) for a "
+                          "secret set, or --seed S for public practice sheets")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TracerError(f"-o {out}: expected a folder for the sheets, and this is a file")
-    for fmt in formats:
-        if fmt not in ("md", "tex"):
-            raise TracerError(f"--format: expected md or tex, got {fmt!r}")
-    variants = make_variants(chapter, count, seed)
+    check_formats(formats)
+    variants = make_variants(chapter, count, seed, key=key)
     env = environment(user_templates)
     width = max(2, len(str(count)))
     files: dict[Path, str | bytes] = {}
@@ -351,9 +567,10 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     for v in variants:
         tag = f"{v.id:0{width}d}"
         for fmt in formats:
-            ctx = sheet_context(v, chapter, seed, count, fmt)
-            files[out / f"exercise-{tag}.{fmt}"] = render(env, TEMPLATES[("sheet", fmt)], ctx)
-            files[out / f"answer-key-{tag}.{fmt}"] = render(env, TEMPLATES[("key", fmt)], ctx)
+            if fmt in ("md", "tex"):
+                ctx = sheet_context(v, chapter, seed, count, fmt)
+                files[out / f"exercise-{tag}.{fmt}"] = render(env, TEMPLATES[("sheet", fmt)], ctx)
+                files[out / f"answer-key-{tag}.{fmt}"] = render(env, TEMPLATES[("key", fmt)], ctx)
         answers = {}
         for q in v.spec.ask:
             exact = v.value(q)
@@ -361,9 +578,9 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
             answers[q] = {"expected": shown, "exact": exact.tolist(),
                           "hand": format_value(v.hand_value(q), v.spec.decimals)}
             for index, x in np.ndenumerate(exact):
-                rows.append([v.id, q, ",".join(str(i + 1) for i in index) if exact.ndim else "",
+                rows.append([v.code, q, ",".join(str(i + 1) for i in index) if exact.ndim else "",
                              str(round_half_up(float(x), v.spec.decimals)), repr(float(x))])
-        listing.append({"variant": v.id, "learning_rate": v.learning_rate,
+        listing.append({"variant": v.id, "code": v.code, "learning_rate": v.learning_rate,
                         "start": {p: a.tolist() for p, a in v.start.items()}, "X": v.X.tolist(),
                         "answers": answers})
     buffer = io.StringIO()
@@ -372,14 +589,22 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     writer.writerows(rows)
     files[out / "answers.csv"] = buffer.getvalue()
     spec = variants[0].spec
-    files[out / "answers.json"] = json.dumps(
+    files[out / ANSWERS] = json.dumps(
         {"format": "tracer-answers/1", "chapter": chapter.name, "seed": seed, "step": spec.step,
-         "decimals": spec.decimals, "asked": list(spec.ask), "variants": listing}, indent=1) + "\n"
+         "decimals": spec.decimals, "asked": list(spec.ask), "points": list(spec.points),
+         "variants": listing}, indent=1) + "\n"
+    secret = {"codes": [v.code for v in variants], "key": keys.fingerprint(key)} if key is not None else {}
     files[out / MANIFEST] = json.dumps(
-        {"format": FORMAT, "chapter": chapter.name, "seed": seed, "variants": count, "step": spec.step,
-         "asked": list(spec.ask), "decimals": spec.decimals, "chapter_file": CHAPTER_COPY,
-         "check": "tracer check SHEETS --variant ID \"QUANTITY = VALUE\" …"}, indent=1) + "\n"
+        {"format": FORMAT, "chapter": chapter.name, "seed": seed, "variants": count, **secret, "step": spec.step,
+         "asked": list(spec.ask), "points": list(spec.points), "decimals": spec.decimals,
+         "chapter_file": CHAPTER_COPY,
+         "check": f"tracer check SHEETS --variant {'CODE' if key is not None else 'ID'} \"QUANTITY = VALUE\" …",
+         "grade": "tracer grade SHEETS --answers class.csv -o grades.csv"}, indent=1) + "\n"
     files[out / CHAPTER_COPY] = _chapter_text(chapter)
+    if "moodle" in formats:
+        files[out / "quiz-moodle.xml"] = moodle_xml(chapter, variants)
+    if "qti" in formats:
+        files[out / "quiz-qti.zip"] = qti_zip(chapter, variants)
     written = []
     for path, data in files.items():
         written.append(write_atomic(path, data))

@@ -1,0 +1,254 @@
+"""Grading a class: every planted verdict, mistake and carried-forward error comes back, nothing is lost."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tracer
+from tracer.cli import main
+from tracer.exercises.grade import grade_class
+from tracer.exercises.keys import new_key, read_key
+from tracer.exercises.sheets import write_exercises
+from tracer.rounding import format_number
+
+ASK = ["Z1", "A1", "dZ1", "dW1", "db1", "W1_after"]
+X = np.array([[0, 0, 1, 1], [0, 1, 0, 1]], float)
+Y = np.array([[0, 1, 1, 1]], float)
+
+
+def worksheet_chapter(folder: Path) -> Path:
+    """Chapter 02 asking for every intermediate of step 1, with points (a chapter file as an author writes it)."""
+    text = (Path(tracer.load_chapter("02-or-batch").path)).read_text()
+    text = text.replace('ask = ["dW1", "db1"]', f"ask = {json.dumps(ASK)}\npoints = {{ dW1 = 2, W1_after = 2 }}")
+    assert "points =" in text
+    path = folder / "worksheet.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def keyed_set(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("class")
+    key = read_key(new_key(folder / "instructor.key"))
+    chapter = tracer.load_chapter(worksheet_chapter(folder))
+    write_exercises(chapter, folder / "sheets", count=8, key=key, formats=())
+    return folder, key
+
+
+# --------------------------------------------------------------------------- the class, planted by hand
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def r(x):
+    """As a student writes a value: rounded half-up to 3 decimals, and reads it back."""
+    return np.vectorize(lambda v: float(format_number(float(v), 3)))(np.asarray(x, float))
+
+
+def text(x) -> str:
+    x = np.asarray(x, float)
+    if x.size == 1:
+        return format_number(float(x.ravel()[0]), 3)
+    return "[" + ", ".join(format_number(float(v), 3) for v in x.ravel()) + "]"
+
+
+def step_values(W, b, lr):
+    """Step 1 of the OR batch by hand: the weights after step 0, then the forward and backward pass."""
+    A = sigmoid(W @ X + b)
+    dZ = (A - Y) / 4 * A * (1 - A)
+    W1, b1 = W - lr * (dZ @ X.T), b - lr * dZ.sum(axis=1, keepdims=True)
+    return W1, b1
+
+
+def chain(W1, b1, lr, Z=None, A=None, dZ=None, dW=None, W_start=None):
+    """A student's step 1 from their own written values: each later value from the earlier ones as written."""
+    Z = r(W1 @ X + b1) if Z is None else Z
+    A = r(sigmoid(Z)) if A is None else A
+    dZ = r((A - Y) / 4 * A * (1 - A)) if dZ is None else dZ
+    dW = r(dZ @ X.T) if dW is None else dW
+    db = r(dZ.sum(axis=1, keepdims=True))
+    return {"Z1": Z, "A1": A, "dZ1": dZ, "dW1": dW, "db1": db, "W1_after": r((W1 if W_start is None else W_start) - lr * dW)}
+
+
+def plan(kind: str, W, b, lr):
+    """(cells, expected verdicts, the mistake named) for one student of `kind`."""
+    W1, b1 = step_values(W, b, lr)
+    Z = W1 @ X + b1
+    A = sigmoid(Z)
+    dA = (A - Y) / 4
+    dZ = dA * A * (1 - A)
+    dW, db = dZ @ X.T, dZ.sum(axis=1, keepdims=True)
+    truth = {"Z1": Z, "A1": A, "dZ1": dZ, "dW1": dW, "db1": db, "W1_after": W1 - lr * dW}
+    cells = {q: text(v) for q, v in truth.items()}
+    verdicts = dict.fromkeys(ASK, "right")
+    cf = dict.fromkeys(["dW1", "db1", "W1_after"], "carried_forward")
+    mistake: tuple[str, str] | None = None
+    if kind == "z_typo":  # a slip in Z1 carried through everything after it
+        typo = r(Z) + np.array([[0, 0, 0, 0.5]])
+        cells = {q: text(v) for q, v in chain(W1, b1, lr, Z=typo).items()}
+        verdicts = {"Z1": "wrong", **dict.fromkeys(ASK[1:], "carried_forward")}
+    elif kind in ("no_mean", "sign_flipped", "no_activation_derivative", "derivative_at_Z"):
+        wrong = {"no_mean": 4 * dZ, "sign_flipped": -dZ, "no_activation_derivative": dA,
+                 "derivative_at_Z": dA * Z * (1 - Z)}[kind]
+        cells.update({q: text(v) for q, v in chain(W1, b1, lr, Z=r(Z), A=r(A), dZ=r(wrong)).items()
+                      if q not in ("Z1", "A1")})
+        verdicts.update({"dZ1": "wrong", **cf})
+        mistake = ("dZ1", kind)
+    elif kind == "update_sign":
+        cells["W1_after"] = text(W1 + lr * dW)
+        verdicts["W1_after"], mistake = "wrong", ("W1_after", "update_sign")
+    elif kind == "learning_rate":
+        cells["W1_after"] = text(W1 - 2 * lr * dW)
+        verdicts["W1_after"], mistake = "wrong", ("W1_after", "learning_rate")
+    elif kind == "transposed":
+        cells["dW1"] = "[" + ", ".join(f"[{format_number(float(v), 3)}]" for v in dW.ravel()) + "]"
+        verdicts["dW1"], mistake = "wrong", ("dW1", "transposed")
+    elif kind == "bias_not_summed":
+        cells["db1"] = text(dZ)
+        verdicts["db1"], mistake = "wrong", ("db1", "bias_not_summed")
+    elif kind == "previous_weights":  # step 1 done with the weights before step 0, carried through
+        mine = chain(W, b, lr)
+        cells = {q: text(v) for q, v in mine.items()}
+        cells["W1_after"] = ""
+        verdicts = {"Z1": "wrong", **dict.fromkeys(["A1", "dZ1", "dW1", "db1"], "carried_forward"),
+                    "W1_after": "unanswered"}
+        mistake = ("Z1", "previous_weights")
+    elif kind == "blank":
+        cells["db1"] = cells["W1_after"] = ""
+        verdicts["db1"] = verdicts["W1_after"] = "unanswered"
+    elif kind == "unreadable":
+        cells["Z1"] = "[0.1, oops]"
+        cells["dW1"] = "[[0.1, 0.2"
+        verdicts["Z1"] = verdicts["dW1"] = "unreadable"
+    elif kind == "too_few_digits":
+        cells["dW1"] = "[" + ", ".join(format_number(float(v), 2) for v in dW.ravel()) + "]"
+        verdicts["dW1"] = "too_few_digits"
+    for q, v in verdicts.items():  # a carried error can vanish in the rounding: then the answer is simply right
+        if v == "carried_forward" and cells[q] == text(truth[q]):
+            verdicts[q] = "right"
+    return cells, verdicts, mistake
+
+
+KINDS = ["right", "z_typo", "no_mean", "sign_flipped", "no_activation_derivative", "derivative_at_Z", "update_sign",
+         "learning_rate", "transposed", "bias_not_summed", "previous_weights", "blank", "unreadable",
+         "too_few_digits"]
+BROKEN_ROWS = 6  # rows that cannot be graded at all
+
+
+def write_class(sheets: Path, path: Path, students: int = 200):
+    """A class CSV with every kind of student (and some broken rows); what each row should get."""
+    listing = json.loads((sheets / "answers.json").read_text())["variants"]
+    rows, planted = [], {}
+    for i in range(students - BROKEN_ROWS):
+        v = listing[i % len(listing)]
+        W, b = np.array(v["start"]["W1"]), np.array(v["start"]["b1"])
+        kind = KINDS[i % len(KINDS)]
+        cells, verdicts, mistake = plan(kind, W, b, v["learning_rate"])
+        code = v["code"].lower() if i % 10 == 3 else v["code"]  # codes typed in lower case are read too
+        rows.append([f"s{i:03d}", code] + [cells[q] for q in ASK])
+        planted[f"s{i:03d}"] = (kind, verdicts, mistake)
+    broken = [["x1", listing[0]["code"], "1"],  # too few cells
+              ["x2", "AAAA"] + [""] * 6,  # a code that is not in the set
+              ["x3", "K7"] + [""] * 6,  # not a code at all
+              ["", listing[0]["code"]] + [""] * 6,  # no student id
+              ["x5", listing[1]["code"]] + [""] * 7,  # too many cells
+              ["x6", ""] + [""] * 6]  # no code
+    assert len(broken) == BROKEN_ROWS
+    for at, row in zip(range(5, 200, 37), broken):
+        rows.insert(at, row)
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([["student", "variant", *ASK]] + rows)
+    return planted
+
+
+def test_a_class_of_200_gets_every_planted_verdict_and_the_report_counts_the_mistakes(keyed_set, tmp_path):
+    folder, key = keyed_set
+    planted = write_class(folder / "sheets", tmp_path / "class.csv")
+    result = grade_class(folder / "sheets", tmp_path / "class.csv", tmp_path / "out" / "grades.csv")
+    rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
+    assert len(rows) == 200 == result.rows  # nothing is lost
+    assert [r["line"] for r in rows] == [str(n) for n in range(2, 202)]
+    graded = [r for r in rows if r["graded"] == "yes"]
+    assert len(graded) == 200 - BROKEN_ROWS
+    for r in rows:
+        if r["graded"] == "no":
+            assert r["problem"] and r["student"] not in planted
+            continue
+        kind, verdicts, mistake = planted[r["student"]]
+        got = {q: r[f"{q} verdict"] for q in ASK}
+        assert got == verdicts, (kind, r)
+        for q in ASK:
+            named = r[f"{q} mistake"]
+            assert named == (mistake[1] if mistake and mistake[0] == q else ""), (kind, q, named)
+        points = {"Z1": 1, "A1": 1, "dZ1": 1, "dW1": 2, "db1": 1, "W1_after": 2}
+        earned = sum(points[q] for q, v in verdicts.items() if v in ("right", "carried_forward"))
+        assert (float(r["points"]), float(r["possible"])) == (earned, 8)
+    expected = Counter(m[1] for _, _, m in planted.values() if m)
+    assert dict(result.mistake_counts()) == dict(expected)
+    report = (tmp_path / "out" / "grades-report.md").read_text()
+    from tracer.exercises.mistakes import CATALOGUE
+    for key_, n in expected.items():
+        assert f"| {CATALOGUE[key_].title} (`{key_}`) | {n} |" in report
+    histogram = [int(line.rsplit("|", 2)[1]) for line in report.splitlines() if line.startswith("| ") and " % |" in line]
+    assert sum(histogram) == 200 - BROKEN_ROWS
+    html = (tmp_path / "out" / "grades-report.html").read_text()
+    assert "<img src=\"grades-scores.svg\"" in html and (tmp_path / "out" / "grades-scores.svg").read_bytes().startswith(b"<?xml")
+    assert len(result.problems) == BROKEN_ROWS and all(p.startswith("line ") for p in result.problems)
+
+
+def test_the_cli_grades_and_exits_3_when_a_row_could_not_be_graded(keyed_set, tmp_path, capsys):
+    folder, _ = keyed_set
+    listing = json.loads((folder / "sheets" / "answers.json").read_text())["variants"]
+    v = listing[2]
+    cells = [v["answers"][q]["expected"] for q in ASK]
+    with (tmp_path / "class.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([["Student", "Variant", *ASK], ["amy", v["code"], *cells]])
+    assert main(["grade", str(folder / "sheets"), "--answers", str(tmp_path / "class.csv"),
+                 "-o", str(tmp_path / "g.csv")]) == 0
+    assert "graded 1 of 1 rows; mean score 100.0%" in capsys.readouterr().out
+    with (tmp_path / "class.csv").open("a", newline="") as f:
+        csv.writer(f).writerow(["bob", "ZZZZ"])
+    assert main(["grade", str(folder / "sheets"), "--answers", str(tmp_path / "class.csv"),
+                 "-o", str(tmp_path / "g.csv")]) == 3
+    assert "line 3:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, says", [
+    ("", "empty; expected a header row"),
+    ("student,variant,Z1\n", "no column for A1, dZ1, dW1, db1, W1_after"),
+    ("name,variant," + ",".join(ASK) + "\n", "no student id column"),
+])
+def test_a_class_file_without_the_columns_is_refused_clearly(keyed_set, tmp_path, capsys, content, says):
+    folder, _ = keyed_set
+    (tmp_path / "class.csv").write_text(content)
+    assert main(["grade", str(folder / "sheets"), "--answers", str(tmp_path / "class.csv"),
+                 "-o", str(tmp_path / "g.csv")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert not (tmp_path / "g.csv").exists()
+
+
+def test_without_answers_json_the_key_grades_the_same_and_its_absence_is_told(keyed_set, tmp_path, capsys):
+    import shutil
+
+    folder, key = keyed_set
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("exercises.json", "chapter.toml"):
+        shutil.copy(folder / "sheets" / name, bare / name)
+    v = json.loads((folder / "sheets" / "answers.json").read_text())["variants"][5]
+    with (tmp_path / "class.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([["id", "code", *ASK], ["amy", v["code"], *[v["answers"][q]["expected"] for q in ASK]]])
+    args = ["grade", str(bare), "--answers", str(tmp_path / "class.csv"), "-o", str(tmp_path / "g.csv")]
+    assert main(args) == 2
+    assert "add --key FILE" in capsys.readouterr().err and not (tmp_path / "g.csv").exists()
+    assert main(args + ["--key", str(folder / "instructor.key")]) == 0
+    assert "mean score 100.0%" in capsys.readouterr().out

@@ -1,0 +1,112 @@
+"""Secret variants: a sheet gives nothing away without the instructor key, and the key makes the set again."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import stat
+
+import pytest
+
+import tracer
+from tracer.cli import main
+from tracer.errors import TracerError
+from tracer.exercises import keys
+from tracer.exercises.sheets import keyed_variant, make_variants, write_exercises
+
+
+@pytest.fixture(scope="module")
+def secret(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("secret")
+    assert main(["exercises", "02-or-batch", "--new-key", str(folder / "k.key"), "--variants", "4",
+                 "-o", str(folder / "sheets")]) == 0
+    return folder
+
+
+def test_a_new_key_is_random_private_and_never_overwritten(tmp_path):
+    a, b = keys.new_key(tmp_path / "a.key"), keys.new_key(tmp_path / "b.key")
+    assert stat.S_IMODE(a.stat().st_mode) == 0o600
+    assert keys.read_key(a) != keys.read_key(b) and len(keys.read_key(a)) == 32
+    before = a.read_bytes()
+    with pytest.raises(TracerError, match="never overwritten"):
+        keys.new_key(a)
+    assert a.read_bytes() == before
+    (tmp_path / "bad.key").write_text("hello\n")
+    with pytest.raises(TracerError, match="expected an instructor key"):
+        keys.read_key(tmp_path / "bad.key")
+
+
+def test_a_secret_sheet_holds_nothing_that_gives_its_answers_away(secret, capsys):
+    sheets, key = secret / "sheets", keys.read_key(secret / "k.key")
+    listing = json.loads((sheets / "answers.json").read_text())["variants"]
+    for i, v in enumerate(listing, start=1):
+        for suffix in ("md", "tex"):
+            sheet = (sheets / f"exercise-{i:02d}.{suffix}").read_text()
+            assert v["code"] in sheet
+            assert "tracer check" not in sheet and "seed" not in sheet.lower() and "set " not in sheet
+            assert key.hex() not in sheet and keys.fingerprint(key) not in sheet
+            for answer in v["answers"].values():
+                assert answer["expected"] not in sheet
+            # the only numbers on the sheet are the data, the starting values, α and the layout's
+            shown = set(re.findall(r"-?\d+\.\d+", sheet))
+            assert shown <= {f"{x:.1f}" for x in sum(v["start"]["W1"], []) + sum(v["start"]["b1"], [])} | \
+                {"0.0", "1.0", f"{v['learning_rate']:g}"} | {"0.5", "2.6"}  # the table layout (LaTeX)
+    # The code alone, with the chapter and the program, does not check or reveal anything.
+    code = listing[0]["code"]
+    assert main(["check", "02-or-batch", "--variant", code, "--reveal", "dW1 = [0.1, 0.1]"]) == 2
+    err = capsys.readouterr().err
+    assert "needs the instructor key (--key FILE) or the sheets folder" in err and "Traceback" not in err
+    # Nor does a copy of the sheets folder without its answers.json.
+    public = secret / "handed-out"
+    public.mkdir()
+    for name in ("exercises.json", "chapter.toml", "exercise-01.md"):
+        shutil.copy(sheets / name, public / name)
+    assert main(["check", str(public), "--variant", code, "--reveal", "dW1 = [0.1, 0.1]"]) == 2
+    assert "add --key FILE" in capsys.readouterr().err
+    # Another key makes other numbers from the same code.
+    other = keyed_variant(tracer.load_chapter("02-or-batch"), bytes(32), code)
+    assert other.start["W1"].tolist() != listing[0]["start"]["W1"]
+
+
+def test_the_key_or_the_folder_checks_and_reveals(secret, capsys):
+    sheets, key_file = secret / "sheets", secret / "k.key"
+    v = json.loads((sheets / "answers.json").read_text())["variants"][2]
+    mine = [f"{q} = {a['expected']}" for q, a in v["answers"].items()]
+    assert main(["check", str(sheets), "--variant", v["code"].lower(), *mine]) == 0
+    assert "score: 2/2 right" in capsys.readouterr().out
+    assert main(["check", "02-or-batch", "--key", str(key_file), "--variant", v["code"], "--reveal",
+                 "dW1 = [0, 0]"]) == 3
+    out = capsys.readouterr().out
+    assert f"expected dW1 = {v['answers']['dW1']['expected']}" in out
+    assert f"expected db1 = {v['answers']['db1']['expected']}" in out
+    bare = secret / "bare"
+    bare.mkdir()
+    for name in ("exercises.json", "chapter.toml"):
+        shutil.copy(sheets / name, bare / name)
+    assert main(["check", str(bare), "--key", str(key_file), "--variant", v["code"], *mine]) == 0
+    capsys.readouterr()
+    keys.new_key(secret / "other.key")
+    assert main(["check", str(bare), "--key", str(secret / "other.key"), "--variant", v["code"], *mine]) == 2
+    assert "not the key the set" in capsys.readouterr().err
+
+
+def test_the_same_key_gives_byte_identical_sets_and_distinct_codes(tmp_path):
+    chapter = tracer.load_chapter("01-or-one-example")
+    key = bytes(range(32))
+    write_exercises(chapter, tmp_path / "a", count=3, key=key)
+    write_exercises(chapter, tmp_path / "b", count=3, key=key)
+    for path in sorted((tmp_path / "a").iterdir()):
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+    variants = make_variants(chapter, 12, key=key)
+    assert len({v.code for v in variants}) == 12
+    assert all(re.fullmatch(f"[{keys.ALPHABET}]{{4}}", v.code) for v in variants)
+    again = keyed_variant(chapter, key, variants[7].code)
+    assert again.start["W1"].tolist() == variants[7].start["W1"].tolist()
+
+
+def test_a_public_practice_sheet_says_so_and_how_to_check_it(tmp_path):
+    write_exercises(tracer.load_chapter("02-or-batch"), tmp_path, count=2, seed=31)
+    sheet = (tmp_path / "exercise-02.md").read_text()
+    assert "Public practice sheet: set 31, variant 2 of 2" in sheet
+    assert "tracer check 02-or-batch --seed 31 --variant 2" in sheet
