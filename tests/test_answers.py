@@ -306,3 +306,52 @@ def test_a_later_answer_that_follows_from_an_earlier_wrong_one_is_carried_forwar
     text = report.text()
     assert "carried forward" in text and "it follows from your own dZ1" in text
     assert "score: 0/3 right, 2 carried forward; points 4 of 5" in text
+
+
+# --------------------------------------------------------------------------- fuzz: 10,000 answers per run (issue 10)
+
+NAMES = ["dW1", "db1", "W1", "W1_after", "new W1", "Z1", "A1", "dA0", "cost", "∂cost/∂W1", "q"]
+EXTREME = [0.0, -0.031, 1e30, -1e30, 1e300, 5e-324, 1.7976931348623157e308, 0.0125, -2.5e-7]
+digit_runs = st.text("0123456789", min_size=1, max_size=40)
+fuzz_numbers = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.builds(lambda sign, whole, frac, exp: f"{sign}{whole}.{frac}{exp}", st.sampled_from(["", "-", "−", "+"]),
+              digit_runs, digit_runs, st.sampled_from(["", "e-3", "E+7", "e400", "e-400", "e99999"])),
+    st.sampled_from(["nan", "inf", "-inf", "1e309", "0x1p3", "1_000", "--1", ".", "1..2", "", "½"]))
+SEPARATORS = ["=", "=", "=", ":", "==", ""]
+MODES_TO_TRY = [Mode(), Mode("decimals", 3), Mode("sigfig", 2), Mode("relabs", rtol=1e-3, atol=1e-9)]
+
+
+def fuzzed_answers(numbers: list[str], rng) -> list[str]:
+    """20 answers from a pool of fuzzed numbers: a number, a flat list or a matrix (ragged at times)."""
+    answers = []
+    for _ in range(20):
+        shape = rng.choice(["number", "list", "matrix", "matrix"])
+        take = lambda k: [rng.choice(numbers) for _ in range(k)]  # noqa: E731
+        if shape == "number":
+            value = take(1)[0]
+        elif shape == "list":
+            value = "[" + ", ".join(take(rng.randint(0, 4))) + "]"
+        else:
+            rows = [take(rng.randint(1, 3)) for _ in range(rng.randint(1, 3))]
+            value = "[" + ", ".join("[" + ", ".join(r) + "]" for r in rows) + "]"
+        answers.append(f"{rng.choice(NAMES)} {rng.choice(SEPARATORS)} {value}")
+    return answers
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(fuzz_numbers, min_size=8, max_size=8), st.randoms(use_true_random=False))
+def test_ten_thousand_fuzzed_answers_are_read_and_judged_or_refused_clearly(numbers, rng):
+    # 500 examples × 20 answers: 10,000 answers per run, each read and, when read, judged against
+    # ordinary and extreme exact values in every mode.
+    for text in fuzzed_answers(numbers, rng):
+        try:
+            answer = parse_answer(text)
+        except AnswerError as exc:
+            assert str(exc).startswith(("answer ", "an answer")) and "expected" in str(exc)
+            continue
+        for number in answer.numbers:
+            for i, exact in enumerate(EXTREME):
+                for mode in (MODES_TO_TRY[0], MODES_TO_TRY[1 + i % 3]):
+                    assert mode.entry_right(number, exact, exact) in (True, False)
+        assert all(d >= 0 for d in answer.decimals)

@@ -138,3 +138,21 @@ def test_verify_shows_progress_per_chapter_on_a_terminal_only(tty, monkeypatch, 
     assert main(["verify", "01-or-one-example", "02-or-batch"]) == 0
     progress = ["tracer verify [1/2] 01-or-one-example", "tracer verify [2/2] 02-or-batch"]
     assert stderr.text.splitlines() == (progress if tty else [])
+
+
+def test_a_saved_trace_prints_exactly_as_a_live_one(capsys, tmp_path):
+    saved = tmp_path / "t.npz"
+    assert main(["run", "02-or-batch", "--save", str(saved)]) == 0
+    capsys.readouterr()
+    assert main(["trace", "02-or-batch", "--step", "1"]) == 0
+    live = capsys.readouterr().out
+    assert main(["trace", str(saved), "--step", "1"]) == 0
+    assert capsys.readouterr().out == live and "passes on db1 = [[-0.031]]" in live
+
+
+def test_documents_go_to_a_folder_nothing_else_writes_to():
+    from pathlib import Path
+
+    from tracer.cli import build_parser
+
+    assert build_parser().parse_args(["build"]).output == Path("tracer-build")  # setuptools uses ./build/

@@ -30,3 +30,37 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path):
     with pytest.raises(TypeError):
         write_atomic(tmp_path / "b.txt", 12345)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_staged_files_appear_only_when_the_block_succeeds(tmp_path):
+    from tracer.output import STAGING_PREFIX, location, staged
+
+    with staged():
+        write_atomic(tmp_path / "docs" / "a.md", "a")
+        with staged():  # a writer's own block joins the command's
+            write_atomic(tmp_path / "docs" / "figures" / "b.svg", "b")
+        assert not (tmp_path / "docs").exists()
+        assert location(tmp_path / "docs" / "a.md").read_text() == "a"
+    assert (tmp_path / "docs" / "a.md").read_text() == "a"
+    assert (tmp_path / "docs" / "figures" / "b.svg").read_text() == "b"
+    assert not list(tmp_path.glob(STAGING_PREFIX + "*"))
+
+
+def test_a_failing_block_leaves_every_folder_as_it_was(tmp_path):
+    from tracer.output import staged
+
+    (tmp_path / "a.md").write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with staged():
+            write_atomic(tmp_path / "a.md", "new")
+            write_atomic(tmp_path / "sub" / "b.md", "new")
+            raise KeyboardInterrupt
+    assert [p.name for p in tmp_path.iterdir()] == ["a.md"] and (tmp_path / "a.md").read_text() == "old"
+
+
+def test_a_file_where_a_folder_must_go_is_a_clear_error(tmp_path):
+    from tracer.errors import TracerError
+
+    (tmp_path / "report").write_text("a file")
+    with pytest.raises(TracerError, match="is a file, not a folder"):
+        write_atomic(tmp_path / "report" / "a.md", "x")

@@ -346,12 +346,23 @@ def test_build_reports_progress_per_chapter_and_returns_what_it_wrote(tmp_path):
     assert written == [tmp_path / "01-or-one-example.md", tmp_path / "02-or-batch.md"]
 
 
-def test_without_pdflatex_the_pdf_is_skipped_with_a_note(tmp_path, monkeypatch):
+def test_without_pdflatex_an_optional_pdf_is_skipped_with_a_note(tmp_path, monkeypatch):
     monkeypatch.setattr(build.shutil, "which", lambda name: None)
     notes: list[str] = []
-    written = build.build(["01-or-one-example"], tmp_path, ["md", "tex", "pdf"], note=notes.append, figures=False)
+    written = build.build(["01-or-one-example"], tmp_path, ["md", "tex", "pdf"], note=notes.append, figures=False,
+                          pdf_optional=True)
     assert [p.suffix for p in written] == [".md", ".tex"]
     assert len(notes) == 1 and "pdflatex is not on the PATH" in notes[0]
+    assert all(package in notes[0] for package in
+               ("texlive-latex-base", "texlive-latex-recommended", "texlive-pictures"))
+
+
+def test_without_pdflatex_a_pdf_asked_for_fails_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)
+    assert main(["build", "01-or-one-example", "-o", str(tmp_path / "out"), "--format", "md,pdf"]) == 2
+    err = capsys.readouterr().err
+    assert "pdflatex is not on the PATH" in err and "nothing was written" in err and "--format md" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_cli_prints_the_files_it_wrote(tmp_path, capsys):

@@ -18,10 +18,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from tracer.abbreviation import LIMIT, bracketed
-from tracer.engine.chapter import Chapter, bundled_chapters, load_chapter
+from tracer.engine.chapter import Chapter, Display, bundled_chapters, load_chapter
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
+from tracer.output import staged
 from tracer.rounding import format_number
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -118,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "substituted, result), the cost table of a long run, the article's exercise "
                                    "and its answers. With no CHAPTER, every bundled chapter.")
     p.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter file or bundled chapter name")
-    _document_options(p, "build", "the documents", "md,tex,pdf",
-                      "comma-separated formats among md, tex, pdf (default: all three; PDF needs pdflatex)")
+    _document_options(p, "tracer-build", "the documents", None,
+                      "comma-separated formats among md, tex, pdf (default: md, tex, and pdf when pdflatex is "
+                      "installed; pdf asked for without pdflatex is an error)")
     # --- check / exercises parsers (issue 5)
     p = sub.add_parser("check", help="check a student's answers for one step; name the likely mistake",
                        description="Judge each answer (QUANTITY = VALUE) against the step as tracer computes it, "
@@ -224,7 +226,8 @@ def _full_option(p: argparse.ArgumentParser) -> None:
                         "its shape; --json always has every entry)")
 
 
-def _document_options(p: argparse.ArgumentParser, folder: str, what: str, formats: str, formats_help: str) -> None:
+def _document_options(p: argparse.ArgumentParser, folder: str, what: str, formats: str | None,
+                      formats_help: str) -> None:
     """-o, --format and --templates, as `build` and `exercises` both take them."""
     p.add_argument("-o", "--output", type=Path, default=Path(folder), metavar="DIR",
                    help=f"folder for {what} (default: {folder}/)")
@@ -242,12 +245,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with staged():  # outputs move into place only when the whole command succeeds
+            return COMMANDS[args.command](args)
     except TracerError as exc:
         print(f"tracer: {exc}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
+        print("tracer: interrupted; no output was changed", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("tracer: out of memory; no output was changed (record fewer steps: [record] every or steps)",
+              file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `tracer run | head`: the reader has seen enough
         sys.stdout = open(os.devnull, "w")
         return 0
@@ -312,7 +321,8 @@ def cost_table(chapter: Chapter, trace: Trace, everything: bool = False, rows: i
 @command("trace")
 def _trace(args: argparse.Namespace) -> int:
     if args.chapter.endswith(".npz"):
-        trace, decimals = Trace.load(args.chapter), 6
+        trace = Trace.load(args.chapter)
+        decimals = Display(**trace.meta.get("display", {})).decimals_of  # as the chapter showed it
     else:
         chapter = load_chapter(args.chapter)
         trace, decimals = Traces(chapter, carry=args.carry).main, chapter.display.decimals_of
@@ -377,11 +387,12 @@ def _verify(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from tracer.documents.build import build
 
-    formats = _formats(args.format)
+    formats = _formats(args.format or "md,tex,pdf")
     chapters = _chapters(args.chapters)
     tty = sys.stderr.isatty()
     progress = (lambda message: print(f"tracer build {message}", file=sys.stderr)) if tty else None
-    for path in build(chapters, args.output, formats, user_templates=args.templates, progress=progress):
+    for path in build(chapters, args.output, formats, user_templates=args.templates, progress=progress,
+                      pdf_optional=args.format is None):
         print(path)
     return 0
 

@@ -7,7 +7,7 @@ see. Every figure the project prints goes through this module.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 import numpy as np
 
@@ -25,7 +25,27 @@ def to_decimal(x: float) -> Decimal:
 
 def round_half_up(x: float, decimals: int) -> Decimal:
     """`x` rounded half-up to `decimals` places, as an exact Decimal (never -0)."""
-    q = to_decimal(x).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    return _quantize(to_decimal(x), decimals, ROUND_HALF_UP)
+
+
+#: Beyond this many places either way a float's rounding is trivial: every float has fewer
+#: decimals than this (its repr ends by 1e-324), and every float is below half of 10**this.
+_PLACES_LIMIT = 400
+
+
+def _quantize(d: Decimal, decimals: int, rounding: str) -> Decimal:
+    """`d` at `decimals` places, in a context wide enough for any float (1e308 to 3 places has
+    312 digits; Python's default context has 28)."""
+    if not d.is_finite():
+        return d
+    if decimals > _PLACES_LIMIT and -d.as_tuple().exponent <= decimals:
+        return d.copy_abs() if d == 0 else d  # already exact at that many places
+    if decimals < -_PLACES_LIMIT and d.adjusted() < -decimals - 1:
+        return Decimal(0)
+    with localcontext() as context:
+        context.prec = max(28, d.adjusted() + decimals + 3)
+        context.Emax, context.Emin = max(context.Emax, abs(decimals) + 2), min(context.Emin, -abs(decimals) - 2)
+        q = d.quantize(Decimal(1).scaleb(-decimals), rounding=rounding)
     return q.copy_abs() if q == 0 else q
 
 
@@ -64,16 +84,19 @@ def _round_each(array: np.ndarray, decimals: int) -> np.ndarray:
 
 def truncate(x: float, decimals: int) -> Decimal:
     """`x` cut (not rounded) to `decimals` places, the slip of a reader who copies digits."""
-    from decimal import ROUND_DOWN
-
-    q = to_decimal(x).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_DOWN)
-    return q.copy_abs() if q == 0 else q
+    return _quantize(to_decimal(x), decimals, ROUND_DOWN)
 
 
 def decimals_in(text: str) -> int:
-    """How many decimals a number was written with: '0.084' has 3, '-1' has 0, '2.5e-3' has 4."""
-    exponent = Decimal(text.strip()).as_tuple().exponent
-    return max(0, -int(exponent))
+    """How many decimals a number was written with: '0.084' has 3, '-1' has 0, '2.5e-3' has 4.
+
+    Any decimal string, of any length ('inf' and 'nan' have 0); ValueError if it is not a number.
+    """
+    try:
+        exponent = Decimal(text.strip()).as_tuple().exponent
+    except ArithmeticError:
+        raise ValueError(f"not a decimal number: {text[:40]!r}") from None
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def is_noise(x: float) -> bool:

@@ -10,6 +10,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,19 +31,23 @@ from tracer.engine.chapter import Chapter, load_chapter
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
-from tracer.output import write_atomic
+from tracer.output import location, staged, write_atomic
 
 FORMATS = ("md", "tex", "pdf")
+PDF_MISSING = ("pdflatex is not on the PATH (Debian: apt install texlive-latex-base texlive-latex-recommended "
+               "texlive-pictures)")
 
 
 def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iterable[str] = ("md", "tex"),
           user_templates: Path | None = None, progress: Callable[[str], None] | None = None,
-          note: Callable[[str], None] | None = None, figures: bool = True) -> list[Path]:
+          note: Callable[[str], None] | None = None, figures: bool = True, pdf_optional: bool = False) -> list[Path]:
     """Write each chapter's documents into `out_dir` (`<name>.md`, `<name>.tex`, `<name>.pdf`); return the paths.
 
     `progress` is told each chapter in order (as it starts, or as it is done when chapters are
     built side by side); `note` receives one-line notes (PDF or graphs skipped, and why; default:
-    stderr). `figures=False` leaves the pictures out (the golden-file tests do).
+    stderr). `figures=False` leaves the pictures out (the golden-file tests do). A PDF asked for
+    without pdflatex is an error before anything is written, unless `pdf_optional` (then a note).
+    Every file is staged and moved into place only when every chapter has been built.
     """
     formats = list(dict.fromkeys(formats))
     for fmt in formats:
@@ -53,6 +58,10 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
     out_dir = Path(out_dir)
     env = environment(user_templates)
     loaded = [c if isinstance(c, Chapter) else load_chapter(c) for c in chapters]
+    if "pdf" in formats and not pdf_optional and not shutil.which("pdflatex"):
+        others = [f for f in formats if f != "pdf"]
+        raise TracerError(f"--format pdf: {PDF_MISSING}; nothing was written"
+                          + (f" (--format {','.join(others)} builds the rest)" if others else ""))
     pdf_ok = "pdf" in formats and _pdflatex_available(note)
     texts = [f for f in ("md", "tex") if f in formats or (f == "tex" and pdf_ok)]
     if figures:
@@ -62,25 +71,44 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
             (note or _stderr)("graphs skipped: Graphviz's dot is not on the PATH (Debian: apt install graphviz); "
                               "the documents have the other figures")
     jobs = [_Job(chapter, out_dir, formats, texts, user_templates, pdf_ok, figures) for chapter in loaded]
+    with staged() as staging:
+        if jobs:  # before the workers fork, so they stage into it too
+            staging.reserve(out_dir / f"{jobs[0].chapter.name}.{formats[0]}")
+        return _build_all(jobs, env, progress)
+
+
+def _build_all(jobs: list["_Job"], env: jinja2.Environment, progress: Callable[[str], None] | None) -> list[Path]:
     workers = min(len(jobs), os.cpu_count() or 1)
     written: list[Path] = []
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         # Chapters are independent: build them side by side, one process per core, longest runs
         # first. Forked workers start with this process's imports; results are taken in chapter order.
+        # Workers ignore Ctrl-C (so do the dot processes they start): this process stops them.
         context = multiprocessing.get_context("fork")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+        try:
             longest_first = sorted(jobs, key=lambda job: -job.chapter.steps)
             futures = {id(job): pool.submit(_build_one, job) for job in longest_first}
             for i, job in enumerate(jobs, start=1):
                 written += futures[id(job)].result()
                 if progress:
                     progress(f"[{i}/{len(jobs)}] {job.chapter.name}")
+        except BaseException:
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
         return written
     for i, job in enumerate(jobs, start=1):
         if progress:
             progress(f"[{i}/{len(jobs)}] {job.chapter.name}")
         written += _build_one(job, env)
     return written
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @dataclass(frozen=True)
@@ -132,7 +160,7 @@ def _stderr(message: str) -> None:
 def _pdflatex_available(note: Callable[[str], None] | None) -> bool:
     if shutil.which("pdflatex"):
         return True
-    (note or _stderr)("PDF skipped: pdflatex is not on the PATH (install texlive-latex-base); .tex written")
+    (note or _stderr)(f"PDF skipped: {PDF_MISSING}; .tex written")
     return False
 
 
@@ -146,12 +174,14 @@ def compile_pdf(tex: Path, note: Callable[[str], None] | None = None) -> Path | 
     tex = Path(tex)
     if not _pdflatex_available(note):
         return None
+    source = location(tex)  # the staged copy during a command, with its figures beside it
     env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
-    with tempfile.TemporaryDirectory(prefix="tracer-pdf-") as tmp:
+    # During a command the aux files go inside its staging folder, which a Ctrl-C removes.
+    with tempfile.TemporaryDirectory(prefix="tracer-pdf-", dir=source.parent if source != tex else None) as tmp:
         cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
                f"-output-directory={tmp}", tex.name]
         try:
-            done = subprocess.run(cmd, cwd=tex.parent, env=env, capture_output=True, timeout=120)
+            done = subprocess.run(cmd, cwd=source.parent, env=env, capture_output=True, timeout=120)
         except subprocess.TimeoutExpired:
             raise TemplateError(f"{tex}: pdflatex did not finish within 120 s") from None
         log = Path(tmp, tex.with_suffix(".log").name)

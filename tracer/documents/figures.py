@@ -24,6 +24,7 @@ import html
 import json
 import re
 import shutil
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -451,10 +452,12 @@ def _run_dot(graph: Graph, fmt: str, sizes: tuple[int, int] = SVG_SIZES) -> str:
     import graphviz
 
     try:
-        return to_dot(graph, sizes).pipe(format=fmt, encoding="utf-8")
+        return to_dot(graph, sizes).pipe(format=fmt, encoding="utf-8", quiet=True)
     except graphviz.ExecutableNotFound:
         raise TracerError("drawing a graph needs Graphviz's `dot` program (Debian: apt install graphviz)") from None
     except graphviz.CalledProcessError as exc:  # pragma: no cover - dot rejecting our own input is a bug
+        if exc.returncode == -signal.SIGINT:  # Ctrl-C reached dot first
+            raise KeyboardInterrupt from None
         raise TracerError(f"Graphviz could not lay out the graph: {exc.stderr!r}") from None
 
 

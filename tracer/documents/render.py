@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 import numpy as np
+from jinja2.sandbox import SandboxedEnvironment
 
 from tracer.checks.symbolic import derivation
 from tracer.checks.verify import article_figures, derivations_used
@@ -669,9 +670,10 @@ def environment(user_templates: Path | None = None) -> jinja2.Environment:
             raise TemplateError(f"{folder}: --templates expects a folder of templates, and this is not one")
         loaders.append(jinja2.FileSystemLoader(str(folder)))
     loaders.append(jinja2.FileSystemLoader(str(bundled_path("templates"))))
-    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-                             autoescape=False, keep_trailing_newline=True, trim_blocks=True,
-                             lstrip_blocks=True)
+    # Sandboxed: a template (a --templates folder is anyone's) reaches no Python internals.
+    env = SandboxedEnvironment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
+                               autoescape=False, keep_trailing_newline=True, trim_blocks=True,
+                               lstrip_blocks=True)
     env.filters.update({
         "tex": tex_escape, "md": md_escape, "calculation": calculation, "symbol": symbol,
         "num": _num_filter, "matrix": _matrix_filter,
@@ -702,6 +704,25 @@ def render(env: jinja2.Environment, template: str, context: dict[str, Any]) -> s
         raise TemplateError(f"template {where}: {exc.message} (a misspelt variable?)") from None
     except (TemplateError, jinja2.TemplateError) as exc:
         raise TemplateError(f"template {_template_line(exc)}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise TemplateError(f"template {_template_file(exc) or template}: not UTF-8 text ({exc.reason} at byte "
+                            f"{exc.start})") from None
+    except RecursionError as exc:
+        raise TemplateError(f"template {_template_line(exc)}: includes or extends itself without end") from None
+    except TracerError:
+        raise
+    except Exception as exc:  # a template's own code failing: 1/0, [].pop(), …
+        raise TemplateError(f"template {_template_line(exc)}: {type(exc).__name__}: {exc}") from None
+
+
+def _template_file(exc: BaseException) -> str | None:
+    """The template file a loader was reading when `exc` happened (a non-UTF-8 file)."""
+    tb, name = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "get_source" and "filename" in tb.tb_frame.f_locals:
+            name = str(tb.tb_frame.f_locals["filename"])
+        tb = tb.tb_next
+    return name
 
 
 def _template_line(exc: BaseException) -> str:

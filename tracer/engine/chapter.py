@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,54 @@ class Chapter:
         return sorted(chosen)
 
 
+def trace_bytes(n_inputs: int, layers: tuple[LayerSpec, ...], bias: bool, batch: int, n_state: int,
+                recorded: int) -> int:
+    """About how many bytes a run's trace takes: each recorded step keeps every node's value and
+    gradients (5 arrays per layer of units × batch), every parameter before and after its update,
+    its gradient and optimizer state."""
+    per_step, n_in = n_inputs * batch + batch + 1, n_inputs
+    for layer in layers:
+        weights = layer.units * (n_in + (1 if bias else 0))
+        per_step += 5 * layer.units * batch + weights * (3 + n_state)
+        n_in = layer.units
+    return 8 * per_step * recorded
+
+
+def _count_recorded(steps: int, every: int | None, chosen: tuple[int, ...]) -> int:
+    """len(chapter.recorded_steps()) without listing millions of steps."""
+    if not every:
+        return len(chosen)
+    return -(-steps // every) + sum(1 for s in chosen if s % every)
+
+
+def _memory_available() -> int | None:
+    """Bytes of memory available now (the smaller of the machine's and the container's), if known."""
+    room = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):  # free memory plus what the page cache would give back
+                room = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if room is None:
+        try:
+            room = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        if limit.isdigit() and used.isdigit():
+            room = min(room, int(limit) - int(used))
+    except OSError:
+        pass
+    return room
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 def append_crosses(X: np.ndarray, crosses: tuple[tuple[int, ...], ...]) -> np.ndarray:
     """X (features × examples) with one new feature per cross: the product of the features it names."""
     for cross in crosses:
@@ -161,7 +210,11 @@ def load_chapter(name: str | Path) -> Chapter:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ChapterError(f"{path}: not valid TOML ({exc})") from None
+        raise ChapterError(f"{path}: not valid TOML ({_printable(str(exc))})") from None
+    except RecursionError:
+        raise ChapterError(f"{path}: not usable TOML (arrays or tables nested too deeply)") from None
+    except ValueError:  # Python reads integers of up to 4300 digits
+        raise ChapterError(f"{path}: not usable TOML (an integer of more than 4300 digits)") from None
     return parse_chapter(raw, path)
 
 
@@ -232,6 +285,13 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     record_steps = record.step_list("steps", steps)
     record_every = record.integer("every", default=None if record_steps else 1, minimum=1)
     record.done()
+    size = trace_bytes(X.shape[0], layers, bias, batch_size, len(OPTIMIZERS[optimizer].state),
+                       _count_recorded(steps, record_every, record_steps))
+    room = _memory_available()
+    if room is not None and size > room:
+        record.fail("every" if record_every else "steps",
+                    f"a trace that fits in memory ({_bytes(room)} free): record fewer steps (a larger [record] "
+                    "every, or a short [record] steps list)", f"a trace of about {_bytes(size)}")
 
     display = top.table("display")
     decimals = display.integer("decimals", default=3, minimum=0, maximum=15)
@@ -286,8 +346,8 @@ class Section:
         return list(self.data)
 
     def where(self, key: str | None) -> str:
-        section = f"[{self.name}]" if self.name else ""
-        return f"{self.file}: {section}{' ' if section and key else ''}{key or ''}".rstrip()
+        section = f"[{_printable(self.name)}]" if self.name else ""
+        return f"{_printable(self.file)}: {section}{' ' if section and key else ''}{_printable(key or '')}".rstrip()
 
     def fail(self, key: str | None, expected: str, got: str, suggest: list[str] | None = None,
              near: str | None = None) -> None:
@@ -327,6 +387,9 @@ class Section:
             return default
         if not isinstance(value, str) or not value.strip():
             self.fail(key, "a non-empty string", _describe(value))
+        control = next((c for c in value if not c.isprintable() and c not in "\n\t"), None)
+        if control is not None:
+            self.fail(key, "text without control characters", f"{control!r} at character {value.index(control) + 1}")
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -355,7 +418,7 @@ class Section:
             self.fail(key, "a whole number", _describe(value))
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else " up")
-            self.fail(key, f"a whole number {bounds}", str(value))
+            self.fail(key, f"a whole number {bounds}", _short(value))
         return value
 
     def number(self, key: str, required: bool = False, positive: bool = False,
@@ -363,12 +426,12 @@ class Section:
         value = self.get(key, required)
         if value is None:
             return None
-        if not _is_number(value) or not math.isfinite(value):
+        if not _is_number(value) or not _finite(value):
             self.fail(key, "a finite number", _describe(value))
         if positive and value <= 0:
-            self.fail(key, "a number above 0", str(value))
+            self.fail(key, "a number above 0", _short(value))
         if below_one and value >= 1:
-            self.fail(key, "a number below 1", str(value))
+            self.fail(key, "a number below 1", _short(value))
         return float(value)
 
     def matrix(self, key: str, required: bool = False, shape: tuple[int, int] | None = None,
@@ -390,8 +453,8 @@ class Section:
             for j, v in enumerate(row):
                 if not _is_number(v):
                     self.fail(key, f"{expected}; numbers only", f"{_describe(v)} at row {i + 1}, column {j + 1}")
-                if not math.isfinite(v):
-                    self.fail(key, "finite numbers", f"{v} at row {i + 1}, column {j + 1}")
+                if not _finite(v):
+                    self.fail(key, "finite numbers", f"{_short(v)} at row {i + 1}, column {j + 1}")
         array = np.array(rows, dtype=float)
         if shape and array.shape != shape:
             self.fail(key, expected, f"{array.shape[0]} × {array.shape[1]}")
@@ -454,12 +517,25 @@ class Section:
             self.fail(key, "a list of step numbers", _describe(value))
         for v in value:
             if not 0 <= v < steps:
-                self.fail(key, f"step numbers from 0 to {steps - 1} (steps are counted from 0)", str(v))
+                self.fail(key, f"step numbers from 0 to {steps - 1} (steps are counted from 0)", _short(v))
         return tuple(sorted(set(value)))
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value: int | float) -> bool:
+    """A finite number that a float can hold (an integer of 400 digits cannot)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _printable(text: str) -> str:
+    """`text` safe to print on a terminal: control characters (an escape sequence in a key) escaped."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _describe(value: Any) -> str:
@@ -473,10 +549,14 @@ def _describe(value: Any) -> str:
         return f"a list {_short(value)}"
     if value is None:
         return "nothing"
-    return f"{type(value).__name__} {value!r}"
+    if isinstance(value, int) and abs(value) >= 10**60:
+        return _short(value)
+    return f"{type(value).__name__} {_short(value)}"
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, int) and abs(value) >= 10**60:
+        return f"an integer of {len(str(abs(value)))} digits"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -517,27 +597,26 @@ def exercise_spec(chapter: Chapter) -> ExerciseSpec:
     ask = section.get("ask", required=True)
     if not isinstance(ask, list) or not ask or not all(isinstance(q, str) and q for q in ask) \
             or len(set(ask)) != len(ask):
-        section.fail("ask", 'a list of different quantity names such as ["dW1", "db1"]', repr(ask))
+        section.fail("ask", 'a list of different quantity names such as ["dW1", "db1"]', _short(ask))
     decimals = section.integer("decimals", default=chapter.display.decimals, minimum=0, maximum=10)
     vary = section.get("vary")
     vary = ["weights"] if vary is None else vary
     if not isinstance(vary, list) or not all(isinstance(v, str) for v in vary):
-        section.fail("vary", f"a list from {', '.join(map(repr, VARY))}", repr(vary))
+        section.fail("vary", f"a list from {', '.join(map(repr, VARY))}", _short(vary))
     for v in vary:
         if v not in VARY:
             section.fail("vary", f"a list from {', '.join(map(repr, VARY))}", repr(v), suggest=list(VARY), near=v)
     value_decimals = section.integer("value_decimals", default=1, minimum=0, maximum=3)
-    weights = _range(section, "weights", (-1.0, 1.0))
-    inputs = _range(section, "inputs", (0.0, 1.0))
+    weights = _range(section, "weights", (-1.0, 1.0), value_decimals)
+    inputs = _range(section, "inputs", (0.0, 1.0), value_decimals)
     rates = section.get("learning_rates")
     if rates is None:
         rates = [chapter.learning_rate]
-    if not isinstance(rates, list) or not rates or not all(
-            isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in rates):
-        section.fail("learning_rates", "a list of learning rates above 0, e.g. [0.5, 1, 2]", repr(rates))
+    if not isinstance(rates, list) or not rates or not all(_is_number(r) and _finite(r) and r > 0 for r in rates):
+        section.fail("learning_rates", "a list of finite learning rates above 0, e.g. [0.5, 1, 2]", _short(rates))
     if "learning_rate" in vary and len(rates) < 2:
         section.fail("learning_rates", 'two or more learning rates to choose from (vary has "learning_rate")',
-                     repr(rates))
+                     _short(rates))
     prompt = section.text("prompt", default="")
     points = section.get("points")
     points = {} if points is None else points
@@ -554,11 +633,17 @@ def exercise_spec(chapter: Chapter) -> ExerciseSpec:
                         tuple(float(r) for r in rates), prompt, tuple(float(points.get(q, 1)) for q in ask))
 
 
-def _range(section: Any, key: str, default: tuple[float, float]) -> tuple[float, float]:
+def _range(section: Any, key: str, default: tuple[float, float], decimals: int) -> tuple[float, float]:
+    """A [low, high] range that holds at least one number with `decimals` decimals (the values drawn)."""
     value = section.get(key)
     if value is None:
         return default
-    if not (isinstance(value, list) and len(value) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) and value[0] < value[1]):
-        section.fail(key, "a range [low, high] of two numbers with low < high", repr(value))
-    return float(value[0]), float(value[1])
+    if not (isinstance(value, list) and len(value) == 2 and all(_is_number(v) and _finite(v) for v in value)
+            and value[0] < value[1]):
+        section.fail(key, "a range [low, high] of two finite numbers with low < high", _short(value))
+    low, high = float(value[0]), float(value[1])
+    scale = 10 ** decimals
+    if math.ceil(low * scale) > math.floor(high * scale):
+        section.fail(key, f"a range holding a number with {decimals} decimal(s) (value_decimals), to draw from",
+                     _short(value))
+    return low, high

@@ -175,18 +175,128 @@ class Trace:
 
     @classmethod
     def load(cls, path: str | Path) -> "Trace":
+        """Read a trace saved by `save`; a file that is not one (or was tampered with) is a TracerError."""
         try:
             with zipfile.ZipFile(path) as archive:
-                index = json.loads(archive.read("index.json"))
-                if index.get("format") != FORMAT:
-                    raise TracerError(f"{path}: not a tracer trace (format {index.get('format')!r})")
-                members = {n: np.lib.format.read_array(io.BytesIO(archive.read(n + ".npy")), allow_pickle=False)
-                           for n in index["members"]}
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+                index = _read_index(archive)
+                members = {n: _read_member(archive, n + ".npy") for n in index["members"]}
+        except _Invalid as exc:
+            raise TracerError(f"{path}: not a usable tracer trace ({exc})") from None
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
             raise TracerError(f"{path}: cannot be read as a trace ({exc})") from None
-        arrays = {k.split("/", 1)[1]: a for k, a in members.items() if k.startswith("arrays/")}
-        final = {k.split("/", 1)[1]: a for k, a in members.items() if k.startswith("final/")}
-        return cls(index["meta"], members["steps"], arrays, members["costs"], members["X"], members["Y"], final)
+        try:
+            trace = _assemble(cls, index["meta"], members)
+        except _Invalid as exc:
+            raise TracerError(f"{path}: not a usable tracer trace ({exc})") from None
+        return trace
+
+
+#: The JSON index of a trace is a few kilobytes; anything far bigger is not one.
+INDEX_LIMIT = 16 * 2**20
+#: What `load` expects in the index's meta, with the type of each entry.
+META_TYPES: dict[str, type | tuple[type, ...]] = {
+    "chapter": str, "title": str, "layers": list, "cost": str, "from_logits": bool, "bias": bool,
+    "parameters": list, "frozen": list, "state": list, "carry": str, "steps_run": int,
+}
+
+
+class _Invalid(Exception):
+    """A trace file whose contents are not what `save` writes."""
+
+
+def _read_index(archive: zipfile.ZipFile) -> dict[str, Any]:
+    try:
+        info = archive.getinfo("index.json")
+    except KeyError:
+        raise _Invalid("no index.json inside") from None
+    if info.file_size > INDEX_LIMIT:
+        raise _Invalid(f"index.json holds {info.file_size} bytes; a trace's index is a few kilobytes")
+    try:
+        index = json.loads(archive.read(info))
+    except (ValueError, RecursionError) as exc:
+        raise _Invalid(f"index.json is not JSON: {str(exc)[:80]}") from None
+    if not isinstance(index, dict):
+        raise _Invalid(f"index.json holds a {type(index).__name__}, not an object")
+    if index.get("format") != FORMAT:
+        raise _Invalid(f"format {str(index.get('format'))[:40]!r}, expected {FORMAT!r}")
+    meta, members = index.get("meta"), index.get("members")
+    if not isinstance(meta, dict):
+        raise _Invalid("index.json has no meta object")
+    for key, kind in META_TYPES.items():
+        if not isinstance(meta.get(key), kind) or (kind is int and isinstance(meta.get(key), bool)):
+            raise _Invalid(f"meta {key!r} is missing or not a {getattr(kind, '__name__', kind)}")
+    if not all(isinstance(x, str) for x in meta["parameters"] + meta["frozen"] + meta["state"]) or \
+            not meta["layers"] or not all(isinstance(l, dict) for l in meta["layers"]):
+        raise _Invalid("meta 'layers', 'parameters', 'frozen' or 'state' is malformed")
+    display = meta.get("display", {})
+    per_quantity = display.get("decimals_for", {}) if isinstance(display, dict) else None
+    if not (isinstance(display, dict) and set(display) <= {"decimals", "decimals_for"} and isinstance(per_quantity, dict)
+            and all(_places(d) for d in [display.get("decimals", 3), *per_quantity.values()])):
+        raise _Invalid("meta 'display' is malformed")
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise _Invalid("index.json 'members' is not a list of names")
+    return index
+
+
+def _places(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 15
+
+
+def _read_member(archive: zipfile.ZipFile, name: str) -> np.ndarray:
+    """One .npy member, refusing a header that claims more numbers than the member holds."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise _Invalid(f"the index lists {name}, which is not inside") from None
+    with archive.open(info) as handle:
+        version = np.lib.format.read_magic(handle)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:
+            raise _Invalid(f"{name} is in .npy format {version}, expected 1.0 or 2.0")
+        shape, fortran, dtype = readers[version](handle)
+        if dtype.hasobject or dtype.kind not in "biuf":
+            raise _Invalid(f"{name} holds {dtype}, not numbers")
+        claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if claimed > info.file_size:
+            raise _Invalid(f"{name} claims {claimed} bytes of numbers in a member of {info.file_size} bytes")
+        data = handle.read(claimed)
+    if len(data) != claimed:
+        raise _Invalid(f"{name} is cut short")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return array.copy()
+
+
+def _assemble(cls: type[Trace], meta: dict[str, Any], members: dict[str, np.ndarray]) -> Trace:
+    """A Trace from a saved index and members, checking what the printers and readers rely on."""
+    for name in ("steps", "costs", "X", "Y"):
+        if name not in members:
+            raise _Invalid(f"no {name!r} member")
+    steps, costs = members["steps"], members["costs"]
+    if steps.ndim != 1 or steps.dtype.kind not in "iu" or not len(steps):
+        raise _Invalid("'steps' is not a list of step numbers")
+    if costs.ndim != 1 or not len(costs) or len(costs) != meta["steps_run"]:
+        raise _Invalid(f"'costs' should hold one cost per step run ({meta['steps_run']}), holds {costs.size}")
+    if steps.min() < 0 or steps.max() >= meta["steps_run"] or len(np.unique(steps)) != len(steps):
+        raise _Invalid("'steps' holds step numbers outside the run or repeated")
+    arrays = {k.split("/", 1)[1]: a for k, a in members.items() if k.startswith("arrays/")}
+    final = {k.split("/", 1)[1]: a for k, a in members.items() if k.startswith("final/")}
+    for name, array in arrays.items():
+        if array.ndim == 0 or len(array) != len(steps):
+            raise _Invalid(f"arrays/{name} does not have one entry per recorded step")
+    X, Y = members["X"], members["Y"]
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1] or not X.shape[1]:
+        raise _Invalid("'X' and 'Y' are not matrices with one column per example")
+    batch = arrays.get("batch")
+    if batch is None or batch.ndim != 2 or batch.dtype.kind not in "iu" or \
+            (batch.size and (batch.min() < 0 or batch.max() >= X.shape[1])):
+        raise _Invalid("arrays/batch does not hold each recorded step's example numbers")
+    trace = cls(meta, steps, arrays, costs, X, Y, final)
+    try:  # every node and parameter of a step, as the printers read them
+        trace.nodes(int(steps[0]))
+        trace.parameters(int(steps[0]))
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
+        raise _Invalid(f"incomplete at step {int(steps[0])}: {type(exc).__name__} {str(exc)[:60]}") from None
+    return trace
 
 
 def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:

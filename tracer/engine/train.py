@@ -162,6 +162,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
         "optimizer": chapter.optimizer, "learning_rate": chapter.learning_rate, "hyper": chapter.hyper,
         "parameters": names, "frozen": list(chapter.frozen), "state": state, "carry": carry,
         "steps_run": steps, "batch_size": m,
+        "display": {"decimals": chapter.display.decimals, "decimals_for": dict(chapter.display.decimals_for)},
     }
     return Trace(meta, np.array(recorded, dtype=np.int64), arrays, costs, X, Y,
                  {p: v.copy() for p, v in params.items()})

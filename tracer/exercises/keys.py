@@ -32,8 +32,8 @@ def new_key(path: str | Path) -> Path:
         raise TracerError(f"--new-key {path}: the file exists; an instructor key is never overwritten "
                           f"(use --key {path} to use it, or name a new file)")
     text = f"{_HEADER}\n{secrets.token_hex(KEY_BYTES)}\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         raise TracerError(f"--new-key {path}: cannot be written ({exc})") from None
