@@ -16,10 +16,29 @@ def bundled_trace(name: str, carry: str = "full") -> tracer.Trace:
     return tracer.run(tracer.load_chapter(name), carry=carry)
 
 
+@functools.lru_cache(maxsize=None)
+def bundled_lecture(name: str):
+    """A bundled chapter's document model with its full and hand-carried traces (slides, notebook, page)."""
+    from tracer.documents.lecture import lecture
+
+    return lecture(tracer.load_chapter(name), bundled_trace(name))
+
+
 @pytest.fixture
 def trace_of():
     """trace_of("02-or-batch") is that bundled chapter's trace (cached across tests)."""
     return bundled_trace
+
+
+def agrees(text: str, exact: float) -> bool:
+    """A printed number is `exact` rounded half-up to the precision it shows (e-notation: its significant digits)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return f"{exact:.{len(mantissa.split('.')[1])}e}".split("e") == [mantissa, f"{int(exponent):+03d}"]
+    places = len(text.split(".")[1]) if "." in text else 0
+    return Decimal(text) == Decimal(repr(float(exact))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 def needs(program: str, installed: bool | None = None) -> pytest.MarkDecorator:

@@ -138,3 +138,79 @@ def test_cross_entropy_from_logits_is_exact_where_probabilities_saturate():
     Z = np.array([[-1000.0]])
     Y = np.array([[1.0]])
     assert cost_named("binary_cross_entropy", from_logits=True).forward(Y, Sigmoid().forward(Z), Z) == 1000.0
+
+
+# --------------------------------------------------------------------------- a new activation is one class
+
+
+def test_a_new_activation_registered_here_alone_gets_a_document_and_a_graph(tmp_path):
+    """Softplus, written and registered in this test only: one class gives the engine, the SymPy
+    derivation, the document's worked lines and the graph's labels, with no change elsewhere."""
+    import json
+    import shutil
+
+    from tracer.documents import build
+    from tracer.documents.model import reproduces
+    from tracer.engine.graph import Activation, op, register
+
+    class Softplus(Activation):
+        name = "softplus"
+        readable = "softplus"
+        symbol = r"\operatorname{softplus}"
+        glyph = "softplus"
+        formula = r"\operatorname{softplus}(z) = \log\left(1 + e^{z}\right)"
+        gradient_tex = r"\sigma\left(<Z>\right)"
+
+        def forward(self, Z, out=None):
+            return np.logaddexp(0.0, Z, out=out)
+
+        def local_gradient(self, Z, A, out=None):
+            return Sigmoid().forward(Z, out=out)
+
+        def definition(self, z):
+            import sympy as sp
+
+            return sp.log(1 + sp.exp(z))
+
+        def expression(self, z):
+            return op("log", op("add", 1, op("exp", z)))
+
+        def local_expression(self, z, a):
+            return op("sigmoid", z)
+
+    register(Softplus)
+    try:
+        chapter = tmp_path / "softplus.toml"
+        chapter.write_text('title = "Softplus"\n[data]\nX = [[0, 1], [1, 0]]\nY = [[1], [0]]\n'
+                           '[network]\nlayers = [{units = 2, activation = "softplus"}, '
+                           '{units = 1, activation = "sigmoid"}]\n'
+                           '[init]\nseed = 1\n[train]\ncost = "squared_error"\nlearning_rate = 1\nsteps = 2\n',
+                           encoding="utf-8")
+        build.build([chapter], tmp_path / "out", ["md", "json"], figures=shutil.which("dot") is not None)
+        md = (tmp_path / "out" / "softplus.md").read_text(encoding="utf-8")
+        assert r"A_{1} &= \operatorname{softplus}\left(Z_{1}\right)" in md
+        assert r"\frac{\partial A_{1}}{\partial Z_{1}} &= \sigma\left(Z_{1}\right)" in md
+        assert r"\log\left(1 + e^{" in md and "⋯" not in md and r"\cdots" not in md
+        model = json.loads((tmp_path / "out" / "softplus.json").read_text(encoding="utf-8"))
+        lines = [line for step in model["steps"] for line in step["lines"]]
+        assert {"A1", "dA1_dZ1"} <= {line["quantity"] for line in lines}
+        assert all(reproduces(line["expression"], line["result"]) for line in lines)
+        if shutil.which("dot"):
+            svg = (tmp_path / "out" / "figures" / "softplus-graph-step-0.svg").read_text(encoding="utf-8")
+            assert "softplus" in svg
+    finally:
+        ACTIVATIONS.pop("softplus", None)
+
+
+def test_an_activation_without_its_display_is_refused_at_registration():
+    from tracer.engine.graph import Activation, register
+
+    class Bare(Activation):
+        name = "bare"
+
+        def forward(self, Z, out=None):
+            return Z
+
+    with pytest.raises(TypeError, match="must give its display too; missing: readable, symbol, glyph"):
+        register(Bare)
+    assert "bare" not in ACTIVATIONS

@@ -14,8 +14,8 @@ import numpy as np
 
 #: A matrix with more rows or more columns than this is abbreviated.
 LIMIT = 8
-#: How many rows (columns) of a dimension that is cut are shown.
-CORNER = 4
+#: How many rows (columns) of a dimension that is cut are shown (and the first terms of a long sum).
+CORNER = 3
 #: What stands for the entries left out, in plain text.
 MORE = "…"
 

@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and its answers. With no CHAPTER, every bundled chapter.")
     p.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter file or bundled chapter name")
     _document_options(p, "tracer-build", "the documents", None,
-                      "comma-separated formats among md, tex, pdf (default: md, tex, and pdf when pdflatex is "
+                      "comma-separated formats among md, tex, pdf, json, slides, ipynb, html (json: the document "
+                      "model; slides: Beamer <chapter>-slides.tex and .pdf; ipynb: a NumPy notebook; html: a "
+                      "self-contained page with a step explorer; default: md, tex, and pdf when pdflatex is "
                       "installed; pdf asked for without pdflatex is an error)")
     # --- check / exercises parsers (issue 5)
     p = sub.add_parser("check", help="check a student's answers for one step; name the likely mistake",

@@ -7,6 +7,7 @@ see. Every figure the project prints goes through this module.
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 import numpy as np
@@ -49,37 +50,19 @@ def _quantize(d: Decimal, decimals: int, rounding: str) -> Decimal:
     return q.copy_abs() if q == 0 else q
 
 
-#: Below this, |x|·10^d in floating point is within 1e-6 of its decimal value (a few ulps of 1e9).
-_FAST_LIMIT = 1e9
-_TIE_MARGIN = 1e-6
 #: Smaller arrays are quicker entry by entry.
 _FEW = 8
 
 
 def round_array(values: np.ndarray, decimals: int) -> np.ndarray:
-    """Every entry of `values` rounded half-up to `decimals` places, as floats.
-
-    Exactly what `round_half_up` gives entry by entry, but in NumPy (hand mode rounds every value
-    of a big network at every step): an entry whose |x|·10^d lies farther than 1e-6 from a tie
-    rounds the same in floating point as on its decimal value; the rest (ties, huge or
-    non-finite values) go through `round_half_up`.
-    """
+    """Every entry of `values` rounded half-up to `decimals` places, as floats: exactly what
+    `round_half_up` gives entry by entry, in NumPy (hand mode rounds whole layers at every step)."""
     array = np.asarray(values, dtype=float)
     if array.size < _FEW or not 0 <= decimals <= 15:
-        return _round_each(array, decimals)
-    scale = 10.0 ** decimals
-    with np.errstate(all="ignore"):
-        scaled = np.abs(array) * scale
-        result = np.copysign(np.floor(scaled + 0.5) / scale, array) + 0.0  # + 0.0: never -0
-        unsure = ~(scaled < _FAST_LIMIT) | (np.abs(scaled - np.floor(scaled) - 0.5) < _TIE_MARGIN)
-    if unsure.any():
-        result[unsure] = _round_each(array[unsure], decimals)
-    return result
-
-
-def _round_each(array: np.ndarray, decimals: int) -> np.ndarray:
-    flat = [float(round_half_up(v, decimals)) for v in array.ravel()]
-    return np.array(flat, dtype=float).reshape(array.shape)
+        flat = [float(round_half_up(v, decimals)) for v in array.ravel()]
+        return np.array(flat, dtype=float).reshape(array.shape)
+    with np.errstate(all="ignore"):  # an infinite entry stays as it is, quietly
+        return _round_places(array, np.full(array.shape, decimals))
 
 
 def truncate(x: float, decimals: int) -> Decimal:
@@ -133,3 +116,89 @@ def format_number(x: float, decimals: int, style: str = "plain") -> str:
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+#: Below this magnitude a worked figure is written in scientific notation (5.1e-05, not 0.000051).
+SCIENTIFIC_BELOW = 1e-4
+
+
+def shown_decimals(x: float, decimals: int, guard: int = 0) -> int:
+    """Decimals a worked figure is shown with: `decimals`, or more so that a small value keeps
+    SMALL_SIGNIFICANT significant digits (0.00051, not 0.001), plus `guard` extra digits."""
+    x = abs(float(x))
+    if x < ZERO_FLOOR or not math.isfinite(x):
+        return decimals + guard
+    power = math.log10(x)
+    # The decimal exponent of x's leading digit (0.000506 → -4); exact via Decimal near a power of 10.
+    leading = to_decimal(x).adjusted() if abs(power - round(power)) < 1e-9 else math.floor(power)
+    return max(decimals, SMALL_SIGNIFICANT - 1 - leading) + guard
+
+
+def shown(x: float, decimals: int, guard: int = 0) -> str:
+    """A worked figure as the document prints it, in Python's float syntax: half-up to
+    `shown_decimals`, trailing zeros kept ('-0.044', '0.00051', '5.1e-05'), never '-0'."""
+    x = float(x)
+    if is_noise(x):
+        x = 0.0
+    places = shown_decimals(x, decimals, guard)
+    if abs(x) >= SCIENTIFIC_BELOW or x == 0:
+        text = f"{x:.{places}f}"  # rounds the binary value: differs from half-up only on a decimal tie
+        digits = repr(x).partition(".")[2]
+        if "e" in repr(x) or (len(digits) == places + 1 and digits.endswith("5")):
+            text = f"{round_half_up(x, places):.{places}f}"
+        return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+    rounded = round_half_up(x, places)
+    if rounded != 0 and abs(rounded) < Decimal(repr(SCIENTIFIC_BELOW)):
+        digits = places + rounded.adjusted()  # significant digits after the first
+        mantissa = rounded.scaleb(-rounded.adjusted())
+        return f"{mantissa:.{max(digits, 0)}f}e{rounded.adjusted():+03d}"
+    return f"{rounded:.{places}f}"
+
+
+def _shown_places(a: np.ndarray, decimals: int) -> np.ndarray:
+    """`shown_decimals` of every entry of `a` (an array), without a Python loop but near powers of 10."""
+    ax = np.abs(a)
+    places = np.full(a.shape, decimals, dtype=np.int64)
+    real = (ax >= ZERO_FLOOR) & np.isfinite(ax)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power = np.log10(np.where(real, ax, 1.0))
+    lead = np.floor(power)
+    for i in np.flatnonzero(real & (np.abs(power - np.round(power)) < 1e-9)):
+        lead.flat[i] = to_decimal(ax.flat[i]).adjusted()
+    return np.where(real, np.maximum(decimals, SMALL_SIGNIFICANT - 1 - lead).astype(np.int64), places)
+
+
+def _round_places(a: np.ndarray, places: np.ndarray) -> np.ndarray:
+    """Each entry of `a` half-up (on its decimal value) to its own number of places, as floats."""
+    scale = 10.0 ** places
+    y = np.abs(a) * scale
+    out = np.sign(a) * np.floor(y + 0.5) / scale
+    # Near a decimal tie (or beyond exact float integers) the binary product can fall either side: exact path.
+    near = (np.abs(y - np.floor(y) - 0.5) <= 1e-9 * np.maximum(y, 1.0)) | (y > 2.0**52) | ~np.isfinite(y)
+    for i in np.flatnonzero(near):
+        x = float(a.flat[i])
+        out.flat[i] = float(round_half_up(x, int(places.flat[i]))) if math.isfinite(x) else x
+    out[out == 0] = 0.0  # never -0
+    return out
+
+
+def round_shown(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Every entry rounded as `shown` prints it (a hand calculation carries exactly what it wrote)."""
+    a = np.array(values, dtype=float).reshape(-1)
+    a[np.abs(a) < ZERO_FLOOR] = 0.0
+    return _round_places(a, _shown_places(a, decimals)).reshape(np.shape(values))
+
+
+def shown_array(values: np.ndarray, decimals: int, guard: int = 0) -> list[str]:
+    """`shown` of every entry (flattened, in order); `guard` digits only on entries that `round_shown`
+    changes (a value already carried as printed gains nothing from them)."""
+    a = np.array(values, dtype=float).ravel()
+    a[np.abs(a) < ZERO_FLOOR] = 0.0
+    places = _shown_places(a, decimals)
+    if guard:
+        carried = np.abs(_round_places(a, places) - a) <= 1e-12 * np.maximum(1.0, np.abs(a))
+        places = places + np.where(carried, 0, guard)
+    rounded = _round_places(a, places)
+    return [f"{r:.{p}f}" if abs(r) >= SCIENTIFIC_BELOW or r == 0 else shown(x, decimals, int(p) - d0)
+            for r, p, x, d0 in zip(rounded.tolist(), places.tolist(), a.tolist(),
+                                   _shown_places(a, decimals).tolist())]

@@ -276,8 +276,20 @@ def _article(chapter: Chapter) -> tuple[Section, list[Any], list[Any]]:
     article = chapter_section(chapter, "article")
     figures, formulas = _table_list(article, "figures"), _table_list(article, "formulas")
     article.text("note")
+    for key in CITATION:
+        article.text(key)
     article.done()
     return article, figures, formulas
+
+
+#: The [article] keys that cite the source text.
+CITATION = ("author", "title", "link")
+
+
+def article_citation(chapter: Chapter) -> dict[str, str]:
+    """The source the chapter follows: [article] author, title and link (each "" when not given), and its note."""
+    article, _, _ = _article(chapter)
+    return {key: article.data.get(key, "") for key in CITATION + ("note",)}
 
 
 def _table_list(article: Section, key: str) -> list[Any]:

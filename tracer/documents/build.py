@@ -1,12 +1,13 @@
 """Building a chapter's documents: train it once, render each format, compile the PDF.
 
-`build` writes `<chapter>.md`, `<chapter>.tex` and `<chapter>.pdf` (when pdflatex is on the PATH)
-for each chapter, side by side in one process per core; the text itself comes from `render`.
+`build` writes `<chapter>.md`, `<chapter>.tex`, `<chapter>.pdf` (when pdflatex is on the PATH) and
+`<chapter>.json` (the document model, tracer.documents.model) for each chapter, side by side in one process per core; the text itself comes from `render`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import shutil
@@ -20,10 +21,13 @@ from typing import Callable, Iterable, Sequence
 
 import jinja2
 
+from tracer.documents.lecture import Lecture
+from tracer.documents.model import document_model
 from tracer.documents.render import (
     MAIN_TEMPLATE,
     TemplateError,
     document_context,
+    document_traces,
     environment,
     render,
 )
@@ -33,7 +37,9 @@ from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.output import location, staged, write_atomic
 
-FORMATS = ("md", "tex", "pdf")
+FORMATS = ("md", "tex", "pdf", "json", "slides", "ipynb", "html")
+#: The lecture formats (tracer.documents.slides, notebook, webpage) and the file each writes.
+LECTURE_FILES = {"slides": "{}-slides.tex", "ipynb": "{}.ipynb", "html": "{}.html"}
 PDF_MISSING = ("pdflatex is not on the PATH (Debian: apt install texlive-latex-base texlive-latex-recommended "
                "texlive-pictures)")
 
@@ -127,10 +133,13 @@ class _Job:
 def _build_one(job: _Job, env: jinja2.Environment | None = None) -> list[Path]:
     chapter = job.chapter
     env = env or environment(job.user_templates)
-    traces = Traces(chapter)
-    context = document_context(chapter, traces)
-    trace = traces.main
+    trace, hand = document_traces(chapter, Traces(chapter))  # the chapter trained once per carry
+    model = document_model(chapter, trace, hand)
+    context = document_context(chapter, trace, other=hand, model=model)
     written: list[Path] = []
+    if "json" in job.formats:
+        text = json.dumps(model.to_dict(), indent=1, ensure_ascii=False) + "\n"
+        written.append(write_atomic(job.out_dir / f"{chapter.name}.json", text))
     tex_path = None
     for fmt in job.texts:
         pictures = _figures(chapter, trace, job.out_dir, fmt) if job.figures else {}
@@ -144,7 +153,24 @@ def _build_one(job: _Job, env: jinja2.Environment | None = None) -> list[Path]:
         pdf = compile_pdf(tex_path)
         if pdf is not None:
             written.append(pdf)
+    for fmt in (f for f in job.formats if f in LECTURE_FILES):
+        written += _lecture_file(job, fmt, Lecture(model, trace, hand))
     return written
+
+
+def _lecture_file(job: _Job, fmt: str, lec: Lecture) -> list[Path]:
+    """Slides (.tex, and .pdf with pdflatex), notebook or web page, from the model and traces."""
+    from tracer.documents import notebook, slides, webpage
+
+    chapter = job.chapter
+    path = job.out_dir / LECTURE_FILES[fmt].format(chapter.name)
+    if fmt == "ipynb":
+        return [write_atomic(path, notebook.notebook_text(chapter, lec.full, lec))]
+    if fmt == "html":
+        return [write_atomic(path, webpage.webpage(chapter, lec.full, lec, job.user_templates))]
+    tex = write_atomic(path, slides.slides_tex(chapter, lec.full, lec, job.user_templates))
+    pdf = compile_pdf(tex)
+    return [tex] + ([pdf] if pdf is not None else [])
 
 
 def _figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str) -> dict[str, str]:

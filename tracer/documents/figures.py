@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from tracer.engine.chapter import Chapter, append_crosses
+from tracer.engine.graph import ACTIVATIONS
 from tracer.engine.trace import Trace
 from tracer.engine.train import build_network
 from tracer.errors import TracerError
@@ -115,17 +116,26 @@ class Line:
 
 
 #: How a base name is written in HTML (Graphviz) and in LaTeX; italic unless it is a word.
-BASES = {"ŷ": ("ŷ", r"\hat{y}"), "σ": ("σ", r"\sigma"), "Cost": ("Cost", r"\mathrm{Cost}")}
-FUNCTIONS = {"sigmoid": "σ", "relu": "relu", "tanh": "tanh", "identity": "id"}
-WORDS = {"relu", "tanh", "id", "Cost"}
+BASES = {"ŷ": ("ŷ", r"\hat{y}"), "Cost": ("Cost", r"\mathrm{Cost}")}
+WORDS = {"Cost"}
+
+
+def _functions() -> dict[str, tuple[str, str]]:
+    """Each activation's glyph as the node gives it, in HTML and LaTeX (a new activation brings its own)."""
+    return {cls.glyph: (cls.glyph, cls.symbol) for cls in ACTIVATIONS.values()}
+
+
+def _base(name: str) -> tuple[str, str]:
+    return BASES.get(name) or _functions().get(name) or (name, name)
 
 
 def _html_item(item: Item) -> str:
     if isinstance(item, str):
         return html.escape(item)
     if isinstance(item, Sym):
-        base = BASES.get(item.base, (item.base, item.base))[0]
-        text = html.escape(base) if item.base in WORDS or item.base == "σ" else f"<I>{html.escape(base)}</I>"
+        base = _base(item.base)[0]
+        upright = item.base in WORDS or item.base in _functions()
+        text = html.escape(base) if upright else f"<I>{html.escape(base)}</I>"
         text += f"<SUB>{html.escape(item.sub)}</SUB>" if item.sub else ""
         return text + (f"<SUP>{html.escape(item.sup)}</SUP>" if item.sup else "")
     if isinstance(item, Grad):
@@ -170,7 +180,7 @@ def _latex_item(item: Item) -> str:
     if isinstance(item, str):  # only operators and spaces: " = ", "·"
         return item.replace("·", r"\cdot ")
     if isinstance(item, Sym):
-        base = BASES.get(item.base, (item.base, item.base))[1]
+        base = _base(item.base)[1]
         if item.base in WORDS and base == item.base:
             base = r"\operatorname{" + base + "}"
         return base + (f"^{{{item.sup}}}" if item.sup else "") + (f"_{{{item.sub}}}" if item.sub else "")
@@ -309,7 +319,7 @@ def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
     if size > MAX_SCALAR_NODES:
         raise TracerError(f"the scalar view of this network at {m} examples would have about {size} nodes; "
                           "use the layer view (--view layer)")
-    graph = Graph(Sym("L") if m == 1 else Sym("Cost"), "scalar")
+    graph = Graph(Sym("Cost"), "scalar")  # one name for the cost in the graph and the text
     layer = (lambda l: f"[{l}]") if L > 1 else (lambda l: "")
     example = (lambda j: f"({j + 1})") if m > 1 else (lambda j: "")
     group = (lambda j: str(j + 1)) if m > 1 else (lambda j: "")
@@ -348,7 +358,7 @@ def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
                 gradient = grad(f"A{l}", i, j) if f"dA{l}" in v else None
                 graph.add(Node(a, Sym("ŷ", unit(i, n), example(j)) if last else Sym("a", unit(i, n), sup),
                                "activation", num(f"A{l}", v[f"A{l}"], i, j), gradient,
-                               note=(Sym(FUNCTIONS.get(trace.meta["layers"][l - 1]["activation"], "f")),),
+                               note=(Sym(ACTIVATIONS[trace.meta["layers"][l - 1]["activation"]].glyph),),
                                group=group(j)))
                 graph.edges.append((z, a))
                 if last:
@@ -380,7 +390,7 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
         if l == L and logits:
             previous = f"Z{l}"
             break
-        activation = FUNCTIONS.get(trace.meta["layers"][l - 1]["activation"], "f")
+        activation = ACTIVATIONS[trace.meta["layers"][l - 1]["activation"]].glyph
         graph.add(Node(f"A{l}", Sym("A", str(l)), "activation", mat(f"A{l}"),
                        mat(f"dA{l}") if f"dA{l}" in v else None, note=(Sym(activation),)))
         graph.edges.append((f"Z{l}", f"A{l}"))

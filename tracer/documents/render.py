@@ -1,15 +1,12 @@
-"""Worked-example documents: a chapter's trace written out the way a person works it by hand.
+"""Rendering worked-example documents: the document model laid out through Jinja templates.
 
-`build` renders each chapter through Jinja templates to Markdown (`$…$` maths) and LaTeX (a
-standalone amsmath article), and compiles the LaTeX to PDF when pdflatex is on the PATH.
-Every number comes from the trace through the public filters below (`num`, `matrix`,
-`calculation`), rounded half-up by tracer.rounding with the chapter's per-quantity decimals.
-Every piece of text a chapter's author wrote reaches the templates as `UserText`, which refuses
-to print itself: a template must pass it through `tex` or `md`, which escape it.
-
-The calculations (formula, the same formula with numbers substituted, the result) are built here
-as LaTeX maths, the same for both formats; the templates decide where they go and how they look,
-and an instructor's folder (`--templates DIR`) can override any template by name.
+The templates see a context made from the chapter's document model (tracer.documents.model) and
+nothing else: each worked line typeset as LaTeX maths (formula, the same with the printed numbers
+substituted, the result), the same for Markdown (`$…$` maths) and LaTeX; the templates decide where
+it goes and how it looks, and an instructor's folder (`--templates DIR`) can override any template
+by name. Every piece of text a chapter's author wrote reaches the templates as `UserText`, which
+refuses to print itself: a template must pass it through `tex` or `md`, which escape it; the
+model's commentary goes through `prose`, which escapes its words and keeps its maths.
 """
 
 from __future__ import annotations
@@ -22,17 +19,10 @@ import jinja2
 import numpy as np
 from jinja2.sandbox import SandboxedEnvironment
 
-from tracer.checks.symbolic import derivation
-from tracer.checks.verify import article_figures, derivations_used
-from tracer.engine.chapter import (
-    Chapter,
-    Display,
-    chapter_section,
-    exercise_spec,
-)
-from tracer.engine.graph import ACTIVATIONS, COSTS
-from tracer.engine.optimizers import DEFAULTS, OPTIMIZERS
-from tracer.engine.trace import Trace
+from tracer.documents.model import (ABBREVIATE_PAST, CORNER, Document, Step, document_model, evaluate,
+                                    recorded_needs, symbol)
+from tracer.engine.chapter import Chapter, Display
+from tracer.engine.trace import AFTER, Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.resources import bundled_path
@@ -42,8 +32,6 @@ from tracer.rounding import format_number
 MAIN_TEMPLATE = {"md": "chapter.md.j2", "tex": "chapter.tex.j2"}
 #: Data quantities written as whole numbers when they are whole (the article's x₁ = 0, y = 1).
 EXACT_DATA = ("A0", "X", "Y")
-#: Rows of the long-run cost table when a chapter does not choose its steps.
-TABLE_ROWS = 10
 
 
 class TemplateError(TracerError):
@@ -181,475 +169,378 @@ def calculation(calc: Calculation) -> str:
     return r"\begin{aligned} " + r" \\ ".join(lines) + r" \end{aligned}"
 
 
-def symbol(quantity: str) -> str:
-    """The maths symbol of a trace quantity: W1 → W_{1}, dW1 → ∂Cost/∂W_{1}, dA1_dZ1 → ∂A_{1}/∂Z_{1}."""
-    if quantity == "cost":
-        return r"\mathrm{Cost}"
-    if quantity.startswith("d") and "_d" in quantity:
-        of, wrt = quantity[1:].split("_d", 1)
-        return rf"\frac{{\partial {symbol(of)}}}{{\partial {symbol(wrt)}}}"
-    if quantity.startswith("d") and quantity[1:2].isalpha():
-        return rf"\frac{{\partial \mathrm{{Cost}}}}{{\partial {symbol(quantity[1:])}}}"
-    stem = quantity.rstrip("0123456789")
-    index = quantity[len(stem):]
-    return f"{stem}_{{{index}}}" if index else stem
+# --------------------------------------------------------------------------- typesetting the model's lines
+
+#: Past this many rows or columns a matrix is shown by its top-left corner and its shape (the model
+#: says so in the step's commentary, so both come from there).
+MAX_SHOWN = ABBREVIATE_PAST
 
 
-# --------------------------------------------------------------------------- the hand calculations
-
-#: The local gradient ∂A/∂Z of each activation, with <A> and <Z> standing for the node's values.
-LOCAL_GRADIENT = {
-    "sigmoid": r"<A> \odot \left(1 - <A>\right)",
-    "tanh": r"1 - <A> \odot <A>",
-    "relu": r"\mathbf{1}\left[<Z> > 0\right]",
-    "identity": "1",
-}
-#: ∂Cost/∂A_L (∂Cost/∂Z_L for a from-logits cost), with <A>, <Z>, <Y> and <m>.
-COST_GRADIENT = {
-    "squared_error": r"\frac{1}{<m>}\left(<A> - <Y>\right)",
-    "sum_of_squares": r"2\left(<A> - <Y>\right)",
-    "binary_cross_entropy": r"\frac{1}{<m>}\left(<A> - <Y>\right) \oslash \left(<A> \odot \left(1 - <A>\right)\right)",
-    "binary_cross_entropy_from_logits": r"\frac{1}{<m>}\left(\sigma\left(<Z>\right) - <Y>\right)",
-}
-#: Each optimizer's update of a parameter <P> with gradient <dP>, after its state (STATE_RULE) is updated.
-UPDATE_RULE = {
-    "gd": r"<P> - \alpha <dP>",
-    "momentum": r"<P> - \alpha \, v_{<P>}",
-    "rmsprop": r"<P> - \alpha \, <dP> \oslash \left(\sqrt{s_{<P>}} + \varepsilon\right)",
-    "adam": r"<P> - \alpha \, \frac{v_{<P>}}{1 - \beta_1^{t}} \oslash \left(\sqrt{\frac{s_{<P>}}{1 - \beta_2^{t}}} + \varepsilon\right)",
-}
-HYPER_SYMBOL = {"beta": r"\beta", "beta1": r"\beta_1", "beta2": r"\beta_2", "epsilon": r"\varepsilon"}
-#: The optimizer state it keeps per parameter, each updated from its previous value and the gradient.
-STATE_RULE = {
-    "momentum": {"v": r"\beta \, v_{<P>} + (1 - \beta) <dP>"},
-    "rmsprop": {"s": r"\beta_2 \, s_{<P>} + (1 - \beta_2) <dP> \odot <dP>"},
-    "adam": {"v": r"\beta_1 \, v_{<P>} + (1 - \beta_1) <dP>",
-             "s": r"\beta_2 \, s_{<P>} + (1 - \beta_2) <dP> \odot <dP>"},
-}
-#: The cost as scale · Σ terms: the scale with <m>, one example's term with <y>, <a> (ŷ) and <z>.
-COST_TERMS = {
-    "squared_error": (r"\frac{1}{2 \cdot <m>}", r"(<y> - <a>)^2"),
-    "sum_of_squares": ("", r"(<y> - <a>)^2"),
-    "binary_cross_entropy": (r"\frac{1}{<m>}", r"-<y> \log <a> - (1 - <y>) \log(1 - <a>)"),
-    "binary_cross_entropy_from_logits": (r"\frac{1}{<m>}",
-                                         r"\max(<z>, 0) - <z> \cdot <y> + \log\left(1 + e^{-|<z>|}\right)"),
-}
+def number_tex(text: str) -> str:
+    """A printed number (Python's float syntax) as LaTeX maths: 5.1e-05 → 5.1 \\times 10^{-5}."""
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return rf"{mantissa} \times 10^{{{int(exponent)}}}"
+    return text
 
 
-def _fill(pattern: str, **values: str) -> str:
-    for key, value in values.items():
-        pattern = pattern.replace(f"<{key}>", value)
-    return pattern
+def printed_tex(value: Any, transpose: bool = False) -> str:
+    """A printed number or matrix (nested lists of strings) as LaTeX maths; big matrices abbreviated."""
+    if isinstance(value, str):
+        return number_tex(value)
+    rows = np.asarray(value, dtype=object)
+    if rows.ndim < 2:
+        rows = rows.reshape(1, -1)
+    if transpose:
+        rows = rows.T
+    if rows.size == 1:
+        return number_tex(str(rows.reshape(-1)[0]))
+    r, c = rows.shape
+    big = r > MAX_SHOWN or c > MAX_SHOWN
+    keep_r, keep_c = (min(r, CORNER), min(c, CORNER)) if big else (r, c)
+    lines = []
+    for i in range(keep_r):
+        cells = [number_tex(str(x)) for x in rows[i, :keep_c]] + ([r"\cdots"] if keep_c < c else [])
+        lines.append(" & ".join(cells))
+    if keep_r < r:
+        lines.append(" & ".join([r"\vdots"] * keep_c + ([r"\ddots"] if keep_c < c else [])))
+    body = r"\begin{bmatrix} " + r" \\ ".join(lines) + r" \end{bmatrix}"
+    return body + (rf"_{{{r} \times {c}}}" if big else "")
 
 
-def _activation_symbol(name: str) -> str:
-    """σ, \\tanh, relu, … : the activation's formula up to its '(z)'."""
-    return ACTIVATIONS[name].formula.split("(z)")[0]
+def _shape(tree: Any) -> tuple[int, ...]:
+    return np.shape(evaluate(tree))
 
 
-@dataclass
-class Note:
-    """A footnote on a node: the figure the other carry mode prints (or an erratum about the article)."""
-
-    id: str
-    kind: str  # "carry" or "erratum"
-    symbol: str  # maths
-    value: str = ""  # maths: the other mode's figure
-    mode: str = ""  # the other mode's name
-    printed: str = ""
-    correct: str = ""
-    exact: str = ""
-    explanation: UserText | None = None
+def _is_matrix(tree: Any) -> bool:
+    return int(np.prod(_shape(tree))) > 1
 
 
-@dataclass
-class Node:
-    """One node of the graph at one step: a label (maths), its calculations and its footnotes."""
-
-    name: str
-    kind: str
-    label: str
-    calculations: list[Calculation]
-    notes: list[Note] = field(default_factory=list)
+def _negative(text: str) -> bool:
+    return text.startswith("-")
 
 
-@dataclass
-class WorkedStep:
-    step: int
-    previous: int | None  # the step before it that the document shows, for "what changed"
-    changes: list[dict[str, str]]
-    forward: list[Node]
-    cost: Node
-    backward: list[Node]
-    update: list[Node]
-    values: dict[str, Any]  # everything the trace recorded at this step (raw arrays, for templates)
-    errata: list[Note]
+def typeset(tree: Any) -> str:
+    """An expression tree of printed numbers as LaTeX maths, signs set as a reader writes them."""
+    return _typeset(tree)[0]
 
 
-class Calculator:
-    """Writes the calculations of one step of one chapter, every number from the trace."""
-
-    def __init__(self, chapter: Chapter, trace: Trace, other: Trace | None, notes: list[Note]):
-        self.chapter, self.trace, self.other = chapter, trace, other
-        self.display = chapter.display
-        self.meta = trace.meta
-        self.notes = notes
-
-    def m(self, q: str, value: Any, transpose: bool = False) -> str:
-        return matrix(value, q, self.display, transpose)
-
-    def f(self, q: str, value: Any, transpose: bool = False) -> str:
-        return factor(value, q, self.display, transpose)
-
-    def note_for(self, quantity: str, step: int, value: Any, node: Node, shown_as: str | None = None) -> None:
-        """Footnote the figure when the other carry mode prints it differently."""
-        if self.other is None or step not in set(self.other.steps.tolist()):
-            return
-        values = self.other.at(step)
-        if quantity not in values:
-            return
-        mine, theirs = self.m(quantity, value), self.m(quantity, values[quantity])
-        if mine != theirs:
-            note = Note(f"n{len(self.notes) + 1}", "carry", shown_as or symbol(quantity), value=theirs,
-                        mode=self.other.meta["carry"])
-            self.notes.append(note)
-            node.notes.append(note)
-
-    def node(self, name: str, kind: str, label: str, step: int, calcs: list[Calculation]) -> Node:
-        node = Node(name, kind, label, calcs)
-        v = self.trace.at(step)
-        for calc in calcs:
-            if calc.quantity in v:
-                self.note_for(calc.quantity, step, v[calc.quantity], node)
-        return node
-
-    # ----------------------------------------------------------------- forward
-
-    def forward(self, step: int) -> list[Node]:
-        v = self.trace.at(step)
-        nodes = []
-        for l, layer in enumerate(self.chapter.layers, start=1):
-            Z, A, W, b, P = f"Z{l}", f"A{l}", f"W{l}", f"b{l}", f"A{l - 1}"
-            bias = self.chapter.bias
-            formula = f"{symbol(Z)} = {symbol(W)} {symbol(P)}" + (f" + {symbol(b)}" if bias else "")
-            if v[W].shape[0] == 1 and v[P].shape[1] == 1:  # one unit, one example: the article's scalar form
-                inputs = range(1, v[W].shape[1] + 1)
-                x = "x" if l == 1 else f"a^{{[{l - 1}]}}"
-                formula = f"{symbol(Z)} = " + " + ".join(
-                    [f"w_{{{j}}} {x}_{{{j}}}" for j in inputs] + ([symbol(b)] if bias else []))
-                terms = [f"{self.f(W, w)} \\cdot {self.f(P, a)}" for w, a in zip(v[W][0], v[P][:, 0])]
-                substituted = " + ".join(terms + ([self.f(b, v[b])] if bias else []))
-            else:
-                substituted = f"{self.m(W, v[W])} {self.m(P, v[P])}" + (f" + {self.f(b, v[b])}" if bias else "")
-            nodes.append(self.node(Z, "linear", symbol(Z), step,
-                                   [Calculation(formula, substituted, self.m(Z, v[Z]), Z)]))
-            act = layer.activation
-            fn = _activation_symbol(act)
-            calc = Calculation(f"{symbol(A)} = {fn}\\left({symbol(Z)}\\right)",
-                               f"{fn}\\left({self.m(Z, v[Z])}\\right)", self.m(A, v[A]), A)
-            nodes.append(self.node(A, "activation", symbol(A), step, [calc]))
-        return nodes
-
-    def cost(self, step: int) -> Node:
-        v = self.trace.at(step)
-        L = len(self.chapter.layers)
-        name = self._cost_name()
-        formula = COSTS[name].formula
-        substituted = None
-        if name in COST_TERMS:
-            scale, term = COST_TERMS[name]
-            A, Z, Y = v[f"A{L}"].ravel(), v[f"Z{L}"].ravel(), v["Y"].ravel()
-            terms = [_fill(term, y=self.f("Y", y), a=self.f(f"A{L}", a), z=self.f(f"Z{L}", z))
-                     for y, a, z in zip(Y, A, Z)]
-            body = " + ".join(terms)
-            scale = _fill(scale, m=str(self.trace.meta["batch_size"]))
-            substituted = f"{scale}\\left[{body}\\right]" if scale and len(terms) > 1 else f"{scale}{body}"
-        return self.node("cost", "cost", symbol("cost"), step,
-                         [Calculation(formula, substituted, self.m("cost", v["cost"]), "cost")])
-
-    def _cost_name(self) -> str:
-        return f"{self.chapter.cost}_from_logits" if self.chapter.from_logits else self.chapter.cost
-
-    # ----------------------------------------------------------------- backward
-
-    def backward(self, step: int) -> list[Node]:
-        v = self.trace.at(step)
-        L = len(self.chapter.layers)
-        m = str(self.trace.meta["batch_size"])
-        name = self._cost_name()
-        into = f"Z{L}" if self.chapter.from_logits else f"A{L}"
-        dinto = "d" + into
-        pattern = COST_GRADIENT.get(name)
-        sym = dict(A=symbol(f"A{L}"), Z=symbol(f"Z{L}"), Y="Y", m="m")
-        num_ = dict(A=self.m(f"A{L}", v[f"A{L}"]), Z=self.m(f"Z{L}", v[f"Z{L}"]), Y=self.m("Y", v["Y"]), m=m)
-        first = Calculation(f"{symbol(dinto)} = " + (_fill(pattern, **sym) if pattern else r"\cdots"),
-                            _fill(pattern, **num_) if pattern else None, self.m(dinto, v[dinto]), dinto)
-        nodes = [self.node("cost", "cost", symbol("cost"), step, [first])]
-        for l in range(L, 0, -1):
-            Z, A, W, P = f"Z{l}", f"A{l}", f"W{l}", f"A{l - 1}"
-            if not (self.chapter.from_logits and l == L):
-                act = self.chapter.layers[l - 1].activation
-                local = f"d{A}_d{Z}"
-                lp = LOCAL_GRADIENT.get(act)
-                calcs = [Calculation(
-                    f"{symbol(local)} = " + (_fill(lp, A=symbol(A), Z=symbol(Z)) if lp else r"\cdots"),
-                    _fill(lp, A=self.m(A, v[A]), Z=self.m(Z, v[Z])) if lp and lp != "1" else None,
-                    self.m(local, v[local]), local)]
-                times = r" \odot " if v[A].size > 1 else r" \cdot "
-                calcs.append(Calculation(
-                    f"{symbol('d' + Z)} = {symbol('d' + A)}{times}{symbol(local)}",
-                    f"{self.f('d' + A, v['d' + A])}{times}{self.f(local, v[local])}",
-                    self.m("d" + Z, v["d" + Z]), "d" + Z))
-                nodes.append(self.node(A, "activation", symbol(A), step, calcs))
-            calcs = [self._dW(v, l)]
-            if self.chapter.bias:
-                calcs.append(self._db(v, l))
-            if l > 1:
-                calcs.append(Calculation(
-                    f"{symbol('d' + P)} = {symbol(W)}^{{T}} {symbol('d' + Z)}",
-                    f"{self.m(W, v[W], transpose=True)} {self.f('d' + Z, v['d' + Z])}",
-                    self.m("d" + P, v["d" + P]), "d" + P))
-            nodes.append(self.node(Z, "linear", symbol(Z), step, calcs))
-        return nodes
-
-    def _dW(self, v: dict[str, Any], l: int) -> Calculation:
-        Z, W, P = f"Z{l}", f"W{l}", f"A{l - 1}"
-        dZ, A_prev = v["d" + Z], v[P]
-        formula = f"{symbol('d' + W)} = {symbol('d' + Z)} \\, {symbol(P)}^{{T}}"
-        if dZ.shape == (1, 1):  # one unit, one example: each weight's gradient is dz times its input
-            products = [f"{self.f('d' + Z, dZ)} \\cdot {self.f(P, x)}" for x in A_prev[:, 0]]
-            substituted = r"\begin{bmatrix} " + " & ".join(products) + r" \end{bmatrix}"
-        else:
-            substituted = f"{self.f('d' + Z, dZ)} {self.m(P, A_prev, transpose=True)}"
-        return Calculation(formula, substituted, self.m("d" + W, v["d" + W]), "d" + W)
-
-    def _db(self, v: dict[str, Any], l: int) -> Calculation:
-        Z, b = f"Z{l}", f"b{l}"
-        dZ = v["d" + Z]
-        formula = f"{symbol('d' + b)} = \\sum_{{i=1}}^{{m}} \\frac{{\\partial \\mathrm{{Cost}}}}{{\\partial z_{{{l}}}^{{(i)}}}}"
-        if dZ.shape[0] == 1:
-            substituted = " + ".join(self.f("d" + Z, x) for x in dZ[0]) if dZ.shape[1] > 1 else None
-        else:
-            substituted = rf"\textstyle\sum_{{\text{{columns}}}} {self.m('d' + Z, dZ)}"
-        return Calculation(formula, substituted, self.m("d" + b, v["d" + b]), "d" + b)
-
-    # ----------------------------------------------------------------- update
-
-    def update(self, step: int) -> list[Node]:
-        """Each parameter: the optimizer's state (if any), then the update rule, with numbers for gd."""
-        v = self.trace.at(step)
-        optimizer = self.chapter.optimizer
-        nodes = []
-        for p in self.chapter.parameter_names:
-            after = p + "_after"
-            names = dict(P=symbol(p), dP=symbol("d" + p))
-            if p in self.meta["frozen"]:
-                calcs = [Calculation(f"{symbol(p)} = {symbol(p)}", None, self.m(p, v[after]))]
-            else:
-                calcs = [Calculation(f"{state}_{{{symbol(p)}}} := " + _fill(rule, **names), None,
-                                     self.m(p, v[state + p]))
-                         for state, rule in STATE_RULE.get(optimizer, {}).items() if state + p in v]
-                rule = UPDATE_RULE.get(optimizer, rf"\operatorname{{{optimizer}}}\left(<P>, <dP>\right)")
-                substituted = (f"{self.m(p, v[p])} - {chapter_number(self.chapter.learning_rate)} \\cdot "
-                               f"{self.f('d' + p, v['d' + p])}") if optimizer == "gd" else None
-                calcs.append(Calculation(f"{symbol(p)} := " + _fill(rule, **names), substituted,
-                                         self.m(p, v[after]), after))
-            node = Node(p, "parameter", symbol(p), calcs)
-            self.note_for(after, step, v[after], node, symbol(p))
-            nodes.append(node)
-        return nodes
+#: A substituted line wider than this many numbers side by side is broken (inside `aligned`).
+LINE_NUMBERS = 14
+_BREAK = r" \\ &\qquad "
 
 
-# --------------------------------------------------------------------------- the [document] section
+def _width(tree: Any) -> int:
+    """How many numbers a typeset expression puts side by side (a matrix counts its shown columns)."""
+    if isinstance(tree, dict):
+        if tree["op"] == "transpose" and not isinstance(tree["args"][0], dict):
+            rows = np.asarray(tree["args"][0], dtype=object)
+            return min(rows.shape[0], CORNER + 1) if rows.ndim == 2 and rows.shape[0] > MAX_SHOWN else (
+                rows.shape[0] if rows.ndim == 2 else 1)
+        return sum(_width(a) for a in tree["args"])
+    if isinstance(tree, list):
+        cols = np.shape(np.asarray(tree, dtype=object))[-1]
+        return min(cols, CORNER + 1) if cols > MAX_SHOWN else cols
+    return 1
 
 
-@dataclass
-class DocumentSpec:
-    """What a chapter's [document] section asks for. It names steps and quantities, never values."""
-
-    intro: UserText | None
-    closing: UserText | None
-    worked_steps: list[int]
-    forward_steps: list[int]
-    table_steps: list[int]
-    table_decimals: int
-    exercise: dict[str, Any] | None
-
-
-def document_spec(chapter: Chapter) -> DocumentSpec:
-    """Read and check the chapter's [document] section (defaults: step 0 worked, ~10 table rows)."""
-    section = chapter_section(chapter, "document")
-    intro = section.text("intro")
-    closing = section.text("closing")
-    last = chapter.steps - 1
-    worked = _steps(section, "worked_steps", last) or [0]
-    forward = [s for s in _steps(section, "forward_steps", last) if s not in worked]
-    table = _steps(section, "table_steps", last)
-    if not table and chapter.steps > max(worked + forward) + 1:
-        stride = max(1, -(-chapter.steps // TABLE_ROWS))
-        table = sorted(set(range(0, chapter.steps, stride)) | {last})
-    table_decimals = section.integer("table_decimals", default=chapter.display.decimals_of("cost"),
-                                     minimum=0, maximum=15)
-    exercise = None
-    prompt = section.text("exercise_prompt")
-    if prompt:  # the document sets the chapter's [exercise] (its step and asked quantities), in these words
-        asked = exercise_spec(chapter)
-        exercise = {"step": asked.step, "prompt": UserText(prompt), "quantities": list(asked.ask)}
-    section.done()
-    return DocumentSpec(UserText(intro) if intro else None, UserText(closing) if closing else None,
-                        worked, forward, table, table_decimals, exercise)
+def typeset_lines(tree: Any) -> str:
+    """`typeset`, broken over lines of an `aligned` block when it is too wide for the page: a long sum
+    of terms a few terms to a line, otherwise at its outermost operator."""
+    if _width(tree) <= LINE_NUMBERS or not isinstance(tree, dict):
+        return typeset(tree)
+    name, args = tree["op"], tree["args"]
+    if name == "mul" and _op_of(args[0]) == "div" and _op_of(args[1]) == "add":
+        rows, row, width = [], [], 0
+        for term in args[1]["args"][: CORNER] if len(args[1]["args"]) > MAX_SHOWN else args[1]["args"]:
+            if row and width + _width(term) > LINE_NUMBERS:
+                rows.append(row)
+                row, width = [], 0
+            row.append(typeset(term))
+            width += _width(term)
+        rows.append(row)
+        if len(args[1]["args"]) > MAX_SHOWN:
+            rows[-1] += [r"\cdots", typeset(args[1]["args"][-1])]
+        text = ""
+        for i, row in enumerate(rows):
+            for j, term in enumerate(row):
+                first = i == 0 and j == 0
+                sign = "" if first else (" - " if term.startswith("-") else " + ")
+                text += (_BREAK.rstrip(" ") if j == 0 and i else "") + sign + (term[1:] if sign == " - " else term)
+        return typeset(args[0]) + r"\Big[" + text + r"\Big]"
+    symbols = {"add": " + ", "sub": " - ", "matmul": " ", "mul": r" \odot " if _is_matrix(args[0]) and _is_matrix(
+        args[1]) else r" \cdot ", "div": r" \oslash "}
+    if name in symbols and len(args) == 2 and not (name == "div" and not _is_matrix(args[1])):
+        right = _typeset(args[1])
+        right_text = _paren(right[0]) if right[1] < 2 and name != "add" else right[0]
+        left = _typeset(args[0])
+        left_text = _paren(left[0]) if left[1] < (1 if name in ("add", "sub") else 2) else left[0]
+        return left_text + _BREAK + symbols[name].strip() + " " + right_text
+    return typeset(tree)
 
 
-def _steps(section: Any, key: str, last: int) -> list[int]:
-    value = section.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
-        section.fail(key, "a list of step numbers", repr(value))
-    for s in value:
-        if not 0 <= s <= last:
-            section.fail(key, f"steps from 0 to {last} (steps are counted from 0)", str(s))
-    return sorted(set(value))
+_FUNCTIONS = {"sigmoid": r"\sigma", "relu": r"\operatorname{ReLU}", "tanh": r"\tanh"}
+
+
+def _op_of(tree: Any) -> str | None:
+    return tree["op"] if isinstance(tree, dict) else None
+
+
+def _paren(text: str) -> str:
+    return rf"\left({text}\right)"
+
+
+def _typeset(tree: Any) -> tuple[str, int]:
+    """(LaTeX, precedence): 0 a sum or difference, 1 a product or negation, 2 an atom."""
+    if not isinstance(tree, dict):
+        text = printed_tex(tree)
+        return text, 1 if _negative(text) else 2
+    name, args = tree["op"], tree["args"]
+    parts = [_typeset(a) for a in args]
+
+    def operand(i: int, first: bool = False, below: int = 1) -> str:
+        text, prec = parts[i]
+        return _paren(text) if prec < below or (not first and _negative(text)) else text
+
+    if name == "add":
+        shown_args = list(range(len(args)))
+        text = operand(0, first=True, below=0)
+        cut = len(args) > MAX_SHOWN
+        for i in shown_args[1:]:
+            if cut and CORNER <= i < len(args) - 1:
+                if i == CORNER:
+                    text += r" + \cdots"
+                continue
+            t, prec = parts[i]
+            # a + (−x − y) is a − x − y: a term that starts with a minus sign is written with it
+            text += (" - " + t[1:]) if _negative(t) else (" + " + t)
+        return text, 0
+    if name == "sub":
+        return f"{operand(0, first=True, below=0)} - {operand(1, below=1)}", 0
+    if name == "mul":
+        times = r" \odot " if _is_matrix(args[0]) and _is_matrix(args[1]) else r" \cdot "
+        if _op_of(args[0]) == "div" and _op_of(args[1]) in ("add", "square"):  # ½·[…], as on paper
+            right = parts[1][0] if _op_of(args[1]) == "square" else rf"\left[{parts[1][0]}\right]"
+            return parts[0][0] + right, 1
+        return operand(0, first=True) + times + operand(1), 1
+    if name == "matmul":
+        return operand(0, first=True, below=2) + " " + operand(1, below=2), 1
+    if name == "div":
+        if _is_matrix(args[1]):  # element-wise division by a matrix: ⊘, as in the formula
+            return operand(0, first=True, below=2) + r" \oslash " + operand(1, below=2), 1
+        return rf"\frac{{{parts[0][0]}}}{{{parts[1][0]}}}", 2
+    if name == "neg":  # −1·log 0.781, as a reader writes it: a product needs no parentheses
+        text, prec = parts[0]
+        return "-" + (text if prec >= 1 and not _negative(text) else _paren(text)), 1
+    if name == "sum":
+        axis = tree.get("axis")
+        arg = args[0]
+        if not isinstance(arg, dict) and np.asarray(arg, dtype=object).ndim == 2 and len(arg) == 1 and axis == 1:
+            entries = [printed_tex(x) for x in arg[0]]
+            if len(entries) > MAX_SHOWN:
+                entries = entries[:CORNER] + [r"\cdots"] + entries[-1:]
+            text = entries[0] + "".join(f" - {e[1:]}" if _negative(e) else f" + {e}" for e in entries[1:])
+            return text, 0
+        under = {0: r"_{\text{rows}}", 1: r"_{\text{columns}}"}.get(axis, "")
+        return rf"\textstyle\sum{under} " + operand(0, first=True, below=2), 1
+    if name == "transpose":
+        if not isinstance(args[0], dict):
+            return printed_tex(args[0], transpose=True), 2
+        return operand(0, first=True, below=2) + "^{T}", 2
+    if name == "exp":
+        return f"e^{{{parts[0][0]}}}", 2
+    if name == "log":
+        text, prec = parts[0]
+        return (rf"\log {text}" if prec == 2 and not _is_matrix(args[0]) else rf"\log{_paren(text)}"), 2
+    if name == "sqrt":
+        return rf"\sqrt{{{parts[0][0]}}}", 2
+    if name in ("square", "pow"):
+        exponent = "2" if name == "square" else parts[1][0]
+        text, prec = parts[0]
+        base = text if prec == 2 and not _negative(text) else f"({text})"
+        return (f"{base}^{exponent}" if len(exponent) == 1 else f"{base}^{{{exponent}}}"), 2
+    if name in _FUNCTIONS:
+        return rf"{_FUNCTIONS[name]}{_paren(parts[0][0])}", 2
+    if name == "max":
+        return rf"\max{_paren(parts[0][0] + ', ' + parts[1][0])}", 2
+    if name == "abs":
+        return rf"\left|{parts[0][0]}\right|", 2
+    if name == "heaviside":
+        return rf"\mathbf{{1}}\left[{parts[0][0]} > 0\right]", 2
+    raise TemplateError(f"an expression with the unknown operation {name!r}")
 
 
 # --------------------------------------------------------------------------- the render context
 
 
-def document_context(chapter: Chapter, traces: Traces | Trace | None = None, fmt: str = "md",
-                     figures: dict[str, str] | None = None) -> dict[str, Any]:
-    """Everything the templates see for one chapter (public: the exercise sheets reuse it).
+class Prose:
+    """A sentence of the model's commentary: ours with maths between $…$, or an author's note (all text)."""
 
-    `traces`: what the command trained (a Trace is reused as its carry's trace).
+    def __init__(self, text: str, authored: bool = False):
+        self.text, self.authored = text, authored
+
+    def __str__(self) -> str:
+        raise TemplateError("commentary printed without the `prose` filter")
+
+    def render(self, fmt: str) -> str:
+        escape = tex_escape if fmt == "tex" else md_escape
+        if self.authored:
+            return escape(self.text)
+        pieces = self.text.split("$")
+        return "".join(f"${p}$" if i % 2 else escape(p) for i, p in enumerate(pieces))
+
+
+@dataclass
+class Node:
+    """One node of the graph at one step as the templates lay it out: label, kind, lines, commentary."""
+
+    name: str
+    kind: str
+    label: str
+    calculations: list[Calculation]
+    comments: list[Prose] = field(default_factory=list)
+
+
+@dataclass
+class WorkedStep:
+    step: int
+    previous: int | None
+    changes: list[dict[str, str]]
+    forward: list[Node]
+    cost: Node
+    backward: list[Node]
+    update: list[Node]
+    errata: list[dict[str, Any]]
+    comparison: Prose | None
+
+
+def _kind(node: str, model: Document) -> str:
+    """A node's kind in plain words: linear, sigmoid, squared error, updated by gradient descent."""
+    net = model.network
+    if node == "cost":
+        return net["cost_readable"]
+    if node[:1] == "Z":
+        return "linear"
+    if node[:1] == "A":
+        return net["layers"][int(node[1:]) - 1]["readable"]
+    return f"updated by {net['optimizer_readable']}"
+
+
+def _nodes(model: Document, step: Step, phase: str) -> list[Node]:
+    nodes: list[Node] = []
+    for line in step.lines:
+        if line.phase != phase:
+            continue
+        if not nodes or nodes[-1].name != line.node:
+            nodes.append(Node(line.node, _kind(line.node, model), symbol(line.node), []))
+        substituted, result = typeset_lines(line.expression), printed_tex(line.result)
+        nodes[-1].calculations.append(Calculation(line.formula, None if substituted == result else substituted,
+                                                  result, line.quantity))
+    # Commentary sits under the node it is about, in the last phase that node appears in.
+    for node in nodes:
+        later = {l.node for l in step.lines if _PHASES.index(l.phase) > _PHASES.index(phase)}
+        if node.name not in later:
+            node.comments = [Prose(c.text, c.kind == "author") for c in step.comments if c.node == node.name]
+    return nodes
+
+
+_PHASES = ("forward", "cost", "backward", "update")
+
+
+def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "md",
+                     figures: dict[str, str] | None = None, other: Trace | None = None,
+                     model: Document | None = None) -> dict[str, Any]:
+    """Everything the templates see for one chapter, laid out from its document model alone.
+
+    `trace` and `other` are the full-precision and hand-carried traces (either order); what is
+    missing is run. Public: the exercise sheets reuse it.
     """
-    spec = document_spec(chapter)
-    traces = Traces.of(chapter, traces)
-    shown = sorted(set(spec.worked_steps) | set(spec.forward_steps))
-    needed = sorted(set(shown) | ({spec.exercise["step"]} if spec.exercise else set()))
-    trace = traces.get(traces.carry, needed)
-    other = traces.other(needed)
-    notes: list[Note] = []
-    calc = Calculator(chapter, trace, other, notes)
-    errata = _errata(chapter, traces)
-    display = chapter.display
-
+    if model is None:
+        model = document_model(chapter, *document_traces(chapter, trace, other))
+    net = model.network
     worked = []
-    previous = None
-    for step in shown:
-        v = trace.at(step)
-        changes = []
-        if previous is not None:
-            before = trace.at(previous)
-            changes = [{"symbol": symbol(p), "before": matrix(before[p], p, display), "now": matrix(v[p], p, display)}
-                       for p in chapter.parameter_names]
-            changes.append({"symbol": symbol("cost"), "before": matrix(before["cost"], "cost", display),
-                            "now": matrix(v["cost"], "cost", display)})
-        full = step in spec.worked_steps
-        worked.append(WorkedStep(step, previous, changes, calc.forward(step), calc.cost(step),
-                                 calc.backward(step) if full else [], calc.update(step) if full else [], v,
-                                 [e for e in errata if e.step == step]))
-        previous = step
-
+    article = model.article
+    shown_steps = {s.step for s in model.steps}
+    differs = [_figure(f) for f in article.figures if f.verdict != "matches"]
+    for step in model.steps:
+        changes = [{"symbol": symbol(c.quantity), "before": printed_tex(c.before), "now": printed_tex(c.now)}
+                   for c in step.changes]
+        cost = _nodes(model, step, "cost")
+        worked.append(WorkedStep(step.step, step.previous, changes, _nodes(model, step, "forward"), cost[0],
+                                 _nodes(model, step, "backward"), _nodes(model, step, "update"),
+                                 [e for e in differs if e["step"] == step.step],
+                                 Prose(step.comparison) if step.comparison else None))
     exercise = None
-    if spec.exercise:
-        ex = spec.exercise
-        v = trace.at(ex["step"])
-        answers = []
-        holder = Node("exercise", "exercise", "", [])
-        for q in ex["quantities"]:
-            if q not in v:
-                raise TracerError(f"{chapter.path or chapter.name}: [exercise] ask: expected names "
-                                  f"the trace records ({', '.join(sorted(v))}), got {q!r}")
-            before = len(holder.notes)
-            calc.note_for(q, ex["step"], v[q], holder)
-            answers.append({"quantity": q, "symbol": symbol(q), "value": matrix(v[q], q, display),
-                            "notes": holder.notes[before:]})
-        exercise = {**ex, "answers": answers}
-
-    table = [{"step": s, "cost": format_number(trace.costs[s], spec.table_decimals, "latex")}
-             for s in spec.table_steps]
+    if model.exercise:
+        ex = model.exercise
+        exercise = {"step": ex["step"], "prompt": UserText(ex["prompt"]),
+                    "answers": [{"quantity": a["quantity"], "symbol": symbol(a["quantity"]),
+                                 "value": printed_tex(a["value"])} for a in ex["answers"]]}
+    long_run = None
+    if model.long_run:
+        lr = model.long_run
+        long_run = {"steps": lr["steps"], "table": [{"step": r["step"], "cost": number_tex(r["cost"])}
+                                                    for r in lr["table"]],
+                    "final": [{"symbol": symbol(p), "value": printed_tex(v)} for p, v in lr["final"].items()]}
     return {
         "format": fmt,
         "chapter": {
-            "name": chapter.name, "title": UserText(chapter.title),
-            "source": UserText(chapter.raw["source"]) if chapter.raw.get("source") else None,
-            "m": chapter.m, "n_inputs": chapter.n_inputs, "steps": chapter.steps,
-            "layers": [{"index": i, "units": l.units, "activation": l.activation,
-                        "symbol": _activation_symbol(l.activation), "formula": ACTIVATIONS[l.activation].formula}
-                       for i, l in enumerate(chapter.layers, start=1)],
-            "bias": chapter.bias, "cost": chapter.cost, "from_logits": chapter.from_logits,
-            "cost_formula": COSTS[calc._cost_name()].formula,
-            "optimizer": chapter.optimizer, "learning_rate": chapter.learning_rate,
-            "hyper": [{"symbol": HYPER_SYMBOL.get(k, k), "value": chapter_number(chapter.hyper.get(k, DEFAULTS[k]))}
-                      for k in OPTIMIZERS[chapter.optimizer].uses],
-            "learning_rate_text": chapter_number(chapter.learning_rate),
-            "batch_size": trace.meta["batch_size"], "parameters": chapter.parameter_names,
-            "frozen": list(chapter.frozen), "carry": trace.meta["carry"], "other_carry": other.meta["carry"],
+            "name": model.chapter, "title": UserText(model.title),
+            "source": UserText(model.source) if model.source else None,
+            "m": net["m"], "n_inputs": net["n_inputs"], "steps": net["steps"],
+            "layers": net["layers"], "bias": net["bias"], "cost_formula": net["cost_formula"],
+            "cost_readable": net["cost_readable"], "optimizer": net["optimizer"],
+            "optimizer_readable": net["optimizer_readable"],
+            "hyper": [{"symbol": h["symbol"], "value": number_tex(h["value"])} for h in net["hyper"]],
+            "learning_rate_text": number_tex(net["learning_rate"]),
+            "batch_size": net["batch_size"], "parameters": net["parameters"], "frozen": net["frozen"],
         },
-        "display": display,
-        "document": spec,
-        "data": {"X": matrix(trace.X, "X", display), "Y": matrix(trace.Y, "Y", display),
-                 "X_symbol": "X", "Y_symbol": "Y"},
-        "initial": [{"symbol": symbol(p), "value": matrix(trace.at(trace.steps[0])[p], p, display)}
-                    for p in chapter.parameter_names] if trace.steps[0] == 0 else [],
-        "derivations": _derivations(chapter),
+        "notation": [Prose(n) for n in model.notation],
+        "display": chapter.display,
+        "document": {"intro": UserText(model.intro) if model.intro else None,
+                     "closing": UserText(model.closing) if model.closing else None},
+        "data": {"X": printed_tex(model.data["X"]), "Y": printed_tex(model.data["Y"])},
+        "initial": [{"symbol": symbol(p), "value": printed_tex(v)} for p, v in model.initial.items()],
+        "derivations": [{"name": d["name"], "title": UserText(d["title"]),
+                         "steps": [{"label": UserText(s["label"]), "latex": s["latex"]} for s in d["steps"]]}
+                        for d in model.derivations],
         "worked": worked,
-        "long_run": {"table": table, "steps": chapter.steps,
-                     "final": [{"symbol": symbol(p), "value": matrix(trace.final[p], p, display)}
-                               for p in chapter.parameter_names]} if table else None,
+        "long_run": long_run,
         "exercise": exercise,
-        "errata": [e for e in errata if e.step not in set(shown)],
-        "notes": notes,
+        "errata": [e for e in differs if e["step"] not in shown_steps],
+        "article": {
+            "author": UserText(article.author) if article.author else None,
+            "title": UserText(article.title) if article.title else None,
+            "link": article.link or None,
+            "matches": [_figure(f) for f in article.figures if f.verdict == "matches"],
+            "differs": differs,
+            "formulas": [{"latex": f.latex, "true": f.verdict == "true", "correct": f.correct_latex,
+                          "factor": f.factor} for f in article.formulas],
+        },
         "figures": figures or {},
     }
 
 
-@dataclass
-class Erratum(Note):
-    step: int = 0
+def _figure(f: Any) -> dict[str, Any]:
+    """An article figure for the templates: its symbol (and entry), what was printed, what is computed."""
+    shown = symbol(f.quantity)
+    if f.index:
+        shown = rf"\left[{shown}\right]_{{{','.join(str(i + 1) for i in f.index)}}}"  # counted from 1, as a reader does
+    when = f"after the update of step {f.step}" if f.quantity.endswith(AFTER) else f"at step {f.step}"
+    return {"step": f.step, "when": when, "symbol": shown, "printed": f.printed.replace("−", "-"), "correct": f.correct,
+            "exact": f.exact, "explanation": UserText(f.explanation) if f.explanation else None}
 
 
-def _errata(chapter: Chapter, traces: Traces) -> list[Erratum]:
-    """The article's printed figures that `tracer verify` found to differ from the computed ones."""
-    found = []
-    for check in article_figures(chapter, traces):
-        if check.verdict != "article differs":
-            continue
-        shown = symbol(check.quantity)
-        if check.index:
-            shown = rf"\left[{shown}\right]_{{{','.join(str(i) for i in check.index)}}}"
-        erratum = Erratum(f"e{len(found) + 1}", "erratum", shown, printed=_figure(check.printed),
-                          correct=_figure(check.correct), exact=_figure(check.computed),
-                          explanation=UserText(str(check.explanation)) if check.explanation else None,
-                          step=check.step)
-        found.append(erratum)
-    return found
+def document_traces(chapter: Chapter, trace: Traces | Trace | None = None,
+                    other: Trace | None = None) -> tuple[Trace, Trace]:
+    """(full-precision trace, hand-carried trace) recording every step the document shows.
 
-
-def _figure(value: Any) -> str:
-    """A figure from a verify check as maths: text kept as written, numbers and lists as they are."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value.replace("−", "-").strip()
-    array = np.asarray(value, dtype=float)
-    if array.size == 1:
-        return _exact(array.reshape(-1)[0])
-    return r"\left[" + ", ".join(_exact(x) for x in array.ravel()) + r"\right]"
-
-
-def _exact(x: float) -> str:
-    """A value to six significant digits, enough to show how a printed figure came about."""
-    return chapter_number(x, ".6g")
-
-
-def _derivations(chapter: Chapter) -> list[dict[str, Any]]:
-    """The SymPy derivation steps for the chapter's activations and cost."""
-    out = []
-    for name in derivations_used(chapter):
-        steps = derivation(name)
-        out.append({"name": name, "title": UserText(name.replace("_", " ").replace("+", " with ")),
-                    "steps": [{"label": UserText(str(s.label)), "latex": s.latex} for s in steps]})
-    return out
+    From the command's `Traces`; or Traces given (in either order), reused: what is missing or does
+    not record the shown steps is run, once.
+    """
+    traces = trace if isinstance(trace, Traces) else Traces(chapter, *[t for t in (trace, other) if t is not None])
+    needed = recorded_needs(chapter)
+    return traces.get("full", needed), traces.hand(needed)
 
 
 # --------------------------------------------------------------------------- the Jinja environment
@@ -675,10 +566,15 @@ def environment(user_templates: Path | None = None) -> jinja2.Environment:
                                autoescape=False, keep_trailing_newline=True, trim_blocks=True,
                                lstrip_blocks=True)
     env.filters.update({
-        "tex": tex_escape, "md": md_escape, "calculation": calculation, "symbol": symbol,
+        "tex": tex_escape, "md": md_escape, "calculation": calculation, "symbol": symbol, "prose": _prose_filter,
         "num": _num_filter, "matrix": _matrix_filter,
     })
     return env
+
+
+@jinja2.pass_context
+def _prose_filter(context: jinja2.runtime.Context, value: Prose) -> str:
+    return value.render(context.get("format", "md"))
 
 
 @jinja2.pass_context

@@ -647,3 +647,99 @@ def _range(section: Any, key: str, default: tuple[float, float], decimals: int) 
         section.fail(key, f"a range holding a number with {decimals} decimal(s) (value_decimals), to draw from",
                      _short(value))
     return low, high
+
+
+# --------------------------------------------------------------------------- the [document] section
+
+#: Rows of the long-run cost table when a chapter does not choose its steps.
+TABLE_ROWS = 10
+
+
+@dataclass(frozen=True)
+class DocumentNote:
+    """A note the chapter's author anchors to a step and a node of the graph ([[document.notes]])."""
+
+    step: int
+    node: str
+    text: str
+
+
+@dataclass(frozen=True)
+class DocumentSpec:
+    """What a chapter's [document] section asks for. It names steps and quantities, never values."""
+
+    intro: str
+    closing: str
+    worked_steps: tuple[int, ...]
+    forward_steps: tuple[int, ...]
+    table_steps: tuple[int, ...]
+    table_decimals: int
+    exercise_step: int | None  # the document sets the chapter's [exercise] when it has a prompt
+    exercise_prompt: str
+    exercise_quantities: tuple[str, ...]
+    notes: tuple[DocumentNote, ...]
+
+
+def document_spec(chapter: Chapter) -> DocumentSpec:
+    """Read and check the chapter's [document] section (defaults: step 0 worked, ~10 table rows)."""
+    section = chapter_section(chapter, "document")
+    intro = section.text("intro")
+    closing = section.text("closing")
+    last = chapter.steps - 1
+    worked = _doc_steps(section, "worked_steps", last) or [0]
+    forward = [s for s in _doc_steps(section, "forward_steps", last) if s not in worked]
+    table = _doc_steps(section, "table_steps", last)
+    if not table and chapter.steps > max(worked + forward) + 1:
+        stride = max(1, -(-chapter.steps // TABLE_ROWS))
+        table = sorted(set(range(0, chapter.steps, stride)) | {last})
+    table_decimals = section.integer("table_decimals", default=chapter.display.decimals_of("cost"),
+                                     minimum=0, maximum=15)
+    prompt = section.text("exercise_prompt")
+    notes = _document_notes(section, chapter, sorted(set(worked) | set(forward)))
+    section.done()
+    step, asked = None, ()
+    if prompt:  # the document sets the chapter's [exercise] (its step and asked quantities), in these words
+        spec = exercise_spec(chapter)
+        step, asked = spec.step, spec.ask
+    return DocumentSpec(intro, closing, tuple(worked), tuple(forward), tuple(table), table_decimals, step, prompt,
+                        tuple(asked), notes)
+
+
+def _doc_steps(section: Section, key: str, last: int) -> list[int]:
+    value = section.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        section.fail(key, "a list of step numbers", repr(value))
+    for s in value:
+        if not 0 <= s <= last:
+            section.fail(key, f"steps from 0 to {last} (steps are counted from 0)", str(s))
+    return sorted(set(value))
+
+
+def graph_nodes(chapter: Chapter) -> list[str]:
+    """The nodes of the chapter's graph a note may be anchored to: Z1, A1, …, cost, then the parameters."""
+    layers = [name for l in range(1, len(chapter.layers) + 1) for name in (f"Z{l}", f"A{l}")]
+    return layers + ["cost"] + chapter.parameter_names
+
+
+def _document_notes(section: Section, chapter: Chapter, shown: list[int]) -> tuple[DocumentNote, ...]:
+    value = section.get("notes")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        section.fail("notes", "a list of tables, written [[document.notes]]", _describe(value))
+    nodes = graph_nodes(chapter)
+    notes = []
+    for i, entry in enumerate(value):
+        note = Section(entry, section.file, f"document.notes[{i}]")
+        step = note.integer("step", required=True)
+        if step not in shown:
+            note.fail("step", f"a step the document shows ({', '.join(map(str, shown))})", str(step))
+        node = note.text("node", required=True)
+        if node not in nodes:
+            note.fail("node", f"a node of the graph ({', '.join(nodes)})", repr(node), suggest=nodes, near=node)
+        text = note.text("text", required=True)
+        note.done()
+        notes.append(DocumentNote(step, node, text))
+    return tuple(notes)

@@ -24,10 +24,32 @@ _EXP_LIMIT = 709.0
 
 
 def register(cls: type) -> type:
-    """Make an activation or cost class available to chapter files under its `name`."""
-    table = ACTIVATIONS if issubclass(cls, Activation) else COSTS
+    """Make an activation or cost class available to chapter files under its `name`.
+
+    A node owns its display: a class missing any of its display attributes or methods (see
+    `Activation.DISPLAY`, `Cost.DISPLAY`) is refused here, never shown as a placeholder later.
+    """
+    base = Activation if issubclass(cls, Activation) else Cost
+    missing = [a for a in base.DISPLAY if getattr(cls, a, None) is getattr(base, a, None)
+               or getattr(cls, a, None) is None]
+    if missing:
+        raise TypeError(f"{cls.__name__}: a {base.__name__.lower()} must give its display too; "
+                        f"missing: {', '.join(missing)}")
+    table = ACTIVATIONS if base is Activation else COSTS
     table[cls.name] = cls
     return cls
+
+
+def op(name: str, *args: Any, **keys: Any) -> dict[str, Any]:
+    """One operation of a worked line's expression tree: {"op": name, "args": [...]} (see README)."""
+    return {"op": name, "args": list(args), **keys}
+
+
+def fill(pattern: str, **values: str) -> str:
+    """A display pattern with its <A>, <Z>, <Y>, <m>, … placeholders replaced (LaTeX has too many braces for format)."""
+    for key, value in values.items():
+        pattern = pattern.replace(f"<{key}>", value)
+    return pattern
 
 
 def _out(like: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -70,10 +92,22 @@ class Linear:
 
 
 class Activation:
-    """A = f(Z) element by element; its local gradient dA/dZ is element by element too."""
+    """A = f(Z) element by element; its local gradient dA/dZ is element by element too.
 
+    Display (each class gives all of it): `readable` (the name in prose), `symbol` (LaTeX, the
+    function's name before its argument), `glyph` (plain Unicode, for graph labels), `formula`
+    (LaTeX of the definition), `gradient_tex` (LaTeX of dA/dZ with <A> and <Z> for the node's
+    values), and `expression` / `local_expression`, the same as trees of operations (README).
+    """
+
+    DISPLAY: ClassVar[tuple[str, ...]] = ("readable", "symbol", "glyph", "formula", "gradient_tex",
+                                          "expression", "local_expression")
     name: ClassVar[str]
+    readable: ClassVar[str]
+    symbol: ClassVar[str]
+    glyph: ClassVar[str]
     formula: ClassVar[str]  # LaTeX of the definition, for documents
+    gradient_tex: ClassVar[str]
 
     def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
@@ -85,11 +119,23 @@ class Activation:
         """f(z) as a SymPy expression of the symbol `z` (SymPy is imported only here)."""
         raise NotImplementedError
 
+    def expression(self, z: Any) -> Any:
+        """f(z) as a tree of operations on the operand `z`."""
+        raise NotImplementedError
+
+    def local_expression(self, z: Any, a: Any) -> Any:
+        """dA/dZ as a tree of operations on `z` and `a`; None when it is a constant (identity's 1)."""
+        raise NotImplementedError
+
 
 @register
 class Sigmoid(Activation):
     name = "sigmoid"
     formula = r"\sigma(z) = \frac{1}{1 + e^{-z}}"
+    readable = "sigmoid"
+    symbol = r"\sigma"
+    glyph = "σ"
+    gradient_tex = r"<A> \odot \left(1 - <A>\right)"
 
     def forward(self, Z, out=None):
         out = _out(Z, out)
@@ -110,11 +156,21 @@ class Sigmoid(Activation):
 
         return 1 / (1 + sp.exp(-z))
 
+    def expression(self, z):
+        return op("sigmoid", z)
+
+    def local_expression(self, z, a):
+        return op("mul", a, op("sub", 1, a))
+
 
 @register
 class ReLU(Activation):
     name = "relu"
-    formula = r"\operatorname{relu}(z) = \max(0, z)"
+    formula = r"\operatorname{ReLU}(z) = \max(0, z)"
+    readable = "ReLU"
+    symbol = r"\operatorname{ReLU}"
+    glyph = "ReLU"
+    gradient_tex = r"\mathbf{1}\left[<Z> > 0\right]"
 
     def forward(self, Z, out=None):
         return np.maximum(Z, 0.0, out=out)
@@ -128,11 +184,21 @@ class ReLU(Activation):
 
         return sp.Piecewise((z, z > 0), (0, True))
 
+    def expression(self, z):
+        return op("relu", z)
+
+    def local_expression(self, z, a):
+        return op("heaviside", z)
+
 
 @register
 class Tanh(Activation):
     name = "tanh"
     formula = r"\tanh(z) = \frac{e^{z} - e^{-z}}{e^{z} + e^{-z}}"
+    readable = "tanh"
+    symbol = r"\tanh"
+    glyph = "tanh"
+    gradient_tex = r"1 - <A> \odot <A>"
 
     def forward(self, Z, out=None):
         return np.tanh(Z, out=out)
@@ -146,11 +212,21 @@ class Tanh(Activation):
 
         return (sp.exp(z) - sp.exp(-z)) / (sp.exp(z) + sp.exp(-z))
 
+    def expression(self, z):
+        return op("tanh", z)
+
+    def local_expression(self, z, a):
+        return op("sub", 1, op("square", a))
+
 
 @register
 class Identity(Activation):
     name = "identity"
     formula = r"\operatorname{id}(z) = z"
+    readable = "identity"
+    symbol = r"\operatorname{id}"
+    glyph = "id"
+    gradient_tex = r"1"
 
     def forward(self, Z, out=None):
         out = _out(Z, out)
@@ -165,6 +241,11 @@ class Identity(Activation):
     def definition(self, z):
         return z
 
+    def expression(self, z):
+        return z
+
+    def local_expression(self, z, a):
+        return None
 
 # --------------------------------------------------------------------------- costs
 
@@ -174,10 +255,21 @@ class Cost:
 
     `gradient` is ∂cost/∂A of the last layer; a cost with `from_logits = True` is computed from
     the last layer's Z instead, and its gradient is ∂cost/∂Z.
+
+    Display (each class gives all of it): `readable` (the name in prose), `formula` (LaTeX of the
+    definition, the cost always written Cost), `scale_tex` and `term_tex` (the cost as
+    scale · Σ terms, with <m> and one example's <y>, <a> = ŷ and <z>), `gradient_tex` (with <A>,
+    <Z>, <Y>, <m>), and `scale` / `term` / `gradient_expression`, the same as trees of operations.
     """
 
+    DISPLAY: ClassVar[tuple[str, ...]] = ("readable", "formula", "scale_tex", "term_tex", "gradient_tex",
+                                          "scale", "term", "gradient_expression")
     name: ClassVar[str]
+    readable: ClassVar[str]
     formula: ClassVar[str]  # LaTeX of the definition, for documents
+    scale_tex: ClassVar[str]
+    term_tex: ClassVar[str]
+    gradient_tex: ClassVar[str]
     from_logits: ClassVar[bool] = False
 
     def forward(self, Y: np.ndarray, A: np.ndarray, Z: np.ndarray) -> float:
@@ -194,11 +286,27 @@ class Cost:
         """
         raise NotImplementedError
 
+    def scale(self, m: int) -> Any:
+        """The factor before the sum over examples, as a tree (None when there is none)."""
+        raise NotImplementedError
+
+    def term(self, y: Any, a: Any, z: Any) -> Any:
+        """One example's loss as a tree of operations on its y, ŷ (= a) and z."""
+        raise NotImplementedError
+
+    def gradient_expression(self, Y: Any, A: Any, Z: Any, m: int) -> Any:
+        """∂Cost/∂A_L (∂Cost/∂Z_L from logits) as a tree on the whole matrices."""
+        raise NotImplementedError
+
 
 @register
 class SquaredError(Cost):
     name = "squared_error"
     formula = r"\mathrm{Cost} = \frac{1}{2m} \sum_{i=1}^{m} (y_i - \hat{y}_i)^2"
+    readable = "squared error"
+    scale_tex = r"\frac{1}{2 \cdot <m>}"
+    term_tex = r"(<y> - <a>)^2"
+    gradient_tex = r"\frac{1}{<m>}\left(<A> - <Y>\right)"
 
     def forward(self, Y, A, Z):
         diff = Y - A
@@ -212,11 +320,24 @@ class SquaredError(Cost):
     def definition(self, y, yhat, m):
         return 1 / (2 * m), (y - yhat) ** 2
 
+    def scale(self, m):
+        return op("div", 1, op("mul", 2, m))
+
+    def term(self, y, a, z):
+        return op("square", op("sub", y, a))
+
+    def gradient_expression(self, Y, A, Z, m):
+        return op("mul", op("div", 1, m), op("sub", A, Y))
+
 
 @register
 class SumOfSquares(Cost):
     name = "sum_of_squares"
-    formula = r"L = \sum_{i=1}^{m} (y_i - \hat{y}_i)^2"
+    formula = r"\mathrm{Cost} = \sum_{i=1}^{m} (y_i - \hat{y}_i)^2"
+    readable = "sum of squared errors"
+    scale_tex = ""
+    term_tex = r"(<y> - <a>)^2"
+    gradient_tex = r"2\left(<A> - <Y>\right)"
 
     def forward(self, Y, A, Z):
         diff = Y - A
@@ -230,6 +351,15 @@ class SumOfSquares(Cost):
     def definition(self, y, yhat, m):
         return 1, (y - yhat) ** 2
 
+    def scale(self, m):
+        return None
+
+    def term(self, y, a, z):
+        return op("square", op("sub", y, a))
+
+    def gradient_expression(self, Y, A, Z, m):
+        return op("mul", 2, op("sub", A, Y))
+
 
 #: Predictions are kept this far from 0 and 1 before a logarithm, so log(0) never happens.
 BCE_CLIP = 1e-15
@@ -240,6 +370,10 @@ class BinaryCrossEntropy(Cost):
     name = "binary_cross_entropy"
     formula = (r"\mathrm{Cost} = \frac{1}{m} \sum_{i=1}^{m} \left[-y_i \log \hat{y}_i"
                r" - (1 - y_i) \log (1 - \hat{y}_i)\right]")
+    readable = "binary cross-entropy"
+    scale_tex = r"\frac{1}{<m>}"
+    term_tex = r"-<y> \log <a> - (1 - <y>) \log(1 - <a>)"
+    gradient_tex = r"\frac{1}{<m>}\left(<A> - <Y>\right) \oslash \left(<A> \odot \left(1 - <A>\right)\right)"
 
     def forward(self, Y, A, Z):
         P = np.clip(A, BCE_CLIP, 1.0 - BCE_CLIP)
@@ -256,6 +390,15 @@ class BinaryCrossEntropy(Cost):
 
         return 1 / m, -y * sp.log(yhat) - (1 - y) * sp.log(1 - yhat)
 
+    def scale(self, m):
+        return op("div", 1, m)
+
+    def term(self, y, a, z):
+        return op("sub", op("neg", op("mul", y, op("log", a))), op("mul", op("sub", 1, y), op("log", op("sub", 1, a))))
+
+    def gradient_expression(self, Y, A, Z, m):
+        return op("div", op("sub", A, Y), op("mul", m, op("mul", A, op("sub", 1, A))))
+
 
 @register
 class BinaryCrossEntropyFromLogits(Cost):
@@ -265,6 +408,10 @@ class BinaryCrossEntropyFromLogits(Cost):
     formula = (r"\mathrm{Cost} = \frac{1}{m} \sum_{i=1}^{m} \left[\max(z_i, 0) - z_i y_i"
                r" + \log\left(1 + e^{-|z_i|}\right)\right]")
     from_logits = True
+    readable = "binary cross-entropy (from z)"
+    scale_tex = r"\frac{1}{<m>}"
+    term_tex = r"\max(<z>, 0) - <z> \cdot <y> + \log\left(1 + e^{-|<z>|}\right)"
+    gradient_tex = r"\frac{1}{<m>}\left(\sigma\left(<Z>\right) - <Y>\right)"
 
     def forward(self, Y, A, Z):
         loss = np.maximum(Z, 0.0) - Z * Y + np.log1p(np.exp(-np.abs(Z)))
@@ -281,6 +428,16 @@ class BinaryCrossEntropyFromLogits(Cost):
 
         yhat = 1 / (1 + sp.exp(-z))
         return 1 / m, -y * sp.log(yhat) - (1 - y) * sp.log(1 - yhat)
+
+    def scale(self, m):
+        return op("div", 1, m)
+
+    def term(self, y, a, z):
+        return op("add", op("sub", op("max", z, 0), op("mul", z, y)),
+                  op("log", op("add", 1, op("exp", op("neg", op("abs", z))))))
+
+    def gradient_expression(self, Y, A, Z, m):
+        return op("mul", op("div", 1, m), op("sub", op("sigmoid", Z), Y))
 
 
 def cost_named(name: str, from_logits: bool = False) -> Cost:

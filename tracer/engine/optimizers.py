@@ -7,7 +7,7 @@ state per parameter, and the trace records that state (v for momentum, s for RMS
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -15,6 +15,12 @@ OPTIMIZERS: dict[str, type["Optimizer"]] = {}
 
 #: Hyper-parameters a chapter may set in [train], with their defaults.
 DEFAULTS = {"beta": 0.9, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+#: How each hyper-parameter is written in LaTeX.
+HYPER_SYMBOL = {"beta": r"\beta", "beta1": r"\beta_1", "beta2": r"\beta_2", "epsilon": r"\varepsilon"}
+
+
+def _op(name: str, *args: Any) -> dict[str, Any]:
+    return {"op": name, "args": list(args)}
 
 
 def register(cls: type["Optimizer"]) -> type["Optimizer"]:
@@ -28,6 +34,11 @@ class Optimizer:
     name: ClassVar[str]
     state: ClassVar[tuple[str, ...]] = ()  # names of the per-parameter state, e.g. ("v",)
     uses: ClassVar[tuple[str, ...]] = ()  # which of DEFAULTS it reads
+    #: Display: the name in prose; the update of <P> with gradient <dP> (LaTeX, after the state is
+    #: updated); each state's update from its previous value (LaTeX, <P> and <dP> as well).
+    readable: ClassVar[str]
+    update_tex: ClassVar[str]
+    state_tex: ClassVar[dict[str, str]] = {}
 
     def __init__(self, learning_rate: float, **hyper: float):
         self.learning_rate = learning_rate
@@ -43,10 +54,24 @@ class Optimizer:
         """Write the updated `param` into `out`; `t` counts updates from 1 (Adam's bias correction)."""
         raise NotImplementedError
 
+    def expression(self, P: Any, dP: Any, alpha: Any, state: dict[str, Any], hyper: dict[str, Any],
+                   t: int) -> dict[str, Any]:
+        """The update as a tree of operations on the operands given (see README's worked-line schema)."""
+        raise NotImplementedError
+
+    def state_expression(self, name: str, previous: Any, dP: Any, hyper: dict[str, Any]) -> dict[str, Any]:
+        """One state's update from its `previous` value, as a tree of operations."""
+        raise NotImplementedError
+
 
 @register
 class GradientDescent(Optimizer):
     name = "gd"
+    readable = "gradient descent"
+    update_tex = r"<P> - \alpha \, <dP>"
+
+    def expression(self, P, dP, alpha, state, hyper, t):
+        return _op("sub", P, _op("mul", alpha, dP))
 
     def update(self, name, param, grad, t, out):
         np.multiply(grad, self.learning_rate, out=out)
@@ -60,6 +85,15 @@ class Momentum(Optimizer):
     name = "momentum"
     state = ("v",)
     uses = ("beta",)
+    readable = "gradient descent with momentum"
+    update_tex = r"<P> - \alpha \, v_{<P>}"
+    state_tex = {"v": r"\beta \, v_{<P>} + (1 - \beta) <dP>"}
+
+    def expression(self, P, dP, alpha, state, hyper, t):
+        return _op("sub", P, _op("mul", alpha, state["v"]))
+
+    def state_expression(self, name, previous, dP, hyper):
+        return _op("add", _op("mul", hyper["beta"], previous), _op("mul", _op("sub", 1, hyper["beta"]), dP))
 
     def update(self, name, param, grad, t, out):
         v = self.slots(name, param)["v"]
@@ -76,6 +110,15 @@ class RMSprop(Optimizer):
     name = "rmsprop"
     state = ("s",)
     uses = ("beta2", "epsilon")
+    readable = "RMSprop"
+    update_tex = r"<P> - \alpha \, <dP> \oslash \left(\sqrt{s_{<P>}} + \varepsilon\right)"
+    state_tex = {"s": r"\beta_2 \, s_{<P>} + (1 - \beta_2) <dP> \odot <dP>"}
+
+    def expression(self, P, dP, alpha, state, hyper, t):
+        return _op("sub", P, _op("mul", alpha, _op("div", dP, _op("add", _op("sqrt", state["s"]), hyper["epsilon"]))))
+
+    def state_expression(self, name, previous, dP, hyper):
+        return _op("add", _op("mul", hyper["beta2"], previous), _op("mul", _op("sub", 1, hyper["beta2"]), _op("square", dP)))
 
     def update(self, name, param, grad, t, out):
         s = self.slots(name, param)["s"]
@@ -92,6 +135,21 @@ class Adam(Optimizer):
     name = "adam"
     state = ("v", "s")
     uses = ("beta1", "beta2", "epsilon")
+    readable = "Adam"
+    update_tex = (r"<P> - \alpha \, \frac{v_{<P>}}{1 - \beta_1^{t}} \oslash "
+                  r"\left(\sqrt{\frac{s_{<P>}}{1 - \beta_2^{t}}} + \varepsilon\right)")
+    state_tex = {"v": r"\beta_1 \, v_{<P>} + (1 - \beta_1) <dP>",
+                 "s": r"\beta_2 \, s_{<P>} + (1 - \beta_2) <dP> \odot <dP>"}
+
+    def expression(self, P, dP, alpha, state, hyper, t):
+        v_hat = _op("div", state["v"], _op("sub", 1, _op("pow", hyper["beta1"], t)))
+        s_hat = _op("div", state["s"], _op("sub", 1, _op("pow", hyper["beta2"], t)))
+        return _op("sub", P, _op("mul", alpha, _op("div", v_hat, _op("add", _op("sqrt", s_hat), hyper["epsilon"]))))
+
+    def state_expression(self, name, previous, dP, hyper):
+        beta = hyper["beta1" if name == "v" else "beta2"]
+        new = dP if name == "v" else _op("square", dP)
+        return _op("add", _op("mul", beta, previous), _op("mul", _op("sub", 1, beta), new))
 
     def update(self, name, param, grad, t, out):
         slots = self.slots(name, param)

@@ -17,7 +17,7 @@ from tracer.engine.graph import Carry, Network
 from tracer.engine.optimizers import OPTIMIZERS
 from tracer.engine.trace import AFTER, Trace
 from tracer.errors import NumericalError, TracerError
-from tracer.rounding import round_array
+from tracer.rounding import round_shown
 
 
 def build_network(chapter: Chapter) -> Network:
@@ -73,9 +73,10 @@ def batches(chapter: Chapter, steps: int) -> Iterator[np.ndarray]:
 
 
 def hand_carry(chapter: Chapter) -> Carry:
-    """carry = "rounded": every value is rounded as soon as it is computed, as a student with a calculator does."""
+    """carry = "rounded": every value is rounded as soon as it is computed, as a student with a calculator does
+    (to the figure the documents print: the chapter's decimals, two significant digits for small values)."""
     display = chapter.display
-    return lambda name, value: round_array(value, display.decimals_of(name))
+    return lambda name, value: round_shown(value, display.decimals_of(name))
 
 
 def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,

@@ -1,0 +1,195 @@
+"""The document model (tracer/documents/model.py): its JSON, and the calculator invariant audited
+with an evaluator of the operation tree written here, independent of the code that made the numbers."""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tracer.documents import build
+from tracer.engine.chapter import bundled_chapters
+
+LINE_KEYS = {"step", "quantity", "formula", "expression", "result"}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, dict]:
+    """Every bundled chapter's document model, as `tracer build --format json` writes it."""
+    out = tmp_path_factory.mktemp("json")
+    build.build([p.stem for p in bundled_chapters()], out, ["json"], figures=False)
+    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(out).glob("*.json"))}
+
+
+# --------------------------------------------------------------------------- the audit's own evaluator
+
+
+def _number(text: str) -> Decimal:
+    assert isinstance(text, str), f"a printed number must be a string, got {text!r}"
+    float(text)  # Python's float syntax
+    return Decimal(text)
+
+
+def _value(tree):
+    """The tree's value in float64, from the printed strings; NumPy does the element-wise arithmetic."""
+    if isinstance(tree, str):
+        return float(_number(tree))
+    if isinstance(tree, list):
+        return np.array([_value(t) for t in tree], dtype=float)
+    a = [_value(x) for x in tree["args"]]
+    op = tree["op"]
+    if op == "add":
+        return sum(a[1:], start=a[0])
+    if op == "sum":
+        if "axis" in tree:
+            return np.sum(a[0], axis=tree["axis"], keepdims=True)
+        return np.sum(a[0])
+    table = {
+        "sub": lambda x, y: x - y, "mul": lambda x, y: x * y, "matmul": lambda x, y: x @ y,
+        "div": lambda x, y: x / y, "pow": lambda x, y: x ** y, "max": np.maximum,
+        "neg": lambda x: -x, "transpose": lambda x: np.asarray(x).T, "exp": np.exp, "log": np.log,
+        "sqrt": np.sqrt, "square": lambda x: x * x, "tanh": np.tanh, "abs": np.abs,
+        "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)), "relu": lambda x: np.where(x > 0, x, 0.0),
+        "heaviside": lambda x: np.where(x > 0, 1.0, 0.0),
+    }
+    return table[op](*a)
+
+
+def audit(line: dict) -> list[str]:
+    """What a student with a calculator would find wrong in this line (nothing: [])."""
+    result = np.asarray(line["result"], dtype=object)
+    got = np.asarray(_value(line["expression"]), dtype=float)
+    if got.size != result.size:
+        return [f"the expression has {got.size} entries, the result {result.size}"]
+    wrong = []
+    for value, text in zip(got.ravel(), result.ravel()):
+        printed = _number(text)
+        step = Decimal(1).scaleb(printed.as_tuple().exponent)
+        exact = Decimal(float(value))
+        # Half-up to the printed decimals gives `printed` when exact is in [printed − ½, printed + ½);
+        # within 1e-9 of either end is a tie, which may go either way.
+        if abs(exact - printed) > step / 2 + Decimal("1e-9"):
+            wrong.append(f"{text} but the calculator gives {value!r}")
+    return wrong
+
+
+def all_lines(models: dict[str, dict]):
+    for name, model in models.items():
+        for step in model["steps"]:
+            for line in step["lines"]:
+                yield name, line
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_every_worked_line_of_every_bundled_chapter_redoes_on_a_calculator(models, capsys):
+    lines = list(all_lines(models))
+    failures = [f"{name} step {line['step']} {line['quantity']}: {problem}"
+                for name, line in lines for problem in audit(line)]
+    with capsys.disabled():
+        print(f"\ncalculator audit: {len(lines)} worked lines in {len(models)} chapters, {len(failures)} failures")
+    assert len(lines) > 90 and len(models) == len(bundled_chapters())
+    assert not failures, "\n".join(failures[:20])
+
+
+def test_a_planted_wrong_operand_is_caught(models):
+    name, line = next((n, l) for n, l in all_lines(models) if l["quantity"] == "dW1" and n == "04-xor-hidden-layer")
+    assert audit(line) == []
+    planted = copy.deepcopy(line)
+    dz = planted["expression"]["args"][0]
+    dz[0][2] = "0.0171"  # was 0.0071: a digit copied wrongly (example 3, x = (1, 0), feeds dW1's first entry)
+    assert audit(planted)
+
+
+def test_each_worked_line_has_the_schema_keys_and_printed_numbers_as_strings(models):
+    for _, line in all_lines(models):
+        assert LINE_KEYS <= set(line)
+        for leaf in np.asarray(line["result"], dtype=object).ravel():
+            assert isinstance(leaf, str) and float(leaf) == float(leaf)
+
+
+def test_small_gradients_keep_two_significant_digits(models):
+    """Chapter 4's layer-1 gradients are near 10⁻³: printed 0.001 they would lose almost all their digits."""
+    line = next(l for n, l in all_lines(models) if n == "04-xor-hidden-layer" and l["quantity"] == "dW1")
+    for text in np.asarray(line["result"], dtype=object).ravel():
+        digits = Decimal(text).as_tuple().digits  # 0.00040 keeps its 2 digits
+        assert len(digits) >= 2 or Decimal(text) == 0, text
+
+
+def comments(model: dict) -> list[dict]:
+    return [c for step in model["steps"] for c in step["comments"]]
+
+
+def test_the_teaching_commentary_appears_where_the_trace_calls_for_it(models):
+    kinds = {name: {c["kind"] for c in comments(model)} for name, model in models.items()}
+    assert "zero-input" in kinds["01-or-one-example"]  # x = (0, 0): ∂Cost/∂w = 0, the article's case for a bias
+    assert "zero-input" not in kinds["02-or-batch"]  # every input is 1 in some example
+    assert "bias-sum" in kinds["02-or-batch"] and "bias-sum" not in kinds["01-or-one-example"]  # m = 1: no sum
+    assert all("dimensions" in k for k in kinds.values())
+    assert {"relu-at-zero", "adam-first-step"} <= kinds["06-xor-relu-adam"]  # z = 0 at x = (0, 0), b = 0
+    assert any("natural logarithm" in n for n in models["06-xor-relu-adam"]["notation"])
+    assert not any("natural logarithm" in n for n in models["01-or-one-example"]["notation"])
+
+
+def test_the_adam_comment_matches_the_first_step_moving_each_parameter_by_about_alpha(models):
+    model = models["06-xor-relu-adam"]
+    alpha = float(model["network"]["learning_rate"])
+    for line in model["steps"][0]["lines"]:
+        if line["quantity"] == "W1_after":
+            before = np.asarray(line["expression"]["args"][0], dtype=float)
+            after = np.asarray(line["result"], dtype=float)
+            moved = np.abs(after - before)
+            assert np.all(np.isclose(moved, alpha, atol=0.0015) | (moved == 0)) and moved.max() > 0
+
+
+def test_chapter_notes_are_anchored_to_a_step_and_a_node(models):
+    notes = {name: [c for c in comments(model) if c["kind"] == "author"] for name, model in models.items()}
+    assert [(c["step"], c["node"]) for c in notes["01-or-one-example"]] == [(0, "Z1"), (1, "cost")]
+    assert "without a bias" in notes["01-or-one-example"][0]["text"]
+    assert "seed = 2" in notes["05-xor-no-bias"][0]["text"]
+
+
+def test_the_article_is_cited_by_author_and_title(models):
+    assert models["04-xor-hidden-layer"]["article"]["author"] == "Rafay Khan"
+    assert models["04-xor-hidden-layer"]["article"]["title"].startswith("Nothing but NumPy")
+    assert all(m["article"]["title"] for m in models.values())
+    costs = [f for f in models["04-xor-hidden-layer"]["article"]["figures"] if f["quantity"] == "cost"]
+    assert {f["step"] for f in costs if f["verdict"] == "matches"} >= {4600, 4700, 4800, 4900}
+    slips = [f for f in models["05-xor-no-bias"]["article"]["formulas"] if f["verdict"] == "false"]
+    assert len(slips) == 5 and all(f["factor"] == "-1" for f in slips)
+
+
+def test_a_saturated_sigmoid_is_pointed_out(tmp_path):
+    """z = 6·1 + 6·1 = 12 gives σ(z) = 0.9999939 = 1.000 to 3 decimals, so a hand calculation gets
+    σ′ = 1.000·(1 − 1.000) = 0.000 (exactly 6.1e-06): almost no gradient passes back."""
+    import tracer
+    from tracer.documents.model import document_model
+    from tracer.engine.chapter import load_chapter
+
+    path = tmp_path / "saturated.toml"
+    path.write_text('title = "Saturated"\n[data]\nX = [[1, 1]]\nY = [[0]]\n[network]\nlayers = [{units = 1}]\n'
+                    '[init.values]\nW1 = [[6, 6]]\nb1 = [[0]]\n[train]\ncost = "squared_error"\nlearning_rate = 1\n'
+                    'steps = 1\n', encoding="utf-8")
+    chapter = load_chapter(path)
+    model = document_model(chapter, tracer.run(chapter), tracer.run(chapter, carry="rounded"))
+    (comment,) = [c for c in model.steps[0].comments if c.kind == "saturated"]
+    assert comment.node == "A1" and "saturated" in comment.text
+    (local,) = [line for line in model.lines if line.quantity == "dA1_dZ1"]
+    assert local.result == [["0.000"]]
+
+
+def test_tracer_build_format_json_writes_the_model_the_same_twice(tmp_path):
+    from tracer.cli import main
+
+    for out in ("a", "b"):
+        assert main(["build", "01-or-one-example", "-o", str(tmp_path / out), "--format", "json"]) == 0
+    first = (tmp_path / "a" / "01-or-one-example.json").read_bytes()
+    assert first == (tmp_path / "b" / "01-or-one-example.json").read_bytes()
+    model = json.loads(first)
+    assert model["format"] == "tracer-document/1" and model["chapter"] == "01-or-one-example"
+    assert not (tmp_path / "a" / "01-or-one-example.md").exists()

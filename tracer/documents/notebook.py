@@ -1,0 +1,349 @@
+"""The chapter as a Jupyter notebook a student runs top to bottom: the story in Markdown, every worked
+step recomputed in plain NumPy in the article's names (W1, Z1, dZ1, …), printing the document's numbers.
+
+The notebook never imports tracer: it needs only NumPy (and matplotlib for the learning curve). Its
+code is written from the nodes' own expression trees (the same trees the document model prints), with
+the article's names as leaves. Like the worked example, the worked cells carry every value as it is
+printed (`keep = as_written`), so they print the document's figures; the long run at the end carries
+every digit (`keep = every_digit`) and prints the document's cost table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex
+from tracer.engine.chapter import Chapter
+from tracer.documents.model import symbol
+from tracer.engine.graph import Network
+from tracer.engine.optimizers import OPTIMIZERS
+from tracer.engine.trace import AFTER, Trace
+from tracer.engine.train import build_network
+from tracer.errors import TracerError
+
+#: How an updated parameter is labelled in the notebook's output (the trace calls it W1_after).
+UPDATED = " (updated)"
+
+HELPERS = '''import numpy as np
+from decimal import Decimal, ROUND_HALF_UP
+
+
+def half_up(x, places):
+    """x rounded half-up to `places` decimals, on the digits you see (never -0)."""
+    d = Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return abs(d) if d == 0 else d
+
+
+def written(x, decimals):
+    """x as the worked example writes it: `decimals` places, small values with two significant digits."""
+    x = 0.0 if abs(x) < 1e-12 else float(x)
+    places = decimals if x == 0 else max(decimals, 1 - Decimal(repr(abs(x))).adjusted())
+    d = half_up(x, places)
+    if d != 0 and abs(d) < Decimal("0.0001"):
+        return f"{d.scaleb(-d.adjusted()):.{places + d.adjusted()}f}e{d.adjusted():+03d}"
+    return f"{d:.{places}f}"
+
+
+def fixed(x, decimals):
+    """x with exactly `decimals` places, as the cost table prints it (a tiny non-zero cost: 2 significant digits)."""
+    d = half_up(x, decimals)
+    return f"{d:.{decimals}f}" if d != 0 or abs(x) < 1e-12 else f"{x:.1e}"
+
+
+def as_written(value, decimals):
+    """Every entry rounded to the figure written down: what a calculator user carries to the next line."""
+    return np.vectorize(lambda x: float(written(x, decimals)))(np.asarray(value, dtype=float))
+
+
+def every_digit(value, decimals):
+    """Every digit carried (the long run)."""
+    return value
+
+
+def show(name, value, decimals):
+    """Print `name = value` as the worked example prints it, a matrix row by row."""
+    rows = np.atleast_2d(value)
+    if rows.size == 1:
+        print(f"{name} = {written(rows[0, 0], decimals)}")
+        return
+    cells = [[written(x, decimals) for x in row] for row in rows]
+    width = max(len(c) for row in cells for c in row)
+    print(f"{name} =")
+    for row in cells:
+        print("  [ " + "  ".join(c.rjust(width) for c in row) + " ]")
+'''
+
+#: NumPy for each operation of an expression tree (README "The document model"): unary, then binary.
+UNARY = {"exp": "np.exp({})", "log": "np.log({})", "sqrt": "np.sqrt({})", "square": "np.square({})",
+         "tanh": "np.tanh({})", "abs": "np.abs({})", "sigmoid": "1 / (1 + np.exp(-{}))",
+         "relu": "np.maximum({}, 0)", "heaviside": "np.heaviside({}, 0.0)", "transpose": "{}.T", "neg": "-{}"}
+BINARY = {"add": " + ", "sub": " - ", "mul": " * ", "matmul": " @ ", "div": " / ", "pow": " ** "}
+
+
+@dataclass(frozen=True)
+class Name:
+    """A leaf of a tree that is one of the notebook's variables (W1, Z1, m, learning_rate, …)."""
+
+    name: str
+
+
+#: Binding strength of each operator: a sub-expression binding less tightly than its parent gets parentheses.
+PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "div": 2, "matmul": 2, "neg": 3, "pow": 4}
+
+
+def numpy_code(tree: Any, parent: str = "", right: bool = False) -> str:
+    """An expression tree over Names and constants as NumPy code, with only the parentheses it needs."""
+    if isinstance(tree, Name):
+        return tree.name
+    if not isinstance(tree, dict):
+        return str(tree)
+    name, args = tree["op"], tree["args"]
+    if name in BINARY:
+        text = numpy_code(args[0], name) + "".join(BINARY[name] + numpy_code(a, name, True) for a in args[1:])
+    elif name == "neg":
+        text = "-" + numpy_code(args[0], name)
+    elif name == "sum":
+        axis = tree.get("axis")
+        keep = f", axis={axis}, keepdims=True" if axis is not None else ""
+        text = f"np.sum({numpy_code(args[0])}{keep})"
+    elif name == "max":
+        text = f"np.maximum({numpy_code(args[0])}, {numpy_code(args[1])})"
+    elif name == "transpose":
+        text = numpy_code(args[0], name) + ".T"
+    elif name in UNARY:
+        text = UNARY[name].format(numpy_code(args[0]))
+    else:
+        raise TracerError(f"the notebook has no NumPy for the operation {name!r}")
+    mine, theirs = PRECEDENCE.get(name, 5), PRECEDENCE.get(parent, 0)
+    if parent == "transpose":
+        theirs = 5
+    same_kind = parent == name and name in ("add", "mul")
+    if mine < theirs or (mine == theirs and (right or parent == "pow") and not same_kind):
+        return f"({text})"
+    return text
+
+
+class _Code:
+    """The NumPy lines of one chapter's network, node by node, from the nodes' expression trees."""
+
+    def __init__(self, chapter: Chapter, net: Network):
+        self.chapter, self.net = chapter, net
+        self.optimizer = OPTIMIZERS[chapter.optimizer](chapter.learning_rate, **chapter.hyper)
+
+    def decimals(self, quantity: str) -> int:
+        return self.chapter.display.decimals_of(quantity.removesuffix(AFTER))
+
+    def kept(self, target: str, tree: Any) -> str:
+        """`target = keep(…)`: rounded as written in the worked cells, every digit in the long run."""
+        return f"{target} = keep({numpy_code(tree)}, {self.decimals(target)})"
+
+    def forward(self) -> list[tuple[str, list[str]]]:
+        """(node, lines) in forward order, the cost last."""
+        out = []
+        last = self.net.layers[-1]
+        for layer in self.net.layers:
+            tree: Any = {"op": "matmul", "args": [Name(layer.W), Name(layer.A_prev)]}
+            if self.net.bias:
+                tree = {"op": "add", "args": [tree, Name(layer.b)]}
+            out.append((layer.Z, [self.kept(layer.Z, tree)]))
+            if layer is last and self.net.cost.from_logits:
+                continue
+            out.append((layer.A, [self.kept(layer.A, layer.activation.expression(Name(layer.Z)))]))
+        cost = self.net.cost
+        body = {"op": "sum", "args": [cost.term(Name("Y"), Name(last.A), Name(last.Z))]}
+        scale = cost.scale(Name("m"))
+        tree = body if scale is None else {"op": "mul", "args": [scale, body]}
+        out.append(("cost", [self.kept("cost", tree)]))
+        return out
+
+    def backward(self) -> list[tuple[str, list[str]]]:
+        """(node, lines) from the cost back to the first layer."""
+        last = self.net.layers[-1]
+        cost = self.net.cost
+        into = last.dZ if cost.from_logits else last.dA
+        tree = cost.gradient_expression(Name("Y"), Name(last.A), Name(last.Z), Name("m"))
+        out = [("cost", [self.kept(into, tree)])]
+        for layer in reversed(self.net.layers):
+            if not (cost.from_logits and layer is last):
+                local = layer.activation.local_expression(Name(layer.Z), Name(layer.A))
+                lines = [self.kept(layer.local, local) if local is not None
+                         else f"{layer.local} = np.ones_like({layer.Z})"]
+                lines.append(self.kept(layer.dZ, {"op": "mul", "args": [Name(layer.dA), Name(layer.local)]}))
+                out.append((layer.A, lines))
+            lines = [self.kept(layer.dW, {"op": "matmul", "args": [Name(layer.dZ), {"op": "transpose",
+                                                                                     "args": [Name(layer.A_prev)]}]})]
+            if self.net.bias:
+                lines.append(self.kept(layer.db, {"op": "sum", "args": [Name(layer.dZ)], "axis": 1}))
+            if layer.index > 1:
+                lines.append(self.kept(layer.dA_prev, {"op": "matmul", "args": [
+                    {"op": "transpose", "args": [Name(layer.W)]}, Name(layer.dZ)]}))
+            out.append((layer.Z, lines))
+        return out
+
+    def update(self) -> list[tuple[str, list[str]]]:
+        """(parameter, lines): the optimizer's state (every digit, as the optimizer keeps it), then the update."""
+        opt = self.optimizer
+        hyper = {k: Name(k) for k in opt.uses}
+        out = []
+        for p in self.net.parameter_names:
+            if p in self.chapter.frozen:
+                continue
+            lines = [f"{s + p} = {numpy_code(opt.state_expression(s, Name(s + p), Name('d' + p), hyper))}"
+                     for s in opt.state]
+            tree = opt.expression(Name(p), Name("d" + p), Name("learning_rate"), {s: Name(s + p) for s in opt.state},
+                                  hyper, Name("t"))
+            lines.append(self.kept(p, tree))
+            out.append((p, lines))
+        return out
+
+    def state_names(self) -> list[str]:
+        return [s + p for s in self.optimizer.state for p in self.net.parameter_names]
+
+    def step_function(self) -> str:
+        """One whole training step (update number t), with exactly the lines of the worked cells."""
+        body = [line for part in (self.forward(), self.backward(), self.update()) for _, lines in part
+                for line in lines]
+        names = [p for p in self.net.parameter_names if p not in self.chapter.frozen] + self.state_names()
+        return ("def training_step(t):\n"
+                "    \"\"\"Forward, cost, backward, update (t counts updates from 1); returns the cost.\"\"\"\n"
+                f"    global {', '.join(names)}\n" + "".join(f"    {line}\n" for line in body) + "    return cost\n")
+
+
+def _literal(value: Any) -> str:
+    """An array as np.array([...]) with every float written exactly (repr round-trips)."""
+    return f"np.array({json.dumps(np.asarray(value, dtype=float).tolist())})"
+
+
+def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None) -> Any:
+    """The chapter's notebook as an nbformat v4 node (cells have fixed ids, so it is reproducible)."""
+    import nbformat.v4 as nbf
+
+    if trace.meta["batch_size"] != chapter.m or chapter.shuffle:
+        raise TracerError(f"{chapter.name}: the notebook works full-batch chapters only (batch_size = m, no shuffle)")
+    lec = lec or lecture(chapter, trace)
+    model, hand, full = lec.model, lec.hand, lec.full
+    net = build_network(chapter)
+    code = _Code(chapter, net)
+    cells: list[Any] = []
+
+    def md(text: str) -> None:
+        cells.append(nbf.new_markdown_cell(text))
+
+    def py(text: str, step: int | None = None, trace_name: str = "hand") -> None:
+        cell = nbf.new_code_cell(text.rstrip("\n"))
+        if step is not None:
+            cell.metadata["tracer"] = {"step": step, "trace": trace_name}
+        cells.append(cell)
+
+    md(f"# {model.title}\n\n" + (f"{model.intro}\n\n" if model.intro else "")
+       + "Run the cells from top to bottom. Each one computes a step of the worked example in plain NumPy, "
+         "in the article's names, and prints its numbers as the worked example prints them. "
+         "Only NumPy is needed (and matplotlib for the learning curve at the end).\n\n"
+       + "\n".join(f"- {n}" for n in model.notation))
+    py(HELPERS)
+
+    opt = code.optimizer
+    start_hand = hand.at(0) if 0 in set(hand.steps.tolist()) else None
+    if start_hand is None:
+        raise TracerError(f"{chapter.name}: the notebook starts from step 0, which the hand-carried trace must record")
+    md("## The data and the starting parameters\n\n"
+       "`X` holds one example per column (features × examples) and `m` is the number of examples; "
+       "`A0` is `X`, the input of the first layer. The parameters are written as the worked example writes them. "
+       "Like the worked example, the cells below carry every value as it is written down (`keep = as_written`), "
+       "as you would with a calculator.")
+    setup = [f"X = {_literal(full.X)}", f"Y = {_literal(full.Y)}", "m = X.shape[1]", "A0 = X",
+             f"learning_rate = {chapter.learning_rate!r}"]
+    setup += [f"{k} = {opt.hyper[k]!r}" for k in opt.uses]
+    setup += [f"{p} = {_literal(start_hand[p])}" for p in net.parameter_names]
+    setup += [f"{s} = np.zeros_like({s[1:]})" for s in code.state_names()]
+    setup += ["keep = as_written"]
+    setup += [f"show({json.dumps(p)}, {p}, {code.decimals(p)})" for p in net.parameter_names]
+    py("\n".join(setup), 0)
+    py(code.step_function())
+
+    def cell(step: int, phase: str, node: str, lines: list[str], heading: str, updated: bool = False) -> None:
+        worked = lec.at(step, phase, node)
+        maths = "\n\n".join(f"$$\n{line_latex(ln)}\n$$" for ln in worked)
+        comments = []
+        for c in comments_of.get(step, ()):
+            if c.node == node and id(c) not in said and (c.kind == "author" or phase in ("backward", "update")):
+                said.add(id(c))
+                comments.append(c.text.replace("$", r"\$") if c.kind == "author" else c.text)
+        md(f"#### {heading}\n\n{maths}".rstrip() + ("\n\n" + "\n\n".join(comments) if comments else ""))
+        shows = []
+        for ln in worked:
+            q = ln.quantity.removesuffix(AFTER)
+            label = q + UPDATED if ln.quantity.endswith(AFTER) else q
+            shows.append(f"show({json.dumps(label)}, {q}, {code.decimals(q)})")
+        py("\n".join(lines + shows), step)
+
+    comments_of = {st.step: st.comments for st in model.steps}
+    said: set[int] = set()
+    at = 0  # the notebook's parameters are those after `at` updates
+    for st in model.steps:
+        step = st.step
+        if step > at:
+            md(f"## Steps {at} to {step - 1}\n\nThe same lines, one training step each, bring the parameters "
+               f"to step {step}.")
+            py(f"for t in range({at + 1}, {step + 1}):\n    training_step(t)")
+            at = step
+        full_step = st.kind == "worked"
+        md(f"## Step {step}" + ("" if full_step else ": the forward pass with the updated parameters")
+           + (f"\n\n{st.comparison}" if st.comparison else ""))
+        md(f"### {PHASE_TITLES['forward']}")
+        for node, lines in code.forward():
+            phase = "cost" if node == "cost" else "forward"
+            cell(step, phase, node, lines, "The cost" if node == "cost" else f"Node ${symbol(node)}$")
+        if not full_step:
+            continue
+        md(f"### {PHASE_TITLES['backward']}\n\nEach node multiplies the gradient it receives by its local gradient "
+           "and passes the product on.")
+        for node, lines in code.backward():
+            cell(step, "backward", node, lines, "From the cost" if node == "cost" else f"Node ${symbol(node)}$")
+        md(f"### {PHASE_TITLES['update']} ({model.network['optimizer_readable']})")
+        for node, lines in code.update():
+            uses_t = any(re.search(r"\bt\b", line) for line in lines)
+            cell(step, "update", node, ([f"t = {step + 1}  # the update number, counted from 1"] if uses_t else [])
+                 + lines, f"Parameter ${symbol(node)}$")
+        at = step + 1
+
+    if model.long_run:
+        run_ = model.long_run
+        first = full.at(int(full.steps[0])) if int(full.steps[0]) == 0 else None
+        if first is None:
+            raise TracerError(f"{chapter.name}: the notebook's long run starts from step 0, "
+                              "which the trace must record")
+        md(f"## The whole run: {run_['steps']} steps\n\nFrom the starting parameters again, every step with the "
+           "lines above, now carrying every digit (`keep = every_digit`): the cost at the steps the worked "
+           "example tabulates.")
+        restart = ["keep = every_digit"] + [f"{p} = {_literal(first[p])}" for p in net.parameter_names]
+        restart += [f"{s} = np.zeros_like({s[1:]})" for s in code.state_names()]
+        steps = [row["step"] for row in run_["table"]]
+        loop = (f"costs = [training_step(step + 1) for step in range({run_['steps']})]\n"
+                f"for step in {steps!r}:\n"
+                f"    print(f\"step {{step}}: cost = {{fixed(costs[step], {run_['decimals']})}}\")")
+        py("\n".join(restart) + "\n" + loop, 0, "full")
+        py("import matplotlib\nmatplotlib.use(\"Agg\")\nimport matplotlib.pyplot as plt\n\n"
+           "fig, ax = plt.subplots(figsize=(6, 3))\nax.plot(costs)\nax.set_xlabel(\"step\")\n"
+           "ax.set_ylabel(\"cost\")\nax.set_title(\"Learning curve\")\nfig.tight_layout()\nfig")
+    nb = nbf.new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+        "tracer": {"chapter": chapter.name}})
+    for i, c in enumerate(nb.cells, start=1):
+        c.id = f"cell-{i:03d}"
+    return nb
+
+
+def notebook_text(chapter: Chapter, trace: Trace, lec: Lecture | None = None) -> str:
+    """The notebook as .ipynb JSON text, byte-identical from run to run."""
+    import nbformat
+
+    return nbformat.writes(notebook(chapter, trace, lec)) + "\n"
+
+
