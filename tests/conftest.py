@@ -47,3 +47,9 @@ def needs(program: str, installed: bool | None = None) -> pytest.MarkDecorator:
     missing = shutil.which(program) is None if installed is None else not installed
     return pytest.mark.skipif(missing and not os.environ.get("CI"),
                               reason=f"{program} is not installed (.ci/run installs it)")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _verify_cache_in_a_temporary_folder(tmp_path_factory):
+    """SymPy's cached derivations and formula verdicts go to a folder of this session, not ~/.cache."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))

@@ -24,14 +24,14 @@ steps = 2
 """
 
 
-def plain(x: float) -> str:
-    return f"{x:g}"
+def plain(a: np.ndarray) -> list[str]:
+    return [f"{x:g}" for x in a.ravel()]
 
 
 def test_up_to_8_rows_and_columns_a_matrix_is_shown_whole():
     m = np.arange(64.0).reshape(8, 8)
     assert LIMIT == 8 and not abbreviated(m.shape) and not corner(m).cut
-    assert bracketed(m, plain) == "[" + ", ".join("[" + ", ".join(plain(x) for x in row) + "]" for row in m) + "]"
+    assert bracketed(m, plain) == "[" + ", ".join("[" + ", ".join(f"{x:g}" for x in row) + "]" for row in m) + "]"
 
 
 def test_past_8_only_the_cut_dimension_is_abbreviated_to_a_corner_and_the_shape():

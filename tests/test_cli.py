@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import tracer
 from tracer.cli import main
 
 
@@ -138,6 +139,20 @@ def test_verify_shows_progress_per_chapter_on_a_terminal_only(tty, monkeypatch, 
     assert main(["verify", "01-or-one-example", "02-or-batch"]) == 0
     progress = ["tracer verify [1/2] 01-or-one-example", "tracer verify [2/2] 02-or-batch"]
     assert stderr.text.splitlines() == (progress if tty else [])
+
+
+def test_trace_trains_up_to_the_asked_step_and_records_only_it(capsys, monkeypatch, trace_of):
+    from tracer.cli import step_report
+    from tracer.engine import train
+
+    calls = []
+    real = train.run
+    monkeypatch.setattr(train, "run", lambda chapter, **kw: calls.append(kw) or real(chapter, **kw))
+    assert main(["trace", "04-xor-hidden-layer", "--step", "30"]) == 0
+    assert calls[0]["steps"] == 31 and calls[0]["record"] == [30]
+    # The same numbers, printed the same, as from the chapter's own full run.
+    full = step_report(trace_of("04-xor-hidden-layer"), 30, tracer.load_chapter("04-xor-hidden-layer").display.decimals_of)
+    assert capsys.readouterr().out.strip() == full.strip()
 
 
 def test_a_saved_trace_prints_exactly_as_a_live_one(capsys, tmp_path):

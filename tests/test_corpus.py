@@ -257,7 +257,10 @@ def test_a_failing_pdflatex_leaves_the_output_folder_as_it_was(tmp_path, monkeyp
     status, _, err, _ = run_in(folder, "build case.toml -o out --format md,tex,pdf --templates tpl".split(),
                                monkeypatch, capsys)
     assert status == 2 and "pdflatex failed" in err and "Undefined control sequence" in err, err
-    assert listing(folder) == before
+    # Nothing half-written: the one new file is pdflatex's log, which the message names (issue 13).
+    assert "log: out/case.log" in err and "Undefined control sequence" in (folder / "out" / "case.log").read_text()
+    after = listing(folder)
+    assert {k: v for k, v in after.items() if k != "out/case.log"} == before
 
 
 def test_a_successful_build_replaces_only_its_own_files(tmp_path, monkeypatch, capsys):

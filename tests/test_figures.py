@@ -19,7 +19,7 @@ from tracer.rounding import format_number
 
 SVG = "{http://www.w3.org/2000/svg}"
 #: A number as format_number writes it: plain, or "2.3 × 10⁻⁴" (SVG) / "2.3 \times 10^{-4}" (LaTeX).
-SVG_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?: × 10[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)?")
+SVG_NUMBER = re.compile(r"[-\u2212]?\d+(?:\.\d+)?(?: × 10[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)?")
 TEX_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?: \\times 10\^\{-?\d+\})?")
 #: Indices of names in LaTeX (w_{12}, z^{[1](2)}), which are not numbers shown.
 TEX_INDEX = re.compile(r"_\{[^}]*\}|\^\{[(\[][^}]*\}")
@@ -44,10 +44,10 @@ def svg_numbers(svg: str) -> dict[tuple[str, str], list[str]]:
         if not ident[:2] in ("n:", "f:", "b:"):
             continue
         for text in group.iter(f"{SVG}text"):
-            if text.get("baseline-shift"):  # a subscript or superscript of a name (w₁, z⁽²⁾)
-                continue
+            # A subscript or superscript of a name (w₁, z⁽²⁾) is not a number shown.
+            shown = [text.text or ""] + [span.text or "" for span in text if span.get("class") not in ("sub", "sup")]
             role = roles.get((text.get("fill") or "").lower())
-            numbers = SVG_NUMBER.findall(text.text or "")
+            numbers = SVG_NUMBER.findall("".join(shown))
             if role and numbers:
                 found.setdefault((ident, role), []).extend(numbers)
     return found
@@ -83,6 +83,8 @@ def expected(chapter: tracer.Chapter, trace: tracer.Trace, step: int, quantity: 
     if key in ("A0", "Y") and np.all(np.mod(values[key], 1) == 0):
         decimals = 0  # data that is whole is written whole, as in the documents (x₁ = 0, y = 1)
     out = [format_number(x, decimals, style=style) for x in np.ravel(array)]
+    if style == "unicode":  # the SVG sets a minus sign as a minus sign, U+2212
+        out = [re.sub(r"^-", "\u2212", x) for x in out]
     return [s.replace(r" \times 10^{", " × 10^{") for s in out]
 
 
@@ -154,8 +156,8 @@ def test_vectorized_graph_after_one_update_shows_the_articles_exercise_answer(tr
     # "∂Cost/∂W = [-0.044, -0.035] and ∂Cost/∂b = [-0.031]" at the second step, cost 0.084.
     chapter, trace = chapter_and_trace(trace_of, "02-or-batch")
     found = svg_numbers(figures.graph_svg(figures.computational_graph(chapter, trace, 1, "layer")))
-    assert found[("n:W1", "bwd")] == ["-0.044", "-0.035"]
-    assert found[("n:b1", "bwd")] == ["-0.031"]
+    assert found[("n:W1", "bwd")] == ["\u22120.044", "\u22120.035"]  # minus signs, U+2212
+    assert found[("n:b1", "bwd")] == ["\u22120.031"]
     assert found[("n:cost", "fwd")] == ["0.084"]
 
 
@@ -173,8 +175,8 @@ def test_a_feature_cross_input_is_named_as_the_product(trace_of):
     chapter, trace = chapter_and_trace(trace_of, "03-xor-feature-cross")
     svg = figures.graph_svg(figures.computational_graph(chapter, trace, 0, "scalar"))
     node = next(g for g in ET.fromstring(svg).iter(f"{SVG}g") if g.get("id") == "n:A0_2_0")
-    text = "".join(t.text or "" for t in node.iter(f"{SVG}text"))
-    assert text.replace(" ", "") == "x3(1)=x1·x2"
+    text = "".join(node.itertext())
+    assert "".join(text.split()) == "x3(1)=x1·x2"
 
 
 # --------------------------------------------------------------------------- determinism
@@ -286,10 +288,14 @@ def test_document_figures_places_each_picture_once(trace_of, tmp_path, name, key
     chapter, trace = chapter_and_trace(trace_of, name)
     placed = figures.document_figures(chapter, trace, tmp_path, "md")
     assert set(placed) == keys
+    numbers = []
     for key, text in placed.items():
-        link = re.fullmatch(r"!\[[^\]]+\]\(([^)]+\.svg)\)", text)
+        # An image, then a visible caption line under it (alt text alone is invisible on GitHub).
+        link = re.fullmatch(r"!\[Figure (\d+): ([^\]]+)\]\(([^)]+\.svg)\)\n\n\*Figure \1\. \2\.\*", text)
         assert link, text
-        assert (tmp_path / link.group(1)).read_bytes().lstrip().startswith(b"<?xml")
+        numbers.append(int(link.group(1)))
+        assert (tmp_path / link.group(3)).read_bytes().lstrip().startswith(b"<?xml")
+    assert sorted(numbers) == list(range(1, len(placed) + 1))
 
 
 def test_worked_steps_come_from_the_document_section(trace_of):
@@ -330,3 +336,113 @@ def test_without_graphviz_the_documents_are_built_without_the_graphs(monkeypatch
     assert "-graph-" not in text and "-curve.svg" in text
     assert notes == ["graphs skipped: Graphviz's dot is not on the PATH (Debian: apt install graphviz); "
                      "the documents have the other figures"]
+
+
+# --------------------------------------------------------------------------- SVG text as a reader sees it
+
+
+@pytest.mark.parametrize("name, view", [
+    ("01-or-one-example", "scalar"), ("02-or-batch", "scalar"), ("02-or-batch", "layer"),
+    ("03-xor-feature-cross", "scalar"), ("04-xor-hidden-layer", "layer"), ("06-xor-relu-adam", "layer"),
+])
+def test_svg_sets_minus_signs_and_subscripts_as_a_typesetter_would(trace_of, name, view):
+    chapter, trace = chapter_and_trace(trace_of, name)
+    root = ET.fromstring(figures.graph_svg(figures.computational_graph(chapter, trace, 0, view)))
+    texts = list(root.iter(f"{SVG}text"))
+    assert texts
+    scripts = 0
+    for text in texts:
+        whole = "".join(text.itertext())
+        assert not re.search(r"-\d", whole), whole  # a minus sign is U+2212, never a hyphen
+        size = float(text.get("font-size"))
+        for span in text:
+            kind = span.get("class")
+            if kind in ("sub", "sup"):
+                scripts += 1
+                assert float(span.get("font-size")) < size, whole
+                dy = float(span.get("dy", "0"))
+                assert (dy > 0) if kind == "sub" else (dy < 0), whole  # moved off the baseline by dy
+            elif span.get("font-style") == "italic":  # a name: its index is never set beside it ("W1", "W 1")
+                assert not re.search(r"\d", span.text or ""), whole
+        assert text.get("baseline-shift") is None  # ignored by Firefox and GitHub's image view
+    assert scripts >= 3  # W₁, z₁, … are there as subscripts
+
+
+# --------------------------------------------------------------------------- a big network
+
+
+def digits_shaped_chapter() -> tracer.Chapter:
+    """A 64-32-10 network on 1,797 examples (the shape of the digits data set; the data is made up here)."""
+    rng = np.random.default_rng(0)
+    raw = {"title": "Digits-shaped", "data": {"X": rng.integers(0, 17, size=(1797, 64)).tolist(),
+                                              "Y": np.eye(10, dtype=int)[rng.integers(0, 10, 1797)].tolist()},
+           "network": {"layers": [{"units": 32, "activation": "relu"}, {"units": 10, "activation": "sigmoid"}]},
+           "init": {"seed": 1, "scheme": "xavier"},
+           "train": {"cost": "binary_cross_entropy", "learning_rate": 0.01, "steps": 1}}
+    return tracer.parse_chapter(raw, name="digits")
+
+
+def test_a_big_network_is_drawn_with_its_matrices_abbreviated():
+    chapter = digits_shaped_chapter()
+    trace = tracer.run(chapter)
+    graph = figures.computational_graph(chapter, trace, 0)
+    svg, tikz = figures.graph_svg(graph), figures.graph_tikz(graph)
+    assert len(svg) < 200_000 and len(tikz) < 50_000
+    text = "".join(ET.fromstring(svg).itertext())
+    for shape in ("64 × 1797", "32 × 64", "32 × 1797", "10 × 32", "10 × 1797"):
+        assert f"({shape}, corner shown)" in text
+    # The corner shown is the matrix's own top-left entries.
+    found = svg_numbers(svg)[("n:W1", "fwd")]
+    k = figures.CORNER
+    assert found[:k] == [format_number(x, 3).replace("-", "\u2212") for x in trace.at(0)["W1"][0, :k]]
+    assert r"\vdots" in tikz and r"\cdots" in tikz and r"\ddots" in tikz
+
+
+# --------------------------------------------------------------------------- the local-gradient view
+
+
+def test_the_local_view_writes_the_articles_local_gradients(trace_of):
+    # Seed 000, Part I: z = w₁x₁ + w₂x₂ + b with x = (0, 0), w = (0.1, 0.6): ∂z/∂w₁ = x₁ = 0,
+    # ∂z/∂x₂ = w₂ = 0.6, ∂z/∂b = 1; ŷ = σ(0): ∂ŷ/∂z = σ(0)(1 − σ(0)) = 0.25; L = ½(y − ŷ)²: ∂L/∂ŷ = ŷ − y = 0.5.
+    chapter, trace = chapter_and_trace(trace_of, "01-or-one-example")
+    graph = figures.computational_graph(chapter, trace, 0, local=True)
+    for found in (svg_numbers(figures.graph_svg(graph)), tikz_numbers(figures.graph_tikz(graph))):
+        assert found[("b:W1_0_0:Z1_0_0", "bwd")] == ["0"]
+        assert found[("b:A0_1_0:Z1_0_0", "bwd")] == ["0.600"]
+        assert found[("b:b1_0_0:Z1_0_0", "bwd")] == ["1"]
+        assert found[("b:Z1_0_0:A1_0_0", "bwd")] == ["0.250"]
+        assert found[("b:A1_0_0:cost", "bwd")] == ["0.500"]
+        assert not any(ident.startswith("b:Y") for ident, _ in found)  # the label gets no gradient
+    arrow = next(g for g in ET.fromstring(figures.graph_svg(graph)).iter(f"{SVG}g")
+                 if g.get("id") == "b:Z1_0_0:A1_0_0")
+    assert "".join("".join(arrow.itertext()).split()) == "∂ŷ/∂z=0.250"
+
+
+def test_the_local_view_of_a_layer_is_the_transpose_that_multiplies(trace_of):
+    # dW1 = dZ1·A0ᵀ: the local gradient on W1 → Z1 is A0ᵀ (here Xᵀ), and on A0 → Z1 it is W1ᵀ.
+    chapter, trace = chapter_and_trace(trace_of, "04-xor-hidden-layer")
+    found = svg_numbers(figures.graph_svg(figures.computational_graph(chapter, trace, 0, "layer", local=True)))
+    v = trace.at(0)
+    assert found[("b:W1:Z1", "bwd")] == [format_number(x, 0) for x in v["A0"].T.ravel()]
+    assert found[("b:Z1:A1", "bwd")] == [format_number(x, 3).replace("-", "\u2212") for x in v["dA1_dZ1"].ravel()]
+
+
+# --------------------------------------------------------------------------- the learning curve
+
+
+@pytest.mark.parametrize("name, last", [("02-or-batch", "0.0005"), ("04-xor-hidden-layer", "0.0009")])
+def test_the_curve_labels_its_last_point_as_the_table_and_the_article_print_it(trace_of, name, last):
+    chapter, trace = chapter_and_trace(trace_of, name)
+    text = "".join(ET.fromstring(figures.learning_curve(chapter, trace, "svg")).itertext())
+    assert f"step {len(trace.costs) - 1}: cost {last}" in text
+
+
+def test_a_cost_over_more_than_two_decades_gets_a_log_axis_and_the_linear_view_stays_available(trace_of):
+    chapter, trace = chapter_and_trace(trace_of, "04-xor-hidden-layer")
+    costs = np.asarray(trace.costs)
+    assert np.log10(costs.max() / costs.min()) > 2  # 0.129 down to 0.0009
+    auto = "".join(ET.fromstring(figures.learning_curve(chapter, trace, "svg")).itertext())
+    linear = "".join(ET.fromstring(figures.learning_curve(chapter, trace, "svg", "linear")).itertext())
+    assert "cost (log scale)" in auto and "0.001" in auto and "0.01" in auto
+    assert "log scale" not in linear
+    assert figures.curve_scale(np.array([0.5, 0.2, 0.1])) == "linear"

@@ -118,3 +118,22 @@ def test_claims_are_judged_without_eval(monkeypatch):
 def test_where_names_must_be_names():
     with pytest.raises(FormulaError, match="where"):
         check_claim("x == 1", {"__class__": "1"})
+
+
+def test_a_sign_slip_is_found_at_random_points_without_simplifying():
+    # d/dW of (y − σ(W·x))² is −2(y − ŷ)·ŷ(1 − ŷ)·x; the claim drops the minus sign.
+    from tracer.checks.formulas import _check_claim
+    result = _check_claim("diff((y - yhat)**2, W) == 2*(y - yhat)*yhat*(1 - yhat)*x",
+                          (("yhat", "1/(1 + exp(-W*x))"),))
+    assert not result.holds and result.factor == "-1" and result.method.startswith("differs at")
+    assert result.correct == "-(2*(y - yhat)*yhat*(1 - yhat)*x)"
+
+
+def test_a_claim_true_at_random_points_is_still_proved_by_sympy():
+    from tracer.checks.formulas import _check_claim
+    result = _check_claim("diff(s, x) == s*(1 - s)", (("s", "1/(1 + exp(-x))"),))
+    assert result.holds and result.method == "symbolic"
+    # True at the points but not everywhere would be a coincidence the proof catches; a claim false
+    # by a factor that is not a small fraction falls back to SymPy's simplification.
+    wrong = _check_claim("diff(x**3, x) == 3*x**2 + x - x**2", ())
+    assert not wrong.holds and wrong.correct == "3*x**2"

@@ -254,7 +254,7 @@ def test_user_text_with_latex_specials_is_escaped_and_still_compiles(tmp_path):
     tex = text_of(out, "test-chapter", "tex")
     escaped = (r"Costs \& gains: 100\% of x\_1 \#1 \{a\} \textasciitilde{}b\textasciicircum{}c "
                r"\textbackslash{}d \$5 \textless{}i\textgreater{}\textbar{}")
-    assert f"\\title{{{escaped}}}" in tex
+    assert f"{{\\LARGE {escaped}\\par}}" in tex  # the title block (a line that wraps, not \\title)
     assert escaped + r" ($\hat{y}$, $\alpha$, x\textsubscript{1}\textperiodcentered{}x\textsubscript{2})" in tex
     md = text_of(out, "test-chapter", "md")
     assert md.startswith(r"# Costs \& gains: 100% of x\_1 \#1 {a} \~b\^c \\d \$5 \<i\>\|" + "\n")
@@ -369,3 +369,14 @@ def test_the_cli_prints_the_files_it_wrote(tmp_path, capsys):
     status = main(["build", "01-or-one-example", "-o", str(tmp_path), "--format", "md"])
     assert status == 0
     assert capsys.readouterr().out.split() == [str(tmp_path / "01-or-one-example.md")]
+
+
+def test_a_long_sum_is_broken_over_rows_and_a_huge_one_abbreviated():
+    # ½·[(1 − 0.123456)² + …] over m examples: rows inside hand-sized brackets, a huge sum cut with ⋯.
+    term = lambda y, a: {"op": "square", "args": [{"op": "sub", "args": [y, a]}]}  # noqa: E731
+    cost = lambda m: {"op": "mul", "args": [{"op": "div", "args": ["1", str(2 * m)]},  # noqa: E731
+                                            {"op": "add", "args": [term("1", "0.123456") for _ in range(m)]}]}
+    assert render.typeset_lines(cost(2)) == render.typeset(cost(2))  # short: one line
+    assert r" \\ " in render.typeset_lines(cost(8))  # 16 numbers side by side: broken
+    huge = render.typeset_lines(cost(1797))
+    assert r"\cdots" in huge and len(huge) < 500  # the digits-shaped cost line stays small

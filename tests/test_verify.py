@@ -2,6 +2,8 @@
 
 import copy
 import json
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,12 +137,15 @@ def test_cli_json_has_one_entry_per_check(capsys):
 # --------------------------------------------------------------------------- a bug makes verify fail
 
 
+def _wrong_sigmoid_gradient(self, Z, A, out=None):
+    """σ(1 + σ) instead of σ(1 − σ): a planted bug."""
+    out = np.add(1.0, A, out=out)
+    out *= A
+    return out
+
+
 def test_a_planted_bug_makes_verify_exit_3(monkeypatch, capsys):
-    def wrong(self, Z, A, out=None):
-        out = np.add(1.0, A, out=out)
-        out *= A
-        return out
-    monkeypatch.setattr(Sigmoid, "local_gradient", wrong)
+    monkeypatch.setattr(Sigmoid, "local_gradient", _wrong_sigmoid_gradient)
     report = verify(tracer.load_chapter("01-or-one-example"))
     assert not report.ok and report.exit_status == 3
     for witness in ("local gradient", "oracle", "finite differences"):
@@ -180,3 +185,40 @@ def test_cli_bad_input_exits_2_without_a_traceback(tmp_path, capsys):
     assert main(["verify", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tracer: ") and "Traceback" not in err and "claim" in err
+
+
+# --------------------------------------------------------------------------- extreme chapters (issue 10, items 2-4)
+
+CORPUS = Path(__file__).parent / "corpus"
+
+
+def _verify_cleanly(name, capsys):
+    """`tracer verify` on tests/corpus/NAME.toml: its exit status and output, with no traceback and no warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status = main(["verify", str(CORPUS / f"{name}.toml")])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and not caught, (err, [str(w.message) for w in caught])
+    return status, out, err
+
+
+# Each chapter of tests/corpus/i11-*.toml runs through `tracer verify` in tests/test_corpus.py (exit
+# status, no traceback, no warning, "the project's numbers all agree"): ŷ exactly 0 or 1 under
+# cross-entropy, a ReLU output of 0, an identity output outside (0, 1), from_logits with z = 1e4, a
+# ReLU exactly at and 3e-7 below its kink, weights of 1e30, |z| about 1e4, and inputs of 1e308.
+
+
+def test_finite_differences_leave_out_what_straddles_a_kink():
+    # Z1[0] = -3e-7 for the first example: differences of W1, b1 and Z1 there cross z = 0.
+    trace = tracer.run(tracer.load_chapter(CORPUS / "i11-relu-near-kink.toml"))
+    from tracer.checks.symbolic import finite_difference_checks
+    checks = {c.quantity: c for c in finite_difference_checks(trace, steps=[0])}
+    assert all(c.ok for c in checks.values())
+    assert "left out" in checks["dZ1"].detail and "left out" in checks["dW1"].detail
+
+
+def test_a_real_bug_is_still_caught_on_an_extreme_chapter(monkeypatch, capsys):
+    # The leniency above (clips, kinks, round-off of a huge cost) must not hide a wrong derivative.
+    monkeypatch.setattr(Sigmoid, "local_gradient", _wrong_sigmoid_gradient)
+    status, out, _ = _verify_cleanly("i11-huge-z-sigmoid", capsys)
+    assert status == 3 and "DISAGREEMENT" in out

@@ -8,7 +8,7 @@ Only what is shown is cut: the trace, `--json` and `--full` keep every entry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -54,18 +54,21 @@ def shape_text(shape: tuple[int, ...], times: str = "×") -> str:
     return f" {times} ".join(str(n) for n in shape)
 
 
-def bracketed(value: Any, number: Callable[[float], str], full: bool = False, flat: bool = False) -> str:
-    """A matrix as nested lists in plain text, `[[a, b], [c, d]]`, each entry by `number`.
+def bracketed(value: Any, numbers: Callable[[np.ndarray], Sequence[str]], full: bool = False,
+              flat: bool = False) -> str:
+    """A matrix as nested lists in plain text, `[[a, b], [c, d]]`; `numbers` writes the entries
+    shown (a 2-D array, all at once) in row-major order.
 
     `flat`: a single row or column as one list `[a, b, c]`. An abbreviated matrix ends its cut rows
     and columns with "…" and is followed by its shape: `[[a, b, c, d, …], …] (64 × 1797)`.
     """
     array = np.asarray(value, dtype=float)
     if array.ndim == 0:
-        return number(float(array))
+        return numbers(array.reshape(1, 1))[0]
     vector = flat and (array.ndim < 2 or 1 in array.shape)
     c = corner(array.reshape(1, -1) if vector else array, full)
-    rows = [[number(x) for x in row] + ([MORE] if c.more_columns else []) for row in c.entries]
+    texts = iter(numbers(c.entries))
+    rows = [[next(texts) for _ in row] + ([MORE] if c.more_columns else []) for row in c.entries]
     if vector:
         text = "[" + ", ".join(rows[0]) + "]"
     else:

@@ -23,7 +23,7 @@ from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.output import staged
-from tracer.rounding import format_number
+from tracer.rounding import format_array, format_number
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -215,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--view", choices=("scalar", "layer"),
                    help="graph: one node per weight and example (scalar) or per matrix (layer); "
                         "default scalar for one example, layer for a batch")
+    p.add_argument("--local", action="store_true",
+                   help="graph: write on each backward arrow the local gradient ∂head/∂tail (∂z/∂w = x, "
+                        "∂ŷ/∂z = σ′(z), …), as the article annotates its graphs, instead of the gradient of the cost")
+    p.add_argument("--scale", choices=("auto", "log", "linear"), default="auto",
+                   help="curve: the cost axis; auto (default) is logarithmic when the cost spans more than two "
+                        "decades, linear (the article's view) otherwise")
     p.add_argument("--shaded", action="store_true", help="boundary: shade the two decision regions")
     p.add_argument("--carry", choices=("full", "rounded"), help="as for `tracer run`")
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
@@ -327,7 +333,10 @@ def _trace(args: argparse.Namespace) -> int:
         decimals = Display(**trace.meta.get("display", {})).decimals_of  # as the chapter showed it
     else:
         chapter = load_chapter(args.chapter)
-        trace, decimals = Traces(chapter, carry=args.carry).main, chapter.display.decimals_of
+        # Train up to the asked step and record only it (outside the run, the full run names the error).
+        through = args.step if 0 <= args.step < chapter.steps else None
+        traces = Traces(chapter, carry=args.carry, steps=[args.step] if through is not None else [], through=through)
+        trace, decimals = traces.main, chapter.display.decimals_of
     if args.json:
         print(json.dumps(trace.step_dict(args.step)))
         return 0
@@ -361,7 +370,7 @@ def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int], f
 
 def _matrix(value: Any, decimals: int, full: bool = False) -> str:
     """A value for the terminal: past abbreviation.LIMIT rows or columns, a corner and the shape."""
-    return bracketed(value, lambda x: format_number(x, decimals), full=full)
+    return bracketed(value, lambda rows: format_array(rows, decimals), full=full)
 
 
 # --------------------------------------------------------------------------- verify (issue 3)
@@ -484,7 +493,7 @@ def _figure(args: argparse.Namespace) -> int:
 
     chapter = load_chapter(args.chapter)
     path = write_figure(chapter, Traces(chapter, carry=args.carry).main, args.kind, args.output, step=args.step,
-                        view=args.view, shaded=args.shaded)
+                        view=args.view, shaded=args.shaded, local=args.local, scale=args.scale)
     print(path)
     return 0
 

@@ -50,19 +50,10 @@ def _quantize(d: Decimal, decimals: int, rounding: str) -> Decimal:
     return q.copy_abs() if q == 0 else q
 
 
-#: Smaller arrays are quicker entry by entry.
-_FEW = 8
-
-
 def round_array(values: np.ndarray, decimals: int) -> np.ndarray:
-    """Every entry of `values` rounded half-up to `decimals` places, as floats: exactly what
-    `round_half_up` gives entry by entry, in NumPy (hand mode rounds whole layers at every step)."""
-    array = np.asarray(values, dtype=float)
-    if array.size < _FEW or not 0 <= decimals <= 15:
-        flat = [float(round_half_up(v, decimals)) for v in array.ravel()]
-        return np.array(flat, dtype=float).reshape(array.shape)
-    with np.errstate(all="ignore"):  # an infinite entry stays as it is, quietly
-        return _round_places(array, np.full(array.shape, decimals))
+    """Every entry of `values` rounded half-up to `decimals` places, as floats."""
+    flat = [float(round_half_up(v, decimals)) for v in np.asarray(values, dtype=float).ravel()]
+    return np.array(flat, dtype=float).reshape(np.shape(values))
 
 
 def truncate(x: float, decimals: int) -> Decimal:
@@ -106,6 +97,11 @@ def format_number(x: float, decimals: int, style: str = "plain") -> str:
     rounded = round_half_up(x, decimals)
     if rounded != 0 or x == 0:
         return f"{rounded:.{decimals}f}"
+    return _small(x, style)
+
+
+def _small(x: float, style: str) -> str:
+    """A real value too small for the fixed decimals, in scientific notation (format_number's style)."""
     mantissa, exponent = f"{x:.{SMALL_SIGNIFICANT - 1}e}".split("e")
     power = int(exponent)
     if style == "latex":
@@ -202,3 +198,23 @@ def shown_array(values: np.ndarray, decimals: int, guard: int = 0) -> list[str]:
     return [f"{r:.{p}f}" if abs(r) >= SCIENTIFIC_BELOW or r == 0 else shown(x, decimals, int(p) - d0)
             for r, p, x, d0 in zip(rounded.tolist(), places.tolist(), a.tolist(),
                                    _shown_places(a, decimals).tolist())]
+
+
+def format_array(values: np.ndarray, decimals: int, style: str = "plain") -> list[str]:
+    """`format_number` of every entry (in row-major order), for whole arrays at once.
+
+    Entries are rounded together by `_round_places` (exact decimal arithmetic only near a tie); a
+    rounded float's digits at `decimals` places are exactly the rounded decimal's while it is under
+    2**40 units. Noise prints as zero and a real value that rounds to zero in scientific notation, as
+    format_number prints them; huge values and what is not finite go through `format_number` itself.
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    with np.errstate(all="ignore"):  # infinities are printed by format_number below
+        rounded = _round_places(x, np.full(x.shape, decimals, dtype=np.int64))
+        plain = (np.abs(x) * 10.0**decimals < 2.0**40) & ((rounded != 0) | (x == 0))  # a float's own decimals
+        small = (rounded == 0) & (np.abs(x) >= ZERO_FLOOR) & (np.abs(x) < 0.5)  # real, yet rounds to 0
+        noise = np.abs(x) < ZERO_FLOOR
+    spec, zero = f".{decimals}f", format(0.0, f".{decimals}f")
+    return [format(r, spec) if ok else zero if tiny else _small(v, style) if low else format_number(v, decimals, style)
+            for r, ok, low, tiny, v in zip(rounded.tolist(), plain.tolist(), small.tolist(), noise.tolist(),
+                                           x.tolist())]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import keyword
 import re
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -327,8 +328,27 @@ class ClaimResult:
 
 
 def check_claim(text: str, where: dict[str, str] | None = None) -> ClaimResult:
-    """Judge `LEFT == RIGHT` with SymPy; `where` defines names used in it (yhat = "1/(1 + exp(-z))")."""
-    return _check_claim(text, tuple((where or {}).items()))
+    """Judge `LEFT == RIGHT` with SymPy; `where` defines names used in it (yhat = "1/(1 + exp(-z))").
+
+    A verdict depends only on the claim, this code and SymPy's version, so it is kept in the verify
+    cache (tracer/checks/cache.py): SymPy judges each claim once per machine, not once per run."""
+    from tracer.checks import cache
+
+    items = tuple((where or {}).items())
+    key = [text, [list(item) for item in items], cache.source_of(__file__)]
+    return cache.cached("claim", key, lambda: _check_claim(text, items), dataclasses.asdict,
+                        lambda value: _claim_result(value, text))
+
+
+def _claim_result(value: Any, text: str) -> ClaimResult:
+    """A stored verdict, checked field by field (a damaged entry raises and is judged again)."""
+    names = [f.name for f in dataclasses.fields(ClaimResult)]
+    if not isinstance(value, dict) or sorted(value) != sorted(names) or value["claim"] != text:
+        raise ValueError("not a verdict")
+    for name in names:
+        if not isinstance(value[name], bool if name == "holds" else str):
+            raise TypeError(f"{name}: wrong type")
+    return ClaimResult(**value)
 
 
 @functools.lru_cache(maxsize=256)
@@ -344,31 +364,96 @@ def _check_claim(text: str, where_items: tuple[tuple[str, str], ...]) -> ClaimRe
                    for name, expr in where.items()]
     for _ in range(len(definitions)):
         left, right = left.subs(definitions), right.subs(definitions)
+    claimed = parse_claim(text, {})[1]
+    # At random points first: a claim false there needs no simplification to be judged, and one
+    # true there is usually proved by one simplify of the difference rather than three.
+    quick = _at_random_points(left, right, text)
+    if quick is not None:
+        equal, worked_left, worked_right, ratio = quick
+        if equal and sp.simplify(worked_left - worked_right) == 0:
+            return ClaimResult(text, True, "", "", "symbolic", as_written, "")
+        if not equal and ratio is not None:
+            factor, correct, correct_expr = _off_by(ratio, text, claimed)
+            correct_latex = f"{as_written.split(' = ', 1)[0]} = {sp.latex(correct_expr)}"
+            return ClaimResult(text, False, correct, factor, f"differs at {RANDOM_POINTS} random points",
+                               as_written, correct_latex)
     left, right = _work_out(left), _work_out(right)
     holds, method = _equal(left, right)
     if holds:
         return ClaimResult(text, True, "", "", method, as_written, "")
-    claimed = parse_claim(text, {})[1]
     ratio = sp.simplify(left / right) if right != 0 else sp.nan
     if ratio.is_number and ratio.is_finite and ratio != 0:
-        right_text = text.split("==", 1)[1].strip()
-        factor = str(ratio)
-        correct = f"-({right_text})" if ratio == -1 else f"{factor}*({right_text})"
-        correct_expr = sp.Mul(ratio, claimed, evaluate=False)
-        if ratio == -1 and right_text.startswith("-"):
-            try:  # "-(-x**2)" reads better as "x**2" when that is what it is
-                if sp.expand(parse_expression(right_text[1:], {}) + claimed) == 0:
-                    correct = right_text[1:].strip()
-                    correct_expr = parse_expression(correct, {})
-            except FormulaError:
-                pass
-        correct_expr = sp.Mul(ratio, claimed, evaluate=False)
+        factor, correct, correct_expr = _off_by(ratio, text, claimed)
     else:
         factor = ""
         correct_expr = _fold(sp.simplify(left), definitions)
         correct = str(correct_expr)
     correct_latex = f"{as_written.split(' = ', 1)[0]} = {sp.latex(correct_expr)}"
     return ClaimResult(text, False, correct, factor, method, as_written, correct_latex)
+
+
+#: How many random points a claim is evaluated at before SymPy simplifies it, and at what precision.
+RANDOM_POINTS = 4
+RANDOM_DIGITS = 30
+
+
+def _off_by(ratio: Any, text: str, claimed: Any) -> tuple[str, str, Any]:
+    """A claim whose right side is off by the constant `ratio`: (factor, correct text, correct SymPy)."""
+    import sympy as sp
+
+    right_text = text.split("==", 1)[1].strip()
+    factor = str(ratio)
+    correct = f"-({right_text})" if ratio == -1 else f"{factor}*({right_text})"
+    if ratio == -1 and right_text.startswith("-"):
+        try:  # "-(-x**2)" reads better as "x**2" when that is what it is
+            if sp.expand(parse_expression(right_text[1:], {}) + claimed) == 0:
+                correct = right_text[1:].strip()
+        except FormulaError:
+            pass
+    return factor, correct, sp.Mul(ratio, claimed, evaluate=False)
+
+
+def _at_random_points(left: Any, right: Any, text: str) -> tuple[bool, Any, Any, Any] | None:
+    """Both sides, derivatives carried out, at RANDOM_POINTS points (each name uniform in 0.15…0.85,
+    drawn from a generator seeded by the claim, so the verdict is the same every run).
+
+    Returns (equal at every point, left, right, the constant ratio left/right when it is the same
+    small fraction at every point, else None); None when the points cannot decide (sums, indices,
+    piecewise results, or a value that is not a finite real number)."""
+    import fractions
+    import random
+
+    import mpmath
+    import sympy as sp
+
+    worked_left, worked_right = left.doit().doit(), right.doit().doit()
+    both = sp.Tuple(worked_left, worked_right)
+    if both.has(sp.Sum, sp.Piecewise, sp.Derivative, sp.Indexed, sp.Integral):
+        return None
+    names = sorted(both.free_symbols, key=lambda s: s.name)
+    function = sp.lambdify(names, [worked_left, worked_right], modules="mpmath")
+    rng = random.Random(text)
+    equal, ratios = True, []
+    with mpmath.workdps(RANDOM_DIGITS):
+        for _ in range(RANDOM_POINTS):
+            point = [mpmath.mpf(rng.uniform(0.15, 0.85)) for _ in names]
+            try:
+                a, b = (mpmath.mpmathify(v) for v in function(*point))
+            except (ZeroDivisionError, ValueError, TypeError, OverflowError):
+                return None
+            if not all(isinstance(v, mpmath.mpf) and mpmath.isfinite(v) for v in (a, b)):
+                return None
+            scale = max(mpmath.mpf(1), abs(a), abs(b))
+            if abs(a - b) > mpmath.mpf(10) ** (10 - RANDOM_DIGITS) * scale:
+                equal = False
+            ratios.append(a / b if b != 0 else None)
+    if equal or any(r is None for r in ratios):
+        return equal, worked_left, worked_right, None
+    fraction = fractions.Fraction(float(ratios[0])).limit_denominator(12)
+    same = all(abs(r - mpmath.mpf(fraction.numerator) / fraction.denominator) <
+               mpmath.mpf(10) ** (10 - RANDOM_DIGITS) * max(1, abs(r)) for r in ratios)
+    return False, worked_left, worked_right, (sp.Rational(fraction.numerator, fraction.denominator)
+                                              if same and fraction != 0 else None)
 
 
 def _define(name: str, symbols: dict[str, Any]) -> Any:

@@ -20,7 +20,7 @@ inside functions: `tracer run` never pays for them.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -42,11 +42,13 @@ FD_ATOL = 1e-8
 #: One-sided differences of a smooth function differ by about h·|f''| (≈1e-6·|f''|); more than this
 #: means the forward pass has a kink there (ReLU at 0) and no derivative for differences to find.
 KINK = 1e-5
+#: Units of 2⁻⁵² of the cost that central differences may lose to round-off (see `_central`).
+FD_ROUNDOFF = 64
 #: Finite differences run two forward passes per gradient entry: only up to this many entries per step.
 FD_MAX_ENTRIES = 4000
 #: Digits mpmath works with in the whole-network oracle.
 DIGITS = 50
-#: The oracle builds the cost symbolically only for networks up to this size.
+#: The 50-digit oracle runs only for networks up to this size (mpmath is slow for more).
 ORACLE_MAX_PARAMETERS = 40
 ORACLE_MAX_EXAMPLES = 16
 
@@ -71,7 +73,6 @@ class _Derived:
     variables: tuple[Any, ...]  # (z,) for an activation; (y, yhat, m) or (y, z, m) for a cost
     derivative: Any  # as SymPy differentiated it
     textbook: Any  # the simplified form, as an expression of the same variables
-    numeric: Callable[..., np.ndarray]  # the derivative lambdified for NumPy
     ok: bool
 
 
@@ -79,12 +80,12 @@ def derivation(name: str) -> list[DerivationStep]:
     """The steps of differentiating `name`: an activation ("sigmoid", "relu", "tanh", "identity"), a cost
     ("squared_error", "sum_of_squares", "binary_cross_entropy", "binary_cross_entropy_from_logits"), or
     "binary_cross_entropy+sigmoid" (cross-entropy meeting a sigmoid: ŷ − y)."""
-    return list(_derive(name).steps)
+    return list(_record(name).steps)
 
 
 def derivation_ok(name: str) -> bool:
     """True when SymPy confirmed every step of `derivation(name)`."""
-    return _derive(name).ok
+    return _record(name).ok
 
 
 def derivative_expression(name: str) -> tuple[tuple[Any, ...], Any, Any]:
@@ -93,16 +94,164 @@ def derivative_expression(name: str) -> tuple[tuple[Any, ...], Any, Any]:
     return d.variables, d.derivative, d.textbook
 
 
-@functools.lru_cache(maxsize=None)
-def _derive(name: str) -> _Derived:
+def _parts(name: str) -> tuple[type, ...]:
+    """The node classes a derivation reads: one activation or cost, or a cost and an activation."""
     if name in ACTIVATIONS:
-        return _derive_activation(name)
+        return (ACTIVATIONS[name],)
     if name in COSTS:
-        return _derive_cost(name)
+        return (COSTS[name],)
     if name.count("+") == 1 and name.split("+")[0] in COSTS and name.split("+")[1] in ACTIVATIONS:
-        return _derive_composite(*name.split("+"))
+        cost, activation = name.split("+")
+        return COSTS[cost], ACTIVATIONS[activation]
     known = list(ACTIVATIONS) + list(COSTS) + ["binary_cross_entropy+sigmoid"]
     raise TracerError(f"no derivation named {name!r}; known: {', '.join(known)}")
+
+
+@functools.lru_cache(maxsize=None)
+def _derive(name: str) -> _Derived:
+    parts = _parts(name)
+    if len(parts) == 2:
+        return _derive_composite(*name.split("+"))
+    return _derive_activation(name) if name in ACTIVATIONS else _derive_cost(name)
+
+
+@dataclass(frozen=True)
+class _Record:
+    """What the verify cache keeps of a derivation: its steps and verdict, and the node's definition,
+    derivative and textbook form as expression trees (tracer/checks/expressions.py), or None where
+    an expression has no tree."""
+
+    steps: tuple[DerivationStep, ...]
+    ok: bool
+    variables: tuple[str, ...]
+    trees: dict[str, Any] | None  # "value", "derivative", "textbook"
+
+
+@functools.lru_cache(maxsize=None)
+def _record(name: str) -> _Record:
+    """The derivation of `name`, from the verify cache when this code and these definitions were
+    derived before with this SymPy (deriving takes SymPy a second; reading the entry, nothing)."""
+    import inspect
+
+    from tracer.checks import cache, expressions
+
+    def compute() -> _Record:
+        d = _derive(name)
+        variables = tuple(v.name for v in d.variables)
+        try:
+            trees = {"value": expressions.tree(_definition(name)), "derivative": expressions.tree(d.derivative),
+                     "textbook": expressions.tree(d.textbook)}
+        except expressions.NoTree:
+            trees = None
+        return _Record(tuple(d.steps), d.ok, variables, trees)
+
+    def encode(r: _Record) -> dict[str, Any]:
+        return {"steps": [[s.label, s.latex, s.checked] for s in r.steps], "ok": r.ok,
+                "variables": list(r.variables), "trees": r.trees}
+
+    def decode(value: Any) -> _Record:
+        steps = tuple(DerivationStep(*(_text(x) for x in step)) for step in value["steps"])
+        variables = tuple(_text(v) for v in value["variables"])
+        trees = value["trees"]
+        if not steps or len({len(step) for step in value["steps"]} - {3}) or not isinstance(value["ok"], bool):
+            raise ValueError("not a derivation")
+        if trees is not None:
+            if sorted(trees) != ["derivative", "textbook", "value"]:
+                raise ValueError("not a derivation")
+            for t in trees.values():
+                expressions.check(t, list(variables))
+        return _Record(steps, value["ok"], variables, trees)
+
+    # The node classes live in graph.py: its source stands for their definitions.
+    key = [name, cache.source_of(__file__, expressions.__file__, *{inspect.getfile(c) for c in _parts(name)})]
+    return cache.cached("derivation", key, compute, encode, decode)
+
+
+def _definition(name: str) -> Any:
+    """What `name` computes, in the variables of its derivation: f(z), or the cost's scale · loss."""
+    variables, _, pieces = _differentiate(name)
+    if "composed" in pieces:
+        return pieces["composed"]
+    return pieces["f"] if name in ACTIVATIONS else pieces["scale"] * pieces["loss"]
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not text")
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def _differentiate(name: str) -> tuple[tuple[Any, ...], Any, dict[str, Any]]:
+    """(variables, SymPy's derivative of the definition, the pieces it was built from), without the
+    simplifications a derivation goes on to (those take SymPy a while; the derivative does not)."""
+    import sympy as sp
+
+    parts = _parts(name)
+    if parts[0] in ACTIVATIONS.values():
+        z = _symbols()["z"]
+        f = parts[0]().definition(z)
+        return (z,), sp.diff(f, z), {"f": f}
+    y, v, m, scale, loss = _cost_parts(parts[0].name)
+    pieces = {"y": y, "v": v, "m": m, "scale": scale, "loss": loss}
+    if len(parts) == 1:
+        return (y, v, m), sp.diff(scale * loss, v), pieces
+    z = _symbols()["z"]
+    f = parts[1]().definition(z)
+    composed = (scale * loss).subs(v, f)
+    return (y, z, m), sp.diff(composed, z), {**pieces, "z": z, "f": f, "composed": composed}
+
+
+def _for_numpy(variables: tuple[Any, ...], expr: Any) -> Callable[..., Any]:
+    """`expr` as a NumPy function. NumPy's own namespace is passed in: lambdify's "numpy" module
+    runs `from numpy import *`, which loads numpy.f2py and friends (half a second)."""
+    import sympy as sp
+    from sympy.printing.numpy import NumPyPrinter
+
+    printer = NumPyPrinter({"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True,
+                            "user_functions": {}})
+    return sp.lambdify(variables, expr, modules=[np], printer=printer)
+
+
+@functools.lru_cache(maxsize=None)
+def _numeric(name: str) -> Callable[..., np.ndarray]:
+    """SymPy's derivative of `name` for NumPy; where it is not finite (e^z overflowing in a quotient
+    that is finite), the textbook form, which SymPy proved equal to it, fills in."""
+    raw, textbook = _functions(name, "numpy")[1:]
+
+    def evaluate(*args: Any) -> np.ndarray:
+        shape = np.broadcast(*args).shape
+        with np.errstate(all="ignore"):
+            value = np.array(np.broadcast_to(np.asarray(raw(*args), dtype=float), shape))
+            bad = ~np.isfinite(value)
+            if bad.any():
+                value[bad] = np.broadcast_to(np.asarray(textbook(*args), dtype=float), shape)[bad]
+        return value
+    return evaluate
+
+
+@functools.lru_cache(maxsize=None)
+def _functions(name: str, kind: str) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """(definition, derivative, textbook form) of `name` as NumPy or mpmath functions: from the cached
+    expression trees when there are some (no SymPy needed), else lambdified by SymPy (the textbook
+    form only when first called: it takes the whole derivation)."""
+    from tracer.checks import expressions
+
+    record = _record(name)
+    if record.trees is not None:
+        build = expressions.numpy_function if kind == "numpy" else expressions.mpmath_function
+        return tuple(build(record.trees[k], list(record.variables))  # type: ignore[return-value]
+                     for k in ("value", "derivative", "textbook"))
+    import sympy as sp
+
+    variables, derivative, _ = _differentiate(name)
+    make = _for_numpy if kind == "numpy" else (lambda v, e: sp.lambdify(v, e, modules="mpmath"))
+
+    @functools.lru_cache(maxsize=1)
+    def textbook_function() -> Callable[..., Any]:
+        return make(variables, _derive(name).textbook)
+    return (make(variables, _definition(name)), make(variables, derivative),
+            lambda *args: textbook_function()(*args))
 
 
 def _symbols() -> dict[str, Any]:
@@ -127,11 +276,9 @@ def _equal(a: Any, b: Any) -> bool:
 def _derive_activation(name: str) -> _Derived:
     import sympy as sp
 
-    z = _symbols()["z"]
-    cls = ACTIVATIONS[name]
-    f = cls().definition(z)
-    d = sp.diff(f, z)
-    lhs = _lhs(cls.formula)  # \sigma(z)
+    (z,), d, pieces = _differentiate(name)
+    f = pieces["f"]
+    lhs = _lhs(ACTIVATIONS[name].formula)  # \sigma(z)
     fname = lhs[:-3] if lhs.endswith("(z)") else lhs
     dl = rf"\frac{{d{fname}}}{{dz}}" if not fname.startswith(r"\operatorname") else rf"{fname}'(z)"
     steps = [DerivationStep("definition", f"{lhs} = {sp.latex(f)}", "the node's definition"),
@@ -140,8 +287,7 @@ def _derive_activation(name: str) -> _Derived:
     ok = _equal(d, textbook)
     steps.append(DerivationStep("simplified", f"{dl} = {shown}",
                                 "SymPy: simplify(derivative − simplified) = 0" if ok else "NOT EQUAL"))
-    numeric = _lambdify_numpy((z,), d)
-    return _Derived(steps, (z,), d, textbook, numeric, ok)
+    return _Derived(steps, (z,), d, textbook, ok)
 
 
 def _in_terms_of_itself(f: Any, d: Any, z: Any, lhs: str) -> tuple[Any, str]:
@@ -204,8 +350,8 @@ def _cost_definition_latex(name: str, scale: Any, loss: Any, y: Any, variable: A
 def _derive_cost(name: str) -> _Derived:
     import sympy as sp
 
-    y, v, m, scale, loss = _cost_parts(name)
-    d = sp.diff(scale * loss, v)
+    (y, v, m), d, pieces = _differentiate(name)
+    scale, loss = pieces["scale"], pieces["loss"]
     wrt = r"\hat{y}_i" if v.name == "yhat" else "z_i"
     dl = rf"\frac{{\partial \mathrm{{Cost}}}}{{\partial {wrt}}}"
     steps = [DerivationStep("definition", _cost_definition_latex(name, scale, loss, y, v), "the node's definition"),
@@ -218,20 +364,16 @@ def _derive_cost(name: str) -> _Derived:
     ok = _equal(d, textbook)
     steps.append(DerivationStep("simplified", f"{dl} = {shown}",
                                 "SymPy: simplify(derivative − simplified) = 0" if ok else "NOT EQUAL"))
-    return _Derived(steps, (y, v, m), d, textbook, _lambdify_numpy((y, v, m), d), ok)
+    return _Derived(steps, (y, v, m), d, textbook, ok)
 
 
 def _derive_composite(cost: str, activation: str) -> _Derived:
     """A cost of ŷ = f(z), differentiated with respect to z (cross-entropy meeting a sigmoid: ŷ − y)."""
     import sympy as sp
 
-    y, v, m, scale, loss = _cost_parts(cost)
-    z = _symbols()["z"]
-    act = ACTIVATIONS[activation]
-    f = act().definition(z)
-    composed = (scale * loss).subs(v, f)
-    d = sp.diff(composed, z)
-    lhs = _lhs(act.formula)
+    (y, z, m), d, pieces = _differentiate(f"{cost}+{activation}")
+    v, scale, loss, f, composed = (pieces[k] for k in ("v", "scale", "loss", "f", "composed"))
+    lhs = _lhs(ACTIVATIONS[activation].formula)
     dl = r"\frac{\partial \mathrm{Cost}}{\partial z_i}"
     steps = [DerivationStep("definition", _cost_definition_latex(cost, scale, loss, y, v) + rf", \quad \hat{{y}} = {lhs}",
                             "the cost's and the activation's definitions"),
@@ -241,7 +383,7 @@ def _derive_composite(cost: str, activation: str) -> _Derived:
     ok = _equal(d, textbook)
     steps.append(DerivationStep("simplified", f"{dl} = {shown}",
                                 "SymPy: simplify(derivative − simplified) = 0" if ok else "NOT EQUAL"))
-    return _Derived(steps, (y, z, m), d, textbook, _lambdify_numpy((y, z, m), d), ok)
+    return _Derived(steps, (y, z, m), d, textbook, ok)
 
 
 def _with_prediction(d: Any, z: Any, y: Any, f: Any = None) -> tuple[Any, str]:
@@ -295,17 +437,6 @@ def _fraction_latex(expr: Any) -> str:
     return rf"\frac{{{numerator}}}{{{sp.latex(sp.Mul(*factors, evaluate=False))}}}"
 
 
-def _lambdify_numpy(variables: tuple[Any, ...], expr: Any) -> Callable[..., np.ndarray]:
-    import sympy as sp
-
-    fn = sp.lambdify(variables, expr, modules="numpy")
-
-    def evaluate(*args: Any) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return np.broadcast_to(np.asarray(fn(*args), dtype=float), np.broadcast(*args).shape)
-    return evaluate
-
-
 # --------------------------------------------------------------------------- comparisons
 
 
@@ -328,18 +459,24 @@ class Comparison:
 
 
 def _compare(witness: str, quantity: str, node: str, expected: np.ndarray, computed: np.ndarray,
-             steps: np.ndarray, rtol: float, atol: float, what: str, detail: str = "") -> Comparison:
-    """Compare arrays with a leading step axis; report the first wrong entry, or the worst one."""
+             steps: np.ndarray, rtol: float, atol: float, what: str, detail: str = "",
+             slack: np.ndarray | None = None) -> Comparison:
+    """Compare arrays with a leading step axis; report the first wrong entry, or the worst one.
+
+    `slack`, per entry, is the witness's own error bound where it can be larger than the tolerance
+    (finite differences of a cost of 10⁸ lose digits to round-off)."""
     expected = np.asarray(expected, dtype=float)
     computed = np.asarray(computed, dtype=float)
     scale = max(1.0, float(np.nanmax(np.abs(expected)))) if expected.size and not np.isnan(expected).all() else 1.0
     floor = atol * scale
-    skip = np.isnan(expected)  # a witness with nothing to say there (finite differences at a kink)
+    skip = np.isnan(expected)  # a witness with nothing to say there (a kink, or beyond its precision)
     error = np.where(skip, 0.0, np.abs(computed - expected))
     bound = rtol * np.abs(np.where(skip, 0.0, expected)) + floor
+    if slack is not None:
+        bound = bound + np.where(skip, 0.0, slack)
     bad = ~(error <= bound)  # NaN in the trace counts as bad
     if skip.any():
-        detail += f" ({int(skip.sum())} entries at a kink left out)"
+        detail += f" ({int(skip.sum())} entries left out: at a kink or a clip, or beyond the witness's reach)"
     if bad.any():
         flat = int(np.argmax(bad.reshape(-1)))
         ok = False
@@ -391,14 +528,15 @@ def local_gradient_checks(trace: Any) -> list[Comparison]:
     out: list[Comparison] = []
     cost = cost_named(meta["cost"], meta["from_logits"])
     into = f"Z{L}" if cost.from_logits else f"A{L}"
-    grad = _derive(cost.name).numeric(Y, arrays[into], m)
+    prediction = np.clip(arrays[into], *cost.clip) if cost.clip else arrays[into]  # as the cost node sees it
+    grad = _numeric(cost.name)(Y, prediction, m)
     out.append(_compare("local gradient", f"d{into}", "cost", grad, arrays[f"d{into}"], steps, RTOL, ATOL, what,
                         f"∂cost/∂{into} = SymPy's derivative of the {cost.name} definition"))
     values = {"A0": A0}
     for l in range(L, 0, -1):
         name = meta["layers"][l - 1]["activation"]
         local = f"dA{l}_dZ{l}"
-        expected = _derive(name).numeric(arrays[f"Z{l}"])
+        expected = _numeric(name)(arrays[f"Z{l}"])
         out.append(_compare("local gradient", local, f"A{l}", expected, arrays[local], steps, RTOL, ATOL, what,
                             f"∂A{l}/∂Z{l} = SymPy's derivative of the {name} definition at Z{l}"))
     for l in range(L, 0, -1):
@@ -445,152 +583,171 @@ def oracle_fits(trace: Any) -> bool:
 
 
 @dataclass
-class _Model:
-    """The network's cost as SymPy expressions, lambdified for mpmath: one function per entry point."""
+class _Exact:
+    """A node's definition and SymPy's derivative of it, lambdified for mpmath.
 
-    activations: list[Callable[[Any], Any]]  # mpmath f(z) per layer
-    entries: list[tuple[str, int, Callable[..., Any], list[tuple[str, tuple[int, int]]]]] = field(default_factory=list)
-    cost: Callable[..., Any] | None = None  # cost from A0 (values check)
+    `derivatives` holds the derivative as SymPy differentiated it and the textbook form SymPy proved
+    equal to it: where one cannot be evaluated (1 − σ(z) is exactly 0 at 50 digits when z = 10⁴, and
+    the raw derivative divides by it), the other is.
+    """
 
-
-def _param_symbols(shapes: dict[str, tuple[int, int]]) -> dict[str, Any]:
-    import sympy as sp
-
-    return {p: sp.Matrix(r, c, lambda j, k, p=p: sp.Symbol(f"{p}_{j}_{k}", real=True)) for p, (r, c) in shapes.items()}
+    value: Callable[..., Any]
+    derivatives: tuple[Callable[..., Any], ...]
 
 
-@functools.lru_cache(maxsize=None)
-def _model(layers: tuple[tuple[int, str], ...], cost_name: str, from_logits: bool, bias: bool, n0: int,
-           m: int) -> _Model:
-    import sympy as sp
+def _exact(name: str) -> _Exact:
+    value, derivative, textbook = _functions(name, "mpmath")
+    return _Exact(value, (derivative, textbook))
 
-    L = len(layers)
-    units = [n0] + [u for u, _ in layers]
-    shapes = {}
-    for l in range(1, L + 1):
-        shapes[f"W{l}"] = (units[l], units[l - 1])
-        if bias:
-            shapes[f"b{l}"] = (units[l], 1)
-    P = _param_symbols(shapes)
-    param_args = [s for p in shapes for s in P[p]]
-    Ysym = sp.Matrix(units[L], m, lambda j, k: sp.Symbol(f"y_{j}_{k}", real=True))
-    y_args = list(Ysym)
-    acts = [ACTIVATIONS[a]() for _, a in layers]
-    cost = cost_named(cost_name, from_logits)
-    scale, _ = cost.definition(sp.Symbol("y"), sp.Symbol("v"), sp.Integer(m))
 
-    def per_example(last: Any) -> list[Any]:
-        """The cost's terms, one per example: only the k-th depends on the k-th column of any node."""
-        return [scale * sp.Add(*[cost.definition(Ysym[j, k], last[j, k], sp.Integer(m))[1] for j in range(units[L])])
-                for k in range(m)]
+#: Digits the oracle may go up to when 50 are not enough to evaluate a definition (log(1 − σ(z))
+#: for z of a few thousand needs about 0.43·z digits); beyond that the entry is left out.
+MAX_DIGITS = 5000
 
-    def cost_from(kind: str, l: int, start: Any) -> list[Any]:
-        A = start if kind == "A" else start.applyfunc(acts[l - 1].definition)
-        Z = None if kind == "A" else start
-        for k in range(l + 1, L + 1):
-            Z = P[f"W{k}"] * A
-            if bias:
-                Z = Z + P[f"b{k}"] * sp.ones(1, m)
-            A = Z.applyfunc(acts[k - 1].definition)
-        return per_example(Z if from_logits else A)
 
-    model = _Model([sp.lambdify(sp.Symbol("z"), a.definition(sp.Symbol("z")), modules="mpmath") for a in acts])
-    entry_points = [("A", l) for l in range(0, L + (0 if from_logits else 1))] + [("Z", l) for l in range(1, L + 1)]
-    for kind, l in entry_points:
-        node = sp.Matrix(units[l], m, lambda j, k: sp.Symbol(f"{kind}{l}_{j}_{k}", real=True))
-        terms = cost_from(kind, l, node)
-        targets: list[tuple[str, tuple[int, int], Any]] = []
-        grads: list[Any] = []
-        for j in range(units[l]):
-            for k in range(m):
-                targets.append((f"d{kind}{l}", (j, k), node[j, k]))
-                grads.append(sp.diff(terms[k], node[j, k]))
-        if kind == "A" and l < L:
-            for p in (f"W{l + 1}", f"b{l + 1}") if bias else (f"W{l + 1}",):
-                r, c = shapes[p]
-                for j in range(r):
-                    for k in range(c):
-                        targets.append((f"d{p}", (j, k), P[p][j, k]))
-                        grads.append(sp.Add(*[sp.diff(t, P[p][j, k]) for t in terms]))
-        fn = sp.lambdify(list(node) + param_args + y_args, grads, modules="mpmath", cse=True)
-        model.entries.append((kind, l, fn, [(q, ix) for q, ix, _ in targets]))
-        if kind == "A" and l == 0:
-            model.cost = sp.lambdify(list(node) + param_args + y_args, sp.Add(*terms), modules="mpmath", cse=True)
-    return model
+def _evaluate(functions: tuple[Callable[..., Any], ...], *args: Any) -> Any:
+    """The first finite real value any of `functions` gives at `args`, at DIGITS digits or, failing
+    that, at as many as the arguments' size asks (up to MAX_DIGITS); None when none does."""
+    import mpmath
+
+    if any(a is None for a in args):
+        return None
+    size = max((abs(a) for a in args if isinstance(a, mpmath.mpf)), default=mpmath.mpf(0))
+    for digits in (DIGITS, min(MAX_DIGITS, DIGITS + int(size * mpmath.mpf("0.4343")) + 10)):
+        with mpmath.workdps(digits):
+            for fn in functions:
+                try:
+                    result = fn(*args)
+                except (ZeroDivisionError, ValueError, TypeError, OverflowError):
+                    continue
+                if isinstance(result, (int, mpmath.mpf)) and mpmath.isfinite(result):
+                    return +result
+        if digits >= MAX_DIGITS:
+            break
+    return None
+
+
+def _same_side(exact: Any, computed: float, kinks: tuple[float, ...]) -> bool:
+    """Are the exact and the float value on the same side of every kink (neither exactly on one)?"""
+    return all((exact > k) == (computed > k) and (exact < k) == (computed < k) for k in kinks)
 
 
 def oracle_checks(trace: Any, steps: list[int] | None = None) -> list[Comparison]:
-    """Every node value and gradient at the chosen steps against SymPy's whole-network cost, at 50 digits."""
+    """Every node value and gradient at the chosen steps, recomputed at 50 digits.
+
+    The forward pass runs each node's definition with mpmath; the backward pass multiplies SymPy's
+    derivative of each node's definition (never the engine's local gradients) by what reaches it, as
+    the chain rule says, all at 50 digits. Where an activation has a kink (ReLU at 0) and the exact
+    and the float value of z fall on different sides of it, the derivative is taken on the float's
+    side: at a kink the derivative is a convention, and the value check of z judges z itself.
+    """
     import mpmath
 
     meta = trace.meta
     L = len(meta["layers"])
-    layers = tuple((int(x["units"]), str(x["activation"])) for x in meta["layers"])
-    n0, m = trace.X.shape[0], int(meta["batch_size"])
-    model = _model(layers, meta["cost"], bool(meta["from_logits"]), bool(meta["bias"]), n0, m)
+    acts = [ACTIVATIONS[str(x["activation"])]() for x in meta["layers"]]
+    cost = cost_named(meta["cost"], bool(meta["from_logits"]))
+    exact_acts = [_exact(a.name) for a in acts]
+    exact_cost = _exact(cost.name)
+    m = int(meta["batch_size"])
     steps = chosen_steps(trace) if steps is None else steps
-    found: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+    found: Found = {}
+    nan = float("nan")
+
+    def to_float(x: Any) -> float:
+        return nan if x is None else float(x)
+
+    def table(values: list[list[Any]]) -> np.ndarray:
+        return np.array([[to_float(x) for x in row] for row in values])
+
     with mpmath.workdps(DIGITS):
+        M = mpmath.mpf(m)
         for step in steps:
             v = trace.at(step)
-            mp = lambda a: [mpmath.mpf(float(x)) for x in np.asarray(a, dtype=float).ravel()]  # noqa: E731
-            params = [x for p in trace.parameter_names for x in mp(v[p])]
-            ys = mp(v["Y"])
-            # The oracle's own forward pass, at 50 digits, for the values and for the entry points.
-            exact: dict[str, list[list[Any]]] = {"A0": _rows(mp(v["A0"]), n0, m)}
-            A = exact["A0"]
+            mp = lambda a: [[mpmath.mpf(float(x)) for x in row] for row in np.asarray(a, dtype=float)]  # noqa: E731
+            W = {l: mp(v[f"W{l}"]) for l in range(1, L + 1)}
+            b = {l: mp(v[f"b{l}"]) if meta["bias"] else None for l in range(1, L + 1)}
+            Y = mp(v["Y"])
+            A = {0: mp(v["A0"])}
+            Z: dict[int, list[list[Any]]] = {}
             for l in range(1, L + 1):
-                W = _rows(mp(v[f"W{l}"]), *v[f"W{l}"].shape)
-                b = _rows(mp(v[f"b{l}"]), *v[f"b{l}"].shape) if meta["bias"] else None
-                Z = [[mpmath.fsum(W[j][q] * A[q][k] for q in range(len(A))) + (b[j][0] if b else 0)
-                      for k in range(m)] for j in range(len(W))]
-                A = [[model.activations[l - 1](z) for z in row] for row in Z]
-                exact[f"Z{l}"], exact[f"A{l}"] = Z, A
-            for name in [q for l in range(1, L + 1) for q in (f"Z{l}", f"A{l}")]:
-                _keep(found, name, step, _floats(exact[name]), v[name])
-            cost = model.cost(*[x for row in exact["A0"] for x in row], *params, *ys)
-            _keep(found, "cost", step, np.array(float(cost)), np.array(v["cost"]))
-            for kind, l, fn, targets in model.entries:
-                start = [x for row in exact[f"{kind}{l}"] for x in row]
-                grads = fn(*start, *params, *ys)
-                by_quantity: dict[str, list[tuple[tuple[int, int], Any]]] = {}
-                for (q, ix), g in zip(targets, grads):
-                    by_quantity.setdefault(q, []).append((ix, g))
-                for q, entries in by_quantity.items():
-                    expected = np.zeros(v[q].shape)
-                    for ix, g in entries:
-                        expected[ix] = float(g)
-                    _keep(found, q, step, expected, v[q])
+                Z[l] = _affine(W[l], A[l - 1], b[l])
+                A[l] = [[_evaluate((exact_acts[l - 1].value,), z) for z in row] for row in Z[l]]
+                _keep(found, f"Z{l}", step, table(Z[l]), v[f"Z{l}"])
+                _keep(found, f"A{l}", step, table(A[l]), v[f"A{l}"])
+            last = Z[L] if cost.from_logits else A[L]
+            if cost.clip:
+                low, high = (mpmath.mpf(c) for c in cost.clip)
+                last = [[None if x is None else min(max(x, low), high) for x in row] for row in last]
+            terms = [_evaluate((exact_cost.value,), y, x, M) for yr, xr in zip(Y, last) for y, x in zip(yr, xr)]
+            total = None if any(t is None for t in terms) else mpmath.fsum(terms)
+            _keep(found, "cost", step, np.array(to_float(total)), np.array(v["cost"]))
+            upstream = [[_evaluate(exact_cost.derivatives, y, x, M) for y, x in zip(yr, xr)] for yr, xr in zip(Y, last)]
+            _keep(found, f"dZ{L}" if cost.from_logits else f"dA{L}", step, table(upstream),
+                  v[f"dZ{L}" if cost.from_logits else f"dA{L}"])
+            for l in range(L, 0, -1):
+                if l < L or not cost.from_logits:
+                    kinks = acts[l - 1].kinks
+                    local = [[_evaluate(exact_acts[l - 1].derivatives,
+                                        z if _same_side(z, zf, kinks) else mpmath.mpf(zf))
+                              for z, zf in zip(row, frow)] for row, frow in zip(Z[l], np.asarray(v[f"Z{l}"]))]
+                    upstream = [[None if g is None or d is None else g * d for g, d in zip(grow, drow)]
+                                for grow, drow in zip(upstream, local)]
+                    _keep(found, f"dZ{l}", step, table(upstream), v[f"dZ{l}"])
+                dZ = upstream
+                _keep(found, f"dW{l}", step, table(_matmul(dZ, _transpose(A[l - 1]))), v[f"dW{l}"])
+                if meta["bias"]:
+                    _keep(found, f"db{l}", step, table([[_sum(row)] for row in dZ]), v[f"db{l}"])
+                upstream = _matmul(_transpose(W[l]), dZ)
+                _keep(found, f"dA{l - 1}", step, table(upstream), v[f"dA{l - 1}"])
     what = "steps " + ", ".join(map(str, steps))
     order = [(f"{k}{l}", f"{k}{l}") for l in range(1, L + 1) for k in ("Z", "A")] + [("cost", "cost")]
     order += _backward_order(L, meta["from_logits"], meta["bias"])
     return _comparisons("oracle", order, found, RTOL, ATOL, what,
-                        f"SymPy's whole-network cost, differentiated, evaluated by mpmath at {DIGITS} digits")
+                        f"forward and backward pass at {DIGITS} digits (mpmath), each node's derivative by SymPy "
+                        "from its definition")
 
 
-def _rows(flat: list[Any], r: int, c: int) -> list[list[Any]]:
-    return [flat[j * c:(j + 1) * c] for j in range(r)]
+def _sum(values: list[Any]) -> Any:
+    import mpmath
+
+    return None if any(x is None for x in values) else mpmath.fsum(values)
 
 
-def _floats(rows: list[list[Any]]) -> np.ndarray:
-    return np.array([[float(x) for x in row] for row in rows])
+def _matmul(a: list[list[Any]], b: list[list[Any]]) -> list[list[Any]]:
+    return [[_sum([a[i][q] * b[q][k] if a[i][q] is not None and b[q][k] is not None else None
+                   for q in range(len(b))]) for k in range(len(b[0]))] for i in range(len(a))]
 
 
-def _keep(found: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]], quantity: str, step: int,
-          expected: np.ndarray, computed: np.ndarray) -> None:
-    found.setdefault(quantity, {})[step] = (np.asarray(expected, dtype=float), np.asarray(computed, dtype=float))
+def _transpose(a: list[list[Any]]) -> list[list[Any]]:
+    return [list(col) for col in zip(*a)]
 
 
-def _comparisons(witness: str, order: list[tuple[str, str]], found: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]],
+def _affine(W: list[list[Any]], A: list[list[Any]], b: list[list[Any]] | None) -> list[list[Any]]:
+    Z = _matmul(W, A)
+    return Z if b is None else [[None if z is None else z + b[j][0] for z in row] for j, row in enumerate(Z)]
+
+
+Found = dict[str, dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]]
+
+
+def _keep(found: Found, quantity: str, step: int, expected: np.ndarray, computed: np.ndarray,
+          slack: np.ndarray | None = None) -> None:
+    expected = np.asarray(expected, dtype=float)
+    found.setdefault(quantity, {})[step] = (expected, np.asarray(computed, dtype=float),
+                                            np.zeros(expected.shape) if slack is None else slack)
+
+
+def _comparisons(witness: str, order: list[tuple[str, str]], found: Found,
                  rtol: float, atol: float, what: str, detail: str) -> list[Comparison]:
     out = []
     for quantity, node in order:
         if quantity not in found:
             continue
         steps = sorted(found[quantity])
-        expected = np.stack([found[quantity][s][0] for s in steps])
-        computed = np.stack([found[quantity][s][1] for s in steps])
-        out.append(_compare(witness, quantity, node, expected, computed, np.array(steps), rtol, atol, what, detail))
+        expected, computed, slack = (np.stack([found[quantity][s][i] for s in steps]) for i in range(3))
+        out.append(_compare(witness, quantity, node, expected, computed, np.array(steps), rtol, atol, what, detail,
+                            slack))
     return out
 
 
@@ -604,7 +761,7 @@ def finite_difference_checks(trace: Any, steps: list[int] | None = None) -> list
     net = Network.named([(int(x["units"]), x["activation"]) for x in meta["layers"]], meta["cost"],
                         bool(meta["from_logits"]), bool(meta["bias"]))
     steps = chosen_steps(trace) if steps is None else steps
-    found: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+    found: Found = {}
     with np.errstate(all="ignore"):
         for step in steps:
             v = trace.at(step)
@@ -612,54 +769,84 @@ def finite_difference_checks(trace: Any, steps: list[int] | None = None) -> list
             values = {"A0": np.array(v["A0"], dtype=float)}
             for l in range(1, L + 1):
                 values[f"Z{l}"], values[f"A{l}"] = np.array(v[f"Z{l}"]), np.array(v[f"A{l}"])
+            clipped = _clipped_examples(net, values)
             for quantity, node in _backward_order(L, meta["from_logits"], meta["bias"]):
                 target = quantity[1:]
                 if target in params:
+                    blocked = np.full(params[target].shape, clipped.any())
                     base = params[target]
                     f = lambda: _cost_from(net, params, "A", 0, values["A0"], v["Y"])  # noqa: E731
                 else:
                     base = values[target].copy()
                     values[target] = base
+                    blocked = np.broadcast_to(clipped, base.shape)
                     kind, l = target[0], int(target[1:])
                     f = lambda kind=kind, l=l, base=base: _cost_from(net, params, kind, l, base, v["Y"])  # noqa: E731
-                _keep(found, quantity, step, _central(f, base), v[quantity])
+                grad, bound = _central(f, base, blocked)
+                _keep(found, quantity, step, grad, v[quantity], bound)
     what = "steps " + ", ".join(map(str, steps))
     return _comparisons("finite differences", _backward_order(L, meta["from_logits"], meta["bias"]), found,
                         FD_RTOL, FD_ATOL, what,
                         f"central differences of the forward pass, h = {FD_STEP:g}·max(1, |x|)")
 
 
-def _central(f: Callable[[], float], x: np.ndarray) -> np.ndarray:
-    """∂f/∂x entry by entry, changing x in place and putting it back.
+def _central(f: Callable[[], tuple[float, bytes]], x: np.ndarray,
+             blocked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """∂f/∂x entry by entry, changing x in place and putting it back; and each entry's error bound.
 
-    Where the one-sided differences disagree (a kink, as ReLU's at 0) the function has no derivative
-    to approximate: that entry is NaN, and the comparison leaves it out.
+    Where x ± h puts some node on another side of a kink (ReLU's 0) than x does, or the one-sided
+    differences disagree, the function has no derivative there for differences to find: that entry
+    is NaN, and the comparison leaves it out; so are the `blocked` entries. The bound is the round-off of differencing a
+    cost of that size: a few units of 2⁻⁵² of the largest cost seen, over h.
     """
     grad = np.zeros_like(x)
-    f0 = f()
+    bound = np.zeros_like(x)
+    f0, branches = f()
     for ix in np.ndindex(x.shape):
+        if blocked[ix]:
+            grad[ix] = np.nan
+            continue
         old = x[ix]
         h = FD_STEP * max(1.0, abs(old))
         x[ix] = old + h
-        up = f()
+        up, up_branches = f()
         x[ix] = old - h
-        down = f()
+        down, down_branches = f()
         x[ix] = old
         forward, backward = (up - f0) / h, (f0 - down) / h
-        kink = abs(forward - backward) > KINK * max(1.0, abs(forward), abs(backward))
+        kink = up_branches != branches or down_branches != branches or \
+            abs(forward - backward) > KINK * max(1.0, abs(forward), abs(backward))
         grad[ix] = np.nan if kink else (up - down) / (2 * h)
-    return grad
+        bound[ix] = FD_ROUNDOFF * np.finfo(float).eps * max(abs(f0), abs(up), abs(down)) / h
+    return grad, bound
 
 
 def _cost_from(net: Network, params: dict[str, np.ndarray], kind: str, l: int, start: np.ndarray,
-               Y: np.ndarray) -> float:
-    """The cost computed forward from node A_l or Z_l (with the engine's forward nodes only)."""
+               Y: np.ndarray) -> tuple[float, bytes]:
+    """The cost computed forward from node A_l or Z_l (with the engine's forward nodes only), and on
+    which side of every kink each node's value lies."""
     layers = net.layers
+    sides = []
     if kind == "Z":
         Z, A = start, layers[l - 1].activation.forward(start)
+        sides += [np.sign(Z - k).tobytes() for k in layers[l - 1].activation.kinks]
     else:
         Z, A = None, start
     for layer in layers[l:]:
         Z = layer.linear.forward(params[layer.W], params.get(layer.b), A)
         A = layer.activation.forward(Z)
-    return net.cost.forward(Y, A, Z)
+        sides += [np.sign(Z - k).tobytes() for k in layer.activation.kinks]
+    return net.cost.forward(Y, A, Z), b"".join(sides)
+
+
+def _clipped_examples(net: Network, values: dict[str, np.ndarray]) -> np.ndarray:
+    """Which examples have a prediction the cost node clips (ŷ beyond [1e-15, 1 − 1e-15]).
+
+    There the cost uses the clip's value, flat in ŷ, while the gradient is taken at the clip's edge:
+    no difference of the cost can find it, so finite differences leave out whatever reaches such ŷ.
+    """
+    last = values[net.layers[-1].A]
+    if not net.cost.clip:
+        return np.zeros(last.shape[1], dtype=bool)
+    low, high = net.cost.clip
+    return ((last < low) | (last > high)).any(axis=0)

@@ -10,6 +10,7 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -91,6 +92,10 @@ def _build_all(jobs: list["_Job"], env: jinja2.Environment, progress: Callable[[
         # first. Forked workers start with this process's imports; results are taken in chapter order.
         # Workers ignore Ctrl-C (so do the dot processes they start): this process stops them.
         context = multiprocessing.get_context("fork")
+        if any(job.figures for job in jobs):  # imported once here rather than once in every worker
+            from tracer.documents.figures import preload_plotting
+
+            preload_plotting()
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
         try:
             longest_first = sorted(jobs, key=lambda job: -job.chapter.steps)
@@ -190,30 +195,101 @@ def _pdflatex_available(note: Callable[[str], None] | None) -> bool:
     return False
 
 
-def compile_pdf(tex: Path, note: Callable[[str], None] | None = None) -> Path | None:
-    """Compile `tex` with pdflatex into a PDF beside it; None (and a one-line note) without pdflatex.
+#: Engines tried, in order, for text pdflatex cannot set (they read UTF-8 natively, with OpenType fonts).
+UNICODE_ENGINES = ("xelatex", "lualatex")
 
-    Compiled in a temporary folder (aux and log files stay out of the build folder) from the .tex's
-    folder, so relative figure paths resolve; SOURCE_DATE_EPOCH makes the PDF reproducible.
-    A LaTeX error raises TemplateError with the first error lines of the log.
+
+def compile_pdf(tex: Path, note: Callable[[str], None] | None = None, log: Path | None = None) -> Path | None:
+    """Compile `tex` into a PDF beside it; None (and a one-line note) without pdflatex.
+
+    pdflatex first; when it stops on characters it cannot set (a script beyond Latin), xelatex or
+    lualatex if one is installed and works. Compiled in a temporary folder under a safe name (so a
+    file named `-x.tex` or `a%b#c.tex` compiles) from the .tex's folder, so relative figure paths
+    resolve; SOURCE_DATE_EPOCH makes the PDF reproducible. On failure the log is kept beside the
+    .tex as `<name>.log` and a TemplateError names it with the first error lines. `log`, when given,
+    receives the log of a successful compile too (the tests read it for overfull boxes).
     """
     tex = Path(tex)
     if not _pdflatex_available(note):
         return None
     source = location(tex)  # the staged copy during a command, with its figures beside it
-    env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
     # During a command the aux files go inside its staging folder, which a Ctrl-C removes.
     with tempfile.TemporaryDirectory(prefix="tracer-pdf-", dir=source.parent if source != tex else None) as tmp:
-        cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
-               f"-output-directory={tmp}", tex.name]
+        copy = Path(tmp, "document.tex")
+        copy.write_bytes(source.read_bytes())
+        ok, log_text = _latex("pdflatex", copy, source.parent)
+        unset = _unset_characters(log_text)
+        engine, tried = "pdflatex", []
+        if not ok and unset:
+            for other in UNICODE_ENGINES:
+                if shutil.which(other):
+                    ok, other_log = _latex(other, copy, source.parent)
+                    if "not loadable" in other_log:  # installed without its fonts (lualatex without luaotfload)
+                        continue
+                    tried.append(other)
+                    ok = ok and not _missing_glyphs(other_log)
+                    if ok:
+                        break
+                    engine, log_text = other, other_log
+        if ok:
+            if log is not None:
+                write_atomic(log, log_text)
+            return write_atomic(tex.with_suffix(".pdf"), copy.with_suffix(".pdf").read_bytes())
+    log = _keep(log or tex.with_suffix(".log"), log_text)
+    missing = unset or _unset_characters(log_text)
+    if missing:
+        shown = ", ".join(f"{ch} (U+{ord(ch):04X})" for ch in missing)
+        if tried:
+            raise TemplateError(f"{tex}: pdflatex cannot set {shown}, and {' or '.join(tried)} found no font with "
+                                "them; give the document one (a preamble.tex.j2 of your own with \\setmainfont{…}), "
+                                f"or take them out of the chapter; log: {log}")
+        raise TemplateError(f"{tex}: pdflatex cannot set {shown}; install xelatex (Debian: texlive-xetex) and a "
+                            f"font with these characters, or take them out of the chapter; log: {log}")
+    errors = re.findall(r"(?m)(?:^|(?<=\]))(! .*|l\.\d+.*)$", log_text)[:4]  # "[3]! Unable to read…" too
+    raise TemplateError(f"{tex}: {engine} failed: {' | '.join(errors) or 'no error line'}; log: {log}")
+
+
+def _keep(path: Path, text: str) -> Path:
+    """Write a failed compile's log where the reader will look, now: not staged, since a failed
+    command discards what it staged, and this file is what explains the failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def _latex(engine: str, source: Path, folder: Path) -> tuple[bool, str]:
+    """Run `engine` on `source` (output beside it) from `folder`, where the figures are: (succeeded, log text).
+
+    `source` is named relative to `folder` when it is inside it, so no path with spaces or specials
+    (the build folder's) reaches TeX's command line.
+    """
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
+    name = os.path.relpath(source, folder) if source.is_relative_to(folder) else str(source)
+    # No -halt-on-error: the log then names every character pdflatex cannot set, not just the first.
+    cmd = [engine, "-interaction=nonstopmode", "-no-shell-escape",
+           f"-output-directory={os.path.dirname(name) or '.'}", name]
+    log = source.with_suffix(".log")
+    for _ in range(2):  # a second pass when the first one asks for it (figure numbers in references)
         try:
-            done = subprocess.run(cmd, cwd=source.parent, env=env, capture_output=True, timeout=120)
+            done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, timeout=120)
         except subprocess.TimeoutExpired:
-            raise TemplateError(f"{tex}: pdflatex did not finish within 120 s") from None
-        log = Path(tmp, tex.with_suffix(".log").name)
-        log_text = log.read_text(encoding="latin-1") if log.exists() else done.stdout.decode("latin-1")
-        pdf = Path(tmp, tex.with_suffix(".pdf").name)
-        if done.returncode != 0 or not pdf.exists() or "\n! " in log_text:
-            errors = [line for line in log_text.splitlines() if line.startswith(("! ", "l."))][:4]
-            raise TemplateError(f"{tex}: pdflatex failed: {' | '.join(errors) or 'see its log'}")
-        return write_atomic(tex.with_suffix(".pdf"), pdf.read_bytes())
+            return False, f"! {engine} did not finish within 120 s\n"
+        text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else done.stdout.decode("utf-8", "replace")
+        ok = done.returncode == 0 and source.with_suffix(".pdf").exists() and "\n! " not in text
+        if not ok or "Rerun to get cross-references right" not in text:
+            break
+    return ok, text
+
+
+def _unset_characters(log_text: str) -> list[str]:
+    """The characters pdflatex's log says it cannot set ("Unicode character ש (U+05E9) not set up")."""
+    return list(dict.fromkeys(chr(int(c, 16)) for c in re.findall(r"Unicode character [^(]*\(U\+([0-9A-F]{4,6})\)",
+                                                                   log_text)))
+
+
+def _missing_glyphs(log_text: str) -> list[str]:
+    """The characters xelatex's or lualatex's log says its font lacks."""
+    return list(dict.fromkeys(re.findall(r"Missing character: There is no (.)", log_text)))

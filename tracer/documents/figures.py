@@ -32,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from tracer.engine.chapter import Chapter, append_crosses
-from tracer.engine.graph import ACTIVATIONS
+from tracer.documents.model import ABBREVIATE_PAST, CORNER
+from tracer.engine.chapter import Chapter, append_crosses, document_spec
+from tracer.engine.graph import ACTIVATIONS, local_name
 from tracer.engine.trace import Trace
 from tracer.engine.train import build_network
 from tracer.errors import TracerError
@@ -98,10 +99,39 @@ class Num:
 
 @dataclass(frozen=True, eq=False)
 class Mat:
-    """A matrix from the trace, each entry shown by format_number."""
+    """A matrix from the trace, each entry shown by format_number; a big one by its corner (see `corner`)."""
 
     value: np.ndarray
     decimals: int
+
+    def entries(self) -> tuple[list[list[float | str]], bool]:
+        """(rows of entries to show, with "⋯" "⋮" "⋱" where rows or columns are left out; whether any are)."""
+        return corner(np.atleast_2d(self.value))
+
+
+#: A matrix with more rows or columns than this is shown by its top-left CORNER × CORNER entries, the
+#: graph saying so: the documents' rule (document model), so a graph and its text abbreviate alike.
+MAX_SHOWN = ABBREVIATE_PAST
+
+
+def corner(value: np.ndarray, limit: int = MAX_SHOWN, keep: int = CORNER) -> tuple[list[list[float | str]], bool]:
+    """A matrix's entries as shown: all of them up to `limit` rows and columns; past that its top-left
+    `keep` × `keep` corner, "⋯" for the columns left out, "⋮" for the rows and "⋱" for both.
+    Returns (rows, abbreviated)."""
+    n_rows, n_cols = value.shape
+    rows = range(n_rows) if n_rows <= limit else range(keep)
+    cols = range(n_cols) if n_cols <= limit else range(keep)
+    out: list[list[float | str]] = [[float(value[i, j]) for j in cols] + (["⋯"] if n_cols > limit else [])
+                                    for i in rows]
+    if n_rows > limit:
+        out.append(["⋮"] * len(cols) + (["⋱"] if n_cols > limit else []))
+    return out, n_rows > limit or n_cols > limit
+
+
+def shape_text(value: np.ndarray) -> str:
+    """"64 × 1797": rows × columns, shown under an abbreviated matrix."""
+    n_rows, n_cols = np.atleast_2d(value).shape
+    return f"{n_rows} × {n_cols}"
 
 
 Item = str | Sym | Grad | Num | Mat
@@ -142,13 +172,20 @@ def _html_item(item: Item) -> str:
         return f"∂{_html_item(item.of)}/∂{_html_item(item.wrt)}"
     if isinstance(item, Num):
         return html.escape(format_number(item.value, item.decimals, style="unicode"))
-    rows = np.atleast_2d(item.value)
-    side = f'<TD ROWSPAN="{rows.shape[0]}" SIDES="{{}}" BORDER="1" WIDTH="3"></TD>'
+    rows, abbreviated = item.entries()
+    side = f'<TD ROWSPAN="{len(rows)}" SIDES="{{}}" BORDER="1" WIDTH="3"></TD>'
     cells = ["<TR>" + (side.format("LTB") if i == 0 else "")
-             + "".join(f'<TD ALIGN="RIGHT">{html.escape(format_number(x, item.decimals, "unicode"))}</TD>'
+             + "".join(f'<TD ALIGN="{"CENTER" if isinstance(x, str) else "RIGHT"}">{html.escape(_entry(x, item))}</TD>'
                        for x in row)
              + (side.format("RTB") if i == 0 else "") + "</TR>" for i, row in enumerate(rows)]
+    if abbreviated:  # the whole matrix's size, under its corner
+        cells.append(f'<TR><TD COLSPAN="{len(rows[0]) + 2}"><FONT POINT-SIZE="8">'
+                     f'({html.escape(shape_text(item.value))}, corner shown)</FONT></TD></TR>')
     return '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0">' + "".join(cells) + "</TABLE>"
+
+
+def _entry(x: float | str, item: Mat, style: str = "unicode") -> str:
+    return x if isinstance(x, str) else format_number(x, item.decimals, style=style)
 
 
 def html_label(lines: list[Line]) -> str:
@@ -188,9 +225,14 @@ def _latex_item(item: Item) -> str:
         return rf"\partial {_latex_item(item.of)}/\partial {_latex_item(item.wrt)}"
     if isinstance(item, Num):
         return format_number(item.value, item.decimals, style="latex")
-    rows = np.atleast_2d(item.value)
-    body = r" \\ ".join(" & ".join(format_number(x, item.decimals, style="latex") for x in row) for row in rows)
-    return r"\begin{bmatrix}" + body + r"\end{bmatrix}"
+    rows, abbreviated = item.entries()
+    dots = {"⋯": r"\cdots", "⋮": r"\vdots", "⋱": r"\ddots"}
+    body = r" \\ ".join(" & ".join(dots.get(x, x) if isinstance(x, str) else _entry(x, item, "latex") for x in row)
+                         for row in rows)
+    matrix = r"\begin{bmatrix}" + body + r"\end{bmatrix}"
+    if abbreviated:
+        matrix = r"\underset{\text{\tiny (" + shape_text(item.value).replace("×", r"$\times$") + r", corner shown)}}{" + matrix + "}"
+    return matrix
 
 
 def latex_label(lines: list[Line]) -> str:
@@ -229,9 +271,16 @@ class Graph:
     edges: list[tuple[str, str]] = field(default_factory=list)
     #: Arrows laid out head first, so that their tail lands right of the head in a row (b1 right of Z1).
     flipped: set[tuple[str, str]] = field(default_factory=set)
+    #: The local-gradient view (`--local`): ∂head/∂tail on each arrow, as the article annotates its graphs.
+    local: dict[tuple[str, str], Num | Mat] | None = None
 
     def add(self, node: Node) -> None:
         self.nodes[node.id] = node
+
+    def abbreviated(self) -> bool:
+        """Whether some matrix on the graph is shown by its corner (a big network)."""
+        values = [v for n in self.nodes.values() for v in (n.value, n.gradient)] + list((self.local or {}).values())
+        return any(isinstance(v, Mat) and v.entries()[1] for v in values)
 
     def fan_out(self, node_id: str) -> int:
         return sum(1 for tail, _ in self.edges if tail == node_id)
@@ -262,6 +311,22 @@ class Graph:
         backward = _named(Grad(self.cost, tail.sym), tail.gradient, "bwd") if tail.gradient is not None else []
         return [Line((tail.value,), "fwd")], backward
 
+    def arrow(self, tail_id: str, head_id: str) -> tuple[list[Line], list[Line] | None]:
+        """(forward label, backward label or None for no backward arrow) of the arrow tail → head.
+
+        The backward arrow carries the gradient of the cost that flows back, or in the local view the
+        local gradient ∂head/∂tail that the chain rule multiplies it by.
+        """
+        tail, head = self.nodes[tail_id], self.nodes[head_id]
+        labels = self.edge_lines(tail)
+        forward, backward = labels if labels else ([], [])
+        if self.local is not None:
+            value = self.local.get((tail_id, head_id))
+            return forward, (_named(Grad(head.sym, tail.sym), value, "bwd") if value is not None else None)
+        if backward or (tail.gradient is not None and self.fan_out(tail_id) == 1):
+            return forward, backward
+        return forward, None
+
 
 def _named(name: Sym | Grad, value: Num | Mat, role: str) -> list[Line]:
     """'name = value' on one line; a matrix goes under its name, which keeps the label narrow."""
@@ -275,13 +340,51 @@ def default_view(trace: Trace) -> str:
     return "scalar" if int(trace.meta["batch_size"]) == 1 else "layer"
 
 
-def computational_graph(chapter: Chapter, trace: Trace, step: int, view: str | None = None) -> Graph:
-    """The graph of `chapter` at recorded `step`, in the "scalar" or "layer" view."""
+def computational_graph(chapter: Chapter, trace: Trace, step: int, view: str | None = None,
+                        local: bool = False) -> Graph:
+    """The graph of `chapter` at recorded `step`, in the "scalar" or "layer" view.
+
+    `local=True` writes on each backward arrow the local gradient ∂head/∂tail (∂z/∂w = x, ∂ŷ/∂z = σ′(z),
+    …) instead of the gradient of the cost that flows back.
+    """
     view = view or default_view(trace)
     if view not in VIEWS:
         raise TracerError(f"view {view!r}: expected one of {', '.join(VIEWS)}")
     values = trace.at(step)
-    return (_scalar_graph if view == "scalar" else _layer_graph)(chapter, trace, values)
+    graph = (_scalar_graph if view == "scalar" else _layer_graph)(chapter, trace, values)
+    if local:
+        graph.local = local_gradients(chapter, graph, values)
+    return graph
+
+
+def local_gradients(chapter: Chapter, graph: Graph, v: dict[str, Any]) -> dict[tuple[str, str], Num | Mat]:
+    """∂head/∂tail for each arrow, read from the trace: a linear node's are the other input's value
+    (∂z/∂w = a, ∂z/∂a = w; in the layer view A_prevᵀ and Wᵀ, as dW = dZ·A_prevᵀ and dA_prev = Wᵀ·dZ)
+    and 1 for a bias; an activation's is its recorded local gradient; the cost's is its gradient.
+    Data going into the cost (the labels) gets none."""
+    out: dict[tuple[str, str], Num | Mat] = {}
+    for tail_id, head_id in graph.edges:
+        tail_name, *ti = tail_id.split("_")
+        head_name, *hi = head_id.split("_")
+        index = lambda name, *idx: (Num(float(v[name][tuple(int(i) for i in idx)]), _places(chapter, name, v[name]))  # noqa: E731
+                                    if idx else Mat(np.asarray(v[name], dtype=float), _places(chapter, name, v[name])))
+        if head_name.startswith("Z"):
+            layer = head_name[1:]
+            if tail_name.startswith("b"):
+                out[(tail_id, head_id)] = Num(1.0, 0)
+            elif tail_name.startswith("W"):  # ∂z_i/∂w_ik = a_k of the example; ∂Z/∂W = A_prevᵀ
+                prev = f"A{int(layer) - 1}"
+                out[(tail_id, head_id)] = (index(prev, ti[1], hi[1]) if ti else
+                                           Mat(np.asarray(v[prev], dtype=float).T, _places(chapter, prev, v[prev])))
+            else:  # an input of the layer: ∂z_i/∂a_k = w_ik; ∂Z/∂A_prev = Wᵀ
+                weights = f"W{layer}"
+                out[(tail_id, head_id)] = (index(weights, hi[0], ti[0]) if ti else
+                                           Mat(np.asarray(v[weights], dtype=float).T, _places(chapter, weights)))
+        elif head_name.startswith("A"):
+            out[(tail_id, head_id)] = index(local_name(head_name, tail_name), *ti)
+        elif head_name == "cost" and tail_name != "Y":
+            out[(tail_id, head_id)] = index("d" + tail_name, *ti)
+    return out
 
 
 #: Data written as whole numbers when it is whole, as the documents write it (the article's x₁ = 0, y = 1).
@@ -403,6 +506,10 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
 
 # --------------------------------------------------------------------------- Graphviz and TikZ
 
+#: Every graph runs top to bottom, forward: both views, every chapter (down the page, where a layer
+#: view's matrices have room; left to right they shrink a graph to an unreadable strip).
+RANKDIR = "TB"
+
 SHAPES = {"input": "box", "target": "box", "parameter": "box", "linear": "circle", "activation": "circle",
           "cost": "ellipse"}
 
@@ -412,9 +519,8 @@ def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
     import graphviz
 
     dot = graphviz.Digraph("computational_graph")
-    # The layer view's matrices are wide: it runs top to bottom so they stack down the page.
     node_size, label_size = sizes
-    dot.attr(rankdir="TB" if graph.view == "layer" else "LR", nodesep="0.15", ranksep="0.35",
+    dot.attr(rankdir=RANKDIR, nodesep="0.15", ranksep="0.35",
              fontname=FONT, fontsize=str(label_size), bgcolor="white", pad="0.05", newrank="true")
     dot.attr("node", fontname=FONT, fontsize=str(node_size), margin="0.04,0.02", height="0.3", width="0.3")
     dot.attr("edge", fontname=FONT, fontsize=str(label_size), arrowsize="0.6")
@@ -432,14 +538,12 @@ def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
                     for node in nodes:
                         _dot_node(line, graph, node)
     for tail_id, head_id in graph.edges:
-        tail = graph.nodes[tail_id]
-        labels = graph.edge_lines(tail)
-        forward, backward = labels if labels else ([], [])
+        forward, backward = graph.arrow(tail_id, head_id)
         flip = (tail_id, head_id) in graph.flipped
         ends = (head_id, tail_id) if flip else (tail_id, head_id)
         dot.edge(*ends, html_label(forward) if forward else None, id=f"f:{tail_id}:{head_id}",
                  color=FORWARD, fontcolor=FORWARD, dir="back" if flip else "forward")
-        if backward or (tail.gradient is not None and graph.fan_out(tail_id) == 1):
+        if backward is not None:
             # Laid out tail → head like the forward arrow, so the layout keeps its direction; drawn back.
             dot.edge(*ends, html_label(backward) if backward else None, id=f"b:{tail_id}:{head_id}",
                      dir="forward" if flip else "back", style="dashed", color=BACKWARD, fontcolor=BACKWARD)
@@ -472,8 +576,170 @@ def _run_dot(graph: Graph, fmt: str, sizes: tuple[int, int] = SVG_SIZES) -> str:
 
 
 def graph_svg(graph: Graph) -> str:
-    """The graph as SVG, without Graphviz's version comments (so the file is the same on any machine)."""
-    return re.sub(r"<!--.*?-->\n?", "", _run_dot(graph, "svg"), flags=re.S)
+    """The graph as SVG, drawn by us from dot's layout (the same layout the TikZ picture uses).
+
+    Graphviz's own SVG leaves sub- and superscripts to `baseline-shift` (ignored by Firefox and
+    GitHub's viewer: "W 1 =") and sizes text for its fonts, not the reader's. Here every text span is
+    placed where dot put it and held to the width dot measured (`textLength`), so matrix brackets
+    stay where they belong in any font; sub- and superscripts are smaller and moved by `dy`, which
+    every SVG viewer follows; minus signs are U+2212.
+    """
+    return layout_svg(json.loads(_run_dot(graph, "json")))
+
+
+#: Sub- and superscripts: their size as a fraction of the text's, and how far they move (in em).
+SCRIPT_SIZE, SUB_DROP, SUP_RISE = 0.72, 0.28, 0.38
+#: The font the reader's SVG viewer is asked for: Times, which dot's text widths are measured for.
+SVG_FONT = "'Times New Roman',Times,'Liberation Serif','Nimbus Roman',serif"
+_SVG_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="{w:.1f}pt" height="{h:.1f}pt" '
+             'viewBox="{x0:.2f} {y0:.2f} {w:.2f} {h:.2f}" font-family="{font}">\n')
+
+
+def layout_svg(layout: dict[str, Any]) -> str:
+    """SVG from a Graphviz `json` layout (its xdot drawing operations); public so other pictures can reuse it.
+
+    Each node, cluster and edge becomes a `<g>` with its Graphviz `id` (the graph's element ids:
+    `n:W1`, `f:W1:Z1`, `b:W1:Z1`). Text spans that are sub- or superscripts carry
+    `class="sub"` / `class="sup"`.
+    """
+    x0, y0, x1, y1 = (float(c) for c in layout["bb"].split(","))
+    flip = lambda y: y1 + y0 - y  # noqa: E731 - dot's y runs up, SVG's down
+    out = [_SVG_HEAD.format(x0=x0, y0=y0, w=x1 - x0, h=y1 - y0, font=html.escape(SVG_FONT, quote=True)),
+           f'<rect x="{x0:.2f}" y="{y0:.2f}" width="{x1 - x0:.2f}" height="{y1 - y0:.2f}" fill="white"/>\n']
+    for obj in layout.get("objects", []) + layout.get("edges", []):
+        ops = [op for key in ("_draw_", "_hdraw_", "_tdraw_", "_ldraw_", "_hldraw_", "_tldraw_")
+               for op in obj.get(key, [])]
+        if not ops:
+            continue
+        ident = obj.get("id") or obj.get("name", "")
+        out.append(f'<g id="{html.escape(str(ident), quote=True)}">\n')
+        out += _xdot_svg(ops, flip)
+        out.append("</g>\n")
+    return "".join(out) + "</svg>\n"
+
+
+def _xdot_svg(ops: list[dict[str, Any]], flip: Any) -> list[str]:
+    """SVG elements for a list of xdot operations (pen and fill colour, style, shapes, fonts, text)."""
+    pen, fill, dash, width = "#000000", "none", "", 1.0
+    size, chars = 14.0, 0
+    out: list[str] = []
+    spans: list[dict[str, Any]] = []
+    pts = lambda points: " ".join(f"{x:.2f},{flip(y):.2f}" for x, y in points)  # noqa: E731
+
+    def paint(filled: bool) -> str:
+        stroke = f' stroke="{pen}"' + (f' stroke-width="{width:g}"' if width != 1 else "") + dash
+        return f' fill="{fill if filled else "none"}"' + stroke
+
+    for op in ops:
+        kind = op["op"]
+        if kind == "c":
+            pen = _svg_colour(op["color"])
+        elif kind == "C":
+            fill = _svg_colour(op["color"])
+        elif kind == "S":
+            style = op["style"]
+            if style in ("dashed", "dotted"):
+                dash = ' stroke-dasharray="5,2"' if style == "dashed" else ' stroke-dasharray="1,5"'
+            elif style == "bold":
+                width = 2.0
+            elif style.startswith("setlinewidth("):
+                width = float(style[13:-1])
+            elif style == "solid":
+                dash = ""
+        elif kind in ("e", "E"):
+            cx, cy, rx, ry = op["rect"]
+            out.append(f'<ellipse cx="{cx:.2f}" cy="{flip(cy):.2f}" rx="{rx:.2f}" ry="{ry:.2f}"{paint(kind == "E")}/>\n')
+        elif kind in ("p", "P"):
+            out.append(f'<polygon points="{pts(op["points"])}"{paint(kind == "P")}/>\n')
+        elif kind == "L":
+            out.append(f'<polyline points="{pts(op["points"])}"{paint(False)}/>\n')
+        elif kind in ("b", "B"):
+            p = op["points"]
+            d = f"M{p[0][0]:.2f},{flip(p[0][1]):.2f}C" + " ".join(f"{x:.2f},{flip(y):.2f}" for x, y in p[1:])
+            out.append(f'<path d="{d}"{paint(kind == "B")}/>\n')
+        elif kind == "F":
+            size = float(op["size"])
+        elif kind == "t":
+            chars = int(op["fontchar"])
+        elif kind == "T":
+            x, w = float(op["pt"][0]), float(op["width"])
+            left = x - {"l": 0, "c": w / 2, "r": w}[op["align"]]
+            spans.append({"left": left, "y": float(op["pt"][1]), "width": w, "text": _true_minus(op["text"]),
+                          "size": size, "colour": pen, "chars": chars, "align": op["align"], "x": x})
+    return out + [_svg_text(run, flip) for run in _text_runs(spans)]
+
+
+def _text_runs(spans: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Spans dot set edge to edge on one baseline (a name, its scripts, " = 0.031") as one run of text.
+
+    A matrix's cells are apart (cell spacing), so each stays a run of its own, placed by dot.
+    """
+    runs: list[list[dict[str, Any]]] = []
+    for span in spans:
+        last = runs[-1][-1] if runs else None
+        if last and abs(last["y"] - span["y"]) < 0.01 and abs(last["left"] + last["width"] - span["left"]) < 0.6:
+            runs[-1].append(span)
+        else:
+            runs.append([span])
+    return runs
+
+
+_NUMBER = re.compile(r"\u2212?\d+(\.\d+)?")
+
+
+def _svg_text(run: list[dict[str, Any]], flip: Any) -> str:
+    """One run of text: a lone number ending where dot ended it (columns and brackets stay put in any
+    font); anything else flowed by the viewer and centred where dot centred it, its sub- and
+    superscripts smaller and moved with `dy` (which every SVG viewer follows, unlike `baseline-shift`)."""
+    first = run[0]
+    size, colour = first["size"], first["colour"]
+    y = flip(first["y"])
+    if len(run) == 1 and _NUMBER.fullmatch(first["text"]) and not first["chars"] & 24:
+        # A number ends where dot ended it: a matrix's columns stay right-aligned inside their brackets.
+        centred = first["align"] == "c"
+        x = first["left"] + first["width"] / (2 if centred else 1)
+        return (f'<text x="{x:.2f}" y="{y:.2f}" text-anchor="{"middle" if centred else "end"}" '
+                f'font-size="{size:.2f}" fill="{colour}">{html.escape(first["text"], quote=False)}</text>\n')
+    centre = first["left"] + sum(span["width"] for span in run) / 2
+    parts, raised, previous, previous_text = [], 0.0, "", ""
+    for span in run:
+        chars = span["chars"]
+        script = "sub" if chars & 16 else "sup" if chars & 8 else ""
+        attrs = ""
+        shift = 0.0
+        if script:
+            shift = span["size"] * (SUB_DROP if script == "sub" else -SUP_RISE)
+            attrs += f' class="{script}" font-size="{span["size"] * SCRIPT_SIZE:.2f}"'
+            if script == "sup" and previous == "sub":  # stacked over the subscript, as TeX sets x₁⁽¹⁾
+                attrs += f' dx="{-_script_width(previous_text, span["size"]):.2f}"'
+        if shift != raised:
+            attrs += f' dy="{shift - raised:.2f}"'
+            raised = shift
+        attrs += ' font-style="italic"' if chars & 2 else ""
+        attrs += ' font-weight="bold"' if chars & 1 else ""
+        attrs += f' fill="{span["colour"]}"' if span["colour"] != colour else ""
+        parts.append(f"<tspan{attrs}>{html.escape(span['text'], quote=False)}</tspan>")
+        previous, previous_text = script, span["text"]
+    return (f'<text x="{centre:.2f}" y="{y:.2f}" text-anchor="middle" font-size="{size:.2f}" fill="{colour}">'
+            + "".join(parts) + "</text>\n")
+
+
+def _script_width(text: str, size: float) -> float:
+    """About how wide a script is (half an em a character): how far a superscript steps back to stack."""
+    return 0.5 * len(text) * size * SCRIPT_SIZE
+
+
+def _svg_colour(colour: str) -> str:
+    """'#rrggbbaa' (dot's transparent) as 'none'; other colours as given."""
+    return "none" if len(colour) == 9 and colour.endswith("00") else colour[:7] if len(colour) == 9 else colour
+
+
+_MINUS = re.compile(r"-(?=[\d.])")
+
+
+def _true_minus(text: str) -> str:
+    """A hyphen before a digit is a minus sign: U+2212, as a reader and a typesetter write it."""
+    return _MINUS.sub("\u2212", text)
 
 
 def graph_tikz(graph: Graph) -> str:
@@ -536,14 +802,16 @@ def graph_tikz(graph: Graph) -> str:
             for op in edge.get(key, []):
                 if op["op"] in ("P", "p"):
                     out.append(rf"\fill[{colour}] " + " -- ".join(pt(*q) for q in op["points"]) + " -- cycle;")
-        labels = graph.edge_lines(graph.nodes[tail])
-        lines = (labels[1] if backward else labels[0]) if labels else []
+        forward, back = graph.arrow(tail, head)
+        lines = (back or []) if backward else forward
         if lines and "lp" in edge:
             x, y = (float(c) for c in edge["lp"].split(","))
             out.append(rf"\node[lbl] at {pt(x, y)} {{{latex_label(lines)}}}; % {ident}")
     out += [r"\end{tikzpicture}}%",
-            r"\ifdim\wd\tracergraphbox>\linewidth\resizebox{\linewidth}{!}{\usebox\tracergraphbox}%",
-            r"\else\usebox\tracergraphbox\fi%",
+            # Scaled down to the line's width, then to most of the page's height (a big network is tall).
+            r"\ifdim\wd\tracergraphbox>\linewidth\sbox\tracergraphbox{\resizebox{\linewidth}{!}{\usebox\tracergraphbox}}\fi%",
+            r"\ifdim\ht\tracergraphbox>0.75\textheight\sbox\tracergraphbox{\resizebox{!}{0.75\textheight}{\usebox\tracergraphbox}}\fi%",
+            r"\usebox\tracergraphbox%",
             r"\endgroup"]
     return "\n".join(out) + "\n"
 
@@ -559,6 +827,15 @@ def tikz_document(body: str) -> str:
 
 
 # --------------------------------------------------------------------------- learning curve and boundary
+
+
+def preload_plotting() -> None:
+    """Import matplotlib with its SVG and PDF writers (about a third of a second), and the graphviz
+    package, now: worker processes forked afterwards start with them instead of importing them each."""
+    import graphviz  # noqa: F401
+    import matplotlib.backends.backend_pdf  # noqa: F401
+    import matplotlib.backends.backend_svg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
 
 
 def _figure(width: float, height: float) -> Any:
@@ -582,28 +859,59 @@ def _save(fig: Any, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg") -> bytes:
-    """The cost at every step run, with the recorded steps marked when there are few of them."""
+#: A cost axis spanning more than this many decades is drawn on a log scale (the linear view is an option).
+LOG_DECADES = 2.0
+CURVE_SCALES = ("auto", "log", "linear")
+
+
+def curve_scale(costs: np.ndarray, scale: str = "auto") -> str:
+    """"log" or "linear": the given one, or for "auto" log when the costs span more than LOG_DECADES decades
+    (on a linear axis such a curve lies flat along the bottom for most of its length)."""
+    if scale not in CURVE_SCALES:
+        raise TracerError(f"curve scale {scale!r}: expected one of {', '.join(CURVE_SCALES)}")
+    if scale != "auto":
+        return scale
+    positive = costs[np.isfinite(costs) & (costs > 0)]
+    if positive.size < 2 or positive.size < costs[np.isfinite(costs)].size:
+        return "linear"  # a log axis cannot show a zero cost
+    return "log" if np.log10(positive.max() / positive.min()) > LOG_DECADES else "linear"
+
+
+def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg", scale: str = "auto") -> bytes:
+    """The cost at every step run, with the recorded steps marked when there are few of them.
+
+    The last point is labelled at the precision of the document's cost table. `scale` is "auto"
+    (log when the cost spans more than two decades), "log" or "linear" (the article's view).
+    """
+    costs = np.asarray(trace.costs, dtype=float)
+    scale = curve_scale(costs, scale)
     fig = _figure(5.0, 3.0)
-    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.16, top=0.95)
+    fig.subplots_adjust(left=0.17, right=0.97, bottom=0.16, top=0.95)
     ax = fig.add_subplot()
-    steps = np.arange(len(trace.costs))
-    ax.plot(steps, trace.costs, color=FORWARD, linewidth=1.5, label="cost")
+    steps = np.arange(len(costs))
+    ax.plot(steps, costs, color=FORWARD, linewidth=1.5, label="cost")
     if len(trace.steps) <= MARKED_POINTS:
         ax.plot(trace.steps, trace.arrays["cost"], "o", color=FORWARD, markersize=3.5, label="recorded steps")
         ax.legend(frameon=False)
-    last = len(trace.costs) - 1
-    final = format_number(trace.costs[last], _places(chapter, "cost"), style="unicode")
-    ax.annotate(f"step {last}: cost {final}", xy=(last, trace.costs[last]), xytext=(-4, 12),
+    last = len(costs) - 1
+    final = format_number(costs[last], document_spec(chapter).table_decimals, style="unicode")
+    ax.annotate(f"step {last}: cost {final}".replace("-", "\u2212"), xy=(last, costs[last]), xytext=(-4, 12),
                 textcoords="offset points", ha="right", fontsize=9)
     ax.set_xlabel("step")
-    ax.set_ylabel("cost")
+    ax.set_ylabel("cost (log scale)" if scale == "log" else "cost")
     ax.set_xlim(0, max(last, 1))
-    ax.set_ylim(bottom=0)
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+    if scale == "log":
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+        # Decades written as a student reads them (0.1, 0.01, 0.001), not as typeset powers of ten.
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:.{max(0, -int(np.floor(np.log10(y))))}f}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(4))
     ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))  # few ticks: text is most of the drawing time
-    ax.yaxis.set_major_locator(MaxNLocator(4))
     ax.spines[["top", "right"]].set_visible(False)
     return _save(fig, fmt)
 
@@ -701,12 +1009,8 @@ def decision_boundaries(chapter: Chapter, trace: Trace, fmt: str = "svg") -> dic
 
 
 def worked_steps(chapter: Chapter, trace: Trace) -> list[int]:
-    """The steps a document works by hand: [document] worked_steps when the chapter gives them, else the first two."""
-    document = chapter.raw.get("document")
-    given = document.get("worked_steps") if isinstance(document, dict) else None
-    if isinstance(given, list) and given and all(isinstance(s, int) and not isinstance(s, bool) for s in given):
-        return sorted(set(given))
-    return [int(s) for s in trace.steps[:2]]
+    """The steps a document works by hand (its [document] worked_steps), each drawn as a graph."""
+    return sorted(set(document_spec(chapter).worked_steps))
 
 
 def _stem(chapter: Chapter) -> str:
@@ -714,7 +1018,8 @@ def _stem(chapter: Chapter) -> str:
 
 
 def figure_bytes(chapter: Chapter, trace: Trace, kind: str, fmt: str, step: int | None = None,
-                 view: str | None = None, shaded: bool = False) -> bytes:
+                 view: str | None = None, shaded: bool = False, local: bool = False,
+                 scale: str = "auto") -> bytes:
     """One figure as the bytes of a file: graph (.svg, .tex), curve or boundary (.svg, .pdf)."""
     if kind not in KINDS:
         raise TracerError(f"figure kind {kind!r}: expected one of {', '.join(KINDS)}")
@@ -723,20 +1028,20 @@ def figure_bytes(chapter: Chapter, trace: Trace, kind: str, fmt: str, step: int 
         got = f".{fmt}" if fmt else "a name without a suffix"
         raise TracerError(f"a {kind} figure is written as {' or '.join('.' + a for a in allowed)}, not {got}")
     if kind == "graph":
-        graph = computational_graph(chapter, trace, int(trace.steps[0]) if step is None else step, view)
+        graph = computational_graph(chapter, trace, int(trace.steps[0]) if step is None else step, view, local)
         text = graph_svg(graph) if fmt == "svg" else tikz_document(graph_tikz(graph))
         return text.encode("utf-8")
     if kind == "curve":
-        return learning_curve(chapter, trace, fmt)
+        return learning_curve(chapter, trace, fmt, scale)
     return decision_boundary(chapter, trace, shaded, fmt)
 
 
 def default_name(chapter: Chapter, kind: str, fmt: str, step: int | None = None, view: str | None = None,
-                 shaded: bool = False) -> str:
+                 shaded: bool = False, local: bool = False) -> str:
     """E.g. 01-or-one-example-graph-step-0-scalar.svg, 03-xor-feature-cross-boundary-shaded.pdf."""
     parts = [_stem(chapter), kind]
     if kind == "graph":
-        parts += [f"step-{step}"] + ([view] if view else [])
+        parts += [f"step-{step}"] + ([view] if view else []) + (["local"] if local else [])
     if kind == "boundary" and shaded:
         parts.append("shaded")
     return "-".join(parts) + "." + fmt
@@ -747,9 +1052,11 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     """Write the chapter's figures under `out_dir`; return, per place in a document, the text to put there.
 
     Keys: "graph_step_<N>" for each worked step, "curve" when the chapter runs more than FEW_STEPS
-    steps, "boundary" and "boundary_shaded" when its input has two features (plus crosses). For
-    fmt "md" the text is a Markdown image of an SVG; for "tex" a TikZ picture (graph) or an
-    \\includegraphics of a PDF. Files go to `out_dir`/figures/ and are linked by paths relative to
+    steps, "boundary" and "boundary_shaded" when its input has two features (plus crosses). Figures
+    are numbered in that order, as a document shows them. For fmt "md" the text is a Markdown image
+    of an SVG with a visible caption line under it ("*Figure 2. …*", not only alt text); for "tex" a
+    sentence referring to the figure and a float (a TikZ picture or an \\includegraphics of a PDF)
+    with a numbered \\caption and a \\label. Files go to `out_dir`/figures/ and are linked by paths relative to
     `out_dir`, the folder of the documents. Without Graphviz's `dot` there are no graph keys (the
     documents are built without those pictures; `tracer build` says so once).
     """
@@ -757,51 +1064,63 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
         raise TracerError(f"document format {fmt!r}: expected 'md' or 'tex'")
     out_dir = Path(out_dir)
     file_fmt = "svg" if fmt == "md" else "pdf"
-    placed: dict[str, str] = {}
-
-    def place(key: str, data: bytes, name: str, caption: str, width: str) -> None:
-        write_atomic(out_dir / FIGURES_DIR / name, data)
-        link = f"{FIGURES_DIR}/{name}"
-        placed[key] = (f"![{caption}]({link})" if fmt == "md" else
-                       "\\begin{center}\n" + rf"\includegraphics[width={width}]{{{link}}}" + "\n\\end{center}")
-
     # Graphviz runs in its own process: lay the graphs out in threads while matplotlib draws.
     with ThreadPoolExecutor(max_workers=2) as pool:
         steps = worked_steps(chapter, trace) if graphviz_available() else []
         graphs = {step: computational_graph(chapter, trace, step, view) for step in steps}
         drawn = {step: pool.submit(graph_svg if fmt == "md" else graph_tikz, graph) for step, graph in graphs.items()}
-        pictures: dict[str, tuple[bytes, str, str, str]] = {}
-        if int(trace.meta["steps_run"]) > FEW_STEPS:
-            pictures["curve"] = (learning_curve(chapter, trace, file_fmt), default_name(chapter, "curve", file_fmt),
-                                 "Learning curve: the cost at every step", r"0.75\linewidth")
-        if has_boundary(chapter) and int(trace.meta["steps_run"]) > FEW_STEPS:
+        # (key, picture: bytes of a file or TikZ text, file name, caption, what the text says it shows, width)
+        pictures: list[tuple[str, bytes | str, str, str, str, str]] = []
+        long_run = int(trace.meta["steps_run"]) > FEW_STEPS
+        if long_run:
+            scale = curve_scale(np.asarray(trace.costs, dtype=float))
+            pictures.append(("curve", learning_curve(chapter, trace, file_fmt), default_name(chapter, "curve", file_fmt),
+                             "Learning curve: the cost at every step" + (", on a log scale" if scale == "log" else ""),
+                             "the cost at every step", r"0.75\linewidth"))
+        if has_boundary(chapter) and long_run:
             boundaries = decision_boundaries(chapter, trace, file_fmt)
-            for shaded, key in ((False, "boundary"), (True, "boundary_shaded")):
-                caption = "Decision boundary of the trained network" + (", regions shaded by class" if shaded else "")
-                pictures[key] = (boundaries[shaded], default_name(chapter, "boundary", file_fmt, shaded=shaded),
-                                 caption, r"0.7\linewidth")
+            pictures.append(("boundary", boundaries[False], default_name(chapter, "boundary", file_fmt),
+                             "Decision boundary of the trained network, with the training points by class",
+                             "where the trained network's decision changes", r"0.7\linewidth"))
+            pictures.append(("boundary_shaded", boundaries[True], default_name(chapter, "boundary", file_fmt, shaded=True),
+                             "The same decision boundary, the two regions shaded by the class the network gives them",
+                             "the two regions the network tells apart", r"0.7\linewidth"))
+        graph_pictures = []
         for step, graph in graphs.items():
-            caption = (f"Computational graph at step {step} ({graph.view} view): forward values on solid blue "
-                       "arrows, gradients of the cost on dashed vermillion arrows")
-            if fmt == "md":
-                place(f"graph_step_{step}", drawn[step].result().encode("utf-8"),
-                      default_name(chapter, "graph", "svg", step), caption, "")
-            else:
-                placed[f"graph_step_{step}"] = ("\\begin{center}\n" + drawn[step].result() + "\\par\\smallskip\n"
-                                               + r"{\small " + caption + ".}\n\\end{center}")
-    for key, (data, name, caption, width) in pictures.items():
-        place(key, data, name, caption, width)
+            caption = (f"Computational graph at step {step}: forward values on solid blue arrows, gradients of the "
+                       "cost on dashed vermillion arrows")
+            if graph.abbreviated():
+                caption += (f". Matrices with more than {MAX_SHOWN} rows or columns are shown by their top-left "
+                            f"{CORNER} × {CORNER} corner and their size")
+            picture = drawn[step].result()
+            graph_pictures.append((f"graph_step_{step}", picture.encode("utf-8") if fmt == "md" else picture,
+                                   default_name(chapter, "graph", "svg", step), caption,
+                                   f"the computational graph at step {step}", ""))
+    placed: dict[str, str] = {}
+    # Numbered in the order a document shows them: the worked steps' graphs, then the long run's figures.
+    for number, (key, picture, name, caption, shows, width) in enumerate(graph_pictures + pictures, start=1):
+        if fmt == "md":
+            write_atomic(out_dir / FIGURES_DIR / name, picture)
+            placed[key] = f"![Figure {number}: {caption}]({FIGURES_DIR}/{name})\n\n*Figure {number}. {caption}.*"
+            continue
+        if isinstance(picture, bytes):
+            write_atomic(out_dir / FIGURES_DIR / name, picture)
+            picture = rf"\includegraphics[width={width}]{{{FIGURES_DIR}/{name}}}" + "\n"
+        label = "fig:" + key.replace("_", "-")
+        tex_caption = caption.replace("×", r"$\times$")
+        placed[key] = (rf"Figure~\ref{{{label}}} shows {shows}." + "\n\\begin{figure}[htbp]\n\\centering\n" + picture
+                       + rf"\caption{{{tex_caption}.}}\label{{{label}}}" + "\n\\end{figure}")
     return placed
 
 
 def write_figure(chapter: Chapter, trace: Trace, kind: str, path: Path | None = None, step: int | None = None,
-                 view: str | None = None, shaded: bool = False) -> Path:
+                 view: str | None = None, shaded: bool = False, local: bool = False, scale: str = "auto") -> Path:
     """Write one figure to `path` (its suffix says the format) or to its default .svg name; return the path."""
     if kind == "graph" and step is None:
         step = int(trace.steps[0])
-    path = Path(path) if path is not None else Path(default_name(chapter, kind, "svg", step, view, shaded))
+    path = Path(path) if path is not None else Path(default_name(chapter, kind, "svg", step, view, shaded, local))
     try:
-        data = figure_bytes(chapter, trace, kind, path.suffix.lstrip(".").lower(), step, view, shaded)
+        data = figure_bytes(chapter, trace, kind, path.suffix.lstrip(".").lower(), step, view, shaded, local, scale)
     except TracerError as exc:
         raise TracerError(f"{path}: {exc}") from None
     return write_atomic(path, data)

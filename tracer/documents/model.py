@@ -230,9 +230,14 @@ def _leaf(value: Any) -> np.ndarray | float:
 
 def evaluate(tree: Any) -> Any:
     """The value of an expression tree of printed numbers (NumPy semantics; see README)."""
+    with np.errstate(all="ignore"):  # a diverging run's figures (1e30 weights) overflow quietly to inf
+        return _evaluate(tree)
+
+
+def _evaluate(tree: Any) -> Any:
     if not isinstance(tree, dict):
         return _leaf(tree)
-    args = [evaluate(a) for a in tree["args"]]
+    args = [_evaluate(a) for a in tree["args"]]
     name = tree["op"]
     if name == "add":
         total = args[0]

@@ -90,8 +90,6 @@ def tex_escape(text: UserText | str) -> str:
             out.append(_TEX_SPECIALS[ch])
         elif ch in _TEX_UNICODE:
             out.append(_TEX_UNICODE[ch])
-        elif ord(ch) > 0x24F:  # beyond Latin: pdflatex would stop; show a placeholder instead
-            out.append("?")
         else:
             out.append(ch)
     return "".join(out)
@@ -238,10 +236,11 @@ def _width(tree: Any) -> int:
             return min(rows.shape[0], CORNER + 1) if rows.ndim == 2 and rows.shape[0] > MAX_SHOWN else (
                 rows.shape[0] if rows.ndim == 2 else 1)
         return sum(_width(a) for a in tree["args"])
+    wide = 2 if "e" in str(tree) else 1  # 1.3 × 10⁻⁶ takes about two numbers' room
     if isinstance(tree, list):
         cols = np.shape(np.asarray(tree, dtype=object))[-1]
-        return min(cols, CORNER + 1) if cols > MAX_SHOWN else cols
-    return 1
+        return wide * (min(cols, CORNER + 1) if cols > MAX_SHOWN else cols)
+    return wide
 
 
 def typeset_lines(tree: Any) -> str:
@@ -272,9 +271,16 @@ def typeset_lines(tree: Any) -> str:
         args[1]) else r" \cdot ", "div": r" \oslash "}
     if name in symbols and len(args) == 2 and not (name == "div" and not _is_matrix(args[1])):
         right = _typeset(args[1])
-        right_text = _paren(right[0]) if right[1] < 2 and name != "add" else right[0]
+        # a − b·c and a·(b ⊘ c) = a·b ⊘ c (element-wise) need no brackets, which could not span rows
+        bracketed = right[1] < 2 and name != "add" and not (name in ("sub", "mul") and right[1] == 1)
+        if not bracketed and _width(args[1]) > LINE_NUMBERS:  # still too wide: broken again
+            right_text = typeset_lines(args[1])
+        else:
+            right_text = _paren(right[0]) if bracketed else right[0]
         left = _typeset(args[0])
         left_text = _paren(left[0]) if left[1] < (1 if name in ("add", "sub") else 2) else left[0]
+        if name == "mul" and _width(args[0]) == 1:  # 0.05 · … stays on the row of what it multiplies
+            return left_text + symbols[name] + right_text
         return left_text + _BREAK + symbols[name].strip() + " " + right_text
     return typeset(tree)
 

@@ -75,16 +75,18 @@ class Linear:
 
     def backward(self, W: np.ndarray, A_prev: np.ndarray, dZ: np.ndarray,
                  dW: np.ndarray | None = None, db: np.ndarray | None = None,
-                 dA_prev: np.ndarray | None = None,
-                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+                 dA_prev: np.ndarray | None = None, input_gradient: bool = True,
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """The upstream dZ times each local gradient: dW = dZ·A_prevᵀ, db = Σ dZ, dA_prev = Wᵀ·dZ.
 
-        db is computed only where an array for it is given (a network without biases has none).
+        db is computed only where an array for it is given (a network without biases has none);
+        dA_prev only when `input_gradient` (training does not need the one reaching X).
         """
         dW = np.matmul(dZ, A_prev.T, out=dW)
         if db is not None:
             np.add.reduce(dZ, axis=1, keepdims=True, out=db)
-        dA_prev = np.matmul(W.T, dZ, out=dA_prev)
+        if input_gradient:
+            dA_prev = np.matmul(W.T, dZ, out=dA_prev)
         return dW, db, dA_prev
 
 
@@ -108,6 +110,8 @@ class Activation:
     glyph: ClassVar[str]
     formula: ClassVar[str]  # LaTeX of the definition, for documents
     gradient_tex: ClassVar[str]
+    #: Values of z where f has no derivative (ReLU's 0): the witnesses do not difference across them.
+    kinks: ClassVar[tuple[float, ...]] = ()
 
     def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
@@ -171,6 +175,7 @@ class ReLU(Activation):
     symbol = r"\operatorname{ReLU}"
     glyph = "ReLU"
     gradient_tex = r"\mathbf{1}\left[<Z> > 0\right]"
+    kinks = (0.0,)
 
     def forward(self, Z, out=None):
         return np.maximum(Z, 0.0, out=out)
@@ -271,6 +276,8 @@ class Cost:
     term_tex: ClassVar[str]
     gradient_tex: ClassVar[str]
     from_logits: ClassVar[bool] = False
+    #: (low, high): the prediction is clipped to this range before the cost and its gradient use it.
+    clip: ClassVar[tuple[float, float] | None] = None
 
     def forward(self, Y: np.ndarray, A: np.ndarray, Z: np.ndarray) -> float:
         raise NotImplementedError
@@ -374,13 +381,14 @@ class BinaryCrossEntropy(Cost):
     scale_tex = r"\frac{1}{<m>}"
     term_tex = r"-<y> \log <a> - (1 - <y>) \log(1 - <a>)"
     gradient_tex = r"\frac{1}{<m>}\left(<A> - <Y>\right) \oslash \left(<A> \odot \left(1 - <A>\right)\right)"
+    clip = (BCE_CLIP, 1.0 - BCE_CLIP)
 
     def forward(self, Y, A, Z):
-        P = np.clip(A, BCE_CLIP, 1.0 - BCE_CLIP)
+        P = np.clip(A, *self.clip)
         return float(np.sum(-Y * np.log(P) - (1.0 - Y) * np.log1p(-P))) / Y.shape[1]
 
     def gradient(self, Y, A, Z, out=None):
-        P = np.clip(A, BCE_CLIP, 1.0 - BCE_CLIP)
+        P = np.clip(A, *self.clip)
         out = np.subtract(P, Y, out=out)
         out /= P * (1.0 - P) * Y.shape[1]
         return out
@@ -517,8 +525,9 @@ class Network:
         A_prev = A0
         for layer in self.layers:
             Z = layer.linear.forward(params[layer.W], params.get(layer.b), A_prev, out=out[layer.Z])
-            _carry(carry, layer.Z, Z)
-            A_prev = _carry(carry, layer.A, layer.activation.forward(Z, out=out[layer.A]))
+            A_prev = layer.activation.forward(_carry(carry, layer.Z, Z) if carry else Z, out=out[layer.A])
+            if carry:
+                _carry(carry, layer.A, A_prev)
 
     def loss(self, Y: np.ndarray, out: dict[str, np.ndarray], carry: Carry = None) -> float:
         last = self.layers[-1]
@@ -528,20 +537,39 @@ class Network:
     def backward(self, params: dict[str, np.ndarray], A0: np.ndarray, Y: np.ndarray,
                  out: dict[str, np.ndarray], carry: Carry = None) -> None:
         last = self.layers[-1]
-        upstream = last.dZ if self.cost.from_logits else last.dA
-        _carry(carry, upstream, self.cost.gradient(Y, out[last.A], out[last.Z], out=out[upstream]))
+        logits = self.cost.from_logits
+        upstream = last.dZ if logits else last.dA
+        grad = self.cost.gradient(Y, out[last.A], out[last.Z], out=out[upstream])
+        if carry:
+            _carry(carry, upstream, grad)
         for layer in reversed(self.layers):
             local = layer.activation.local_gradient(out[layer.Z], out[layer.A], out=out[layer.local])
-            _carry(carry, layer.local, local)
-            if layer is not last or not self.cost.from_logits:
-                _carry(carry, layer.dZ, np.multiply(out[layer.dA], local, out=out[layer.dZ]))
-            A_prev = A0 if layer.index == 1 else out[layer.A_prev]
+            if carry:
+                _carry(carry, layer.local, local)
+            if layer is not last or not logits:
+                dZ = np.multiply(out[layer.dA], local, out=out[layer.dZ])
+                if carry:
+                    _carry(carry, layer.dZ, dZ)
+            if layer.index == 1:
+                A_prev = A0
+                if layer.dA_prev not in out:  # nothing reads the gradient reaching the input: skip it
+                    grads = layer.linear.backward(params[layer.W], A0, out[layer.dZ], out[layer.dW],
+                                                  out.get(layer.db), input_gradient=False)
+                    if carry:
+                        _carry_all(carry, layer, grads)
+                    continue
+            else:
+                A_prev = out[layer.A_prev]
             grads = layer.linear.backward(params[layer.W], A_prev, out[layer.dZ], out[layer.dW],
                                           out.get(layer.db), out[layer.dA_prev])
-            if carry is not None:
-                for name, value in zip((layer.dW, layer.db, layer.dA_prev), grads):
-                    if value is not None:
-                        _carry(carry, name, value)
+            if carry:
+                _carry_all(carry, layer, grads)
+
+
+def _carry_all(carry: Carry, layer: Layer, grads: tuple[np.ndarray | None, ...]) -> None:
+    for name, value in zip((layer.dW, layer.db, layer.dA_prev), grads):
+        if value is not None:
+            _carry(carry, name, value)
 
 
 def _carry(carry: Carry, name: str, value: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 
 from tracer.engine.graph import local_name
 from tracer.errors import TracerError
-from tracer.output import write_atomic
+from tracer.output import atomic_file
 
 FORMAT = "tracer-trace/1"
 AFTER = "_after"
@@ -159,19 +159,23 @@ class Trace:
     # ----------------------------------------------------------------- saving and loading
 
     def save(self, path: str | Path) -> Path:
-        """Write the trace to one .npz file (arrays plus a JSON index); byte-identical for equal traces."""
+        """Write the trace to one .npz file (arrays plus a JSON index); byte-identical for equal traces.
+
+        Arrays are streamed into the file one by one, stored rather than compressed (floats hardly
+        compress, and DEFLATE is most of the time), so saving needs no second copy of the trace.
+        """
         members = {"costs": self.costs, "steps": self.steps, "X": self.X, "Y": self.Y}
         members.update({f"arrays/{k}": a for k, a in self.arrays.items()})
         members.update({f"final/{k}": a for k, a in self.final.items()})
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            index = {"format": FORMAT, "meta": self.meta, "members": sorted(members)}
-            _add(archive, "index.json", json.dumps(index, indent=1, sort_keys=True).encode())
+        index = {"format": FORMAT, "meta": self.meta, "members": sorted(members)}
+
+        with atomic_file(path) as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            with archive.open(_entry("index.json"), "w") as stream:
+                stream.write(json.dumps(index, indent=1, sort_keys=True).encode())
             for name in sorted(members):
-                array_bytes = io.BytesIO()
-                np.lib.format.write_array(array_bytes, np.ascontiguousarray(members[name]), allow_pickle=False)
-                _add(archive, name + ".npy", array_bytes.getvalue())
-        return write_atomic(path, buffer.getvalue())
+                with archive.open(_entry(name + ".npy"), "w", force_zip64=True) as stream:
+                    np.lib.format.write_array(stream, _row_major(members[name]), allow_pickle=False)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "Trace":
@@ -299,10 +303,18 @@ def _assemble(cls: type[Trace], meta: dict[str, Any], members: dict[str, np.ndar
     return trace
 
 
-def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+def _row_major(array: np.ndarray) -> np.ndarray:
+    """`array` as NumPy writes it in row-major order: a strided view is written in chunks as it is
+    (no copy of a 100-step history); only a column-major array (a transpose) is copied."""
+    array = np.asarray(array)
+    return np.ascontiguousarray(array) if array.flags.f_contiguous and not array.flags.c_contiguous else array
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A stored member with a fixed date, so equal traces give equal files."""
     info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    archive.writestr(info, data)
+    info.compress_type = zipfile.ZIP_STORED
+    return info
 
 
 def _plain(value: Any) -> Any:

@@ -102,27 +102,55 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     state = list(optimizer.state)
 
     n_rec, m = len(recorded), chapter.batch_size
-    shapes = net.shapes(chapter.n_inputs, m)
     slot = [-1] * steps
     for i, step in enumerate(recorded):
         slot[step] = i
-    nodes = {k: np.empty((n_rec,) + s) for k, s in shapes.items()}
-    scratch = {k: np.empty(s) for k, s in shapes.items()}
-    record_params = {f"{pre}{p}{post}": np.empty((n_rec,) + params[p].shape)
-                     for p in names for pre, post in [("", ""), ("", AFTER)] + [(s, "") for s in state]}
+    contiguous = recorded == list(range(recorded[0], recorded[0] + n_rec)) if recorded else False
+
+    # Every node of a step lives in one flat block (`scratch`, a view per name). A small network
+    # computes there and a recorded step is then one copy of the block into the record; a large one
+    # computes straight into the record's row, where the copy would cost more than the views.
+    shapes = net.shapes(chapter.n_inputs, m)
+    node_block = _Block(shapes)
+    nodes = np.empty((n_rec, node_block.size))
+    scratch_flat = np.empty(node_block.size)
+    scratch_all = node_block.views(scratch_flat)
+    direct = node_block.size > _COPY_LIMIT
+    # Unrecorded steps skip dA0: nothing in training reads the gradient reaching the input.
+    scratch = {k: v for k, v in scratch_all.items() if k != "dA0"}
+
+    # Parameters: two flat blocks used in turn (the step's values and the updated ones), so an
+    # update never copies. When the recorded steps follow one another, W at step k is W after step
+    # k-1: the record keeps one row per step and W / W_after are two views of it.
+    param_block = _Block({p: params[p].shape for p in names})
+    flats = [np.empty(param_block.size), np.empty(param_block.size)]
+    sides = [param_block.views(flat) for flat in flats]
+    for side in sides:
+        for p in names:
+            side[p][...] = params[p]
+    if contiguous:
+        rows = np.empty((n_rec + 1, param_block.size))
+        before_rows, after_rows = rows[:-1], rows[1:]
+    else:
+        before_rows, after_rows = np.empty((n_rec, param_block.size)), np.empty((n_rec, param_block.size))
+    record_state = {f"{st}{p}": np.empty((n_rec,) + params[p].shape) for p in names for st in state}
     record_cost = np.empty(n_rec)
     record_batch = np.empty((n_rec, m), dtype=np.int64)
     costs = np.empty(steps)
-    # Two scratch arrays per parameter, used in turn, for updates at steps that are not recorded;
-    # at recorded steps the update is written straight into the trace.
-    spares = {p: (np.empty_like(params[p]), np.empty_like(params[p])) for p in trainable}
 
     X, Y = chapter.X, chapter.Y
     full_batch = m == chapter.m and not chapter.shuffle
+    current = 0
     with np.errstate(all="ignore"):  # failures are found and named below, not warned about
         for k, idx in enumerate(batches(chapter, steps)):
             s = slot[k]
-            out = {name: array[s] for name, array in nodes.items()} if s >= 0 else scratch
+            params, new = sides[current], sides[1 - current]
+            if s < 0:
+                out = scratch
+            elif direct:
+                out = node_block.views(nodes[s])
+            else:
+                out = scratch_all
             A0, Yb = (X, Y) if full_batch else (X[:, idx], Y[:, idx])
             net.forward(params, A0, out, rounder)
             cost = net.loss(Yb, out, rounder)
@@ -130,32 +158,33 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
             if not math.isfinite(cost):
                 raise _failure(k, net, params, out)
             net.backward(params, A0, Yb, out, rounder)
+            for p in trainable:
+                optimizer.update(p, params[p], out["d" + p], k + 1, out=new[p])
+                if rounder:
+                    new[p][...] = rounder(p, new[p])
             if s >= 0:
+                if not direct:
+                    nodes[s] = scratch_flat
                 record_cost[s] = cost
                 record_batch[s] = idx
-                for p in names:
-                    record_params[p][s] = params[p]
-            for p in trainable:
-                if s >= 0:
-                    new = record_params[p + AFTER][s]
-                else:
-                    a, b = spares[p]
-                    new = b if params[p] is a else a
-                optimizer.update(p, params[p], out["d" + p], k + 1, out=new)
-                if rounder:
-                    new[...] = rounder(p, new)
-                params[p] = new
-            if s >= 0:
-                for p in chapter.frozen:
-                    record_params[p + AFTER][s] = params[p]
+                if not contiguous or s == 0:
+                    before_rows[s] = flats[current]
+                after_rows[s] = flats[1 - current]
                 for st in state:
                     for p in names:
-                        record_params[st + p][s] = optimizer.memory.get(p, {}).get(st, 0.0)
+                        record_state[st + p][s] = optimizer.memory.get(p, {}).get(st, 0.0)
+            current = 1 - current
+    params = sides[current]
 
     for p, value in params.items():
         if not np.all(np.isfinite(value)):
             raise NumericalError(f"{p} is not finite after the update of step {steps - 1}")
-    arrays = {**nodes, **record_params, "cost": record_cost, "batch": record_batch}
+    _check_record(net, recorded, nodes, node_block)
+    before, after = param_block.views(before_rows), param_block.views(after_rows)
+    arrays = {**node_block.views(nodes)}
+    for p in names:
+        arrays.update({p: before[p], p + AFTER: after[p], **{st + p: record_state[st + p] for st in state}})
+    arrays.update({"cost": record_cost, "batch": record_batch})
     meta = {
         "chapter": chapter.name, "title": chapter.title,
         "layers": [{"units": l.units, "activation": l.activation} for l in chapter.layers],
@@ -181,13 +210,17 @@ class Traces:
     asks for. The hand-carried trace, when it is not the command's own, is made only when read and
     runs only as far as the last step asked of it (hand mode is several times slower); a reader
     that asks for a step a trace did not record gets a new run, so callers ask for what they need
-    first (a test counts the runs of each command).
+    first (a test counts the runs of each command). A command that reads nothing after step
+    `through` (`tracer trace --step N`, `tracer check`) says so: every run stops there and records
+    only the steps asked for.
     """
 
-    def __init__(self, chapter: Chapter, *known: Trace, carry: str | None = None, steps: Iterable[int] = ()) -> None:
+    def __init__(self, chapter: Chapter, *known: Trace, carry: str | None = None, steps: Iterable[int] = (),
+                 through: int | None = None) -> None:
         self.chapter = chapter
         self.carry = carry or chapter.display.carry
         self.steps = sorted(set(steps))
+        self.through = through
         self._made: dict[str, Trace] = {t.meta["carry"]: t for t in known}
 
     @classmethod
@@ -224,13 +257,66 @@ class Traces:
         if made is not None and wanted <= set(made.steps.tolist()):
             return made
         record = wanted | (set(made.steps.tolist()) if made is not None else set())
-        whole = carry == "full" or carry == self.carry or not record
-        if whole:
+        if self.through is not None:
+            last: int | None = self.through
+        elif carry == "full" or carry == self.carry or not record:  # every step of the chapter
             record |= set(self.chapter.recorded_steps())
-        trace = run(self.chapter, carry=carry, record=sorted(record),
-                    steps=None if whole else max(record) + 1)
+            last = None
+        else:
+            last = max(record)
+        trace = run(self.chapter, carry=carry, record=sorted(record), steps=None if last is None else last + 1)
         self._made[carry] = trace
         return trace
+
+
+#: Node blocks up to this many floats are computed in scratch and copied into the record.
+_COPY_LIMIT = 4096
+
+
+class _Block:
+    """Named arrays laid out one after another in one flat float array (or a stack of them)."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]]):
+        self.shapes = shapes
+        self.slices: dict[str, slice] = {}
+        at = 0
+        for name, shape in shapes.items():
+            size = math.prod(shape)
+            self.slices[name] = slice(at, at + size)
+            at += size
+        self.size = at
+
+    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """A view per name into `flat` (one block, or a stack of blocks along the leading axis)."""
+        lead = flat.shape[:-1]
+        views = {}
+        for name, shape in self.shapes.items():
+            view = flat[..., self.slices[name]].view()
+            view.shape = lead + shape  # in place: raises rather than copying
+            views[name] = view
+        return views
+
+
+
+def _check_record(net: Network, recorded: list[int], nodes: np.ndarray, block: "_Block") -> None:
+    """Name the first recorded node value that overflowed, even where the cost stayed finite.
+
+    One vectorised pass over the record after training: a saturated sigmoid can keep the cost
+    finite while Z1 is infinite, and the per-step check sees only the cost.
+    """
+    if nodes.size == 0 or np.isfinite(nodes).all():
+        return
+    order = [name for layer in net.layers for name in (layer.Z, layer.A)]
+    order += [name for name in block.shapes if name not in order]
+    for s, step in enumerate(recorded):
+        if np.isfinite(nodes[s]).all():
+            continue
+        for name in order:
+            value = nodes[s, block.slices[name]]
+            if not np.isfinite(value).all():
+                kind = "NaN" if np.isnan(value).any() else "infinite"
+                raise NumericalError(f"step {step}: {name} is {kind} while the cost is still finite (the first "
+                                     "value that is not finite; the inputs or weights are too large for float64)")
 
 
 def _failure(step: int, net: Network, params: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> NumericalError:

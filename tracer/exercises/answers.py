@@ -514,7 +514,7 @@ def format_value(value: Any, decimals: int, full: bool = True) -> str:
     a = np.asarray(value, dtype=float)
     if a.size == 1:
         return format_number(float(a.ravel()[0]), decimals)
-    return bracketed(a, lambda x: format_number(x, decimals), full=full, flat=True)
+    return bracketed(a, lambda shown: [format_number(x, decimals) for x in shown.ravel()], full=full, flat=True)
 
 
 def _all_right(answer: Answer, value: np.ndarray | None, hand: np.ndarray | None, mode: Mode) -> bool:
@@ -588,7 +588,7 @@ class StepChecker:
                               "(steps are counted from 0)")
         self.chapter, self.step = chapter, step
         record = [s for s in (step - 1, step) if s >= 0]
-        traces = Traces.of(chapter, traces)
+        traces = Traces.of(chapter, traces, through=step)  # made here: no step after this one is read
         self.trace, self.hand = traces.get("full", record), traces.hand(record)
         self.exact, self.rounded = self.trace.at(step), self.hand.at(step)
         self.known = sorted(self.exact)

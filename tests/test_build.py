@@ -1,0 +1,106 @@
+"""Building and compiling: Latin-script titles, awkward file names, a failed compile's log, clean logs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import needs
+
+from tracer.documents import build
+from tracer.documents.render import TemplateError
+from tracer.engine.chapter import find_chapter
+
+pdflatex = needs("pdflatex")
+pdftotext = needs("pdftotext")
+
+
+def chapter_titled(folder: Path, title: str, name: str = "titled.toml") -> Path:
+    """Chapter 1 under another file name with another title (a TOML basic string)."""
+    text = find_chapter("01-or-one-example").read_text(encoding="utf-8")
+    quoted = '"' + title.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    text = re.sub(r'^title = ".*"$', lambda _: f"title = {quoted}", text, count=1, flags=re.M)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pdflatex
+@pdftotext
+def test_a_latin_script_title_compiles_and_reads_back_from_the_pdf(tmp_path):
+    title = "Þór, Łódź « ça » — ∂L/∂w"
+    (pdf,) = [p for p in build.build([chapter_titled(tmp_path, title)], tmp_path / "out", ["pdf"], figures=False)]
+    text = subprocess.run(["pdftotext", "-l", "1", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert title in " ".join(text.split())
+
+
+@pdflatex
+@pytest.mark.parametrize("name", ["-dash.toml", "a%b#c&d~e_f$g h.toml"])
+def test_a_file_name_with_a_leading_dash_or_tex_specials_compiles(tmp_path, name):
+    written = build.build([chapter_titled(tmp_path, "Awkward names", name)], tmp_path / "out", ["pdf"],
+                          figures=False)
+    (pdf,) = [p for p in written if p.suffix == ".pdf"]
+    assert pdf.name == Path(name).stem + ".pdf" and pdf.read_bytes().startswith(b"%PDF")
+
+
+@pdflatex
+def test_a_failed_compile_keeps_its_log_beside_the_tex_and_names_it(tmp_path):
+    tex = tmp_path / "broken.tex"
+    tex.write_text("\\documentclass{article}\\begin{document}\\undefinedcommand\\end{document}\n")
+    with pytest.raises(TemplateError) as caught:
+        build.compile_pdf(tex)
+    log = tmp_path / "broken.log"
+    assert log.exists() and "Undefined control sequence" in log.read_text()
+    assert str(log) in str(caught.value) and "Undefined control sequence" in str(caught.value)
+    assert not (tmp_path / "broken.pdf").exists()
+
+
+@pdflatex
+def test_a_script_pdflatex_cannot_set_builds_with_another_engine_or_names_the_characters(tmp_path):
+    title = "Hebrew שלום"
+    try:
+        written = build.build([chapter_titled(tmp_path, title)], tmp_path / "out", ["pdf"], figures=False)
+    except TemplateError as exc:
+        message = str(exc)
+        assert "\n" not in message and "ש (U+05E9)" in message and ("xelatex" in message or "font" in message)
+        assert (tmp_path / "out" / "titled.log").exists()
+    else:
+        assert any(p.suffix == ".pdf" for p in written) and shutil.which("xelatex") or shutil.which("lualatex")
+
+
+@pdflatex
+def test_every_bundled_chapter_compiles_with_nothing_off_the_page_and_every_reference_resolved(tmp_path):
+    from tracer.engine.chapter import bundled_chapters
+
+    out = tmp_path / "out"
+    texs = [p for p in build.build([c.stem for c in bundled_chapters()], out, ["tex"]) if p.suffix == ".tex"]
+    assert len(texs) >= 6
+    with ThreadPoolExecutor(2) as pool:  # each compile is a pdflatex process
+        pdfs = list(pool.map(lambda tex: build.compile_pdf(tex, log=tmp_path / f"{tex.stem}.log"), texs))
+    assert all(pdf is not None for pdf in pdfs)
+    report = {}
+    for tex in texs:
+        text = (tmp_path / f"{tex.stem}.log").read_text(encoding="utf-8")
+        report[tex.stem] = (len(re.findall(r"^Overfull \\hbox", text, flags=re.M)),
+                            len(re.findall(r"undefined", text, flags=re.I)),
+                            len(re.findall(r"\\label\{fig:", tex.read_text(encoding="utf-8"))))
+    assert {name: counts[:2] for name, counts in report.items()} == {name: (0, 0) for name in report}
+    assert sum(figures for *_, figures in report.values()) >= 6  # the figures are there, as numbered floats
+
+
+@pdflatex
+@pdftotext
+def test_latin_text_beyond_t1_builds_with_xelatex_when_it_is_there(tmp_path):
+    title = "Tiếng Việt: đường cong"  # ế ệ ư ơ: Latin letters T1 has no glyph for
+    try:
+        (pdf,) = build.build([chapter_titled(tmp_path, title)], tmp_path / "out", ["pdf"], figures=False)
+    except TemplateError as exc:
+        assert not shutil.which("xelatex"), exc  # (Debian's lualatex binary may lack its fonts: not used)
+        assert "ệ (U+1EC7)" in str(exc) and "xelatex" in str(exc) and "\n" not in str(exc)
+    else:
+        text = subprocess.run(["pdftotext", "-l", "1", str(pdf), "-"], capture_output=True, text=True).stdout
+        assert title in " ".join(text.split())
