@@ -446,3 +446,45 @@ def test_a_cost_over_more_than_two_decades_gets_a_log_axis_and_the_linear_view_s
     assert "cost (log scale)" in auto and "0.001" in auto and "0.01" in auto
     assert "log scale" not in linear
     assert figures.curve_scale(np.array([0.5, 0.2, 0.1])) == "linear"
+
+
+@pytest.mark.parametrize("fmt", ["svg", "tikz"])
+def test_blank_quantities_are_empty_boxes_and_the_rest_the_trace(trace_of, fmt):
+    # A worksheet's graph: Part I's graph with z, ∂Cost/∂w and the cost left as boxes to fill in.
+    chapter, trace = chapter_and_trace(trace_of, "01-or-one-example")
+    graph = figures.computational_graph(chapter, trace, 0, blank=["Z1", "dW1", "cost"])
+    draw, read, style = DRAWN[fmt]
+    text = draw(graph)
+    tex_box = re.compile(r"\\mbox\{\\fboxsep=0pt\\fbox\{\\rule\{0pt\}\{\d+bp\}\\hspace\{\d+bp\}\}\}")
+    found = {k: v for k, v in read(tex_box.sub("", text)).items() if v}  # a box's size is not a number shown
+    valued, graded, _ = check_against_trace(chapter, trace, 0, found, style)  # what is written is the trace's
+    assert valued == set(graph.nodes) - {"Z1_0_0", "cost"}
+    assert graded == {"Z1_0_0", "A1_0_0", "b1_0_0"}  # ∂Cost/∂w₁, ∂Cost/∂w₂ blank
+    # One box per blank value: z forward, ∂Cost/∂w₁ and ∂Cost/∂w₂ back, the cost.
+    if fmt == "svg":
+        boxes = {(g.get("id"), p.get("stroke")) for g in ET.fromstring(text).iter(f"{SVG}g")
+                 for p in g.iter(f"{SVG}polygon") if p.get("fill") == "none" and g.get("id", "")[:2] in "n:f:b:"}
+        boxes = {(ident, (colour or "").upper()) for ident, colour in boxes}
+        assert {("f:Z1_0_0:A1_0_0", figures.FORWARD), ("b:W1_0_0:Z1_0_0", figures.BACKWARD),
+                ("b:W1_0_1:Z1_0_0", figures.BACKWARD), ("n:cost", figures.FORWARD)} <= boxes
+    else:
+        assert len(tex_box.findall(text)) == 4
+    with pytest.raises(tracer.TracerError, match="blank: dZ9 is not on this graph; its quantities are A0, A1, W1"):
+        figures.computational_graph(chapter, trace, 0, blank=["dZ9"])
+
+
+def test_the_names_only_layout_places_every_node_and_points_each_arrow_at_its_head(trace_of):
+    chapter, trace = chapter_and_trace(trace_of, "04-xor-hidden-layer")
+    graph = figures.computational_graph(chapter, trace, 0, "layer")
+    layout = figures.names_layout(graph, rankdir="LR")
+    assert [n.id for n in layout.nodes] == list(graph.nodes)
+    assert [(a.tail, a.head) for a in layout.arrows] == graph.edges
+    at = {n.id: n for n in layout.nodes}
+    for arrow in layout.arrows:  # the arrowhead's point touches the head (b1 → Z1 too, laid out head first)
+        head = at[arrow.head]
+        tip = min(arrow.tip, key=lambda p: (p[0] - head.x) ** 2 + (p[1] - head.y) ** 2)
+        assert abs(tip[0] - head.x) <= head.w / 2 + 1 and abs(tip[1] - head.y) <= head.h / 2 + 1, arrow
+    assert max(layout.nodes, key=lambda n: n.x).id == "cost"  # forward runs left to right
+    # Names only: another step's graph has the same layout, byte for byte.
+    assert figures.names_layout(figures.computational_graph(chapter, trace, int(trace.steps[-1]), "layer"),
+                                rankdir="LR") == layout

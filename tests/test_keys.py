@@ -37,12 +37,30 @@ def test_a_new_key_is_random_private_and_never_overwritten(tmp_path):
         keys.read_key(tmp_path / "bad.key")
 
 
+def readable(sheets, i: int, suffix: str) -> str:
+    """A sheet's text as a student reads it, its graph included: the Markdown sheet with the text of its
+    SVG graph (the drawing's coordinates left out), the LaTeX sheet with its TikZ graph's labels."""
+    sheet = (sheets / f"exercise-{i:02d}.{suffix}").read_text()
+    if suffix == "md":
+        name = f"exercise-{i:02d}-graph.svg"
+        assert f"]({name})" in sheet
+        svg = (sheets / name).read_text()
+        return sheet + "\n" + "\n".join(re.sub(r"<[^>]+>", "", t) for t in re.findall(r"<text.*?</text>", svg))
+    head, rest = sheet.split("\\begingroup%\n")
+    picture, tail = rest.split("\\endgroup\n")
+    labels = [re.sub(r"^\\node(\[[^]]*\])? at \([-\d.]+,[-\d.]+\) ", "", line)
+              for line in picture.splitlines() if line.startswith("\\node")]
+    assert labels and all(r"\fbox" in line for line in labels if "partial" in line)  # every gradient blank
+    return head + "\n".join(labels) + tail
+
+
 def test_a_secret_sheet_holds_nothing_that_gives_its_answers_away(secret, capsys):
     sheets, key = secret / "sheets", keys.read_key(secret / "k.key")
     listing = json.loads((sheets / "answers.json").read_text())["variants"]
     for i, v in enumerate(listing, start=1):
         for suffix in ("md", "tex"):
-            sheet = (sheets / f"exercise-{i:02d}.{suffix}").read_text()
+            sheet = readable(sheets, i, suffix)
+            assert "∂Cost/∂W" in sheet or r"\partial \mathrm{Cost}/\partial W" in sheet  # the graph is there
             assert v["code"] in sheet
             assert "tracer check" not in sheet and "seed" not in sheet.lower() and "set " not in sheet
             assert key.hex() not in sheet and keys.fingerprint(key) not in sheet

@@ -5,22 +5,26 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import subprocess
 from decimal import Decimal
 
 import numpy as np
 import pytest
+from conftest import needs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracer
 from tracer.checks.verify import verify
 from tracer.cli import main
+from tracer.documents.build import compile_pdf
 from tracer.engine.chapter import ChapterError
 from tracer.errors import TracerError
 from tracer.exercises.sheets import (
     check_answers,
     exercise_spec,
     make_variants,
+    sheet_graph,
     variant,
     write_exercises,
 )
@@ -138,6 +142,36 @@ def test_the_cli_writes_a_set(tmp_path, capsys):
     assert main(["exercises", "01-or-one-example", "--variants", "3", "--seed", "5", "-o", str(tmp_path)]) == 0
     assert "wrote 3 variants" in capsys.readouterr().out
     assert (tmp_path / "answer-key-03.md").exists()
+
+
+@needs("dot")
+def test_a_worksheets_graph_gives_the_data_and_start_and_leaves_the_rest_to_fill_in():
+    # Part I's exercise is at step 0: x, y and the starting w and b are given, every other value is a box.
+    (v,) = make_variants(tracer.load_chapter("01-or-one-example"), 1, seed=5)
+    graph = sheet_graph(v)
+    given = {"A0": v.X, "Y": v.chapter.Y, "W1": v.start["W1"], "b1": v.start["b1"]}
+    for node in graph.nodes.values():
+        name, *index = node.id.split("_")
+        if name in given:
+            assert not node.value.blank and node.value.value == given[name][tuple(int(i) for i in index)]
+            assert node.value.decimals == (1 if name in ("W1", "b1") else 0 if name == "Y" else 1)  # as the sheet
+        else:
+            assert node.value.blank, node.id
+        assert node.gradient is None or node.gradient.blank
+    # A sheet at a later step (the OR batch's step 1) is given only the data there: its W₁ is worked out.
+    (w,) = make_variants(tracer.load_chapter("02-or-batch"), 1, seed=5)
+    later = sheet_graph(w)
+    assert later.nodes["W1"].value.blank and not later.nodes["A0"].value.blank
+
+
+@needs("dot")
+@needs("pdflatex")
+def test_a_worksheet_with_its_graph_compiles_to_a_readable_page(tmp_path):
+    write_exercises(tracer.load_chapter("01-or-one-example"), tmp_path, count=1, seed=5, formats=("tex",))
+    pdf = compile_pdf(tmp_path / "exercise-01.tex")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "The computational graph at step 0" in text and "Cost =" in text and "Your answers" in text
+    assert "∂Cost/∂w" in text.replace(" ", "")
 
 
 def test_a_bad_exercise_section_names_the_file_and_key(or_batch):

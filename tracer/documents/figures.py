@@ -20,6 +20,7 @@ comments are stripped.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -28,7 +29,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -91,18 +92,21 @@ class Grad:
 
 @dataclass(frozen=True, eq=False)
 class Num:
-    """A number from the trace, shown with `decimals` places by format_number."""
+    """A number from the trace, shown with `decimals` places by format_number, or as an empty box to fill in."""
 
     value: float
     decimals: int
+    blank: bool = False
 
 
 @dataclass(frozen=True, eq=False)
 class Mat:
-    """A matrix from the trace, each entry shown by format_number; a big one by its corner (see `corner`)."""
+    """A matrix from the trace, each entry shown by format_number; a big one by its corner (see `corner`);
+    `blank`: each entry an empty box to fill in."""
 
     value: np.ndarray
     decimals: int
+    blank: bool = False
 
     def entries(self) -> tuple[list[list[float | str]], bool]:
         """(rows of entries to show, with "⋯" "⋮" "⋱" where rows or columns are left out; whether any are)."""
@@ -136,6 +140,18 @@ def shape_text(value: np.ndarray) -> str:
 
 Item = str | Sym | Grad | Num | Mat
 
+#: An empty box to fill in by hand (points): wide enough for a handwritten number with `decimals` places.
+BLANK_HEIGHT = 15
+
+
+def blank_width(decimals: int) -> int:
+    return 7 * (decimals + 3)
+
+
+def _boxed(item: Item) -> bool:
+    """Whether an item is drawn as a table (a matrix, or an empty box), which in Graphviz must sit in a cell."""
+    return isinstance(item, Mat) or (isinstance(item, Num) and item.blank)
+
 
 @dataclass
 class Line:
@@ -159,7 +175,13 @@ def _base(name: str) -> tuple[str, str]:
     return BASES.get(name) or _functions().get(name) or (name, name)
 
 
-def _html_item(item: Item) -> str:
+def _html_blank(decimals: int, colour: str) -> str:
+    return (f'<TD BORDER="1" COLOR="{colour or "#000000"}" FIXEDSIZE="TRUE" WIDTH="{blank_width(decimals)}" '
+            f'HEIGHT="{BLANK_HEIGHT}"></TD>')
+
+
+def _html_item(item: Item, colour: str = "") -> str:
+    """`colour`: of an empty box's border (its line's colour; Graphviz does not take it from the text's)."""
     if isinstance(item, str):
         return html.escape(item)
     if isinstance(item, Sym):
@@ -170,13 +192,20 @@ def _html_item(item: Item) -> str:
         return text + (f"<SUP>{html.escape(item.sup)}</SUP>" if item.sup else "")
     if isinstance(item, Grad):
         return f"∂{_html_item(item.of)}/∂{_html_item(item.wrt)}"
+    if isinstance(item, Num) and item.blank:
+        return ('<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>'
+                + _html_blank(item.decimals, colour) + "</TR></TABLE>")
     if isinstance(item, Num):
         return html.escape(format_number(item.value, item.decimals, style="unicode"))
     rows, abbreviated = item.entries()
+    if item.blank:
+        entry = lambda x: _html_blank(item.decimals, colour) if not isinstance(x, str) else f"<TD>{x}</TD>"  # noqa: E731
+    else:
+        entry = lambda x: (f'<TD ALIGN="{"CENTER" if isinstance(x, str) else "RIGHT"}">'  # noqa: E731
+                           f'{html.escape(_entry(x, item))}</TD>')
     side = f'<TD ROWSPAN="{len(rows)}" SIDES="{{}}" BORDER="1" WIDTH="3"></TD>'
     cells = ["<TR>" + (side.format("LTB") if i == 0 else "")
-             + "".join(f'<TD ALIGN="{"CENTER" if isinstance(x, str) else "RIGHT"}">{html.escape(_entry(x, item))}</TD>'
-                       for x in row)
+             + "".join(entry(x) for x in row)
              + (side.format("RTB") if i == 0 else "") + "</TR>" for i, row in enumerate(rows)]
     if abbreviated:  # the whole matrix's size, under its corner
         cells.append(f'<TR><TD COLSPAN="{len(rows[0]) + 2}"><FONT POINT-SIZE="8">'
@@ -191,7 +220,7 @@ def _entry(x: float | str, item: Mat, style: str = "unicode") -> str:
 def html_label(lines: list[Line]) -> str:
     """A Graphviz HTML-like label (a table when a line holds a matrix, which must sit in a cell)."""
     colour = {"fwd": FORWARD, "bwd": BACKWARD}
-    if not any(isinstance(i, Mat) for line in lines for i in line.items):
+    if not any(_boxed(i) for line in lines for i in line.items):
         parts = []
         for line in lines:
             text = "".join(_html_item(i) for i in line.items)
@@ -202,13 +231,13 @@ def html_label(lines: list[Line]) -> str:
     for line in lines:
         paint = (lambda text: f'<FONT COLOR="{colour[line.role]}">{text}</FONT>' if text else "") \
             if line.role else (lambda text: text)
-        split = next((n for n, i in enumerate(line.items) if isinstance(i, Mat)), None)
+        split = next((n for n, i in enumerate(line.items) if _boxed(i)), None)
         if split is None:
             text = "".join(_html_item(i) for i in line.items)
             rows.append(f'<TR><TD COLSPAN="2">{paint(text)}</TD></TR>')
             continue
         before = "".join(_html_item(i) for i in line.items[:split])
-        matrix = _html_item(line.items[split])
+        matrix = _html_item(line.items[split], colour.get(line.role, ""))
         rows.append(f'<TR><TD ALIGN="RIGHT">{paint(before)}</TD><TD ALIGN="LEFT">{paint(matrix)}</TD></TR>')
     return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
 
@@ -224,15 +253,22 @@ def _latex_item(item: Item) -> str:
     if isinstance(item, Grad):
         return rf"\partial {_latex_item(item.of)}/\partial {_latex_item(item.wrt)}"
     if isinstance(item, Num):
-        return format_number(item.value, item.decimals, style="latex")
+        return _latex_blank(item.decimals) if item.blank else format_number(item.value, item.decimals, style="latex")
     rows, abbreviated = item.entries()
     dots = {"⋯": r"\cdots", "⋮": r"\vdots", "⋱": r"\ddots"}
-    body = r" \\ ".join(" & ".join(dots.get(x, x) if isinstance(x, str) else _entry(x, item, "latex") for x in row)
+    number = (lambda x: _latex_blank(item.decimals)) if item.blank else (lambda x: _entry(x, item, "latex"))
+    body = r" \\ ".join(" & ".join(dots.get(x, x) if isinstance(x, str) else number(x) for x in row)
                          for row in rows)
     matrix = r"\begin{bmatrix}" + body + r"\end{bmatrix}"
     if abbreviated:
         matrix = r"\underset{\text{\tiny (" + shape_text(item.value).replace("×", r"$\times$") + r", corner shown)}}{" + matrix + "}"
     return matrix
+
+
+def _latex_blank(decimals: int) -> str:
+    """An empty box of the size Graphviz laid out (its frame drawn inside, in the line's colour)."""
+    return (rf"\mbox{{\fboxsep=0pt\fbox{{\rule{{0pt}}{{{BLANK_HEIGHT - 1}bp}}"
+            rf"\hspace{{{blank_width(decimals) - 1}bp}}}}}}")
 
 
 def latex_label(lines: list[Line]) -> str:
@@ -282,6 +318,32 @@ class Graph:
         values = [v for n in self.nodes.values() for v in (n.value, n.gradient)] + list((self.local or {}).values())
         return any(isinstance(v, Mat) and v.entries()[1] for v in values)
 
+    def quantities(self) -> set[str]:
+        """The trace's names of the values and gradients on the graph ("A0", "W1", "dW1", "cost", …)."""
+        out = set()
+        for node in self.nodes.values():
+            out.add(quantity(node))
+            if node.gradient is not None:
+                out.add("d" + quantity(node))
+        return out
+
+    def leave_blank(self, quantities: Iterable[str]) -> None:
+        """Draw the values of these quantities (trace names: "Z1", "dW1", "cost") as empty boxes to fill in,
+        every entry of them, wherever they are written (at a node or on its arrows): a worksheet's graph.
+        A name not on the graph is refused, naming those that are."""
+        names = set(quantities)
+        unknown = names - self.quantities()
+        if unknown:
+            raise TracerError(f"blank: {', '.join(sorted(unknown))} is not on this graph; its quantities are "
+                              + ", ".join(sorted(self.quantities())))
+        for node in self.nodes.values():
+            if quantity(node) in names:
+                node.value = dataclasses.replace(node.value, blank=True)
+            if node.gradient is not None and "d" + quantity(node) in names:
+                node.gradient = dataclasses.replace(node.gradient, blank=True)
+        if self.local is not None and names:
+            self.local = {edge: dataclasses.replace(v, blank=True) for edge, v in self.local.items()}
+
     def fan_out(self, node_id: str) -> int:
         return sum(1 for tail, _ in self.edges if tail == node_id)
 
@@ -328,6 +390,11 @@ class Graph:
         return forward, None
 
 
+def quantity(node: Node) -> str:
+    """The trace's name of a node's value: "W1" for the layer view's W1 and the scalar view's W1_0_1."""
+    return node.id.split("_")[0]
+
+
 def _named(name: Sym | Grad, value: Num | Mat, role: str) -> list[Line]:
     """'name = value' on one line; a matrix goes under its name, which keeps the label narrow."""
     if isinstance(value, Mat):
@@ -341,11 +408,13 @@ def default_view(trace: Trace) -> str:
 
 
 def computational_graph(chapter: Chapter, trace: Trace, step: int, view: str | None = None,
-                        local: bool = False) -> Graph:
+                        local: bool = False, blank: Iterable[str] = ()) -> Graph:
     """The graph of `chapter` at recorded `step`, in the "scalar" or "layer" view.
 
     `local=True` writes on each backward arrow the local gradient ∂head/∂tail (∂z/∂w = x, ∂ŷ/∂z = σ′(z),
-    …) instead of the gradient of the cost that flows back.
+    …) instead of the gradient of the cost that flows back. `blank`: quantities (trace names, "Z1",
+    "dW1", "cost") whose values are drawn as empty boxes to fill in (see Graph.leave_blank); with
+    `local`, any blank leaves the local gradients blank too.
     """
     view = view or default_view(trace)
     if view not in VIEWS:
@@ -354,6 +423,7 @@ def computational_graph(chapter: Chapter, trace: Trace, step: int, view: str | N
     graph = (_scalar_graph if view == "scalar" else _layer_graph)(chapter, trace, values)
     if local:
         graph.local = local_gradients(chapter, graph, values)
+    graph.leave_blank(blank)
     return graph
 
 
@@ -524,6 +594,22 @@ def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
              fontname=FONT, fontsize=str(label_size), bgcolor="white", pad="0.05", newrank="true")
     dot.attr("node", fontname=FONT, fontsize=str(node_size), margin="0.04,0.02", height="0.3", width="0.3")
     dot.attr("edge", fontname=FONT, fontsize=str(label_size), arrowsize="0.6")
+    _dot_nodes(dot, graph, lambda line, node: _dot_node(line, graph, node))
+    for tail_id, head_id in graph.edges:
+        forward, backward = graph.arrow(tail_id, head_id)
+        ends, flip = _ends(graph, tail_id, head_id)
+        dot.edge(*ends, html_label(forward) if forward else None, id=f"f:{tail_id}:{head_id}",
+                 color=FORWARD, fontcolor=FORWARD, dir="back" if flip else "forward")
+        if backward is not None:
+            # Laid out tail → head like the forward arrow, so the layout keeps its direction; drawn back.
+            dot.edge(*ends, html_label(backward) if backward else None, id=f"b:{tail_id}:{head_id}",
+                     dir="forward" if flip else "back", style="dashed", color=BACKWARD, fontcolor=BACKWARD)
+    return dot
+
+
+def _dot_nodes(dot: Any, graph: Graph, add: Any) -> None:
+    """Each node through `add(subgraph, node)`: an example's nodes in its box (the scalar view), a row's
+    side by side (rank=same: the layer view's W1, Z1, b1)."""
     boxes: dict[str, dict[str, list[Node]]] = {}
     for node in graph.nodes.values():
         boxes.setdefault(node.group, {}).setdefault(node.row, []).append(node)
@@ -536,18 +622,13 @@ def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
                     if row:
                         line.attr(rank="same")
                     for node in nodes:
-                        _dot_node(line, graph, node)
-    for tail_id, head_id in graph.edges:
-        forward, backward = graph.arrow(tail_id, head_id)
-        flip = (tail_id, head_id) in graph.flipped
-        ends = (head_id, tail_id) if flip else (tail_id, head_id)
-        dot.edge(*ends, html_label(forward) if forward else None, id=f"f:{tail_id}:{head_id}",
-                 color=FORWARD, fontcolor=FORWARD, dir="back" if flip else "forward")
-        if backward is not None:
-            # Laid out tail → head like the forward arrow, so the layout keeps its direction; drawn back.
-            dot.edge(*ends, html_label(backward) if backward else None, id=f"b:{tail_id}:{head_id}",
-                     dir="forward" if flip else "back", style="dashed", color=BACKWARD, fontcolor=BACKWARD)
-    return dot
+                        add(line, node)
+
+
+def _ends(graph: Graph, tail_id: str, head_id: str) -> tuple[tuple[str, str], bool]:
+    """(the ends an arrow is laid out between, whether it is flipped: head first, drawn back)."""
+    flip = (tail_id, head_id) in graph.flipped
+    return ((head_id, tail_id) if flip else (tail_id, head_id)), flip
 
 
 def _dot_node(dot: Any, graph: Graph, node: Node) -> None:
@@ -557,16 +638,105 @@ def _dot_node(dot: Any, graph: Graph, node: Node) -> None:
              peripheries="2" if node.kind == "cost" else "1")
 
 
+# --------------------------------------------------------------------------- the names-only layout
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A node where Graphviz put it (points, origin bottom left): centre, size, and its kind."""
+
+    id: str
+    sym: Sym
+    kind: str
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+@dataclass(frozen=True)
+class Arrow:
+    """An arrow tail → head as cubic Bézier points (points), with its arrowhead polygon."""
+
+    tail: str
+    head: str
+    points: tuple[tuple[float, float], ...]
+    tip: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class Outline:
+    """A graph laid out by its names only: nodes and forward arrows in the graph's order, the bounding box (points)."""
+
+    nodes: tuple[Placed, ...]
+    arrows: tuple[Arrow, ...]
+    width: float
+    height: float
+
+
+def names_dot(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0], node_size: float = 0.34) -> Any:
+    """The graph's nodes and forward arrows without values, as a `graphviz.Digraph`: every node
+    `node_size` inches (the cost wider), its name set at `name_pt`; arrows named `tail:head`.
+    For pictures that write the numbers in themselves (slides, web page), one layout for every step."""
+    import graphviz
+
+    dot = graphviz.Digraph("outline")
+    dot.attr(rankdir=rankdir, nodesep="0.12", ranksep="0.5", pad="0.04", fontsize=str(name_pt))
+    dot.attr("node", fontsize=str(name_pt), fixedsize="true", width=str(node_size), height=str(node_size))
+    dot.attr("edge", arrowsize="0.6")
+    _dot_nodes(dot, graph, lambda line, node: line.node(
+        node.id, node.id, shape=SHAPES[node.kind], width=f"{node_size * (1.6 if node.kind == 'cost' else 1):.2f}"))
+    for tail_id, head_id in graph.edges:
+        ends, flip = _ends(graph, tail_id, head_id)
+        dot.edge(*ends, id=f"{tail_id}:{head_id}", **({"dir": "back"} if flip else {}))
+    return dot
+
+
+def names_layout(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0],
+                 node_size: float = 0.34) -> Outline:
+    """Where Graphviz puts the graph's nodes and arrows when only their names are drawn (see names_dot),
+    in points from the bottom left."""
+    layout = json.loads(_pipe(names_dot(graph, rankdir, name_pt, node_size), "json"))
+    x0, y0, x1, y1 = (float(c) for c in layout["bb"].split(","))
+    placed = {}
+    for obj in layout.get("objects", []):
+        if obj.get("name") in graph.nodes and "pos" in obj:
+            node = graph.nodes[obj["name"]]
+            x, y = (float(c) for c in obj["pos"].split(","))
+            placed[node.id] = Placed(node.id, node.sym, node.kind, x - x0, y - y0,
+                                     float(obj["width"]) * 72, float(obj["height"]) * 72)
+    arrows = []
+    for edge in layout.get("edges", []):
+        tail, head = edge["id"].split(":")
+        points: tuple[tuple[float, float], ...] = ()
+        tip: tuple[tuple[float, float], ...] = ()
+        for op in edge.get("_draw_", []):
+            if op["op"] == "b":
+                points = tuple((p[0] - x0, p[1] - y0) for p in op["points"])
+        for key in ("_hdraw_", "_tdraw_"):
+            for op in edge.get(key, []):
+                if op["op"] in ("P", "p"):
+                    tip = tuple((p[0] - x0, p[1] - y0) for p in op["points"])
+        arrows.append(Arrow(tail, head, points, tip))
+    order = {edge: i for i, edge in enumerate(graph.edges)}
+    arrows.sort(key=lambda a: order[(a.tail, a.head)])  # in the graph's order, as its nodes
+    return Outline(tuple(placed[n] for n in graph.nodes if n in placed), tuple(arrows), x1 - x0, y1 - y0)
+
+
 def graphviz_available() -> bool:
     """Whether Graphviz's `dot`, which lays out the graphs, is on the PATH."""
     return shutil.which("dot") is not None
 
 
 def _run_dot(graph: Graph, fmt: str, sizes: tuple[int, int] = SVG_SIZES) -> str:
+    return _pipe(to_dot(graph, sizes), fmt)
+
+
+def _pipe(dot: Any, fmt: str) -> str:
     import graphviz
 
     try:
-        return to_dot(graph, sizes).pipe(format=fmt, encoding="utf-8", quiet=True)
+        return dot.pipe(format=fmt, encoding="utf-8", quiet=True)
     except graphviz.ExecutableNotFound:
         raise TracerError("drawing a graph needs Graphviz's `dot` program (Debian: apt install graphviz)") from None
     except graphviz.CalledProcessError as exc:  # pragma: no cover - dot rejecting our own input is a bug

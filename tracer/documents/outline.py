@@ -9,13 +9,23 @@ to one step. One layout serves an SVG (the web page) and a TikZ picture (the sli
 from __future__ import annotations
 
 import html
-import json
-from dataclasses import dataclass
 
-from tracer.documents.figures import FORWARD, PARAMETER_FILL, Graph, Line, Sym, computational_graph, latex_label
+from tracer.documents.figures import (
+    FORWARD,
+    PARAMETER_FILL,
+    Arrow,
+    Line,
+    Outline,
+    Placed,
+    Sym,
+    computational_graph,
+    latex_label,
+    names_layout,
+)
 from tracer.engine.chapter import Chapter
 from tracer.engine.trace import Trace
-from tracer.errors import TracerError
+
+__all__ = ["Arrow", "Outline", "Placed", "node_tikz", "outline", "outline_svg", "outline_tikz"]
 
 #: Font size (pt) of the names in the layout; the slides set them at this size, never smaller.
 NAME_PT = 10
@@ -23,100 +33,10 @@ NAME_PT = 10
 NODE_SIZE = 0.34
 
 
-@dataclass(frozen=True)
-class Placed:
-    """A node where Graphviz put it (points, origin bottom left): centre, size, and its kind."""
-
-    id: str
-    sym: Sym
-    kind: str
-    x: float
-    y: float
-    w: float
-    h: float
-
-
-@dataclass(frozen=True)
-class Arrow:
-    """An arrow tail → head as cubic Bézier points (points), with its arrowhead polygon."""
-
-    tail: str
-    head: str
-    points: tuple[tuple[float, float], ...]
-    tip: tuple[tuple[float, float], ...]
-
-
-@dataclass(frozen=True)
-class Outline:
-    """The laid-out graph: nodes in forward order, arrows, and the bounding box (points)."""
-
-    nodes: tuple[Placed, ...]
-    arrows: tuple[Arrow, ...]
-    width: float
-    height: float
-
-
 def outline(chapter: Chapter, trace: Trace) -> Outline:
     """The layer view of the chapter's graph (X, W1, b1, Z1, A1, …, Y, cost), names only, laid out left to right."""
     graph = computational_graph(chapter, trace, int(trace.steps[0]), view="layer")
-    return _layout(graph)
-
-
-def _dot_source(graph: Graph) -> str:
-    shapes = {"input": "box", "target": "box", "parameter": "box", "linear": "circle", "activation": "circle",
-              "cost": "ellipse"}
-    out = ["digraph outline {",
-           f'  graph [rankdir=LR, nodesep=0.12, ranksep=0.5, pad=0.04, fontsize={NAME_PT}];',
-           f'  node [fontsize={NAME_PT}, fixedsize=true, width={NODE_SIZE}, height={NODE_SIZE}];',
-           '  edge [arrowsize=0.6];']
-    rows: dict[str, list[str]] = {}
-    for node in graph.nodes.values():
-        shape = shapes[node.kind]
-        width = NODE_SIZE * (1.6 if node.kind == "cost" else 1)
-        out.append(f'  "{node.id}" [shape={shape}, width={width:.2f}, label="{node.id}"];')
-        if node.row:
-            rows.setdefault(node.row, []).append(node.id)
-    for members in rows.values():
-        out.append("  { rank=same; " + " ".join(f'"{m}";' for m in members) + " }")
-    for tail, head in graph.edges:
-        if (tail, head) in graph.flipped:
-            out.append(f'  "{head}" -> "{tail}" [dir=back, id="{tail}:{head}"];')
-        else:
-            out.append(f'  "{tail}" -> "{head}" [id="{tail}:{head}"];')
-    return "\n".join(out + ["}"])
-
-
-def _layout(graph: Graph) -> Outline:
-    import graphviz
-
-    try:
-        text = graphviz.Source(_dot_source(graph)).pipe(format="json", encoding="utf-8")
-    except graphviz.ExecutableNotFound:
-        raise TracerError("drawing a graph needs Graphviz's `dot` program (Debian: apt install graphviz)") from None
-    layout = json.loads(text)
-    x0, y0, x1, y1 = (float(c) for c in layout["bb"].split(","))
-    placed = {}
-    for obj in layout.get("objects", []):
-        if obj.get("name") in graph.nodes and "pos" in obj:
-            node = graph.nodes[obj["name"]]
-            x, y = (float(c) for c in obj["pos"].split(","))
-            placed[node.id] = Placed(node.id, node.sym, node.kind, x - x0, y - y0,
-                                     float(obj["width"]) * 72, float(obj["height"]) * 72)
-    arrows = []
-    for edge in layout.get("edges", []):
-        tail, head = edge["id"].split(":")
-        points: tuple[tuple[float, float], ...] = ()
-        tip: tuple[tuple[float, float], ...] = ()
-        for op in edge.get("_draw_", []):
-            if op["op"] == "b":
-                points = tuple((p[0] - x0, p[1] - y0) for p in op["points"])
-        for key in ("_hdraw_", "_tdraw_"):
-            for op in edge.get(key, []):
-                if op["op"] in ("P", "p"):
-                    tip = tuple((p[0] - x0, p[1] - y0) for p in op["points"])
-        arrows.append(Arrow(tail, head, points, tip))
-    order = [n for n in graph.nodes if n in placed]
-    return Outline(tuple(placed[n] for n in order), tuple(arrows), x1 - x0, y1 - y0)
+    return names_layout(graph, rankdir="LR", name_pt=NAME_PT, node_size=NODE_SIZE)
 
 
 # --------------------------------------------------------------------------- drawing it

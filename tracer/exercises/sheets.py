@@ -19,6 +19,7 @@ import dataclasses
 import io
 import json
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -434,8 +435,10 @@ def check_answers(source: str | Path | Chapter, answers: Sequence[str], *, step:
 # --------------------------------------------------------------------------- writing the set
 
 
-def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: str) -> dict[str, Any]:
-    """What the sheet and key templates see: every number already written as maths by render's helpers."""
+def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: str,
+                  graph: str | None = None) -> dict[str, Any]:
+    """What the sheet and key templates see: every number already written as maths by render's helpers;
+    `graph` is the worksheet's graph (sheet_graph): the file name of its SVG, or its TikZ picture."""
     from tracer.documents.render import UserText, chapter_number, matrix, symbol
     from tracer.exercises.answers import format_value
 
@@ -489,7 +492,30 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
         "answers": answers,
         "steps": steps,
         "check": {"command": command},
+        "graph": graph,
     }
+
+
+def sheet_graph(v: Variant) -> Any:
+    """The computational graph of the exercise's step as a worksheet draws it: what the student is given
+    written in (the data, and at step 0 the starting parameters, at the sheet's decimals) and every other
+    value an empty box, to fill in with the working and the answers. None without Graphviz."""
+    from tracer.documents.figures import computational_graph, graphviz_available
+
+    if not graphviz_available():
+        return None
+    spec, names = v.spec, v.chapter.parameter_names
+    given = {"A0", "Y"} | (set(names) if spec.step == 0 else set())
+    data = max(spec.value_decimals, 1)  # as the sheet's data (whole data is written whole)
+    display = Display(decimals=spec.decimals, decimals_for={**{p: spec.value_decimals for p in given & set(names)},
+                                                            "A0": data, "Y": data})
+    chapter = dataclasses.replace(v.chapter, display=display)
+    try:
+        graph = computational_graph(chapter, v.trace, spec.step)
+    except TracerError:  # a scalar view too big to read: the layer view
+        graph = computational_graph(chapter, v.trace, spec.step, view="layer")
+    graph.leave_blank(graph.quantities() - given)
+    return graph
 
 
 def _plain(x: float) -> str:
@@ -548,6 +574,7 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     labelled a practice sheet and says how to check it). Everything is rendered before anything is
     written, so a failure leaves no half-written set.
     """
+    from tracer.documents.figures import graph_svg, graph_tikz
     from tracer.documents.render import environment, render
     from tracer.exercises.answers import format_value
     from tracer.exercises.quiz import moodle_xml, qti_zip
@@ -564,11 +591,22 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     width = max(2, len(str(count)))
     files: dict[Path, str | bytes] = {}
     rows, listing = [], []
+    sheet_formats = [fmt for fmt in formats if fmt in ("md", "tex")]
+    # Graphviz runs in its own processes: two lay the worksheets' graphs out while the sheets are rendered.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        graphs = [sheet_graph(v) if sheet_formats else None for v in variants]
+        drawn = {(v.id, fmt): pool.submit(graph_svg if fmt == "md" else graph_tikz, graph)
+                 for v, graph in zip(variants, graphs) if graph is not None for fmt in sheet_formats}
+        pictures = {k: future.result() for k, future in drawn.items()}
     for v in variants:
         tag = f"{v.id:0{width}d}"
         for fmt in formats:
             if fmt in ("md", "tex"):
-                ctx = sheet_context(v, chapter, seed, count, fmt)
+                picture = pictures.get((v.id, fmt))
+                if picture is not None and fmt == "md":
+                    files[out / f"exercise-{tag}-graph.svg"] = picture
+                    picture = f"exercise-{tag}-graph.svg"
+                ctx = sheet_context(v, chapter, seed, count, fmt, picture)
                 files[out / f"exercise-{tag}.{fmt}"] = render(env, TEMPLATES[("sheet", fmt)], ctx)
                 files[out / f"answer-key-{tag}.{fmt}"] = render(env, TEMPLATES[("key", fmt)], ctx)
         answers = {}
