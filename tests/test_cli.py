@@ -84,13 +84,70 @@ def test_help_explains_every_option():
     assert result.returncode == 0 and "--step N" in result.stdout and "--json" in result.stdout
 
 
+def test_tracer_alone_lists_the_commands_and_suggests_a_first_one(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for name in ("run", "trace", "verify", "build", "check", "exercises", "figure"):
+        assert f"\n    {name} " in out or f"\n    {name}\n" in out
+    assert "Start with:  tracer build 01-or-one-example" in out
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"tracer {version('tracer')}"
+
+
+@pytest.mark.parametrize("columns", ["50", "63", "80"])
+def test_help_never_breaks_a_chapter_name_at_its_hyphens(columns, monkeypatch, capsys):
+    from tracer.engine.chapter import bundled_chapters
+
+    monkeypatch.setenv("COLUMNS", columns)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    words = capsys.readouterr().out.split()
+    for path in bundled_chapters():
+        assert any(path.stem in word for word in words), path.stem
+
+
+class _Terminal:
+    """stderr as a terminal (isatty) or a pipe, keeping what is written."""
+
+    def __init__(self, tty: bool):
+        self.tty, self.text = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_verify_shows_progress_per_chapter_on_a_terminal_only(tty, monkeypatch, capsys):
+    from tracer.checks import verify
+
+    monkeypatch.setattr(verify, "verify", lambda chapter: verify.Report(chapter.name, chapter.title, [], [], []))
+    stderr = _Terminal(tty)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    assert main(["verify", "01-or-one-example", "02-or-batch"]) == 0
+    progress = ["tracer verify [1/2] 01-or-one-example", "tracer verify [2/2] 02-or-batch"]
+    assert stderr.text.splitlines() == (progress if tty else [])
+
+
 def test_trace_trains_up_to_the_asked_step_and_records_only_it(capsys, monkeypatch, trace_of):
-    import tracer.cli
     from tracer.cli import step_report
+    from tracer.engine import train
 
     calls = []
-    real = tracer.cli.run
-    monkeypatch.setattr(tracer.cli, "run", lambda chapter, **kw: calls.append(kw) or real(chapter, **kw))
+    real = train.run
+    monkeypatch.setattr(train, "run", lambda chapter, **kw: calls.append(kw) or real(chapter, **kw))
     assert main(["trace", "04-xor-hidden-layer", "--step", "30"]) == 0
     assert calls[0]["steps"] == 31 and calls[0]["record"] == [30]
     # The same numbers, printed the same, as from the chapter's own full run.

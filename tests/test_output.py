@@ -46,6 +46,23 @@ def test_staged_files_appear_only_when_the_block_succeeds(tmp_path):
     assert not list(tmp_path.glob(STAGING_PREFIX + "*"))
 
 
+def test_a_rebuild_stages_a_document_and_its_existing_figures_folder_side_by_side(tmp_path):
+    """The second `tracer build` into a folder: figures/ exists, yet the staged .tex finds its figures."""
+    from tracer.output import STAGING_PREFIX, location, staged
+
+    (tmp_path / "docs" / "figures").mkdir(parents=True)
+    (tmp_path / "docs" / "figures" / "b.pdf").write_text("old")
+    with staged() as staging:
+        staging.reserve(tmp_path / "docs" / "a.tex")  # as build does before its workers fork
+        write_atomic(tmp_path / "docs" / "figures" / "b.pdf", "new")
+        write_atomic(tmp_path / "docs" / "a.tex", "tex")
+        tex = location(tmp_path / "docs" / "a.tex")
+        assert (tex.parent / "figures" / "b.pdf").read_text() == "new"  # what pdflatex, run there, reads
+    assert (tmp_path / "docs" / "figures" / "b.pdf").read_text() == "new"
+    assert (tmp_path / "docs" / "a.tex").read_text() == "tex"
+    assert not list((tmp_path / "docs").rglob(STAGING_PREFIX + "*"))
+
+
 def test_a_failing_block_leaves_every_folder_as_it_was(tmp_path):
     from tracer.output import staged
 

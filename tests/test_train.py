@@ -183,3 +183,65 @@ def test_recorded_parameters_are_one_row_per_step_and_equal_the_update_before(tr
     W, after = trace.history("W1"), trace.history("W1_after")
     np.testing.assert_array_equal(W[1:], after[:-1])
     assert np.shares_memory(W, after)
+
+
+# --------------------------------------------------------------------------- one trace per chapter per command
+
+
+@pytest.fixture
+def training_runs(monkeypatch):
+    """Every call of the engine's `run`, as (chapter, carry, steps run), while the test lasts."""
+    from tracer.engine import train
+
+    calls: list[tuple[str, str, int]] = []
+    real = train.run
+
+    def counted(chapter, **options):
+        trace = real(chapter, **options)
+        calls.append((chapter.name, trace.meta["carry"], trace.meta["steps_run"]))
+        return trace
+
+    monkeypatch.setattr(train, "run", counted)
+    return calls
+
+
+# Each command, and the runs it makes: the full-precision trace, plus the hand-carried one only
+# where a reader needs it (chapter 01's document footnotes hand-mode figures and the article's
+# 0.109 is explained by a hand calculation; chapter 02's article figures all match), and that one
+# only as far as the steps read.
+COMMANDS = [
+    (["run", "01-or-one-example"], [("full", 2)]),
+    (["trace", "04-xor-hidden-layer", "--step", "30"], [("full", 31)]),  # no further than the step shown
+    (["figure", "01-or-one-example", "--kind", "curve", "-o", "{tmp}/curve.svg"], [("full", 2)]),
+    (["build", "01-or-one-example", "--format", "md", "-o", "{tmp}"], [("full", 2), ("rounded", 2)]),
+    (["verify", "01-or-one-example"], [("full", 2), ("rounded", 2)]),
+    (["verify", "02-or-batch"], [("full", 5000)]),
+    (["check", "02-or-batch", "dW1 = [-0.044, -0.035]", "db1 = -0.031"], [("full", 2), ("rounded", 2)]),
+]
+
+
+@pytest.mark.parametrize("argv, runs", COMMANDS, ids=[" ".join(c[0][:2]) for c in COMMANDS])
+def test_a_command_trains_its_chapter_once_per_carry(argv, runs, training_runs, tmp_path, capsys):
+    from tracer.cli import main
+
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 0
+    name = argv[1]
+    assert training_runs == [(name, carry, steps) for carry, steps in runs]
+
+
+def test_traces_make_the_hand_carried_run_once_through_the_last_step_asked(training_runs):
+    traces = tracer.Traces(tracer.load_chapter("02-or-batch"), steps=[0])
+    hand = traces.hand([1])
+    assert traces.hand() is hand and traces.hand([0, 1]) is hand
+    assert hand.meta["steps_run"] == 2 and traces.full.meta["steps_run"] == 5000
+    assert traces.other([1]) is hand and traces.main is traces.full
+    assert [carry for _, carry, _ in training_runs] == ["rounded", "full"]
+    traces.hand([3])  # a step the run did not reach: run again, keeping what was asked before
+    assert traces.hand().steps.tolist() == [0, 1, 3] and len(training_runs) == 3
+
+
+def test_a_trace_given_is_reused():
+    chapter = tracer.load_chapter("01-or-one-example")
+    trace = tracer.run(chapter)
+    traces = tracer.Traces.of(chapter, trace)
+    assert traces.full is trace and tracer.Traces.of(chapter, traces) is traces

@@ -6,6 +6,8 @@ From a notebook:
     chapter = tracer.load_chapter("01-or-one-example")   # a path or a bundled chapter's name
     trace = tracer.run(chapter)                          # every node at every recorded step
     trace.at(0)["dW1"], trace.costs[-1]
+    traces = tracer.Traces(chapter)                      # what a command reads: each carry trained once
+    traces.full, traces.hand([0])                        # full precision; hand-carried through step 0
 """
 
 from tracer.engine.chapter import (
@@ -16,8 +18,8 @@ from tracer.engine.chapter import (
            parse_chapter,
 )
 from tracer.engine.trace import Trace
-from tracer.engine.train import run
+from tracer.engine.train import Traces, run
 from tracer.errors import NumericalError, TracerError
 
-__all__ = ["Chapter", "ChapterError", "NumericalError", "Trace", "TracerError", "bundled_chapters",
+__all__ = ["Chapter", "ChapterError", "NumericalError", "Trace", "TracerError", "Traces", "bundled_chapters",
            "load_chapter", "parse_chapter", "run"]

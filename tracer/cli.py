@@ -7,20 +7,23 @@ add its own (verify: 3 when the project's own numbers disagree).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from tracer.abbreviation import LIMIT, bracketed
 from tracer.engine.chapter import Chapter, Display, bundled_chapters, load_chapter
 from tracer.engine.trace import Trace
-from tracer.engine.train import run
+from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.output import staged
-from tracer.rounding import format_array, format_number
+from tracer.rounding import format_array
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -32,14 +35,46 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
     return register
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's layout, wrapping only at spaces: a chapter name such as 01-or-one-example stays whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False, break_long_words=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of `tracer` and of each sub-command (they share the help layout)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+#: What `tracer` alone suggests trying first.
+FIRST = "tracer build 01-or-one-example   (it prints the files it writes; open the .md)"
+
+
+def version() -> str:
+    """The installed distribution's version."""
+    try:
+        return importlib.metadata.version("tracer")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed; pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tracer",
         description="Step-by-step hand-calculation tracer for neural networks: every node's value and "
                     "gradient at every training step, from a chapter file (TOML).",
         epilog="A CHAPTER is a path to a .toml file or the name of a bundled chapter "
                f"({', '.join(p.stem for p in bundled_chapters())}). "
                "Exit status: 0 success, 1 numerical failure, 2 bad input.")
+    parser.add_argument("--version", action="version", version=f"tracer {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="train a chapter and print its cost table",
@@ -49,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print a JSON object per chapter: steps, cost (one per recorded step), params (final)")
     p.add_argument("--all", action="store_true", help="print every recorded step, not a sample of about 20")
+    _full_option(p)
     p.add_argument("--carry", choices=("full", "rounded"),
                    help="full precision (default) or hand mode: round every value as it is computed")
     p.add_argument("--save", metavar="FILE", type=Path,
@@ -62,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, required=True, metavar="N", help="the step to show (0 is the first)")
     p.add_argument("--json", action="store_true", help="nested lists, full double precision")
     p.add_argument("--carry", choices=("full", "rounded"), help="as for `tracer run`")
+    _full_option(p)
 
     # Each later sub-command adds its parser here, in its own block.
     # --- verify parser (issue 3)
@@ -122,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, default=0.0, metavar="R", help="relative tolerance for --mode relabs")
     p.add_argument("--atol", type=float, default=0.0, metavar="A", help="absolute tolerance for --mode relabs")
     p.add_argument("--reveal", action="store_true", help="also show the expected values")
+    _full_option(p)
     p.add_argument("--json", action="store_true", help="one JSON object: score and a verdict per answer")
 
     p = sub.add_parser("exercises", help="write per-student exercise variants with answer keys",
@@ -190,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _full_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--full", action="store_true",
+                   help=f"print matrices whole (without it, one past {LIMIT} rows or columns shows a corner and "
+                        "its shape; --json always has every entry)")
+
+
 def _document_options(p: argparse.ArgumentParser, folder: str, what: str, formats: str | None,
                       formats_help: str) -> None:
     """-o, --format and --templates, as `build` and `exercises` both take them."""
@@ -201,7 +245,13 @@ def _document_options(p: argparse.ArgumentParser, folder: str, what: str, format
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # `tracer` alone: what it can do, and where to start
+        print(parser.format_help().rstrip() + f"\n\nStart with:  {FIRST}\n"
+              "Each command's options:  tracer COMMAND --help")
+        return 0
+    args = parser.parse_args(argv)
     try:
         with staged():  # outputs move into place only when the whole command succeeds
             return COMMANDS[args.command](args)
@@ -238,7 +288,7 @@ def _run(args: argparse.Namespace) -> int:
     chapters = _chapters(args.chapters)
     results = []
     for chapter in chapters:
-        trace = run(chapter, carry=args.carry)
+        trace = Traces(chapter, carry=args.carry).main
         if args.save:
             trace.save(args.save if len(chapters) == 1 else args.save.with_name(f"{chapter.name}.npz"))
         results.append((chapter, trace))
@@ -246,7 +296,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(run_summary(trace)))
         else:
-            print(("\n" if i else "") + cost_table(chapter, trace, everything=args.all))
+            print(("\n" if i else "") + cost_table(chapter, trace, everything=args.all, full=args.full))
     return 0
 
 
@@ -257,7 +307,7 @@ def run_summary(trace: Trace) -> dict[str, Any]:
             "params": {k: np.asarray(v).tolist() for k, v in trace.final.items()}}
 
 
-def cost_table(chapter: Chapter, trace: Trace, everything: bool = False, rows: int = 20) -> str:
+def cost_table(chapter: Chapter, trace: Trace, everything: bool = False, rows: int = 20, full: bool = False) -> str:
     steps = trace.steps.tolist()
     if not everything and len(steps) > rows + 1:
         stride = -(-len(steps) // rows)
@@ -269,7 +319,7 @@ def cost_table(chapter: Chapter, trace: Trace, everything: bool = False, rows: i
              f"{'step':>8}  cost"]
     lines += [f"{s:>8}  {trace.at(s)['cost']:.10g}" for s in steps]
     lines.append("final parameters:")
-    lines += [f"  {k} = {_matrix(v, chapter.display.decimals)}" for k, v in trace.final.items()]
+    lines += [f"  {k} = {_matrix(v, chapter.display.decimals, full)}" for k, v in trace.final.items()]
     return "\n".join(lines)
 
 
@@ -284,19 +334,21 @@ def _trace(args: argparse.Namespace) -> int:
     else:
         chapter = load_chapter(args.chapter)
         # Train up to the asked step and record only it (outside the run, the full run names the error).
-        only = dict(steps=args.step + 1, record=[args.step]) if 0 <= args.step < chapter.steps else {}
-        trace, decimals = run(chapter, carry=args.carry, **only), chapter.display.decimals_of
+        through = args.step if 0 <= args.step < chapter.steps else None
+        traces = Traces(chapter, carry=args.carry, steps=[args.step] if through is not None else [], through=through)
+        trace, decimals = traces.main, chapter.display.decimals_of
     if args.json:
         print(json.dumps(trace.step_dict(args.step)))
         return 0
-    print(step_report(trace, args.step, decimals))
+    print(step_report(trace, args.step, decimals, full=args.full))
     return 0
 
 
-def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int]) -> str:
-    """Every node and parameter at `step`, rounded for reading (`--json` has full precision)."""
+def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int], full: bool = False) -> str:
+    """Every node and parameter at `step`, rounded for reading (`--json` has full precision);
+    big matrices abbreviated unless `full`."""
     places = decimals if callable(decimals) else (lambda _name: decimals)
-    show = lambda name, value: _matrix(value, places(name))  # noqa: E731
+    show = lambda name, value: _matrix(value, places(name), full)  # noqa: E731
     lines = [f"{trace.meta['title']}: step {step} (carry {trace.meta['carry']})", "", "nodes (forward order):"]
     for node in trace.nodes(step):
         lines.append(f"  {node.name} [{node.kind}] = {show(node.name, node.value)}")
@@ -316,13 +368,9 @@ def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int]) -
     return "\n".join(lines)
 
 
-def _matrix(value: Any, decimals: int) -> str:
-    array = np.asarray(value, dtype=float)
-    if array.ndim == 0:
-        return format_number(float(array), decimals)
-    rows = array if array.ndim == 2 else array.reshape(1, -1)
-    texts = iter(format_array(rows, decimals))
-    return "[" + ", ".join("[" + ", ".join(next(texts) for _ in row) + "]" for row in rows) + "]"
+def _matrix(value: Any, decimals: int, full: bool = False) -> str:
+    """A value for the terminal: past abbreviation.LIMIT rows or columns, a corner and the shape."""
+    return bracketed(value, lambda rows: format_array(rows, decimals), full=full)
 
 
 # --------------------------------------------------------------------------- verify (issue 3)
@@ -333,7 +381,12 @@ def _verify(args: argparse.Namespace) -> int:
     from tracer.checks.verify import verify
 
     chapters = _chapters(args.chapters)
-    reports = [verify(chapter) for chapter in chapters]
+    tty = sys.stderr.isatty() and len(chapters) > 1
+    reports = []
+    for i, chapter in enumerate(chapters, start=1):
+        if tty:  # a whole verify takes seconds per chapter: say where it is
+            print(f"tracer verify [{i}/{len(chapters)}] {chapter.name}", file=sys.stderr, flush=True)
+        reports.append(verify(chapter))
     for i, report in enumerate(reports):
         print(report.to_json() if args.json else ("\n" if i else "") + report.table())
     return max(r.exit_status for r in reports)
@@ -357,7 +410,7 @@ def _build(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- check, exercises (issue 5)
 
 
-class _IntermixedParser(argparse.ArgumentParser):
+class _IntermixedParser(_Parser):
     """`tracer check CHAPTER --step 1 "dW1 = …"`: positionals after options (argparse reads them in one run)."""
 
     _inside = False
@@ -387,7 +440,7 @@ def _check(args: argparse.Namespace) -> int:
     key = read_key(args.key) if args.key else None
     report = check_answers(args.chapter, answers, step=args.step, variant=args.variant, seed=args.seed, key=key,
                            mode=mode)
-    print(json.dumps(report.to_dict(args.reveal)) if args.json else report.text(args.reveal))
+    print(json.dumps(report.to_dict(args.reveal)) if args.json else report.text(args.reveal, full=args.full))
     return report.exit_status
 
 
@@ -439,7 +492,7 @@ def _figure(args: argparse.Namespace) -> int:
     from tracer.documents.figures import write_figure
 
     chapter = load_chapter(args.chapter)
-    path = write_figure(chapter, run(chapter, carry=args.carry), args.kind, args.output, step=args.step,
+    path = write_figure(chapter, Traces(chapter, carry=args.carry).main, args.kind, args.output, step=args.step,
                         view=args.view, shaded=args.shaded, local=args.local, scale=args.scale)
     print(path)
     return 0

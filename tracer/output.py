@@ -46,6 +46,11 @@ class Staging:
         """Where `target` (a file path) is staged; makes the staging folder on first use."""
         target = Path(os.path.abspath(target))
         base = _existing_folder(target)
+        # A folder already staging takes everything under it, even into subfolders that exist
+        # (a rebuild's figures/): the staged .tex still finds its figures beside it.
+        outer = [b for b in self.stages if base.is_relative_to(b)]
+        if outer:
+            base = max(outer, key=lambda b: len(b.parts))
         stage = self.stages.get(base)
         if stage is None:
             try:

@@ -37,7 +37,7 @@ import numpy as np
 
 from tracer.engine.chapter import Chapter, Section, chapter_section
 from tracer.engine.trace import Trace
-from tracer.engine.train import run
+from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.rounding import decimals_in, round_half_up, truncate
 
@@ -147,12 +147,12 @@ class Report:
 # --------------------------------------------------------------------------- running every check
 
 
-def verify(chapter: Chapter, trace: Trace | None = None) -> Report:
-    """Run every check of `chapter`; `trace` (full precision) is reused when given."""
+def verify(chapter: Chapter, traces: Traces | Trace | None = None) -> Report:
+    """Run every check of `chapter` on the command's traces (a Trace given is reused)."""
     from tracer.checks import symbolic
 
-    if trace is None or trace.meta.get("carry") != "full":
-        trace = run(chapter, carry="full")
+    traces = Traces.of(chapter, traces)
+    trace = traces.full
     checks: list[Check] = []
     for name in derivations_used(chapter):
         steps = symbolic.derivation(name)
@@ -173,7 +173,7 @@ def verify(chapter: Chapter, trace: Trace | None = None) -> Report:
     else:
         checks.append(Check("finite differences", "network too large", None, None, "", "skipped", True,
                             detail=f"finite differences run up to {symbolic.FD_MAX_ENTRIES} gradient entries a step"))
-    figures = article_figures(chapter, trace)
+    figures = article_figures(chapter, traces)
     formulas = article_formulas(chapter)
     checks += [_figure_check(f) for f in figures] + [_formula_check(f) for f in formulas]
     return Report(chapter.name, chapter.title, checks, figures, formulas)
@@ -199,20 +199,21 @@ def _from_comparison(c: Any) -> Check:
 # --------------------------------------------------------------------------- the article's figures
 
 
-def article_figures(chapter: Chapter, trace: Trace | None = None) -> list[FigureCheck]:
+def article_figures(chapter: Chapter, traces: Traces | Trace | None = None) -> list[FigureCheck]:
     """Each [[article.figures]] entry against the engine's value, rounded half-up to the printed decimals."""
-    if trace is None or trace.meta.get("carry") != "full":
-        trace = run(chapter, carry="full")
+    traces = Traces.of(chapter, traces)
+    trace = traces.full
     article, entries, _ = _article(chapter)
     specs = [spec for i, entry in enumerate(entries) for spec in _figure_specs(article, i, entry, chapter, trace)]
+    # The hand-carried trace explains the figures that do not match: one run, through the last of them.
+    differ = sorted({step for quantity, step, index, printed, exact, *_ in specs
+                     if judge_figure(printed, exact).verdict != "matches"})
+    hand = traces.hand(differ) if differ else None
     results = []
-    hand: dict[int, Trace] = {}
     for quantity, step, index, printed, exact, source, note in specs:
         result = judge_figure(printed, exact)
         if result.verdict != "matches":
-            if step not in hand:
-                hand[step] = run(chapter, carry="rounded", steps=step + 1, record=[step])
-            hand_value = np.asarray(_value(hand[step], quantity, step, index), dtype=float)
+            hand_value = np.asarray(_value(hand, quantity, step, index), dtype=float)
             result = judge_figure(printed, exact, float(hand_value.reshape(-1)[0]))
         results.append(FigureCheck(quantity, step, index, printed, exact, result.correct, result.verdict,
                                    result.explanation, result.decimals, result.how, source, note))

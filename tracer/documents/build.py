@@ -34,7 +34,7 @@ from tracer.documents.render import (
 )
 from tracer.engine.chapter import Chapter, load_chapter
 from tracer.engine.trace import Trace
-from tracer.engine.train import run
+from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.output import location, staged, write_atomic
 
@@ -145,7 +145,7 @@ class _Job:
 def _build_one(job: _Job, env: jinja2.Environment | None = None) -> list[Path]:
     chapter = job.chapter
     env = env or environment(job.user_templates)
-    trace, hand = document_traces(chapter, run(chapter))
+    trace, hand = document_traces(chapter, Traces(chapter))  # the chapter trained once per carry
     model = document_model(chapter, trace, hand)
     context = document_context(chapter, trace, other=hand, model=model)
     written: list[Path] = []

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from tracer.abbreviation import CORNER
+from tracer.abbreviation import LIMIT as ABBREVIATE_PAST  # past this many rows, columns or terms: a corner
 from tracer.checks.formulas import parse_expression, reader_latex
 from tracer.checks.symbolic import derivation
 from tracer.checks.verify import article_citation, article_figures, article_formulas, derivations_used
@@ -30,7 +32,7 @@ from tracer.engine.chapter import Chapter, document_spec
 from tracer.engine.graph import ACTIVATIONS, COSTS, Layer, fill
 from tracer.engine.optimizers import DEFAULTS, HYPER_SYMBOL, OPTIMIZERS
 from tracer.engine.trace import AFTER, Trace
-from tracer.engine.train import build_network
+from tracer.engine.train import Traces, build_network
 from tracer.errors import TracerError
 from tracer.rounding import format_number, shown, shown_array
 
@@ -44,10 +46,6 @@ OPS = ("add", "sub", "mul", "matmul", "div", "neg", "sum", "transpose", "exp", "
 MAX_GUARD = 8
 #: A local gradient below this is a saturated unit (the commentary says so).
 SATURATED = 0.01
-#: Past this many rows or columns (or terms of a sum) the documents show a matrix by its corner.
-ABBREVIATE_PAST = 8
-#: The corner shown: its rows and columns (and the first terms of a long sum).
-CORNER = 3
 
 
 # --------------------------------------------------------------------------- the model's types
@@ -677,7 +675,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
         intro=spec.intro, closing=spec.closing, network=network, notation=tuple(notation), decimals=decimals,
         data={"X": printed(full.X, "X", decimals, exact=True), "Y": printed(full.Y, "Y", decimals, exact=True)},
         initial=initial, derivations=tuple(_derivations(chapter)), steps=tuple(steps), long_run=long_run,
-        exercise=exercise, article=_article(chapter, full),
+        exercise=exercise, article=_article(chapter, full, hand),
     )
 
 
@@ -707,10 +705,10 @@ def _derivations(chapter: Chapter) -> list[dict[str, Any]]:
     return out
 
 
-def _article(chapter: Chapter, full: Trace) -> Article:
+def _article(chapter: Chapter, full: Trace, hand: Trace) -> Article:
     citation = article_citation(chapter)
     figures = []
-    for check in article_figures(chapter, full):
+    for check in article_figures(chapter, Traces(chapter, full, hand)):  # a figure that differs reads `hand`
         printed_text = str(check.printed).replace("−", "-").strip()
         agree = _agreeing_digits(printed_text, check.computed) if "full precision" in getattr(check, "how", ()) else 0
         figures.append(Figure(check.step, check.quantity, tuple(check.index) if check.index else None,

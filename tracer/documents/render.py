@@ -23,7 +23,7 @@ from tracer.documents.model import (ABBREVIATE_PAST, CORNER, Document, Step, doc
                                     recorded_needs, symbol)
 from tracer.engine.chapter import Chapter, Display
 from tracer.engine.trace import AFTER, Trace
-from tracer.engine.train import run
+from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.resources import bundled_path
 from tracer.rounding import format_number
@@ -552,21 +552,16 @@ def _figure(f: Any) -> dict[str, Any]:
             "rounded": "." not in f.correct and f.exact != f.correct}
 
 
-def document_traces(chapter: Chapter, trace: Trace | None = None, other: Trace | None = None) -> tuple[Trace, Trace]:
+def document_traces(chapter: Chapter, trace: Traces | Trace | None = None,
+                    other: Trace | None = None) -> tuple[Trace, Trace]:
     """(full-precision trace, hand-carried trace) recording every step the document shows.
 
-    Either may be given (in either order); what is missing or does not record the shown steps is run.
+    From the command's `Traces`; or Traces given (in either order), reused: what is missing or does
+    not record the shown steps is run, once.
     """
-    given = [t for t in (trace, other) if t is not None]
-    full = next((t for t in given if t.meta["carry"] == "full"), None)
-    hand = next((t for t in given if t.meta["carry"] == "rounded"), None)
+    traces = trace if isinstance(trace, Traces) else Traces(chapter, *[t for t in (trace, other) if t is not None])
     needed = recorded_needs(chapter)
-    if full is None or not set(needed) <= set(full.steps.tolist()):
-        recorded = set(full.steps.tolist()) if full is not None else set(chapter.recorded_steps())
-        full = run(chapter, carry="full", record=sorted(recorded | set(needed)))
-    if hand is None or not set(needed) <= set(hand.steps.tolist()):
-        hand = run(chapter, carry="rounded", steps=max(needed) + 1, record=needed)
-    return full, hand
+    return traces.get("full", needed), traces.hand(needed)
 
 
 # --------------------------------------------------------------------------- the Jinja environment

@@ -9,7 +9,6 @@ dA1_dZ1 is the activation's local gradient. A trace saves to one .npz with a JSO
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from dataclasses import dataclass, field

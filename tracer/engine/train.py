@@ -8,7 +8,7 @@ trace's arrays, so recording a step costs almost nothing beyond computing it.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -196,6 +196,77 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     }
     return Trace(meta, np.array(recorded, dtype=np.int64), arrays, costs, X, Y,
                  {p: v.copy() for p, v in params.items()})
+
+
+OTHER_CARRY = {"full": "rounded", "rounded": "full"}
+
+
+class Traces:
+    """The traces one command reads: its chapter trained once per carry, each on first use.
+
+    Documents, figures, checks and exercises take a Traces (or a Trace) and read it; none calls
+    `run`. The full-precision trace and the command's own (`carry`: --carry, else the chapter's)
+    run every step of the chapter, recording the chapter's steps, `steps`, and any step a reader
+    asks for. The hand-carried trace, when it is not the command's own, is made only when read and
+    runs only as far as the last step asked of it (hand mode is several times slower); a reader
+    that asks for a step a trace did not record gets a new run, so callers ask for what they need
+    first (a test counts the runs of each command). A command that reads nothing after step
+    `through` (`tracer trace --step N`, `tracer check`) says so: every run stops there and records
+    only the steps asked for.
+    """
+
+    def __init__(self, chapter: Chapter, *known: Trace, carry: str | None = None, steps: Iterable[int] = (),
+                 through: int | None = None) -> None:
+        self.chapter = chapter
+        self.carry = carry or chapter.display.carry
+        self.steps = sorted(set(steps))
+        self.through = through
+        self._made: dict[str, Trace] = {t.meta["carry"]: t for t in known}
+
+    @classmethod
+    def of(cls, chapter: Chapter, given: Trace | Traces | None = None, **options: Any) -> Traces:
+        """`given` when it is a Traces already, else a Traces that reuses the Trace given."""
+        if isinstance(given, Traces):
+            return given
+        return cls(chapter, *([given] if given is not None else []), **options)
+
+    @property
+    def main(self) -> Trace:
+        """The command's own trace, every step of the chapter."""
+        return self.get(self.carry)
+
+    @property
+    def full(self) -> Trace:
+        """Full precision, every step of the chapter."""
+        return self.get("full")
+
+    def hand(self, steps: Iterable[int] = ()) -> Trace:
+        """Hand mode (every value rounded as it is computed), recording at least `steps`."""
+        return self.get("rounded", steps)
+
+    def other(self, steps: Iterable[int] = ()) -> Trace:
+        """The carry the command's own trace does not use, recording at least `steps`."""
+        return self.get(OTHER_CARRY[self.carry], steps)
+
+    def get(self, carry: str, steps: Iterable[int] = ()) -> Trace:
+        """The trace in `carry` that records `steps` (and the steps given when made): made once."""
+        if carry not in OTHER_CARRY:
+            raise TracerError(f"carry: expected full or rounded, got {carry!r}")
+        wanted = set(steps) | set(self.steps)
+        made = self._made.get(carry)
+        if made is not None and wanted <= set(made.steps.tolist()):
+            return made
+        record = wanted | (set(made.steps.tolist()) if made is not None else set())
+        if self.through is not None:
+            last: int | None = self.through
+        elif carry == "full" or carry == self.carry or not record:  # every step of the chapter
+            record |= set(self.chapter.recorded_steps())
+            last = None
+        else:
+            last = max(record)
+        trace = run(self.chapter, carry=carry, record=sorted(record), steps=None if last is None else last + 1)
+        self._made[carry] = trace
+        return trace
 
 
 #: Node blocks up to this many floats are computed in scratch and copied into the record.

@@ -9,7 +9,7 @@ number goes through `Decimal`.
 
 Judging ("precision" mode, the default): a number written with d decimals is right when it is the
 exact value rounded half-up to d decimals, or the value a hand calculation carrying rounded
-intermediates gives (`tracer.run(chapter, carry="rounded")`) rounded to d decimals, or within half a
+intermediates gives (`tracer.Traces(chapter).hand()`) rounded to d decimals, or within half a
 unit of its last digit of the exact value. The other modes are the graders' usual ones:
 `sigfig` (N significant digits), `decimals` (N decimals) and `relabs` (|given − exact| ≤ atol +
 rtol·|exact|); they compare with the exact value only.
@@ -26,12 +26,17 @@ import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
+from tracer.abbreviation import bracketed
 from tracer.errors import TracerError
 from tracer.rounding import decimals_in, format_number, round_half_up, to_decimal
+
+if TYPE_CHECKING:
+    from tracer.engine.trace import Trace
+    from tracer.engine.train import Traces
 
 #: Longest answer text read (a 10 × 10 matrix at 6 decimals is well under this).
 MAX_LENGTH = 10_000
@@ -385,6 +390,7 @@ class Judgement:
     message: str = ""
     mistakes: list[tuple[str, str]] = field(default_factory=list)  # (key, plain words)
     expected: str = ""  # shown only with reveal
+    brief: str = ""  # expected as the terminal shows it: a big matrix abbreviated
     carried_from: list[str] = field(default_factory=list)  # the earlier wrong answers it follows from
 
     @property
@@ -464,7 +470,8 @@ class Report:
                           "fraction": round(self.score, 6)},
                 "answers": [j.to_dict(reveal) for j in self.judgements]}
 
-    def text(self, reveal: bool = False) -> str:
+    def text(self, reveal: bool = False, full: bool = False) -> str:
+        """The report for the terminal; `full` prints big expected matrices whole."""
         head = f"{self.chapter}{f', variant {self.variant}' if self.variant is not None else ''}, step {self.step}"
         lines = [f"{head} (judged by {self.mode.describe()})"]
         width = max((len(j.given or j.quantity) for j in self.judgements), default=0)
@@ -480,7 +487,7 @@ class Report:
                              else "      your numbers are what you get if you (any one of):")
                 lines += [f"        - {says}" for _, says in j.mistakes]
             if reveal and j.expected:
-                lines.append(f"      expected {j.quantity} = {j.expected}")
+                lines.append(f"      expected {j.quantity} = {j.expected if full or not j.brief else j.brief}")
         extra = len(self.judgements) - self.asked
         score = f"score: {self.right}/{self.asked} right"
         if self.carried_forward:
@@ -500,14 +507,14 @@ def _points(x: float) -> int | float:
     return int(x) if float(x).is_integer() else round(x, 6)
 
 
-def format_value(value: Any, decimals: int) -> str:
-    """A value as an answer is written: a number, a flat list for one row or column, else rows."""
+def format_value(value: Any, decimals: int, full: bool = True) -> str:
+    """A value as an answer is written: a number, a flat list for one row or column, else rows.
+
+    `full=False` abbreviates a big matrix for the terminal (abbreviation.bracketed)."""
     a = np.asarray(value, dtype=float)
     if a.size == 1:
         return format_number(float(a.ravel()[0]), decimals)
-    if a.ndim < 2 or 1 in a.shape:
-        return "[" + ", ".join(format_number(x, decimals) for x in a.ravel()) + "]"
-    return "[" + ", ".join("[" + ", ".join(format_number(x, decimals) for x in row) + "]" for row in a) + "]"
+    return bracketed(a, lambda shown: [format_number(x, decimals) for x in shown.ravel()], full=full, flat=True)
 
 
 def _all_right(answer: Answer, value: np.ndarray | None, hand: np.ndarray | None, mode: Mode) -> bool:
@@ -555,23 +562,24 @@ def shape_message(answer: Answer, quantity: str, shape: tuple[int, ...]) -> str:
 
 def check(chapter: Any, answers: Sequence[str | Answer], step: int, *, mode: Mode | None = None,
           asked: Sequence[str] = (), decimals: int | None = None, variant: int | str | None = None,
-          diagnose: bool = True, points: Sequence[float] = ()) -> Report:
+          diagnose: bool = True, points: Sequence[float] = (), traces: Traces | Trace | None = None) -> Report:
     """Judge `answers` about `step` of `chapter` (a Chapter); name the mistakes that explain wrong ones.
 
     `asked` are quantities an exercise asks for (counted as not answered when missing), `points`
     their weights (1 each by default) and `decimals` the decimals it asks for (default: the
     chapter's display decimals per quantity). A wrong answer that is what the student's own earlier
-    wrong answers give is credited as carried forward.
+    wrong answers give is credited as carried forward. `traces` are the command's traces of
+    `chapter` (engine.train.Traces; made here when not given).
     """
-    return StepChecker(chapter, step).judge(answers, mode=mode, asked=asked, decimals=decimals, variant=variant,
-                                            diagnose=diagnose, points=points)
+    return StepChecker(chapter, step, traces).judge(answers, mode=mode, asked=asked, decimals=decimals,
+                                                    variant=variant, diagnose=diagnose, points=points)
 
 
 class StepChecker:
     """One step of one chapter, trained once (full precision and hand mode), to judge many students' answers."""
 
-    def __init__(self, chapter: Any, step: int):
-        from tracer.engine.train import run
+    def __init__(self, chapter: Any, step: int, traces: Traces | Trace | None = None):
+        from tracer.engine.train import Traces
 
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise TracerError(f"--step: expected a step number from 0 (steps are counted from 0), got {step!r}")
@@ -580,8 +588,8 @@ class StepChecker:
                               "(steps are counted from 0)")
         self.chapter, self.step = chapter, step
         record = [s for s in (step - 1, step) if s >= 0]
-        self.trace = run(chapter, carry="full", steps=step + 1, record=record)
-        self.hand = run(chapter, carry="rounded", steps=step + 1, record=record)
+        traces = Traces.of(chapter, traces, through=step)  # made here: no step after this one is read
+        self.trace, self.hand = traces.get("full", record), traces.hand(record)
         self.exact, self.rounded = self.trace.at(step), self.hand.at(step)
         self.known = sorted(self.exact)
         self._plain: list | None = None  # the mistakes' values that do not depend on the student's numbers
@@ -645,6 +653,7 @@ class StepChecker:
                 numbers[q] = fitted.astype(float)
         cache: dict[str, list] = {}
         judgements: list[Judgement] = []
+        briefs: dict[str, str] = {}  # the expected values as the terminal shows them (abbreviated when big)
 
         def explain(a: Answer, q: str, by: Mode) -> list[tuple[str, str]]:
             if not diagnose:
@@ -672,11 +681,12 @@ class StepChecker:
             places = decimals if decimals is not None else chapter.display.decimals_of(q)
             a = by_quantity.get(q)
             if a is None:
+                briefs[q] = format_value(value, places, full=False)
                 judgements.append(Judgement(q, None, "unanswered", 0, value.size, f"{q} is asked for but not answered",
                                             expected=format_value(value, places)))
                 continue
             shown = max([places] + a.decimals)
-            expected = format_value(value, shown)
+            expected, briefs[q] = format_value(value, shown), format_value(value, shown, full=False)
             got = judge_numbers(a, value, hand_value, mode)
             if got is None:
                 found = explain(a, q, mode)
@@ -717,6 +727,8 @@ class StepChecker:
                 continue
             j.mistakes = explain(a, j.quantity, mode)
             j.message = "" if j.mistakes else "no mistake in the catalogue gives these numbers"
+        for j in judgements:
+            j.brief = briefs[j.quantity]
         return Report(chapter.name, step, mode, judgements, variant, tuple(asked), tuple(points))
 
     def _carried_forward(self, a: Answer, q: str, others: list[Judgement], numbers: dict[str, np.ndarray],

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from tracer.engine.chapter import exercise_spec
+from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.exercises.answers import AnswerError, Judgement, Report, StepChecker, parse_answer, resolve_name
 from tracer.exercises.sheets import Sheets, open_sheets
@@ -178,7 +179,7 @@ def grade(sheets: Sheets, answers_csv: str | Path, key: bytes | None = None) -> 
         if label not in checkers:
             try:
                 v = sheets.variant(label, key)
-                checkers[label] = StepChecker(v.chapter, v.spec.step)
+                checkers[label] = StepChecker(v.chapter, v.spec.step, Traces(v.chapter, v.trace, v.hand, carry="full"))
             except TracerError as exc:
                 checkers[label] = exc
         checker = checkers[label]

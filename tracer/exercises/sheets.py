@@ -38,7 +38,7 @@ from tracer.engine.chapter import (
 )
 from tracer.engine.graph import ACTIVATIONS, COSTS
 from tracer.engine.trace import AFTER, Trace
-from tracer.engine.train import initial_parameters, run
+from tracer.engine.train import Traces, initial_parameters
 from tracer.errors import NumericalError, TracerError
 from tracer.exercises import keys
 from tracer.output import write_atomic
@@ -188,13 +188,14 @@ def _first_readable(chapter: Chapter, spec: ExerciseSpec, stream: Callable[[int]
     record = list(range(spec.step + 1))
     for attempt in range(MAX_ATTEMPTS):
         drawn = draw(chapter, spec, stream(attempt))
+        traces = Traces(drawn, carry="full", steps=record)
         try:
-            trace = run(drawn, carry="full", record=record)
+            trace = traces.full
         except NumericalError:
             continue
         if not acceptable(trace, spec) or answer_key(trace, spec) in seen:
             continue
-        hand = run(drawn, carry="rounded", record=record)
+        hand = traces.hand()
         return _variant(number, code, drawn, spec, trace, hand)
     raise TracerError(f"{chapter.path or chapter.name}: [exercise]: could not draw variant {code} in "
                       f"{MAX_ATTEMPTS} tries with readable, distinct answers; widen the ranges, vary more "
@@ -207,8 +208,7 @@ def _variant(number: int, code: str, drawn: Chapter, spec: ExerciseSpec, trace: 
 
 
 def _check_asked(chapter: Chapter, spec: ExerciseSpec) -> None:
-    trace = run(chapter, carry="full", steps=spec.step + 1, record=[spec.step])
-    known = trace.at(spec.step)
+    known = Traces(chapter, steps=[spec.step]).full.at(spec.step)
     for q in spec.ask:
         if q not in known:
             chapter_section(chapter, "exercise").fail(
@@ -360,8 +360,8 @@ def _listed_variant(sheets: Sheets, path: Path, code: str) -> Variant:
     drawn = variant_chapter(chapter, spec, params, X, rate)
     record = list(range(spec.step + 1))
     number = sheets.codes.index(code) + 1
-    return _variant(number, code, drawn, spec, run(drawn, carry="full", record=record),
-                    run(drawn, carry="rounded", record=record))
+    traces = Traces(drawn, carry="full", steps=record)
+    return _variant(number, code, drawn, spec, traces.full, traces.hand())
 
 
 def variant_label(text: str | int) -> str | int:
@@ -416,7 +416,8 @@ def check_answers(source: str | Path | Chapter, answers: Sequence[str], *, step:
         if step is not None and step != v.spec.step:
             raise TracerError(f"--step {step}: variant {v.code}'s exercise is about step {v.spec.step}")
         return check(v.chapter, answers, v.spec.step, asked=v.spec.ask, decimals=v.spec.decimals,
-                     variant=v.id if public else v.code, points=v.spec.points, **options)
+                     variant=v.id if public else v.code, points=v.spec.points,
+                     traces=Traces(v.chapter, v.trace, v.hand, carry="full"), **options)
     if seed is not None or key is not None:
         raise TracerError("--seed and --key: only with --variant")
     chapter = source if isinstance(source, Chapter) else load_chapter(source)
