@@ -415,7 +415,7 @@ def test_the_local_view_writes_the_articles_local_gradients(trace_of):
         assert not any(ident.startswith("b:Y") for ident, _ in found)  # the label gets no gradient
     arrow = next(g for g in ET.fromstring(figures.graph_svg(graph)).iter(f"{SVG}g")
                  if g.get("id") == "b:Z1_0_0:A1_0_0")
-    assert "".join("".join(arrow.itertext()).split()) == "∂ŷ/∂z=0.250"
+    assert "".join("".join(arrow.itertext()).split()) == "∂A1/∂Z1=0.250"  # the text's names: Z₁, A₁
 
 
 def test_the_local_view_of_a_layer_is_the_transpose_that_multiplies(trace_of):

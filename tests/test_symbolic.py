@@ -72,7 +72,7 @@ def test_cross_entropy_meeting_a_sigmoid_reaches_yhat_minus_y(name):
     (y, z, m), _, textbook = derivative_expression(name)
     yhat = 1 / (1 + sp.exp(-z))
     assert same(textbook, (yhat - y) / m)
-    assert derivation(name)[-1].latex.endswith(r"= \frac{\hat{y} - y}{m}")
+    assert derivation(name)[-1].latex.endswith(r"= \frac{\hat{y}_i - y_{i}}{m}")  # indexed as the left side
 
 
 def test_every_step_of_every_derivation_is_checked():

@@ -361,7 +361,7 @@ def _derive_cost(name: str) -> _Derived:
              DerivationStep("derivative", f"{dl} = {reader_latex(d.subs(indexed))}",
                             "SymPy's diff of the definition (only the i-th term depends on the i-th prediction)")]
     if v.name == "z":  # from logits: written with ŷ = σ(z)
-        textbook, shown = _with_prediction(d, v, y)
+        textbook, shown = _with_prediction(d, v, y, indexed=True)
     else:
         textbook, shown = _residual_form(d, loss, y, v, indexed)
     ok = _equal(d, textbook)
@@ -378,19 +378,21 @@ def _derive_composite(cost: str, activation: str) -> _Derived:
     v, scale, loss, f, composed = (pieces[k] for k in ("v", "scale", "loss", "f", "composed"))
     lhs = _lhs(ACTIVATIONS[activation].formula)
     dl = r"\frac{\partial \mathrm{Cost}}{\partial z_i}"
+    names = {y: "y_{i}", z: "z_{i}"}  # example i's label and logit, indexed on both sides as on the left
     steps = [DerivationStep("definition", _cost_definition_latex(cost, scale, loss, y, v) + rf", \quad \hat{{y}} = {lhs}",
                             "the cost's and the activation's definitions"),
-             DerivationStep("composed", rf"\mathrm{{Cost}}_i = {sp.latex(composed)}", "ŷ replaced by its definition"),
-             DerivationStep("derivative", f"{dl} = {sp.latex(d)}", "SymPy's diff with respect to z")]
-    textbook, shown = _with_prediction(d, z, y, f)
+             DerivationStep("composed", rf"\mathrm{{Cost}}_i = {sp.latex(composed, symbol_names=names)}",
+                            "ŷ replaced by its definition"),
+             DerivationStep("derivative", f"{dl} = {sp.latex(d, symbol_names=names)}", "SymPy's diff with respect to z")]
+    textbook, shown = _with_prediction(d, z, y, f, indexed=True)
     ok = _equal(d, textbook)
     steps.append(DerivationStep("simplified", f"{dl} = {shown}",
                                 "SymPy: simplify(derivative − simplified) = 0" if ok else "NOT EQUAL"))
     return _Derived(steps, (y, z, m), d, textbook, ok)
 
 
-def _with_prediction(d: Any, z: Any, y: Any, f: Any = None) -> tuple[Any, str]:
-    """A derivative with respect to the logit z written with ŷ = σ(z): (ŷ − y)/m."""
+def _with_prediction(d: Any, z: Any, y: Any, f: Any = None, indexed: bool = False) -> tuple[Any, str]:
+    """A derivative with respect to the logit z written with ŷ = σ(z): (ŷ − y)/m ((ŷᵢ − yᵢ)/m indexed)."""
     import sympy as sp
 
     f = f if f is not None else ACTIVATIONS["sigmoid"]().definition(z)
@@ -398,7 +400,9 @@ def _with_prediction(d: Any, z: Any, y: Any, f: Any = None) -> tuple[Any, str]:
     for inverse in sp.solve(sp.Eq(f, yhat), z):
         in_yhat = sp.simplify(d.subs(z, inverse))
         if z not in in_yhat.free_symbols:
-            return in_yhat.subs(yhat, f), _fraction_latex(in_yhat)
+            shown = in_yhat.subs({yhat: sp.Symbol(r"\hat{y}_i", real=True), y: sp.Symbol("y_i", real=True)},
+                                 simultaneous=True) if indexed else in_yhat
+            return in_yhat.subs(yhat, f), _fraction_latex(shown)
     return sp.simplify(d), sp.latex(sp.simplify(d))
 
 

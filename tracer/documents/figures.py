@@ -494,6 +494,8 @@ def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
     example = (lambda j: f"({j + 1})") if m > 1 else (lambda j: "")
     group = (lambda j: str(j + 1)) if m > 1 else (lambda j: "")
     unit = lambda i, n: str(i + 1) if n > 1 else ""  # noqa: E731
+    # Z₁, A₁, b₁ as in the text (an entry's row after a comma when the layer has several units)
+    entry = lambda l, i, n: f"{l},{i + 1}" if n > 1 else str(l)  # noqa: E731
     num = lambda name, array, *index: Num(float(array[index]), _places(chapter, name, array))  # noqa: E731
     grad = lambda name, *index: num("d" + name, v["d" + name], *index)  # noqa: E731
 
@@ -510,13 +512,12 @@ def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
                 graph.add(Node(f"W{l}_{i}_{k}", Sym("w", sub, layer(l)), "parameter",
                                num(f"W{l}", v[f"W{l}"], i, k), grad(f"W{l}", i, k)))
             if bias:
-                graph.add(Node(f"b{l}_{i}_0", Sym("b", unit(i, n), layer(l)), "parameter",
+                graph.add(Node(f"b{l}_{i}_0", Sym("b", entry(l, i, n)), "parameter",
                                num(f"b{l}", v[f"b{l}"], i, 0), grad(f"b{l}", i, 0)))
         for j in range(m):
             for i in range(n):
-                sup = layer(l) + example(j)
                 z, a = f"Z{l}_{i}_{j}", f"A{l}_{i}_{j}"
-                graph.add(Node(z, Sym("z", unit(i, n), sup), "linear", num(f"Z{l}", v[f"Z{l}"], i, j),
+                graph.add(Node(z, Sym("Z", entry(l, i, n), example(j)), "linear", num(f"Z{l}", v[f"Z{l}"], i, j),
                                grad(f"Z{l}", i, j), group=group(j)))
                 for k in range(n_prev):
                     graph.edges += [(f"A{l - 1}_{k}_{j}", z), (f"W{l}_{i}_{k}", z)]
@@ -526,7 +527,7 @@ def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
                     graph.edges.append((z, "cost"))
                     continue
                 gradient = grad(f"A{l}", i, j) if f"dA{l}" in v else None
-                graph.add(Node(a, Sym("ŷ", unit(i, n), example(j)) if last else Sym("a", unit(i, n), sup),
+                graph.add(Node(a, Sym("A", entry(l, i, n), example(j)),
                                "activation", num(f"A{l}", v[f"A{l}"], i, j), gradient,
                                note=(Sym(ACTIVATIONS[trace.meta["layers"][l - 1]["activation"]].glyph),),
                                group=group(j)))
@@ -1059,11 +1060,15 @@ def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg", scale: str 
     ax.plot(steps, costs, color=FORWARD, linewidth=1.5, label="cost")
     if len(trace.steps) <= MARKED_POINTS:
         ax.plot(trace.steps, trace.arrays["cost"], "o", color=FORWARD, markersize=3.5, label="recorded steps")
-        ax.legend(frameon=False)
+        ax.legend(frameon=False, loc="lower left")  # a falling curve leaves the lower left empty
     last = len(costs) - 1
     final = format_number(costs[last], document_spec(chapter).table_decimals, style="unicode")
-    ax.annotate(f"step {last}: cost {final}".replace("-", "\u2212"), xy=(last, costs[last]), xytext=(-4, 12),
-                textcoords="offset points", ha="right", fontsize=9)
+    # The end point gets a marker; its label sits in the upper right, which a falling curve has left
+    # (near its end the curve is at its lowest), joined to the point by a thin line so no curve crosses it.
+    ax.plot([last], [costs[last]], "o", color=FORWARD, markersize=4)
+    ax.annotate(f"step {last}: cost {final}".replace("-", "\u2212"), xy=(last, costs[last]),
+                xytext=(0.97, 0.85), textcoords="axes fraction", ha="right", va="top", fontsize=9,
+                arrowprops={"arrowstyle": "-", "color": "0.45", "linewidth": 0.6, "shrinkB": 3})
     ax.set_xlabel("step")
     ax.set_ylabel("cost (log scale)" if scale == "log" else "cost")
     ax.set_xlim(0, max(last, 1))

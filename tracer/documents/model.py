@@ -99,6 +99,7 @@ class Step:
     lines: tuple[Line, ...]
     comments: tuple[Comment, ...]
     comparison: str | None  # the one sentence comparing the hand-carried figures with the exact ones
+    comparison_at: str = "update"  # where it reads best: after the "cost" line it is about, or the "update"
 
 
 @dataclass(frozen=True)
@@ -577,8 +578,10 @@ def _uses_log(tree: Any) -> bool:
 # --------------------------------------------------------------------------- the comparison
 
 
-def _comparison(chapter: Chapter, step: int, kind: str, hand: dict[str, Any], full: dict[str, Any]) -> str | None:
-    """One sentence: what carrying every digit would print instead, when it prints something else."""
+def _comparison(chapter: Chapter, step: int, kind: str, hand: dict[str, Any],
+                full: dict[str, Any]) -> tuple[str | None, str]:
+    """One sentence: what carrying every digit would print instead, when it prints something else; and
+    where it goes: right after the cost when it names the cost, otherwise after the update."""
     d = chapter.display.decimals_of("cost")
     hand_cost, full_cost = shown(hand["cost"], d), shown(full["cost"], d + 1)
     parts = []
@@ -590,11 +593,14 @@ def _comparison(chapter: Chapter, step: int, kind: str, hand: dict[str, Any], fu
             diff = np.abs(np.asarray(hand[p + AFTER]) - np.asarray(full[p + AFTER]))
             worst = max(worst, float(diff.max()))
         if worst > 0.5 * 10 ** -decimals:
-            parts.append(f"the updated parameters would differ from these by at most ${shown(worst, decimals)}$")
+            below = " below" if parts else ""
+            parts.append(f"the updated parameters{below} would differ from the printed ones by at most "
+                         f"${shown(worst, decimals)}$")
     if not parts:
-        return None
+        return None, "update"
+    at = "cost" if shown(full["cost"], d) != hand_cost else "update"
     return ("These figures are carried as printed, as you would with a calculator. Carrying every digit, "
-            + " and ".join(parts) + ".")
+            + ", and ".join(parts) + "."), at
 
 
 # --------------------------------------------------------------------------- the whole document
@@ -619,10 +625,10 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
             before = hand.at(previous)
             changes = tuple(Change(q, printed(before[q], q, builder.decimals(q)), printed(v[q], q, builder.decimals(q)))
                             for q in chapter.parameter_names + ["cost"])
-        step = Step(s, kind, previous, changes, tuple(lines), (), _comparison(chapter, s, kind, v, full.at(s)))
+        step = Step(s, kind, previous, changes, tuple(lines), (), *_comparison(chapter, s, kind, v, full.at(s)))
         comments = _commentary(chapter, builder.net, step, v)
         comments += [Comment(s, n.node, "author", n.text) for n in spec.notes if n.step == s]
-        step = Step(s, kind, previous, changes, tuple(lines), tuple(comments), step.comparison)
+        step = Step(s, kind, previous, changes, tuple(lines), tuple(comments), step.comparison, step.comparison_at)
         steps.append(step)
         previous = s
 

@@ -101,6 +101,77 @@ def md_escape(text: UserText | str) -> str:
     return "".join("\\" + ch if ch in _MD_SPECIALS else ch for ch in raw)
 
 
+_SUB = dict(zip("₀₁₂₃₄₅₆₇₈₉ᵢⱼₙₜₐᵣₖ", "0123456789ijntark"))
+_SUP = dict(zip("⁰¹²³⁴⁵⁶⁷⁸⁹⁻ⁿ", "0123456789-n"))
+_MATH_UNICODE = {
+    "−": "-", "-": "-", "·": r"\cdot ", "⋅": r"\cdot ", "×": r"\times ", "∂": r"\partial ", "Σ": r"\sum ",
+    "→": r"\to ", "←": r"\leftarrow ", "½": r"\tfrac{1}{2}", "ŷ": r"\hat{y}", "Ŷ": r"\hat{Y}",
+    "≈": r"\approx ", "≤": r"\leq ", "≥": r"\geq ", "≠": r"\neq ", "′": "'", "√": r"\sqrt ", "…": r"\ldots ",
+    "α": r"\alpha ", "β": r"\beta ", "γ": r"\gamma ", "δ": r"\delta ", "Δ": r"\Delta ", "ε": r"\varepsilon ",
+    "η": r"\eta ", "θ": r"\theta ", "λ": r"\lambda ", "μ": r"\mu ", "π": r"\pi ", "σ": r"\sigma ",
+    "τ": r"\tau ", "φ": r"\phi ", "ω": r"\omega ",
+    "\\": r"\backslash ", "{": r"\{", "}": r"\}", "%": r"\%", "&": r"\&", "#": r"\#", "~": r"\sim ",
+    "^": r"\wedge ", "<": "<", ">": ">", "|": "|",
+}
+_MATH_FUNCTIONS = {"log", "exp", "max", "min", "ln", "tanh"}
+
+
+def unicode_maths(text: str) -> str:
+    """An author's maths written in Unicode (`∂Cost/∂W₁ = (ŷⱼ − yⱼ)/m`) as LaTeX maths.
+
+    Safe by construction: every character maps to a fixed piece of LaTeX (no author command passes),
+    a word of two letters or more is upright (`Cost`, `_new` a subscript word), sub- and superscript
+    digits become `_{…}` and `^{…}`.
+    """
+    out, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch in _SUB or ch in _SUP:
+            table, mark = (_SUB, "_") if ch in _SUB else (_SUP, "^")
+            j = i
+            while j < len(text) and text[j] in table:
+                j += 1
+            out.append(f"{mark}{{{''.join(table[c] for c in text[i:j])}}}")
+            i = j
+        elif ch == "_" and i + 1 < len(text) and text[i + 1].isascii() and text[i + 1].isalnum():
+            j = i + 1
+            while j < len(text) and text[j].isascii() and text[j].isalnum():
+                j += 1
+            word = text[i + 1:j]
+            out.append(f"_{{\\mathrm{{{word}}}}}" if len(word) > 1 else f"_{{{word}}}")
+            i = j
+        elif ch.isascii() and ch.isalpha():
+            j = i
+            while j < len(text) and text[j].isascii() and text[j].isalpha():
+                j += 1
+            word = text[i:j]
+            if word in _MATH_FUNCTIONS:
+                out.append(f"\\{word} ")
+            else:
+                out.append(word if len(word) == 1 else f"\\mathrm{{{word}}}")
+            i = j
+        else:
+            if ch in _MATH_UNICODE:
+                out.append(_MATH_UNICODE[ch])
+            elif ch.isascii():
+                out.append(ch if ch not in "$_" else r"\_" if ch == "_" else r"\$")
+            else:
+                out.append(rf"\text{{{tex_escape(ch)}}}")
+            i += 1
+    return "".join(out).replace(" _", "_").replace(" ^", "^").strip()
+
+
+def with_maths(text: UserText | str, fmt: str) -> str:
+    """An author's note for `fmt` ("tex" or "md"): its words escaped, its `$…$` spans set as maths by
+    `unicode_maths`; a `$` without a partner stays a dollar sign."""
+    raw = text.text if isinstance(text, UserText) else str(text)
+    escape = tex_escape if fmt == "tex" else md_escape
+    pieces = raw.split("$")
+    if len(pieces) % 2 == 0:  # an odd count of $: the last one is a dollar sign
+        pieces[-2:] = [pieces[-2] + "$" + pieces[-1]]
+    return "".join(f"${unicode_maths(p)}$" if i % 2 else escape(p) for i, p in enumerate(pieces))
+
+
 # --------------------------------------------------------------------------- numbers and matrices
 
 
@@ -292,6 +363,10 @@ def _op_of(tree: Any) -> str | None:
     return tree["op"] if isinstance(tree, dict) else None
 
 
+def _has_div(tree: Any) -> bool:
+    return isinstance(tree, dict) and (tree["op"] == "div" or any(_has_div(a) for a in tree["args"]))
+
+
 def _paren(text: str) -> str:
     return rf"\left({text}\right)"
 
@@ -334,6 +409,8 @@ def _typeset(tree: Any) -> tuple[str, int]:
     if name == "div":
         if _is_matrix(args[1]):  # element-wise division by a matrix: ⊘, as in the formula
             return operand(0, first=True, below=2) + r" \oslash " + operand(1, below=2), 1
+        if any(_has_div(a) for a in args):  # a fraction of fractions would shrink them: a / b, as the formula
+            return operand(0, first=True, below=2) + " / " + operand(1, below=2), 1
         return rf"\frac{{{parts[0][0]}}}{{{parts[1][0]}}}", 2
     if name == "neg":  # −1·log 0.781, as a reader writes it: a product needs no parentheses
         text, prec = parts[0]
@@ -391,7 +468,7 @@ class Prose:
     def render(self, fmt: str) -> str:
         escape = tex_escape if fmt == "tex" else md_escape
         if self.authored:
-            return escape(self.text)
+            return with_maths(self.text, fmt)
         pieces = self.text.split("$")
         return "".join(f"${p}$" if i % 2 else escape(p) for i, p in enumerate(pieces))
 
@@ -418,6 +495,7 @@ class WorkedStep:
     update: list[Node]
     errata: list[dict[str, Any]]
     comparison: Prose | None
+    comparison_at: str
 
 
 def _kind(node: str, model: Document) -> str:
@@ -485,7 +563,7 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
         worked.append(WorkedStep(step.step, step.previous, changes, _nodes(model, step, "forward"), cost[0],
                                  _nodes(model, step, "backward"), _nodes(model, step, "update"),
                                  [e for e in differs if e["step"] == step.step],
-                                 Prose(step.comparison) if step.comparison else None))
+                                 Prose(step.comparison) if step.comparison else None, step.comparison_at))
     exercise = None
     if model.exercise:
         ex = model.exercise
@@ -495,7 +573,7 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
     long_run = None
     if model.long_run:
         lr = model.long_run
-        long_run = {"steps": lr["steps"], "table": [{"step": r["step"], "cost": number_tex(r["cost"])}
+        long_run = {"steps": lr["steps"], "decimals": lr["decimals"], "table": [{"step": r["step"], "cost": number_tex(r["cost"])}
                                                     for r in lr["table"]],
                     "final": [{"symbol": symbol(p), "value": printed_tex(v)} for p, v in lr["final"].items()]}
     return {
@@ -541,11 +619,13 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
 
 def _figure(f: Any) -> dict[str, Any]:
     """An article figure for the templates: its symbol (and entry), what was printed, what is computed."""
-    shown = symbol(f.quantity)
-    if f.index:
-        shown = rf"\left[{shown}\right]_{{{','.join(str(i + 1) for i in f.index)}}}"  # counted from 1, as a reader does
+    shown, entry = symbol(f.quantity), ""
+    if f.index:  # counted from 1, as a reader does
+        where = [f"row {f.index[0] + 1}", f"column {f.index[1] + 1}"] if len(f.index) == 2 else [
+            f"entry {', '.join(str(i + 1) for i in f.index)}"]
+        entry = "The " + (", ".join(where) if len(f.index) != 2 else f"entry in {where[0]}, {where[1]}") + " of "
     when = f"after the update of step {f.step}" if f.quantity.endswith(AFTER) else f"at step {f.step}"
-    return {"step": f.step, "quantity": f.quantity, "when": when, "symbol": shown, "printed": f.printed.replace("−", "-"), "correct": f.correct,
+    return {"step": f.step, "quantity": f.quantity, "when": when, "symbol": shown, "entry": entry, "printed": f.printed.replace("−", "-"), "correct": f.correct,
             "exact": f.exact, "explanation": UserText(f.explanation) if f.explanation else None,
             "note": UserText(f.note) if f.note else None, "agree": f.agree,
             # a whole-number figure of a quantity that is not whole (a predicted class): show the value too
@@ -587,7 +667,7 @@ def environment(user_templates: Path | None = None) -> jinja2.Environment:
                                autoescape=False, keep_trailing_newline=True, trim_blocks=True,
                                lstrip_blocks=True)
     env.filters.update({
-        "tex": tex_escape, "md": md_escape, "calculation": calculation, "symbol": symbol, "prose": _prose_filter,
+        "tex": tex_escape, "md": md_escape, "calculation": calculation, "symbol": symbol, "prose": _prose_filter, "note": _note_filter,
         "num": _num_filter, "matrix": _matrix_filter,
     })
     return env
@@ -596,6 +676,11 @@ def environment(user_templates: Path | None = None) -> jinja2.Environment:
 @jinja2.pass_context
 def _prose_filter(context: jinja2.runtime.Context, value: Prose) -> str:
     return value.render(context.get("format", "md"))
+
+
+@jinja2.pass_context
+def _note_filter(context: jinja2.runtime.Context, value: UserText) -> str:
+    return with_maths(value, context.get("format", "md"))
 
 
 @jinja2.pass_context
