@@ -56,12 +56,6 @@ def _quantize(d: Decimal, decimals: int, rounding: str) -> Decimal:
     return q.copy_abs() if q == 0 else q
 
 
-def round_array(values: np.ndarray, decimals: int) -> np.ndarray:
-    """Every entry of `values` rounded half-up to `decimals` places, as floats."""
-    flat = [float(round_half_up(v, decimals)) for v in np.asarray(values, dtype=float).ravel()]
-    return np.array(flat, dtype=float).reshape(np.shape(values))
-
-
 def truncate(x: float, decimals: int) -> Decimal:
     """`x` cut (not rounded) to `decimals` places, the slip of a reader who copies digits."""
     return _quantize(to_decimal(x), decimals, ROUND_DOWN)

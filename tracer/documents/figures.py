@@ -33,7 +33,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from tracer.documents.model import ABBREVIATE_PAST, CORNER
+from tracer import abbreviation
 from tracer.engine.chapter import Chapter, append_crosses, document_spec
 from tracer.engine.graph import ACTIVATIONS, local_name
 from tracer.engine.trace import Trace
@@ -114,28 +114,25 @@ class Mat:
 
 
 #: A matrix with more rows or columns than this is shown by its top-left CORNER × CORNER entries, the
-#: graph saying so: the documents' rule (document model), so a graph and its text abbreviate alike.
-MAX_SHOWN = ABBREVIATE_PAST
+#: graph saying so: the rule of tracer.abbreviation, so a graph and its text abbreviate alike.
+MAX_SHOWN = abbreviation.LIMIT
+CORNER = abbreviation.CORNER
 
 
-def corner(value: np.ndarray, limit: int = MAX_SHOWN, keep: int = CORNER) -> tuple[list[list[float | str]], bool]:
-    """A matrix's entries as shown: all of them up to `limit` rows and columns; past that its top-left
-    `keep` × `keep` corner, "⋯" for the columns left out, "⋮" for the rows and "⋱" for both.
-    Returns (rows, abbreviated)."""
-    n_rows, n_cols = value.shape
-    rows = range(n_rows) if n_rows <= limit else range(keep)
-    cols = range(n_cols) if n_cols <= limit else range(keep)
-    out: list[list[float | str]] = [[float(value[i, j]) for j in cols] + (["⋯"] if n_cols > limit else [])
-                                    for i in rows]
-    if n_rows > limit:
-        out.append(["⋮"] * len(cols) + (["⋱"] if n_cols > limit else []))
-    return out, n_rows > limit or n_cols > limit
+def corner(value: np.ndarray) -> tuple[list[list[float | str]], bool]:
+    """A matrix's entries as shown (tracer.abbreviation's corner), with "⋯" for the columns left out,
+    "⋮" for the rows and "⋱" for both. Returns (rows, abbreviated)."""
+    shown = abbreviation.corner(value)
+    out: list[list[float | str]] = [[float(x) for x in row] + (["⋯"] if shown.more_columns else [])
+                                    for row in shown.entries]
+    if shown.more_rows:
+        out.append(["⋮"] * shown.entries.shape[1] + (["⋱"] if shown.more_columns else []))
+    return out, shown.cut
 
 
 def shape_text(value: np.ndarray) -> str:
     """"64 × 1797": rows × columns, shown under an abbreviated matrix."""
-    n_rows, n_cols = np.atleast_2d(value).shape
-    return f"{n_rows} × {n_cols}"
+    return abbreviation.shape_text(np.atleast_2d(value).shape)
 
 
 Item = str | Sym | Grad | Num | Mat
