@@ -380,3 +380,14 @@ def test_a_long_sum_is_broken_over_rows_and_a_huge_one_abbreviated():
     assert r" \\ " in render.typeset_lines(cost(8))  # 16 numbers side by side: broken
     huge = render.typeset_lines(cost(1797))
     assert r"\cdots" in huge and len(huge) < 500  # the digits-shaped cost line stays small
+
+
+def test_an_authors_note_sets_its_dollar_spans_as_maths_and_passes_no_command():
+    """Written by hand: ∂Cost/∂W₁ = (ŷⱼ − yⱼ)/m is \\partial \\mathrm{Cost}/\\partial W_{1} = (\\hat{y}_{j} - y_{j})/m."""
+    note = render.UserText(r"So $∂Cost/∂W₁ = (ŷⱼ − yⱼ)/m$, not $\input{x}$; costs $5")
+    tex = render.with_maths(note, "tex")
+    assert r"$\partial \mathrm{Cost}/\partial W_{1} = (\hat{y}_{j} - y_{j})/m$" in tex
+    assert r"\input" not in tex and r"\backslash \mathrm{input}\{x\}" in tex
+    assert tex.endswith(r"costs \$5")  # a lone $ is a dollar sign
+    md = render.with_maths(note, "md")
+    assert md.startswith(r"So $\partial \mathrm{Cost}/\partial W_{1}")
