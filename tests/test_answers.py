@@ -109,8 +109,10 @@ def test_the_grader_modes(or_batch):
     assert check(or_batch, ["dW1 = [-0.044, -0.035]"], 1, mode=sig).judgements[0].right
     assert check(or_batch, ["dW1 = [-0.0443, -0.0350]"], 1, mode=sig).judgements[0].right
     assert not check(or_batch, ["dW1 = [-0.045, -0.035]"], 1, mode=sig).judgements[0].right
-    short = check(or_batch, ["dW1 = [-0.04, -0.03]"], 1, mode=sig).judgements[0]
+    short = check(or_batch, ["dW1 = [-0.04, -0.04]"], 1, mode=sig).judgements[0]
     assert short.message.startswith("you gave 1 significant digit; this exercise asks for 2")
+    # -0.0350044 is -0.04 at 2 decimals: -0.03 is wrong at the precision given, not merely short.
+    assert check(or_batch, ["dW1 = [-0.04, -0.03]"], 1, mode=sig).judgements[0].status == "wrong"
     dec = Mode("decimals", digits=2)
     assert check(or_batch, ["dW1 = [-0.04, -0.04]"], 1, mode=dec).judgements[0].right
     assert check(or_batch, ["dW1 = [-0.0443, -0.0350]"], 1, mode=dec).judgements[0].right

@@ -326,8 +326,8 @@ class Mode:
             return f"relabs (rtol {self.rtol:g}, atol {self.atol:g})"
         return f"{self.name} ({self.digits} {'significant digits' if self.name == 'sigfig' else 'decimals'})"
 
-    def entry_right(self, given: str, exact: float, hand: float | None = None) -> bool:
-        """Is the number written as `given` right for the value `exact` (hand: the rounded-carry value)?"""
+    def entry_right(self, given: str, exact: float, hand: float | Sequence[float] | None = None) -> bool:
+        """Is the number written as `given` right for the value `exact` (hand: the values of the hand routes)?"""
         g = Decimal(given)
         if not math.isfinite(exact):
             return False
@@ -335,7 +335,8 @@ class Mode:
             d = decimals_in(given)
             if g == round_half_up(exact, d):
                 return True
-            if hand is not None and math.isfinite(hand) and g == round_half_up(hand, d):
+            routes = [] if hand is None else [hand] if isinstance(hand, (int, float)) else hand
+            if any(math.isfinite(h) and g == round_half_up(h, d) for h in routes):
                 return True
             return abs(g - to_decimal(exact)) <= Decimal(5).scaleb(-d - 1)
         if self.name == "decimals":
@@ -524,14 +525,18 @@ def _all_right(answer: Answer, value: np.ndarray | None, hand: np.ndarray | None
     return got is not None and got[0] == got[1]
 
 
-def judge_numbers(answer: Answer, exact: np.ndarray, hand: np.ndarray | None, mode: Mode) -> tuple[int, int] | None:
-    """(numbers right, numbers) for an answer against a value, or None if the answer does not fit its shape."""
+def judge_numbers(answer: Answer, exact: np.ndarray, hand: np.ndarray | list[np.ndarray] | None,
+                  mode: Mode) -> tuple[int, int] | None:
+    """(numbers right, numbers) for an answer against a value, or None if the answer does not fit its shape.
+
+    `hand` is the value a hand calculation gives, or a list of them (one per valid hand route)."""
     exact = np.asarray(exact, dtype=float)
     given = answer.fit(exact.shape)
     if given is None:
         return None
-    hand_flat = np.asarray(hand, dtype=float).ravel() if hand is not None and np.shape(hand) == exact.shape else None
-    right = sum(mode.entry_right(g, float(e), None if hand_flat is None else float(hand_flat[i]))
+    routes = hand if isinstance(hand, list) else [] if hand is None else [hand]
+    flats = [np.asarray(h, dtype=float).ravel() for h in routes if h is not None and np.shape(h) == exact.shape]
+    right = sum(mode.entry_right(g, float(e), [float(f[i]) for f in flats])
                 for i, (g, e) in enumerate(zip(given.ravel(), exact.ravel())))
     return right, exact.size
 
@@ -579,7 +584,8 @@ class StepChecker:
     """One step of one chapter, trained once (full precision and hand mode), to judge many students' answers."""
 
     def __init__(self, chapter: Any, step: int, traces: Traces | Trace | None = None):
-        from tracer.engine.train import Traces
+        from tracer.engine.train import Traces, hand_carry
+        from tracer.exercises.mistakes import one_product_route
 
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise TracerError(f"--step: expected a step number from 0 (steps are counted from 0), got {step!r}")
@@ -589,8 +595,12 @@ class StepChecker:
         self.chapter, self.step = chapter, step
         record = [s for s in (step - 1, step) if s >= 0]
         traces = Traces.of(chapter, traces, through=step)  # made here: no step after this one is read
-        self.trace, self.hand = traces.get("full", record), traces.hand(record)
+        self.trace, self.hand = traces.get("full", record), traces.hand(range(step + 1))
         self.exact, self.rounded = self.trace.at(step), self.hand.at(step)
+        # The other valid hand route (dZ = dA·A·(1 − A) in one product): its numbers are right too.
+        self.routes = {q: [np.asarray(self.rounded[q], dtype=float), np.asarray(v, dtype=float)]
+                       for q, v in one_product_route(chapter, self.hand, step, hand_carry(chapter)).items()
+                       if q in self.rounded}
         self.known = sorted(self.exact)
         self._plain: list | None = None  # the mistakes' values that do not depend on the student's numbers
 
@@ -677,7 +687,7 @@ class StepChecker:
 
         order = list(dict.fromkeys(list(asked) + list(by_quantity)))
         for q in order:
-            value, hand_value = np.asarray(exact[q], dtype=float), np.asarray(rounded[q], dtype=float)
+            value, hand_value = np.asarray(exact[q], dtype=float), self.routes.get(q, rounded[q])
             places = decimals if decimals is not None else chapter.display.decimals_of(q)
             a = by_quantity.get(q)
             if a is None:
@@ -701,13 +711,14 @@ class StepChecker:
             right, count = got
             short = mode.shortfall(list(a.fit(value.shape).ravel()), places, list(value.ravel()))
             if short:
+                # Too few digits only when right at the digits given; a number wrong at any
+                # precision is wrong, and its mistake is looked for below.
                 own = judge_numbers(a, value, hand_value, Mode())
-                ok_at_own = own is not None and own[0] == own[1]
-                note = " (at the precision you gave, your numbers are right)" if ok_at_own else \
-                    " (and at the precision you gave, your numbers are not right either)"
-                judgements.append(Judgement(q, a.text, "too_few_digits", 0, count, short + note,
-                                            [] if ok_at_own else explain(a, q, Mode()), expected))
-                continue
+                if own is not None and own[0] == own[1]:
+                    judgements.append(Judgement(q, a.text, "too_few_digits", 0, count,
+                                                short + " (at the precision you gave, your numbers are right)",
+                                                expected=expected))
+                    continue
             if right == count:
                 judgements.append(Judgement(q, a.text, "right", right, count, expected=expected))
                 continue
@@ -749,7 +760,7 @@ class StepChecker:
         needed = []
         for p in wrong:
             rest = {r: numbers[r] for r in wrong if r != p}
-            alone, alone_hand = self._carried(rest) if rest else ({q: self.exact[q]}, {q: self.rounded[q]})
+            alone, alone_hand = self._carried(rest) if rest else ({q: self.exact[q]}, {q: self.routes.get(q, self.rounded[q])})
             again = judge_numbers(a, alone[q], alone_hand.get(q), mode)
             if again is None or again[0] != again[1]:
                 needed.append(p)
