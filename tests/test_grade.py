@@ -245,6 +245,23 @@ def test_the_cli_grades_and_exits_3_when_a_row_could_not_be_graded(keyed_set, tm
     assert "line 3:" in capsys.readouterr().err
 
 
+def test_a_plainly_wrong_short_answer_is_counted_wrong_and_a_right_short_one_too_few_digits(keyed_set, tmp_path):
+    folder, _ = keyed_set
+    v = json.loads((folder / "sheets" / "answers.json").read_text())["variants"][3]
+    right = {q: v["answers"][q]["expected"] for q in ASK}
+    db1 = float(right["db1"])  # an exact value rounded to 3 decimals, well below 0.5 in size
+    short = dict(right, db1=format_number(db1, 2))  # right at the 2 decimals given (or exactly a tie away)
+    plain = dict(right, db1="-0.5")  # wrong at one decimal as at three
+    with (tmp_path / "class.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([["student", "variant", *ASK], ["amy", v["code"], *[short[q] for q in ASK]],
+                                 ["bob", v["code"], *[plain[q] for q in ASK]]])
+    result = grade_class(folder / "sheets", tmp_path / "class.csv", tmp_path / "out" / "grades.csv")
+    rows = {r["student"]: r for r in csv.DictReader((tmp_path / "out" / "grades.csv").open())}
+    assert (rows["amy"]["db1 verdict"], rows["bob"]["db1 verdict"]) == ("too_few_digits", "wrong")
+    counts = result.verdict_counts()["db1"]
+    assert (counts["too_few_digits"], counts["wrong"]) == (1, 1)
+
+
 @pytest.mark.parametrize("content, says", [
     ("", "empty; expected a header row"),
     ("student,variant,Z1\n", "no column for A1, dZ1, dW1, db1, W1_after"),
