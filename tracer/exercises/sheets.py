@@ -38,9 +38,10 @@ from tracer.engine.chapter import (
 )
 from tracer.engine.graph import ACTIVATIONS, COSTS
 from tracer.engine.trace import AFTER, Trace
-from tracer.engine.train import Traces, initial_parameters
+from tracer.engine.train import Traces, hand_carry, initial_parameters
 from tracer.errors import NumericalError, TracerError
 from tracer.exercises import keys
+from tracer.exercises.mistakes import one_product_route
 from tracer.output import write_atomic
 from tracer.rounding import round_half_up, to_decimal
 
@@ -449,11 +450,14 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
     chapter = v.chapter
     names = chapter.parameter_names
     answers = []
+    route = one_product_route(chapter, v.hand, spec.step, hand_carry(chapter))
     for q in spec.ask:
         exact, by_hand = v.value(q), v.hand_value(q)
         shown, hand_shown = matrix(exact, q, asked), matrix(by_hand, q, asked)
+        product = matrix(route[q], q, asked) if q in route else shown
         answers.append({"quantity": q, "symbol": _symbol(q), "value": shown,
                         "hand": hand_shown if hand_shown != shown else "",
+                        "product": product if product not in (shown, hand_shown) else "",
                         "typed": f"{q} = {format_value(exact, spec.decimals)}"})
     steps = []
     for s in range(spec.step + 1):
