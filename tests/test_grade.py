@@ -264,7 +264,9 @@ def test_a_plainly_wrong_short_answer_is_counted_wrong_and_a_right_short_one_too
 
 @pytest.mark.parametrize("content, says", [
     ("", "empty; expected a header row"),
-    ("student,variant,Z1\n", "no column for A1, dZ1, dW1, db1, W1_after"),
+    ("student,variant,Z1\n", "no column for A1, dZ1, dW1, db1, W1_after;"),
+    ("student,variant,Z1,A1,dZ1,dW1x,db1x,W1_after\n",
+     "no column for dW1, db1 (the columns 'dW1x', 'db1x' are not an asked quantity)"),
     ("name,variant," + ",".join(ASK) + "\n", "no student id column"),
 ])
 def test_a_class_file_without_the_columns_is_refused_clearly(keyed_set, tmp_path, capsys, content, says):

@@ -8,9 +8,12 @@ template: the text is cut into number and bracket tokens by one regular expressi
 number goes through `Decimal`.
 
 Judging ("precision" mode, the default): a number written with d decimals is right when it is the
-exact value rounded half-up to d decimals, or the value a hand calculation carrying rounded
-intermediates gives (`tracer.Traces(chapter).hand()`) rounded to d decimals, or within half a
-unit of its last digit of the exact value. The other modes are the graders' usual ones:
+exact value rounded half-up to d decimals, or within half a unit of its last digit of the exact
+value, or what a valid hand route gives rounded to d decimals: the hand trace (every value
+rounded as it is written down, `tracer.Traces(chapter).hand()`) or the one-product route
+(dZ = dA·∂A/∂Z in one product, ∂A/∂Z never rounded: `mistakes.one_product_route`). A number
+with fewer decimals than asked is "too few digits" only when it is right at its own decimals;
+otherwise it is wrong and its mistake is looked for. The other modes are the graders' usual ones:
 `sigfig` (N significant digits), `decimals` (N decimals) and `relabs` (|given − exact| ≤ atol +
 rtol·|exact|); they compare with the exact value only.
 
@@ -320,11 +323,14 @@ class Mode:
                                   "the exact binary value would pass)")
 
     def describe(self) -> str:
+        """How answers are judged, in plain words (the report's first line)."""
         if self.name == "precision":
-            return "precision (each number at its own decimals)"
+            return "each number judged at the decimals it is written with"
         if self.name == "relabs":
-            return f"relabs (rtol {self.rtol:g}, atol {self.atol:g})"
-        return f"{self.name} ({self.digits} {'significant digits' if self.name == 'sigfig' else 'decimals'})"
+            return f"judged within a relative tolerance of {self.rtol:g} and an absolute one of {self.atol:g}"
+        if self.name == "sigfig":
+            return f"judged to {_count(self.digits, 'significant digit')}"
+        return f"judged to {_count(self.digits, 'decimal')}"
 
     def entry_right(self, given: str, exact: float, hand: float | Sequence[float] | None = None) -> bool:
         """Is the number written as `given` right for the value `exact` (hand: the values of the hand routes)?"""
@@ -474,7 +480,7 @@ class Report:
     def text(self, reveal: bool = False, full: bool = False) -> str:
         """The report for the terminal; `full` prints big expected matrices whole."""
         head = f"{self.chapter}{f', variant {self.variant}' if self.variant is not None else ''}, step {self.step}"
-        lines = [f"{head} (judged by {self.mode.describe()})"]
+        lines = [f"{head} ({self.mode.describe()})"]
         width = max((len(j.given or j.quantity) for j in self.judgements), default=0)
         for j in self.judgements:
             verdict = VERDICTS[j.status]
@@ -556,7 +562,7 @@ def shape_message(answer: Answer, quantity: str, shape: tuple[int, ...]) -> str:
     if not answer.layout:
         got = "one number"
     elif len(answer.layout) == 1:
-        got = f"a list of {len(answer.numbers)} numbers"
+        got = f"a list of {_count(len(answer.numbers), 'number')}"
     else:
         got = f"a {answer.layout[0]} × {answer.layout[1]} matrix"
     return f"answer {_show(answer.text)}: {quantity} is {want}; got {got}"
