@@ -185,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("--seed", type=int, metavar="S",
                         help="public practice sheets: anyone with the seed can check (and reveal) the answers")
     _document_options(p, "sheets", "the sheets", "md,tex",
-                      "comma-separated: md, tex (sheets and keys), moodle (Moodle XML), qti (QTI 1.2 zip for "
-                      "Canvas); default md,tex")
+                      "comma-separated: md, tex (sheets and keys), pdf (compiled from the .tex, with pdflatex), moodle "
+                      "(Moodle XML), qti (QTI 1.2 zip for Canvas); default md,tex")
     # --- grade parser (issue 12)
     p = sub.add_parser("grade", help="grade a class: one row per student from an LMS export",
                        description="Grade every row of a CSV (student id, variant code, one column per asked "
