@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import random
@@ -80,6 +81,14 @@ class Variant:
 
     def hand_value(self, quantity: str) -> np.ndarray:
         return np.asarray(self.hand.at(self.spec.step)[quantity], dtype=float)
+
+    def product_value(self, quantity: str) -> np.ndarray:
+        """The one-product hand route's value (dZ = dA·∂A/∂Z in one go, ∂A/∂Z never rounded)."""
+        return np.asarray(self._product_route[quantity], dtype=float)
+
+    @functools.cached_property
+    def _product_route(self) -> dict[str, np.ndarray]:
+        return one_product_route(self.chapter, self.hand, self.spec.step, hand_carry(self.chapter))
 
 
 def _nice(rng: random.Random, low: float, high: float, decimals: int, nonzero: bool) -> float:
@@ -451,11 +460,10 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
     chapter = v.chapter
     names = chapter.parameter_names
     answers = []
-    route = one_product_route(chapter, v.hand, spec.step, hand_carry(chapter))
     for q in spec.ask:
         exact, by_hand = v.value(q), v.hand_value(q)
         shown, hand_shown = matrix(exact, q, asked), matrix(by_hand, q, asked)
-        product = matrix(route[q], q, asked) if q in route else shown
+        product = matrix(v.product_value(q), q, asked)
         answers.append({"quantity": q, "symbol": _symbol(q), "value": shown,
                         "hand": hand_shown if hand_shown != shown else "",
                         "product": product if product not in (shown, hand_shown) else "",
