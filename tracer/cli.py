@@ -1,7 +1,8 @@
 """The `tracer` command: a thin shell over the Python API.
 
-Exit status: 0 success, 1 a numerical failure (NaN or overflow), 2 bad input; a sub-command may
-add its own (verify: 3 when the project's own numbers disagree).
+Exit status: 0 success, 1 a numerical failure (NaN or overflow), 2 bad input, 3 what was checked
+did not pass (verify: the project's numbers disagree; check and grade: an answer wrong or missing),
+130 interrupted (nothing written).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "gradient at every training step, from a chapter file (TOML).",
         epilog="A CHAPTER is a path to a .toml file or the name of a bundled chapter "
                f"({', '.join(p.stem for p in bundled_chapters())}). "
-               "Exit status: 0 success, 1 numerical failure, 2 bad input.")
+               "Exit status: 0 success, 1 numerical failure, 2 bad input, 3 what was checked did not pass "
+               "(verify, check, grade), 130 interrupted (nothing written).")
     parser.add_argument("--version", action="version", version=f"tracer {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -106,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     # --- verify parser (issue 3)
     p = sub.add_parser("verify", help="check every number against SymPy, an exact oracle and finite differences",
                        description="Derive each activation and cost with SymPy, check every recorded local "
-                                   "gradient against it, every gradient against SymPy's whole-network cost "
-                                   "(50 digits) and finite differences, and the article's own figures and "
+                                   "gradient against it, every gradient against a 50-digit forward and "
+                                   "backward pass built from each node's SymPy derivative, and finite differences, and the article's own figures and "
                                    "formulas ([article] in the chapter). With no CHAPTER, every bundled chapter. "
                                    "Exit status: 0 the project's numbers agree (an article that differs is "
                                    "listed, not a failure), 3 they disagree, 2 bad input.")
