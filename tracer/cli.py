@@ -20,6 +20,8 @@ import numpy as np
 
 from tracer.abbreviation import LIMIT, bracketed
 from tracer.engine.chapter import Chapter, Display, bundled_chapters, load_chapter
+from tracer.engine.graph import ACTIVATIONS, cost_named
+from tracer.engine.optimizers import OPTIMIZERS
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
@@ -185,8 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("--seed", type=int, metavar="S",
                         help="public practice sheets: anyone with the seed can check (and reveal) the answers")
     _document_options(p, "sheets", "the sheets", "md,tex",
-                      "comma-separated: md, tex (sheets and keys), moodle (Moodle XML), qti (QTI 1.2 zip for "
-                      "Canvas); default md,tex")
+                      "comma-separated: md, tex (sheets and keys), pdf (compiled from the .tex, with pdflatex), moodle "
+                      "(Moodle XML), qti (QTI 1.2 zip for Canvas); default md,tex")
     # --- grade parser (issue 12)
     p = sub.add_parser("grade", help="grade a class: one row per student from an LMS export",
                        description="Grade every row of a CSV (student id, variant code, one column per asked "
@@ -309,15 +311,23 @@ def run_summary(trace: Trace) -> dict[str, Any]:
             "params": {k: np.asarray(v).tolist() for k, v in trace.final.items()}}
 
 
+def carry_words(carry: str) -> str:
+    """A trace's carry as the terminal says it."""
+    return "computed in full precision" if carry == "full" else \
+        "hand mode: every value rounded to its printed decimals as it is computed"
+
+
 def cost_table(chapter: Chapter, trace: Trace, everything: bool = False, rows: int = 20, full: bool = False) -> str:
     steps = trace.steps.tolist()
     if not everything and len(steps) > rows + 1:
         stride = -(-len(steps) // rows)
         steps = steps[::stride] + ([steps[-1]] if (len(steps) - 1) % stride else [])
-    layers = " → ".join([str(chapter.n_inputs)] + [f"{l.units} {l.activation}" for l in chapter.layers])
+    layers = " → ".join([str(chapter.n_inputs)] + [f"{l.units} {ACTIVATIONS[l.activation].readable}"
+                                                   for l in chapter.layers])
+    cost = cost_named(chapter.cost, chapter.from_logits).readable
     lines = [f"{chapter.title}  ({chapter.name})",
-             f"{layers}; {chapter.cost}{' (from logits)' if chapter.from_logits else ''}; {chapter.optimizer}, "
-             f"learning rate {chapter.learning_rate:g}; {chapter.steps} steps; carry {trace.meta['carry']}",
+             f"{layers}; {cost} cost; {OPTIMIZERS[chapter.optimizer].readable}, "
+             f"learning rate {chapter.learning_rate:g}; {chapter.steps} steps; {carry_words(trace.meta['carry'])}",
              f"{'step':>8}  cost"]
     lines += [f"{s:>8}  {trace.at(s)['cost']:.10g}" for s in steps]
     lines.append("final parameters:")
@@ -351,13 +361,14 @@ def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int], f
     big matrices abbreviated unless `full`."""
     places = decimals if callable(decimals) else (lambda _name: decimals)
     show = lambda name, value: _matrix(value, places(name), full)  # noqa: E731
-    lines = [f"{trace.meta['title']}: step {step} (carry {trace.meta['carry']})", "", "nodes (forward order):"]
+    lines = [f"{trace.meta['title']}: step {step} ({carry_words(trace.meta['carry'])})", "", "nodes (forward order):"]
     for node in trace.nodes(step):
-        lines.append(f"  {node.name} [{node.kind}] = {show(node.name, node.value)}")
+        said = "Cost" if node.kind == "cost" else node.name  # as the documents write it
+        lines.append(f"  {said} [{node.kind}] = {show(node.name, node.value)}")
         for wrt, g in node.local.items():
-            lines.append(f"      local ∂{node.name}/∂{wrt} = {show('d' + node.name, g)}")
+            lines.append(f"      local ∂{said}/∂{wrt} = {show('d' + node.name, g)}")
         if node.upstream is not None and node.kind != "cost":
-            lines.append(f"      receives ∂cost/∂{node.name} = {show('d' + node.name, node.upstream)}")
+            lines.append(f"      receives ∂Cost/∂{node.name} = {show('d' + node.name, node.upstream)}")
         for name, g in node.passes.items():
             lines.append(f"      passes on {name} = {show(name, g)}")
     lines += ["", "parameters:"]
