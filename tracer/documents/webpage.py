@@ -19,7 +19,8 @@ import numpy as np
 from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex
 from tracer.documents.outline import Placed, outline, outline_svg
 from tracer.documents.model import symbol
-from tracer.documents.render import environment, render
+from tracer.documents import figures
+from tracer.documents.render import UserText, document_context, environment, render
 from tracer.engine.chapter import Chapter
 from tracer.engine.trace import Trace
 from tracer.resources import bundled_path
@@ -101,7 +102,7 @@ def _curve(trace: Trace, steps: list[int]) -> dict[str, Any]:
     costs = np.asarray(trace.costs, dtype=float)
     n = len(costs)
     width, height = CURVE_SIZE
-    left, right, top, bottom = 48, 12, 10, 30
+    left, right, top, bottom = 56, 12, 10, 30
     top_cost = float(costs.max()) or 1.0
     x = lambda s: left + (width - left - right) * (s / max(n - 1, 1))  # noqa: E731
     y = lambda c: top + (height - top - bottom) * (1 - c / top_cost)  # noqa: E731
@@ -111,6 +112,28 @@ def _curve(trace: Trace, steps: list[int]) -> dict[str, Any]:
     return {"width": width, "height": height, "points": points, "left": left, "bottom": height - bottom,
             "right": width - right, "top": top, "ticks": ticks, "last": n - 1,
             "markers": [[round(x(s), 1), round(y(costs[s]), 1)] for s in steps]}
+
+
+def pictures(chapter: Chapter, trace: Trace) -> dict[str, dict[str, Any] | None]:
+    """The long run's figures as the documents show them (learning curve, decision boundaries), as data URIs."""
+    shown: dict[str, dict[str, Any] | None] = {"curve": None, "boundary": None, "boundary_shaded": None}
+    if int(trace.meta["steps_run"]) <= figures.FEW_STEPS:
+        return shown
+    scale = figures.curve_scale(np.asarray(trace.costs, dtype=float))
+    drawn = [("curve", figures.learning_curve(chapter, trace, "svg"),
+              "Learning curve: the cost at every step" + (", on a log scale" if scale == "log" else ""))]
+    if figures.has_boundary(chapter):
+        boundaries = figures.decision_boundaries(chapter, trace, "svg")
+        drawn += [("boundary", boundaries[False],
+                   "Decision boundary of the trained network, with the training points by class"),
+                  ("boundary_shaded", boundaries[True],
+                   "The same decision boundary, the two regions shaded by the class the network gives them")]
+    for number, (key, svg, caption) in enumerate(drawn, start=1):
+        size = re.search(rb'<svg[^>]*?width="([\d.]+)pt"[^>]*?height="([\d.]+)pt"', svg)
+        width, height = (round(float(size[1]) * 4 / 3), round(float(size[2]) * 4 / 3)) if size else (640, 480)
+        shown[key] = {"number": number, "caption": caption, "width": width, "height": height,
+                      "src": "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")}
+    return shown
 
 
 def _katex_assets() -> tuple[str, str]:
@@ -146,20 +169,15 @@ def webpage(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_tem
 
     script, css = _katex_assets()
     context = {
-        "model": lec.model, "chapter": chapter,
-        "worked": [{"step": st.step, "kind": st.kind, "comparison": st.comparison,
-                    "phases": [{"title": PHASE_TITLES[phase],
-                                "lines": [line_latex(ln) for ln in st.lines if ln.phase == phase]}
-                               for phase in PHASE_TITLES if any(ln.phase == phase for ln in st.lines)],
-                    "comments": [{"text": c.text, "maths": c.kind != "author"} for c in st.comments]}
-                   for st in lec.model.steps],
+        **document_context(chapter, fmt="html", model=lec.model),
+        "model": lec.model, "pictures": pictures(chapter, trace),
         "graph_svg": outline_svg(graph, describe),
-        "data": _script_json({**explorer_data(chapter, trace, steps), "curve": _curve(trace, steps)}),
+        "explorer_json": _script_json({**explorer_data(chapter, trace, steps), "curve": _curve(trace, steps)}),
         "curve": _curve(trace, steps), "kept": len(steps), "recorded": len(trace.steps),
         "steps_run": int(trace.meta["steps_run"]),
-        "table": lec.table,
         "katex_js": script.replace("</", "<\\/"), "katex_css": css,
     }
     env = environment(user_templates)
     env.autoescape = True
+    env.filters["text"] = lambda v: v.text if isinstance(v, UserText) else v  # escaped by autoescape
     return render(env, TEMPLATE, context)
