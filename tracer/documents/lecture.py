@@ -11,9 +11,14 @@ slides never need a smaller font.
 
 from __future__ import annotations
 
+import base64
+import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from tracer.documents import figures
 from tracer.documents.model import Document, Line, document_model
 from tracer.documents.render import Calculation, calculation, document_traces, printed_tex, typeset_lines
 from tracer.engine.chapter import Chapter
@@ -54,6 +59,32 @@ def lecture(chapter: Chapter, trace: Trace | None = None, hand: Trace | None = N
     """The chapter's document model and traces (a trace given is reused, never re-trained)."""
     full, hand = document_traces(chapter, trace, hand)
     return Lecture(model or document_model(chapter, full, hand), full, hand)
+
+
+# --------------------------------------------------------------------------- the long run's figures
+
+
+def long_run_pictures(chapter: Chapter, trace: Trace) -> dict[str, dict[str, Any] | None]:
+    """The long run's figures as the documents show them (learning curve, decision boundaries), as data URIs
+    (numbered from 1, with their captions): the page and the notebook show them."""
+    shown: dict[str, dict[str, Any] | None] = {"curve": None, "boundary": None, "boundary_shaded": None}
+    if int(trace.meta["steps_run"]) <= figures.FEW_STEPS:
+        return shown
+    scale = figures.curve_scale(np.asarray(trace.costs, dtype=float))
+    drawn = [("curve", figures.learning_curve(chapter, trace, "svg"),
+              "Learning curve: the cost at every step" + (", on a log scale" if scale == "log" else ""))]
+    if figures.has_boundary(chapter):
+        boundaries = figures.decision_boundaries(chapter, trace, "svg")
+        drawn += [("boundary", boundaries[False],
+                   "Decision boundary of the trained network, with the training points by class"),
+                  ("boundary_shaded", boundaries[True],
+                   "The same decision boundary, the two regions shaded by the class the network gives them")]
+    for number, (key, svg, caption) in enumerate(drawn, start=1):
+        size = re.search(rb'<svg[^>]*?width="([\d.]+)pt"[^>]*?height="([\d.]+)pt"', svg)
+        width, height = (round(float(size[1]) * 4 / 3), round(float(size[2]) * 4 / 3)) if size else (640, 480)
+        shown[key] = {"number": number, "caption": caption, "width": width, "height": height,
+                      "src": "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")}
+    return shown
 
 
 # --------------------------------------------------------------------------- worked lines as LaTeX

@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex
+from tracer.documents.lecture import Lecture, lecture, long_run_pictures
 from tracer.documents.outline import Placed, outline, outline_svg
 from tracer.documents.model import symbol
-from tracer.documents import figures
 from tracer.documents.render import UserText, document_context, environment, render
 from tracer.engine.chapter import Chapter
 from tracer.engine.trace import Trace
@@ -114,28 +113,6 @@ def _curve(trace: Trace, steps: list[int]) -> dict[str, Any]:
             "markers": [[round(x(s), 1), round(y(costs[s]), 1)] for s in steps]}
 
 
-def pictures(chapter: Chapter, trace: Trace) -> dict[str, dict[str, Any] | None]:
-    """The long run's figures as the documents show them (learning curve, decision boundaries), as data URIs."""
-    shown: dict[str, dict[str, Any] | None] = {"curve": None, "boundary": None, "boundary_shaded": None}
-    if int(trace.meta["steps_run"]) <= figures.FEW_STEPS:
-        return shown
-    scale = figures.curve_scale(np.asarray(trace.costs, dtype=float))
-    drawn = [("curve", figures.learning_curve(chapter, trace, "svg"),
-              "Learning curve: the cost at every step" + (", on a log scale" if scale == "log" else ""))]
-    if figures.has_boundary(chapter):
-        boundaries = figures.decision_boundaries(chapter, trace, "svg")
-        drawn += [("boundary", boundaries[False],
-                   "Decision boundary of the trained network, with the training points by class"),
-                  ("boundary_shaded", boundaries[True],
-                   "The same decision boundary, the two regions shaded by the class the network gives them")]
-    for number, (key, svg, caption) in enumerate(drawn, start=1):
-        size = re.search(rb'<svg[^>]*?width="([\d.]+)pt"[^>]*?height="([\d.]+)pt"', svg)
-        width, height = (round(float(size[1]) * 4 / 3), round(float(size[2]) * 4 / 3)) if size else (640, 480)
-        shown[key] = {"number": number, "caption": caption, "width": width, "height": height,
-                      "src": "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")}
-    return shown
-
-
 def _katex_assets() -> tuple[str, str]:
     """KaTeX's script, and its styles with every font inlined as a data URI (woff2 only: current browsers)."""
     folder = bundled_path("templates") / "katex"
@@ -170,7 +147,7 @@ def webpage(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_tem
     script, css = _katex_assets()
     context = {
         **document_context(chapter, fmt="html", model=lec.model),
-        "model": lec.model, "pictures": pictures(chapter, trace),
+        "model": lec.model, "pictures": long_run_pictures(chapter, trace),
         "graph_svg": outline_svg(graph, describe),
         "explorer_json": _script_json({**explorer_data(chapter, trace, steps), "curve": _curve(trace, steps)}),
         "curve": _curve(trace, steps), "kept": len(steps), "recorded": len(trace.steps),
