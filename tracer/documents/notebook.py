@@ -357,9 +357,9 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
                 f"for step in {steps!r}:\n"
                 f"    print(f\"step {{step}}: cost = {{fixed(costs[step], {run_['decimals']})}}\")")
         py("\n".join(restart) + "\n" + loop, 0, "full")
-        py("import matplotlib\nmatplotlib.use(\"Agg\")\nimport matplotlib.pyplot as plt\n\n"
+        py("import matplotlib.pyplot as plt  # Jupyter shows the figure under the cell\n\n"
            "fig, ax = plt.subplots(figsize=(6, 3))\nax.plot(costs)\nax.set_xlabel(\"step\")\n"
-           "ax.set_ylabel(\"cost\")\nax.set_title(\"Learning curve\")\nfig.tight_layout()\nfig")
+           "ax.set_ylabel(\"cost\")\nax.set_title(\"Learning curve\")\nfig.tight_layout()\nplt.show()")
         last = int(run_["steps"]) - 1
         md("### Parameters after the last update\n\nThe run's parameters, every digit carried, printed as the "
            "worked example prints them.")
