@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import tracer
 from tracer.cli import main
 from tracer.errors import TracerError
+from tracer.exercises.sheets import check_answers
 from tracer.exercises.answers import (
     AnswerError,
     Mode,
@@ -62,6 +63,38 @@ def test_a_hand_calculation_carrying_rounded_figures_is_right(or_batch):
         assert check(or_batch, [text], 0).judgements[0].right
 
 
+def test_the_one_product_route_carrying_3_decimals_is_right_and_a_wrong_number_stays_wrong():
+    # Public set 7, variant 20 (02-or-batch, step 1): W1 = [-0.3, -0.3], b1 = 0, learning rate 1.
+    # The student works dZ = dA·A·(1 − A) as one product (∂A/∂Z never written down), carrying 3 decimals:
+    # step 0: Z = [0, -0.3, -0.3, -0.6], A = [0.500, 0.426, 0.426, 0.354], dA = (A − Y)/4 = [0.125, -0.144, -0.144, -0.162]
+    #   dZ = [0.125·0.5·0.5, -0.144·0.426·0.574, …, -0.162·0.354·0.646] = [0.031, -0.035, -0.035, -0.037]
+    #   dW = [-0.072, -0.072], db = -0.076  →  W1 = [-0.228, -0.228], b1 = 0.076
+    # step 1: Z = [0.076, -0.152, -0.152, -0.380], A = [0.519, 0.462, 0.462, 0.406], dA = [0.130, -0.135, -0.135, -0.149]
+    #   dZ = [0.130·0.519·0.481, -0.135·0.462·0.538, …, -0.149·0.406·0.594] = [0.032, -0.034, -0.034, -0.036]
+    #   dW1 = [-0.034 - 0.036, -0.034 - 0.036] = [-0.070, -0.070], db1 = 0.032 - 0.034 - 0.034 - 0.036 = -0.072
+    # (exact db1 = -0.07028 → -0.070; rounding ∂A/∂Z first gives 0.130·0.250 = 0.0325 → 0.033 and db1 = -0.071).
+    from decimal import ROUND_HALF_UP, Decimal
+
+    q = lambda x: Decimal(x).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)  # noqa: E731
+    A, dA = [Decimal(a) for a in ("0.519", "0.462", "0.462", "0.406")], [Decimal(a) for a in ("0.130", "-0.135", "-0.135", "-0.149")]
+    dZ = [q(d * a * (1 - a)) for d, a in zip(dA, A)]
+    assert [str(z) for z in dZ] == ["0.032", "-0.034", "-0.034", "-0.036"] and str(sum(dZ)) == "-0.072"
+    report = check_answers("02-or-batch", ["dW1 = [-0.070, -0.070]", "db1 = -0.072"], seed=7, variant=20)
+    assert [j.status for j in report.judgements] == ["right", "right"]
+    wrong = check_answers("02-or-batch", ["dW1 = [-0.070, -0.070]", "db1 = -0.074"], seed=7, variant=20)
+    assert [j.status for j in wrong.judgements] == ["right", "wrong"]
+
+
+def test_a_plainly_wrong_number_with_too_few_digits_is_wrong_and_its_mistake_is_looked_for(or_batch):
+    # db1 at step 1 is -0.0313…: -0.5 is wrong at one decimal too (it would be -0.0).
+    j = check(or_batch, ["db1 = -0.5"], 1).judgements[0]
+    assert j.status == "wrong" and "too" not in j.message
+    assert j.message == "no mistake in the catalogue gives these numbers"
+    # Without the 1/m (step 1 rerun with the sum in place of the mean): -0.1253 → -0.13 at 2 decimals.
+    j = check(or_batch, ["db1 = -0.13"], 1).judgements[0]
+    assert j.status == "wrong" and [k for k, _ in j.mistakes] == ["no_mean"]
+
+
 def test_within_half_a_unit_of_the_last_digit_is_right():
     # 0.0625 is exact in binary: rounded half-up it is 0.063, and 0.062 is within half a unit of it.
     assert Mode().entry_right("0.063", 0.0625)
@@ -109,8 +142,10 @@ def test_the_grader_modes(or_batch):
     assert check(or_batch, ["dW1 = [-0.044, -0.035]"], 1, mode=sig).judgements[0].right
     assert check(or_batch, ["dW1 = [-0.0443, -0.0350]"], 1, mode=sig).judgements[0].right
     assert not check(or_batch, ["dW1 = [-0.045, -0.035]"], 1, mode=sig).judgements[0].right
-    short = check(or_batch, ["dW1 = [-0.04, -0.03]"], 1, mode=sig).judgements[0]
+    short = check(or_batch, ["dW1 = [-0.04, -0.04]"], 1, mode=sig).judgements[0]
     assert short.message.startswith("you gave 1 significant digit; this exercise asks for 2")
+    # -0.0350044 is -0.04 at 2 decimals: -0.03 is wrong at the precision given, not merely short.
+    assert check(or_batch, ["dW1 = [-0.04, -0.03]"], 1, mode=sig).judgements[0].status == "wrong"
     dec = Mode("decimals", digits=2)
     assert check(or_batch, ["dW1 = [-0.04, -0.04]"], 1, mode=dec).judgements[0].right
     assert check(or_batch, ["dW1 = [-0.0443, -0.0350]"], 1, mode=dec).judgements[0].right

@@ -31,7 +31,7 @@ def test_trace_shows_every_node_and_parameter(capsys):
     assert main(["trace", "02-or-batch", "--step", "1"]) == 0
     out = capsys.readouterr().out
     assert "passes on dW1 = [[-0.044, -0.035]]" in out and "passes on db1 = [[-0.031]]" in out
-    assert "cost [cost] = 0.084" in out
+    assert "Cost [cost] = 0.084" in out
 
 
 def test_trace_json_and_a_saved_trace_agree(capsys, tmp_path):
@@ -171,3 +171,19 @@ def test_documents_go_to_a_folder_nothing_else_writes_to():
     from tracer.cli import build_parser
 
     assert build_parser().parse_args(["build"]).output == Path("tracer-build")  # setuptools uses ./build/
+
+
+def test_the_terminal_speaks_in_the_documents_words(capsys):
+    # The readable names the nodes and optimizers own, not the chapter file's keys.
+    assert main(["run", "02-or-batch"]) == 0
+    head = capsys.readouterr().out.splitlines()[1]
+    assert head.startswith("2 → 1 sigmoid; squared error cost; gradient descent, learning rate 1;")
+    assert head.endswith("computed in full precision") and "squared_error" not in head and "carry" not in head
+    assert main(["trace", "02-or-batch", "--step", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "receives ∂Cost/∂Z1" in out and "∂cost" not in out
+    assert main(["check", "02-or-batch", "db1 = -0.031"]) == 3  # dW1 unanswered
+    out = capsys.readouterr().out
+    assert "(each number judged at the decimals it is written with)" in out and "((" not in out
+    assert main(["check", "02-or-batch", "dW1 = [1]"]) == 2
+    assert "got a list of 1 number\n" in capsys.readouterr().err

@@ -81,21 +81,22 @@ def chain(W1, b1, lr, Z=None, A=None, dZ=None, dW=None, W_start=None):
     return {"Z1": Z, "A1": A, "dZ1": dZ, "dW1": dW, "db1": db, "W1_after": r((W1 if W_start is None else W_start) - lr * dW)}
 
 
-def hand_step(W, b, lr):
-    """One step as a hand calculation does it: every node value rounded to 3 decimals as soon as it is computed."""
+def hand_step(W, b, lr, one_product=False):
+    """One step as a hand calculation does it: every node value rounded to 3 decimals as soon as it is computed
+    (with `one_product`, dZ = dA·A·(1 − A) in one product: ∂A/∂Z is never written down, so never rounded)."""
     Z = r(W @ X + b)
     A = r(sigmoid(Z))
-    dZ = r(r((A - Y) / 4) * r(A * (1 - A)))
+    dZ = r(r((A - Y) / 4) * (A * (1 - A) if one_product else r(A * (1 - A))))
     dW, db = r(dZ @ X.T), r(dZ.sum(axis=1, keepdims=True))
     return {"Z1": Z, "A1": A, "dZ1": dZ, "dW1": dW, "db1": db, "W1_after": r(W - lr * dW), "b1_after": r(b - lr * db)}
 
 
-def right_number_by_number(cell: str, exact, hand) -> bool:
-    """Each number written is the exact value's rounding or the hand calculation's figure at its place."""
+def right_number_by_number(cell: str, exact, *hands) -> bool:
+    """Each number written is the exact value's rounding or a hand calculation's figure at its place."""
     written = cell.strip("[]").split(", ")
     return len(written) == np.size(exact) and all(
-        w in (format_number(float(e), 3), format_number(float(h), 3))
-        for w, e, h in zip(written, np.ravel(exact), np.ravel(hand)))
+        w in (format_number(float(e), 3), *(format_number(float(h[i]), 3) for h in map(np.ravel, hands)))
+        for i, (w, e) in enumerate(zip(written, np.ravel(exact))))
 
 
 def plan(kind: str, W, b, lr):
@@ -151,10 +152,11 @@ def plan(kind: str, W, b, lr):
     elif kind == "too_few_digits":
         cells["dW1"] = "[" + ", ".join(format_number(float(v), 2) for v in dW.ravel()) + "]"
         verdicts["dW1"] = "too_few_digits"
-    zero = hand_step(W, b, lr)
+    zero, zero_product = hand_step(W, b, lr), hand_step(W, b, lr, one_product=True)
     hand = hand_step(zero["W1_after"], zero["b1_after"], lr)
+    product = hand_step(zero_product["W1_after"], zero_product["b1_after"], lr, one_product=True)
     for q, v in verdicts.items():  # a carried error can vanish in the rounding: then the answer is simply right
-        if v == "carried_forward" and right_number_by_number(cells[q], truth[q], hand[q]):
+        if v == "carried_forward" and right_number_by_number(cells[q], truth[q], hand[q], product[q]):
             verdicts[q] = "right"
     return cells, verdicts, mistake
 
@@ -243,9 +245,28 @@ def test_the_cli_grades_and_exits_3_when_a_row_could_not_be_graded(keyed_set, tm
     assert "line 3:" in capsys.readouterr().err
 
 
+def test_a_plainly_wrong_short_answer_is_counted_wrong_and_a_right_short_one_too_few_digits(keyed_set, tmp_path):
+    folder, _ = keyed_set
+    v = json.loads((folder / "sheets" / "answers.json").read_text())["variants"][3]
+    right = {q: v["answers"][q]["expected"] for q in ASK}
+    db1 = float(right["db1"])  # an exact value rounded to 3 decimals, well below 0.5 in size
+    short = dict(right, db1=format_number(db1, 2))  # right at the 2 decimals given (or exactly a tie away)
+    plain = dict(right, db1="-0.5")  # wrong at one decimal as at three
+    with (tmp_path / "class.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([["student", "variant", *ASK], ["amy", v["code"], *[short[q] for q in ASK]],
+                                 ["bob", v["code"], *[plain[q] for q in ASK]]])
+    result = grade_class(folder / "sheets", tmp_path / "class.csv", tmp_path / "out" / "grades.csv")
+    rows = {r["student"]: r for r in csv.DictReader((tmp_path / "out" / "grades.csv").open())}
+    assert (rows["amy"]["db1 verdict"], rows["bob"]["db1 verdict"]) == ("too_few_digits", "wrong")
+    counts = result.verdict_counts()["db1"]
+    assert (counts["too_few_digits"], counts["wrong"]) == (1, 1)
+
+
 @pytest.mark.parametrize("content, says", [
     ("", "empty; expected a header row"),
-    ("student,variant,Z1\n", "no column for A1, dZ1, dW1, db1, W1_after"),
+    ("student,variant,Z1\n", "no column for A1, dZ1, dW1, db1, W1_after;"),
+    ("student,variant,Z1,A1,dZ1,dW1x,db1x,W1_after\n",
+     "no column for dW1, db1 (the columns 'dW1x', 'db1x' are not an asked quantity)"),
     ("name,variant," + ",".join(ASK) + "\n", "no student id column"),
 ])
 def test_a_class_file_without_the_columns_is_refused_clearly(keyed_set, tmp_path, capsys, content, says):

@@ -274,3 +274,36 @@ def test_a_changed_answers_json_exits_2_with_a_clear_message(sheets, tmp_path, c
     assert main(["check", str(copy), "--variant", "2", "dW1 = [0.1, 0.1]"]) == 2
     err = capsys.readouterr().err
     assert "answers.json" in err and says in err and "Traceback" not in err, err
+
+
+@needs("dot")
+@needs("pdflatex")
+@needs("pdftotext")
+def test_format_pdf_compiles_the_sheets_and_keys_that_read_in_order(tmp_path, capsys):
+    out = tmp_path / "set"
+    assert main(["exercises", "02-or-batch", "--variants", "1", "--seed", "7", "--format", "pdf", "-o", str(out)]) == 0
+    assert "wrote 1 variants" in capsys.readouterr().out
+
+    def pages(pdf):
+        text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                              check=True).stdout
+        return text.split("\f")
+
+    sheet = pages(out / "exercise-01.pdf")
+    # Page 1 is filled: the rounding route and the answers table stand before the graph.
+    assert "Rounding as you go" in sheet[0] and "Your answers" in sheet[0]
+    assert "The computational graph at step 1" in "".join(sheet)
+    key = "".join(pages(out / "answer-key-01.pdf"))
+    typed = [line.strip() for line in key.splitlines() if "typed:" in line]
+    assert [t.split(" = ")[0] for t in typed] == ["typed: dW1", "typed: db1"]  # each on a line of its own
+
+
+def test_format_pdf_without_pdflatex_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "pdflatex" else which(name))
+    assert main(["exercises", "02-or-batch", "--variants", "1", "--seed", "7", "--format", "pdf",
+                 "-o", str(tmp_path / "set")]) == 2
+    assert "--format pdf: pdflatex is not on the PATH" in capsys.readouterr().err
+    assert not (tmp_path / "set").exists()

@@ -1,7 +1,8 @@
 """The `tracer` command: a thin shell over the Python API.
 
-Exit status: 0 success, 1 a numerical failure (NaN or overflow), 2 bad input; a sub-command may
-add its own (verify: 3 when the project's own numbers disagree).
+Exit status: 0 success, 1 a numerical failure (NaN or overflow), 2 bad input, 3 what was checked
+did not pass (verify: the project's numbers disagree; check and grade: an answer wrong or missing),
+130 interrupted (nothing written).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import numpy as np
 
 from tracer.abbreviation import LIMIT, bracketed
 from tracer.engine.chapter import Chapter, Display, bundled_chapters, load_chapter
+from tracer.engine.graph import ACTIVATIONS, cost_named
+from tracer.engine.optimizers import OPTIMIZERS
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
@@ -73,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "gradient at every training step, from a chapter file (TOML).",
         epilog="A CHAPTER is a path to a .toml file or the name of a bundled chapter "
                f"({', '.join(p.stem for p in bundled_chapters())}). "
-               "Exit status: 0 success, 1 numerical failure, 2 bad input.")
+               "Exit status: 0 success, 1 numerical failure, 2 bad input, 3 what was checked did not pass "
+               "(verify, check, grade), 130 interrupted (nothing written).")
     parser.add_argument("--version", action="version", version=f"tracer {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -104,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     # --- verify parser (issue 3)
     p = sub.add_parser("verify", help="check every number against SymPy, an exact oracle and finite differences",
                        description="Derive each activation and cost with SymPy, check every recorded local "
-                                   "gradient against it, every gradient against SymPy's whole-network cost "
-                                   "(50 digits) and finite differences, and the article's own figures and "
+                                   "gradient against it, every gradient against a 50-digit forward and "
+                                   "backward pass built from each node's SymPy derivative, and finite differences, and the article's own figures and "
                                    "formulas ([article] in the chapter). With no CHAPTER, every bundled chapter. "
                                    "Exit status: 0 the project's numbers agree (an article that differs is "
                                    "listed, not a failure), 3 they disagree, 2 bad input.")
@@ -183,8 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("--seed", type=int, metavar="S",
                         help="public practice sheets: anyone with the seed can check (and reveal) the answers")
     _document_options(p, "sheets", "the sheets", "md,tex",
-                      "comma-separated: md, tex (sheets and keys), moodle (Moodle XML), qti (QTI 1.2 zip for "
-                      "Canvas); default md,tex")
+                      "comma-separated: md, tex (sheets and keys), pdf (compiled from the .tex, with pdflatex), moodle "
+                      "(Moodle XML), qti (QTI 1.2 zip for Canvas); default md,tex")
     # --- grade parser (issue 12)
     p = sub.add_parser("grade", help="grade a class: one row per student from an LMS export",
                        description="Grade every row of a CSV (student id, variant code, one column per asked "
@@ -307,15 +311,23 @@ def run_summary(trace: Trace) -> dict[str, Any]:
             "params": {k: np.asarray(v).tolist() for k, v in trace.final.items()}}
 
 
+def carry_words(carry: str) -> str:
+    """A trace's carry as the terminal says it."""
+    return "computed in full precision" if carry == "full" else \
+        "hand mode: every value rounded to its printed decimals as it is computed"
+
+
 def cost_table(chapter: Chapter, trace: Trace, everything: bool = False, rows: int = 20, full: bool = False) -> str:
     steps = trace.steps.tolist()
     if not everything and len(steps) > rows + 1:
         stride = -(-len(steps) // rows)
         steps = steps[::stride] + ([steps[-1]] if (len(steps) - 1) % stride else [])
-    layers = " → ".join([str(chapter.n_inputs)] + [f"{l.units} {l.activation}" for l in chapter.layers])
+    layers = " → ".join([str(chapter.n_inputs)] + [f"{l.units} {ACTIVATIONS[l.activation].readable}"
+                                                   for l in chapter.layers])
+    cost = cost_named(chapter.cost, chapter.from_logits).readable
     lines = [f"{chapter.title}  ({chapter.name})",
-             f"{layers}; {chapter.cost}{' (from logits)' if chapter.from_logits else ''}; {chapter.optimizer}, "
-             f"learning rate {chapter.learning_rate:g}; {chapter.steps} steps; carry {trace.meta['carry']}",
+             f"{layers}; {cost} cost; {OPTIMIZERS[chapter.optimizer].readable}, "
+             f"learning rate {chapter.learning_rate:g}; {chapter.steps} steps; {carry_words(trace.meta['carry'])}",
              f"{'step':>8}  cost"]
     lines += [f"{s:>8}  {trace.at(s)['cost']:.10g}" for s in steps]
     lines.append("final parameters:")
@@ -349,13 +361,14 @@ def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int], f
     big matrices abbreviated unless `full`."""
     places = decimals if callable(decimals) else (lambda _name: decimals)
     show = lambda name, value: _matrix(value, places(name), full)  # noqa: E731
-    lines = [f"{trace.meta['title']}: step {step} (carry {trace.meta['carry']})", "", "nodes (forward order):"]
+    lines = [f"{trace.meta['title']}: step {step} ({carry_words(trace.meta['carry'])})", "", "nodes (forward order):"]
     for node in trace.nodes(step):
-        lines.append(f"  {node.name} [{node.kind}] = {show(node.name, node.value)}")
+        said = "Cost" if node.kind == "cost" else node.name  # as the documents write it
+        lines.append(f"  {said} [{node.kind}] = {show(node.name, node.value)}")
         for wrt, g in node.local.items():
-            lines.append(f"      local ∂{node.name}/∂{wrt} = {show('d' + node.name, g)}")
+            lines.append(f"      local ∂{said}/∂{wrt} = {show('d' + node.name, g)}")
         if node.upstream is not None and node.kind != "cost":
-            lines.append(f"      receives ∂cost/∂{node.name} = {show('d' + node.name, node.upstream)}")
+            lines.append(f"      receives ∂Cost/∂{node.name} = {show('d' + node.name, node.upstream)}")
         for name, g in node.passes.items():
             lines.append(f"      passes on {name} = {show(name, g)}")
     lines += ["", "parameters:"]

@@ -1,7 +1,7 @@
 """Rounding and printing numbers the way the articles do: half-up on the decimal value.
 
-Python's `round` rounds half to even on the binary value (`round(0.0005, 3)` gives 0.001 but
-`round(0.0125, 3)` gives 0.012); a reader checking by hand expects half-up on the digits they
+Python's `round` works on the binary value (`round(0.0625, 3)` gives 0.062 and `round(1.0005, 3)`
+gives 1.0, where the digits say 0.063 and 1.001); a reader checking by hand expects half-up on the digits they
 see. Every figure the project prints goes through this module.
 """
 

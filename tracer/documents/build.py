@@ -42,7 +42,7 @@ FORMATS = ("md", "tex", "pdf", "json", "slides", "ipynb", "html")
 #: The lecture formats (tracer.documents.slides, notebook, webpage) and the file each writes.
 LECTURE_FILES = {"slides": "{}-slides.tex", "ipynb": "{}.ipynb", "html": "{}.html"}
 PDF_MISSING = ("pdflatex is not on the PATH (Debian: apt install texlive-latex-base texlive-latex-recommended "
-               "texlive-pictures)")
+               "texlive-pictures texlive-fonts-recommended lmodern)")
 
 
 def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iterable[str] = ("md", "tex"),

@@ -8,9 +8,12 @@ template: the text is cut into number and bracket tokens by one regular expressi
 number goes through `Decimal`.
 
 Judging ("precision" mode, the default): a number written with d decimals is right when it is the
-exact value rounded half-up to d decimals, or the value a hand calculation carrying rounded
-intermediates gives (`tracer.Traces(chapter).hand()`) rounded to d decimals, or within half a
-unit of its last digit of the exact value. The other modes are the graders' usual ones:
+exact value rounded half-up to d decimals, or within half a unit of its last digit of the exact
+value, or what a valid hand route gives rounded to d decimals: the hand trace (every value
+rounded as it is written down, `tracer.Traces(chapter).hand()`) or the one-product route
+(dZ = dA·∂A/∂Z in one product, ∂A/∂Z never rounded: `mistakes.one_product_route`). A number
+with fewer decimals than asked is "too few digits" only when it is right at its own decimals;
+otherwise it is wrong and its mistake is looked for. The other modes are the graders' usual ones:
 `sigfig` (N significant digits), `decimals` (N decimals) and `relabs` (|given − exact| ≤ atol +
 rtol·|exact|); they compare with the exact value only.
 
@@ -320,14 +323,17 @@ class Mode:
                                   "the exact binary value would pass)")
 
     def describe(self) -> str:
+        """How answers are judged, in plain words (the report's first line)."""
         if self.name == "precision":
-            return "precision (each number at its own decimals)"
+            return "each number judged at the decimals it is written with"
         if self.name == "relabs":
-            return f"relabs (rtol {self.rtol:g}, atol {self.atol:g})"
-        return f"{self.name} ({self.digits} {'significant digits' if self.name == 'sigfig' else 'decimals'})"
+            return f"judged within a relative tolerance of {self.rtol:g} and an absolute one of {self.atol:g}"
+        if self.name == "sigfig":
+            return f"judged to {_count(self.digits, 'significant digit')}"
+        return f"judged to {_count(self.digits, 'decimal')}"
 
-    def entry_right(self, given: str, exact: float, hand: float | None = None) -> bool:
-        """Is the number written as `given` right for the value `exact` (hand: the rounded-carry value)?"""
+    def entry_right(self, given: str, exact: float, hand: float | Sequence[float] | None = None) -> bool:
+        """Is the number written as `given` right for the value `exact` (hand: the values of the hand routes)?"""
         g = Decimal(given)
         if not math.isfinite(exact):
             return False
@@ -335,7 +341,8 @@ class Mode:
             d = decimals_in(given)
             if g == round_half_up(exact, d):
                 return True
-            if hand is not None and math.isfinite(hand) and g == round_half_up(hand, d):
+            routes = [] if hand is None else [hand] if isinstance(hand, (int, float)) else hand
+            if any(math.isfinite(h) and g == round_half_up(h, d) for h in routes):
                 return True
             return abs(g - to_decimal(exact)) <= Decimal(5).scaleb(-d - 1)
         if self.name == "decimals":
@@ -473,7 +480,7 @@ class Report:
     def text(self, reveal: bool = False, full: bool = False) -> str:
         """The report for the terminal; `full` prints big expected matrices whole."""
         head = f"{self.chapter}{f', variant {self.variant}' if self.variant is not None else ''}, step {self.step}"
-        lines = [f"{head} (judged by {self.mode.describe()})"]
+        lines = [f"{head} ({self.mode.describe()})"]
         width = max((len(j.given or j.quantity) for j in self.judgements), default=0)
         for j in self.judgements:
             verdict = VERDICTS[j.status]
@@ -524,14 +531,18 @@ def _all_right(answer: Answer, value: np.ndarray | None, hand: np.ndarray | None
     return got is not None and got[0] == got[1]
 
 
-def judge_numbers(answer: Answer, exact: np.ndarray, hand: np.ndarray | None, mode: Mode) -> tuple[int, int] | None:
-    """(numbers right, numbers) for an answer against a value, or None if the answer does not fit its shape."""
+def judge_numbers(answer: Answer, exact: np.ndarray, hand: np.ndarray | list[np.ndarray] | None,
+                  mode: Mode) -> tuple[int, int] | None:
+    """(numbers right, numbers) for an answer against a value, or None if the answer does not fit its shape.
+
+    `hand` is the value a hand calculation gives, or a list of them (one per valid hand route)."""
     exact = np.asarray(exact, dtype=float)
     given = answer.fit(exact.shape)
     if given is None:
         return None
-    hand_flat = np.asarray(hand, dtype=float).ravel() if hand is not None and np.shape(hand) == exact.shape else None
-    right = sum(mode.entry_right(g, float(e), None if hand_flat is None else float(hand_flat[i]))
+    routes = hand if isinstance(hand, list) else [] if hand is None else [hand]
+    flats = [np.asarray(h, dtype=float).ravel() for h in routes if h is not None and np.shape(h) == exact.shape]
+    right = sum(mode.entry_right(g, float(e), [float(f[i]) for f in flats])
                 for i, (g, e) in enumerate(zip(given.ravel(), exact.ravel())))
     return right, exact.size
 
@@ -551,7 +562,7 @@ def shape_message(answer: Answer, quantity: str, shape: tuple[int, ...]) -> str:
     if not answer.layout:
         got = "one number"
     elif len(answer.layout) == 1:
-        got = f"a list of {len(answer.numbers)} numbers"
+        got = f"a list of {_count(len(answer.numbers), 'number')}"
     else:
         got = f"a {answer.layout[0]} × {answer.layout[1]} matrix"
     return f"answer {_show(answer.text)}: {quantity} is {want}; got {got}"
@@ -579,7 +590,8 @@ class StepChecker:
     """One step of one chapter, trained once (full precision and hand mode), to judge many students' answers."""
 
     def __init__(self, chapter: Any, step: int, traces: Traces | Trace | None = None):
-        from tracer.engine.train import Traces
+        from tracer.engine.train import Traces, hand_carry
+        from tracer.exercises.mistakes import one_product_route
 
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise TracerError(f"--step: expected a step number from 0 (steps are counted from 0), got {step!r}")
@@ -589,8 +601,12 @@ class StepChecker:
         self.chapter, self.step = chapter, step
         record = [s for s in (step - 1, step) if s >= 0]
         traces = Traces.of(chapter, traces, through=step)  # made here: no step after this one is read
-        self.trace, self.hand = traces.get("full", record), traces.hand(record)
+        self.trace, self.hand = traces.get("full", record), traces.hand(range(step + 1))
         self.exact, self.rounded = self.trace.at(step), self.hand.at(step)
+        # The other valid hand route (dZ = dA·A·(1 − A) in one product): its numbers are right too.
+        self.routes = {q: [np.asarray(self.rounded[q], dtype=float), np.asarray(v, dtype=float)]
+                       for q, v in one_product_route(chapter, self.hand, step, hand_carry(chapter)).items()
+                       if q in self.rounded}
         self.known = sorted(self.exact)
         self._plain: list | None = None  # the mistakes' values that do not depend on the student's numbers
 
@@ -677,7 +693,7 @@ class StepChecker:
 
         order = list(dict.fromkeys(list(asked) + list(by_quantity)))
         for q in order:
-            value, hand_value = np.asarray(exact[q], dtype=float), np.asarray(rounded[q], dtype=float)
+            value, hand_value = np.asarray(exact[q], dtype=float), self.routes.get(q, rounded[q])
             places = decimals if decimals is not None else chapter.display.decimals_of(q)
             a = by_quantity.get(q)
             if a is None:
@@ -701,13 +717,14 @@ class StepChecker:
             right, count = got
             short = mode.shortfall(list(a.fit(value.shape).ravel()), places, list(value.ravel()))
             if short:
+                # Too few digits only when right at the digits given; a number wrong at any
+                # precision is wrong, and its mistake is looked for below.
                 own = judge_numbers(a, value, hand_value, Mode())
-                ok_at_own = own is not None and own[0] == own[1]
-                note = " (at the precision you gave, your numbers are right)" if ok_at_own else \
-                    " (and at the precision you gave, your numbers are not right either)"
-                judgements.append(Judgement(q, a.text, "too_few_digits", 0, count, short + note,
-                                            [] if ok_at_own else explain(a, q, Mode()), expected))
-                continue
+                if own is not None and own[0] == own[1]:
+                    judgements.append(Judgement(q, a.text, "too_few_digits", 0, count,
+                                                short + " (at the precision you gave, your numbers are right)",
+                                                expected=expected))
+                    continue
             if right == count:
                 judgements.append(Judgement(q, a.text, "right", right, count, expected=expected))
                 continue
@@ -749,7 +766,7 @@ class StepChecker:
         needed = []
         for p in wrong:
             rest = {r: numbers[r] for r in wrong if r != p}
-            alone, alone_hand = self._carried(rest) if rest else ({q: self.exact[q]}, {q: self.rounded[q]})
+            alone, alone_hand = self._carried(rest) if rest else ({q: self.exact[q]}, {q: self.routes.get(q, self.rounded[q])})
             again = judge_numbers(a, alone[q], alone_hand.get(q), mode)
             if again is None or again[0] != again[1]:
                 needed.append(p)

@@ -132,18 +132,22 @@ def _column(header: list[str], names: Sequence[str], path: Path, what: str) -> i
 def _quantity_columns(header: list[str], asked: Sequence[str], layers: int, path: Path) -> dict[str, int]:
     """Which column holds each asked quantity (headers may use the answer grammar's names: 'new W1')."""
     columns: dict[str, int] = {}
+    unknown: list[str] = []
     for i, h in enumerate(header):
         if h.lower() in ID_COLUMNS or h.lower() in VARIANT_COLUMNS:
             continue
         try:
             q = resolve_name(h, asked, layers)
         except AnswerError:
+            unknown.append(repr(h))
             continue
         columns.setdefault(q, i)
     missing = [q for q in asked if q not in columns]
     if missing:
-        raise TracerError(f"--answers {path}: no column for {', '.join(missing)}; expected one column per asked "
-                          f"quantity ({', '.join(asked)}) besides student and variant")
+        strays = f" (the column{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} {'are' if len(unknown) > 1 else 'is'} " \
+                 f"not an asked quantity)" if unknown else ""
+        raise TracerError(f"--answers {path}: no column for {', '.join(missing)}{strays}; expected one column per "
+                          f"asked quantity ({', '.join(asked)}) besides student and variant")
     return columns
 
 

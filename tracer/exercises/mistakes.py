@@ -111,6 +111,31 @@ def _fits(param: tuple[int, ...], grad: tuple[int, ...]) -> bool:
         return False
 
 
+def one_product_route(chapter: Chapter, hand: Trace, step: int, rounder: Carry) -> dict[str, np.ndarray]:
+    """The values at `step` of the other usual hand route: dZ = dA·A·(1 − A) worked as one product.
+
+    Every value is rounded as it is written down (`rounder`, the hand carry), except the local
+    gradient ∂A/∂Z, which this route never writes down. Steps 0 to `step` are rerun from the hand
+    trace's starting parameters (`hand` records them all), so the route is followed from the start.
+    """
+    local = {layer.local for layer in build_network(chapter).layers}
+    carry: Carry = lambda name, value: value if name in local else rounder(name, value)
+    names = hand.parameter_names
+    first = hand.at(0)
+    params = {p: np.asarray(first[p], dtype=float) for p in names}
+    state = {p: {s: np.zeros_like(params[p]) for s in hand.meta["state"]} for p in names}
+    previous = None
+    values: dict[str, np.ndarray] = {}
+    for s in range(step + 1):
+        now = hand.at(s)
+        ctx = StepContext(chapter, s, params, np.asarray(now["A0"]), np.asarray(now["Y"]), state, previous, carry)
+        values = rerun_step(ctx)
+        previous = params
+        params = {p: values.get(p + AFTER, params[p]) for p in names}
+        state = {p: {n: values[n + p] for n in hand.meta["state"]} for p in names}
+    return values
+
+
 def real_optimizer(ctx: StepContext, learning_rate: float | None = None) -> Optimizer:
     """The chapter's optimizer with its memory as it was before the step."""
     chapter = ctx.chapter

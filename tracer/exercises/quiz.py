@@ -5,8 +5,9 @@ of each asked quantity (a scalar quantity is one question; dW1 of shape 1 × 2 i
 tolerance is the exercise's precision rule: an answer within half a unit of the asked last digit
 of the exact value is right, so each question's answer is the exact value with tolerance
 0.5·10^−decimals; where a hand calculation carrying rounded figures gives a value outside that
-interval, it is accepted as a second answer with the same tolerance. The feedback is the worked
-answer: the value rounded, the hand-carried value, and the values of the step it comes from.
+interval, it is accepted as a further answer with the same tolerance (each hand route: every value
+rounded as written down, or ∂Cost/∂Z worked as one product). The feedback is the worked answer:
+the value rounded, the hand routes' values, and the values of the step it comes from.
 
 `read_moodle` and `read_qti` parse what was written back into (variant, quantity, entry,
 answers, tolerance, points), for the round-trip tests and for an instructor to inspect a bank.
@@ -25,6 +26,8 @@ from xml.etree import ElementTree as ET
 import numpy as np
 
 from tracer.engine.chapter import Chapter
+from tracer.engine.graph import ACTIVATIONS, cost_named
+from tracer.engine.optimizers import OPTIMIZERS
 from tracer.errors import TracerError
 from tracer.rounding import format_number, round_half_up
 
@@ -59,20 +62,23 @@ def questions(chapter: Chapter, variants: Sequence[Any]) -> list[Question]:
         tolerance = Decimal(5).scaleb(-d - 1)
         setup = _setup_html(chapter, v)
         for q, points in zip(spec.ask, spec.points):
-            exact, hand = v.value(q), v.hand_value(q)
+            exact, routes = v.value(q), [v.hand_value(q), v.product_value(q)]
             entries = list(np.ndindex(exact.shape)) if exact.ndim else [()]
             for index in entries:
-                x, h = float(exact[index]), float(hand[index])
+                x = float(exact[index])
                 centres = [_exact_text(x)]
-                if abs(Decimal(_exact_text(h)) - Decimal(centres[0])) > tolerance:
-                    centres.append(_exact_text(h))
+                for route in routes:  # a hand route's value outside every interval so far is accepted too
+                    h = _exact_text(float(route[index]))
+                    if all(abs(Decimal(h) - Decimal(c)) > tolerance for c in centres):
+                        centres.append(h)
                 entry = ",".join(str(i + 1) for i in index) if len(entries) > 1 else ""
                 where = f" entry ({entry.replace(',', ', ')})" if len(entries) > 1 else ""
                 text = (f"<p>Variant {html.escape(v.code)}.</p>{setup}<p>At step {spec.step} (steps are counted "
                         f"from 0), give <b>{html.escape(q)}</b>{where}, rounded half-up to {d} decimal places.</p>")
                 feedback = (f"<p>{html.escape(q)}{where} = {format_number(x, d)} (exact value {x!r})"
-                            + (f"; a hand calculation carrying {d} decimals gives {format_number(h, d)}, also "
-                               "accepted" if len(centres) > 1 else "")
+                            + (f"; a hand calculation carrying {d} decimals gives "
+                               f"{' or '.join(format_number(float(c), d) for c in centres[1:])}, also accepted"
+                               if len(centres) > 1 else "")
                             + f".</p><p>The whole {html.escape(q)}: {html.escape(format_value(exact, d))}.</p>")
                 out.append(Question(v.code, q, entry, tuple(centres), str(tolerance), float(points / len(entries)),
                                     text, feedback))
@@ -87,9 +93,10 @@ def _exact_text(x: float) -> str:
 def _setup_html(chapter: Chapter, v: Any) -> str:
     from tracer.exercises.answers import format_value
 
-    layers = ", ".join(f"{l.units} {l.activation}" for l in v.chapter.layers)
-    rows = [f"network: {v.chapter.n_inputs} inputs → {layers}; cost {v.chapter.cost}; "
-            f"{v.chapter.optimizer} with learning rate {v.learning_rate:g}",
+    layers = ", ".join(f"{l.units} {ACTIVATIONS[l.activation].readable}" for l in v.chapter.layers)
+    cost = cost_named(v.chapter.cost, v.chapter.from_logits).readable
+    rows = [f"network: {v.chapter.n_inputs} inputs → {layers}; {cost} cost; "
+            f"{OPTIMIZERS[v.chapter.optimizer].readable} with learning rate {v.learning_rate:g}",
             f"X = {format_value(v.X, max(v.spec.value_decimals, 1))}",
             f"Y = {format_value(v.chapter.Y, max(v.spec.value_decimals, 1))}"]
     rows += [f"{p} = {format_value(a, v.spec.value_decimals)} (before step 0)" for p, a in v.start.items()]

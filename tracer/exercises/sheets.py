@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import random
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,10 +40,11 @@ from tracer.engine.chapter import (
 )
 from tracer.engine.graph import ACTIVATIONS, COSTS
 from tracer.engine.trace import AFTER, Trace
-from tracer.engine.train import Traces, initial_parameters
+from tracer.engine.train import Traces, hand_carry, initial_parameters
 from tracer.errors import NumericalError, TracerError
 from tracer.exercises import keys
-from tracer.output import write_atomic
+from tracer.exercises.mistakes import one_product_route
+from tracer.output import staged, write_atomic
 from tracer.rounding import round_half_up, to_decimal
 
 #: A value closer than this (in units of the last asked digit) to a rounding tie is rejected.
@@ -78,6 +81,14 @@ class Variant:
 
     def hand_value(self, quantity: str) -> np.ndarray:
         return np.asarray(self.hand.at(self.spec.step)[quantity], dtype=float)
+
+    def product_value(self, quantity: str) -> np.ndarray:
+        """The one-product hand route's value (dZ = dA·∂A/∂Z in one go, ∂A/∂Z never rounded)."""
+        return np.asarray(self._product_route[quantity], dtype=float)
+
+    @functools.cached_property
+    def _product_route(self) -> dict[str, np.ndarray]:
+        return one_product_route(self.chapter, self.hand, self.spec.step, hand_carry(self.chapter))
 
 
 def _nice(rng: random.Random, low: float, high: float, decimals: int, nonzero: bool) -> float:
@@ -452,8 +463,10 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
     for q in spec.ask:
         exact, by_hand = v.value(q), v.hand_value(q)
         shown, hand_shown = matrix(exact, q, asked), matrix(by_hand, q, asked)
+        product = matrix(v.product_value(q), q, asked)
         answers.append({"quantity": q, "symbol": _symbol(q), "value": shown,
                         "hand": hand_shown if hand_shown != shown else "",
+                        "product": product if product not in (shown, hand_shown) else "",
                         "typed": f"{q} = {format_value(exact, spec.decimals)}"})
     steps = []
     for s in range(spec.step + 1):
@@ -552,8 +565,9 @@ TEMPLATES = {("sheet", "md"): "exercise-sheet.md.j2", ("sheet", "tex"): "exercis
              ("key", "md"): "answer-key.md.j2", ("key", "tex"): "answer-key.tex.j2"}
 
 
-#: What `tracer exercises --format` writes: the sheets and keys, and the quiz banks for an LMS.
-FORMATS = ("md", "tex", "moodle", "qti")
+#: What `tracer exercises --format` writes: the sheets and keys (pdf: compiled from the .tex), and the
+#: quiz banks for an LMS.
+FORMATS = ("md", "tex", "pdf", "moodle", "qti")
 
 
 def check_formats(formats: Sequence[str]) -> Sequence[str]:
@@ -561,6 +575,10 @@ def check_formats(formats: Sequence[str]) -> Sequence[str]:
     for fmt in formats:
         if fmt not in FORMATS:
             raise TracerError(f"--format: expected a list from {', '.join(FORMATS)}, got {fmt!r}")
+    if "pdf" in formats and not shutil.which("pdflatex"):
+        from tracer.documents.build import PDF_MISSING
+
+        raise TracerError(f"--format pdf: {PDF_MISSING}; or leave pdf out of --format")
     return formats
 
 
@@ -591,7 +609,8 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     width = max(2, len(str(count)))
     files: dict[Path, str | bytes] = {}
     rows, listing = [], []
-    sheet_formats = [fmt for fmt in formats if fmt in ("md", "tex")]
+    # A PDF is compiled from the .tex, which is written beside it.
+    sheet_formats = [fmt for fmt in ("md", "tex") if fmt in formats or (fmt == "tex" and "pdf" in formats)]
     # Graphviz runs in its own processes: two lay the worksheets' graphs out while the sheets are rendered.
     with ThreadPoolExecutor(max_workers=2) as pool:
         graphs = [sheet_graph(v) if sheet_formats else None for v in variants]
@@ -600,15 +619,14 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
         pictures = {k: future.result() for k, future in drawn.items()}
     for v in variants:
         tag = f"{v.id:0{width}d}"
-        for fmt in formats:
-            if fmt in ("md", "tex"):
-                picture = pictures.get((v.id, fmt))
-                if picture is not None and fmt == "md":
-                    files[out / f"exercise-{tag}-graph.svg"] = picture
-                    picture = f"exercise-{tag}-graph.svg"
-                ctx = sheet_context(v, chapter, seed, count, fmt, picture)
-                files[out / f"exercise-{tag}.{fmt}"] = render(env, TEMPLATES[("sheet", fmt)], ctx)
-                files[out / f"answer-key-{tag}.{fmt}"] = render(env, TEMPLATES[("key", fmt)], ctx)
+        for fmt in sheet_formats:
+            picture = pictures.get((v.id, fmt))
+            if picture is not None and fmt == "md":
+                files[out / f"exercise-{tag}-graph.svg"] = picture
+                picture = f"exercise-{tag}-graph.svg"
+            ctx = sheet_context(v, chapter, seed, count, fmt, picture)
+            files[out / f"exercise-{tag}.{fmt}"] = render(env, TEMPLATES[("sheet", fmt)], ctx)
+            files[out / f"answer-key-{tag}.{fmt}"] = render(env, TEMPLATES[("key", fmt)], ctx)
         answers = {}
         for q in v.spec.ask:
             exact = v.value(q)
@@ -643,9 +661,14 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
         files[out / "quiz-moodle.xml"] = moodle_xml(chapter, variants)
     if "qti" in formats:
         files[out / "quiz-qti.zip"] = qti_zip(chapter, variants)
-    written = []
-    for path, data in files.items():
-        written.append(write_atomic(path, data))
+    with staged():  # with the PDFs, all or nothing
+        written = [write_atomic(path, data) for path, data in files.items()]
+        if "pdf" in formats:
+            from tracer.documents.build import compile_pdf
+
+            sources = [path for path in written if path.suffix == ".tex"]
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                written += [pdf for pdf in pool.map(compile_pdf, sources) if pdf is not None]
     return written
 
 
