@@ -141,3 +141,19 @@ def test_an_altered_cell_is_caught():
     cell.source = cell.source.replace("A1 * (1 - A1)", "A1 * (1 + A1)", 1)
     count, wrong = mismatches(execute(nbformat.writes(nb)), "02-or-batch")
     assert wrong and any("dZ1" in w for w in wrong)
+
+
+@needs("python3")
+def test_a_notebook_tells_the_documents_whole_story_and_prints_the_final_parameters(executed):
+    chapter = "04-xor-hidden-layer"
+    nb = executed[chapter]
+    story = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for section in ("The network and the data", "Starting parameters", "The derivatives we need",
+                    "Against the article", "Parameters after the last update", "rounded half-up to 3 decimal places"):
+        assert section in story, section
+    assert story.count("](data:image/svg+xml;base64,") == 2  # the decision boundaries, inside the notebook
+    full = bundled_lecture(chapter).full
+    last = int(full.meta["steps_run"]) - 1
+    final = {name for step, name, _, which in printed(nb) if which == "full" and step == last}
+    # Checked against the trace's parameters after the last update by the test above, like every printed number.
+    assert {"W1_after", "b1_after", "W2_after", "b2_after"} <= final

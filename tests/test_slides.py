@@ -74,3 +74,14 @@ def test_no_text_is_set_below_the_class_size(compiled, chapter):
 def test_slides_are_byte_identical_from_run_to_run():
     chapter, lec = load_chapter("04-xor-hidden-layer"), bundled_lecture("04-xor-hidden-layer")
     assert slides_tex(chapter, bundled_trace(chapter.name), lec) == slides_tex(chapter, bundled_trace(chapter.name))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_worked_line_shows_its_numbers_at_the_class_size(chapter):
+    from tracer.documents.lecture import NOT_SHOWN
+
+    tex = slides_tex(load_chapter(chapter), bundled_trace(chapter), bundled_lecture(chapter))
+    assert NOT_SHOWN not in tex  # Adam's update of a matrix: its first entry worked, then the whole result
+    for line in re.findall(r"\\\[\n(.*?)\n\\\]", tex, flags=re.S):
+        # the numbers of a fraction inside a fraction would be set in script size
+        assert not re.search(r"\\frac\{[^{}]*\\frac", line.split(r" \\ ", 1)[-1]), line

@@ -119,11 +119,68 @@ def test_the_step_explorer_shows_the_traces_numbers(pages, browser, chapter):
 def test_a_page_is_self_contained_and_small(pages, chapter):
     text = pages[chapter].read_text(encoding="utf-8")
     assert len(text.encode()) < 2_000_000
-    for marker in ("http://", "https://", "src=", "<link"):
-        assert marker not in text.replace('xmlns="http://www.w3.org/2000/svg"', "").split("<script>", 1)[0]
+    own = text.replace('xmlns="http://www.w3.org/2000/svg"', "").replace('src="data:', "").split("<script>", 1)[0]
+    for marker in ("http://", "https://", "src=", "<link"):  # the figures are data: URIs, inside the page
+        assert marker not in own
     assert 'id="step-slider"' in text and "aria-label" in text
 
 
 def test_a_page_is_byte_identical_from_run_to_run():
     chapter = load_chapter("02-or-batch")
     assert webpage(chapter, bundled_trace(chapter.name)) == webpage(chapter, bundled_trace(chapter.name))
+
+
+def _maths(html: str) -> list[str]:
+    """The LaTeX of every maths element of the page, in order (KaTeX sets it from data-tex)."""
+    import html as html_module
+    import re
+
+    return [html_module.unescape(t) for t in re.findall(r'data-tex="([^"]*)"', html)]
+
+
+def test_a_page_has_every_section_the_documents_have(pages):
+    import re
+
+    text = pages["04-xor-hidden-layer"].read_text(encoding="utf-8")
+    for heading in ("The network and the data", "The derivatives we need", "Training for 5000 steps",
+                    "Against the article", "Parameters after the last update", "rounded half-up to 3 decimal places"):
+        assert heading in text, heading
+    # The figures of the long run, as images inside the page (no file beside it).
+    assert len(re.findall(r'<img src="data:image/svg\+xml;base64,', text)) == 3
+    trace = bundled_trace("04-xor-hidden-layer")
+    maths = _maths(text)
+    # The starting parameters are the trace's at step 0, and the final ones its last update's, as printed.
+    start = next(t for t in maths if t.startswith("W_{1} = "))
+    final = _maths(text.split('id="final-parameters"', 1)[1])[0]
+    for shown, exact in ((start, trace.value("W1", 0)), (final, trace.value("W1_after", int(trace.steps[-1])))):
+        numbers = re.findall(r"-?\d+\.\d+", shown.split(r"\qquad")[0].replace("−", "-"))
+        assert len(numbers) == exact.size and all(agrees(t, x) for t, x in zip(numbers, np.ravel(exact))), shown
+
+
+def test_a_page_shows_the_articles_erratum_and_its_figures(pages):
+    import tomllib
+
+    text = pages["01-or-one-example"].read_text(encoding="utf-8")
+    against = text.split('id="against"', 1)[1]
+    chapter = load_chapter("01-or-one-example")
+    printed = tomllib.loads(chapter.path.read_text(encoding="utf-8"))["article"]["figures"]
+    costs = bundled_trace("01-or-one-example").costs
+    wrong = [f for f in printed if f["quantity"] == "cost" and not agrees(f["value"], costs[f["step"]])]
+    assert wrong  # the article's 0.109: the trace gives 0.110
+    for f in wrong:
+        exact = costs[f["step"]]
+        computed = f"{exact:.{len(f['value'].split('.')[1])}f}"
+        assert f["value"] in against and computed in against
+        assert "Figures the article prints differently" in against and "Erratum" in text
+    assert all(f["value"] in text for f in printed if isinstance(f["value"], str))
+
+
+def test_a_comment_sits_under_the_node_it_explains(pages):
+    text = pages["04-xor-hidden-layer"].read_text(encoding="utf-8")
+    step = text.split("<h3>Step 0</h3>", 1)[1].split("<h3>Step", 1)[0]
+    update = step.index("<h4>Update</h4>")
+    for words in ("Dimension check", "The bias is added"):
+        at = step.index(words)
+        assert at < update  # in the backward pass, beside its node's lines, not after the update
+        node = step.rfind("<strong>", 0, at)
+        assert "Z_{2}" in step[node:at] or "Z_{1}" in step[node:at], words

@@ -177,7 +177,7 @@ def _lecture_file(job: _Job, fmt: str, lec: Lecture) -> list[Path]:
     chapter = job.chapter
     path = job.out_dir / LECTURE_FILES[fmt].format(chapter.name)
     if fmt == "ipynb":
-        return [write_atomic(path, notebook.notebook_text(chapter, lec.full, lec))]
+        return [write_atomic(path, notebook.notebook_text(chapter, lec.full, lec, job.user_templates))]
     if fmt == "html":
         return [write_atomic(path, webpage.webpage(chapter, lec.full, lec, job.user_templates))]
     tex = write_atomic(path, slides.slides_tex(chapter, lec.full, lec, job.user_templates))

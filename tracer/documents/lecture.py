@@ -11,11 +11,16 @@ slides never need a smaller font.
 
 from __future__ import annotations
 
+import base64
+import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from tracer.documents import figures
 from tracer.documents.model import Document, Line, document_model
-from tracer.documents.render import Calculation, calculation, document_traces, printed_tex, typeset_lines
+from tracer.documents.render import BREAK, Calculation, calculation, document_traces, printed_tex, typeset_lines
 from tracer.engine.chapter import Chapter
 from tracer.engine.trace import Trace
 
@@ -56,6 +61,32 @@ def lecture(chapter: Chapter, trace: Trace | None = None, hand: Trace | None = N
     return Lecture(model or document_model(chapter, full, hand), full, hand)
 
 
+# --------------------------------------------------------------------------- the long run's figures
+
+
+def long_run_pictures(chapter: Chapter, trace: Trace) -> dict[str, dict[str, Any] | None]:
+    """The long run's figures as the documents show them (learning curve, decision boundaries), as data URIs
+    (numbered from 1, with their captions): the page and the notebook show them."""
+    shown: dict[str, dict[str, Any] | None] = {"curve": None, "boundary": None, "boundary_shaded": None}
+    if int(trace.meta["steps_run"]) <= figures.FEW_STEPS:
+        return shown
+    scale = figures.curve_scale(np.asarray(trace.costs, dtype=float))
+    drawn = [("curve", figures.learning_curve(chapter, trace, "svg"),
+              "Learning curve: the cost at every step" + (", on a log scale" if scale == "log" else ""))]
+    if figures.has_boundary(chapter):
+        boundaries = figures.decision_boundaries(chapter, trace, "svg")
+        drawn += [("boundary", boundaries[False],
+                   "Decision boundary of the trained network, with the training points by class"),
+                  ("boundary_shaded", boundaries[True],
+                   "The same decision boundary, the two regions shaded by the class the network gives them")]
+    for number, (key, svg, caption) in enumerate(drawn, start=1):
+        size = re.search(rb'<svg[^>]*?width="([\d.]+)pt"[^>]*?height="([\d.]+)pt"', svg)
+        width, height = (round(float(size[1]) * 4 / 3), round(float(size[2]) * 4 / 3)) if size else (640, 480)
+        shown[key] = {"number": number, "caption": caption, "width": width, "height": height,
+                      "src": "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")}
+    return shown
+
+
 # --------------------------------------------------------------------------- worked lines as LaTeX
 
 
@@ -90,23 +121,155 @@ def height(tree: Any) -> int:
     return max(height(a) for a in tree["args"])
 
 
-#: What a slide says instead of numbers that would not fit it at a readable size.
+#: What a slide says instead of numbers that would not fit it at a readable size (no bundled chapter needs it).
 NOT_SHOWN = r"\text{(the numbers are in the worked example)}"
+
+
+def _rows_of(latex: str) -> int:
+    """Rows of text a row of maths takes when set: its tallest matrix, doubled inside a fraction."""
+    import re
+
+    matrices = [m.count(r"\\") + 1 for m in re.findall(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}", latex)]
+    tall = max(matrices, default=1)
+    stacked = 2 ** _frac_depth(latex)  # a fraction stacks two rows; a fraction in it, four
+    return 2 * tall + stacked - 1 if matrices and _in_fraction_matrix(latex) else max(tall, stacked)
+
+
+def _group(latex: str, start: int) -> int:
+    """The index just past the brace group opening at `start`."""
+    depth = 0
+    for i in range(start, len(latex)):
+        depth += {"{": 1, "}": -1}.get(latex[i], 0)
+        if depth == 0:
+            return i + 1
+    raise ValueError(f"unbalanced braces in {latex!r}")
+
+
+def inner_slashes(latex: str, inside: bool = False) -> str:
+    """A fraction inside a fraction written a/b on one row, so that its numbers keep the full size
+    (TeX would set them in script size) and the line stays two rows tall."""
+    out, i = [], 0
+    while i < len(latex):
+        if latex.startswith(r"\frac{", i):
+            a_end = _group(latex, i + 5)
+            b_end = _group(latex, a_end)
+            top = inner_slashes(latex[i + 6:a_end - 1], True)
+            bottom = inner_slashes(latex[a_end + 1:b_end - 1], True)
+            if inside:
+                # a/b binds as a · b and a × b do: only a sum or a difference needs brackets
+                wrap = lambda t: rf"\left({t}\right)" if " + " in t or " - " in t else t  # noqa: E731
+                out.append(f"{wrap(top)}/{wrap(bottom)}")
+            else:
+                out.append(rf"\frac{{{top}}}{{{bottom}}}")
+            i = b_end
+            continue
+        out.append(latex[i])
+        i += 1
+    return "".join(out)
+
+
+def _in_fraction_matrix(latex: str) -> bool:
+    import re
+
+    return bool(re.search(r"\\d?frac\{[^{}]*\\begin\{bmatrix\}", latex))
+
+
+def _frac_depth(latex: str) -> int:
+    """How deeply fractions nest in a LaTeX string (a fraction of fractions: 2)."""
+    import re
+
+    stack: list[tuple[bool, int]] = []
+    pending, deepest = 0, 0
+    for token in re.findall(r"\\d?frac|\\.|[{}]|[^\\{}]+", latex):
+        if token in (r"\frac", r"\dfrac"):
+            pending = 2
+        elif token == "{":
+            stack.append((pending > 0, max(pending - 1, 0)))
+            pending = 0
+            deepest = max(deepest, sum(f for f, _ in stack))
+        elif token == "}" and stack:
+            pending = stack.pop()[1]
+    return deepest
+
+
+def block_rows(rows: list[str]) -> int:
+    """Rows of text the rows of an aligned block take together."""
+    return sum(_rows_of(r) for r in rows)
+
+
+def _entry(tree: Any, i: int, j: int) -> Any:
+    """The expression of one entry of an element-wise expression: each matrix replaced by its (i, j) entry."""
+    if _is_leaf(tree):
+        if isinstance(tree, str):
+            return tree
+        return tree[i][j] if isinstance(tree[0], list) else tree[j]
+    return {**tree, "args": [_entry(a, i, j) for a in tree["args"]]}
+
+
+def _elementwise(tree: Any) -> bool:
+    """Whether every operation of the tree works entry by entry (no product of matrices, sum or transpose)."""
+    return _is_leaf(tree) or (tree["op"] not in ("matmul", "sum", "transpose")
+                              and all(_elementwise(a) for a in tree["args"]))
 
 
 def line_latex(line: Line, width: int | None = None, max_rows: int | None = None) -> str:
     """A worked line as one aligned block: formula, the numbers substituted, the result.
 
-    With `width` (characters) it is broken over rows as the documents break it (render.typeset_lines);
-    a substitution still wider than that, or stacking more than `max_rows` rows of numbers, is left out
-    (NOT_SHOWN) rather than shrunk.
+    With `width` (characters) and `max_rows` (rows of text) it fits a slide without a smaller font: broken
+    over rows as the documents break it (render.typeset_lines); then, if still too tall, the result
+    on the row of the last substitution, or the formula on the row of the first; then, for an element-wise line (Adam's update of a matrix),
+    the substitution of its first entry and the whole result.
     """
     result = printed_tex(line.result)
     substituted = typeset_lines(line.expression)
     if width is None:
         return calculation(Calculation(line.formula, substituted, result, line.quantity))
-    too_tall = max_rows is not None and height(line.expression) > max_rows
-    rows = substituted.split(r" \\ ")
-    if too_tall or any(visible_width(r) > width for r in rows) or visible_width(result) > width:
-        substituted = NOT_SHOWN
-    return calculation(Calculation(line.formula, substituted, result, line.quantity))
+    substituted = inner_slashes(substituted)
+    whole = calculation(Calculation(line.formula, substituted, result, line.quantity))
+    rows = max_rows if max_rows is not None else 10 ** 6
+    def fits(text: str) -> bool:
+        # every row sits right of the widest left-hand side (the aligned block's first column)
+        block = _aligned_rows(text)
+        left = max(visible_width(r.split("&", 1)[0]) for r in block if "&" in r)
+        return (all(left + visible_width(r.split("&", 1)[-1]) <= width for r in block)
+                and block_rows(block) <= rows)
+
+    if fits(whole):
+        return whole
+    last = substituted.split(BREAK)[-1]
+    if visible_width(last) + visible_width(result) + 2 <= width:
+        joined = calculation(Calculation(line.formula, f"{substituted} = {result}", "", line.quantity))
+        if fits(joined):
+            return joined
+    formula_joined = calculation(Calculation(f"{line.formula} = {substituted}", None, result, line.quantity))
+    if fits(formula_joined):  # the formula and its numbers on one row
+        return formula_joined
+    values = line.result
+    if _elementwise(line.expression) and isinstance(values, list) and values and isinstance(values[0], list):
+        lhs, sign = line.formula, "="
+        for candidate in (" := ", " = "):
+            if candidate in line.formula:
+                lhs, sign = line.formula.split(candidate, 1)[0], candidate.strip()
+                break
+        entry = rf"\left[{lhs}\right]_{{1,1}}"
+        first = inner_slashes(typeset_lines(_entry(line.expression, 0, 0)))
+        text = (whole.split(r" \\ ")[0] + rf" \\ {entry} &{sign} {first}"
+                + rf" \\ &= {printed_tex(values[0][0])}, \qquad {lhs} = {result} \end{{aligned}}")
+        if fits(text):
+            return text
+    return calculation(Calculation(line.formula, NOT_SHOWN, result, line.quantity))
+
+
+def _aligned_rows(latex: str) -> list[str]:
+    """The rows of an aligned block (a matrix's own rows stay inside their row)."""
+    import re
+
+    body = latex.removeprefix(r"\begin{aligned} ").removesuffix(r" \end{aligned}")
+    matrices = re.findall(r"\\begin\{bmatrix\}.*?\\end\{bmatrix\}", body)
+    masked = re.sub(r"\\begin\{bmatrix\}.*?\\end\{bmatrix\}", "\0", body)
+    rows = []
+    for row in masked.split(r"\\"):
+        while "\0" in row:
+            row = row.replace("\0", matrices.pop(0), 1)
+        rows.append(row)
+    return rows

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex
+from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex, long_run_pictures
+from tracer.documents.render import document_context, environment, render
 from tracer.engine.chapter import Chapter
 from tracer.documents.model import symbol
 from tracer.engine.graph import Network
@@ -228,7 +229,18 @@ def _literal(value: Any) -> str:
     return f"np.array({json.dumps(np.asarray(value, dtype=float).tolist())})"
 
 
-def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None) -> Any:
+#: The documents' own sections (Markdown partials), rendered into the notebook's story cells.
+STORY = {"network": "network.md.j2", "derivations": "derivations.md.j2", "against": "against.md.j2"}
+
+
+def _story(chapter: Chapter, lec: Lecture, user_templates: Any = None) -> dict[str, str]:
+    """The documents' sections as Markdown, from the same context and partials as the Markdown document."""
+    env = environment(user_templates)
+    context = document_context(chapter, fmt="md", model=lec.model)
+    return {key: render(env, template, context).strip() for key, template in STORY.items()}
+
+
+def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_templates: Any = None) -> Any:
     """The chapter's notebook as an nbformat v4 node (cells have fixed ids, so it is reproducible)."""
     import nbformat.v4 as nbf
 
@@ -249,18 +261,25 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None) -> Any:
             cell.metadata["tracer"] = {"step": step, "trace": trace_name}
         cells.append(cell)
 
+    story = _story(chapter, lec, user_templates)
     md(f"# {model.title}\n\n" + (f"{model.intro}\n\n" if model.intro else "")
        + "Run the cells from top to bottom. Each one computes a step of the worked example in plain NumPy, "
          "in the article's names, and prints its numbers as the worked example prints them. "
          "Only NumPy is needed (and matplotlib for the learning curve at the end).\n\n"
+       + f"Every figure is rounded half-up to {chapter.display.decimals} decimal places (a small figure keeps two "
+         "significant digits: 0.00051, not 0.001). Each worked step carries the figures as printed, as you would "
+         "with a calculator, so every line can be redone from the numbers it shows.\n\n"
        + "\n".join(f"- {n}" for n in model.notation))
+    md(story["network"])
+    if story["derivations"]:
+        md(story["derivations"])
     py(HELPERS)
 
     opt = code.optimizer
     start_hand = hand.at(0) if 0 in set(hand.steps.tolist()) else None
     if start_hand is None:
         raise TracerError(f"{chapter.name}: the notebook starts from step 0, which the hand-carried trace must record")
-    md("## The data and the starting parameters\n\n"
+    md("## In code: the data and the starting parameters\n\n"
        "`X` holds one example per column (features × examples) and `m` is the number of examples; "
        "`A0` is `X`, the input of the first layer. The parameters are written as the worked example writes them. "
        "Like the worked example, the cells below carry every value as it is written down (`keep = as_written`), "
@@ -338,9 +357,20 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None) -> Any:
                 f"for step in {steps!r}:\n"
                 f"    print(f\"step {{step}}: cost = {{fixed(costs[step], {run_['decimals']})}}\")")
         py("\n".join(restart) + "\n" + loop, 0, "full")
-        py("import matplotlib\nmatplotlib.use(\"Agg\")\nimport matplotlib.pyplot as plt\n\n"
+        py("import matplotlib.pyplot as plt  # Jupyter shows the figure under the cell\n\n"
            "fig, ax = plt.subplots(figsize=(6, 3))\nax.plot(costs)\nax.set_xlabel(\"step\")\n"
-           "ax.set_ylabel(\"cost\")\nax.set_title(\"Learning curve\")\nfig.tight_layout()\nfig")
+           "ax.set_ylabel(\"cost\")\nax.set_title(\"Learning curve\")\nfig.tight_layout()\nplt.show()")
+        last = int(run_["steps"]) - 1
+        md("### Parameters after the last update\n\nThe run's parameters, every digit carried, printed as the "
+           "worked example prints them.")
+        py("\n".join(f"show({json.dumps(p + UPDATED)}, {p}, {code.decimals(p)})" for p in net.parameter_names
+                      if p not in chapter.frozen), last, "full")
+        shown = [f for f in long_run_pictures(chapter, full).values() if f is not None and f["number"] > 1]
+        if shown:
+            md("### Where the trained network decides\n\n" + "\n\n".join(
+                f"![Figure {f['number']}: {f['caption']}]({f['src']})\n\n*{f['caption']}.*" for f in shown))
+    if story["against"]:
+        md(story["against"])
     nb = nbf.new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
         "language_info": {"name": "python"},
@@ -350,10 +380,10 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None) -> Any:
     return nb
 
 
-def notebook_text(chapter: Chapter, trace: Trace, lec: Lecture | None = None) -> str:
+def notebook_text(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_templates: Any = None) -> str:
     """The notebook as .ipynb JSON text, byte-identical from run to run."""
     import nbformat
 
-    return nbformat.writes(notebook(chapter, trace, lec)) + "\n"
+    return nbformat.writes(notebook(chapter, trace, lec, user_templates)) + "\n"
 
 

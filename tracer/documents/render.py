@@ -296,7 +296,8 @@ def typeset(tree: Any) -> str:
 
 #: A substituted line wider than this many numbers side by side is broken (inside `aligned`).
 LINE_NUMBERS = 14
-_BREAK = r" \\ &\qquad "
+#: Where typeset_lines breaks a line (public: the slides measure the rows).
+BREAK = _BREAK = r" \\ &\qquad "
 
 
 def _width(tree: Any) -> int:

@@ -20,9 +20,9 @@ from tracer.engine.trace import AFTER, Trace
 
 TEMPLATE = "slides.tex.j2"
 #: Characters of maths a worked line's row may hold on a 16:9 slide at 10 pt before it is broken.
-LINE_WIDTH = 68
-#: Rows of numbers a worked line's substitution may stack on a slide (below the graph).
-LINE_ROWS = 5
+LINE_WIDTH = 74
+#: Rows of text a worked line may take on a slide, below the graph (a fraction counts two, a matrix its rows).
+LINE_ROWS = 8
 #: Rows of the cost table per column.
 TABLE_ROWS = 12
 #: Light tints for reached nodes: forward (blue), backward (vermillion).

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex
+from tracer.documents.lecture import Lecture, lecture, long_run_pictures
 from tracer.documents.outline import Placed, outline, outline_svg
 from tracer.documents.model import symbol
-from tracer.documents.render import environment, render
+from tracer.documents.render import UserText, document_context, environment, render
 from tracer.engine.chapter import Chapter
 from tracer.engine.trace import Trace
 from tracer.resources import bundled_path
@@ -101,7 +101,7 @@ def _curve(trace: Trace, steps: list[int]) -> dict[str, Any]:
     costs = np.asarray(trace.costs, dtype=float)
     n = len(costs)
     width, height = CURVE_SIZE
-    left, right, top, bottom = 48, 12, 10, 30
+    left, right, top, bottom = 56, 12, 10, 30
     top_cost = float(costs.max()) or 1.0
     x = lambda s: left + (width - left - right) * (s / max(n - 1, 1))  # noqa: E731
     y = lambda c: top + (height - top - bottom) * (1 - c / top_cost)  # noqa: E731
@@ -146,20 +146,15 @@ def webpage(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_tem
 
     script, css = _katex_assets()
     context = {
-        "model": lec.model, "chapter": chapter,
-        "worked": [{"step": st.step, "kind": st.kind, "comparison": st.comparison,
-                    "phases": [{"title": PHASE_TITLES[phase],
-                                "lines": [line_latex(ln) for ln in st.lines if ln.phase == phase]}
-                               for phase in PHASE_TITLES if any(ln.phase == phase for ln in st.lines)],
-                    "comments": [{"text": c.text, "maths": c.kind != "author"} for c in st.comments]}
-                   for st in lec.model.steps],
+        **document_context(chapter, fmt="html", model=lec.model),
+        "model": lec.model, "pictures": long_run_pictures(chapter, trace),
         "graph_svg": outline_svg(graph, describe),
-        "data": _script_json({**explorer_data(chapter, trace, steps), "curve": _curve(trace, steps)}),
+        "explorer_json": _script_json({**explorer_data(chapter, trace, steps), "curve": _curve(trace, steps)}),
         "curve": _curve(trace, steps), "kept": len(steps), "recorded": len(trace.steps),
         "steps_run": int(trace.meta["steps_run"]),
-        "table": lec.table,
         "katex_js": script.replace("</", "<\\/"), "katex_css": css,
     }
     env = environment(user_templates)
     env.autoescape = True
+    env.filters["text"] = lambda v: v.text if isinstance(v, UserText) else v  # escaped by autoescape
     return render(env, TEMPLATE, context)
