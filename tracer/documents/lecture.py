@@ -135,39 +135,6 @@ def _rows_of(latex: str) -> int:
     return 2 * tall + stacked - 1 if matrices and _in_fraction_matrix(latex) else max(tall, stacked)
 
 
-def _group(latex: str, start: int) -> int:
-    """The index just past the brace group opening at `start`."""
-    depth = 0
-    for i in range(start, len(latex)):
-        depth += {"{": 1, "}": -1}.get(latex[i], 0)
-        if depth == 0:
-            return i + 1
-    raise ValueError(f"unbalanced braces in {latex!r}")
-
-
-def inner_slashes(latex: str, inside: bool = False) -> str:
-    """A fraction inside a fraction written a/b on one row, so that its numbers keep the full size
-    (TeX would set them in script size) and the line stays two rows tall."""
-    out, i = [], 0
-    while i < len(latex):
-        if latex.startswith(r"\frac{", i):
-            a_end = _group(latex, i + 5)
-            b_end = _group(latex, a_end)
-            top = inner_slashes(latex[i + 6:a_end - 1], True)
-            bottom = inner_slashes(latex[a_end + 1:b_end - 1], True)
-            if inside:
-                # a/b binds as a · b and a × b do: only a sum or a difference needs brackets
-                wrap = lambda t: rf"\left({t}\right)" if " + " in t or " - " in t else t  # noqa: E731
-                out.append(f"{wrap(top)}/{wrap(bottom)}")
-            else:
-                out.append(rf"\frac{{{top}}}{{{bottom}}}")
-            i = b_end
-            continue
-        out.append(latex[i])
-        i += 1
-    return "".join(out)
-
-
 def _in_fraction_matrix(latex: str) -> bool:
     import re
 
@@ -224,7 +191,6 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
     substituted = typeset_lines(line.expression)
     if width is None:
         return calculation(Calculation(line.formula, substituted, result, line.quantity))
-    substituted = inner_slashes(substituted)
     whole = calculation(Calculation(line.formula, substituted, result, line.quantity))
     rows = max_rows if max_rows is not None else 10 ** 6
     def fits(text: str) -> bool:
@@ -252,7 +218,7 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
                 lhs, sign = line.formula.split(candidate, 1)[0], candidate.strip()
                 break
         entry = rf"\left[{lhs}\right]_{{1,1}}"
-        first = inner_slashes(typeset_lines(_entry(line.expression, 0, 0)))
+        first = typeset_lines(_entry(line.expression, 0, 0))
         text = (whole.split(r" \\ ")[0] + rf" \\ {entry} &{sign} {first}"
                 + rf" \\ &= {printed_tex(values[0][0])}, \qquad {lhs} = {result} \end{{aligned}}")
         if fits(text):
