@@ -230,7 +230,7 @@ def _literal(value: Any) -> str:
 
 
 #: The documents' own sections (Markdown partials), rendered into the notebook's story cells.
-STORY = {"network": "network.md.j2", "derivations": "derivations.md.j2", "against": "against.md.j2"}
+STORY = {"rounding": "rounding.md.j2", "network": "network.md.j2", "derivations": "derivations.md.j2", "against": "against.md.j2"}
 
 
 def _story(chapter: Chapter, lec: Lecture, user_templates: Any = None) -> dict[str, str]:
@@ -266,9 +266,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
        + "Run the cells from top to bottom. Each one computes a step of the worked example in plain NumPy, "
          "in the article's names, and prints its numbers as the worked example prints them. "
          "Only NumPy is needed (and matplotlib for the learning curve at the end).\n\n"
-       + f"Every figure is rounded half-up to {chapter.display.decimals} decimal places (a small figure keeps two "
-         "significant digits: 0.00051, not 0.001). Each worked step carries the figures as printed, as you would "
-         "with a calculator, so every line can be redone from the numbers it shows.\n\n"
+       + story["rounding"] + "\n\n"
        + "\n".join(f"- {n}" for n in model.notation))
     md(story["network"])
     if story["derivations"]:
