@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tracer.checks.formulas import reader_latex
-from tracer.engine.graph import ACTIVATIONS, COSTS, Network, cost_named
+from tracer.engine.graph import ACTIVATIONS, COSTS, Network
 from tracer.errors import TracerError
 
 #: Relative agreement asked of every float64 gradient against an exact (50-digit) value.
@@ -504,15 +504,17 @@ def _compare(witness: str, quantity: str, node: str, expected: np.ndarray, compu
                       float(error[where]) if error.size else 0.0, detail)
 
 
-def _backward_order(L: int, from_logits: bool, bias: bool) -> list[tuple[str, str]]:
+def _backward_order(net: Network) -> list[tuple[str, str]]:
     """(gradient, node that passes it on) from the cost back to the input."""
-    order = [] if from_logits else [(f"dA{L}", "cost")]
-    for l in range(L, 0, -1):
-        order.append((f"dZ{l}", "cost" if (from_logits and l == L) else f"A{l}"))
-        order.append((f"dW{l}", f"Z{l}"))
-        if bias:
-            order.append((f"db{l}", f"Z{l}"))
-        order.append((f"dA{l - 1}", f"Z{l}"))
+    last = net.layers[-1]
+    from_logits = net.cost.from_logits
+    order = [] if from_logits else [(last.dA, "cost")]
+    for layer in reversed(net.layers):
+        order.append((layer.dZ, "cost" if (from_logits and layer is last) else layer.A))
+        order.append((layer.dW, layer.Z))
+        if net.bias:
+            order.append((layer.db, layer.Z))
+        order.append((layer.dA_prev, layer.Z))
     return order
 
 
@@ -532,38 +534,40 @@ def local_gradient_checks(trace: Any) -> list[Comparison]:
     """Every recorded local gradient against SymPy's derivative, and every linear node's products, over
     all recorded steps at once."""
     meta, arrays = trace.meta, trace.arrays
-    L = len(meta["layers"])
+    net = trace.network
+    last = net.layers[-1]
     steps = trace.steps
     what = f"all {len(steps)} recorded steps"
     A0, Y = _step_batches(trace, steps)
     m = int(meta["batch_size"])
     out: list[Comparison] = []
-    cost = cost_named(meta["cost"], meta["from_logits"])
-    into = f"Z{L}" if cost.from_logits else f"A{L}"
+    cost = net.cost
+    into = last.Z if cost.from_logits else last.A
     prediction = np.clip(arrays[into], *cost.clip) if cost.clip else arrays[into]  # as the cost node sees it
     grad = _numeric(cost.name)(Y, prediction, m)
     out.append(_compare("local gradient", f"d{into}", "cost", grad, arrays[f"d{into}"], steps, RTOL, ATOL, what,
                         f"∂cost/∂{into} = SymPy's derivative of the {cost.name} definition"))
-    values = {"A0": A0}
-    for l in range(L, 0, -1):
-        name = meta["layers"][l - 1]["activation"]
-        local = f"dA{l}_dZ{l}"
-        expected = _numeric(name)(arrays[f"Z{l}"])
-        out.append(_compare("local gradient", local, f"A{l}", expected, arrays[local], steps, RTOL, ATOL, what,
-                            f"∂A{l}/∂Z{l} = SymPy's derivative of the {name} definition at Z{l}"))
-    for l in range(L, 0, -1):
-        A_prev = values["A0"] if l == 1 else arrays[f"A{l - 1}"]
-        dZ = arrays[f"dZ{l}"]
-        if not (cost.from_logits and l == L):
-            out.append(_compare("chain rule", f"dZ{l}", f"A{l}", arrays[f"dA{l}"] * arrays[f"dA{l}_dZ{l}"], dZ,
+    for layer in reversed(net.layers):
+        name = layer.activation.name
+        l = layer.index
+        expected = _numeric(name)(arrays[layer.Z])
+        out.append(_compare("local gradient", layer.local, layer.A, expected, arrays[layer.local], steps, RTOL, ATOL,
+                            what, f"∂A{l}/∂Z{l} = SymPy's derivative of the {name} definition at Z{l}"))
+    for layer in reversed(net.layers):
+        l = layer.index
+        A_prev = A0 if l == 1 else arrays[layer.A_prev]
+        dZ = arrays[layer.dZ]
+        if not (cost.from_logits and layer is last):
+            out.append(_compare("chain rule", layer.dZ, layer.A, arrays[layer.dA] * arrays[layer.local], dZ,
                                 steps, RTOL, ATOL, what, f"dZ{l} = dA{l} · ∂A{l}/∂Z{l}"))
-        out.append(_compare("chain rule", f"dW{l}", f"Z{l}", np.einsum("sij,skj->sik", dZ, A_prev), arrays[f"dW{l}"],
+        out.append(_compare("chain rule", layer.dW, layer.Z, np.einsum("sij,skj->sik", dZ, A_prev), arrays[layer.dW],
                             steps, RTOL, ATOL, what, f"dW{l} = dZ{l} · A{l - 1}ᵀ (∂Z/∂W = A{l - 1}ᵀ)"))
-        if meta["bias"]:
-            out.append(_compare("chain rule", f"db{l}", f"Z{l}", dZ.sum(axis=2, keepdims=True), arrays[f"db{l}"],
+        if net.bias:
+            out.append(_compare("chain rule", layer.db, layer.Z, dZ.sum(axis=2, keepdims=True), arrays[layer.db],
                                 steps, RTOL, ATOL, what, f"db{l} = Σ dZ{l} over the examples (∂Z/∂b = 1)"))
-        out.append(_compare("chain rule", f"dA{l - 1}", f"Z{l}", np.einsum("sji,sjk->sik", arrays[f"W{l}"], dZ),
-                            arrays[f"dA{l - 1}"], steps, RTOL, ATOL, what, f"dA{l - 1} = W{l}ᵀ · dZ{l} (∂Z/∂A = Wᵀ)"))
+        out.append(_compare("chain rule", layer.dA_prev, layer.Z, np.einsum("sji,sjk->sik", arrays[layer.W], dZ),
+                            arrays[layer.dA_prev], steps, RTOL, ATOL, what,
+                            f"dA{l - 1} = W{l}ᵀ · dZ{l} (∂Z/∂A = Wᵀ)"))
     return out
 
 
@@ -584,8 +588,7 @@ def oracle_size(trace: Any) -> tuple[int, int]:
 
 def finite_differences_fit(trace: Any) -> bool:
     """True when a step has at most FD_MAX_ENTRIES gradient entries (parameters, node values and inputs)."""
-    L = len(trace.meta["layers"])
-    names = [g for g, _ in _backward_order(L, trace.meta["from_logits"], trace.meta["bias"])]
+    names = [g for g, _ in _backward_order(trace.network)]
     return sum(int(np.prod(trace.arrays[g].shape[1:])) for g in names) <= FD_MAX_ENTRIES
 
 
@@ -656,10 +659,10 @@ def oracle_checks(trace: Any, steps: list[int] | None = None) -> list[Comparison
     import mpmath
 
     meta = trace.meta
-    L = len(meta["layers"])
-    acts = [ACTIVATIONS[str(x["activation"])]() for x in meta["layers"]]
-    cost = cost_named(meta["cost"], bool(meta["from_logits"]))
-    exact_acts = [_exact(a.name) for a in acts]
+    net = trace.network
+    layers, last = net.layers, net.layers[-1]
+    cost = net.cost
+    exact_acts = [_exact(layer.activation.name) for layer in layers]
     exact_cost = _exact(cost.name)
     m = int(meta["batch_size"])
     steps = chosen_steps(trace) if steps is None else steps
@@ -677,44 +680,47 @@ def oracle_checks(trace: Any, steps: list[int] | None = None) -> list[Comparison
         for step in steps:
             v = trace.at(step)
             mp = lambda a: [[mpmath.mpf(float(x)) for x in row] for row in np.asarray(a, dtype=float)]  # noqa: E731
-            W = {l: mp(v[f"W{l}"]) for l in range(1, L + 1)}
-            b = {l: mp(v[f"b{l}"]) if meta["bias"] else None for l in range(1, L + 1)}
+            W = {layer.index: mp(v[layer.W]) for layer in layers}
+            b = {layer.index: mp(v[layer.b]) if net.bias else None for layer in layers}
             Y = mp(v["Y"])
             A = {0: mp(v["A0"])}
             Z: dict[int, list[list[Any]]] = {}
-            for l in range(1, L + 1):
+            for layer in layers:
+                l = layer.index
                 Z[l] = _affine(W[l], A[l - 1], b[l])
                 A[l] = [[_evaluate((exact_acts[l - 1].value,), z) for z in row] for row in Z[l]]
-                _keep(found, f"Z{l}", step, table(Z[l]), v[f"Z{l}"])
-                _keep(found, f"A{l}", step, table(A[l]), v[f"A{l}"])
-            last = Z[L] if cost.from_logits else A[L]
+                _keep(found, layer.Z, step, table(Z[l]), v[layer.Z])
+                _keep(found, layer.A, step, table(A[l]), v[layer.A])
+            prediction = Z[last.index] if cost.from_logits else A[last.index]
             if cost.clip:
                 low, high = (mpmath.mpf(c) for c in cost.clip)
-                last = [[None if x is None else min(max(x, low), high) for x in row] for row in last]
-            terms = [_evaluate((exact_cost.value,), y, x, M) for yr, xr in zip(Y, last) for y, x in zip(yr, xr)]
+                prediction = [[None if x is None else min(max(x, low), high) for x in row] for row in prediction]
+            terms = [_evaluate((exact_cost.value,), y, x, M) for yr, xr in zip(Y, prediction) for y, x in zip(yr, xr)]
             total = None if any(t is None for t in terms) else mpmath.fsum(terms)
             _keep(found, "cost", step, np.array(to_float(total)), np.array(v["cost"]))
-            upstream = [[_evaluate(exact_cost.derivatives, y, x, M) for y, x in zip(yr, xr)] for yr, xr in zip(Y, last)]
-            _keep(found, f"dZ{L}" if cost.from_logits else f"dA{L}", step, table(upstream),
-                  v[f"dZ{L}" if cost.from_logits else f"dA{L}"])
-            for l in range(L, 0, -1):
-                if l < L or not cost.from_logits:
-                    kinks = acts[l - 1].kinks
+            upstream = [[_evaluate(exact_cost.derivatives, y, x, M) for y, x in zip(yr, xr)]
+                        for yr, xr in zip(Y, prediction)]
+            into = last.dZ if cost.from_logits else last.dA
+            _keep(found, into, step, table(upstream), v[into])
+            for layer in reversed(layers):
+                l = layer.index
+                if layer is not last or not cost.from_logits:
+                    kinks = layer.activation.kinks
                     local = [[_evaluate(exact_acts[l - 1].derivatives,
                                         z if _same_side(z, zf, kinks) else mpmath.mpf(zf))
-                              for z, zf in zip(row, frow)] for row, frow in zip(Z[l], np.asarray(v[f"Z{l}"]))]
+                              for z, zf in zip(row, frow)] for row, frow in zip(Z[l], np.asarray(v[layer.Z]))]
                     upstream = [[None if g is None or d is None else g * d for g, d in zip(grow, drow)]
                                 for grow, drow in zip(upstream, local)]
-                    _keep(found, f"dZ{l}", step, table(upstream), v[f"dZ{l}"])
+                    _keep(found, layer.dZ, step, table(upstream), v[layer.dZ])
                 dZ = upstream
-                _keep(found, f"dW{l}", step, table(_matmul(dZ, _transpose(A[l - 1]))), v[f"dW{l}"])
-                if meta["bias"]:
-                    _keep(found, f"db{l}", step, table([[_sum(row)] for row in dZ]), v[f"db{l}"])
+                _keep(found, layer.dW, step, table(_matmul(dZ, _transpose(A[l - 1]))), v[layer.dW])
+                if net.bias:
+                    _keep(found, layer.db, step, table([[_sum(row)] for row in dZ]), v[layer.db])
                 upstream = _matmul(_transpose(W[l]), dZ)
-                _keep(found, f"dA{l - 1}", step, table(upstream), v[f"dA{l - 1}"])
+                _keep(found, layer.dA_prev, step, table(upstream), v[layer.dA_prev])
     what = "steps " + ", ".join(map(str, steps))
-    order = [(f"{k}{l}", f"{k}{l}") for l in range(1, L + 1) for k in ("Z", "A")] + [("cost", "cost")]
-    order += _backward_order(L, meta["from_logits"], meta["bias"])
+    order = [(name, name) for layer in layers for name in (layer.Z, layer.A)] + [("cost", "cost")]
+    order += _backward_order(net)
     return _comparisons("oracle", order, found, RTOL, ATOL, what,
                         f"forward and backward pass at {DIGITS} digits (mpmath), each node's derivative by SymPy "
                         "from its definition")
@@ -768,10 +774,7 @@ def _comparisons(witness: str, order: list[tuple[str, str]], found: Found,
 
 def finite_difference_checks(trace: Any, steps: list[int] | None = None) -> list[Comparison]:
     """Every gradient at the chosen steps against central differences of the forward pass."""
-    meta = trace.meta
-    L = len(meta["layers"])
-    net = Network.named([(int(x["units"]), x["activation"]) for x in meta["layers"]], meta["cost"],
-                        bool(meta["from_logits"]), bool(meta["bias"]))
+    net = trace.network
     steps = chosen_steps(trace) if steps is None else steps
     found: Found = {}
     with np.errstate(all="ignore"):
@@ -779,10 +782,10 @@ def finite_difference_checks(trace: Any, steps: list[int] | None = None) -> list
             v = trace.at(step)
             params = {p: np.array(v[p], dtype=float) for p in trace.parameter_names}
             values = {"A0": np.array(v["A0"], dtype=float)}
-            for l in range(1, L + 1):
-                values[f"Z{l}"], values[f"A{l}"] = np.array(v[f"Z{l}"]), np.array(v[f"A{l}"])
+            for layer in net.layers:
+                values[layer.Z], values[layer.A] = np.array(v[layer.Z]), np.array(v[layer.A])
             clipped = _clipped_examples(net, values)
-            for quantity, node in _backward_order(L, meta["from_logits"], meta["bias"]):
+            for quantity, node in _backward_order(net):
                 target = quantity[1:]
                 if target in params:
                     blocked = np.full(params[target].shape, clipped.any())
@@ -797,7 +800,7 @@ def finite_difference_checks(trace: Any, steps: list[int] | None = None) -> list
                 grad, bound = _central(f, base, blocked)
                 _keep(found, quantity, step, grad, v[quantity], bound)
     what = "steps " + ", ".join(map(str, steps))
-    return _comparisons("finite differences", _backward_order(L, meta["from_logits"], meta["bias"]), found,
+    return _comparisons("finite differences", _backward_order(net), found,
                         FD_RTOL, FD_ATOL, what,
                         f"central differences of the forward pass, h = {FD_STEP:g}·max(1, |x|)")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tracer.engine.graph import local_name
+from tracer.engine.graph import Network, local_name
 from tracer.errors import TracerError
 from tracer.output import atomic_file
 
@@ -71,6 +71,13 @@ class Trace:
     @property
     def parameter_names(self) -> list[str]:
         return list(self.meta["parameters"])
+
+    @property
+    def network(self) -> Network:
+        """The network this trace recorded, rebuilt from its meta: its layers name every quantity."""
+        meta = self.meta
+        return Network.named([(int(x["units"]), str(x["activation"])) for x in meta["layers"]], str(meta["cost"]),
+                             bool(meta["from_logits"]), bool(meta["bias"]))
 
     def slot(self, step: int) -> int:
         """Where `step` is in the arrays; a clear error if it was not recorded."""
