@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 
 from tracer.abbreviation import bracketed
+from tracer.engine.trace import AFTER
 from tracer.errors import TracerError
 from tracer.rounding import decimals_in, format_number, round_half_up, to_decimal
 
@@ -266,7 +267,7 @@ def resolve_name(name: str, known: Sequence[str], n_layers: int) -> str:
     m = re.fullmatch(r"(?:new|updated)\s+(\w+)|(\w+)(?:\s+|_)(?:after|new|updated)|(\w+)'", name, re.IGNORECASE)
     if m:
         base = next(g for g in m.groups() if g)
-        candidates.append(f"{base}_after")
+        candidates.append(base + AFTER)
     m = re.fullmatch(r"(?:∂|d)\s*(?:cost|c|j|l)\s*/\s*(?:∂|d)\s*(\w+)", name, re.IGNORECASE)
     if m:
         candidates.append(f"d{m.group(1)}")
@@ -277,7 +278,7 @@ def resolve_name(name: str, known: Sequence[str], n_layers: int) -> str:
     for c in list(candidates):
         # One layer: 'dW' and 'W after' are dW1 and W1_after.
         if n_layers == 1:
-            candidates.append(re.sub(r"^([A-Za-z]+)(_after)?$", r"\g<1>1\2", c))
+            candidates.append(re.sub(rf"^([A-Za-z]+)({re.escape(AFTER)})?$", r"\g<1>1\2", c))
     for c in candidates:
         if c in known_set:
             return c

@@ -279,7 +279,7 @@ def _sign_flipped(ctx, answers):
 
 
 def _per_layer(ctx: StepContext, wrap: Callable[[Activation], Activation], words: Callable[[int, str], str]):
-    layers = range(1, len(ctx.chapter.layers) + 1)
+    layers = [layer.index for layer in build_network(ctx.chapter).layers]
     for chosen in [[l] for l in layers] + ([list(layers)] if len(layers) > 1 else []):
         def change(net: Network, chosen=chosen) -> None:
             for layer in net.layers:
@@ -315,24 +315,24 @@ def _bias_not_summed(ctx, answers):
     if not ctx.chapter.bias:
         return
     m = ctx.A0.shape[1]
-    for layer in range(1, len(ctx.chapter.layers) + 1):
-        net = _net_with(ctx, lambda n, l=layer: setattr(n.layers[l - 1], "linear", BiasNotSummed()))
-        units = ctx.chapter.layers[layer - 1].units
-        yield (f"did not sum the bias gradient over the {m} examples: took db{layer} = dZ{layer} "
-               f"(one value per example) instead of the sum of dZ{layer} along each row",
-               rerun_step(ctx, net=net, shapes={f"db{layer}": (units, m)}))
+    for layer in build_network(ctx.chapter).layers:
+        net = _net_with(ctx, lambda n, l=layer.index: setattr(n.layers[l - 1], "linear", BiasNotSummed()))
+        yield (f"did not sum the bias gradient over the {m} examples: took {layer.db} = {layer.dZ} "
+               f"(one value per example) instead of the sum of {layer.dZ} along each row",
+               rerun_step(ctx, net=net, shapes={layer.db: (layer.units, m)}))
 
 
 @mistake("transposed", "Xᵀ instead of X, or the transpose of the result")
 def _transposed(ctx, answers):
-    units = [l.units for l in ctx.chapter.layers]
-    inputs = [ctx.A0.shape[0]] + units[:-1]
+    layers = build_network(ctx.chapter).layers
+    inputs = [ctx.A0.shape[0]] + [layer.units for layer in layers[:-1]]
     m = ctx.A0.shape[1]
-    for l, (n, n_in) in enumerate(zip(units, inputs), start=1):
-        x = "X" if l == 1 else f"A{l - 1}"
+    for layer, n_in in zip(layers, inputs):
+        l, n = layer.index, layer.units
+        x = "X" if l == 1 else layer.A_prev
         net = _net_with(ctx, lambda net_, l=l: setattr(net_.layers[l - 1], "linear", TransposedWeightGradient()))
         yield (f"wrote dW{l} transposed: {x}·dZ{l}ᵀ ({n_in} × {n}) instead of dZ{l}·{x}ᵀ ({n} × {n_in})",
-               rerun_step(ctx, net=net, shapes={f"dW{l}": (n_in, n)}))
+               rerun_step(ctx, net=net, shapes={layer.dW: (n_in, n)}))
         if n_in == m:  # dZ·X is only defined when there are as many examples as inputs
             net = _net_with(ctx, lambda net_, l=l: setattr(net_.layers[l - 1], "linear", UntransposedInput()))
             yield (f"used {x} where the local gradient ∂Z{l}/∂W{l} is {x}ᵀ: dW{l} = dZ{l}·{x} "

@@ -469,15 +469,13 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
                         "product": product if product not in (shown, hand_shown) else "",
                         "typed": f"{q} = {format_value(exact, spec.decimals)}"})
     steps = []
+    layers = v.trace.network.layers
     for s in range(spec.step + 1):
         at = v.trace.at(s)
-        rows = []
-        for layer in range(1, len(chapter.layers) + 1):
-            rows += [f"Z{layer}", f"A{layer}"]
+        rows = [q for layer in layers for q in (layer.Z, layer.A)]
         rows.append("cost")
-        rows += [q for layer in range(len(chapter.layers), 0, -1)
-                 for q in (f"dA{layer}", f"dZ{layer}", f"dW{layer}", f"db{layer}") if q in at]
-        rows += [p + "_after" for p in names]
+        rows += [q for layer in reversed(layers) for q in (layer.dA, layer.dZ, layer.dW, layer.db) if q in at]
+        rows += [p + AFTER for p in names]
         by_hand = v.hand.at(s)
         shown = [(q, matrix(at[q], q, asked), matrix(by_hand[q], q, asked)) for q in rows]
         steps.append({"step": s, "rows": [{"quantity": q, "symbol": _symbol(q), "value": exact,
