@@ -677,7 +677,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
                     "answers": [{"quantity": q, "value": printed(v[q], q, builder.decimals(q))}
                                 for q in spec.exercise_quantities]}
     return Document(
-        chapter=chapter.name, title=chapter.title, source=str(chapter.raw.get("source", "")),
+        chapter=chapter.name, title=chapter.title, source=chapter.source,
         intro=spec.intro, closing=spec.closing, network=network, notation=tuple(notation), decimals=decimals,
         data={"X": printed(full.X, "X", decimals, exact=True), "Y": printed(full.Y, "Y", decimals, exact=True)},
         initial=initial, derivations=tuple(_derivations(chapter)), steps=tuple(steps), long_run=long_run,

@@ -11,7 +11,7 @@ import difflib
 import math
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,7 @@ class Chapter:
     record_steps: tuple[int, ...]
     display: Display
     raw: dict[str, Any]  # the whole parsed file, for sections later tools read (article, document, …)
+    source: str = ""  # where the chapter's numbers come from (the article), as the file's `source` says
 
     @property
     def m(self) -> int:
@@ -310,6 +311,7 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
         optimizer=optimizer, hyper=hyper, batch_size=batch_size, shuffle=shuffle,
         shuffle_seed=shuffle_seed, frozen=frozen, record_every=record_every,
         record_steps=record_steps, display=Display(decimals, decimals_for, carry), raw=raw,
+        source=str(raw.get("source", "")),
     )
 
 
@@ -564,6 +566,16 @@ def _short(value: Any) -> str:
 def chapter_section(chapter: Chapter, name: str) -> Section:
     """The chapter's [name] table as a Section, for the tool that owns it to check its keys."""
     return Section(chapter.raw.get(name, {}), str(chapter.path) if chapter.path else "<chapter>", name)
+
+
+def has_section(chapter: Chapter, name: str) -> bool:
+    """True when the chapter has a non-empty [name] table."""
+    return bool(chapter.raw.get(name))
+
+
+def without_sections(chapter: Chapter, *names: str) -> Chapter:
+    """The chapter without its [name] tables, as if its file had none (a variant drops the article's)."""
+    return replace(chapter, raw={k: v for k, v in chapter.raw.items() if k not in names})
 
 
 # --------------------------------------------------------------------------- the [exercise] section

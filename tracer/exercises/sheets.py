@@ -36,7 +36,9 @@ from tracer.engine.chapter import (
     append_crosses,
     chapter_section,
     exercise_spec,
+    has_section,
     load_chapter,
+    without_sections,
 )
 from tracer.engine.graph import ACTIVATIONS, COSTS
 from tracer.engine.trace import AFTER, Trace
@@ -127,9 +129,8 @@ def variant_chapter(chapter: Chapter, spec: ExerciseSpec, params: dict[str, np.n
                     rate: float) -> Chapter:
     """A variant as a chapter of its own: its starting values, only the steps the exercise needs, and
     none of the article's figures (they belong to the original numbers)."""
-    raw = {k: v for k, v in chapter.raw.items() if k not in ("article", "document")}
-    return dataclasses.replace(chapter, values=params, X=X, learning_rate=float(rate), steps=spec.step + 1,
-                               record_every=1, record_steps=(), raw=raw,
+    return dataclasses.replace(without_sections(chapter, "article", "document"), values=params, X=X,
+                               learning_rate=float(rate), steps=spec.step + 1, record_every=1, record_steps=(),
                                name=chapter.name)
 
 
@@ -432,7 +433,7 @@ def check_answers(source: str | Path | Chapter, answers: Sequence[str], *, step:
     if seed is not None or key is not None:
         raise TracerError("--seed and --key: only with --variant")
     chapter = source if isinstance(source, Chapter) else load_chapter(source)
-    has_exercise = bool(chapter.raw.get("exercise"))
+    has_exercise = has_section(chapter, "exercise")
     spec = exercise_spec(chapter) if has_exercise else None
     if step is None:
         if spec is None:
