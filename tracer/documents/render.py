@@ -178,7 +178,7 @@ def with_maths(text: UserText | str, fmt: str) -> str:
 def num(value: Any, quantity: str = "", display: Display | None = None) -> str:
     """One number as LaTeX maths: half-up to the quantity's decimals (data that is whole stays whole)."""
     x = float(np.asarray(value, dtype=float).reshape(-1)[0]) if np.ndim(value) else float(value)
-    quantity = quantity.removesuffix("_after")  # a parameter after its update is shown as the parameter
+    quantity = quantity.removesuffix(AFTER)  # a parameter after its update is shown as the parameter
     if quantity in EXACT_DATA and x.is_integer():
         return str(int(x))
     decimals = (display or Display()).decimals_of(quantity) if quantity else (display or Display()).decimals

@@ -21,7 +21,8 @@ from tracer.documents.outline import Placed, outline, outline_svg
 from tracer.documents.model import symbol
 from tracer.documents.render import UserText, document_context, environment, render
 from tracer.engine.chapter import Chapter
-from tracer.engine.trace import Trace
+from tracer.engine.graph import local_name
+from tracer.engine.trace import AFTER, Trace
 from tracer.resources import bundled_path
 from tracer.rounding import format_number, shown
 
@@ -49,7 +50,7 @@ def kept_steps(trace: Trace, must: list[int]) -> list[int]:
 def _numbers(chapter: Chapter, quantity: str, value: Any, whole: bool = False) -> list[list[str]]:
     """A value as rows of printed numbers, half-up to the quantity's decimals (whole data stays whole)."""
     array = np.atleast_2d(np.asarray(value, dtype=float))
-    q = quantity.removesuffix("_after")
+    q = quantity.removesuffix(AFTER)
     if (whole or q in WHOLE) and np.all(np.mod(array, 1) == 0):
         return [[str(int(x)) for x in row] for row in array]
     decimals = chapter.display.decimals_of(q)
@@ -89,7 +90,7 @@ def explorer_data(chapter: Chapter, trace: Trace, steps: list[int]) -> dict[str,
 def _local_quantity(node: str, wrt: str) -> str:
     """The quantity whose decimals a local gradient is shown with: A1/Z1 → dA1_dZ1; Z1/W1 → A0; Z1/A0 → W1."""
     if node.startswith("A"):
-        return f"d{node}_d{wrt}"
+        return local_name(node, wrt)
     if node == "cost":
         return "d" + wrt
     layer = node[1:]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tracer.engine.graph import Network, local_name
+from tracer.engine.graph import Network
 from tracer.errors import TracerError
 from tracer.output import atomic_file
 
@@ -119,21 +119,22 @@ class Trace:
     def nodes(self, step: int) -> list[NodeRecord]:
         """The graph at `step` in forward order: input, then Z1, A1, Z2, A2, …, cost."""
         v = self.at(step)
-        L = self.n_layers
+        layers = self.network.layers
+        last = layers[-1]
         logits = self.meta["from_logits"]
         records = [NodeRecord("A0", "input", v["A0"], upstream=v["dA0"])]
-        for l in range(1, L + 1):
-            passes = {f"dW{l}": v[f"dW{l}"], f"dA{l - 1}": v[f"dA{l - 1}"]}
-            local = {f"W{l}": v[f"A{l - 1}"].T, f"A{l - 1}": v[f"W{l}"].T}
+        for layer in layers:
+            passes = {layer.dW: v[layer.dW], layer.dA_prev: v[layer.dA_prev]}
+            local = {layer.W: v[layer.A_prev].T, layer.A_prev: v[layer.W].T}
             if self.meta["bias"]:
-                passes[f"db{l}"] = v[f"db{l}"]
-                local[f"b{l}"] = np.ones((v["A0"].shape[1], 1))
-            records.append(NodeRecord(f"Z{l}", "linear", v[f"Z{l}"], local, v[f"dZ{l}"], passes))
-            last_logit = logits and l == L
+                passes[layer.db] = v[layer.db]
+                local[layer.b] = np.ones((v["A0"].shape[1], 1))
+            records.append(NodeRecord(layer.Z, "linear", v[layer.Z], local, v[layer.dZ], passes))
+            last_logit = logits and layer is last
             records.append(NodeRecord(
-                f"A{l}", "activation", v[f"A{l}"], {f"Z{l}": v[local_name(f"A{l}", f"Z{l}")]},
-                None if last_logit else v[f"dA{l}"], {} if last_logit else {f"dZ{l}": v[f"dZ{l}"]}))
-        into = f"Z{L}" if logits else f"A{L}"
+                layer.A, "activation", v[layer.A], {layer.Z: v[layer.local]},
+                None if last_logit else v[layer.dA], {} if last_logit else {layer.dZ: v[layer.dZ]}))
+        into = last.Z if logits else last.A
         grad = v[f"d{into}"]
         records.append(NodeRecord("cost", "cost", np.asarray(v["cost"]), {into: grad}, np.asarray(1.0),
                                   {f"d{into}": grad}))

@@ -37,12 +37,12 @@ def initial_parameters(chapter: Chapter) -> dict[str, np.ndarray]:
     params: dict[str, np.ndarray] = {}
     rng = np.random.RandomState(chapter.seed) if chapter.seed is not None else None
     n_in = chapter.n_inputs
-    for l, layer in enumerate(chapter.layers, start=1):
+    for layer in build_network(chapter).layers:
         n_out = layer.units
         if rng is not None:
-            params[f"W{l}"] = _draw(rng, chapter.scheme, n_in, n_out)
+            params[layer.W] = _draw(rng, chapter.scheme, n_in, n_out)
         if chapter.bias:
-            params[f"b{l}"] = np.zeros((n_out, 1))
+            params[layer.b] = np.zeros((n_out, 1))
         n_in = n_out
     params.update({k: v.copy() for k, v in chapter.values.items()})
     return {name: params[name] for name in chapter.parameter_names}
