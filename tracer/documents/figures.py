@@ -544,28 +544,28 @@ def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
 
 
 def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
-    L, units, bias, logits = _network(trace, v)
+    net = trace.network
     graph = Graph(Sym("Cost"), "layer")
     mat = lambda name: Mat(np.asarray(v[name], dtype=float), _places(chapter, name, v[name]))  # noqa: E731
     graph.add(Node("A0", Sym("X"), "input", mat("A0")))
     previous = "A0"
-    for l in range(1, L + 1):
+    for layer in net.layers:
+        l = str(layer.index)
         row = f"layer {l}"  # W_l → Z_l ← b_l side by side, the layers running down the page
-        graph.add(Node(f"W{l}", Sym("W", str(l)), "parameter", mat(f"W{l}"), mat(f"dW{l}"), row=row))
-        graph.add(Node(f"Z{l}", Sym("Z", str(l)), "linear", mat(f"Z{l}"), mat(f"dZ{l}"), row=row))
-        graph.edges += [(previous, f"Z{l}"), (f"W{l}", f"Z{l}")]
-        if bias:
-            graph.add(Node(f"b{l}", Sym("b", str(l)), "parameter", mat(f"b{l}"), mat(f"db{l}"), row=row))
-            graph.edges.append((f"b{l}", f"Z{l}"))
-            graph.flipped.add((f"b{l}", f"Z{l}"))
-        if l == L and logits:
-            previous = f"Z{l}"
+        graph.add(Node(layer.W, Sym("W", l), "parameter", mat(layer.W), mat(layer.dW), row=row))
+        graph.add(Node(layer.Z, Sym("Z", l), "linear", mat(layer.Z), mat(layer.dZ), row=row))
+        graph.edges += [(previous, layer.Z), (layer.W, layer.Z)]
+        if net.bias:
+            graph.add(Node(layer.b, Sym("b", l), "parameter", mat(layer.b), mat(layer.db), row=row))
+            graph.edges.append((layer.b, layer.Z))
+            graph.flipped.add((layer.b, layer.Z))
+        if layer is net.layers[-1] and net.cost.from_logits:
+            previous = layer.Z
             break
-        activation = ACTIVATIONS[trace.meta["layers"][l - 1]["activation"]].glyph
-        graph.add(Node(f"A{l}", Sym("A", str(l)), "activation", mat(f"A{l}"),
-                       mat(f"dA{l}") if f"dA{l}" in v else None, note=(Sym(activation),)))
-        graph.edges.append((f"Z{l}", f"A{l}"))
-        previous = f"A{l}"
+        graph.add(Node(layer.A, Sym("A", l), "activation", mat(layer.A),
+                       mat(layer.dA) if layer.dA in v else None, note=(Sym(layer.activation.glyph),)))
+        graph.edges.append((layer.Z, layer.A))
+        previous = layer.A
     graph.add(Node("Y", Sym("Y"), "target", mat("Y")))
     graph.edges += [(previous, "cost"), ("Y", "cost")]
     graph.add(Node("cost", graph.cost, "cost", Num(v["cost"], _places(chapter, "cost"))))
