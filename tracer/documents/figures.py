@@ -1145,7 +1145,7 @@ def decision_boundaries(chapter: Chapter, trace: Trace, fmt: str = "svg") -> dic
     x1, x2, yhat = boundary_grid(chapter, trace)
     cut = threshold(trace)
     low, high = format_number(float(trace.Y.min()), 0), format_number(float(trace.Y.max()), 0)
-    level = format_number(cut, _places(chapter, f"A{trace.n_layers}"), style="unicode")
+    level = format_number(cut, _places(chapter, trace.network.layers[-1].A), style="unicode")
     fig = _figure(5.4, 3.6)
     fig.subplots_adjust(left=0.1, right=0.64, bottom=0.13, top=0.97)
     ax = fig.add_subplot()
