@@ -113,11 +113,6 @@ def staged() -> Iterator[Staging]:
         staging.discard()
 
 
-def current_staging() -> Staging | None:
-    """The staging of the command running now, if any."""
-    return _active
-
-
 def location(path: str | os.PathLike) -> Path:
     """Where the file written for `path` is now: its staged copy during a command, else `path`."""
     staged_copy = _active.staged_path(path) if _active is not None else None
