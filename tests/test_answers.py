@@ -390,3 +390,13 @@ def test_ten_thousand_fuzzed_answers_are_read_and_judged_or_refused_clearly(numb
                 for mode in (MODES_TO_TRY[0], MODES_TO_TRY[1 + i % 3]):
                     assert mode.entry_right(number, exact, exact) in (True, False)
         assert all(d >= 0 for d in answer.decimals)
+
+
+def test_reveal_alone_shows_the_exercises_expected_values_and_judges_nothing(capsys):
+    assert main(["check", "02-or-batch", "--reveal"]) == 0
+    out = capsys.readouterr().out
+    # Part I's vectorised exercise, as the article prints it: dW1 ≈ [-0.044, -0.035], db1 ≈ -0.031.
+    assert "expected dW1 = [-0.044, -0.035]" in out and "expected db1 = -0.031" in out
+    # A step no exercise asks about has nothing to reveal.
+    assert main(["check", "02-or-batch", "--step", "0", "--reveal"]) == 2
+    assert "nothing is asked at step 0" in capsys.readouterr().err

@@ -75,6 +75,8 @@ def test_a_secret_sheet_holds_nothing_that_gives_its_answers_away(secret, capsys
     assert main(["check", "02-or-batch", "--variant", code, "--reveal", "dW1 = [0.1, 0.1]"]) == 2
     err = capsys.readouterr().err
     assert "needs the instructor key (--key FILE) or the sheets folder" in err and "Traceback" not in err
+    assert main(["check", "02-or-batch", "--variant", code, "--reveal"]) == 2  # nor with --reveal alone
+    assert "needs the instructor key" in capsys.readouterr().err
     # Nor does a copy of the sheets folder without its answers.json.
     public = secret / "handed-out"
     public.mkdir()

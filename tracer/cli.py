@@ -447,14 +447,18 @@ def _check(args: argparse.Namespace) -> int:
     answers = list(args.answers)
     if args.answers_file:
         answers += _answer_lines(args.answers_file)
-    if not answers:
-        raise TracerError('no answers: give them as arguments, e.g. "dW1 = [-0.044, -0.035]", or with --answers FILE')
+    if not answers and not args.reveal:
+        raise TracerError('no answers: give them as arguments, e.g. "dW1 = [-0.044, -0.035]", or with --answers FILE '
+                          "(--reveal alone shows the exercise's expected values)")
     mode = Mode(args.mode, args.digits, args.rtol, args.atol)
     key = read_key(args.key) if args.key else None
     report = check_answers(args.chapter, answers, step=args.step, variant=args.variant, seed=args.seed, key=key,
                            mode=mode)
+    if not answers and not report.judgements:
+        raise TracerError(f"--reveal: nothing is asked at step {report.step} (no [exercise] at that step): "
+                          "give the answers to check")
     print(json.dumps(report.to_dict(args.reveal)) if args.json else report.text(args.reveal, full=args.full))
-    return report.exit_status
+    return report.exit_status if answers else 0  # --reveal alone shows the key; it judges nothing
 
 
 def _answer_lines(name: str) -> list[str]:
