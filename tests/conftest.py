@@ -24,6 +24,12 @@ def bundled_lecture(name: str):
     return lecture(tracer.load_chapter(name), bundled_trace(name))
 
 
+@pytest.fixture(scope="session")
+def or_batch() -> tracer.Chapter:
+    """Part I's vectorised OR batch (chapter 02), the chapter most exercise tests work on."""
+    return tracer.load_chapter("02-or-batch")
+
+
 @pytest.fixture
 def trace_of():
     """trace_of("02-or-batch") is that bundled chapter's trace (cached across tests)."""

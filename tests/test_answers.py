@@ -22,11 +22,6 @@ from tracer.exercises.answers import (
 )
 
 
-@pytest.fixture(scope="module")
-def or_batch():
-    return tracer.load_chapter("02-or-batch")
-
-
 def sigmoid(z):
     return 1 / (1 + np.exp(-z))
 

@@ -74,11 +74,6 @@ def named(chapter, text, at):
     return [key for key, _ in j.mistakes]
 
 
-@pytest.fixture(scope="module")
-def or_batch():
-    return tracer.load_chapter("02-or-batch")
-
-
 @pytest.mark.parametrize("slip, key", [("no_mean", "no_mean"), ("sign", "sign_flipped"),
                                        ("no_derivative", "no_activation_derivative"),
                                        ("at_Z", "derivative_at_Z")])

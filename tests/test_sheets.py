@@ -32,11 +32,6 @@ from tracer.rounding import format_number, round_half_up
 
 
 @pytest.fixture(scope="module")
-def or_batch():
-    return tracer.load_chapter("02-or-batch")
-
-
-@pytest.fixture(scope="module")
 def sheets(tmp_path_factory, or_batch):
     out = tmp_path_factory.mktemp("sheets")
     write_exercises(or_batch, out, count=6, seed=2026)
