@@ -121,13 +121,7 @@ SCIENTIFIC_BELOW = 1e-4
 def shown_decimals(x: float, decimals: int, guard: int = 0) -> int:
     """Decimals a worked figure is shown with: `decimals`, or more so that a small value keeps
     SMALL_SIGNIFICANT significant digits (0.00051, not 0.001), plus `guard` extra digits."""
-    x = abs(float(x))
-    if x < ZERO_FLOOR or not math.isfinite(x):
-        return decimals + guard
-    power = math.log10(x)
-    # The decimal exponent of x's leading digit (0.000506 → -4); exact via Decimal near a power of 10.
-    leading = to_decimal(x).adjusted() if abs(power - round(power)) < 1e-9 else math.floor(power)
-    return max(decimals, SMALL_SIGNIFICANT - 1 - leading) + guard
+    return int(_shown_places(np.array([float(x)]), decimals)[0]) + guard
 
 
 def shown(x: float, decimals: int, guard: int = 0) -> str:
@@ -165,7 +159,8 @@ def shown_styled(x: float, decimals: int, style: str = "plain") -> str:
 
 
 def _shown_places(a: np.ndarray, decimals: int) -> np.ndarray:
-    """`shown_decimals` of every entry of `a` (an array), without a Python loop but near powers of 10."""
+    """The decimals each entry of `a` is shown with (see `shown_decimals`): the leading digit's exponent
+    from log10, checked with Decimal next to a power of 10."""
     ax = np.abs(a)
     places = np.full(a.shape, decimals, dtype=np.int64)
     real = (ax >= ZERO_FLOOR) & np.isfinite(ax)
