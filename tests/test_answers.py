@@ -218,10 +218,12 @@ def test_a_wrong_shape_or_an_unknown_quantity_says_what_was_expected(or_batch):
 
 def test_resolving_names_is_exact_first():
     known = ["A0", "A1", "W1", "W1_after", "cost", "dW1"]
-    assert resolve_name("new W1", known, 1) == "W1_after"
-    assert resolve_name("dw1", known, 1) == "dW1"
-    assert resolve_name("X", known, 1) == "A0"
-    assert resolve_name("ŷ", known, 1) == "A1"
+    graph = tracer.load_chapter("02-or-batch").network
+    assert resolve_name("new W1", known, graph) == "W1_after"
+    assert resolve_name("dw1", known, graph) == "dW1"
+    assert resolve_name("X", known, graph) == "A0"
+    assert resolve_name("ŷ", known, graph) == "A1"
+    assert resolve_name("W after", known, graph) == "W1_after"  # one layer: W is W1
 
 
 @pytest.mark.parametrize("args, says", [

@@ -143,8 +143,10 @@ def trace_cases() -> list[Case]:
         case("not-a-zip", lambda: b"PK\x03\x04 not really", ["cannot be read"]),
         case("index-a-list", lambda: _trace_file(index=lambda ix: [ix]), ["not an object"]),
         case("no-meta", lambda: _trace_file(index=lambda ix: {k: v for k, v in ix.items() if k != "meta"}), ["meta"]),
-        case("no-layers", lambda: _trace_file(index=lambda ix: {**ix, "meta": {k: v for k, v in ix["meta"].items()
-                                                                               if k != "layers"}}), ["layers"]),
+        case("no-graph", lambda: _trace_file(index=lambda ix: {**ix, "meta": {k: v for k, v in ix["meta"].items()
+                                                                              if k != "graph"}}), ["graph"]),
+        case("graph-of-unknown-nodes", lambda: _trace_file(index=lambda ix: {**ix, "meta": {
+            **ix["meta"], "graph": [{"op": "os.system", "name": "Z1", "inputs": ["A0"]}]}}), ["graph", "known nodes"]),
         case("steps-a-string", lambda: _trace_file(members={"steps.npy": _npy(np.array(["0", "1"]))}), ["steps.npy"]),
         case("cost-empty", lambda: _trace_file(members={"costs.npy": _npy(np.array([]))}), ["costs"]),
         case("header-claims-1e12-floats", lambda: _trace_file(members={"X.npy": _npy(np.zeros((2, 1)),

@@ -252,7 +252,7 @@ def line_misfit(points: np.ndarray) -> float:
 
 def test_feature_cross_boundary_is_curved_and_matches_a_hand_computed_network(trace_of):
     chapter, trace = chapter_and_trace(trace_of, "03-xor-feature-cross")
-    x1, x2, yhat = figures.boundary_grid(chapter, trace)
+    x1, x2, (yhat,) = figures.boundary_grid(chapter, trace)
     # By hand: ŷ = σ(w₁x₁ + w₂x₂ + w₃·x₁x₂ + b) with the trained weights.
     (w1, w2, w3), b = trace.final["W1"][0], trace.final["b1"][0, 0]
     g1, g2 = np.meshgrid(x1, x2)
@@ -266,7 +266,7 @@ def test_feature_cross_boundary_is_curved_and_matches_a_hand_computed_network(tr
 def test_or_boundary_is_straight(trace_of):
     # The check above must be able to see a straight line: one sigmoid unit on x₁, x₂ gives one.
     chapter, trace = chapter_and_trace(trace_of, "02-or-batch")
-    x1, x2, yhat = figures.boundary_grid(chapter, trace)
+    x1, x2, (yhat,) = figures.boundary_grid(chapter, trace)
     assert line_misfit(crossings(x1, x2, yhat, 0.5)) < 1e-3
 
 

@@ -1,7 +1,8 @@
-"""Every node's gradient against central finite differences of the cost, and behaviour at |z| = 1000.
+"""The graph: every gradient against central finite differences of the cost, the sum over paths, the
+layers shorthand against the written-out form, and the engine change moving no number.
 
-Finite differences use only forward passes, so they are independent of every `backward`,
-`local_gradient` and `gradient` method under test.
+Finite differences use only forward passes, so they are independent of every `vjp`, `local` and
+`gradient` method under test.
 
 Tolerance: central differences with step h have truncation error O(h²·f‴) and rounding error
 O(ε·|cost|/h). With h = 1e-6, ε ≈ 1e-16 and costs of order 1, both are below ~1e-9, so we ask
@@ -11,55 +12,66 @@ is wrong by far more than that.
 
 from __future__ import annotations
 
-import warnings
+import json
 
 import numpy as np
 import pytest
 
-from tracer.engine.graph import ACTIVATIONS, COSTS, Linear, Network, Sigmoid, cost_named
+import tracer
+from tracer.engine import keys
+from tracer.engine.graph import Graph, GraphError, LayerSpec, NodeSpec, from_layers, from_nodes
+from tracer.engine.nodes import costs
+
+from trace_fingerprints import GOLDEN, fingerprints
 
 H = 1e-6
 RTOL, ATOL = 1e-6, 1e-8
 
 
-def random_case(hidden: str, cost: str, seed: int = 0):
-    """A 3-input, 4-hidden, 2-output network on 5 random examples, with labels the cost accepts."""
+def labels(cost: str, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Labels the cost accepts: 0/1 for binary cross-entropy, one-hot for cross-entropy, any number else."""
+    if cost == "binary_cross_entropy":
+        return rng.integers(0, 2, size=shape).astype(float)
+    if costs()[cost].distributions:
+        return np.eye(shape[0])[:, rng.integers(0, shape[0], size=shape[1])]
+    return rng.normal(size=shape)
+
+
+def random_case(hidden: str, cost: str, from_logits: bool = False, seed: int = 0):
+    """A 3-input, 4-hidden, 2- or 3-output network on 5 random examples, with labels the cost accepts."""
     rng = np.random.default_rng(seed)
-    from_logits = cost.endswith("_from_logits")
-    base = cost.removesuffix("_from_logits")
-    out_act = "sigmoid" if base == "binary_cross_entropy" else "tanh"
-    net = Network([4, 2], [ACTIVATIONS[hidden](), ACTIVATIONS[out_act]()], cost_named(base, from_logits))
+    out_act = {"binary_cross_entropy": "sigmoid", "cross_entropy": "softmax"}.get(cost, "tanh")
+    n_out = 3 if out_act == "softmax" else 2
+    graph = from_layers((LayerSpec(4, hidden), LayerSpec(n_out, out_act)), cost, from_logits)
     X = rng.normal(size=(3, 5))
-    Y = rng.integers(0, 2, size=(2, 5)).astype(float) if base == "binary_cross_entropy" else rng.normal(size=(2, 5))
+    Y = labels(cost, rng, (n_out, 5))
     params = {"W1": rng.normal(size=(4, 3)), "b1": rng.normal(size=(4, 1)),
-              "W2": rng.normal(size=(2, 4)), "b2": rng.normal(size=(2, 1))}
-    return net, X, Y, params
+              "W2": rng.normal(size=(n_out, 4)), "b2": rng.normal(size=(n_out, 1))}
+    return graph, X, Y, params
 
 
-def buffers(net: Network, X: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: np.empty(s) for k, s in net.shapes(X.shape[0], X.shape[1]).items()}
+def buffers(graph: Graph, X: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: np.empty(s) for k, s in graph.shapes(X.shape[0], X.shape[1]).items()}
 
 
-def cost_of(net: Network, params: dict, X: np.ndarray, Y: np.ndarray) -> float:
-    out = buffers(net, X)
-    net.forward(params, X, out)
-    return net.loss(Y, out)
+def cost_of(graph: Graph, params: dict, X: np.ndarray, Y: np.ndarray) -> float:
+    out = buffers(graph, X)
+    graph.forward(params, X, out)
+    return graph.loss(Y, out)
 
 
-def cost_from_node(net: Network, params: dict, X: np.ndarray, Y: np.ndarray, node: str, value: np.ndarray) -> float:
-    """The cost when node `node` (Z_l or A_l) is replaced by `value` and the forward pass continues from there."""
-    kind, l = node[0], int(node[1:])
-    A = None
-    for layer in net.layers:
-        if layer.index < l:
-            continue
-        if layer.index == l:
-            Z = value if kind == "Z" else None
-            A = layer.activation.forward(Z) if kind == "Z" else value
-        else:
-            Z = layer.linear.forward(params[layer.W], params[layer.b], A)
-            A = layer.activation.forward(Z)
-    return net.cost.forward(Y, A, Z)
+def cost_from_node(graph: Graph, params: dict, X: np.ndarray, Y: np.ndarray, name: str, value: np.ndarray) -> float:
+    """The cost when node `name` takes `value` and the forward pass continues from there (nodes' forward only)."""
+    out = buffers(graph, X)
+    graph.forward(params, X, out)
+    out[name] = value
+    changed = {name}
+    for node in graph.nodes[:-1]:
+        if changed.intersection(node.inputs):
+            out[node.name] = node.forward([X if n == keys.INPUT else out[n] for n in node.inputs],
+                                          [params[p] for p in node.params])
+            changed.add(node.name)
+    return graph.loss(Y, out)
 
 
 def central_difference(f, x: np.ndarray) -> np.ndarray:
@@ -72,145 +84,102 @@ def central_difference(f, x: np.ndarray) -> np.ndarray:
     return grad
 
 
-CASES = [(hidden, cost) for hidden in ACTIVATIONS for cost in COSTS]
+CASES = [(hidden, cost, logits) for hidden in ("sigmoid", "relu", "tanh", "identity", "softmax") for cost in costs()
+         for logits in ((False, True) if costs()[cost].with_logits else (False,))]
 
 
-@pytest.mark.parametrize("hidden,cost", CASES)
-def test_every_gradient_matches_central_differences(hidden, cost):
-    net, X, Y, params = random_case(hidden, cost)
-    out = buffers(net, X)
-    net.forward(params, X, out)
-    net.loss(Y, out)
-    net.backward(params, X, Y, out)
-
+def check_every_gradient(graph: Graph, X: np.ndarray, Y: np.ndarray, params: dict) -> None:
+    out = buffers(graph, X)
+    graph.forward(params, X, out)
+    graph.loss(Y, out)
+    graph.backward(params, X, Y, out)
     for name in params:
-        numeric = central_difference(lambda v: cost_of(net, {**params, name: v}, X, Y), params[name])
-        np.testing.assert_allclose(out["d" + name], numeric, rtol=RTOL, atol=ATOL, err_msg=f"d{name}")
-    numeric = central_difference(lambda v: cost_of(net, params, v, Y), X)
-    np.testing.assert_allclose(out["dA0"], numeric, rtol=RTOL, atol=ATOL, err_msg="dA0")
-    for node in ("Z1", "A1", "Z2") + (() if net.cost.from_logits else ("A2",)):
-        numeric = central_difference(lambda v: cost_from_node(net, params, X, Y, node, v), out[node])
-        np.testing.assert_allclose(out["d" + node], numeric, rtol=RTOL, atol=ATOL, err_msg=f"d{node}")
+        numeric = central_difference(lambda v: cost_of(graph, {**params, name: v}, X, Y), params[name])
+        np.testing.assert_allclose(out[keys.grad(name)], numeric, rtol=RTOL, atol=ATOL, err_msg=keys.grad(name))
+    numeric = central_difference(lambda v: cost_of(graph, params, v, Y), X)
+    np.testing.assert_allclose(out[keys.grad(keys.INPUT)], numeric, rtol=RTOL, atol=ATOL, err_msg="dA0")
+    for node in graph.nodes[:-1]:
+        if node.name in graph.on_path:
+            numeric = central_difference(lambda v: cost_from_node(graph, params, X, Y, node.name, v), out[node.name])
+            np.testing.assert_allclose(out[keys.grad(node.name)], numeric, rtol=RTOL, atol=ATOL,
+                                       err_msg=keys.grad(node.name))
 
 
-@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_activation_local_gradient_matches_central_differences(name):
-    act = ACTIVATIONS[name]()
-    Z = np.random.default_rng(1).normal(size=(3, 4)) * 2
-    numeric = (act.forward(Z + H) - act.forward(Z - H)) / (2 * H)
-    np.testing.assert_allclose(act.local_gradient(Z, act.forward(Z)), numeric, rtol=RTOL, atol=ATOL)
+@pytest.mark.parametrize("hidden,cost,logits", CASES)
+def test_every_gradient_matches_central_differences(hidden, cost, logits):
+    check_every_gradient(*random_case(hidden, cost, logits))
 
 
-def test_linear_local_gradients_are_the_articles_transposes_and_ones():
-    W = np.array([[0.1, 0.6]])
-    X = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
-    local = Linear().local_gradients(W, X)
-    np.testing.assert_array_equal(local["W"], X.T)
-    np.testing.assert_array_equal(local["A_prev"], W.T)
-    np.testing.assert_array_equal(local["b"], np.ones((4, 1)))
+SKIP = (NodeSpec("Z1", "linear", ("A0",), (("units", 3),)), NodeSpec("A1", "tanh", ("Z1",)),
+        NodeSpec("Z2", "linear", ("A1",), (("units", 3),)), NodeSpec("A2", "relu", ("Z2",)),
+        NodeSpec("S2", "add", ("A2", "A1")), NodeSpec("Z3", "linear", ("S2",), (("units", 1),)),
+        NodeSpec("A3", "sigmoid", ("Z3",)))
 
 
-def test_sigmoid_at_plus_minus_1000_gives_no_warning_and_no_nan():
-    z = np.array([[-1000.0, -745.0, -50.0, 0.0, 50.0, 745.0, 1000.0]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        a = Sigmoid().forward(z)
-        g = Sigmoid().local_gradient(z, a)
-    assert np.all(np.isfinite(a)) and np.all(np.isfinite(g))
-    assert a[0, 3] == 0.5 and a[0, -1] == 1.0 and 0.0 <= a[0, 0] < 1e-300
+def test_a_node_read_twice_receives_the_sum_of_both_paths():
+    graph = from_nodes(SKIP, "squared_error")
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(2, 4)), rng.normal(size=(1, 4))
+    params = {name: rng.normal(size=shape) for name, shape in graph.parameter_shapes(2).items()}
+    check_every_gradient(graph, X, Y, params)
+    out = buffers(graph, X)
+    graph.forward(params, X, out)
+    graph.backward(params, X, Y, out)
+    # By hand: A1 reaches the cost through Z2 (W2ᵀ·dZ2) and through the sum S2 (dS2 unchanged).
+    through_z2 = params["W2"].T @ out["dZ2"]
+    np.testing.assert_allclose(out["dA1_via_Z2"], through_z2, rtol=1e-14)
+    np.testing.assert_array_equal(out["dA1_via_S2"], out["dS2"])
+    np.testing.assert_array_equal(out["dA1"], out["dA1_via_Z2"] + out["dA1_via_S2"])
+    assert [u.name for u in graph.feeds["A1"]] == ["Z2", "S2"]
 
 
-@pytest.mark.parametrize("cost", sorted(COSTS))
-def test_costs_at_plus_minus_1000_give_no_warning_and_no_nan(cost):
-    Z = np.array([[-1000.0, 1000.0, -1000.0, 1000.0]])
-    Y = np.array([[0.0, 1.0, 1.0, 0.0]])
-    node = COSTS[cost]()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        A = Sigmoid().forward(Z)
-        value = node.forward(Y, A, Z)
-        grad = node.gradient(Y, A, Z)
-    assert np.isfinite(value) and np.all(np.isfinite(grad))
+def test_the_layers_shorthand_is_the_graph_written_out():
+    short = from_layers((LayerSpec(3, "sigmoid"), LayerSpec(1, "sigmoid")), "squared_error")
+    written = from_nodes((NodeSpec("Z1", "linear", ("A0",), (("units", 3),)), NodeSpec("A1", "sigmoid", ("Z1",)),
+                          NodeSpec("Z2", "linear", ("A1",), (("units", 1),)), NodeSpec("A2", "sigmoid", ("Z2",))),
+                         "squared_error")
+    assert short.spec() == written.spec()
+    assert Graph.from_spec(json.loads(json.dumps(short.spec()))).spec() == short.spec()
 
 
-def test_cross_entropy_from_logits_is_exact_where_probabilities_saturate():
-    # For z = -1000 and y = 1 the loss is -log σ(-1000) = 1000 + log(1 + e^-1000) = 1000 exactly in float64.
-    Z = np.array([[-1000.0]])
-    Y = np.array([[1.0]])
-    assert cost_named("binary_cross_entropy", from_logits=True).forward(Y, Sigmoid().forward(Z), Z) == 1000.0
+def test_a_cost_from_logits_reads_the_last_nodes_input_and_skips_the_activation():
+    graph = from_layers((LayerSpec(2, "relu"), LayerSpec(3, "softmax")), "cross_entropy", from_logits=True)
+    assert graph.cost.from_logits and graph.prediction == "Z2" and graph.output.name == "A2"
+    assert "A2" not in graph.on_path and "dA2" not in graph.shapes(2, 4)
+    with pytest.raises(GraphError, match="from_logits"):
+        from_layers((LayerSpec(3, "sigmoid"),), "cross_entropy", from_logits=True)
 
 
-# --------------------------------------------------------------------------- a new activation is one class
+def test_a_graph_refuses_a_node_that_reads_a_later_one():
+    nodes = (NodeSpec("A1", "sigmoid", ("Z1",)), NodeSpec("Z1", "linear", ("A0",), (("units", 1),)))
+    with pytest.raises(GraphError, match="reads 'Z1', which no earlier node computes"):
+        from_nodes(nodes, "squared_error")
 
 
-def test_a_new_activation_registered_here_alone_gets_a_document_and_a_graph(tmp_path):
-    """Softplus, written and registered in this test only: one class gives the engine, the SymPy
-    derivation, the document's worked lines and the graph's labels, with no change elsewhere."""
-    import json
-    import shutil
-
-    from tracer.documents import build
-    from tracer.documents.model import reproduces
-    from tracer.engine.graph import Activation, op, register
-
-    class Softplus(Activation):
-        name = "softplus"
-        readable = "softplus"
-        symbol = r"\operatorname{softplus}"
-        glyph = "softplus"
-        formula = r"\operatorname{softplus}(z) = \log\left(1 + e^{z}\right)"
-        gradient_tex = r"\sigma\left(<Z>\right)"
-
-        def forward(self, Z, out=None):
-            return np.logaddexp(0.0, Z, out=out)
-
-        def local_gradient(self, Z, A, out=None):
-            return Sigmoid().forward(Z, out=out)
-
-        def definition(self, z):
-            import sympy as sp
-
-            return sp.log(1 + sp.exp(z))
-
-        def expression(self, z):
-            return op("log", op("add", 1, op("exp", z)))
-
-        def local_expression(self, z, a):
-            return op("sigmoid", z)
-
-    register(Softplus)
-    try:
-        chapter = tmp_path / "softplus.toml"
-        chapter.write_text('title = "Softplus"\n[data]\nX = [[0, 1], [1, 0]]\nY = [[1], [0]]\n'
-                           '[network]\nlayers = [{units = 2, activation = "softplus"}, '
-                           '{units = 1, activation = "sigmoid"}]\n'
-                           '[init]\nseed = 1\n[train]\ncost = "squared_error"\nlearning_rate = 1\nsteps = 2\n',
-                           encoding="utf-8")
-        build.build([chapter], tmp_path / "out", ["md", "json"], figures=shutil.which("dot") is not None)
-        md = (tmp_path / "out" / "softplus.md").read_text(encoding="utf-8")
-        assert r"A_{1} &= \operatorname{softplus}\left(Z_{1}\right)" in md
-        assert r"\frac{\partial A_{1}}{\partial Z_{1}} &= \sigma\left(Z_{1}\right)" in md
-        assert r"\log\left(1 + e^{" in md and "⋯" not in md and r"\cdots" not in md
-        model = json.loads((tmp_path / "out" / "softplus.json").read_text(encoding="utf-8"))
-        lines = [line for step in model["steps"] for line in step["lines"]]
-        assert {"A1", "dA1_dZ1"} <= {line["quantity"] for line in lines}
-        assert all(reproduces(line["expression"], line["result"]) for line in lines)
-        if shutil.which("dot"):
-            svg = (tmp_path / "out" / "figures" / "softplus-graph-step-0.svg").read_text(encoding="utf-8")
-            assert "softplus" in svg
-    finally:
-        ACTIVATIONS.pop("softplus", None)
+# --------------------------------------------------------------------------- the engine change moves no number
 
 
-def test_an_activation_without_its_display_is_refused_at_registration():
-    from tracer.engine.graph import Activation, register
+def test_every_array_is_bit_identical_to_the_dense_layer_engine():
+    """tests/golden/traces.json: what the engine of commit 55ebf4b recorded for 29 runs (the six bundled
+    chapters in both carries, every optimizer, mini-batches, frozen weights, every activation and cost,
+    a 64-unit layer). The graph engine records the same bytes."""
+    golden = json.loads(GOLDEN.read_text())
+    now = fingerprints()
+    assert set(now) == set(golden)
+    for run, prints in golden.items():
+        for name, digest in prints.items():
+            assert now[run].get(name) == digest, f"{run}: {name} moved"
 
-    class Bare(Activation):
-        name = "bare"
 
-        def forward(self, Z, out=None):
-            return Z
-
-    with pytest.raises(TypeError, match="must give its display too; missing: readable, symbol, glyph"):
-        register(Bare)
-    assert "bare" not in ACTIVATIONS
+def test_a_trace_walks_the_graph_with_the_sum_of_paths(tmp_path):
+    raw = {"title": "skip", "data": {"X": [[0, 1], [1, 0], [1, 1]], "Y": [[1], [0], [1]]},
+           "network": {"graph": [{"name": s.name, "op": s.op, ("inputs" if len(s.inputs) > 1 else "input"):
+                                  list(s.inputs) if len(s.inputs) > 1 else s.inputs[0], **dict(s.options)}
+                                 for s in SKIP]},
+           "init": {"seed": 1, "scheme": "xavier"}, "train": {"learning_rate": 0.5, "steps": 3}}
+    trace = tracer.run(tracer.parse_chapter(raw))
+    records = {r.name: r for r in trace.nodes(1)}
+    assert set(records["A1"].parts) == {"dA1_via_Z2", "dA1_via_S2"}
+    np.testing.assert_array_equal(records["A1"].upstream, sum(records["A1"].parts.values()))
+    loaded = tracer.Trace.load(trace.save(tmp_path / "skip.npz"))
+    assert loaded.network.spec() == trace.network.spec()

@@ -12,7 +12,7 @@ import tracer
 from tracer.checks.verify import article_figures, article_formulas, judge_figure, verify
 from tracer.cli import main
 from tracer.engine.chapter import ChapterError
-from tracer.engine.graph import Sigmoid
+from tracer.engine.nodes import Sigmoid
 
 
 def chapter_with_article(name, article):

@@ -20,7 +20,7 @@ import numpy as np
 
 from tracer.abbreviation import LIMIT, bracketed
 from tracer.engine.chapter import Chapter, Display, bundled_chapters, load_chapter
-from tracer.engine.graph import ACTIVATIONS, cost_named
+from tracer.engine import keys
 from tracer.engine.optimizers import OPTIMIZERS
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
@@ -322,11 +322,8 @@ def cost_table(chapter: Chapter, trace: Trace, everything: bool = False, rows: i
     if not everything and len(steps) > rows + 1:
         stride = -(-len(steps) // rows)
         steps = steps[::stride] + ([steps[-1]] if (len(steps) - 1) % stride else [])
-    layers = " → ".join([str(chapter.n_inputs)] + [f"{l.units} {ACTIVATIONS[l.activation].readable}"
-                                                   for l in chapter.layers])
-    cost = cost_named(chapter.cost, chapter.from_logits).readable
     lines = [f"{chapter.title}  ({chapter.name})",
-             f"{layers}; {cost} cost; {OPTIMIZERS[chapter.optimizer].readable}, "
+             f"{chapter.network.summary(chapter.n_inputs)}; {OPTIMIZERS[chapter.optimizer].readable}, "
              f"learning rate {chapter.learning_rate:g}; {chapter.steps} steps; {carry_words(trace.meta['carry'])}",
              f"{'step':>8}  cost"]
     lines += [f"{s:>8}  {trace.at(s)['cost']:.10g}" for s in steps]
@@ -366,18 +363,21 @@ def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int], f
         said = "Cost" if node.kind == "cost" else node.name  # as the documents write it
         lines.append(f"  {said} [{node.kind}] = {show(node.name, node.value)}")
         for wrt, g in node.local.items():
-            lines.append(f"      local ∂{said}/∂{wrt} = {show('d' + node.name, g)}")
+            lines.append(f"      local ∂{said}/∂{wrt} = {show(keys.grad(node.name), g)}")
+        for name, g in node.parts.items():
+            lines.append(f"      receives {name} = {show(name, g)}")
         if node.upstream is not None and node.kind != "cost":
-            lines.append(f"      receives ∂Cost/∂{node.name} = {show('d' + node.name, node.upstream)}")
+            total = "receives ∂Cost/∂" if not node.parts else "their sum ∂Cost/∂"
+            lines.append(f"      {total}{node.name} = {show(keys.grad(node.name), node.upstream)}")
         for name, g in node.passes.items():
             lines.append(f"      passes on {name} = {show(name, g)}")
     lines += ["", "parameters:"]
     for p in trace.parameters(step):
         frozen = "  (frozen)" if p.frozen else ""
-        lines.append(f"  {p.name}: before {show(p.name, p.before)}   gradient {show('d' + p.name, p.gradient)}"
+        lines.append(f"  {p.name}: before {show(p.name, p.before)}   gradient {show(keys.grad(p.name), p.gradient)}"
                      f"   after {show(p.name, p.after)}{frozen}")
         for name, value in p.state.items():
-            lines.append(f"      {name}{p.name} = {show(p.name, value)}")
+            lines.append(f"      {keys.state(name, p.name)} = {show(p.name, value)}")
     return "\n".join(lines)
 
 

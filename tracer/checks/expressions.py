@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tracer.operations import OPERATIONS
+
 #: SymPy class name → tree operation.
 _FUNCTIONS = {"exp": "exp", "log": "log", "tanh": "tanh"}
 _RELATIONS = {"StrictGreaterThan": "gt", "GreaterThan": "ge", "StrictLessThan": "lt", "LessThan": "le"}
@@ -62,8 +64,8 @@ def mpmath_function(node: Any, variables: list[str]) -> Callable[..., Any]:
     """The tree as a function of `variables` (in order) on mpmath numbers."""
     import mpmath
 
-    ops = {"exp": mpmath.exp, "log": mpmath.log, "tanh": mpmath.tanh, "number": mpmath.mpf,
-           "piecewise": _first_true, "pow": lambda a, b: a ** b}
+    ops = {**{name: OPERATIONS[name].exact for name in ("exp", "log", "tanh", "pow")}, "number": mpmath.mpf,
+           "piecewise": _first_true}
 
     def evaluate(*args: Any) -> Any:
         return _evaluate(node, dict(zip(variables, args)), ops)
@@ -113,7 +115,8 @@ def _select(pairs: list[tuple[Any, Any]]) -> Any:
     return np.select([np.asarray(c, dtype=bool) for _, c in pairs], [v for v, _ in pairs], default=np.nan)
 
 
-_NUMPY = {"exp": np.exp, "log": np.log, "tanh": np.tanh, "number": float, "piecewise": _select, "pow": np.power}
+_NUMPY = {**{name: OPERATIONS[name].numpy for name in ("exp", "log", "tanh", "pow")}, "number": float,
+          "piecewise": _select}
 
 
 def _evaluate(node: list[Any], env: dict[str, Any], ops: dict[str, Any]) -> Any:

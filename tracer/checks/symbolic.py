@@ -2,14 +2,17 @@
 
 Three independent ways of getting a gradient, none of which uses the engine's backward code:
 
-* `derivation(name)`: SymPy differentiates an activation's or a cost's *definition* (the node
-  classes' `definition` methods in graph.py) and simplifies the result to its textbook form; each
-  step is LaTeX for the documents and is checked equal to the one before by SymPy.
+* `derivation(name)`: SymPy differentiates a node's *definition* (the node classes' `definition`
+  methods in tracer/engine/nodes.py) and simplifies the result to its textbook form; each step is
+  LaTeX for the documents and is checked equal to the one before by SymPy. An element-wise node
+  (sigmoid) has a derivative; a column-wise one (softmax) a Jacobian, ∂a_k/∂z_j.
 * `local_gradient_checks(trace)`: the lambdified derivative evaluated on every recorded step at
-  once (NumPy, vectorised over the step axis), node by node, plus the chain-rule products of the
-  linear nodes (dW = dZ·A_prevᵀ, db = Σ dZ, dA_prev = Wᵀ·dZ).
-* `oracle_checks(trace)`: the whole network's cost as one SymPy expression of all parameters (and
-  of each node's values), differentiated and evaluated with mpmath at 50 significant digits.
+  once (NumPy, vectorised over the step axis), node by node, and the chain rule of every node
+  (its `backward_expression`: dW = dZ·A_prevᵀ, dZ = dA ⊙ ∂A/∂Z, …; a node read by several
+  others receives the sum of what they pass back) evaluated on the recorded numbers.
+* `oracle_checks(trace)`: the whole graph forward and backward at 50 significant digits (mpmath):
+  each activation and cost by SymPy's derivative of its definition, every other node by its own
+  trees evaluated exactly.
 * `finite_difference_checks(trace)`: central differences of the forward pass, a third witness.
 
 Each returns `Comparison`s, in the order a bug would show first (forward values, then gradients in
@@ -26,8 +29,12 @@ from typing import Any, Callable
 import numpy as np
 
 from tracer.checks.formulas import reader_latex
-from tracer.engine.graph import ACTIVATIONS, COSTS, Network
+from tracer.engine import keys
+from tracer.engine.graph import Graph
+from tracer.engine.keys import INPUT, TARGET
+from tracer.engine.nodes import NODES, Activation, ColumnActivation, Cost, Node
 from tracer.errors import TracerError
+from tracer.operations import Name, evaluate
 
 #: Relative agreement asked of every float64 gradient against an exact (50-digit) value.
 RTOL = 1e-10
@@ -52,6 +59,8 @@ DIGITS = 50
 #: The 50-digit oracle runs only for networks up to this size (mpmath is slow for more).
 ORACLE_MAX_PARAMETERS = 40
 ORACLE_MAX_EXAMPLES = 16
+#: A column-wise node's derivation is shown for this many inputs (its Jacobian is checked at the size used).
+SHOWN_COLUMN = 3
 
 
 # --------------------------------------------------------------------------- derivations
@@ -77,10 +86,25 @@ class _Derived:
     ok: bool
 
 
+@dataclass
+class _Derived:
+    """A derivation's SymPy objects: the variables, SymPy's derivative, the textbook form, the verdict.
+
+    An element-wise node's derivative is one expression; a column-wise node's is its Jacobian (a list
+    of rows), a column-wise cost's the list of its partial derivatives."""
+
+    steps: list[DerivationStep]
+    variables: tuple[Any, ...]  # (z,) for an activation; (y, yhat, m) or (y, z, m) for a cost; lists for columns
+    derivative: Any  # as SymPy differentiated it
+    textbook: Any  # the simplified form, as an expression of the same variables
+    ok: bool
+
+
 def derivation(name: str) -> list[DerivationStep]:
-    """The steps of differentiating `name`: an activation ("sigmoid", "relu", "tanh", "identity"), a cost
-    ("squared_error", "sum_of_squares", "binary_cross_entropy", "binary_cross_entropy_from_logits"), or
-    "binary_cross_entropy+sigmoid" (cross-entropy meeting a sigmoid: ŷ − y)."""
+    """The steps of differentiating `name`: an activation ("sigmoid", "relu", "softmax", …), a cost
+    ("squared_error", "binary_cross_entropy", "cross_entropy", "cross_entropy_from_logits", …), or a
+    cost meeting the activation it simplifies with ("binary_cross_entropy+sigmoid",
+    "cross_entropy+softmax": ŷ − y)."""
     return list(_record(name).steps)
 
 
@@ -89,38 +113,60 @@ def derivation_ok(name: str) -> bool:
     return _record(name).ok
 
 
-def derivative_expression(name: str) -> tuple[tuple[Any, ...], Any, Any]:
-    """(variables, derivative as SymPy gave it, textbook form) for `name`, for tests and documents."""
-    d = _derive(name)
+def derivative_expression(name: str, size: int = SHOWN_COLUMN) -> tuple[tuple[Any, ...], Any, Any]:
+    """(variables, derivative as SymPy gave it, textbook form) for `name`, for tests and documents
+    (a column-wise node's for `size` inputs)."""
+    d = _derive(name, size)
     return d.variables, d.derivative, d.textbook
 
 
+def known_derivations() -> list[str]:
+    """Every name `derivation` knows: the activations, the costs, and each cost with the activation it meets."""
+    names = [n for n, cls in NODES.items() if issubclass(cls, (Activation, ColumnActivation, Cost))]
+    names += [f"{n}+{cls.meets}" for n, cls in NODES.items() if issubclass(cls, Cost) and cls.meets]
+    return names
+
+
 def _parts(name: str) -> tuple[type, ...]:
-    """The node classes a derivation reads: one activation or cost, or a cost and an activation."""
-    if name in ACTIVATIONS:
-        return (ACTIVATIONS[name],)
-    if name in COSTS:
-        return (COSTS[name],)
-    if name.count("+") == 1 and name.split("+")[0] in COSTS and name.split("+")[1] in ACTIVATIONS:
-        cost, activation = name.split("+")
-        return COSTS[cost], ACTIVATIONS[activation]
-    known = list(ACTIVATIONS) + list(COSTS) + ["binary_cross_entropy+sigmoid"]
-    raise TracerError(f"no derivation named {name!r}; known: {', '.join(known)}")
+    """The node classes a derivation reads: one activation or cost, or a cost and the activation it meets."""
+    cls = NODES.get(name)
+    if cls is not None and issubclass(cls, (Activation, ColumnActivation, Cost)):
+        return (cls,)
+    if name.count("+") == 1:
+        cost, activation = (NODES.get(part) for part in name.split("+"))
+        if cost is not None and issubclass(cost, Cost) and cost.meets == name.split("+")[1] and activation:
+            return cost, activation
+    raise TracerError(f"no derivation named {name!r}; known: {', '.join(known_derivations())}")
+
+
+def _columns(name: str) -> bool:
+    """Does `name` work on a whole example at once (softmax, categorical cross-entropy from logits)?"""
+    parts = _parts(name)
+    return any(issubclass(p, ColumnActivation) or (issubclass(p, Cost) and not p.elementwise) for p in parts)
+
+
+def _size(name: str, size: int) -> int:
+    """The column size a derivation is keyed by: 1 for an element-wise one."""
+    return size if _columns(name) else 1
 
 
 @functools.lru_cache(maxsize=None)
-def _derive(name: str) -> _Derived:
+def _derive(name: str, size: int = SHOWN_COLUMN) -> _Derived:
     parts = _parts(name)
     if len(parts) == 2:
-        return _derive_composite(*name.split("+"))
-    return _derive_activation(name) if name in ACTIVATIONS else _derive_cost(name)
+        return _derive_column_composite(name, size) if _columns(name) else _derive_composite(*name.split("+"))
+    if issubclass(parts[0], ColumnActivation):
+        return _derive_column_activation(name, size)
+    if issubclass(parts[0], Cost):
+        return _derive_cost(name) if parts[0].elementwise else _derive_column_cost(name, size)
+    return _derive_activation(name)
 
 
 @dataclass(frozen=True)
 class _Record:
     """What the verify cache keeps of a derivation: its steps and verdict, and the node's definition,
-    derivative and textbook form as expression trees (tracer/checks/expressions.py), or None where
-    an expression has no tree."""
+    derivative and textbook form as expression trees (tracer/checks/expressions.py; lists of them for
+    a column-wise node), or None where an expression has no tree."""
 
     steps: tuple[DerivationStep, ...]
     ok: bool
@@ -128,20 +174,30 @@ class _Record:
     trees: dict[str, Any] | None  # "value", "derivative", "textbook"
 
 
+def _trees(expr: Any) -> Any:
+    from tracer.checks import expressions
+
+    if isinstance(expr, (list, tuple)):
+        return [_trees(e) for e in expr]
+    return expressions.tree(expr)
+
+
 @functools.lru_cache(maxsize=None)
-def _record(name: str) -> _Record:
+def _record(name: str, size: int = SHOWN_COLUMN) -> _Record:
     """The derivation of `name`, from the verify cache when this code and these definitions were
     derived before with this SymPy (deriving takes SymPy a second; reading the entry, nothing)."""
     import inspect
 
     from tracer.checks import cache, expressions
 
+    size = _size(name, size)
+
     def compute() -> _Record:
-        d = _derive(name)
-        variables = tuple(v.name for v in d.variables)
+        d = _derive(name, size)
+        variables = tuple(v.name for v in _flat(d.variables))
         try:
-            trees = {"value": expressions.tree(_definition(name)), "derivative": expressions.tree(d.derivative),
-                     "textbook": expressions.tree(d.textbook)}
+            trees = {"value": _trees(_definition(name, size)), "derivative": _trees(d.derivative),
+                     "textbook": _trees(d.textbook)}
         except expressions.NoTree:
             trees = None
         return _Record(tuple(d.steps), d.ok, variables, trees)
@@ -160,107 +216,157 @@ def _record(name: str) -> _Record:
             if sorted(trees) != ["derivative", "textbook", "value"]:
                 raise ValueError("not a derivation")
             for t in trees.values():
-                expressions.check(t, list(variables))
+                _check_trees(t, list(variables))
         return _Record(steps, value["ok"], variables, trees)
 
-    # The node classes live in graph.py: its source stands for their definitions.
-    key = [name, cache.source_of(__file__, expressions.__file__, *{inspect.getfile(c) for c in _parts(name)})]
+    # The node classes live in nodes.py (or a test's file): their source stands for their definitions.
+    key = [name, size, cache.source_of(__file__, expressions.__file__, *{inspect.getfile(c) for c in _parts(name)})]
     return cache.cached("derivation", key, compute, encode, decode)
 
 
-def _definition(name: str) -> Any:
-    """What `name` computes, in the variables of its derivation: f(z), or the cost's scale · loss."""
-    variables, _, pieces = _differentiate(name)
+def _flat(variables: tuple[Any, ...]) -> list[Any]:
+    """(y, [z1, z2], m) → [y, z1, z2, m]."""
+    return [v for x in variables for v in (x if isinstance(x, (list, tuple)) else [x])]
+
+
+def _definition(name: str, size: int = SHOWN_COLUMN) -> Any:
+    """What `name` computes, in the variables of its derivation: f(z), the cost's scale · loss, or a list."""
+    variables, _, pieces = _differentiate(name, _size(name, size))
     if "composed" in pieces:
         return pieces["composed"]
-    return pieces["f"] if name in ACTIVATIONS else pieces["scale"] * pieces["loss"]
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError("not text")
-    return value
+    if "f" in pieces:
+        return pieces["f"]
+    return pieces["scale"] * pieces["loss"]
 
 
 @functools.lru_cache(maxsize=None)
-def _differentiate(name: str) -> tuple[tuple[Any, ...], Any, dict[str, Any]]:
+def _differentiate(name: str, size: int = 1) -> tuple[tuple[Any, ...], Any, dict[str, Any]]:
     """(variables, SymPy's derivative of the definition, the pieces it was built from), without the
     simplifications a derivation goes on to (those take SymPy a while; the derivative does not)."""
     import sympy as sp
 
     parts = _parts(name)
-    if parts[0] in ACTIVATIONS.values():
-        z = _symbols()["z"]
-        f = parts[0]().definition(z)
+    s = _symbols()
+    if issubclass(parts[0], Activation):
+        z = s["z"]
+        f = parts[0]("", ("z",)).definition(z)
         return (z,), sp.diff(f, z), {"f": f}
-    y, v, m, scale, loss = _cost_parts(parts[0].name)
-    pieces = {"y": y, "v": v, "m": m, "scale": scale, "loss": loss}
-    if len(parts) == 1:
-        return (y, v, m), sp.diff(scale * loss, v), pieces
-    z = _symbols()["z"]
-    f = parts[1]().definition(z)
-    composed = (scale * loss).subs(v, f)
-    return (y, z, m), sp.diff(composed, z), {**pieces, "z": z, "f": f, "composed": composed}
+    if issubclass(parts[0], ColumnActivation):
+        zs = _column("z", size)
+        f = parts[0]("", ("z",)).definition(zs)
+        return (zs,), [[sp.diff(fk, zj) for zj in zs] for fk in f], {"f": f}
+    cost = parts[0](keys.COST, ("p", TARGET))
+    if cost.elementwise and len(parts) == 1:
+        y, v, m, scale, loss = _cost_parts(parts[0])
+        return (y, v, m), sp.diff(scale * loss, v), {"y": y, "v": v, "m": m, "scale": scale, "loss": loss}
+    m = s["m"]
+    if len(parts) == 1:  # a column-wise cost of one example's z's
+        ys, zs = _column("y", size), _column("z", size)
+        scale, loss = cost.definition(ys, zs, m)
+        return (ys, zs, m), [sp.diff(scale * loss, zj) for zj in zs], {"scale": scale, "loss": loss}
+    if not _columns(name):
+        y, v, m, scale, loss = _cost_parts(parts[0])
+        z = s["z"]
+        f = parts[1]("", ("z",)).definition(z)
+        composed = (scale * loss).subs(v, f)
+        return (y, z, m), sp.diff(composed, z), {"y": y, "v": v, "m": m, "scale": scale, "loss": loss, "z": z,
+                                                 "f": f, "composed": composed}
+    ys, zs = _column("y", size), _column("z", size)
+    f = parts[1]("", ("z",)).definition(zs)
+    y, v, _, scale, loss = _cost_parts(parts[0])
+    composed = sum((scale * loss).subs({y: yk, v: fk}, simultaneous=True) for yk, fk in zip(ys, f))
+    return (ys, zs, m), [sp.diff(composed, zj) for zj in zs], {"scale": scale, "loss": loss, "f": f,
+                                                                "composed": composed}
 
 
-def _for_numpy(variables: tuple[Any, ...], expr: Any) -> Callable[..., Any]:
-    """`expr` as a NumPy function. NumPy's own namespace is passed in: lambdify's "numpy" module
-    runs `from numpy import *`, which loads numpy.f2py and friends (half a second)."""
+def _column(letter: str, size: int) -> list[Any]:
     import sympy as sp
-    from sympy.printing.numpy import NumPyPrinter
 
-    printer = NumPyPrinter({"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True,
-                            "user_functions": {}})
-    return sp.lambdify(variables, expr, modules=[np], printer=printer)
+    return [sp.Symbol(f"{letter}_{k}", real=True) for k in range(1, size + 1)]
 
 
-@functools.lru_cache(maxsize=None)
-def _numeric(name: str) -> Callable[..., np.ndarray]:
-    """SymPy's derivative of `name` for NumPy; where it is not finite (e^z overflowing in a quotient
-    that is finite), the textbook form, which SymPy proved equal to it, fills in."""
-    raw, textbook = _functions(name, "numpy")[1:]
-
-    def evaluate(*args: Any) -> np.ndarray:
-        shape = np.broadcast(*args).shape
-        with np.errstate(all="ignore"):
-            value = np.array(np.broadcast_to(np.asarray(raw(*args), dtype=float), shape))
-            bad = ~np.isfinite(value)
-            if bad.any():
-                value[bad] = np.broadcast_to(np.asarray(textbook(*args), dtype=float), shape)[bad]
-        return value
-    return evaluate
-
-
-@functools.lru_cache(maxsize=None)
-def _functions(name: str, kind: str) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
-    """(definition, derivative, textbook form) of `name` as NumPy or mpmath functions: from the cached
-    expression trees when there are some (no SymPy needed), else lambdified by SymPy (the textbook
-    form only when first called: it takes the whole derivation)."""
+def _check_trees(trees: Any, variables: list[str]) -> None:
     from tracer.checks import expressions
 
-    record = _record(name)
+    if isinstance(trees, list) and trees and isinstance(trees[0], list):
+        for t in trees:
+            _check_trees(t, variables)
+    else:
+        expressions.check(trees, variables)
+
+
+def _nest(fn: Callable[[Any], Any], value: Any) -> Any:
+    """`fn` applied to every expression of a nested list of them (or to one expression)."""
+    if isinstance(value, (list, tuple)):
+        return [_nest(fn, v) for v in value]
+    return fn(value)
+
+
+def _is_tree_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and isinstance(value[0], list)
+
+
+def _nest_trees(fn: Callable[[Any], Any], trees: Any) -> Any:
+    if _is_tree_list(trees):
+        return [_nest_trees(fn, t) for t in trees]
+    return fn(trees)
+
+
+@functools.lru_cache(maxsize=None)
+def _numeric(name: str, size: int = 1) -> Callable[..., np.ndarray]:
+    """SymPy's derivative of `name` for NumPy; where it is not finite (e^z overflowing in a quotient
+    that is finite), the textbook form, which SymPy proved equal to it, fills in. A column-wise node's
+    is an array with its Jacobian's (or gradient's) axes first."""
+    raw, textbook = _functions(name, "numpy", size)[1:]
+
+    def evaluate_(*args: Any) -> np.ndarray:
+        shape = np.broadcast(*args).shape
+        with np.errstate(all="ignore"):
+            value = _stack(raw(*args), shape)
+            bad = ~np.isfinite(value)
+            if bad.any():
+                value[bad] = _stack(textbook(*args), shape)[bad]
+        return value
+    return evaluate_
+
+
+def _stack(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Nested lists of arrays (or numbers) as one float array, the nesting's axes first."""
+    if isinstance(value, (list, tuple)):
+        return np.stack([_stack(v, shape) for v in value])
+    return np.array(np.broadcast_to(np.asarray(value, dtype=float), shape))
+
+
+@functools.lru_cache(maxsize=None)
+def _functions(name: str, kind: str, size: int = 1) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """(definition, derivative, textbook form) of `name` as NumPy or mpmath functions of its variables
+    (flattened: y₁, …, z₁, …, m): from the cached expression trees when there are some (no SymPy
+    needed), else lambdified by SymPy (the textbook form only when first called: it takes the whole
+    derivation). A column-wise node's functions return nested lists."""
+    from tracer.checks import expressions
+
+    record = _record(name, size)
     if record.trees is not None:
         build = expressions.numpy_function if kind == "numpy" else expressions.mpmath_function
-        return tuple(build(record.trees[k], list(record.variables))  # type: ignore[return-value]
-                     for k in ("value", "derivative", "textbook"))
+        made = []
+        for k in ("value", "derivative", "textbook"):
+            fns = _nest_trees(lambda t: build(t, list(record.variables)), record.trees[k])
+            made.append(lambda *args, fns=fns: _nest(lambda f: f(*args), fns))
+        return tuple(made)  # type: ignore[return-value]
     import sympy as sp
 
-    variables, derivative, _ = _differentiate(name)
-    make = _for_numpy if kind == "numpy" else (lambda v, e: sp.lambdify(v, e, modules="mpmath"))
+    variables, derivative, _ = _differentiate(name, _size(name, size))
+    flat = _flat(variables)
+    lam = (lambda e: _for_numpy(flat, e)) if kind == "numpy" else (lambda e: sp.lambdify(flat, e, modules="mpmath"))
+
+    def make(expr: Any) -> Callable[..., Any]:
+        fns = _nest(lam, expr)
+        return lambda *args: _nest(lambda f: f(*args), fns)
 
     @functools.lru_cache(maxsize=1)
     def textbook_function() -> Callable[..., Any]:
-        return make(variables, _derive(name).textbook)
-    return (make(variables, _definition(name)), make(variables, derivative),
-            lambda *args: textbook_function()(*args))
-
-
-def _symbols() -> dict[str, Any]:
-    import sympy as sp
-
-    return {"z": sp.Symbol("z", real=True), "y": sp.Symbol("y", real=True),
-            "yhat": sp.Symbol("yhat", real=True), "m": sp.Symbol("m", positive=True, integer=True),
-            "i": sp.Symbol("i", positive=True, integer=True)}
+        return make(_derive(name, _size(name, size)).textbook)
+    return (make(_definition(name, size)), make(derivative), lambda *args: textbook_function()(*args))
 
 
 def _lhs(formula: str) -> str:
@@ -279,7 +385,7 @@ def _derive_activation(name: str) -> _Derived:
 
     (z,), d, pieces = _differentiate(name)
     f = pieces["f"]
-    lhs = _lhs(ACTIVATIONS[name].formula)  # \sigma(z)
+    lhs = _lhs(NODES[name].formula)  # \sigma(z)
     fname = lhs[:-3] if lhs.endswith("(z)") else lhs
     dl = rf"\frac{{d{fname}}}{{dz}}" if not fname.startswith(r"\operatorname") else rf"{fname}'(z)"
     steps = [DerivationStep("definition", f"{lhs} = {sp.latex(f)}", "the node's definition"),
@@ -289,6 +395,34 @@ def _derive_activation(name: str) -> _Derived:
     steps.append(DerivationStep("simplified", f"{dl} = {shown}",
                                 "SymPy: simplify(derivative − simplified) = 0" if ok else "NOT EQUAL"))
     return _Derived(steps, (z,), d, textbook, ok)
+
+
+def _derive_column_activation(name: str, size: int) -> _Derived:
+    """a = f(z) for one example's z's: the Jacobian ∂a_k/∂z_j, SymPy's, then the node's textbook form
+    (softmax: a_k(δ_kj − a_j)), equal entry by entry for `size` inputs."""
+    import sympy as sp
+
+    from tracer.engine.nodes import fill
+    from tracer.operations import to_sympy
+
+    (zs,), J, pieces = _differentiate(name, size)
+    f = pieces["f"]
+    node = NODES[name]("", ("z",))
+    names = {z: f"z_{{{k}}}" for k, z in enumerate(zs, start=1)}
+    steps = [DerivationStep("definition", f"{node.formula}, \\quad a_{{1}} = {sp.latex(f[0], symbol_names=names)}",
+                            f"the node's definition (shown for {size} inputs)"),
+             DerivationStep("derivative",
+                            rf"\frac{{\partial a_{{1}}}}{{\partial z_{{1}}}} = {sp.latex(J[0][0], symbol_names=names)}, "
+                            rf"\quad \frac{{\partial a_{{1}}}}{{\partial z_{{2}}}} = "
+                            f"{sp.latex(J[0][1 % size], symbol_names=names)}",
+                            "SymPy's diff of the definition")]
+    textbook = [[to_sympy(node.jacobian_expression(f, zs, k, j), lambda leaf: leaf) for j in range(size)]
+                for k in range(size)]
+    ok = all(_equal(J[k][j], textbook[k][j]) for k in range(size) for j in range(size))
+    shown = fill(node.jacobian_tex, a_k="a_{k}", a_j="a_{j}", k="k", j="j")
+    steps.append(DerivationStep("simplified", rf"\frac{{\partial a_{{k}}}}{{\partial z_{{j}}}} = {shown}",
+                                "SymPy: simplify(derivative − simplified) = 0 for every k, j" if ok else "NOT EQUAL"))
+    return _Derived(steps, (zs,), J, textbook, ok)
 
 
 def _in_terms_of_itself(f: Any, d: Any, z: Any, lhs: str) -> tuple[Any, str]:
@@ -329,12 +463,11 @@ def _flip(expr: Any) -> Any:
     return expr
 
 
-def _cost_parts(name: str) -> tuple[Any, Any, Any, Any, Any]:
-    """(y, variable, m, scale, loss) of a cost's definition; the variable is ŷ, or z for from-logits."""
+def _cost_parts(cls: type[Cost]) -> tuple[Any, Any, Any, Any, Any]:
+    """(y, variable, m, scale, loss) of an element-wise cost's definition; the variable is ŷ, or z from logits."""
     s = _symbols()
-    cls = COSTS[name]
     variable = s["z"] if cls.from_logits else s["yhat"]
-    scale, loss = cls().definition(s["y"], variable, s["m"])
+    scale, loss = cls(keys.COST, ("p", TARGET)).definition(s["y"], variable, s["m"])
     return s["y"], variable, s["m"], scale, loss
 
 
@@ -370,13 +503,38 @@ def _derive_cost(name: str) -> _Derived:
     return _Derived(steps, (y, v, m), d, textbook, ok)
 
 
+def _derive_column_cost(name: str, size: int) -> _Derived:
+    """A cost of one example's logits (categorical cross-entropy from z): ∂Cost/∂z_j = (ŷ_j − y_j)/m,
+    ŷ the activation whose logits it reads."""
+    import sympy as sp
+
+    from tracer.operations import to_sympy
+
+    (ys, zs, m), d, pieces = _differentiate(name, size)
+    cls = NODES[name]
+    yhat = NODES[cls.logits_of]("", ("z",)).definition(zs)
+    cost = cls(keys.COST, ("p", TARGET))
+    textbook = [to_sympy(cost.gradient_expression(y, a, z, m), lambda leaf: leaf) for y, a, z in zip(ys, yhat, zs)]
+    ok = all(_equal(a, b) for a, b in zip(d, textbook))
+    names = {**{z: f"z_{{{k}}}" for k, z in enumerate(zs, start=1)}, **{y: f"y_{{{k}}}" for k, y in enumerate(ys, start=1)}}
+    steps = [DerivationStep("definition", cls.formula, "the node's definition"),
+             DerivationStep("derivative", rf"\frac{{\partial \mathrm{{Cost}}}}{{\partial z_{{1}}^{{(i)}}}} = "
+                            f"{sp.latex(sp.simplify(d[0] * m) / m, symbol_names=names)}",
+                            f"SymPy's diff of the definition (shown for {size} classes)"),
+             DerivationStep("simplified", rf"\frac{{\partial \mathrm{{Cost}}}}{{\partial z_{{j}}^{{(i)}}}} = "
+                            rf"\frac{{\hat{{y}}_{{j}}^{{(i)}} - y_{{j}}^{{(i)}}}}{{m}}, \quad \hat{{y}}^{{(i)}} = "
+                            rf"{NODES[cls.logits_of].symbol}\left(z^{{(i)}}\right)",
+                            "SymPy: simplify(derivative − simplified) = 0 for every j" if ok else "NOT EQUAL")]
+    return _Derived(steps, (ys, zs, m), d, textbook, ok)
+
+
 def _derive_composite(cost: str, activation: str) -> _Derived:
     """A cost of ŷ = f(z), differentiated with respect to z (cross-entropy meeting a sigmoid: ŷ − y)."""
     import sympy as sp
 
     (y, z, m), d, pieces = _differentiate(f"{cost}+{activation}")
     v, scale, loss, f, composed = (pieces[k] for k in ("v", "scale", "loss", "f", "composed"))
-    lhs = _lhs(ACTIVATIONS[activation].formula)
+    lhs = _lhs(NODES[activation].formula)
     dl = r"\frac{\partial \mathrm{Cost}}{\partial z_i}"
     names = {y: "y_{i}", z: "z_{i}"}  # example i's label and logit, indexed on both sides as on the left
     steps = [DerivationStep("definition", _cost_definition_latex(cost, scale, loss, y, v) + rf", \quad \hat{{y}} = {lhs}",
@@ -391,11 +549,59 @@ def _derive_composite(cost: str, activation: str) -> _Derived:
     return _Derived(steps, (y, z, m), d, textbook, ok)
 
 
+def _derive_column_composite(name: str, size: int) -> _Derived:
+    """An element-wise cost of ŷ = f(z) for a column-wise f (cross-entropy meeting softmax): the chain
+    rule through f's Jacobian, then ŷ_j − y_j, which holds because each example's labels sum to 1."""
+
+    from tracer.operations import to_sympy
+
+    cost_name, activation = name.split("+")
+    (ys, zs, m), d, pieces = _differentiate(name, size)
+    f = pieces["f"]
+    node = NODES[activation]("", ("z",))
+    J = [[to_sympy(node.jacobian_expression(f, zs, k, j), lambda leaf: leaf) for j in range(size)] for k in range(size)]
+    (y, v, _), per_entry, _ = _differentiate(cost_name)
+    chain = [sum(per_entry.subs({y: ys[k], v: f[k]}, simultaneous=True) * J[k][j] for k in range(size))
+             for j in range(size)]
+    chained = all(_equal(a, b) for a, b in zip(d, chain))
+    logits = NODES[NODES[cost_name].with_logits.op](keys.COST, ("p", TARGET))
+    textbook = [to_sympy(logits.gradient_expression(ys[j], f[j], zs[j], m), lambda leaf: leaf) for j in range(size)]
+    one = {ys[-1]: 1 - sum(ys[:-1])}  # the labels of an example sum to 1
+    ok = chained and all(_equal(a.subs(one), b.subs(one)) for a, b in zip(d, textbook))
+    gradient = _cost_gradient_tex(NODES[cost_name])
+    steps = [DerivationStep("definition", NODES[cost_name].formula + rf", \quad \hat{{y}} = {node.symbol}(z)",
+                            "the cost's and the activation's definitions"),
+             DerivationStep("chain", r"\frac{\partial \mathrm{Cost}}{\partial z_{j}} = \sum_{k} "
+                            r"\frac{\partial \mathrm{Cost}}{\partial \hat{y}_{k}} \frac{\partial \hat{y}_{k}}{\partial z_{j}} = "
+                            rf"\sum_{{k}} {gradient} \cdot "
+                            + _fill_jacobian(node, r"\hat{y}"),
+                            f"SymPy: equal to the diff of the composed cost for every j ({size} classes)"
+                            if chained else "NOT EQUAL"),
+             DerivationStep("simplified", r"\frac{\partial \mathrm{Cost}}{\partial z_{j}} = "
+                            r"\frac{\hat{y}_{j} \sum_{k} y_{k} - y_{j}}{m} = \frac{\hat{y}_{j} - y_{j}}{m}",
+                            "SymPy: equal for every j once the labels sum to 1 (Σ_k y_k = 1)" if ok else "NOT EQUAL")]
+    return _Derived(steps, (ys, zs, m), d, textbook, ok)
+
+
+def _cost_gradient_tex(cls: type[Cost]) -> str:
+    """An element-wise cost's ∂Cost/∂ŷ_k for one entry, in LaTeX (from its gradient_tex)."""
+    from tracer.engine.nodes import fill
+
+    tex = fill(cls.gradient_tex, A=r"\hat{y}_{k}", Y="y_{k}", Z="z_{k}", m="m")
+    return "\\left(" + tex.replace(r"\oslash", "/") + "\\right)"
+
+
+def _fill_jacobian(node: ColumnActivation, letter: str) -> str:
+    from tracer.engine.nodes import fill
+
+    return fill(node.jacobian_tex, a_k=f"{letter}_{{k}}", a_j=f"{letter}_{{j}}", k="k", j="j")
+
+
 def _with_prediction(d: Any, z: Any, y: Any, f: Any = None, indexed: bool = False) -> tuple[Any, str]:
     """A derivative with respect to the logit z written with ŷ = σ(z): (ŷ − y)/m ((ŷᵢ − yᵢ)/m indexed)."""
     import sympy as sp
 
-    f = f if f is not None else ACTIVATIONS["sigmoid"]().definition(z)
+    f = f if f is not None else NODES["sigmoid"]("", ("z",)).definition(z)
     yhat = _symbols()["yhat"]
     for inverse in sp.solve(sp.Eq(f, yhat), z):
         in_yhat = sp.simplify(d.subs(z, inverse))
@@ -447,6 +653,44 @@ def _fraction_latex(expr: Any) -> str:
     if den == 1:
         return numerator
     return rf"\frac{{{numerator}}}{{{sp.latex(sp.Mul(*factors, evaluate=False))}}}"
+
+
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not text")
+    return value
+
+
+def _for_numpy(variables: tuple[Any, ...], expr: Any) -> Callable[..., Any]:
+    """`expr` as a NumPy function. NumPy's own namespace is passed in: lambdify's "numpy" module
+    runs `from numpy import *`, which loads numpy.f2py and friends (half a second)."""
+    import sympy as sp
+    from sympy.printing.numpy import NumPyPrinter
+
+    printer = NumPyPrinter({"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True,
+                            "user_functions": {}})
+    return sp.lambdify(variables, expr, modules=[np], printer=printer)
+
+
+def _symbols() -> dict[str, Any]:
+    import sympy as sp
+
+    return {"z": sp.Symbol("z", real=True), "y": sp.Symbol("y", real=True),
+            "yhat": sp.Symbol("yhat", real=True), "m": sp.Symbol("m", positive=True, integer=True),
+            "i": sp.Symbol("i", positive=True, integer=True)}
+
+
+def _lhs(formula: str) -> str:
+    """'\\sigma(z)' from the class's LaTeX formula '\\sigma(z) = …'."""
+    return formula.split(" = ", 1)[0].strip()
+
+
+def _equal(a: Any, b: Any) -> bool:
+    import sympy as sp
+
+    return sp.simplify(a - b) == 0
 
 
 # --------------------------------------------------------------------------- comparisons
@@ -504,20 +748,6 @@ def _compare(witness: str, quantity: str, node: str, expected: np.ndarray, compu
                       float(error[where]) if error.size else 0.0, detail)
 
 
-def _backward_order(net: Network) -> list[tuple[str, str]]:
-    """(gradient, node that passes it on) from the cost back to the input."""
-    last = net.layers[-1]
-    from_logits = net.cost.from_logits
-    order = [] if from_logits else [(last.dA, "cost")]
-    for layer in reversed(net.layers):
-        order.append((layer.dZ, "cost" if (from_logits and layer is last) else layer.A))
-        order.append((layer.dW, layer.Z))
-        if net.bias:
-            order.append((layer.db, layer.Z))
-        order.append((layer.dA_prev, layer.Z))
-    return order
-
-
 def _step_batches(trace: Any, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A0 and Y of each step in `steps`, stacked on a leading step axis."""
     slots = [trace.slot(int(s)) for s in steps]
@@ -527,48 +757,86 @@ def _step_batches(trace: Any, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return A0, Y
 
 
+
+
+def _backward_order(graph: Graph) -> list[tuple[str, str]]:
+    return graph.backward_order()
+
+
+def _forward_order(graph: Graph) -> list[tuple[str, str]]:
+    return [(node.name, node.name) for node in graph.nodes[:-1]] + [(keys.COST, keys.COST)]
+
+
+def _rows(X: np.ndarray) -> list[np.ndarray]:
+    """A stack of matrices (steps × rows × columns) as its rows, each steps × columns."""
+    return [X[:, k, :] for k in range(X.shape[1])]
+
+
+def _lookup(arrays: dict[str, np.ndarray], A0: np.ndarray, Y: np.ndarray) -> Callable[[Any], Any]:
+    def leaf(x: Any) -> Any:
+        if isinstance(x, Name):
+            return A0 if x.name == INPUT else Y if x.name == TARGET else arrays[x.name]
+        return float(x)
+    return leaf
+
+
+def _names(node: Node) -> dict[str, Name]:
+    return {n: Name(n) for n in node.inputs + node.params}
+
+
 # --------------------------------------------------------------------------- local gradients
 
 
 def local_gradient_checks(trace: Any) -> list[Comparison]:
-    """Every recorded local gradient against SymPy's derivative, and every linear node's products, over
-    all recorded steps at once."""
-    meta, arrays = trace.meta, trace.arrays
-    net = trace.network
-    last = net.layers[-1]
-    steps = trace.steps
+    """Every recorded local gradient against SymPy's derivative, and every node's chain rule on the
+    recorded numbers, over all recorded steps at once."""
+    graph, arrays, steps = trace.network, trace.arrays, trace.steps
     what = f"all {len(steps)} recorded steps"
     A0, Y = _step_batches(trace, steps)
-    m = int(meta["batch_size"])
+    m = int(trace.meta["batch_size"])
     out: list[Comparison] = []
-    cost = net.cost
-    into = last.Z if cost.from_logits else last.A
+    cost, into = graph.cost, graph.prediction
     prediction = np.clip(arrays[into], *cost.clip) if cost.clip else arrays[into]  # as the cost node sees it
-    grad = _numeric(cost.name)(Y, prediction, m)
-    out.append(_compare("local gradient", f"d{into}", "cost", grad, arrays[f"d{into}"], steps, RTOL, ATOL, what,
-                        f"∂cost/∂{into} = SymPy's derivative of the {cost.name} definition"))
-    for layer in reversed(net.layers):
-        name = layer.activation.name
-        l = layer.index
-        expected = _numeric(name)(arrays[layer.Z])
-        out.append(_compare("local gradient", layer.local, layer.A, expected, arrays[layer.local], steps, RTOL, ATOL,
-                            what, f"∂A{l}/∂Z{l} = SymPy's derivative of the {name} definition at Z{l}"))
-    for layer in reversed(net.layers):
-        l = layer.index
-        A_prev = A0 if l == 1 else arrays[layer.A_prev]
-        dZ = arrays[layer.dZ]
-        if not (cost.from_logits and layer is last):
-            out.append(_compare("chain rule", layer.dZ, layer.A, arrays[layer.dA] * arrays[layer.local], dZ,
-                                steps, RTOL, ATOL, what, f"dZ{l} = dA{l} · ∂A{l}/∂Z{l}"))
-        out.append(_compare("chain rule", layer.dW, layer.Z, np.einsum("sij,skj->sik", dZ, A_prev), arrays[layer.dW],
-                            steps, RTOL, ATOL, what, f"dW{l} = dZ{l} · A{l - 1}ᵀ (∂Z/∂W = A{l - 1}ᵀ)"))
-        if net.bias:
-            out.append(_compare("chain rule", layer.db, layer.Z, dZ.sum(axis=2, keepdims=True), arrays[layer.db],
-                                steps, RTOL, ATOL, what, f"db{l} = Σ dZ{l} over the examples (∂Z/∂b = 1)"))
-        out.append(_compare("chain rule", layer.dA_prev, layer.Z, np.einsum("sji,sjk->sik", arrays[layer.W], dZ),
-                            arrays[layer.dA_prev], steps, RTOL, ATOL, what,
-                            f"dA{l - 1} = W{l}ᵀ · dZ{l} (∂Z/∂A = Wᵀ)"))
+    if cost.elementwise:
+        grad = _numeric(cost.op)(Y, prediction, m)
+    else:
+        grad = np.moveaxis(_numeric(cost.op, prediction.shape[1])(*_rows(Y), *_rows(prediction), m), 0, 1)
+    out.append(_compare("local gradient", keys.grad(into), keys.COST, grad, arrays[keys.grad(into)], steps, RTOL,
+                        ATOL, what, f"∂cost/∂{into} = SymPy's derivative of the {cost.op} definition"))
+    for node in reversed(graph.nodes[:-1]):
+        for wrt in node.locals:
+            Z = A0 if wrt == INPUT else arrays[wrt]
+            if isinstance(node, ColumnActivation):
+                expected = np.moveaxis(_numeric(node.op, Z.shape[1])(*_rows(Z)), (0, 1), (1, 2))
+                how = f"the Jacobian ∂{node.name}/∂{wrt} of each example = SymPy's derivative of the {node.op} definition"
+            else:
+                expected = _numeric(node.op)(Z)
+                how = f"∂{node.name}/∂{wrt} = SymPy's derivative of the {node.op} definition at {wrt}"
+            local = keys.local(node.name, wrt)
+            out.append(_compare("local gradient", local, node.name, expected, arrays[local], steps, RTOL, ATOL, what, how))
+    leaf = _lookup(arrays, A0, Y)
+    for node in reversed(graph.nodes[:-1]):
+        parts = graph.feeds.get(node.name, ())
+        if len(parts) > 1:
+            names = [keys.part(node.name, u.name) for u in parts]
+            out.append(_compare("chain rule", keys.grad(node.name), node.name, sum(arrays[n] for n in names),
+                                arrays[keys.grad(node.name)], steps, RTOL, ATOL, what,
+                                f"{keys.grad(node.name)} = {' + '.join(names)} (the sum over every path)"))
+        if node.name not in graph.on_path:
+            continue
+        local = {wrt: Name(keys.local(node.name, wrt)) for wrt in node.locals}
+        for wrt, target in graph.passes(node.name):
+            tree = node.backward_expression(wrt, Name(keys.grad(node.name)), _names(node), local)
+            out.append(_compare("chain rule", target, node.name, evaluate(tree, leaf), arrays[target], steps, RTOL,
+                                ATOL, what, f"{target} = {_plain(tree)}"))
     return out
+
+
+def _plain(tree: Any) -> str:
+    """A tree as its NumPy code, the quantities by name: 'dZ1 @ A0.T'."""
+    from tracer.operations import to_code
+
+    return to_code(tree, lambda x: x.name if isinstance(x, Name) else str(x))
 
 
 # --------------------------------------------------------------------------- the whole-network oracle
@@ -610,8 +878,8 @@ class _Exact:
     derivatives: tuple[Callable[..., Any], ...]
 
 
-def _exact(name: str) -> _Exact:
-    value, derivative, textbook = _functions(name, "mpmath")
+def _exact(name: str, size: int = 1) -> _Exact:
+    value, derivative, textbook = _functions(name, "mpmath", _size(name, size))
     return _Exact(value, (derivative, textbook))
 
 
@@ -647,103 +915,152 @@ def _same_side(exact: Any, computed: float, kinks: tuple[float, ...]) -> bool:
     return all((exact > k) == (computed > k) and (exact < k) == (computed < k) for k in kinks)
 
 
+def _same_side(exact: Any, computed: float, kinks: tuple[float, ...]) -> bool:
+    """Are the exact and the float value on the same side of every kink (neither exactly on one)?"""
+    return all((exact > k) == (computed > k) and (exact < k) == (computed < k) for k in kinks)
+
+
+def _nan() -> Any:
+    import mpmath
+
+    return mpmath.mpf("nan")
+
+
+def _entry(functions: tuple[Callable[..., Any], ...], *args: Any) -> Any:
+    """`_evaluate` of one entry, NaN (which propagates, and the comparison leaves out) where it has no value."""
+    result = _evaluate(functions, *args)
+    return _nan() if result is None else result
+
+
+def _column_entries(functions: tuple[Callable[..., Any], ...], *args: Any) -> list[Any]:
+    """A column-wise function's entries (a flat list) at `args`, each the first finite value any of
+    `functions` gives, at DIGITS digits; NaN where none does."""
+    import mpmath
+
+    with mpmath.workdps(DIGITS):
+        for fn in functions:
+            try:
+                result = _flatten(fn(*args))
+            except (ZeroDivisionError, ValueError, TypeError, OverflowError):
+                continue
+            if all(isinstance(r, (int, mpmath.mpf)) and mpmath.isfinite(r) for r in result):
+                return [+r for r in result]
+    return [_nan()] * len(_flatten(functions[0](*args))) if functions else []
+
+
+def _flatten(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flatten(v)]
+    return [value]
+
+
+def _exact_array(a: Any) -> np.ndarray:
+    import mpmath
+
+    return np.vectorize(lambda x: mpmath.mpf(float(x)), otypes=[object])(np.asarray(a, dtype=float))
+
+
+def _floats(a: Any) -> np.ndarray:
+    return np.vectorize(lambda x: float(x), otypes=[float])(np.asarray(a, dtype=object)) if np.size(a) else \
+        np.zeros(np.shape(a))
+
+
 def oracle_checks(trace: Any, steps: list[int] | None = None) -> list[Comparison]:
     """Every node value and gradient at the chosen steps, recomputed at 50 digits.
 
-    The forward pass runs each node's definition with mpmath; the backward pass multiplies SymPy's
-    derivative of each node's definition (never the engine's local gradients) by what reaches it, as
-    the chain rule says, all at 50 digits. Where an activation has a kink (ReLU at 0) and the exact
-    and the float value of z fall on different sides of it, the derivative is taken on the float's
-    side: at a kink the derivative is a convention, and the value check of z judges z itself.
+    The forward pass runs each activation's and the cost's definition with mpmath and every other node
+    (linear, sum) by its own expression tree evaluated exactly; the backward pass multiplies SymPy's
+    derivative of each activation's and the cost's definition (never the engine's local gradients) by
+    what reaches it, and every other node by its backward trees, as the chain rule says, all at 50
+    digits; a node read by several others adds what each passes back. Where an activation has a kink
+    (ReLU at 0) and the exact and the float value of z fall on different sides of it, the derivative
+    is taken on the float's side: at a kink the derivative is a convention, and the value check of z
+    judges z itself.
     """
     import mpmath
 
-    meta = trace.meta
-    net = trace.network
-    layers, last = net.layers, net.layers[-1]
-    cost = net.cost
-    exact_acts = [_exact(layer.activation.name) for layer in layers]
-    exact_cost = _exact(cost.name)
-    m = int(meta["batch_size"])
+    graph = trace.network
+    m = int(trace.meta["batch_size"])
     steps = chosen_steps(trace) if steps is None else steps
     found: Found = {}
-    nan = float("nan")
-
-    def to_float(x: Any) -> float:
-        return nan if x is None else float(x)
-
-    def table(values: list[list[Any]]) -> np.ndarray:
-        return np.array([[to_float(x) for x in row] for row in values])
-
+    cost = graph.cost
     with mpmath.workdps(DIGITS):
         M = mpmath.mpf(m)
         for step in steps:
             v = trace.at(step)
-            mp = lambda a: [[mpmath.mpf(float(x)) for x in row] for row in np.asarray(a, dtype=float)]  # noqa: E731
-            W = {layer.index: mp(v[layer.W]) for layer in layers}
-            b = {layer.index: mp(v[layer.b]) if net.bias else None for layer in layers}
-            Y = mp(v["Y"])
-            A = {0: mp(v["A0"])}
-            Z: dict[int, list[list[Any]]] = {}
-            for layer in layers:
-                l = layer.index
-                Z[l] = _affine(W[l], A[l - 1], b[l])
-                A[l] = [[_evaluate((exact_acts[l - 1].value,), z) for z in row] for row in Z[l]]
-                _keep(found, layer.Z, step, table(Z[l]), v[layer.Z])
-                _keep(found, layer.A, step, table(A[l]), v[layer.A])
-            prediction = Z[last.index] if cost.from_logits else A[last.index]
+            exact: dict[str, np.ndarray] = {name: _exact_array(v[name]) for name in
+                                            [INPUT, TARGET] + graph.parameter_names}
+
+            def leaf(x: Any) -> Any:
+                return exact[x.name] if isinstance(x, Name) else mpmath.mpf(x)
+
+            for node in graph.nodes[:-1]:
+                args = [exact[n] for n in node.inputs]
+                if isinstance(node, Activation):
+                    fn = _exact(node.op)
+                    value = np.vectorize(lambda z: _entry((fn.value,), z), otypes=[object])(args[0])
+                elif isinstance(node, ColumnActivation):
+                    fn = _exact(node.op, args[0].shape[0])
+                    value = np.empty(args[0].shape, dtype=object)
+                    for i in range(args[0].shape[1]):
+                        value[:, i] = _column_entries((fn.value,), *args[0][:, i])
+                else:
+                    value = np.asarray(evaluate(node.expression(*[Name(n) for n in node.inputs + node.params]),
+                                                leaf, exact=True), dtype=object)
+                exact[node.name] = value
+                _keep(found, node.name, step, _floats(value), v[node.name])
+            P, Y = exact[cost.prediction], exact[TARGET]
             if cost.clip:
                 low, high = (mpmath.mpf(c) for c in cost.clip)
-                prediction = [[None if x is None else min(max(x, low), high) for x in row] for row in prediction]
-            terms = [_evaluate((exact_cost.value,), y, x, M) for yr, xr in zip(Y, prediction) for y, x in zip(yr, xr)]
-            total = None if any(t is None for t in terms) else mpmath.fsum(terms)
-            _keep(found, "cost", step, np.array(to_float(total)), np.array(v["cost"]))
-            upstream = [[_evaluate(exact_cost.derivatives, y, x, M) for y, x in zip(yr, xr)]
-                        for yr, xr in zip(Y, prediction)]
-            into = last.dZ if cost.from_logits else last.dA
-            _keep(found, into, step, table(upstream), v[into])
-            for layer in reversed(layers):
-                l = layer.index
-                if layer is not last or not cost.from_logits:
-                    kinks = layer.activation.kinks
-                    local = [[_evaluate(exact_acts[l - 1].derivatives,
-                                        z if _same_side(z, zf, kinks) else mpmath.mpf(zf))
-                              for z, zf in zip(row, frow)] for row, frow in zip(Z[l], np.asarray(v[layer.Z]))]
-                    upstream = [[None if g is None or d is None else g * d for g, d in zip(grow, drow)]
-                                for grow, drow in zip(upstream, local)]
-                    _keep(found, layer.dZ, step, table(upstream), v[layer.dZ])
-                dZ = upstream
-                _keep(found, layer.dW, step, table(_matmul(dZ, _transpose(A[l - 1]))), v[layer.dW])
-                if net.bias:
-                    _keep(found, layer.db, step, table([[_sum(row)] for row in dZ]), v[layer.db])
-                upstream = _matmul(_transpose(W[l]), dZ)
-                _keep(found, layer.dA_prev, step, table(upstream), v[layer.dA_prev])
+                P = np.vectorize(lambda x: x if mpmath.isnan(x) else min(max(x, low), high), otypes=[object])(P)
+            fn = _exact(cost.op, P.shape[0])
+            if cost.elementwise:
+                terms = [_entry((fn.value,), y, x, M) for y, x in zip(Y.ravel(), P.ravel())]
+                upstream = np.array([_entry(fn.derivatives, y, x, M) for y, x in zip(Y.ravel(), P.ravel())],
+                                    dtype=object).reshape(P.shape)
+            else:
+                terms = [_column_entries((fn.value,), *Y[:, i], *P[:, i], M)[0] for i in range(P.shape[1])]
+                upstream = np.empty(P.shape, dtype=object)
+                for i in range(P.shape[1]):
+                    upstream[:, i] = _column_entries(fn.derivatives, *Y[:, i], *P[:, i], M)
+            _keep(found, keys.COST, step, np.array(float(mpmath.fsum(terms))), np.array(v[keys.COST]))
+            grads = {keys.grad(cost.prediction): upstream}
+            _keep(found, keys.grad(cost.prediction), step, _floats(upstream), v[keys.grad(cost.prediction)])
+            for node in reversed(graph.nodes[:-1]):
+                feeds = graph.feeds.get(node.name, ())
+                if len(feeds) > 1:
+                    total = sum(grads[keys.part(node.name, u.name)] for u in feeds)
+                    grads[keys.grad(node.name)] = total
+                    _keep(found, keys.grad(node.name), step, _floats(total), v[keys.grad(node.name)])
+                if node.name not in graph.on_path:
+                    continue
+                g = grads[keys.grad(node.name)]
+                for wrt, target in graph.passes(node.name):
+                    if isinstance(node, Activation):
+                        fn = _exact(node.op)
+                        z, zf = exact[wrt], np.asarray(v[wrt], dtype=float)
+                        local = np.empty(z.shape, dtype=object)
+                        for ix in np.ndindex(z.shape):
+                            point = z[ix] if _same_side(z[ix], zf[ix], node.kinks) else mpmath.mpf(zf[ix])
+                            local[ix] = _entry(fn.derivatives, point)
+                        passed = g * local
+                    elif isinstance(node, ColumnActivation):
+                        n = exact[wrt].shape[0]
+                        fn = _exact(node.op, n)
+                        passed = np.empty(g.shape, dtype=object)
+                        for i in range(g.shape[1]):
+                            J = np.array(_column_entries(fn.derivatives, *exact[wrt][:, i]), dtype=object).reshape(n, n)
+                            passed[:, i] = np.dot(J.T, g[:, i])
+                    else:
+                        exact[keys.grad(node.name)] = g
+                        tree = node.backward_expression(wrt, Name(keys.grad(node.name)), _names(node), {})
+                        passed = np.asarray(evaluate(tree, leaf, exact=True), dtype=object)
+                    grads[target] = passed
+                    _keep(found, target, step, _floats(passed), v[target])
     what = "steps " + ", ".join(map(str, steps))
-    order = [(name, name) for layer in layers for name in (layer.Z, layer.A)] + [("cost", "cost")]
-    order += _backward_order(net)
-    return _comparisons("oracle", order, found, RTOL, ATOL, what,
-                        f"forward and backward pass at {DIGITS} digits (mpmath), each node's derivative by SymPy "
-                        "from its definition")
-
-
-def _sum(values: list[Any]) -> Any:
-    import mpmath
-
-    return None if any(x is None for x in values) else mpmath.fsum(values)
-
-
-def _matmul(a: list[list[Any]], b: list[list[Any]]) -> list[list[Any]]:
-    return [[_sum([a[i][q] * b[q][k] if a[i][q] is not None and b[q][k] is not None else None
-                   for q in range(len(b))]) for k in range(len(b[0]))] for i in range(len(a))]
-
-
-def _transpose(a: list[list[Any]]) -> list[list[Any]]:
-    return [list(col) for col in zip(*a)]
-
-
-def _affine(W: list[list[Any]], A: list[list[Any]], b: list[list[Any]] | None) -> list[list[Any]]:
-    Z = _matmul(W, A)
-    return Z if b is None else [[None if z is None else z + b[j][0] for z in row] for j, row in enumerate(Z)]
+    return _comparisons("oracle", _forward_order(graph) + _backward_order(graph), found, RTOL, ATOL, what,
+                        f"forward and backward pass at {DIGITS} digits (mpmath), each activation's and the cost's "
+                        "derivative by SymPy from its definition")
 
 
 Found = dict[str, dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]]
@@ -774,34 +1091,32 @@ def _comparisons(witness: str, order: list[tuple[str, str]], found: Found,
 
 def finite_difference_checks(trace: Any, steps: list[int] | None = None) -> list[Comparison]:
     """Every gradient at the chosen steps against central differences of the forward pass."""
-    net = trace.network
+    graph = trace.network
     steps = chosen_steps(trace) if steps is None else steps
     found: Found = {}
+    order = [(q, n) for q, n in _backward_order(graph) if trace.names.key(q) and trace.names.key(q).role == keys.GRAD]
     with np.errstate(all="ignore"):
         for step in steps:
             v = trace.at(step)
             params = {p: np.array(v[p], dtype=float) for p in trace.parameter_names}
-            values = {"A0": np.array(v["A0"], dtype=float)}
-            for layer in net.layers:
-                values[layer.Z], values[layer.A] = np.array(v[layer.Z]), np.array(v[layer.A])
-            clipped = _clipped_examples(net, values)
-            for quantity, node in _backward_order(net):
-                target = quantity[1:]
+            values = {INPUT: np.array(v[INPUT], dtype=float), TARGET: np.asarray(v[TARGET], dtype=float)}
+            for node in graph.nodes[:-1]:
+                values[node.name] = np.array(v[node.name])
+            clipped = _clipped_examples(graph, values)
+            for quantity, _ in order:
+                target = trace.names.key(quantity).node
                 if target in params:
-                    blocked = np.full(params[target].shape, clipped.any())
                     base = params[target]
-                    f = lambda: _cost_from(net, params, "A", 0, values["A0"], v["Y"])  # noqa: E731
+                    blocked = np.full(base.shape, clipped.any())
                 else:
                     base = values[target].copy()
                     values[target] = base
                     blocked = np.broadcast_to(clipped, base.shape)
-                    kind, l = target[0], int(target[1:])
-                    f = lambda kind=kind, l=l, base=base: _cost_from(net, params, kind, l, base, v["Y"])  # noqa: E731
+                f = lambda target=target: _cost_from(graph, params, values, target)  # noqa: E731
                 grad, bound = _central(f, base, blocked)
                 _keep(found, quantity, step, grad, v[quantity], bound)
     what = "steps " + ", ".join(map(str, steps))
-    return _comparisons("finite differences", _backward_order(net), found,
-                        FD_RTOL, FD_ATOL, what,
+    return _comparisons("finite differences", order, found, FD_RTOL, FD_ATOL, what,
                         f"central differences of the forward pass, h = {FD_STEP:g}·max(1, |x|)")
 
 
@@ -836,32 +1151,31 @@ def _central(f: Callable[[], tuple[float, bytes]], x: np.ndarray,
     return grad, bound
 
 
-def _cost_from(net: Network, params: dict[str, np.ndarray], kind: str, l: int, start: np.ndarray,
-               Y: np.ndarray) -> tuple[float, bytes]:
-    """The cost computed forward from node A_l or Z_l (with the engine's forward nodes only), and on
-    which side of every kink each node's value lies."""
-    layers = net.layers
+def _cost_from(graph: Graph, params: dict[str, np.ndarray], values: dict[str, np.ndarray],
+               start: str) -> tuple[float, bytes]:
+    """The cost computed forward from `start` (a node's value or a parameter, changed in place), with
+    the engine's forward nodes only, and on which side of every kink each recomputed node's input lies."""
+    changed = {start}
+    now = dict(values)
     sides = []
-    if kind == "Z":
-        Z, A = start, layers[l - 1].activation.forward(start)
-        sides += [np.sign(Z - k).tobytes() for k in layers[l - 1].activation.kinks]
-    else:
-        Z, A = None, start
-    for layer in layers[l:]:
-        Z = layer.linear.forward(params[layer.W], params.get(layer.b), A)
-        A = layer.activation.forward(Z)
-        sides += [np.sign(Z - k).tobytes() for k in layer.activation.kinks]
-    return net.cost.forward(Y, A, Z), b"".join(sides)
+    for node in graph.nodes[:-1]:
+        if not changed.intersection(node.inputs + node.params):
+            continue
+        args = [now[n] for n in node.inputs]
+        now[node.name] = node.forward(args, [params[p] for p in node.params])
+        sides += [np.sign(args[0] - k).tobytes() for k in node.kinks]
+        changed.add(node.name)
+    return graph.cost.cost(now[TARGET], now[graph.prediction]), b"".join(sides)
 
 
-def _clipped_examples(net: Network, values: dict[str, np.ndarray]) -> np.ndarray:
+def _clipped_examples(graph: Graph, values: dict[str, np.ndarray]) -> np.ndarray:
     """Which examples have a prediction the cost node clips (ŷ beyond [1e-15, 1 − 1e-15]).
 
     There the cost uses the clip's value, flat in ŷ, while the gradient is taken at the clip's edge:
     no difference of the cost can find it, so finite differences leave out whatever reaches such ŷ.
     """
-    last = values[net.layers[-1].A]
-    if not net.cost.clip:
-        return np.zeros(last.shape[1], dtype=bool)
-    low, high = net.cost.clip
-    return ((last < low) | (last > high)).any(axis=0)
+    prediction = values[graph.prediction]
+    if not graph.cost.clip:
+        return np.zeros(prediction.shape[1], dtype=bool)
+    low, high = graph.cost.clip
+    return ((prediction < low) | (prediction > high)).any(axis=0)

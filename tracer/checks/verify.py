@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from tracer.engine.chapter import Chapter, Section, chapter_section
+from tracer.engine.nodes import costs
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
@@ -180,11 +181,14 @@ def verify(chapter: Chapter, traces: Traces | Trace | None = None) -> Report:
 
 
 def derivations_used(chapter: Chapter) -> list[str]:
-    """The activations and the cost the chapter uses (and cross-entropy meeting a sigmoid, if it does)."""
-    names = list(dict.fromkeys(layer.activation for layer in chapter.layers))
-    names.append(f"{chapter.cost}_from_logits" if chapter.from_logits else chapter.cost)
-    if chapter.cost == "binary_cross_entropy" and chapter.layers[-1].activation == "sigmoid":
-        names.append("binary_cross_entropy+sigmoid")
+    """The activations and the cost the chapter's graph uses (and the cost meeting the activation it
+    simplifies with, cross-entropy after a sigmoid or a softmax, when it does)."""
+    graph = chapter.network
+    names = list(dict.fromkeys(node.op for node in graph.nodes if node.kind == "activation"))
+    names.append(graph.cost.op)
+    base = costs()[chapter.cost]
+    if base.meets and graph.output.op == base.meets:
+        names.append(f"{chapter.cost}+{base.meets}")
     return names
 
 

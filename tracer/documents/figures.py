@@ -34,10 +34,11 @@ from typing import Any, Iterable
 import numpy as np
 
 from tracer import abbreviation
+from tracer.engine import keys
 from tracer.engine.chapter import Chapter, append_crosses, document_spec
-from tracer.engine.graph import ACTIVATIONS, local_name
+from tracer.engine.keys import COST, INPUT, TARGET
+from tracer.engine.nodes import Linear, activations
 from tracer.engine.trace import Trace
-from tracer.engine.train import build_network
 from tracer.errors import TracerError
 from tracer.output import write_atomic
 from tracer.rounding import format_number, shown_styled
@@ -165,7 +166,7 @@ WORDS = {"Cost"}
 
 def _functions() -> dict[str, tuple[str, str]]:
     """Each activation's glyph as the node gives it, in HTML and LaTeX (a new activation brings its own)."""
-    return {cls.glyph: (cls.glyph, cls.symbol) for cls in ACTIVATIONS.values()}
+    return {cls.glyph: (cls.glyph, cls.symbol) for cls in activations().values()}
 
 
 def _base(name: str) -> tuple[str, str]:
@@ -286,12 +287,14 @@ class Node:
 
     id: str  # the trace's name, with an entry's index in the scalar view: "W1_0_1" is W1[0, 1]
     sym: Sym
-    kind: str  # "input", "target", "parameter", "linear", "activation" or "cost"
+    kind: str  # "input", "target", "parameter", "linear", "activation", "merge" or "cost"
     value: Num | Mat
     gradient: Num | Mat | None = None  # ∂cost/∂(this node); None for data, which gets no gradient
     note: tuple[Item, ...] = ()  # shown under the name, e.g. the activation function or a feature cross
     group: str = ""  # the example a scalar-view node belongs to (drawn in a box per example)
     row: str = ""  # nodes with the same row are drawn side by side (the layer view's W1, Z1, b1)
+    quantity: str = ""  # the trace's name of the value (W1 for the scalar view's W1_0_1)
+    entry: tuple[int, ...] | None = None  # the entry of `quantity` it is (the scalar view), or None
 
 
 @dataclass
@@ -306,6 +309,12 @@ class Graph:
     flipped: set[tuple[str, str]] = field(default_factory=set)
     #: The local-gradient view (`--local`): ∂head/∂tail on each arrow, as the article annotates its graphs.
     local: dict[tuple[str, str], Num | Mat] | None = None
+    #: For each arrow, the graph node of its head (the engine's node that computes it), or "" for none.
+    heads: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def edge(self, tail: str, head: str, node: str = "") -> None:
+        self.edges.append((tail, head))
+        self.heads[(tail, head)] = node
 
     def add(self, node: Node) -> None:
         self.nodes[node.id] = node
@@ -321,7 +330,7 @@ class Graph:
         for node in self.nodes.values():
             out.add(quantity(node))
             if node.gradient is not None:
-                out.add("d" + quantity(node))
+                out.add(keys.grad(quantity(node)))
         return out
 
     def leave_blank(self, quantities: Iterable[str]) -> None:
@@ -336,7 +345,7 @@ class Graph:
         for node in self.nodes.values():
             if quantity(node) in names:
                 node.value = dataclasses.replace(node.value, blank=True)
-            if node.gradient is not None and "d" + quantity(node) in names:
+            if node.gradient is not None and keys.grad(quantity(node)) in names:
                 node.gradient = dataclasses.replace(node.gradient, blank=True)
         if self.local is not None and names:
             self.local = {edge: dataclasses.replace(v, blank=True) for edge, v in self.local.items()}
@@ -389,7 +398,7 @@ class Graph:
 
 def quantity(node: Node) -> str:
     """The trace's name of a node's value: "W1" for the layer view's W1 and the scalar view's W1_0_1."""
-    return node.id.split("_")[0]
+    return node.quantity or node.id
 
 
 def _named(name: Sym | Grad, value: Num | Mat, role: str) -> list[Line]:
@@ -419,39 +428,47 @@ def computational_graph(chapter: Chapter, trace: Trace, step: int, view: str | N
     values = trace.at(step)
     graph = (_scalar_graph if view == "scalar" else _layer_graph)(chapter, trace, values)
     if local:
-        graph.local = local_gradients(chapter, graph, values)
+        graph.local = local_gradients(chapter, graph, values, trace)
     graph.leave_blank(blank)
     return graph
 
 
-def local_gradients(chapter: Chapter, graph: Graph, v: dict[str, Any]) -> dict[tuple[str, str], Num | Mat]:
-    """∂head/∂tail for each arrow, read from the trace: a linear node's are the other input's value
-    (∂z/∂w = a, ∂z/∂a = w; in the layer view A_prevᵀ and Wᵀ, as dW = dZ·A_prevᵀ and dA_prev = Wᵀ·dZ)
-    and 1 for a bias; an activation's is its recorded local gradient; the cost's is its gradient.
-    Data going into the cost (the labels) gets none."""
+def local_gradients(chapter: Chapter, graph: Graph, v: dict[str, Any], trace: Trace) -> dict[tuple[str, str], Num | Mat]:
+    """∂head/∂tail for each arrow, from the head's own local gradients (`shown_locals`, read from the
+    trace): a linear node's are the other input's value (∂z/∂w = a, ∂z/∂a = w; in the layer view A_prevᵀ
+    and Wᵀ, as dW = dZ·A_prevᵀ and dA_prev = Wᵀ·dZ) and 1 for a bias; an activation's its recorded
+    local gradient (a softmax's, its Jacobian: in the layer view the first example's); the cost's is
+    its gradient. Data going into the cost (the labels) gets none."""
+    net = trace.network
     out: dict[tuple[str, str], Num | Mat] = {}
+    shown: dict[str, dict[str, np.ndarray]] = {}
     for tail_id, head_id in graph.edges:
-        tail_name, *ti = tail_id.split("_")
-        head_name, *hi = head_id.split("_")
-        index = lambda name, *idx: (Num(float(v[name][tuple(int(i) for i in idx)]), _places(chapter, name, v[name]))  # noqa: E731
-                                    if idx else Mat(np.asarray(v[name], dtype=float), _places(chapter, name, v[name])))
-        if head_name.startswith("Z"):
-            layer = head_name[1:]
-            if tail_name.startswith("b"):
-                out[(tail_id, head_id)] = Num(1.0, 0)
-            elif tail_name.startswith("W"):  # ∂z_i/∂w_ik = a_k of the example; ∂Z/∂W = A_prevᵀ
-                prev = f"A{int(layer) - 1}"
-                out[(tail_id, head_id)] = (index(prev, ti[1], hi[1]) if ti else
-                                           Mat(np.asarray(v[prev], dtype=float).T, _places(chapter, prev, v[prev])))
-            else:  # an input of the layer: ∂z_i/∂a_k = w_ik; ∂Z/∂A_prev = Wᵀ
-                weights = f"W{layer}"
-                out[(tail_id, head_id)] = (index(weights, hi[0], ti[0]) if ti else
-                                           Mat(np.asarray(v[weights], dtype=float).T, _places(chapter, weights)))
-        elif head_name.startswith("A"):
-            out[(tail_id, head_id)] = index(local_name(head_name, tail_name), *ti)
-        elif head_name == "cost" and tail_name != "Y":
-            out[(tail_id, head_id)] = index("d" + tail_name, *ti)
+        tail, head = graph.nodes[tail_id], graph.nodes[head_id]
+        wrt = quantity(tail)
+        if head.kind == "cost":
+            if tail.kind != "target":
+                out[(tail_id, head_id)] = _entry_of(chapter, keys.grad(wrt), v, tail.entry)
+            continue
+        node = net.node(graph.heads[(tail_id, head_id)])
+        if node.name not in shown:
+            shown[node.name] = node.shown_locals({n: v[n] for n in node.inputs}, {p: v[p] for p in node.params},
+                                                 v[node.name], {w: v[keys.local(node.name, w)] for w in node.locals})
+        local = np.asarray(shown[node.name][wrt], dtype=float)
+        source = node.local_quantity(wrt)
+        places = 0 if source is None else _places(chapter, source, v[source])  # a bias's 1 is whole
+        if tail.entry is None:  # the layer view: the matrix (a Jacobian: the first example's)
+            matrix = local[..., 0] if local.ndim == 3 else local
+            out[(tail_id, head_id)] = Mat(matrix, places)
+            continue
+        out[(tail_id, head_id)] = Num(float(local[node.local_entry(wrt, head.entry, tail.entry)]), places)
     return out
+
+
+def _entry_of(chapter: Chapter, name: str, v: dict[str, Any], entry: tuple[int, ...] | None) -> Num | Mat:
+    value = np.asarray(v[name], dtype=float)
+    if entry is None:
+        return Mat(value, _places(chapter, name, value))
+    return Num(float(value[entry]), _places(chapter, name, value))
 
 
 #: Data written as whole numbers when it is whole, as the documents write it (the article's x₁ = 0, y = 1).
@@ -463,12 +480,6 @@ def _places(chapter: Chapter, name: str, values: Any = None) -> int:
     if name in WHOLE_DATA and values is not None and np.all(np.mod(values, 1) == 0):
         return 0
     return chapter.display.decimals_of(name)
-
-
-def _network(trace: Trace, values: dict[str, Any]) -> tuple[int, list[int], bool, bool]:
-    """(layers, units per layer with the inputs first, has biases, cost from logits)."""
-    units = [values["A0"].shape[0]] + [int(layer["units"]) for layer in trace.meta["layers"]]
-    return trace.n_layers, units, bool(trace.meta["bias"]), bool(trace.meta["from_logits"])
 
 
 def _cross_note(chapter: Chapter, k: int) -> tuple[Item, ...]:
@@ -483,92 +494,114 @@ def _cross_note(chapter: Chapter, k: int) -> tuple[Item, ...]:
 
 
 def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
-    L, units, bias, logits = _network(trace, v)
-    m = v["A0"].shape[1]
-    size = m * (sum(units) * 2 + v["Y"].shape[0]) + sum(a * b + a for a, b in zip(units[1:], units))
+    """One node per input, weight and unit of each example, as Part I of seed 000 draws its network."""
+    net = trace.network
+    drawn = [node for node in net.nodes[:-1] if node.name in net.on_path]
+    m = v[INPUT].shape[1]
+    size = m * (v[INPUT].shape[0] + sum(v[n.name].shape[0] for n in drawn) + v[TARGET].shape[0]) + \
+        sum(int(np.size(v[p])) for p in net.parameter_names)
     if size > MAX_SCALAR_NODES:
         raise TracerError(f"the scalar view of this network at {m} examples would have about {size} nodes; "
                           "use the layer view (--view layer)")
     graph = Graph(Sym("Cost"), "scalar")  # one name for the cost in the graph and the text
-    layer = (lambda l: f"[{l}]") if L > 1 else (lambda l: "")
+    several = len(net.linear) > 1
     example = (lambda j: f"({j + 1})") if m > 1 else (lambda j: "")
     group = (lambda j: str(j + 1)) if m > 1 else (lambda j: "")
     unit = lambda i, n: str(i + 1) if n > 1 else ""  # noqa: E731
-    # Z₁, A₁, b₁ as in the text (an entry's row after a comma when the layer has several units)
-    entry = lambda l, i, n: f"{l},{i + 1}" if n > 1 else str(l)  # noqa: E731
-    num = lambda name, array, *index: Num(float(array[index]), _places(chapter, name, array))  # noqa: E731
-    grad = lambda name, *index: num("d" + name, v["d" + name], *index)  # noqa: E731
+    # Z₁, A₁, b₁ as in the text (an entry's row after a comma when the node has several units)
+    entry = lambda l, i, n: f"{l},{i + 1}" if n > 1 and l else (str(i + 1) if n > 1 else l)  # noqa: E731
+    num = lambda name, *index: Num(float(v[name][index]), _places(chapter, name, v[name]))  # noqa: E731
+
+    def ident(name: str, *index: int) -> str:
+        return "_".join([name, *map(str, index)])
+
+    def add(name: str, sym: Sym, kind: str, index: tuple[int, ...], grad: bool = True, **more: Any) -> None:
+        gradient = num(keys.grad(name), *index) if grad and keys.grad(name) in v else None
+        graph.add(Node(ident(name, *index), sym, kind, num(name, *index), gradient, quantity=name, entry=index,
+                       **more))
 
     for j in range(m):
-        for k in range(units[0]):
-            graph.add(Node(f"A0_{k}_{j}", Sym("x", str(k + 1), example(j)), "input", num("A0", v["A0"], k, j),
-                           note=_cross_note(chapter, k), group=group(j)))
-    for l in range(1, L + 1):
-        n, n_prev = units[l], units[l - 1]
-        last = l == L
-        for i in range(n):
-            for k in range(n_prev):
-                sub = f"{k + 1}" if n == 1 else (f"{i + 1}{k + 1}" if max(n, n_prev) < 10 else f"{i + 1},{k + 1}")
-                graph.add(Node(f"W{l}_{i}_{k}", Sym("w", sub, layer(l)), "parameter",
-                               num(f"W{l}", v[f"W{l}"], i, k), grad(f"W{l}", i, k)))
-            if bias:
-                graph.add(Node(f"b{l}_{i}_0", Sym("b", entry(l, i, n)), "parameter",
-                               num(f"b{l}", v[f"b{l}"], i, 0), grad(f"b{l}", i, 0)))
+        for k in range(v[INPUT].shape[0]):
+            add(INPUT, Sym("x", str(k + 1), example(j)), "input", (k, j), grad=False, note=_cross_note(chapter, k),
+                group=group(j))
+    for node in drawn:
+        stem, label = keys.stem_and_index(node.name)
+        n = v[node.name].shape[0]
+        if isinstance(node, Linear):
+            n_prev = v[node.inputs[0]].shape[0]
+            tag = f"[{label}]" if several else ""
+            for i in range(n):
+                for k in range(n_prev):
+                    sub = f"{k + 1}" if n == 1 else (f"{i + 1}{k + 1}" if max(n, n_prev) < 10 else f"{i + 1},{k + 1}")
+                    add(node.W, Sym("w", sub, tag), "parameter", (i, k))
+                if node.b:
+                    add(node.b, Sym("b", entry(label, i, n)), "parameter", (i, 0))
+        kind = "linear" if isinstance(node, Linear) else node.kind
+        note = (Sym(node.glyph),) if node.kind == "activation" else ()
         for j in range(m):
             for i in range(n):
-                z, a = f"Z{l}_{i}_{j}", f"A{l}_{i}_{j}"
-                graph.add(Node(z, Sym("Z", entry(l, i, n), example(j)), "linear", num(f"Z{l}", v[f"Z{l}"], i, j),
-                               grad(f"Z{l}", i, j), group=group(j)))
-                for k in range(n_prev):
-                    graph.edges += [(f"A{l - 1}_{k}_{j}", z), (f"W{l}_{i}_{k}", z)]
-                if bias:
-                    graph.edges.append((f"b{l}_{i}_0", z))
-                if last and logits:
-                    graph.edges.append((z, "cost"))
-                    continue
-                gradient = grad(f"A{l}", i, j) if f"dA{l}" in v else None
-                graph.add(Node(a, Sym("A", entry(l, i, n), example(j)),
-                               "activation", num(f"A{l}", v[f"A{l}"], i, j), gradient,
-                               note=(Sym(ACTIVATIONS[trace.meta["layers"][l - 1]["activation"]].glyph),),
-                               group=group(j)))
-                graph.edges.append((z, a))
-                if last:
-                    graph.edges.append((a, "cost"))
-            if last:  # the example's labels, beside its predictions
-                for o in range(v["Y"].shape[0]):
-                    graph.add(Node(f"Y_{o}_{j}", Sym("y", unit(o, v["Y"].shape[0]), example(j)), "target",
-                                   num("Y", v["Y"], o, j), group=group(j)))
-                    graph.edges.append((f"Y_{o}_{j}", "cost"))
-    graph.add(Node("cost", graph.cost, "cost", Num(v["cost"], _places(chapter, "cost"))))
+                add(node.name, Sym(stem, entry(label, i, n), example(j)), kind, (i, j), note=note, group=group(j))
+                head = ident(node.name, i, j)
+                if isinstance(node, Linear):
+                    for k in range(v[node.inputs[0]].shape[0]):
+                        graph.edge(ident(node.inputs[0], k, j), head, node.name)
+                        graph.edge(ident(node.W, i, k), head, node.name)
+                    if node.b:
+                        graph.edge(ident(node.b, i, 0), head, node.name)
+                elif node.elementwise or node.kind == "merge":
+                    for name in node.inputs:
+                        graph.edge(ident(name, i, j), head, node.name)
+                else:  # each output of a column-wise node reads its example's whole column
+                    for name in node.inputs:
+                        for k in range(v[name].shape[0]):
+                            graph.edge(ident(name, k, j), head, node.name)
+    prediction = net.prediction
+    for j in range(m):
+        for i in range(v[prediction].shape[0]):
+            graph.edge(ident(prediction, i, j), COST)
+        for o in range(v[TARGET].shape[0]):  # the example's labels, beside its predictions
+            add(TARGET, Sym("y", unit(o, v[TARGET].shape[0]), example(j)), "target", (o, j), grad=False,
+                group=group(j))
+            graph.edge(ident(TARGET, o, j), COST)
+    graph.add(Node(COST, graph.cost, "cost", Num(v[COST], _places(chapter, COST)), quantity=COST))
     return graph
 
 
 def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
+    """One node per matrix (X, W1, b1, Z1, A1, …), as the article's vectorized part draws it."""
     net = trace.network
     graph = Graph(Sym("Cost"), "layer")
-    mat = lambda name: Mat(np.asarray(v[name], dtype=float), _places(chapter, name, v[name]))  # noqa: E731
-    graph.add(Node("A0", Sym("X"), "input", mat("A0")))
-    previous = "A0"
-    for layer in net.layers:
-        l = str(layer.index)
-        row = f"layer {l}"  # W_l → Z_l ← b_l side by side, the layers running down the page
-        graph.add(Node(layer.W, Sym("W", l), "parameter", mat(layer.W), mat(layer.dW), row=row))
-        graph.add(Node(layer.Z, Sym("Z", l), "linear", mat(layer.Z), mat(layer.dZ), row=row))
-        graph.edges += [(previous, layer.Z), (layer.W, layer.Z)]
-        if net.bias:
-            graph.add(Node(layer.b, Sym("b", l), "parameter", mat(layer.b), mat(layer.db), row=row))
-            graph.edges.append((layer.b, layer.Z))
-            graph.flipped.add((layer.b, layer.Z))
-        if layer is net.layers[-1] and net.cost.from_logits:
-            previous = layer.Z
-            break
-        graph.add(Node(layer.A, Sym("A", l), "activation", mat(layer.A),
-                       mat(layer.dA) if layer.dA in v else None, note=(Sym(layer.activation.glyph),)))
-        graph.edges.append((layer.Z, layer.A))
-        previous = layer.A
-    graph.add(Node("Y", Sym("Y"), "target", mat("Y")))
-    graph.edges += [(previous, "cost"), ("Y", "cost")]
-    graph.add(Node("cost", graph.cost, "cost", Num(v["cost"], _places(chapter, "cost"))))
+
+    def mat(name: str) -> Mat | None:
+        return Mat(np.asarray(v[name], dtype=float), _places(chapter, name, v[name])) if name in v else None
+
+    def add(name: str, kind: str, **more: Any) -> None:
+        sym = Sym("X") if name == INPUT else Sym("Y") if name == TARGET else Sym(*keys.stem_and_index(name))
+        gradient = mat(keys.grad(name)) if kind not in ("input", "target") else None
+        graph.add(Node(name, sym, kind, mat(name), gradient, quantity=name, **more))
+
+    add(INPUT, "input")
+    for node in net.nodes[:-1]:
+        if node.name not in net.on_path:  # the sigmoid a cost from logits does without
+            continue
+        if isinstance(node, Linear):
+            row = f"row {node.name}"  # W_l → Z_l ← b_l side by side, the layers running down the page
+            add(node.W, "parameter", row=row)
+            add(node.name, "linear", row=row)
+            graph.edge(node.inputs[0], node.name, node.name)
+            graph.edge(node.W, node.name, node.name)
+            if node.b:
+                add(node.b, "parameter", row=row)
+                graph.edge(node.b, node.name, node.name)
+                graph.flipped.add((node.b, node.name))
+            continue
+        add(node.name, node.kind, note=(Sym(node.glyph),) if node.kind == "activation" else ())
+        for name in node.inputs:
+            graph.edge(name, node.name, node.name)
+    add(TARGET, "target")
+    graph.edge(net.prediction, COST)
+    graph.edge(TARGET, COST)
+    graph.add(Node(COST, graph.cost, "cost", Num(v[COST], _places(chapter, COST)), quantity=COST))
     return graph
 
 
@@ -579,7 +612,7 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
 RANKDIR = "TB"
 
 SHAPES = {"input": "box", "target": "box", "parameter": "box", "linear": "circle", "activation": "circle",
-          "cost": "ellipse"}
+          "merge": "circle", "cost": "ellipse"}
 
 
 def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
@@ -1089,20 +1122,21 @@ def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg", scale: str 
 
 
 def has_boundary(chapter: Chapter) -> bool:
-    """A decision boundary is drawn over two input features and one output."""
-    return chapter.n_features == 2 and chapter.Y.shape[0] == 1
+    """A decision boundary is drawn over two input features: one output (a threshold) or one per class."""
+    return chapter.n_features == 2
 
 
 def boundary_grid(chapter: Chapter, trace: Trace, n: int = GRID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x₁ values, x₂ values, ŷ on the n × n grid) for the trained network over the input square.
+    """(x₁ values, x₂ values, ŷ on the n × n grid: outputs × n × n) for the trained network over the
+    input square.
 
     The square is the data's range widened by half its span on each side. The grid goes through the
-    chapter's own network (build_network, Network.forward) with its feature crosses appended, as the
-    chapter appends them to X.
+    chapter's own graph (Graph.forward) with its feature crosses appended, as the chapter appends them
+    to X.
     """
     if not has_boundary(chapter):
-        raise TracerError(f"{chapter.name}: a decision boundary needs 2 input features and 1 output; this "
-                          f"chapter has {chapter.n_features} input features and {chapter.Y.shape[0]} output(s)")
+        raise TracerError(f"{chapter.name}: a decision boundary needs 2 input features; this chapter has "
+                          f"{chapter.n_features}")
     X = trace.X[:2]
     low, high = X.min(axis=1), X.max(axis=1)
     span = np.where(high > low, high - low, 1.0)
@@ -1110,14 +1144,12 @@ def boundary_grid(chapter: Chapter, trace: Trace, n: int = GRID) -> tuple[np.nda
     x2 = np.linspace(low[1] - span[1] / 2, high[1] + span[1] / 2, n)
     g1, g2 = np.meshgrid(x1, x2)
     A0 = append_crosses(np.vstack([g1.ravel(), g2.ravel()]), chapter.feature_crosses)
-    net = build_network(chapter)
-    out = {name: np.empty(shape) for name, shape in net.shapes(A0.shape[0], A0.shape[1]).items()}
-    for layer in net.layers:
-        out.setdefault(layer.Z, np.empty((layer.units, A0.shape[1])))
-        out.setdefault(layer.A, np.empty((layer.units, A0.shape[1])))
+    net = chapter.network
+    out = {name: np.empty(shape) for name, shape in net.value_shapes(A0.shape[0], A0.shape[1]).items()}
     with np.errstate(all="ignore"):
         net.forward(trace.final, A0, out)
-    return x1, x2, out[net.layers[-1].A][0].reshape(n, n)
+    yhat = out[net.output.name]
+    return x1, x2, yhat.reshape(yhat.shape[0], n, n)
 
 
 def _ticks(axis: np.ndarray) -> np.ndarray:
@@ -1136,19 +1168,49 @@ def decision_boundary(chapter: Chapter, trace: Trace, shaded: bool = False, fmt:
     return decision_boundaries(chapter, trace, fmt)[shaded]
 
 
+#: Okabe–Ito colours for the classes after the first two (blue, vermillion), and the markers of the classes.
+CLASS_COLOURS = (FORWARD, BACKWARD, "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+CLASS_TINTS = (REGION_1, REGION_0, "#B3E0D2", "#F7DDA6", "#EBC9DC", "#C7E4F6", "#FAF5C2", "#D9D9D9")
+CLASS_MARKERS = ("X", "o", "^", "s", "D", "v", "P", "*")
+
+
 def decision_boundaries(chapter: Chapter, trace: Trace, fmt: str = "svg") -> dict[bool, bytes]:
-    """{False: the plain boundary, True: the same with the two regions shaded}, drawn once and saved twice."""
+    """{False: the plain boundary, True: the same with the regions shaded}, drawn once and saved twice.
+    One output: the line where ŷ crosses halfway between the labels; one output per class: the lines
+    between the regions where each class has the largest ŷ."""
+    x1, x2, yhat = boundary_grid(chapter, trace)
+    if yhat.shape[0] > 1:
+        return _class_regions(chapter, trace, x1, x2, yhat, fmt)
+    return _two_regions(chapter, trace, x1, x2, yhat[0], fmt)
+
+
+def _axes(x1: np.ndarray, x2: np.ndarray) -> tuple[Any, Any]:
+    fig = _figure(5.4, 3.6)
+    fig.subplots_adjust(left=0.1, right=0.64, bottom=0.13, top=0.97)
+    ax = fig.add_subplot()
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    ax.set_xlim(x1[0], x1[-1])
+    ax.set_ylim(x2[0], x2[-1])
+    ax.set_xticks(_ticks(x1))  # few ticks: cleaner, and text is most of a figure's drawing time
+    ax.set_yticks(_ticks(x2))
+    ax.set_aspect("equal")
+    return fig, ax
+
+
+_LEGEND = dict(loc="upper left", bbox_to_anchor=(1.03, 1.0), frameon=False, fontsize=9)
+
+
+def _two_regions(chapter: Chapter, trace: Trace, x1: np.ndarray, x2: np.ndarray, yhat: np.ndarray,
+                 fmt: str) -> dict[bool, bytes]:
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    x1, x2, yhat = boundary_grid(chapter, trace)
     cut = threshold(trace)
     low, high = format_number(float(trace.Y.min()), 0), format_number(float(trace.Y.max()), 0)
-    level = format_number(cut, _places(chapter, trace.network.layers[-1].A), style="unicode")
-    fig = _figure(5.4, 3.6)
-    fig.subplots_adjust(left=0.1, right=0.64, bottom=0.13, top=0.97)
-    ax = fig.add_subplot()
+    level = format_number(cut, _places(chapter, trace.network.output.name), style="unicode")
+    fig, ax = _axes(x1, x2)
     if yhat.min() < cut < yhat.max():
         ax.contour(x1, x2, yhat, levels=[cut], colors="black", linewidths=1.5)
     X, Y = trace.X[:2], trace.Y[0]
@@ -1157,22 +1219,47 @@ def decision_boundaries(chapter: Chapter, trace: Trace, fmt: str = "svg") -> dic
                label=f"y = {high}", zorder=3)
     ax.scatter(X[0, zeros], X[1, zeros], marker="o", s=70, color=BACKWARD, edgecolors="black", linewidths=0.6,
                label=f"y = {low}", zorder=3)
-    ax.set_xlabel("x₁")
-    ax.set_ylabel("x₂")
-    ax.set_xlim(x1[0], x1[-1])
-    ax.set_ylim(x2[0], x2[-1])
-    ax.set_xticks(_ticks(x1))  # few ticks: cleaner, and text is most of a figure's drawing time
-    ax.set_yticks(_ticks(x2))
-    ax.set_aspect("equal")
     handles = ax.get_legend_handles_labels()[0] + [Line2D([], [], color="black", linewidth=1.5, label=f"ŷ = {level}")]
-    legend = dict(loc="upper left", bbox_to_anchor=(1.03, 1.0), frameon=False, fontsize=9)
-    ax.legend(handles=handles, **legend)
+    ax.legend(handles=handles, **_LEGEND)
     figures = {False: _save(fig, fmt)}
     ax.imshow(yhat >= cut, origin="lower", extent=(x1[0], x1[-1], x2[0], x2[-1]), interpolation="none",
               cmap=ListedColormap([REGION_0, REGION_1]), vmin=0, vmax=1, zorder=0)
     handles += [Patch(color=REGION_1, label=f"ŷ ≥ {level}: {high}"),
                 Patch(color=REGION_0, label=f"ŷ < {level}: {low}")]
-    ax.legend(handles=handles, **legend)
+    ax.legend(handles=handles, **_LEGEND)
+    figures[True] = _save(fig, fmt)
+    return figures
+
+
+def _class_regions(chapter: Chapter, trace: Trace, x1: np.ndarray, x2: np.ndarray, yhat: np.ndarray,
+                   fmt: str) -> dict[bool, bytes]:
+    """Each class's region (where its ŷ is the largest), its training points by marker and colour."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    k = yhat.shape[0]
+    if k > len(CLASS_COLOURS):
+        raise TracerError(f"{chapter.name}: a decision boundary draws at most {len(CLASS_COLOURS)} classes; "
+                          f"this network has {k} outputs")
+    winner = yhat.argmax(axis=0)
+    fig, ax = _axes(x1, x2)
+    present = sorted(set(np.unique(winner).tolist()))
+    if len(present) > 1:
+        ax.contour(x1, x2, winner, levels=[c + 0.5 for c in range(k - 1)], colors="black", linewidths=1.5)
+    X, labels = trace.X[:2], trace.Y.argmax(axis=0)
+    for c in range(k):
+        mine = labels == c
+        ax.scatter(X[0, mine], X[1, mine], marker=CLASS_MARKERS[c], s=80, color=CLASS_COLOURS[c], edgecolors="black",
+                   linewidths=0.6, label=f"class {c + 1}", zorder=3)
+    handles = ax.get_legend_handles_labels()[0] + [Line2D([], [], color="black", linewidth=1.5,
+                                                          label="where the largest ŷ changes")]
+    ax.legend(handles=handles, **_LEGEND)
+    figures = {False: _save(fig, fmt)}
+    ax.imshow(winner, origin="lower", extent=(x1[0], x1[-1], x2[0], x2[-1]), interpolation="none",
+              cmap=ListedColormap(list(CLASS_TINTS[:k])), vmin=-0.5, vmax=k - 0.5, zorder=0)
+    handles += [Patch(color=CLASS_TINTS[c], label=f"ŷ picks class {c + 1}") for c in range(k)]
+    ax.legend(handles=handles, **_LEGEND)
     figures[True] = _save(fig, fmt)
     return figures
 

@@ -28,20 +28,21 @@ from tracer.abbreviation import LIMIT as ABBREVIATE_PAST  # past this many rows,
 from tracer.checks.formulas import parse_expression, reader_latex
 from tracer.checks.symbolic import derivation
 from tracer.checks.verify import article_citation, article_figures, article_formulas, derivations_used
+from tracer.engine import keys
 from tracer.engine.chapter import Chapter, document_spec
-from tracer.engine.graph import ACTIVATIONS, COSTS, Layer, fill
+from tracer.engine.keys import COST, INPUT
+from tracer.engine.nodes import NODES, Linear, Node, Worked, fill
 from tracer.engine.optimizers import DEFAULTS, HYPER_SYMBOL, OPTIMIZERS
-from tracer.engine.trace import AFTER, Trace
-from tracer.engine.train import Traces, build_network
+from tracer.engine.trace import Trace
+from tracer.engine.train import Traces
 from tracer.errors import TracerError
+from tracer.operations import NAMES as OPS
+from tracer.operations import evaluate as evaluate_tree
 from tracer.rounding import format_number, shown, shown_array
 
 FORMAT = "tracer-document/1"
 #: Data quantities written as whole numbers when they are whole (the article's x₁ = 0, y = 1).
 EXACT_DATA = ("A0", "X", "Y")
-#: Operation names of an expression tree (README "The document model" says what each does).
-OPS = ("add", "sub", "mul", "matmul", "div", "neg", "sum", "transpose", "exp", "log", "sqrt", "square",
-       "pow", "sigmoid", "relu", "tanh", "max", "abs", "heaviside")
 #: More guard digits than this on an operand and the line is left as it is (the audit would say so).
 MAX_GUARD = 8
 #: A local gradient below this is a saturated unit (the commentary says so).
@@ -63,8 +64,12 @@ class Line:
     expression: Any
     result: Any
     #: Where each trace value sits in `expression`: {"quantity", "path" (argument indices from the
-    #: root), "index" (the entry, when the leaf is one entry of the quantity)}.
+    #: root), "index" (the entry, when the leaf is one entry of the quantity; null in a place: all of it)}.
     operands: tuple[dict[str, Any], ...] = ()
+    #: The part of `quantity` the result is (null in a place: all of it; [null, 2] is example 3's column).
+    part: tuple[int | None, ...] | None = None
+    #: The expression with its inner operations worked out one level at a time, each equal to the result.
+    stages: tuple[Any, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -77,7 +82,7 @@ class Comment:
     step: int
     node: str
     kind: str  # "zero-input", "bias-sum", "dimensions", "relu-at-zero", "saturated", "adam-first-step",
-    #            "natural-log", "big-matrix" or "author" (a chapter's [[document.notes]])
+    #            "natural-log", "big-matrix", "paths", "column-jacobian" or "author" ([[document.notes]])
     text: str
 
 
@@ -194,7 +199,7 @@ class Operand:
     quantity: str
     value: Any
     exact: bool = False  # data and constants: whole numbers stay whole, no guard digits
-    index: tuple[int, ...] | None = None  # the entry of `quantity` this is, when it is one entry
+    index: tuple[int | None, ...] | None = None  # the entry (or column …) of `quantity` this is; None: all
 
 
 def printed(value: Any, quantity: str, decimals: int, guard: int = 0, exact: bool = False) -> Any:
@@ -232,7 +237,8 @@ def _operands(tree: Any, path: tuple[int, ...] = ()) -> list[dict[str, Any]]:
     """Where each Operand sits in `tree` (see Line.operands)."""
     if isinstance(tree, Operand):
         ref = {"quantity": tree.quantity, "path": list(path)}
-        return [ref | {"index": [int(i) for i in tree.index]}] if tree.index is not None else [ref]
+        return [ref | {"index": [None if i is None else int(i) for i in tree.index]}] if tree.index is not None \
+            else [ref]
     if isinstance(tree, dict):
         return [r for i, a in enumerate(tree["args"]) for r in _operands(a, path + (i,))]
     return []
@@ -241,40 +247,10 @@ def _operands(tree: Any, path: tuple[int, ...] = ()) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- evaluating a line
 
 
-def _leaf(value: Any) -> np.ndarray | float:
-    if isinstance(value, str):
-        return float(value)
-    return np.array(value, dtype=float)
-
-
 def evaluate(tree: Any) -> Any:
     """The value of an expression tree of printed numbers (NumPy semantics; see README)."""
     with np.errstate(all="ignore"):  # a diverging run's figures (1e30 weights) overflow quietly to inf
-        return _evaluate(tree)
-
-
-def _evaluate(tree: Any) -> Any:
-    if not isinstance(tree, dict):
-        return _leaf(tree)
-    args = [_evaluate(a) for a in tree["args"]]
-    name = tree["op"]
-    if name == "add":
-        total = args[0]
-        for a in args[1:]:
-            total = total + a
-        return total
-    if name == "sum":
-        axis = tree.get("axis")
-        return np.sum(args[0], axis=axis, keepdims=axis is not None)
-    unary = {"neg": np.negative, "transpose": np.transpose, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-             "square": np.square, "tanh": np.tanh, "abs": np.abs,
-             "sigmoid": lambda z: 1 / (1 + np.exp(-z)), "relu": lambda z: np.maximum(z, 0.0),
-             "heaviside": lambda z: np.heaviside(z, 0.0)}
-    if name in unary:
-        return unary[name](args[0])
-    binary = {"sub": np.subtract, "mul": np.multiply, "matmul": np.matmul, "div": np.divide, "pow": np.power,
-              "max": np.maximum}
-    return binary[name](*args)
+        return evaluate_tree(tree)
 
 
 def reproduces(expression: Any, result: Any) -> bool:
@@ -301,144 +277,94 @@ def reproduces(expression: Any, result: Any) -> bool:
 # --------------------------------------------------------------------------- symbols
 
 
-def symbol(quantity: str) -> str:
+def symbol(quantity: str, names: keys.Names | None = None) -> str:
     """The maths symbol of a trace quantity: W1 → W_{1}, dW1 → ∂Cost/∂W_{1}, dA1_dZ1 → ∂A_{1}/∂Z_{1}."""
-    quantity = quantity.removesuffix(AFTER)
-    if quantity == "cost":
-        return r"\mathrm{Cost}"
-    if quantity.startswith("d") and "_d" in quantity:
-        of, wrt = quantity[1:].split("_d", 1)
-        return rf"\frac{{\partial {symbol(of)}}}{{\partial {symbol(wrt)}}}"
-    if quantity.startswith("d") and quantity[1:2].isalpha():
-        return rf"\frac{{\partial \mathrm{{Cost}}}}{{\partial {symbol(quantity[1:])}}}"
-    stem = quantity.rstrip("0123456789")
-    index = quantity[len(stem):]
-    return f"{stem}_{{{index}}}" if index else stem
+    return keys.symbol(quantity, names)
 
 
 # --------------------------------------------------------------------------- building the model
 
 
 class _Builder:
-    """Writes the lines and commentary of one chapter's shown steps from its hand-carried trace."""
+    """Writes the lines and commentary of one chapter's shown steps from its hand-carried trace, each
+    node writing its own lines (tracer.engine.nodes: `worked_forward`, `worked_backward`)."""
 
     def __init__(self, chapter: Chapter, hand: Trace):
         self.chapter, self.hand = chapter, hand
         self.display = chapter.display
-        self.net = build_network(chapter)
-        self.cost = self.net.cost
+        self.graph = chapter.network
+        self.names = self.graph.names()
+        self.cost = self.graph.cost
         self.optimizer = OPTIMIZERS[chapter.optimizer](chapter.learning_rate, **chapter.hyper)
-        self.scalar: dict[int, tuple[Layer, str]] = {}  # layers in the article's scalar form, their input letter
+        self.scalar: dict[str, tuple[Linear, str]] = {}  # linear nodes in the article's scalar form, their input letter
 
     def decimals(self, quantity: str) -> int:
-        return self.display.decimals_of(quantity.removesuffix(AFTER))
+        return self.display.decimals_of(keys.before_update(quantity))
+
+    def symbol(self, quantity: str) -> str:
+        return keys.symbol(quantity, self.names)
 
     def line(self, step: int, phase: str, node: str, quantity: str, formula: str, tree: Any, value: Any,
-             whole: bool = False) -> Line:
+             whole: bool = False, part: tuple[int | None, ...] | None = None, stages: bool = False) -> Line:
         """A line whose operands carry as few guard digits as make it reproduce its printed result
-        (`whole`: a result that is whole by definition, e.g. an indicator, printed as 0 and 1)."""
+        (`whole`: a result that is whole by definition, e.g. an indicator, printed as 0 and 1;
+        `stages`: its inner operations worked out level by level, each stage reproducing the result)."""
+        if part is not None:
+            value = np.asarray(value)[_index(part)]
         result = printed(value, quantity, self.decimals(quantity), exact=whole or quantity in EXACT_DATA)
         expression = _print_tree(tree, self.decimals, 0)
         for guard in range(1, MAX_GUARD + 1):
             if reproduces(expression, result):
                 break
             expression = _print_tree(tree, self.decimals, guard)
-        return Line(step, phase, node, quantity, formula, expression, result, tuple(_operands(tree)))
+        worked = _stages(expression, result, self.decimals(quantity)) if stages else ()
+        return Line(step, phase, node, quantity, _scalar(formula, value), expression, result,
+                    tuple(_operands(tree)), part, worked)
+
+    def lines(self, step: int, phase: str, node: str, worked: list[Worked], v: dict[str, Any]) -> list[Line]:
+        out = []
+        for w in worked:
+            if w.form == "scalar":
+                self.scalar[node] = (self.graph.node(node), "x" if self.graph.node(node).inputs[0] == INPUT else "a")
+            out.append(self.line(step, phase, node, w.quantity, w.formula, w.tree, v[w.quantity], w.whole, w.part,
+                                 w.stages))
+        return out
 
     # ----------------------------------------------------------------- forward and cost
 
     def forward(self, step: int, v: dict[str, Any]) -> list[Line]:
-        lines = []
-        bias = self.chapter.bias
-        for layer in self.net.layers:
-            W, P = v[layer.W], v[layer.A_prev]
-            if W.shape[0] == 1 and P.shape[1] == 1:  # one unit, one example: the article's scalar form
-                x = "x" if layer.index == 1 else "a"
-                self.scalar[layer.index] = (layer, x)
-                formula = f"{symbol(layer.Z)} = " + " + ".join(
-                    [f"w_{{{j}}} {x}_{{{j}}}" for j in range(1, W.shape[1] + 1)] + ([symbol(layer.b)] if bias else []))
-                terms = [_op("mul", Operand(layer.W, w, index=(0, j)), Operand(layer.A_prev, a, index=(j, 0)))
-                         for j, (w, a) in enumerate(zip(W[0], P[:, 0]))]
-                tree = _op("add", *terms, *([Operand(layer.b, v[layer.b][0, 0], index=(0, 0))] if bias else []))
-            else:
-                formula = f"{symbol(layer.Z)} = {symbol(layer.W)} {symbol(layer.A_prev)}" + (
-                    f" + {symbol(layer.b)}" if bias else "")
-                tree = _op("matmul", Operand(layer.W, W), Operand(layer.A_prev, P))
-                if bias:
-                    tree = _op("add", tree, Operand(layer.b, v[layer.b]))
-            lines.append(self.line(step, "forward", layer.Z, layer.Z, formula, tree, v[layer.Z]))
-            act = layer.activation
-            tree = act.expression(Operand(layer.Z, v[layer.Z]))
-            if isinstance(tree, dict):
-                lines.append(self.line(step, "forward", layer.A, layer.A,
-                                       rf"{symbol(layer.A)} = {act.symbol}\left({symbol(layer.Z)}\right)",
-                                       tree, v[layer.A]))
-        return lines
+        sheet = _Sheet(self, v)
+        return [line for node in self.graph.nodes[:-1]
+                for line in self.lines(step, "forward", node.name, node.worked_forward(sheet), v)]
 
     def cost_line(self, step: int, v: dict[str, Any]) -> Line:
-        last = self.net.layers[-1]
-        A, Z, Y = v[last.A], v[last.Z], v["Y"]
-        where = [tuple(int(i) for i in np.unravel_index(k, A.shape)) for k in range(A.size)]
-        terms = [self.cost.term(Operand("Y", y, index=i), Operand(last.A, a, index=i), Operand(last.Z, z, index=i))
-                 for y, a, z, i in zip(Y.ravel(), A.ravel(), Z.ravel(), where)]
-        body = terms[0] if len(terms) == 1 else _op("add", *terms)
-        scale = self.cost.scale(self.hand.meta["batch_size"])
-        tree = body if scale is None else _op("mul", scale, body)
-        return self.line(step, "cost", "cost", "cost", type(self.cost).formula, tree, v["cost"])
+        output, logits = self._ends()
+        w = self.cost.worked_cost(_Sheet(self, v), output, logits)
+        return self.line(step, "cost", COST, COST, w.formula, w.tree, v[COST])
+
+    def _ends(self) -> tuple[str, str]:
+        """The prediction ŷ (the last node before the cost) and what it was computed from (its logits)."""
+        output = self.graph.output
+        return output.name, output.inputs[0]
 
     # ----------------------------------------------------------------- backward
 
     def backward(self, step: int, v: dict[str, Any]) -> list[Line]:
-        last = self.net.layers[-1]
-        m = self.hand.meta["batch_size"]
-        into = last.dZ if self.cost.from_logits else last.dA
-        cost_cls = type(self.cost)
-        formula = _scalar(f"{symbol(into)} = " + fill(cost_cls.gradient_tex, A=symbol(last.A), Z=symbol(last.Z),
-                                                      Y="Y", m="m"), v[last.A])
-        tree = self.cost.gradient_expression(Operand("Y", v["Y"]), Operand(last.A, v[last.A]),
-                                             Operand(last.Z, v[last.Z]), m)
-        lines = [self.line(step, "backward", "cost", into, formula, tree, v[into])]
-        for layer in reversed(self.net.layers):
-            if not (self.cost.from_logits and layer is last):
-                lines += self._activation(step, v, layer)
-            lines += self._linear(step, v, layer)
+        sheet = _Sheet(self, v)
+        output, logits = self._ends()
+        w = self.cost.worked_gradient(sheet, output, logits)
+        lines = [self.line(step, "backward", COST, w.quantity, w.formula, w.tree, v[w.quantity])]
+        for node in reversed(self.graph.nodes[:-1]):
+            feeds = self.graph.feeds.get(node.name, [])
+            if len(feeds) > 1:  # the article's rule: the gradients from every path, summed
+                parts = [keys.part(node.name, u.name) for u in feeds]
+                grad = keys.grad(node.name)
+                lines.append(self.line(step, "backward", node.name, grad,
+                                       f"{self.symbol(grad)} = " + " + ".join(self.symbol(q) for q in parts),
+                                       _op("add", *[Operand(q, v[q]) for q in parts]), v[grad]))
+            if node.name in self.graph.on_path:
+                lines += self.lines(step, "backward", node.name, node.worked_backward(sheet), v)
         return lines
-
-    def _activation(self, step: int, v: dict[str, Any], layer: Layer) -> list[Line]:
-        act, local = layer.activation, layer.local
-        out = []
-        tree = act.local_expression(Operand(layer.Z, v[layer.Z]), Operand(layer.A, v[layer.A]))
-        indicator = isinstance(tree, dict) and tree["op"] == "heaviside"  # 0 or 1 by definition
-        if tree is not None:
-            formula = _scalar(f"{symbol(local)} = " + fill(act.gradient_tex, A=symbol(layer.A), Z=symbol(layer.Z)),
-                              v[layer.A])
-            out.append(self.line(step, "backward", layer.A, local, formula, tree, v[local], whole=indicator))
-        times = r" \odot " if np.size(v[layer.A]) > 1 else r" \cdot "
-        out.append(self.line(step, "backward", layer.A, layer.dZ,
-                             f"{symbol(layer.dZ)} = {symbol(layer.dA)}{times}{symbol(local)}",
-                             _op("mul", Operand(layer.dA, v[layer.dA]), Operand(local, v[local], exact=indicator)),
-                             v[layer.dZ]))
-        return out
-
-    def _linear(self, step: int, v: dict[str, Any], layer: Layer) -> list[Line]:
-        dZ, P = v[layer.dZ], v[layer.A_prev]
-        formula = f"{symbol(layer.dW)} = {symbol(layer.dZ)} \\, {symbol(layer.A_prev)}^{{T}}"
-        if dZ.shape == (1, 1):  # one unit, one example: each weight's gradient is dz times its input
-            tree = _op("mul", Operand(layer.dZ, dZ[0, 0], index=(0, 0)), _op("transpose", Operand(layer.A_prev, P)))
-        else:
-            tree = _op("matmul", Operand(layer.dZ, dZ), _op("transpose", Operand(layer.A_prev, P)))
-        out = [self.line(step, "backward", layer.Z, layer.dW, formula, tree, v[layer.dW])]
-        if self.chapter.bias:
-            formula = (f"{symbol(layer.db)} = \\sum_{{i=1}}^{{m}} "
-                       f"\\frac{{\\partial \\mathrm{{Cost}}}}{{\\partial z_{{{layer.index}}}^{{(i)}}}}")
-            out.append(self.line(step, "backward", layer.Z, layer.db, formula,
-                                 _op("sum", Operand(layer.dZ, dZ), axis=1), v[layer.db]))
-        if layer.index > 1:
-            out.append(self.line(step, "backward", layer.Z, layer.dA_prev,
-                                 f"{symbol(layer.dA_prev)} = {symbol(layer.W)}^{{T}} {symbol(layer.dZ)}",
-                                 _op("matmul", _op("transpose", Operand(layer.W, v[layer.W])),
-                                     Operand(layer.dZ, dZ)), v[layer.dA_prev]))
-        return out
 
     # ----------------------------------------------------------------- update
 
@@ -451,19 +377,20 @@ class _Builder:
         for p in self.chapter.parameter_names:
             if p in self.hand.meta["frozen"]:
                 continue
-            names = dict(P=symbol(p), dP=symbol("d" + p))
+            dp = keys.grad(p)
+            names = dict(P=self.symbol(p), dP=self.symbol(dp))
             state = {}
             for s in opt.state:
-                state[s] = Operand(s + p, v[s + p])
+                q = keys.state(s, p)
+                state[s] = Operand(q, v[q])
                 if previous is not None:
-                    prev = Operand(s + p, previous[s + p]) if isinstance(previous, dict) else "0"
-                    formula = _scalar(f"{s}_{{{symbol(p)}}} := " + fill(opt.state_tex[s], **names), v[p])
-                    lines.append(self.line(step, "update", p, s + p, formula,
-                                           opt.state_expression(s, prev, Operand("d" + p, v["d" + p]), hyper),
-                                           v[s + p]))
-            tree = opt.expression(Operand(p, v[p]), Operand("d" + p, v["d" + p]), alpha, state, hyper, step + 1)
-            formula = _scalar(f"{symbol(p)} := " + fill(type(opt).update_tex, **names), v[p])
-            lines.append(self.line(step, "update", p, p + AFTER, formula, tree, v[p + AFTER]))
+                    prev = Operand(q, previous[q]) if isinstance(previous, dict) else "0"
+                    formula = f"{s}_{{{self.symbol(p)}}} := " + fill(opt.state_tex[s], **names)
+                    lines.append(self.line(step, "update", p, q, formula,
+                                           opt.state_expression(s, prev, Operand(dp, v[dp]), hyper), v[q]))
+            tree = opt.expression(Operand(p, v[p]), Operand(dp, v[dp]), alpha, state, hyper, step + 1)
+            formula = f"{self.symbol(p)} := " + fill(type(opt).update_tex, **names)
+            lines.append(self.line(step, "update", p, keys.after(p), formula, tree, v[keys.after(p)]))
         return lines
 
     def _previous_state(self, step: int) -> dict[str, Any] | str | None:
@@ -475,6 +402,59 @@ class _Builder:
         if step - 1 in set(self.hand.steps.tolist()):
             return self.hand.at(step - 1)
         return None
+
+
+class _Sheet:
+    """What a node reads while writing its lines at one step: values as carried by hand, operands, symbols."""
+
+    def __init__(self, builder: _Builder, v: dict[str, Any]):
+        self.builder, self.v = builder, v
+        self.m = int(builder.hand.meta["batch_size"])
+
+    def value(self, name: str) -> np.ndarray:
+        return np.asarray(self.v[name])
+
+    def operand(self, name: str, index: tuple[int | None, ...] | None = None, exact: bool = False) -> Operand:
+        value = np.asarray(self.v[name])
+        return Operand(name, value if index is None else value[_index(index)], exact, index)
+
+    def symbol(self, name: str) -> str:
+        return self.builder.symbol(name)
+
+    def target(self, node: Node, wrt: str) -> str:
+        return keys.grad(wrt) if wrt in self.builder.graph.owner else self.builder.graph.target(wrt, node)
+
+
+def _index(index: tuple[int | None, ...]) -> tuple[Any, ...]:
+    """An operand's or line's index as NumPy reads it: None in a place takes all of that axis."""
+    return tuple(slice(None) if i is None else i for i in index)
+
+
+def _stages(expression: Any, result: Any, decimals: int) -> tuple[Any, ...]:
+    """The expression with its innermost operations worked out, then the next ones, …, down to one
+    operation on numbers: each stage printed with as many digits as keep it reproducing `result`."""
+    stages = []
+    tree = expression
+    while isinstance(tree, dict) and any(isinstance(a, dict) for a in tree["args"]):
+        for guard in range(1, MAX_GUARD + 1):
+            stage = _inner_done(tree, decimals + guard)
+            if reproduces(stage, result):
+                break
+        stages.append(stage)
+        tree = stage
+    return tuple(stages)
+
+
+def _inner_done(tree: Any, places: int) -> Any:
+    """`tree` with each operation whose arguments are all numbers replaced by its printed value."""
+    if not isinstance(tree, dict):
+        return tree
+    if all(not isinstance(a, dict) for a in tree["args"]):
+        with np.errstate(all="ignore"):
+            value = np.asarray(evaluate(tree), dtype=float)
+        texts = shown_array(value, places, 0)
+        return texts[0] if value.ndim == 0 else np.array(texts, dtype=object).reshape(value.shape).tolist()
+    return {**tree, "args": [_inner_done(a, places) for a in tree["args"]]}
 
 
 def _scalar(formula: str, value: Any) -> str:
@@ -507,6 +487,14 @@ COMMENTARY = {
                         "each parameter with a non-zero gradient moves by about $\\pm\\alpha = \\pm {alpha}$, "
                         "whatever the gradient's size (one with a zero gradient stays put)."),
     "natural-log": "Here $\\log$ is the natural logarithm (base $e$).",
+    "paths": ("${a}$ feeds {n} nodes, {users}: a change in ${a}$ reaches the cost along each of those paths, "
+              "so its gradient is the sum of what each path passes back (the article's rule: sum the incoming "
+              "gradients from every path)."),
+    "column-jacobian": ("Each output of ${a}$ depends on every entry of its example's column of ${z}$, so its "
+                        "local gradient is a ${n} \\times {n}$ matrix for each example (its Jacobian "
+                        "${local}$), not one number per entry: the gradient reaching ${z}$ is that matrix, "
+                        "transposed, times the example's gradient, and the diagonal and the other entries "
+                        "both count."),
     "big-matrix": ("Matrices with more than {past} rows or columns are shown by their top-left "
                    "${corner} \\times {corner}$ "
                    "corner and their shape, and a sum over more than {past} examples by its first {corner} terms "
@@ -516,39 +504,50 @@ COMMENTARY = {
 }
 
 
-def _commentary(chapter: Chapter, net: Any, step: Step, v: dict[str, Any]) -> list[Comment]:
+def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> list[Comment]:
     out: list[Comment] = []
     s = step.step
     quantities = {line.quantity for line in step.lines}
-    for layer in net.layers:
-        P = v[layer.A_prev]
-        if layer.dW in quantities:
-            zero = [j for j in range(P.shape[0])
-                    if not np.any(P[j]) and np.any(v[layer.dZ]) and not np.any(v[layer.dW][:, j])]
-            if zero:
-                x = "x" if layer.index == 1 else "a"
-                grads = ", ".join(rf"$\partial \mathrm{{Cost}} / \partial w_{{{j + 1}}}$" for j in zero)
-                inputs = ", ".join(f"${x}_{{{j + 1}}}$" for j in zero)
-                many = len(zero) > 1
-                out.append(Comment(s, layer.Z, "zero-input", COMMENTARY["zero-input"].format(
-                    grads=grads, inputs="their inputs " + inputs if many else "its input " + inputs,
-                    are="are" if many else "is", is_="are" if many else "is",
-                    those="these weights" if many else "this weight")))
-            a, m = v[layer.dZ].shape
-            if layer is net.layers[-1]:  # once per step: the first layer the backward pass reaches
-                out.append(Comment(s, layer.Z, "dimensions", COMMENTARY["dimensions"].format(
-                    dz=symbol(layer.dZ), a=a, m=m, prev=symbol(layer.A_prev), n=P.shape[0], dw=symbol(layer.dW),
-                    w=symbol(layer.W))))
-        if layer.db in quantities and v[layer.dZ].shape[1] > 1 and layer is net.layers[-1]:
-            out.append(Comment(s, layer.Z, "bias-sum", COMMENTARY["bias-sum"].format(
-                dz=symbol(layer.dZ), m=v[layer.dZ].shape[1])))
-        if layer.local in quantities:
-            name = layer.activation.name
-            if name == "relu" and np.any(v[layer.Z] == 0):
-                out.append(Comment(s, layer.A, "relu-at-zero", COMMENTARY["relu-at-zero"].format(z=symbol(layer.Z))))
-            if name == "sigmoid" and np.any(v[layer.local] < SATURATED):
-                out.append(Comment(s, layer.A, "saturated", COMMENTARY["saturated"].format(
-                    a=symbol(layer.A), local=symbol(layer.local), limit=SATURATED)))
+    last_linear = graph.linear[-1] if graph.linear else None
+    for node in graph.nodes[:-1]:
+        if isinstance(node, Linear):
+            A, dZ, dW = node.inputs[0], keys.grad(node.name), keys.grad(node.W)
+            P = v[A]
+            if dW in quantities:
+                zero = [j for j in range(P.shape[0])
+                        if not np.any(P[j]) and np.any(v[dZ]) and not np.any(v[dW][:, j])]
+                if zero:
+                    x = "x" if A == INPUT else "a"
+                    grads = ", ".join(rf"$\partial \mathrm{{Cost}} / \partial w_{{{j + 1}}}$" for j in zero)
+                    inputs = ", ".join(f"${x}_{{{j + 1}}}$" for j in zero)
+                    many = len(zero) > 1
+                    out.append(Comment(s, node.name, "zero-input", COMMENTARY["zero-input"].format(
+                        grads=grads, inputs="their inputs " + inputs if many else "its input " + inputs,
+                        are="are" if many else "is", is_="are" if many else "is",
+                        those="these weights" if many else "this weight")))
+                a, m = v[dZ].shape
+                if node is last_linear:  # once per step: the first linear node the backward pass reaches
+                    out.append(Comment(s, node.name, "dimensions", COMMENTARY["dimensions"].format(
+                        dz=symbol(dZ), a=a, m=m, prev=symbol(A), n=P.shape[0], dw=symbol(dW), w=symbol(node.W))))
+            if node.b and keys.grad(node.b) in quantities and v[dZ].shape[1] > 1 and node is last_linear:
+                out.append(Comment(s, node.name, "bias-sum", COMMENTARY["bias-sum"].format(dz=symbol(dZ),
+                                                                                          m=v[dZ].shape[1])))
+        for wrt in node.locals:
+            local = keys.local(node.name, wrt)
+            if local not in quantities:
+                continue
+            if node.op == "relu" and np.any(v[wrt] == 0):
+                out.append(Comment(s, node.name, "relu-at-zero", COMMENTARY["relu-at-zero"].format(z=symbol(wrt))))
+            if node.op == "sigmoid" and np.any(v[local] < SATURATED):
+                out.append(Comment(s, node.name, "saturated", COMMENTARY["saturated"].format(
+                    a=symbol(node.name), local=symbol(local), limit=SATURATED)))
+            if node.kind == "activation" and not node.elementwise:
+                out.append(Comment(s, node.name, "column-jacobian", COMMENTARY["column-jacobian"].format(
+                    a=symbol(node.name), z=symbol(wrt), local=symbol(local), n=v[wrt].shape[0])))
+        feeds = graph.feeds.get(node.name, [])
+        if len(feeds) > 1 and keys.grad(node.name) in quantities:
+            out.append(Comment(s, node.name, "paths", COMMENTARY["paths"].format(
+                a=symbol(node.name), n=len(feeds), users=" and ".join(f"${symbol(u.name)}$" for u in feeds))))
     if any(_big(line.expression) or _big(line.result) for line in step.lines):
         first = next(line for line in step.lines if _big(line.expression) or _big(line.result))
         out.insert(0, Comment(s, first.node, "big-matrix", COMMENTARY["big-matrix"].format(
@@ -590,7 +589,7 @@ def _comparison(chapter: Chapter, step: int, kind: str, hand: dict[str, Any],
     if kind == "worked":
         worst, decimals = 0.0, chapter.display.decimals
         for p in chapter.parameter_names:
-            diff = np.abs(np.asarray(hand[p + AFTER]) - np.asarray(full[p + AFTER]))
+            diff = np.abs(np.asarray(hand[keys.after(p)]) - np.asarray(full[keys.after(p)]))
             worst = max(worst, float(diff.max()))
         if worst > 0.5 * 10 ** -decimals:
             below = " below" if parts else ""
@@ -626,30 +625,33 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
             changes = tuple(Change(q, printed(before[q], q, builder.decimals(q)), printed(v[q], q, builder.decimals(q)))
                             for q in chapter.parameter_names + ["cost"])
         step = Step(s, kind, previous, changes, tuple(lines), (), *_comparison(chapter, s, kind, v, full.at(s)))
-        comments = _commentary(chapter, builder.net, step, v)
+        comments = _commentary(chapter, builder.graph, step, v)
         comments += [Comment(s, n.node, "author", n.text) for n in spec.notes if n.step == s]
         step = Step(s, kind, previous, changes, tuple(lines), tuple(comments), step.comparison, step.comparison_at)
         steps.append(step)
         previous = s
 
-    cost_cls = type(builder.cost)
+    graph = builder.graph
+    cost_node = builder.cost
     notation = [r"The input counts as layer 0: $A_{0} = X$, one column per example "
                 f"($m = {chapter.m}$).",
-                f"The prediction is the last layer's activation: $\\hat{{y}} = A_{{{len(chapter.layers)}}}$."]
-    for layer, x in builder.scalar.values():  # w₁ is input 1's weight, b₁ layer 1's bias: say which is which
-        notation.append(f"In ${symbol(layer.Z)}$, $w_{{j}}$ is the weight of input ${x}_{{j}}$ (the $j$-th entry "
-                        f"of ${symbol(layer.W)}$), while the index of ${symbol(layer.Z)}$, ${symbol(layer.A)}$"
-                        + (f" and ${symbol(layer.b)}$" if chapter.bias else "") + " is the layer's.")
+                f"The prediction is the last {'layer' if chapter.layers else 'node'}'s "
+                f"{'activation' if graph.output.kind == 'activation' else 'value'}: "
+                f"$\\hat{{y}} = {symbol(graph.output.name)}$."]
+    for node, x in builder.scalar.values():  # w₁ is input 1's weight, b₁ layer 1's bias: say which is which
+        after = "".join(f", ${symbol(u.name)}$" for u in graph.consumers[node.name][:1])  # A₁ reads Z₁
+        notation.append(f"In ${symbol(node.name)}$, $w_{{j}}$ is the weight of input ${x}_{{j}}$ (the $j$-th entry "
+                        f"of ${symbol(node.W)}$), while the index of ${symbol(node.name)}${after}"
+                        + (f" and ${symbol(node.b)}$" if node.b else "") + " is the layer's.")
     if any(_uses_log(line.expression) for line in steps[0].lines) if steps else False:
         notation.append(COMMENTARY["natural-log"])
 
     opt = OPTIMIZERS[chapter.optimizer]
     network = {
-        "layers": [{"index": i, "units": l.units, "activation": l.activation,
-                    "readable": ACTIVATIONS[l.activation].readable, "symbol": ACTIVATIONS[l.activation].symbol,
-                    "formula": ACTIVATIONS[l.activation].formula} for i, l in enumerate(chapter.layers, start=1)],
-        "n_inputs": chapter.n_inputs, "m": chapter.m, "bias": chapter.bias,
-        "cost": cost_cls.name, "cost_readable": cost_cls.readable, "cost_formula": cost_cls.formula,
+        "layers": network_layers(graph, builder.symbol),
+        "kinds": {n.name: "linear" if isinstance(n, Linear) else n.readable for n in graph.nodes},
+        "n_inputs": chapter.n_inputs, "m": chapter.m, "bias": graph.bias,
+        "cost": cost_node.op, "cost_readable": cost_node.readable, "cost_formula": cost_node.formula,
         "optimizer": chapter.optimizer, "optimizer_readable": opt.readable,
         "learning_rate": constant(chapter.learning_rate),
         "hyper": [{"name": k, "symbol": HYPER_SYMBOL.get(k, k), "value": constant(chapter.hyper.get(k, DEFAULTS[k]))}
@@ -685,6 +687,32 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
     )
 
 
+def network_layers(graph: Any, S: Any = None) -> list[dict[str, Any]]:
+    """The network as the documents describe it, walking the graph: a linear node and the activation
+    that reads it are a layer ("Layer 2: 3 units, Z₂ = W₂A₁ + b₂, then A₂ = σ(Z₂)"); any other node
+    (a sum of two paths) is described on its own. `S` gives a quantity's symbol (keys.symbol)."""
+    S = S or keys.symbol
+    out: list[dict[str, Any]] = []
+    said: set[str] = set()
+    count = 0
+    for node in graph.nodes[:-1]:
+        if isinstance(node, Linear):
+            count += 1
+            out.append({"index": count, "units": node.units, "definitions": [node.definition_tex(S)],
+                        "activation": "", "readable": "", "symbol": "", "formula": "", "repeat": False})
+            continue
+        joins = out and node.kind == "activation" and out[-1]["activation"] == "" and out[-1]["index"] and \
+            graph.nodes[graph.nodes.index(node) - 1].name == node.inputs[0]
+        entry = out[-1] if joins else {"index": None, "units": None, "definitions": []}
+        entry["definitions"].append(node.definition_tex(S))
+        entry.update({"activation": node.op, "readable": node.readable, "symbol": getattr(node, "symbol", node.glyph),
+                      "formula": node.formula, "repeat": node.op in said})
+        said.add(node.op)
+        if not joins:
+            out.append(entry)
+    return out
+
+
 def recorded_needs(chapter: Chapter) -> list[int]:
     """The steps a document shows (worked, forward, exercise): the hand-carried trace must record them."""
     spec = document_spec(chapter)
@@ -700,7 +728,7 @@ def _derivations(chapter: Chapter) -> list[dict[str, Any]]:
     """The SymPy derivation steps for the chapter's activations and cost."""
     out = []
     for name in derivations_used(chapter):
-        parts = [(ACTIVATIONS.get(n) or COSTS[n]).readable for n in name.split("+")]
+        parts = [NODES[n].readable for n in name.split("+")]
         steps, said = [], None
         for s in derivation(name):
             right = s.latex.split(" = ", 1)[-1]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,11 +20,13 @@ from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex,
 from tracer.documents.render import document_context, environment, render
 from tracer.engine.chapter import Chapter
 from tracer.documents.model import symbol
-from tracer.engine.graph import Network
+from tracer.engine import keys
+from tracer.engine.graph import Graph
+from tracer.engine.keys import COST, INPUT, TARGET
 from tracer.engine.optimizers import OPTIMIZERS
-from tracer.engine.trace import AFTER, Trace
-from tracer.engine.train import build_network
+from tracer.engine.trace import Trace
 from tracer.errors import TracerError
+from tracer.operations import Name, to_code
 
 #: How an updated parameter is labelled in the notebook's output (the trace calls it W1_after).
 UPDATED = " (updated)"
@@ -88,65 +89,21 @@ def show(name, value, decimals):
         print("  [ " + "  ".join(c.rjust(width) for c in row) + " ]")
 '''
 
-#: NumPy for each operation of an expression tree (README "The document model"): unary, then binary.
-UNARY = {"exp": "np.exp({})", "log": "np.log({})", "sqrt": "np.sqrt({})", "square": "np.square({})",
-         "tanh": "np.tanh({})", "abs": "np.abs({})", "sigmoid": "1 / (1 + np.exp(-{}))",
-         "relu": "np.maximum({}, 0)", "heaviside": "np.heaviside({}, 0.0)", "transpose": "{}.T", "neg": "-{}"}
-BINARY = {"add": " + ", "sub": " - ", "mul": " * ", "matmul": " @ ", "div": " / ", "pow": " ** "}
-
-
-@dataclass(frozen=True)
-class Name:
-    """A leaf of a tree that is one of the notebook's variables (W1, Z1, m, learning_rate, …)."""
-
-    name: str
-
-
-#: Binding strength of each operator: a sub-expression binding less tightly than its parent gets parentheses.
-PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "div": 2, "matmul": 2, "neg": 3, "pow": 4}
-
-
-def numpy_code(tree: Any, parent: str = "", right: bool = False) -> str:
-    """An expression tree over Names and constants as NumPy code, with only the parentheses it needs."""
-    if isinstance(tree, Name):
-        return tree.name
-    if not isinstance(tree, dict):
-        return str(tree)
-    name, args = tree["op"], tree["args"]
-    if name in BINARY:
-        text = numpy_code(args[0], name) + "".join(BINARY[name] + numpy_code(a, name, True) for a in args[1:])
-    elif name == "neg":
-        text = "-" + numpy_code(args[0], name)
-    elif name == "sum":
-        axis = tree.get("axis")
-        keep = f", axis={axis}, keepdims=True" if axis is not None else ""
-        text = f"np.sum({numpy_code(args[0])}{keep})"
-    elif name == "max":
-        text = f"np.maximum({numpy_code(args[0])}, {numpy_code(args[1])})"
-    elif name == "transpose":
-        text = numpy_code(args[0], name) + ".T"
-    elif name in UNARY:
-        text = UNARY[name].format(numpy_code(args[0]))
-    else:
-        raise TracerError(f"the notebook has no NumPy for the operation {name!r}")
-    mine, theirs = PRECEDENCE.get(name, 5), PRECEDENCE.get(parent, 0)
-    if parent == "transpose":
-        theirs = 5
-    same_kind = parent == name and name in ("add", "mul")
-    if mine < theirs or (mine == theirs and (right or parent == "pow") and not same_kind):
-        return f"({text})"
-    return text
+def numpy_code(tree: Any) -> str:
+    """An expression tree over Names and constants as NumPy code, with only the parentheses it needs
+    (each operation's code is its entry in tracer.operations)."""
+    return to_code(tree, lambda leaf: leaf.name if isinstance(leaf, Name) else str(leaf))
 
 
 class _Code:
     """The NumPy lines of one chapter's network, node by node, from the nodes' expression trees."""
 
-    def __init__(self, chapter: Chapter, net: Network):
+    def __init__(self, chapter: Chapter, net: Graph):
         self.chapter, self.net = chapter, net
         self.optimizer = OPTIMIZERS[chapter.optimizer](chapter.learning_rate, **chapter.hyper)
 
     def decimals(self, quantity: str) -> int:
-        return self.chapter.display.decimals_of(quantity.removesuffix(AFTER))
+        return self.chapter.display.decimals_of(keys.before_update(quantity))
 
     def kept(self, target: str, tree: Any) -> str:
         """`target = keep(…)`: rounded as written in the worked cells, every digit in the long run."""
@@ -155,45 +112,43 @@ class _Code:
     def forward(self) -> list[tuple[str, list[str]]]:
         """(node, lines) in forward order, the cost last."""
         out = []
-        last = self.net.layers[-1]
-        for layer in self.net.layers:
-            tree: Any = {"op": "matmul", "args": [Name(layer.W), Name(layer.A_prev)]}
-            if self.net.bias:
-                tree = {"op": "add", "args": [tree, Name(layer.b)]}
-            out.append((layer.Z, [self.kept(layer.Z, tree)]))
-            if layer is last and self.net.cost.from_logits:
-                continue
-            out.append((layer.A, [self.kept(layer.A, layer.activation.expression(Name(layer.Z)))]))
-        cost = self.net.cost
-        body = {"op": "sum", "args": [cost.term(Name("Y"), Name(last.A), Name(last.Z))]}
-        scale = cost.scale(Name("m"))
-        tree = body if scale is None else {"op": "mul", "args": [scale, body]}
-        out.append(("cost", [self.kept("cost", tree)]))
+        for node in self.net.nodes[:-1]:
+            out.append((node.name, [self.kept(node.name, node.expression(*[Name(n) for n in node.inputs + node.params]))]))
+        output = self.net.output
+        out.append((COST, [self.kept(COST, self.net.cost.total_expression(Name(TARGET), Name(output.name),
+                                                                         Name(output.inputs[0]), Name("m")))]))
         return out
 
     def backward(self) -> list[tuple[str, list[str]]]:
         """(node, lines) from the cost back to the first layer."""
-        last = self.net.layers[-1]
-        cost = self.net.cost
-        into = last.dZ if cost.from_logits else last.dA
-        tree = cost.gradient_expression(Name("Y"), Name(last.A), Name(last.Z), Name("m"))
-        out = [("cost", [self.kept(into, tree)])]
-        for layer in reversed(self.net.layers):
-            if not (cost.from_logits and layer is last):
-                local = layer.activation.local_expression(Name(layer.Z), Name(layer.A))
-                lines = [self.kept(layer.local, local) if local is not None
-                         else f"{layer.local} = np.ones_like({layer.Z})"]
-                lines.append(self.kept(layer.dZ, {"op": "mul", "args": [Name(layer.dA), Name(layer.local)]}))
-                out.append((layer.A, lines))
-            lines = [self.kept(layer.dW, {"op": "matmul", "args": [Name(layer.dZ), {"op": "transpose",
-                                                                                     "args": [Name(layer.A_prev)]}]})]
-            if self.net.bias:
-                lines.append(self.kept(layer.db, {"op": "sum", "args": [Name(layer.dZ)], "axis": 1}))
-            if layer.index > 1:
-                lines.append(self.kept(layer.dA_prev, {"op": "matmul", "args": [
-                    {"op": "transpose", "args": [Name(layer.W)]}, Name(layer.dZ)]}))
-            out.append((layer.Z, lines))
+        net, cost, output = self.net, self.net.cost, self.net.output
+        tree = cost.gradient_expression(Name(TARGET), Name(output.name), Name(output.inputs[0]), Name("m"))
+        out = [(COST, [self.kept(keys.grad(net.prediction), tree)])]
+        for node in reversed(net.nodes[:-1]):
+            lines = []
+            feeds = net.feeds.get(node.name, [])
+            if len(feeds) > 1:
+                lines.append(self.kept(keys.grad(node.name), {"op": "add", "args": [
+                    Name(keys.part(node.name, u.name)) for u in feeds]}))
+            if node.name in net.on_path:
+                lines += [self._local(node, wrt) for wrt in node.locals]
+                local = {wrt: Name(keys.local(node.name, wrt)) for wrt in node.locals}
+                names = {n: Name(n) for n in node.inputs + node.params}
+                lines += [self.kept(target, node.backward_expression(wrt, Name(keys.grad(node.name)), names, local))
+                          for wrt, target in net.passes(node.name) if wrt != INPUT]
+            if lines:
+                out.append((node.name, lines))
         return out
+
+    def _local(self, node: Any, wrt: str) -> str:
+        local = keys.local(node.name, wrt)
+        if node.elementwise:
+            tree = node.local_expression(Name(wrt), Name(node.name))
+            return self.kept(local, tree) if tree is not None else f"{local} = np.ones_like({wrt})"
+        code = getattr(node, "jacobian_code", None)
+        if code is None:
+            raise TracerError(f"the notebook has no NumPy for the Jacobian of a {node.op} node")
+        return f"{local} = keep({code(node.name, wrt)}, {self.decimals(local)})"
 
     def update(self) -> list[tuple[str, list[str]]]:
         """(parameter, lines): the optimizer's state (kept as written, as the worked example carries it), then
@@ -204,15 +159,17 @@ class _Code:
         for p in self.net.parameter_names:
             if p in self.chapter.frozen:
                 continue
-            lines = [self.kept(s + p, opt.state_expression(s, Name(s + p), Name('d' + p), hyper)) for s in opt.state]
-            tree = opt.expression(Name(p), Name("d" + p), Name("learning_rate"), {s: Name(s + p) for s in opt.state},
+            dp = Name(keys.grad(p))
+            lines = [self.kept(keys.state(s, p), opt.state_expression(s, Name(keys.state(s, p)), dp, hyper))
+                     for s in opt.state]
+            tree = opt.expression(Name(p), dp, Name("learning_rate"), {s: Name(keys.state(s, p)) for s in opt.state},
                                   hyper, Name("t"))
             lines.append(self.kept(p, tree))
             out.append((p, lines))
         return out
 
     def state_names(self) -> list[str]:
-        return [s + p for s in self.optimizer.state for p in self.net.parameter_names]
+        return [keys.state(s, p) for s in self.optimizer.state for p in self.net.parameter_names]
 
     def step_function(self) -> str:
         """One whole training step (update number t), with exactly the lines of the worked cells."""
@@ -248,7 +205,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
         raise TracerError(f"{chapter.name}: the notebook works full-batch chapters only (batch_size = m, no shuffle)")
     lec = lec or lecture(chapter, trace)
     model, hand, full = lec.model, lec.hand, lec.full
-    net = build_network(chapter)
+    net = chapter.network
     code = _Code(chapter, net)
     cells: list[Any] = []
 
@@ -303,8 +260,8 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
         md(f"#### {heading}\n\n{maths}".rstrip() + ("\n\n" + "\n\n".join(comments) if comments else ""))
         shows = []
         for ln in worked:
-            q = ln.quantity.removesuffix(AFTER)
-            label = q + UPDATED if ln.quantity.endswith(AFTER) else q
+            q = keys.before_update(ln.quantity)
+            label = q + UPDATED if keys.is_after(ln.quantity) else q
             whole = all("." not in t and "e" not in t for t in np.ravel(np.asarray(ln.result, dtype=object)))
             shows.append(f"show({json.dumps(label)}, {q}, {0 if whole else code.decimals(q)})")  # ReLU's 0 and 1
         py("\n".join(lines + shows), step)

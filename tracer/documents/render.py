@@ -21,8 +21,10 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from tracer.documents.model import (ABBREVIATE_PAST, CORNER, Document, Step, document_model, evaluate,
                                     recorded_needs, symbol)
+from tracer.operations import OPERATIONS
 from tracer.engine.chapter import Chapter, Display
-from tracer.engine.trace import AFTER, Trace
+from tracer.engine import keys
+from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.resources import bundled_path
@@ -178,7 +180,7 @@ def with_maths(text: UserText | str, fmt: str) -> str:
 def num(value: Any, quantity: str = "", display: Display | None = None) -> str:
     """One number as LaTeX maths: half-up to the quantity's decimals (data that is whole stays whole)."""
     x = float(np.asarray(value, dtype=float).reshape(-1)[0]) if np.ndim(value) else float(value)
-    quantity = quantity.removesuffix(AFTER)  # a parameter after its update is shown as the parameter
+    quantity = keys.before_update(quantity)  # a parameter after its update is shown as the parameter
     if quantity in EXACT_DATA and x.is_integer():
         return str(int(x))
     decimals = (display or Display()).decimals_of(quantity) if quantity else (display or Display()).decimals
@@ -221,6 +223,7 @@ class Calculation:
     substituted: str | None
     result: str
     quantity: str = ""  # the trace's name for the result, for notes and errata
+    stages: list[str] = field(default_factory=list)  # the substituted line worked out, level by level
 
 
 def calculation(calc: Calculation) -> str:
@@ -232,7 +235,7 @@ def calculation(calc: Calculation) -> str:
             sign = candidate.strip()
             break
     lines = [f"{lhs} &{sign} {rhs}"] if rhs else []
-    lines += [f"&= {part}" for part in (calc.substituted, calc.result) if part]
+    lines += [f"&= {part}" for part in (calc.substituted, *calc.stages, calc.result) if part]
     if not rhs:
         lines[0] = f"{lhs} {lines[0]}"
     return r"\begin{aligned} " + r" \\ ".join(lines) + r" \end{aligned}"
@@ -357,19 +360,40 @@ def typeset_lines(tree: Any) -> str:
     return typeset(tree)
 
 
-_FUNCTIONS = {"sigmoid": r"\sigma", "relu": r"\operatorname{ReLU}", "tanh": r"\tanh"}
-
-
 def _op_of(tree: Any) -> str | None:
     return tree["op"] if isinstance(tree, dict) else None
 
 
-def _has_div(tree: Any) -> bool:
-    return isinstance(tree, dict) and (tree["op"] == "div" or any(_has_div(a) for a in tree["args"]))
-
-
 def _paren(text: str) -> str:
     return rf"\left({text}\right)"
+
+
+class _Typesetter:
+    """What an operation's LaTeX form (tracer.operations) asks about the arguments of one tree node."""
+
+    def __init__(self, tree: dict[str, Any]):
+        self.tree = tree
+        self.args = tree["args"]
+        self.parts = [_typeset(a) for a in self.args]
+
+    def part(self, i: int) -> tuple[str, int]:
+        return self.parts[i]
+
+    def operand(self, i: int, first: bool = False, below: int = 1) -> str:
+        text, prec = self.parts[i]
+        return _paren(text) if prec < below or (not first and _negative(text)) else text
+
+    def is_matrix(self, i: int) -> bool:
+        return _is_matrix(self.args[i])
+
+    def op_of(self, i: int) -> str | None:
+        return _op_of(self.args[i])
+
+    def printed(self, i: int, transpose: bool = False) -> str | None:
+        return None if isinstance(self.args[i], dict) else printed_tex(self.args[i], transpose=transpose)
+
+    def paren(self, text: str) -> str:
+        return _paren(text)
 
 
 def _typeset(tree: Any) -> tuple[str, int]:
@@ -377,81 +401,9 @@ def _typeset(tree: Any) -> tuple[str, int]:
     if not isinstance(tree, dict):
         text = printed_tex(tree)
         return text, 1 if _negative(text) else 2
-    name, args = tree["op"], tree["args"]
-    parts = [_typeset(a) for a in args]
-
-    def operand(i: int, first: bool = False, below: int = 1) -> str:
-        text, prec = parts[i]
-        return _paren(text) if prec < below or (not first and _negative(text)) else text
-
-    if name == "add":
-        shown_args = list(range(len(args)))
-        text = operand(0, first=True, below=0)
-        cut = len(args) > MAX_SHOWN
-        for i in shown_args[1:]:
-            if cut and CORNER <= i < len(args) - 1:
-                if i == CORNER:
-                    text += r" + \cdots"
-                continue
-            t, prec = parts[i]
-            # a + (−x − y) is a − x − y: a term that starts with a minus sign is written with it
-            text += (" - " + t[1:]) if _negative(t) else (" + " + t)
-        return text, 0
-    if name == "sub":
-        return f"{operand(0, first=True, below=0)} - {operand(1, below=1)}", 0
-    if name == "mul":
-        times = r" \odot " if _is_matrix(args[0]) and _is_matrix(args[1]) else r" \cdot "
-        if _op_of(args[0]) == "div" and _op_of(args[1]) in ("add", "square"):  # ½·[…], as on paper
-            right = parts[1][0] if _op_of(args[1]) == "square" else rf"\left[{parts[1][0]}\right]"
-            return parts[0][0] + right, 1
-        return operand(0, first=True) + times + operand(1), 1
-    if name == "matmul":
-        return operand(0, first=True, below=2) + " " + operand(1, below=2), 1
-    if name == "div":
-        if _is_matrix(args[1]):  # element-wise division by a matrix: ⊘, as in the formula
-            return operand(0, first=True, below=2) + r" \oslash " + operand(1, below=2), 1
-        if any(_has_div(a) for a in args):  # a fraction of fractions would shrink them: a / b, as the formula
-            return operand(0, first=True, below=2) + " / " + operand(1, below=2), 1
-        return rf"\frac{{{parts[0][0]}}}{{{parts[1][0]}}}", 2
-    if name == "neg":  # −1·log 0.781, as a reader writes it: a product needs no parentheses
-        text, prec = parts[0]
-        return "-" + (text if prec >= 1 and not _negative(text) else _paren(text)), 1
-    if name == "sum":
-        axis = tree.get("axis")
-        arg = args[0]
-        if not isinstance(arg, dict) and np.asarray(arg, dtype=object).ndim == 2 and len(arg) == 1 and axis == 1:
-            entries = [printed_tex(x) for x in arg[0]]
-            if len(entries) > MAX_SHOWN:
-                entries = entries[:CORNER] + [r"\cdots"] + entries[-1:]
-            text = entries[0] + "".join(f" - {e[1:]}" if _negative(e) else f" + {e}" for e in entries[1:])
-            return text, 0
-        under = {0: r"_{\text{rows}}", 1: r"_{\text{columns}}"}.get(axis, "")
-        return rf"\textstyle\sum{under} " + operand(0, first=True, below=2), 1
-    if name == "transpose":
-        if not isinstance(args[0], dict):
-            return printed_tex(args[0], transpose=True), 2
-        return operand(0, first=True, below=2) + "^{T}", 2
-    if name == "exp":
-        return f"e^{{{parts[0][0]}}}", 2
-    if name == "log":
-        text, prec = parts[0]
-        return (rf"\log {text}" if prec == 2 and not _is_matrix(args[0]) else rf"\log{_paren(text)}"), 2
-    if name == "sqrt":
-        return rf"\sqrt{{{parts[0][0]}}}", 2
-    if name in ("square", "pow"):
-        exponent = "2" if name == "square" else parts[1][0]
-        text, prec = parts[0]
-        base = text if prec == 2 and not _negative(text) else f"({text})"
-        return (f"{base}^{exponent}" if len(exponent) == 1 else f"{base}^{{{exponent}}}"), 2
-    if name in _FUNCTIONS:
-        return rf"{_FUNCTIONS[name]}{_paren(parts[0][0])}", 2
-    if name == "max":
-        return rf"\max{_paren(parts[0][0] + ', ' + parts[1][0])}", 2
-    if name == "abs":
-        return rf"\left|{parts[0][0]}\right|", 2
-    if name == "heaviside":
-        return rf"\mathbf{{1}}\left[{parts[0][0]} > 0\right]", 2
-    raise TemplateError(f"an expression with the unknown operation {name!r}")
+    if tree["op"] not in OPERATIONS:
+        raise TemplateError(f"an expression with the unknown operation {tree['op']!r}")
+    return OPERATIONS[tree["op"]].latex(_Typesetter(tree))
 
 
 # --------------------------------------------------------------------------- the render context
@@ -502,13 +454,7 @@ class WorkedStep:
 def _kind(node: str, model: Document) -> str:
     """A node's kind in plain words: linear, sigmoid, squared error, updated by gradient descent."""
     net = model.network
-    if node == "cost":
-        return net["cost_readable"]
-    if node[:1] == "Z":
-        return "linear"
-    if node[:1] == "A":
-        return net["layers"][int(node[1:]) - 1]["readable"]
-    return f"updated by {net['optimizer_readable']}"
+    return net["kinds"].get(node) or f"updated by {net['optimizer_readable']}"
 
 
 def _nodes(model: Document, step: Step, phase: str) -> list[Node]:
@@ -520,7 +466,7 @@ def _nodes(model: Document, step: Step, phase: str) -> list[Node]:
             nodes.append(Node(line.node, _kind(line.node, model), symbol(line.node), []))
         substituted, result = typeset_lines(line.expression), printed_tex(line.result)
         nodes[-1].calculations.append(Calculation(line.formula, None if substituted == result else substituted,
-                                                  result, line.quantity))
+                                                  result, line.quantity, [typeset_lines(t) for t in line.stages]))
     # Commentary sits under the node it is about, in the last phase that node appears in.
     for node in nodes:
         later = {l.node for l in step.lines if _PHASES.index(l.phase) > _PHASES.index(phase)}
@@ -625,7 +571,7 @@ def _figure(f: Any) -> dict[str, Any]:
         where = [f"row {f.index[0] + 1}", f"column {f.index[1] + 1}"] if len(f.index) == 2 else [
             f"entry {', '.join(str(i + 1) for i in f.index)}"]
         entry = "The " + (", ".join(where) if len(f.index) != 2 else f"entry in {where[0]}, {where[1]}") + " of "
-    when = f"after the update of step {f.step}" if f.quantity.endswith(AFTER) else f"at step {f.step}"
+    when = f"after the update of step {f.step}" if keys.is_after(f.quantity) else f"at step {f.step}"
     return {"step": f.step, "quantity": f.quantity, "when": when, "symbol": shown, "entry": entry, "printed": f.printed.replace("−", "-"), "correct": f.correct,
             "exact": f.exact, "explanation": UserText(f.explanation) if f.explanation else None,
             "note": UserText(f.note) if f.note else None, "agree": f.agree,

@@ -16,7 +16,8 @@ from tracer.documents.model import Line
 from tracer.documents.outline import Outline, Placed, node_tikz, outline, outline_tikz
 from tracer.documents.render import environment, number_tex, render, tex_escape
 from tracer.engine.chapter import Chapter
-from tracer.engine.trace import AFTER, Trace
+from tracer.engine import keys
+from tracer.engine.trace import Trace
 
 TEMPLATE = "slides.tex.j2"
 #: Characters of maths a worked line's row may hold on a 16:9 slide at 10 pt before it is broken.
@@ -42,11 +43,12 @@ def _tag(line: Line, nodes: set[str]) -> tuple[str, str, str] | None:
         result = result[0]
     if not isinstance(result, str):
         return None
-    quantity = line.quantity.removesuffix(AFTER)
+    quantity = keys.before_update(line.quantity)
     if quantity in nodes:
         return quantity, "fwd", result
-    if quantity.startswith("d") and quantity[1:] in nodes:
-        return quantity[1:], "bwd", result
+    key = keys.Names.guess(quantity)
+    if key.role == keys.GRAD and key.node in nodes:
+        return key.node, "bwd", result
     return None
 
 
@@ -54,7 +56,7 @@ def _tag_tikz(n: Placed, role: str, number: str) -> str:
     """A number beside a node, a value (blue) over a gradient (vermillion). Tags take no room in the
     picture's size (`overlay`): at a bias, beside it where the row below the graph is free; elsewhere
     at its right shoulder (value) and hip (gradient)."""
-    beside = n.kind == "parameter" and n.id.startswith("b")
+    beside = n.kind == "parameter" and keys.stem_and_index(n.id)[0] == "b"  # the article's b₁
     x = n.x + n.w / 2 + (2 if beside else -3)
     if beside:
         y = n.y

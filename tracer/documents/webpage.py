@@ -21,8 +21,8 @@ from tracer.documents.outline import Placed, outline, outline_svg
 from tracer.documents.model import symbol
 from tracer.documents.render import UserText, document_context, environment, render
 from tracer.engine.chapter import Chapter
-from tracer.engine.graph import local_name
-from tracer.engine.trace import AFTER, Trace
+from tracer.engine import keys
+from tracer.engine.trace import Trace
 from tracer.resources import bundled_path
 from tracer.rounding import format_number, shown
 
@@ -50,7 +50,7 @@ def kept_steps(trace: Trace, must: list[int]) -> list[int]:
 def _numbers(chapter: Chapter, quantity: str, value: Any, whole: bool = False) -> list[list[str]]:
     """A value as rows of printed numbers, half-up to the quantity's decimals (whole data stays whole)."""
     array = np.atleast_2d(np.asarray(value, dtype=float))
-    q = quantity.removesuffix(AFTER)
+    q = keys.before_update(quantity)
     if (whole or q in WHOLE) and np.all(np.mod(array, 1) == 0):
         return [[str(int(x)) for x in row] for row in array]
     decimals = chapter.display.decimals_of(q)
@@ -70,15 +70,15 @@ def explorer_data(chapter: Chapter, trace: Trace, steps: list[int]) -> dict[str,
             value_name = "cost" if rec.kind == "cost" else rec.name
             nodes[rec.name] = {
                 "value": _numbers(chapter, value_name, rec.value),
-                "local": [[_of(rec.name, k), _numbers(chapter, _local_quantity(rec.name, k), g, k.startswith("b"))]
-                          for k, g in rec.local.items()],
+                "local": [[_of(rec.name, k), _numbers(chapter, source or keys.grad(k), g, source is None and rec.kind != "cost")]
+                          for k, g in rec.local.items() for source in [_local_quantity(trace, rec.name, k)]],
                 "receives": None if rec.upstream is None or rec.kind == "cost"
-                else [symbol("d" + rec.name), _numbers(chapter, "d" + rec.name, rec.upstream)],
+                else [symbol(keys.grad(rec.name)), _numbers(chapter, keys.grad(rec.name), rec.upstream)],
                 "passes": [[symbol(k), _numbers(chapter, k, g)] for k, g in rec.passes.items()],
             }
         for p in trace.parameters(step):
             nodes[p.name] = {"value": _numbers(chapter, p.name, p.before), "local": [],
-                             "receives": [symbol("d" + p.name), _numbers(chapter, "d" + p.name, p.gradient)],
+                             "receives": [symbol(keys.grad(p.name)), _numbers(chapter, keys.grad(p.name), p.gradient)],
                              "passes": [], "after": _numbers(chapter, p.name, p.after)}
         nodes["Y"] = {"value": _numbers(chapter, "Y", trace.batch(step)[1]), "local": [], "receives": None,
                       "passes": []}
@@ -87,14 +87,12 @@ def explorer_data(chapter: Chapter, trace: Trace, steps: list[int]) -> dict[str,
             "at": at}
 
 
-def _local_quantity(node: str, wrt: str) -> str:
-    """The quantity whose decimals a local gradient is shown with: A1/Z1 → dA1_dZ1; Z1/W1 → A0; Z1/A0 → W1."""
-    if node.startswith("A"):
-        return local_name(node, wrt)
-    if node == "cost":
-        return "d" + wrt
-    layer = node[1:]
-    return {f"W{layer}": f"A{int(layer) - 1}", f"A{int(layer) - 1}": f"W{layer}"}.get(wrt, "b" + layer)
+def _local_quantity(trace: Trace, node: str, wrt: str) -> str | None:
+    """The quantity whose decimals a local gradient is shown with: A1/Z1 → dA1_dZ1; Z1/W1 → A0; Z1/A0 → W1;
+    the cost's, the gradient it passes on; None for a whole 1 (a bias's)."""
+    if node == keys.COST:
+        return keys.grad(wrt)
+    return trace.network.node(node).local_quantity(wrt)
 
 
 def _curve(trace: Trace, steps: list[int]) -> dict[str, Any]:

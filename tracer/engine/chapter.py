@@ -8,6 +8,7 @@ Every key is documented in docs/chapter-format.md.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import os
 import tomllib
@@ -17,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from tracer.engine.graph import ACTIVATIONS, COSTS
+from tracer.engine import keys
+from tracer.engine.graph import LAYERS, Graph, GraphError, LayerSpec, NodeSpec, from_layers, from_nodes
+from tracer.engine.nodes import NODES, Cost, Linear, activations, costs
 from tracer.engine.optimizers import DEFAULTS as OPTIMIZER_DEFAULTS
 from tracer.engine.optimizers import OPTIMIZERS
 from tracer.errors import TracerError
@@ -30,12 +33,6 @@ MAX_STEPS = 10_000_000
 
 class ChapterError(TracerError):
     """A chapter file that cannot be used, with what was expected where."""
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    units: int
-    activation: str
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ class Chapter:
     X: np.ndarray
     Y: np.ndarray
     feature_crosses: tuple[tuple[int, ...], ...]
-    layers: tuple[LayerSpec, ...]
+    layers: tuple[LayerSpec, ...]  # the [network] layers shorthand (empty when the graph is written out)
     bias: bool
     seed: int | None
     scheme: str
@@ -84,6 +81,14 @@ class Chapter:
     display: Display
     raw: dict[str, Any]  # the whole parsed file, for sections later tools read (article, document, …)
     source: str = ""  # where the chapter's numbers come from (the article), as the file's `source` says
+    nodes: tuple[NodeSpec, ...] = ()  # the [network] graph, written out node by node
+
+    @functools.cached_property
+    def network(self) -> Graph:
+        """The chapter's network as a graph of nodes, the cost last."""
+        if self.nodes:
+            return from_nodes(self.nodes, self.cost, self.from_logits, self.bias)
+        return from_layers(self.layers, self.cost, self.from_logits, self.bias)
 
     @property
     def m(self) -> int:
@@ -101,10 +106,10 @@ class Chapter:
 
     @property
     def parameter_names(self) -> list[str]:
-        return parameter_names(self.layers, self.bias)
+        return list(self.network.parameter_names)
 
-    def shape_of(self, parameter: str) -> tuple[int, int]:
-        return parameter_shape(parameter, self.n_inputs, self.layers)
+    def shape_of(self, parameter: str) -> tuple[int, ...]:
+        return self.network.parameter_shapes(self.n_inputs)[parameter]
 
     def recorded_steps(self) -> list[int]:
         """The steps whose every node the trace keeps, in order."""
@@ -114,16 +119,13 @@ class Chapter:
         return sorted(chosen)
 
 
-def trace_bytes(n_inputs: int, layers: tuple[LayerSpec, ...], bias: bool, batch: int, n_state: int,
-                recorded: int) -> int:
-    """About how many bytes a run's trace takes: each recorded step keeps every node's value and
-    gradients (5 arrays per layer of units × batch), every parameter before and after its update,
+def trace_bytes(graph: Graph, n_inputs: int, batch: int, n_state: int, recorded: int) -> int:
+    """About how many bytes a run's trace takes: each recorded step keeps every node's value, local
+    gradients and gradient (graph.shapes), the batch, and every parameter before and after its update,
     its gradient and optimizer state."""
-    per_step, n_in = n_inputs * batch + batch + 1, n_inputs
-    for layer in layers:
-        weights = layer.units * (n_in + (1 if bias else 0))
-        per_step += 5 * layer.units * batch + weights * (3 + n_state)
-        n_in = layer.units
+    per_step = n_inputs * batch + batch + 1
+    per_step += sum(math.prod(s) for s in graph.shapes(n_inputs, batch).values())
+    per_step += sum(math.prod(s) for s in graph.parameter_shapes(n_inputs).values()) * (2 + n_state)
     return 8 * per_step * recorded
 
 
@@ -167,18 +169,6 @@ def append_crosses(X: np.ndarray, crosses: tuple[tuple[int, ...], ...]) -> np.nd
     for cross in crosses:
         X = np.vstack([X, np.prod(X[list(cross), :], axis=0, keepdims=True)])
     return X
-
-
-def parameter_names(layers: tuple[LayerSpec, ...], bias: bool) -> list[str]:
-    """W1, b1, W2, b2, … (no b's in a network without biases)."""
-    return [f"{p}{l}" for l in range(1, len(layers) + 1) for p in (("W", "b") if bias else ("W",))]
-
-
-def parameter_shape(name: str, n_inputs: int, layers: tuple[LayerSpec, ...]) -> tuple[int, int]:
-    """W_l is units × inputs and b_l is units × 1, as in the article's code."""
-    l = int(name[1:])
-    n = layers[l - 1].units
-    return (n, n_inputs if l == 1 else layers[l - 2].units) if name[0] == "W" else (n, 1)
 
 
 # --------------------------------------------------------------------------- reading
@@ -236,35 +226,37 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     Y = Y_rows.T.copy()
 
     network = top.table("network")
-    layers = network.layers("layers", n_outputs=Y.shape[0])
     bias = network.boolean("bias", default=True)
+    train = top.table("train")
+    cost = train.choice("cost", tuple(costs()), default="squared_error")
+    from_logits = train.boolean("from_logits", default=False)
+    layers, nodes, graph = network.graph(X.shape[0], Y.shape[0], cost, from_logits, bias, train)
     network.done()
+    if costs()[cost].distributions and not (np.all(Y >= 0) and np.allclose(Y.sum(axis=0), 1.0, rtol=0, atol=1e-12)):
+        data.fail("Y", f"for the {cost} cost, one class per column, each example's row of Y summing to 1 "
+                       "(one-hot labels such as [0, 1, 0])", "rows that do not")
 
     init = top.table("init")
     scheme = init.choice("scheme", SCHEMES, default="plain")
     seed = init.integer("seed", default=None, minimum=0, maximum=2**32 - 1)
     values_table = init.table("values")
-    names = parameter_names(layers, bias)
+    names = graph.parameter_names
+    shapes = graph.parameter_shapes(X.shape[0])
+    biases = {node.b for node in graph.linear if node.b}
     values: dict[str, np.ndarray] = {}
     for key in values_table.keys():
         if key not in names:
             values_table.fail(key, f"a parameter of this network ({', '.join(names)})", "an unknown name",
                               suggest=names)
-        values[key] = values_table.matrix(key, shape=parameter_shape(key, X.shape[0], layers),
-                                          allow_flat=key[0] == "b")
+        values[key] = values_table.matrix(key, shape=shapes[key], allow_flat=key in biases)
     values_table.done()
-    if seed is None and any(n.startswith("W") and n not in values for n in names):
-        missing = next(n for n in names if n.startswith("W") and n not in values)
+    drawn = [node.W for node in graph.linear]
+    if seed is None and any(n not in values for n in drawn):
+        missing = next(n for n in drawn if n not in values)
         init.fail("seed", f"a seed, because {missing} is drawn at random (or give {missing} in [init.values])",
                   "no seed")
     init.done()
 
-    train = top.table("train")
-    cost = train.choice("cost", tuple(c for c in COSTS if not c.endswith("_from_logits")), default="squared_error")
-    from_logits = train.boolean("from_logits", default=False)
-    if from_logits and (cost != "binary_cross_entropy" or layers[-1].activation != "sigmoid"):
-        train.fail("from_logits", "true only with cost = \"binary_cross_entropy\" and a sigmoid last layer",
-                   f"cost {cost!r} with a {layers[-1].activation} last layer")
     learning_rate = train.number("learning_rate", required=True, positive=True)
     steps = train.integer("steps", required=True, minimum=1, maximum=MAX_STEPS)
     optimizer = train.choice("optimizer", tuple(OPTIMIZERS), default="gd")
@@ -286,7 +278,7 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     record_steps = record.step_list("steps", steps)
     record_every = record.integer("every", default=None if record_steps else 1, minimum=1)
     record.done()
-    size = trace_bytes(X.shape[0], layers, bias, batch_size, len(OPTIMIZERS[optimizer].state),
+    size = trace_bytes(graph, X.shape[0], batch_size, len(OPTIMIZERS[optimizer].state),
                        _count_recorded(steps, record_every, record_steps))
     room = _memory_available()
     if room is not None and size > room:
@@ -311,7 +303,7 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
         optimizer=optimizer, hyper=hyper, batch_size=batch_size, shuffle=shuffle,
         shuffle_seed=shuffle_seed, frozen=frozen, record_every=record_every,
         record_steps=record_steps, display=Display(decimals, decimals_for, carry), raw=raw,
-        source=str(raw.get("source", "")),
+        source=str(raw.get("source", "")), nodes=nodes,
     )
 
 
@@ -402,8 +394,8 @@ class Section:
             self.fail(key, "true or false", _describe(value))
         return value
 
-    def choice(self, key: str, options: tuple[str, ...], default: str) -> str:
-        value = self.get(key)
+    def choice(self, key: str, options: tuple[str, ...], default: str = "", required: bool = False) -> str:
+        value = self.get(key, required)
         if value is None:
             return default
         if value not in options:
@@ -474,21 +466,88 @@ class Section:
                 self.fail(key, expected, str(cross))
         return tuple(tuple(c) for c in value)
 
-    def layers(self, key: str, n_outputs: int) -> tuple[LayerSpec, ...]:
+    def graph(self, n_inputs: int, n_outputs: int, cost: str, from_logits: bool, bias: bool,
+              train: "Section") -> tuple[tuple[LayerSpec, ...], tuple[NodeSpec, ...], Graph]:
+        """The network: `layers` (the shorthand, a layer per entry) or `graph` (the nodes written out),
+        checked and built; the last layer or node must have one unit per row of Y."""
+        if "graph" in self.data and "layers" in self.data:
+            self.fail("graph", "either layers or graph, not both", "both")
+        if "graph" in self.data:
+            nodes, layers = self.nodes("graph"), ()
+        else:
+            layers, nodes = self.layers("layers"), ()
+        try:
+            graph = from_nodes(nodes, cost, from_logits, bias) if nodes else from_layers(layers, cost, from_logits, bias)
+        except GraphError as exc:
+            if str(exc).startswith("from_logits"):
+                train.fail("from_logits", 'true only with cost = "binary_cross_entropy" after a sigmoid last layer, '
+                           'or cost = "cross_entropy" after a softmax',
+                           f"cost {cost!r} with a {graph_output_op(nodes, layers)} last layer")
+            self.fail("graph" if nodes else "layers", "a graph whose every node reads the data or an earlier node",
+                      str(exc))
+        try:
+            units = graph.output_units(n_inputs)
+        except ValueError as exc:
+            self.fail("graph" if nodes else "layers", "nodes whose inputs fit together", str(exc))
+        if units != n_outputs:
+            what = "last layer" if layers else f"last node ({graph.output.name})"
+            self.fail("graph" if nodes else "layers", f"a {what} with {n_outputs} unit(s), one per column of Y",
+                      f"{units} units")
+        return layers, nodes, graph
+
+    def layers(self, key: str) -> tuple[LayerSpec, ...]:
         value = self.get(key, required=True)
         if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
             self.fail(key, 'a list of layers such as [{units = 3, activation = "sigmoid"}]', _describe(value))
         layers = []
         for i, spec in enumerate(value):
             layer = Section(spec, self.file, f"{self.name}.{key}[{i}]")
+            kind = layer.choice("kind", tuple(LAYERS), default="dense")
             units = layer.integer("units", required=True, minimum=1, maximum=10_000)
-            activation = layer.choice("activation", tuple(ACTIVATIONS), default="sigmoid")
+            activation = layer.choice("activation", tuple(activations()), default="sigmoid")
             layer.done()
-            layers.append(LayerSpec(units, activation))
-        if layers[-1].units != n_outputs:
-            self.fail(key, f"a last layer with {n_outputs} unit(s), one per column of Y",
-                      f"{layers[-1].units} units")
+            layers.append(LayerSpec(units, activation, kind))
         return tuple(layers)
+
+    def nodes(self, key: str) -> tuple[NodeSpec, ...]:
+        """`[network] graph`: nodes such as {name = "Z1", op = "linear", input = "A0", units = 3}, in order."""
+        value = self.get(key, required=True)
+        if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+            self.fail(key, 'a list of nodes such as [{name = "Z1", op = "linear", input = "A0", units = 3}, '
+                           '{name = "A1", op = "sigmoid", input = "Z1"}]', _describe(value))
+        kinds = tuple(k for k, cls in NODES.items() if not issubclass(cls, Cost))
+        specs: list[NodeSpec] = []
+        known = [keys.INPUT]
+        for i, entry in enumerate(value):
+            node = Section(entry, self.file, f"{self.name}.{key}[{i}]")
+            name = node.text("name", required=True)
+            if not name.isidentifier() or name in (keys.INPUT, keys.TARGET, keys.COST) or name in known:
+                node.fail("name", f"a new name made of letters, digits and _ (not {', '.join(known)}, Y or cost)",
+                          repr(name))
+            kind = node.choice("op", kinds, required=True)
+            if "inputs" in node:
+                inputs = node.get("inputs")
+                if not isinstance(inputs, list) or not inputs or not all(isinstance(x, str) for x in inputs):
+                    node.fail("inputs", "a list of node names", _describe(inputs))
+            else:
+                inputs = [node.text("input", required=True)]
+            for x in inputs:
+                if x not in known:
+                    node.fail("inputs" if "inputs" in node else "input", f"a node defined before it ({', '.join(known)})",
+                              repr(x), suggest=known, near=x)
+            arity = 2 if NODES[kind].kind == "merge" else 1
+            if (len(inputs) < 2) if arity == 2 else len(inputs) != 1:
+                node.fail("inputs" if "inputs" in node else "input",
+                          "two or more inputs" if arity == 2 else "one input", f"{len(inputs)}")
+            options: list[tuple[str, Any]] = []
+            if issubclass(NODES[kind], Linear):
+                options.append(("units", node.integer("units", required=True, minimum=1, maximum=10_000)))
+                if "bias" in node:
+                    options.append(("bias", node.boolean("bias", default=True)))
+            node.done()
+            specs.append(NodeSpec(name, kind, tuple(inputs), tuple(options)))
+            known.append(name)
+        return tuple(specs)
 
     def batch_size(self, key: str, m: int) -> int:
         value = self.get(key)
@@ -639,7 +698,7 @@ def exercise_spec(chapter: Chapter) -> ExerciseSpec:
         if q not in ask:
             section.fail("points", f"points for asked quantities ({', '.join(ask)})", repr(q), suggest=list(ask), near=q)
     section.done()
-    if "biases" in vary and not chapter.bias:
+    if "biases" in vary and not chapter.network.bias:
         section.fail("vary", "no 'biases' for a network without biases", "'biases'")
     return ExerciseSpec(step, tuple(ask), decimals, tuple(vary), value_decimals, weights, inputs,
                         tuple(float(r) for r in rates), prompt, tuple(float(points.get(q, 1)) for q in ask))
@@ -731,8 +790,12 @@ def _doc_steps(section: Section, key: str, last: int) -> list[int]:
 
 def graph_nodes(chapter: Chapter) -> list[str]:
     """The nodes of the chapter's graph a note may be anchored to: Z1, A1, …, cost, then the parameters."""
-    layers = [name for l in range(1, len(chapter.layers) + 1) for name in (f"Z{l}", f"A{l}")]
-    return layers + ["cost"] + chapter.parameter_names
+    return [node.name for node in chapter.network.nodes] + chapter.parameter_names
+
+
+def graph_output_op(nodes: tuple[NodeSpec, ...], layers: tuple[LayerSpec, ...]) -> str:
+    """The kind of the last node of a network not yet built (for a message)."""
+    return nodes[-1].op if nodes else layers[-1].activation
 
 
 def _document_notes(section: Section, chapter: Chapter, shown: list[int]) -> tuple[DocumentNote, ...]:

@@ -1,12 +1,16 @@
-"""The computational graph: linear nodes, activation nodes and costs.
+"""The network as a graph of nodes: built from a chapter, walked forward and backward.
 
-Each node is one small class that keeps its forward computation, its local gradient and its
-symbolic definition side by side (as micrograd's `Value` keeps `_backward` beside the forward
-operation). Adding an activation means adding one class with `@register`, nothing else.
+A `Graph` is its nodes in forward order (each reads the data, parameters or earlier nodes), the
+last one the cost. It is data: documents, figures, checks and exercises walk `graph.nodes`,
+`graph.consumers` and the quantity names of tracer.engine.keys; nobody rebuilds the network from
+names. The forward pass runs the nodes in order; the backward pass runs them in reverse, each
+node's vector–Jacobian product passing the gradient it received to its inputs and parameters. A
+node whose value feeds several nodes receives the sum of what each of them passes back (the
+article's "sum all the incoming gradients to a node, from all the possible paths"); the trace
+keeps each part (`dA1_via_Z2`) and the sum.
 
-Shapes follow the article's code: `X` is features × examples, `W` is units × inputs, `b` is
-units × 1, `Z = W·A_prev + b`, `A = f(Z)`; `m` is the number of examples. Every method writes
-into `out` when it is given, so the training loop can compute straight into the trace's arrays.
+A chapter's `[network] layers` list is a shorthand compiled here into nodes (each layer kind one
+class in LAYERS), and its `[network] graph` list writes the nodes out one by one.
 """
 
 from __future__ import annotations
@@ -16,563 +20,399 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-ACTIVATIONS: dict[str, type["Activation"]] = {}
-COSTS: dict[str, type["Cost"]] = {}
-
-#: exp() overflows above this; sigmoid is exactly 0 or 1 in float64 well before it.
-_EXP_LIMIT = 709.0
-
-
-def register(cls: type) -> type:
-    """Make an activation or cost class available to chapter files under its `name`.
-
-    A node owns its display: a class missing any of its display attributes or methods (see
-    `Activation.DISPLAY`, `Cost.DISPLAY`) is refused here, never shown as a placeholder later.
-    """
-    base = Activation if issubclass(cls, Activation) else Cost
-    missing = [a for a in base.DISPLAY if getattr(cls, a, None) is getattr(base, a, None)
-               or getattr(cls, a, None) is None]
-    if missing:
-        raise TypeError(f"{cls.__name__}: a {base.__name__.lower()} must give its display too; "
-                        f"missing: {', '.join(missing)}")
-    table = ACTIVATIONS if base is Activation else COSTS
-    table[cls.name] = cls
-    return cls
-
-
-def op(name: str, *args: Any, **keys: Any) -> dict[str, Any]:
-    """One operation of a worked line's expression tree: {"op": name, "args": [...]} (see README)."""
-    return {"op": name, "args": list(args), **keys}
-
-
-def fill(pattern: str, **values: str) -> str:
-    """A display pattern with its <A>, <Z>, <Y>, <m>, … placeholders replaced (LaTeX has too many braces for format)."""
-    for key, value in values.items():
-        pattern = pattern.replace(f"<{key}>", value)
-    return pattern
-
-
-def _out(like: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    return np.empty_like(like, dtype=float) if out is None else out
-
-
-# --------------------------------------------------------------------------- linear node
-
-
-class Linear:
-    """Z = W·A_prev + b. Its local gradients are A_prevᵀ (for W), 1 (for b) and Wᵀ (for A_prev)."""
-
-    def forward(self, W: np.ndarray, b: np.ndarray | None, A_prev: np.ndarray,
-                out: np.ndarray | None = None) -> np.ndarray:
-        out = np.matmul(W, A_prev, out=out)
-        if b is not None:
-            out += b
-        return out
-
-    def local_gradients(self, W: np.ndarray, A_prev: np.ndarray) -> dict[str, np.ndarray]:
-        """∂Z/∂W = A_prevᵀ, ∂Z/∂b = 1 (a column of m ones), ∂Z/∂A_prev = Wᵀ, as the article writes them."""
-        return {"W": A_prev.T, "b": np.ones((A_prev.shape[1], 1)), "A_prev": W.T}
-
-    def backward(self, W: np.ndarray, A_prev: np.ndarray, dZ: np.ndarray,
-                 dW: np.ndarray | None = None, db: np.ndarray | None = None,
-                 dA_prev: np.ndarray | None = None, input_gradient: bool = True,
-                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """The upstream dZ times each local gradient: dW = dZ·A_prevᵀ, db = Σ dZ, dA_prev = Wᵀ·dZ.
-
-        db is computed only where an array for it is given (a network without biases has none);
-        dA_prev only when `input_gradient` (training does not need the one reaching X).
-        """
-        dW = np.matmul(dZ, A_prev.T, out=dW)
-        if db is not None:
-            np.add.reduce(dZ, axis=1, keepdims=True, out=db)
-        if input_gradient:
-            dA_prev = np.matmul(W.T, dZ, out=dA_prev)
-        return dW, db, dA_prev
-
-
-# --------------------------------------------------------------------------- activations
-
-
-class Activation:
-    """A = f(Z) element by element; its local gradient dA/dZ is element by element too.
-
-    Display (each class gives all of it): `readable` (the name in prose), `symbol` (LaTeX, the
-    function's name before its argument), `glyph` (plain Unicode, for graph labels), `formula`
-    (LaTeX of the definition), `gradient_tex` (LaTeX of dA/dZ with <A> and <Z> for the node's
-    values), and `expression` / `local_expression`, the same as trees of operations (README).
-    """
-
-    DISPLAY: ClassVar[tuple[str, ...]] = ("readable", "symbol", "glyph", "formula", "gradient_tex",
-                                          "expression", "local_expression")
-    name: ClassVar[str]
-    readable: ClassVar[str]
-    symbol: ClassVar[str]
-    glyph: ClassVar[str]
-    formula: ClassVar[str]  # LaTeX of the definition, for documents
-    gradient_tex: ClassVar[str]
-    #: Values of z where f has no derivative (ReLU's 0): the witnesses do not difference across them.
-    kinks: ClassVar[tuple[float, ...]] = ()
-
-    def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError
-
-    def local_gradient(self, Z: np.ndarray, A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError
-
-    def definition(self, z: Any) -> Any:
-        """f(z) as a SymPy expression of the symbol `z` (SymPy is imported only here)."""
-        raise NotImplementedError
-
-    def expression(self, z: Any) -> Any:
-        """f(z) as a tree of operations on the operand `z`."""
-        raise NotImplementedError
-
-    def local_expression(self, z: Any, a: Any) -> Any:
-        """dA/dZ as a tree of operations on `z` and `a`; None when it is a constant (identity's 1)."""
-        raise NotImplementedError
-
-
-@register
-class Sigmoid(Activation):
-    name = "sigmoid"
-    formula = r"\sigma(z) = \frac{1}{1 + e^{-z}}"
-    readable = "sigmoid"
-    symbol = r"\sigma"
-    glyph = "σ"
-    gradient_tex = r"<A> \odot \left(1 - <A>\right)"
-
-    def forward(self, Z, out=None):
-        out = _out(Z, out)
-        # The article's 1/(1 + e^(-z)), with -z capped so exp() cannot overflow for z < -709.
-        np.negative(Z, out=out)
-        np.minimum(out, _EXP_LIMIT, out=out)
-        np.exp(out, out=out)
-        out += 1.0
-        return np.reciprocal(out, out=out)
-
-    def local_gradient(self, Z, A, out=None):
-        out = np.subtract(1.0, A, out=out)
-        out *= A
-        return out
-
-    def definition(self, z):
-        import sympy as sp
-
-        return 1 / (1 + sp.exp(-z))
-
-    def expression(self, z):
-        return op("sigmoid", z)
-
-    def local_expression(self, z, a):
-        return op("mul", a, op("sub", 1, a))
-
-
-@register
-class ReLU(Activation):
-    name = "relu"
-    formula = r"\operatorname{ReLU}(z) = \max(0, z)"
-    readable = "ReLU"
-    symbol = r"\operatorname{ReLU}"
-    glyph = "ReLU"
-    gradient_tex = r"\mathbf{1}\left[<Z> > 0\right]"
-    kinks = (0.0,)
-
-    def forward(self, Z, out=None):
-        return np.maximum(Z, 0.0, out=out)
-
-    def local_gradient(self, Z, A, out=None):
-        # The derivative at z = 0 is taken as 0, as NN_scratch.py and most libraries do.
-        return np.greater(Z, 0.0, out=_out(Z, out), casting="unsafe")
-
-    def definition(self, z):
-        import sympy as sp
-
-        return sp.Piecewise((z, z > 0), (0, True))
-
-    def expression(self, z):
-        return op("relu", z)
-
-    def local_expression(self, z, a):
-        return op("heaviside", z)
-
-
-@register
-class Tanh(Activation):
-    name = "tanh"
-    formula = r"\tanh(z) = \frac{e^{z} - e^{-z}}{e^{z} + e^{-z}}"
-    readable = "tanh"
-    symbol = r"\tanh"
-    glyph = "tanh"
-    gradient_tex = r"1 - <A> \odot <A>"
-
-    def forward(self, Z, out=None):
-        return np.tanh(Z, out=out)
-
-    def local_gradient(self, Z, A, out=None):
-        out = np.multiply(A, A, out=out)
-        return np.subtract(1.0, out, out=out)
-
-    def definition(self, z):
-        import sympy as sp
-
-        return (sp.exp(z) - sp.exp(-z)) / (sp.exp(z) + sp.exp(-z))
-
-    def expression(self, z):
-        return op("tanh", z)
-
-    def local_expression(self, z, a):
-        return op("sub", 1, op("square", a))
-
-
-@register
-class Identity(Activation):
-    name = "identity"
-    formula = r"\operatorname{id}(z) = z"
-    readable = "identity"
-    symbol = r"\operatorname{id}"
-    glyph = "id"
-    gradient_tex = r"1"
-
-    def forward(self, Z, out=None):
-        out = _out(Z, out)
-        np.copyto(out, Z)
-        return out
-
-    def local_gradient(self, Z, A, out=None):
-        out = _out(Z, out)
-        out.fill(1.0)
-        return out
-
-    def definition(self, z):
-        return z
-
-    def expression(self, z):
-        return z
-
-    def local_expression(self, z, a):
-        return None
-
-# --------------------------------------------------------------------------- costs
-
-
-class Cost:
-    """The cost of a batch: scale · Σ loss(y, ŷ) over the m examples (and the output units).
-
-    `gradient` is ∂cost/∂A of the last layer; a cost with `from_logits = True` is computed from
-    the last layer's Z instead, and its gradient is ∂cost/∂Z.
-
-    Display (each class gives all of it): `readable` (the name in prose), `formula` (LaTeX of the
-    definition, the cost always written Cost), `scale_tex` and `term_tex` (the cost as
-    scale · Σ terms, with <m> and one example's <y>, <a> = ŷ and <z>), `gradient_tex` (with <A>,
-    <Z>, <Y>, <m>), and `scale` / `term` / `gradient_expression`, the same as trees of operations.
-    """
-
-    DISPLAY: ClassVar[tuple[str, ...]] = ("readable", "formula", "scale_tex", "term_tex", "gradient_tex",
-                                          "scale", "term", "gradient_expression")
-    name: ClassVar[str]
-    readable: ClassVar[str]
-    formula: ClassVar[str]  # LaTeX of the definition, for documents
-    scale_tex: ClassVar[str]
-    term_tex: ClassVar[str]
-    gradient_tex: ClassVar[str]
-    from_logits: ClassVar[bool] = False
-    #: (low, high): the prediction is clipped to this range before the cost and its gradient use it.
-    clip: ClassVar[tuple[float, float] | None] = None
-
-    def forward(self, Y: np.ndarray, A: np.ndarray, Z: np.ndarray) -> float:
-        raise NotImplementedError
-
-    def gradient(self, Y: np.ndarray, A: np.ndarray, Z: np.ndarray,
-                 out: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError
-
-    def definition(self, y: Any, yhat: Any, m: Any) -> tuple[Any, Any]:
-        """(scale, loss) as SymPy expressions, so that cost = scale · Σ loss(y, ŷ) over the examples.
-
-        For a from-logits cost `yhat` stands for the last layer's z.
-        """
-        raise NotImplementedError
-
-    def scale(self, m: int) -> Any:
-        """The factor before the sum over examples, as a tree (None when there is none)."""
-        raise NotImplementedError
-
-    def term(self, y: Any, a: Any, z: Any) -> Any:
-        """One example's loss as a tree of operations on its y, ŷ (= a) and z."""
-        raise NotImplementedError
-
-    def gradient_expression(self, Y: Any, A: Any, Z: Any, m: int) -> Any:
-        """∂Cost/∂A_L (∂Cost/∂Z_L from logits) as a tree on the whole matrices."""
-        raise NotImplementedError
-
-
-@register
-class SquaredError(Cost):
-    name = "squared_error"
-    formula = r"\mathrm{Cost} = \frac{1}{2m} \sum_{i=1}^{m} (y_i - \hat{y}_i)^2"
-    readable = "squared error"
-    scale_tex = r"\frac{1}{2 \cdot <m>}"
-    term_tex = r"(<y> - <a>)^2"
-    gradient_tex = r"\frac{1}{<m>}\left(<A> - <Y>\right)"
-
-    def forward(self, Y, A, Z):
-        diff = Y - A
-        return float(np.vdot(diff, diff)) / (2 * Y.shape[1])
-
-    def gradient(self, Y, A, Z, out=None):
-        out = np.subtract(A, Y, out=out)
-        out *= 1.0 / Y.shape[1]
-        return out
-
-    def definition(self, y, yhat, m):
-        return 1 / (2 * m), (y - yhat) ** 2
-
-    def scale(self, m):
-        return op("div", 1, op("mul", 2, m))
-
-    def term(self, y, a, z):
-        return op("square", op("sub", y, a))
-
-    def gradient_expression(self, Y, A, Z, m):
-        return op("mul", op("div", 1, m), op("sub", A, Y))
-
-
-@register
-class SumOfSquares(Cost):
-    name = "sum_of_squares"
-    formula = r"\mathrm{Cost} = \sum_{i=1}^{m} (y_i - \hat{y}_i)^2"
-    readable = "sum of squared errors"
-    scale_tex = ""
-    term_tex = r"(<y> - <a>)^2"
-    gradient_tex = r"2\left(<A> - <Y>\right)"
-
-    def forward(self, Y, A, Z):
-        diff = Y - A
-        return float(np.vdot(diff, diff))
-
-    def gradient(self, Y, A, Z, out=None):
-        out = np.subtract(A, Y, out=out)
-        out *= 2.0
-        return out
-
-    def definition(self, y, yhat, m):
-        return 1, (y - yhat) ** 2
-
-    def scale(self, m):
-        return None
-
-    def term(self, y, a, z):
-        return op("square", op("sub", y, a))
-
-    def gradient_expression(self, Y, A, Z, m):
-        return op("mul", 2, op("sub", A, Y))
-
-
-#: Predictions are kept this far from 0 and 1 before a logarithm, so log(0) never happens.
-BCE_CLIP = 1e-15
-
-
-@register
-class BinaryCrossEntropy(Cost):
-    name = "binary_cross_entropy"
-    formula = (r"\mathrm{Cost} = \frac{1}{m} \sum_{i=1}^{m} \left[-y_i \log \hat{y}_i"
-               r" - (1 - y_i) \log (1 - \hat{y}_i)\right]")
-    readable = "binary cross-entropy"
-    scale_tex = r"\frac{1}{<m>}"
-    term_tex = r"-<y> \log <a> - (1 - <y>) \log(1 - <a>)"
-    gradient_tex = r"\frac{1}{<m>}\left(<A> - <Y>\right) \oslash \left(<A> \odot \left(1 - <A>\right)\right)"
-    clip = (BCE_CLIP, 1.0 - BCE_CLIP)
-
-    def forward(self, Y, A, Z):
-        P = np.clip(A, *self.clip)
-        return float(np.sum(-Y * np.log(P) - (1.0 - Y) * np.log1p(-P))) / Y.shape[1]
-
-    def gradient(self, Y, A, Z, out=None):
-        P = np.clip(A, *self.clip)
-        out = np.subtract(P, Y, out=out)
-        out /= P * (1.0 - P) * Y.shape[1]
-        return out
-
-    def definition(self, y, yhat, m):
-        import sympy as sp
-
-        return 1 / m, -y * sp.log(yhat) - (1 - y) * sp.log(1 - yhat)
-
-    def scale(self, m):
-        return op("div", 1, m)
-
-    def term(self, y, a, z):
-        return op("sub", op("neg", op("mul", y, op("log", a))), op("mul", op("sub", 1, y), op("log", op("sub", 1, a))))
-
-    def gradient_expression(self, Y, A, Z, m):
-        return op("div", op("sub", A, Y), op("mul", m, op("mul", A, op("sub", 1, A))))
-
-
-@register
-class BinaryCrossEntropyFromLogits(Cost):
-    """Cross-entropy of σ(z) computed from z itself: max(z, 0) − z·y + log(1 + e^(−|z|))."""
-
-    name = "binary_cross_entropy_from_logits"
-    formula = (r"\mathrm{Cost} = \frac{1}{m} \sum_{i=1}^{m} \left[\max(z_i, 0) - z_i y_i"
-               r" + \log\left(1 + e^{-|z_i|}\right)\right]")
-    from_logits = True
-    readable = "binary cross-entropy (from z)"
-    scale_tex = r"\frac{1}{<m>}"
-    term_tex = r"\max(<z>, 0) - <z> \cdot <y> + \log\left(1 + e^{-|<z>|}\right)"
-    gradient_tex = r"\frac{1}{<m>}\left(\sigma\left(<Z>\right) - <Y>\right)"
-
-    def forward(self, Y, A, Z):
-        loss = np.maximum(Z, 0.0) - Z * Y + np.log1p(np.exp(-np.abs(Z)))
-        return float(np.sum(loss)) / Y.shape[1]
-
-    def gradient(self, Y, A, Z, out=None):
-        out = Sigmoid().forward(Z, out=out)
-        out -= Y
-        out *= 1.0 / Y.shape[1]
-        return out
-
-    def definition(self, y, z, m):
-        import sympy as sp
-
-        yhat = 1 / (1 + sp.exp(-z))
-        return 1 / m, -y * sp.log(yhat) - (1 - y) * sp.log(1 - yhat)
-
-    def scale(self, m):
-        return op("div", 1, m)
-
-    def term(self, y, a, z):
-        return op("add", op("sub", op("max", z, 0), op("mul", z, y)),
-                  op("log", op("add", 1, op("exp", op("neg", op("abs", z))))))
-
-    def gradient_expression(self, Y, A, Z, m):
-        return op("mul", op("div", 1, m), op("sub", op("sigmoid", Z), Y))
-
-
-def cost_named(name: str, from_logits: bool = False) -> Cost:
-    """The cost node for a chapter's `cost` and `from_logits` keys."""
-    return COSTS[f"{name}_from_logits" if from_logits else name]()
-
-
-# --------------------------------------------------------------------------- the network
-
-
-@dataclass
-class Layer:
-    """One layer of the article's network: the linear node Z_l and the activation node A_l."""
-
-    index: int  # 1-based, as the article names W1, Z1, A1
-    units: int
-    linear: Linear
-    activation: Activation
-
-    def __post_init__(self) -> None:
-        l = self.index
-        self.W, self.b, self.Z, self.A = f"W{l}", f"b{l}", f"Z{l}", f"A{l}"
-        self.dW, self.db, self.dZ, self.dA = f"dW{l}", f"db{l}", f"dZ{l}", f"dA{l}"
-        self.A_prev, self.dA_prev = f"A{l - 1}", f"dA{l - 1}"
-        self.local = local_name(self.A, self.Z)
-
-
-def local_name(of: str, wrt: str) -> str:
-    """The trace's name for a recorded local gradient ∂of/∂wrt, e.g. 'dA1_dZ1'."""
-    return f"d{of}_d{wrt}"
-
+from tracer.engine import keys
+from tracer.engine.keys import COST, INPUT, TARGET
+from tracer.engine.nodes import NODES, Cost, Linear, Node, activations
 
 #: Called on every value a node computes; carry="rounded" rounds it there (None: full precision).
 Carry = Callable[[str, np.ndarray], np.ndarray] | None
 
 
-class Network:
-    """Layers of Linear → Activation nodes and a cost: one forward and one backward pass at a time.
+class GraphError(ValueError):
+    """A graph that cannot be built: the message says which node and what was expected."""
 
-    Values go into `out`, a dict from the article's names (Z1, A1, dA1_dZ1, dZ1, dW1, …) to arrays,
-    which is either the trace's record for this step or scratch space. `carry`, when given, sees
-    every value as soon as a node has computed it (hand mode rounds it there).
-    """
 
-    def __init__(self, units: list[int], activations: list[Activation], cost: Cost, bias: bool = True):
-        self.layers = [Layer(i + 1, n, Linear(), act) for i, (n, act) in enumerate(zip(units, activations))]
-        self.cost = cost
-        self.bias = bias
+# --------------------------------------------------------------------------- the graph
+
+
+class Graph:
+    """Nodes in forward order, the last one the cost; the data are A0 (the input) and Y (the labels)."""
+
+    def __init__(self, nodes: list[Node]):
+        self.nodes = list(nodes)
+        self.by_name = {n.name: n for n in self.nodes}
+        self.cost: Cost = self.nodes[-1]  # type: ignore[assignment]
+        if not isinstance(self.cost, Cost):
+            raise GraphError("the last node of a graph is its cost")
+        seen = {INPUT, TARGET}
+        for node in self.nodes:
+            for name in node.inputs:
+                if name not in seen:
+                    raise GraphError(f"node {node.name!r} reads {name!r}, which no earlier node computes")
+            if node.name in seen:
+                raise GraphError(f"two nodes are named {node.name!r}")
+            seen.add(node.name)
+        #: The node whose value is the prediction ŷ: the last before the cost.
+        self.output: Node = self.nodes[-2]
+        self.parameter_names = [p for n in self.nodes for p in n.params]
+        self.owner = {p: n for n in self.nodes for p in n.params}
+        #: For each value (data or node), the nodes that read it, in forward order.
+        self.consumers: dict[str, list[Node]] = {INPUT: [], TARGET: []}
+        for node in self.nodes:
+            self.consumers[node.name] = []
+            for name in node.inputs:
+                self.consumers[name].append(node)
+        # Which values the cost depends on (their gradient is computed), and through which consumers.
+        on_path = {COST}
+        for node in reversed(self.nodes):
+            if node.name in on_path:
+                on_path.update(name for name in node.inputs if name != TARGET)
+        self.on_path = on_path
+        self.feeds: dict[str, list[Node]] = {name: [c for c in users if c.name in on_path]
+                                             for name, users in self.consumers.items()}
+        self._backward_plan = self._plan()
+
+    # ----------------------------------------------------------------- as data
+
+    def spec(self) -> list[dict[str, Any]]:
+        """The graph as data (a trace keeps it in its meta; `from_spec` builds it again)."""
+        return [node.spec() for node in self.nodes]
 
     @classmethod
-    def named(cls, layers: list[tuple[int, str]], cost: str, from_logits: bool = False,
-              bias: bool = True) -> "Network":
-        """A network from the names a chapter file (or a trace's meta) uses: [(units, activation)], cost."""
-        return cls([units for units, _ in layers], [ACTIVATIONS[name]() for _, name in layers],
-                   cost_named(cost, from_logits), bias)
+    def from_spec(cls, spec: list[dict[str, Any]]) -> "Graph":
+        nodes = []
+        for entry in spec:
+            entry = dict(entry)
+            kind = NODES.get(str(entry.pop("op", "")))
+            if kind is None:
+                raise GraphError(f"unknown node kind in {entry!r}")
+            nodes.append(kind(str(entry.pop("name")), tuple(entry.pop("inputs", ())), tuple(entry.pop("params", ())),
+                              **entry))
+        return cls(nodes)
+
+    def replaced(self, name: str, node: Node) -> "Graph":
+        """The same graph with node `name` replaced (a mistake's variant of one node)."""
+        return Graph([node if n.name == name else n for n in self.nodes])
+
+    def node(self, name: str) -> Node:
+        return self.by_name[name]
+
+    def of_kind(self, kind: type) -> list[Node]:
+        return [n for n in self.nodes if isinstance(n, kind)]
 
     @property
-    def parameter_names(self) -> list[str]:
-        return [name for layer in self.layers for name in ([layer.W, layer.b] if self.bias else [layer.W])]
+    def linear(self) -> list[Linear]:
+        return [n for n in self.nodes if isinstance(n, Linear)]  # type: ignore[misc]
+
+    @property
+    def bias(self) -> bool:
+        """Do the linear nodes have biases (all of them do, or none)?"""
+        return any(n.b for n in self.linear)
+
+    @property
+    def prediction(self) -> str:
+        """The value the cost reads: ŷ, or the logits it was computed from."""
+        return self.cost.prediction
+
+    def gradient(self, name: str) -> str:
+        """The name of ∂Cost/∂name (a value or a parameter)."""
+        return keys.grad(name)
+
+    def target(self, name: str, consumer: Node) -> str:
+        """Where `consumer` writes the gradient it passes to `name`: ∂Cost/∂name itself, or its part
+        through `consumer` when several nodes read `name`."""
+        if name in self.owner or len(self.feeds.get(name, ())) <= 1:
+            return keys.grad(name)
+        return keys.part(name, consumer.name)
+
+    def names(self) -> keys.Names:
+        """Every quantity name this graph's trace records (and the data), as a lookup table."""
+        table = [keys.Key(keys.VALUE, INPUT), keys.Key(keys.VALUE, TARGET), keys.Key(keys.GRAD, INPUT),
+                 keys.Key(keys.VALUE, COST)]
+        for node in self.nodes[:-1]:
+            table.append(keys.Key(keys.VALUE, node.name))
+            table += [keys.Key(keys.LOCAL, node.name, wrt) for wrt in node.locals]
+            table.append(keys.Key(keys.GRAD, node.name))
+        for name, users in self.feeds.items():
+            if len(users) > 1:
+                table += [keys.Key(keys.PART, name, user.name) for user in users]
+        for p in self.parameter_names:
+            table += [keys.Key(keys.VALUE, p), keys.Key(keys.GRAD, p), keys.Key(keys.UPDATED, p)]
+        return keys.Names(table)
+
+    def summary(self, n_inputs: int) -> str:
+        """The network in a line: '2 → 3 sigmoid → 1 sigmoid; squared error cost' (a sum of paths by its nodes)."""
+        shapes = self.value_shapes(n_inputs, 1)
+        parts = [str(n_inputs)]
+        for node in self.nodes[:-1]:
+            if node.kind == "activation":
+                parts.append(f"{shapes[node.name][0]} {node.readable}")
+            elif node.kind == "merge":
+                parts.append(f"{node.name} = {' + '.join(node.inputs)}")
+        return " → ".join(parts) + f"; {self.cost.readable} cost"
+
+    # ----------------------------------------------------------------- shapes
+
+    def value_shapes(self, n_inputs: int, m: int) -> dict[str, tuple[int, ...]]:
+        """The shape of the data and of every node's value for a batch of m examples."""
+        shapes: dict[str, tuple[int, ...]] = {INPUT: (n_inputs, m), TARGET: (self.output_units(n_inputs), m)}
+        for node in self.nodes:
+            shapes[node.name] = node.shape([shapes[name] for name in node.inputs])
+        return shapes
+
+    def output_units(self, n_inputs: int) -> int:
+        shapes: dict[str, tuple[int, ...]] = {INPUT: (n_inputs, 1)}
+        for node in self.nodes[:-1]:
+            shapes[node.name] = node.shape([shapes[name] for name in node.inputs])
+        return shapes[self.output.name][0]
+
+    def parameter_shapes(self, n_inputs: int) -> dict[str, tuple[int, ...]]:
+        values = self.value_shapes(n_inputs, 1)
+        out: dict[str, tuple[int, ...]] = {}
+        for node in self.nodes:
+            out.update(node.parameter_shapes([values[name] for name in node.inputs]))
+        return out
 
     def shapes(self, n_inputs: int, m: int) -> dict[str, tuple[int, ...]]:
-        """The shape of every node quantity a step computes, for a batch of m examples."""
-        shapes: dict[str, tuple[int, ...]] = {"dA0": (n_inputs, m)}
-        for layer in self.layers:
-            n = layer.units
-            shapes.update({layer.Z: (n, m), layer.A: (n, m), layer.local: (n, m), layer.dA: (n, m),
-                           layer.dZ: (n, m), layer.dW: (n, n_inputs)})
-            if self.bias:
-                shapes[layer.db] = (n, 1)
-            n_inputs = n
-        if self.cost.from_logits:
-            del shapes[self.layers[-1].dA]
+        """The shape of every node quantity a step computes: values, local gradients, gradients (and
+        their parts), the parameters' gradients; for a batch of m examples."""
+        values = self.value_shapes(n_inputs, m)
+        params = self.parameter_shapes(n_inputs)
+        shapes: dict[str, tuple[int, ...]] = {keys.grad(INPUT): values[INPUT]}
+        for node in self.nodes[:-1]:
+            ins = [values[name] for name in node.inputs]
+            shapes[node.name] = values[node.name]
+            shapes.update({keys.local(node.name, wrt): s for wrt, s in node.local_shapes(ins).items()})
+            if node.name in self.on_path:
+                shapes[keys.grad(node.name)] = values[node.name]
+            shapes.update({keys.grad(p): params[p] for p in node.params})
+        for name, users in self.feeds.items():
+            if len(users) > 1 and name != TARGET:
+                shapes.update({keys.part(name, user.name): values[name] for user in users})
         return shapes
+
+    # ----------------------------------------------------------------- the passes
 
     def forward(self, params: dict[str, np.ndarray], A0: np.ndarray, out: dict[str, np.ndarray],
                 carry: Carry = None) -> None:
-        A_prev = A0
-        for layer in self.layers:
-            Z = layer.linear.forward(params[layer.W], params.get(layer.b), A_prev, out=out[layer.Z])
-            A_prev = layer.activation.forward(_carry(carry, layer.Z, Z) if carry else Z, out=out[layer.A])
-            if carry:
-                _carry(carry, layer.A, A_prev)
+        """Every node's value into `out` (the trace's record for this step, or scratch space)."""
+        self.bind(params, A0, None, out, carry).forward()
 
     def loss(self, Y: np.ndarray, out: dict[str, np.ndarray], carry: Carry = None) -> float:
-        last = self.layers[-1]
-        cost = self.cost.forward(Y, out[last.A], out[last.Z])
-        return float(carry("cost", np.array(cost))) if carry else cost
+        cost = self.cost.cost(Y, out[self.cost.prediction])
+        return float(carry(COST, np.array(cost))) if carry else cost
 
-    def backward(self, params: dict[str, np.ndarray], A0: np.ndarray, Y: np.ndarray,
-                 out: dict[str, np.ndarray], carry: Carry = None) -> None:
-        last = self.layers[-1]
-        logits = self.cost.from_logits
-        upstream = last.dZ if logits else last.dA
-        grad = self.cost.gradient(Y, out[last.A], out[last.Z], out=out[upstream])
-        if carry:
-            _carry(carry, upstream, grad)
-        for layer in reversed(self.layers):
-            local = layer.activation.local_gradient(out[layer.Z], out[layer.A], out=out[layer.local])
+    def backward(self, params: dict[str, np.ndarray], A0: np.ndarray, Y: np.ndarray, out: dict[str, np.ndarray],
+                 carry: Carry = None) -> None:
+        """Every gradient into `out`, from the cost back to the input; `carry` sees each as it is made.
+
+        A node read by several others first sums the parts they passed back. The gradient reaching
+        the input (dA0) is computed only where `out` has room for it: nothing in training reads it.
+        """
+        self.bind(params, A0, Y, out, carry).backward()
+
+    def bind(self, params: dict[str, np.ndarray], A0: np.ndarray, Y: np.ndarray | None,
+             out: dict[str, np.ndarray], carry: Carry = None) -> "Bound":
+        """The passes over these arrays, worked out once: a training loop that reuses its arrays step after
+        step runs the bound passes again and again."""
+        return Bound(self, params, A0, Y, out, carry)
+
+    def backward_order(self) -> list[tuple[str, str]]:
+        """(gradient, the node that computes it) from the cost back to the input: what reaches the
+        prediction, then each node's sum over its paths (when several nodes read it) and what it passes on."""
+        order = [(keys.grad(self.prediction), COST)]
+        for node in reversed(self.nodes[:-1]):
+            if len(self.feeds.get(node.name, ())) > 1:
+                order.append((keys.grad(node.name), node.name))
+            if node.name in self.on_path:
+                order += [(target, node.name) for _, target in self.passes(node.name)]
+        return order
+
+    def passes(self, name: str) -> tuple[tuple[str, str], ...]:
+        """(input or parameter, the name of the gradient written for it) for what node `name` passes back."""
+        return next(step.passes for step in self._backward_plan if step.node.name == name)
+
+    @property
+    def _forward_plan(self) -> list[tuple[Node, tuple[str, ...], tuple[str, ...]]]:
+        return [(n, n.inputs, n.params) for n in self.nodes[:-1]]
+
+    def _plan(self) -> list["_Backward"]:
+        """What each node does in the backward pass, from the cost back (worked out once per graph)."""
+        plan = []
+        for node in reversed(self.nodes):
+            name = node.name
+            on_path = name in self.on_path
+            feeds = self.feeds.get(name, [])
+            parts = tuple(keys.part(name, u.name) for u in feeds) if len(feeds) > 1 else ()
+            locals_ = tuple((wrt, keys.local(name, wrt)) for wrt in node.locals)
+            passes: tuple[tuple[str, str], ...] = ()
+            if on_path:
+                passes = tuple((n, keys.grad(n) if n in self.owner else self.target(n, node))
+                               for n in node.receivers() if n in self.owner or (n != TARGET and n in self.on_path))
+            grad = keys.grad(name) if on_path and node is not self.cost else None
+            plan.append(_Backward(node, grad, parts, locals_, passes))
+        return plan
+
+
+@dataclass(frozen=True)
+class _Backward:
+    """One node's part of the backward pass: the gradient it receives (`grad`, summed from `parts` when
+    several nodes read it), the local gradients it records, and where it writes what it passes on."""
+
+    node: Node
+    grad: str | None
+    parts: tuple[str, ...]
+    locals: tuple[tuple[str, str], ...]
+    passes: tuple[tuple[str, str], ...]
+
+
+class Bound:
+    """A graph's forward and backward pass over given arrays: the parameters, the batch, the step's
+    values (`out`, by quantity name), looked up once rather than at every step."""
+
+    def __init__(self, graph: Graph, params: dict[str, np.ndarray], A0: np.ndarray, Y: np.ndarray | None,
+                 out: dict[str, np.ndarray], carry: Carry = None):
+        self.graph, self.out, self.carry, self.Y = graph, out, carry, Y
+
+        def value(name: str) -> np.ndarray:
+            return A0 if name == INPUT else Y if name == TARGET else out[name]
+
+        self.forwards = [(node.forward, [value(n) for n in node.inputs], [params[p] for p in node.params],
+                          out[node.name], node.name) for node in graph.nodes[:-1]]
+        self.backwards = []
+        for step in graph._backward_plan if Y is not None else ():  # a forward pass alone needs no backward
+            node = step.node
+            args = [value(n) for n in node.inputs]
+            local = {wrt: out[name] for wrt, name in step.locals}
+            targets = {wrt: out.get(name) for wrt, name in step.passes}
+            carried = [(targets[wrt], name) for wrt, name in step.passes if targets[wrt] is not None]
+            self.backwards.append((
+                [out[p] for p in step.parts], out[step.grad] if step.grad else None, step.grad,
+                node.local if local else None, args, out.get(node.name), local,
+                [(local[wrt], name) for wrt, name in step.locals],
+                node.vjp if step.passes else None, [params[p] for p in node.params], targets, carried))
+
+    def forward(self) -> None:
+        carry = self.carry
+        for forward, args, params, out, name in self.forwards:
+            forward(args, params, out=out)
             if carry:
-                _carry(carry, layer.local, local)
-            if layer is not last or not logits:
-                dZ = np.multiply(out[layer.dA], local, out=out[layer.dZ])
+                out[...] = carry(name, out)
+
+    def backward(self) -> None:
+        carry = self.carry
+        for parts, grad, grad_name, local_fn, args, value, local, locals_, vjp, params, targets, carried in \
+                self.backwards:
+            if parts:  # the sum over every path, once each part has arrived
+                np.add(parts[0], parts[1], out=grad)
+                for more in parts[2:]:
+                    grad += more
                 if carry:
-                    _carry(carry, layer.dZ, dZ)
-            if layer.index == 1:
-                A_prev = A0
-                if layer.dA_prev not in out:  # nothing reads the gradient reaching the input: skip it
-                    grads = layer.linear.backward(params[layer.W], A0, out[layer.dZ], out[layer.dW],
-                                                  out.get(layer.db), input_gradient=False)
-                    if carry:
-                        _carry_all(carry, layer, grads)
-                    continue
-            else:
-                A_prev = out[layer.A_prev]
-            grads = layer.linear.backward(params[layer.W], A_prev, out[layer.dZ], out[layer.dW],
-                                          out.get(layer.db), out[layer.dA_prev])
-            if carry:
-                _carry_all(carry, layer, grads)
+                    grad[...] = carry(grad_name, grad)
+            if local_fn is not None:
+                local_fn(args, value, local)
+                if carry:
+                    for array, name in locals_:
+                        array[...] = carry(name, array)
+            if vjp is not None:
+                vjp(grad, args, params, value, local, targets)
+                if carry:
+                    for array, name in carried:
+                        array[...] = carry(name, array)
 
 
-def _carry_all(carry: Carry, layer: Layer, grads: tuple[np.ndarray | None, ...]) -> None:
-    for name, value in zip((layer.dW, layer.db, layer.dA_prev), grads):
-        if value is not None:
-            _carry(carry, name, value)
+# --------------------------------------------------------------------------- compiling a chapter's network
 
 
-def _carry(carry: Carry, name: str, value: np.ndarray) -> np.ndarray:
-    if carry is not None:
-        value[...] = carry(name, value)
-    return value
+@dataclass(frozen=True)
+class LayerSpec:
+    """One entry of a chapter's `[network] layers`: its kind and options (a dense layer: units, activation)."""
+
+    units: int = 0
+    activation: str = "sigmoid"
+    kind: str = "dense"
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+class LayerKind:
+    """A kind of layer in the `[network] layers` shorthand: the nodes layer l adds to the graph.
+
+    Layer l's output is A<l>; its input is `source` (A<l-1>, or A0 for the first layer).
+    """
+
+    name: ClassVar[str]
+
+    def nodes(self, spec: LayerSpec, index: int, source: str, bias: bool) -> list[Node]:
+        raise NotImplementedError
+
+
+LAYERS: dict[str, LayerKind] = {}
+
+
+def layer_kind(cls: type[LayerKind]) -> type[LayerKind]:
+    LAYERS[cls.name] = cls()
+    return cls
+
+
+@layer_kind
+class Dense(LayerKind):
+    """Z<l> = W<l>·A<l-1> + b<l>, then A<l> = activation(Z<l>)."""
+
+    name = "dense"
+
+    def nodes(self, spec, index, source, bias):
+        Z, A = keys.layer_value("Z", index), keys.layer_value("A", index)
+        linear = Linear.make(Z, source, spec.units, bias)
+        return [linear, activations()[spec.activation](A, (Z,))]
+
+
+def cost_node(cost: str, from_logits: bool, output: Node) -> Cost:
+    """The cost node reading the graph's output (or, from logits, the output's input)."""
+    from tracer.engine.nodes import costs
+
+    cls = costs()[cost]
+    if from_logits:
+        logits = cls.with_logits
+        if logits is None or output.op != logits.logits_of:
+            raise GraphError(f"from_logits: the {cost} cost has no form from the logits of a {output.op} node")
+        return logits(COST, (output.inputs[0], TARGET))
+    return cls(COST, (output.name, TARGET))
+
+
+def from_layers(layers: tuple[LayerSpec, ...], cost: str, from_logits: bool = False, bias: bool = True) -> Graph:
+    """The graph of the `[network] layers` shorthand: each layer's nodes, then the cost."""
+    nodes: list[Node] = []
+    source = INPUT
+    for index, spec in enumerate(layers, start=1):
+        added = LAYERS[spec.kind].nodes(spec, index, source, bias)
+        nodes += added
+        source = added[-1].name
+    return Graph(nodes + [cost_node(cost, from_logits, nodes[-1])])
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One entry of a chapter's `[network] graph`: a node written out by name, kind and inputs."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+def from_nodes(specs: tuple[NodeSpec, ...], cost: str, from_logits: bool = False, bias: bool = True) -> Graph:
+    """The graph a chapter writes out node by node (a skip connection: a node read twice); the last
+    node is the prediction, and the cost reads it."""
+    nodes: list[Node] = []
+    for spec in specs:
+        options = dict(spec.options)
+        if spec.op == "linear":
+            nodes.append(Linear.make(spec.name, spec.inputs[0], int(options["units"]),
+                                     bool(options.get("bias", bias)), options.get("weights"), options.get("biases")))
+        else:
+            nodes.append(NODES[spec.op](spec.name, spec.inputs))
+    return Graph(nodes + [cost_node(cost, from_logits, nodes[-1])])
+
+
+__all__ = ["Graph", "GraphError", "Carry", "LayerSpec", "LayerKind", "LAYERS", "NodeSpec", "from_layers",
+           "from_nodes", "cost_node"]

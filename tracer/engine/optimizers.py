@@ -11,6 +11,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from tracer.engine import keys
+from tracer.operations import op
+
 OPTIMIZERS: dict[str, type["Optimizer"]] = {}
 
 #: Hyper-parameters a chapter may set in [train], with their defaults.
@@ -20,7 +23,7 @@ HYPER_SYMBOL = {"beta": r"\beta", "beta1": r"\beta_1", "beta2": r"\beta_2", "eps
 
 
 def _op(name: str, *args: Any) -> dict[str, Any]:
-    return {"op": name, "args": list(args)}
+    return op(name, *args)
 
 
 def register(cls: type["Optimizer"]) -> type["Optimizer"]:
@@ -60,7 +63,7 @@ class Optimizer:
     def _carry(self, name: str, carry: Any) -> None:
         if carry is not None:
             for s, value in self.memory[name].items():
-                value[...] = carry(s + name, value)
+                value[...] = carry(keys.state(s, name), value)
 
     def expression(self, P: Any, dP: Any, alpha: Any, state: dict[str, Any], hyper: dict[str, Any],
                    t: int) -> dict[str, Any]:

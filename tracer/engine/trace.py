@@ -17,12 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from tracer.engine.graph import Network
+import functools
+
+from tracer.engine import keys
+from tracer.engine.graph import Graph, GraphError
+from tracer.engine.keys import COST, INPUT, TARGET
 from tracer.errors import TracerError
 from tracer.output import atomic_file
 
-FORMAT = "tracer-trace/1"
-AFTER = "_after"
+FORMAT = "tracer-trace/2"
 
 
 @dataclass
@@ -30,11 +33,13 @@ class NodeRecord:
     """One node of the graph at one step: its value, local gradients, what reaches it, what it passes on."""
 
     name: str
-    kind: str  # "input", "linear", "activation" or "cost"
+    kind: str  # "input", "linear", "activation", "merge" or "cost"
     value: np.ndarray
     local: dict[str, np.ndarray] = field(default_factory=dict)  # ∂node/∂input, by input name
     upstream: np.ndarray | None = None  # ∂cost/∂node
     passes: dict[str, np.ndarray] = field(default_factory=dict)  # ∂cost/∂input, by gradient name
+    #: For a node read by several others: the part of `upstream` each of them passed back, by name.
+    parts: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,19 +70,18 @@ class Trace:
     # ----------------------------------------------------------------- reading one step
 
     @property
-    def n_layers(self) -> int:
-        return len(self.meta["layers"])
-
-    @property
     def parameter_names(self) -> list[str]:
         return list(self.meta["parameters"])
 
-    @property
-    def network(self) -> Network:
-        """The network this trace recorded, rebuilt from its meta: its layers name every quantity."""
-        meta = self.meta
-        return Network.named([(int(x["units"]), str(x["activation"])) for x in meta["layers"]], str(meta["cost"]),
-                             bool(meta["from_logits"]), bool(meta["bias"]))
+    @functools.cached_property
+    def network(self) -> Graph:
+        """The graph this trace recorded, rebuilt from its meta: its nodes name every quantity."""
+        return Graph.from_spec(self.meta["graph"])
+
+    @functools.cached_property
+    def names(self) -> keys.Names:
+        """Every quantity name this trace's graph has (see tracer.engine.keys)."""
+        return self.network.names()
 
     def slot(self, step: int) -> int:
         """Where `step` is in the arrays; a clear error if it was not recorded."""
@@ -100,8 +104,8 @@ class Trace:
         """Every quantity recorded at `step` by name (A0, Y, Z1, …, cost, dW1, W1, W1_after, …)."""
         i = self.slot(step)
         values: dict[str, Any] = {name: array[i] for name, array in self.arrays.items() if name != "batch"}
-        values["A0"], values["Y"] = self.batch(step)
-        values["cost"] = float(values["cost"])
+        values[INPUT], values[TARGET] = self.batch(step)
+        values[COST] = float(values[COST])
         return values
 
     def value(self, quantity: str, step: int) -> Any:
@@ -117,34 +121,31 @@ class Trace:
         return self.arrays[quantity]
 
     def nodes(self, step: int) -> list[NodeRecord]:
-        """The graph at `step` in forward order: input, then Z1, A1, Z2, A2, …, cost."""
+        """The graph at `step` in forward order: the input, every node (Z1, A1, Z2, …), the cost."""
         v = self.at(step)
-        layers = self.network.layers
-        last = layers[-1]
-        logits = self.meta["from_logits"]
-        records = [NodeRecord("A0", "input", v["A0"], upstream=v["dA0"])]
-        for layer in layers:
-            passes = {layer.dW: v[layer.dW], layer.dA_prev: v[layer.dA_prev]}
-            local = {layer.W: v[layer.A_prev].T, layer.A_prev: v[layer.W].T}
-            if self.meta["bias"]:
-                passes[layer.db] = v[layer.db]
-                local[layer.b] = np.ones((v["A0"].shape[1], 1))
-            records.append(NodeRecord(layer.Z, "linear", v[layer.Z], local, v[layer.dZ], passes))
-            last_logit = logits and layer is last
-            records.append(NodeRecord(
-                layer.A, "activation", v[layer.A], {layer.Z: v[layer.local]},
-                None if last_logit else v[layer.dA], {} if last_logit else {layer.dZ: v[layer.dZ]}))
-        into = last.Z if logits else last.A
-        grad = v[f"d{into}"]
-        records.append(NodeRecord("cost", "cost", np.asarray(v["cost"]), {into: grad}, np.asarray(1.0),
-                                  {f"d{into}": grad}))
+        graph = self.network
+        records = [NodeRecord(INPUT, "input", v[INPUT], upstream=v[keys.grad(INPUT)])]
+        for node in graph.nodes:
+            args = {n: v[n] for n in node.inputs if n != TARGET}
+            params = {p: v[p] for p in node.params}
+            passes = {target: v[target] for _, target in graph.passes(node.name) if target in v}
+            if node is graph.cost:
+                grad = v[keys.grad(graph.prediction)]
+                records.append(NodeRecord(COST, "cost", np.asarray(v[COST]), {graph.prediction: grad},
+                                          np.asarray(1.0), {keys.grad(graph.prediction): grad}))
+                continue
+            local = node.shown_locals(args, params, v[node.name], {w: v[keys.local(node.name, w)] for w in node.locals})
+            parts = {keys.part(node.name, u.name): v[keys.part(node.name, u.name)]
+                     for u in graph.feeds[node.name]} if len(graph.feeds[node.name]) > 1 else {}
+            records.append(NodeRecord(node.name, node.kind, v[node.name], local, v.get(keys.grad(node.name)), passes,
+                                      parts))
         return records
 
     def parameters(self, step: int) -> list[ParameterRecord]:
         v = self.at(step)
         frozen = set(self.meta["frozen"])
-        return [ParameterRecord(p, v[p], v[f"d{p}"], v[p + AFTER],
-                                {s: v[s + p] for s in self.meta["state"]}, p in frozen)
+        return [ParameterRecord(p, v[p], v[keys.grad(p)], v[keys.after(p)],
+                                {s: v[keys.state(s, p)] for s in self.meta["state"]}, p in frozen)
                 for p in self.parameter_names]
 
     def step_dict(self, step: int) -> dict[str, Any]:
@@ -206,7 +207,7 @@ class Trace:
 INDEX_LIMIT = 16 * 2**20
 #: What `load` expects in the index's meta, with the type of each entry.
 META_TYPES: dict[str, type | tuple[type, ...]] = {
-    "chapter": str, "title": str, "layers": list, "cost": str, "from_logits": bool, "bias": bool,
+    "chapter": str, "title": str, "graph": list,
     "parameters": list, "frozen": list, "state": list, "carry": str, "steps_run": int,
 }
 
@@ -237,8 +238,8 @@ def _read_index(archive: zipfile.ZipFile) -> dict[str, Any]:
         if not isinstance(meta.get(key), kind) or (kind is int and isinstance(meta.get(key), bool)):
             raise _Invalid(f"meta {key!r} is missing or not a {getattr(kind, '__name__', kind)}")
     if not all(isinstance(x, str) for x in meta["parameters"] + meta["frozen"] + meta["state"]) or \
-            not meta["layers"] or not all(isinstance(l, dict) for l in meta["layers"]):
-        raise _Invalid("meta 'layers', 'parameters', 'frozen' or 'state' is malformed")
+            not meta["graph"] or not all(isinstance(n, dict) for n in meta["graph"]):
+        raise _Invalid("meta 'graph', 'parameters', 'frozen' or 'state' is malformed")
     display = meta.get("display", {})
     per_quantity = display.get("decimals_for", {}) if isinstance(display, dict) else None
     if not (isinstance(display, dict) and set(display) <= {"decimals", "decimals_for"} and isinstance(per_quantity, dict)
@@ -301,6 +302,10 @@ def _assemble(cls: type[Trace], meta: dict[str, Any], members: dict[str, np.ndar
     if batch is None or batch.ndim != 2 or batch.dtype.kind not in "iu" or \
             (batch.size and (batch.min() < 0 or batch.max() >= X.shape[1])):
         raise _Invalid("arrays/batch does not hold each recorded step's example numbers")
+    try:
+        Graph.from_spec(meta["graph"])
+    except (GraphError, KeyError, TypeError, ValueError) as exc:
+        raise _Invalid(f"meta 'graph' is not a graph of known nodes ({str(exc)[:80]})") from None
     trace = cls(meta, steps, arrays, costs, X, Y, final)
     try:  # every node and parameter of a step, as the printers read them
         trace.nodes(int(steps[0]))

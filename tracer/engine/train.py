@@ -12,51 +12,40 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from tracer.engine import keys
 from tracer.engine.chapter import Chapter
-from tracer.engine.graph import Carry, Network
+from tracer.engine.graph import Carry, Graph
+from tracer.engine.keys import INPUT
 from tracer.engine.optimizers import OPTIMIZERS
-from tracer.engine.trace import AFTER, Trace
+from tracer.engine.trace import Trace
 from tracer.errors import NumericalError, TracerError
 from tracer.rounding import round_shown
 
 
-def build_network(chapter: Chapter) -> Network:
-    """The chapter's layers and cost as graph nodes."""
-    return Network.named([(l.units, l.activation) for l in chapter.layers], chapter.cost, chapter.from_logits,
-                         chapter.bias)
+def build_network(chapter: Chapter) -> Graph:
+    """The chapter's network as a graph of nodes."""
+    return chapter.network
 
 
 def initial_parameters(chapter: Chapter) -> dict[str, np.ndarray]:
     """W1, b1, W2, … before step 0.
 
-    Weights are drawn layer by layer from NumPy's legacy generator seeded with `seed`, as the
+    Weights are drawn node by node from NumPy's legacy generator seeded with `seed`, as the
     articles' notebooks do after `np.random.seed(seed)`, so seed 48 with "xavier" gives their
     weights; biases start at zero. Values given in [init.values] then replace what was drawn
     (the draws still happen, so giving W1 leaves W2 as the seed would make it).
     """
+    graph = chapter.network
     params: dict[str, np.ndarray] = {}
     rng = np.random.RandomState(chapter.seed) if chapter.seed is not None else None
-    n_in = chapter.n_inputs
-    for layer in build_network(chapter).layers:
-        n_out = layer.units
-        if rng is not None:
-            params[layer.W] = _draw(rng, chapter.scheme, n_in, n_out)
-        if chapter.bias:
-            params[layer.b] = np.zeros((n_out, 1))
-        n_in = n_out
+    values = graph.value_shapes(chapter.n_inputs, 1)
+    for name, shape in graph.parameter_shapes(chapter.n_inputs).items():
+        params[name] = np.zeros(shape)
+    if rng is not None:
+        for node in graph.linear:
+            params.update(node.initial(rng, chapter.scheme, [values[n] for n in node.inputs]))
     params.update({k: v.copy() for k, v in chapter.values.items()})
     return {name: params[name] for name in chapter.parameter_names}
-
-
-def _draw(rng: np.random.RandomState, scheme: str, n_in: int, n_out: int) -> np.ndarray:
-    if scheme == "plain":
-        return rng.randn(n_out, n_in) * 0.01
-    if scheme == "xavier":
-        return rng.randn(n_out, n_in) / np.sqrt(n_in)
-    if scheme == "he":
-        return rng.randn(n_out, n_in) * np.sqrt(2 / n_in)
-    # "uniform" is seed 002's np.random.rand(inputs, units), used there as input × units.
-    return rng.rand(n_in, n_out).T.copy()
 
 
 def batches(chapter: Chapter, steps: int) -> Iterator[np.ndarray]:
@@ -99,6 +88,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     optimizer = OPTIMIZERS[chapter.optimizer](chapter.learning_rate, **chapter.hyper)
     names = list(params)
     trainable = [p for p in names if p not in chapter.frozen]
+    grads = {p: keys.grad(p) for p in names}
     state = list(optimizer.state)
 
     n_rec, m = len(recorded), chapter.batch_size
@@ -117,7 +107,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     scratch_all = node_block.views(scratch_flat)
     direct = node_block.size > _COPY_LIMIT
     # Unrecorded steps skip dA0: nothing in training reads the gradient reaching the input.
-    scratch = {k: v for k, v in scratch_all.items() if k != "dA0"}
+    scratch = {k: v for k, v in scratch_all.items() if k != keys.grad(INPUT)}
 
     # Parameters: two flat blocks used in turn (the step's values and the updated ones), so an
     # update never copies. When the recorded steps follow one another, W at step k is W after step
@@ -133,13 +123,14 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
         before_rows, after_rows = rows[:-1], rows[1:]
     else:
         before_rows, after_rows = np.empty((n_rec, param_block.size)), np.empty((n_rec, param_block.size))
-    record_state = {f"{st}{p}": np.empty((n_rec,) + params[p].shape) for p in names for st in state}
+    record_state = {keys.state(st, p): np.empty((n_rec,) + params[p].shape) for p in names for st in state}
     record_cost = np.empty(n_rec)
     record_batch = np.empty((n_rec, m), dtype=np.int64)
     costs = np.empty(steps)
 
     X, Y = chapter.X, chapter.Y
     full_batch = m == chapter.m and not chapter.shuffle
+    passes: dict[tuple[int, int], Any] = {}  # the bound passes over each (step values, parameter side)
     current = 0
     with np.errstate(all="ignore"):  # failures are found and named below, not warned about
         for k, idx in enumerate(batches(chapter, steps)):
@@ -152,14 +143,19 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
             else:
                 out = scratch_all
             A0, Yb = (X, Y) if full_batch else (X[:, idx], Y[:, idx])
-            net.forward(params, A0, out, rounder)
+            bound = passes.get((id(out), current)) if full_batch and not direct else None
+            if bound is None:
+                bound = net.bind(params, A0, Yb, out, rounder)
+                if full_batch and not direct:
+                    passes[(id(out), current)] = bound
+            bound.forward()
             cost = net.loss(Yb, out, rounder)
             costs[k] = cost
             if not math.isfinite(cost):
                 raise _failure(k, net, params, out)
-            net.backward(params, A0, Yb, out, rounder)
+            bound.backward()
             for p in trainable:
-                optimizer.update(p, params[p], out["d" + p], k + 1, out=new[p], carry=rounder)
+                optimizer.update(p, params[p], out[grads[p]], k + 1, out=new[p], carry=rounder)
                 if rounder:
                     new[p][...] = rounder(p, new[p])
             if s >= 0:
@@ -172,7 +168,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
                 after_rows[s] = flats[1 - current]
                 for st in state:
                     for p in names:
-                        record_state[st + p][s] = optimizer.memory.get(p, {}).get(st, 0.0)
+                        record_state[keys.state(st, p)][s] = optimizer.memory.get(p, {}).get(st, 0.0)
             current = 1 - current
     params = sides[current]
 
@@ -183,12 +179,12 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     before, after = param_block.views(before_rows), param_block.views(after_rows)
     arrays = {**node_block.views(nodes)}
     for p in names:
-        arrays.update({p: before[p], p + AFTER: after[p], **{st + p: record_state[st + p] for st in state}})
+        arrays.update({p: before[p], keys.after(p): after[p],
+                       **{keys.state(st, p): record_state[keys.state(st, p)] for st in state}})
     arrays.update({"cost": record_cost, "batch": record_batch})
     meta = {
         "chapter": chapter.name, "title": chapter.title,
-        "layers": [{"units": l.units, "activation": l.activation} for l in chapter.layers],
-        "cost": chapter.cost, "from_logits": chapter.from_logits, "bias": chapter.bias,
+        "graph": net.spec(),
         "optimizer": chapter.optimizer, "learning_rate": chapter.learning_rate, "hyper": chapter.hyper,
         "parameters": names, "frozen": list(chapter.frozen), "state": state, "carry": carry,
         "steps_run": steps, "batch_size": m,
@@ -298,7 +294,7 @@ class _Block:
 
 
 
-def _check_record(net: Network, recorded: list[int], nodes: np.ndarray, block: "_Block") -> None:
+def _check_record(net: Graph, recorded: list[int], nodes: np.ndarray, block: "_Block") -> None:
     """Name the first recorded node value that overflowed, even where the cost stayed finite.
 
     One vectorised pass over the record after training: a saturated sigmoid can keep the cost
@@ -306,7 +302,7 @@ def _check_record(net: Network, recorded: list[int], nodes: np.ndarray, block: "
     """
     if nodes.size == 0 or np.isfinite(nodes).all():
         return
-    order = [name for layer in net.layers for name in (layer.Z, layer.A)]
+    order = [node.name for node in net.nodes[:-1]]
     order += [name for name in block.shapes if name not in order]
     for s, step in enumerate(recorded):
         if np.isfinite(nodes[s]).all():
@@ -319,15 +315,15 @@ def _check_record(net: Network, recorded: list[int], nodes: np.ndarray, block: "
                                      "value that is not finite; the inputs or weights are too large for float64)")
 
 
-def _failure(step: int, net: Network, params: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> NumericalError:
+def _failure(step: int, net: Graph, params: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> NumericalError:
     """Name the first value at `step`, in the order they were computed, that is not finite."""
     candidates = [(p, params[p], f"set by the update of step {step - 1}") for p in params]
-    candidates += [(name, out[name], "") for layer in net.layers for name in (layer.Z, layer.A)]
+    candidates += [(node.name, out[node.name], "") for node in net.nodes[:-1]]
     for name, value, cause in candidates:
         if not np.all(np.isfinite(value)):
             kind = "NaN" if np.any(np.isnan(value)) else "infinite"
             return NumericalError(f"step {step}: {name} is {kind}{', ' + cause if cause else ''}"
                                   " (the first value that is not finite; try a smaller learning_rate)")
-    largest = max(float(np.max(np.abs(out[layer.A]))) for layer in net.layers)
+    largest = max(float(np.max(np.abs(out[node.name]))) for node in net.nodes[:-1] if node.kind == "activation")
     return NumericalError(f"step {step}: cost is infinite (the first value that is not finite: the output "
                           f"reaches {largest:.3g}; try a smaller learning_rate)")

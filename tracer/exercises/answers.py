@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 
 from tracer.abbreviation import bracketed
-from tracer.engine.trace import AFTER
+from tracer.engine import keys
+from tracer.engine.graph import Graph
+from tracer.engine.keys import COST, INPUT
 from tracer.errors import TracerError
 from tracer.rounding import decimals_in, format_number, round_half_up, to_decimal
 
@@ -260,25 +262,30 @@ def _show(text: str) -> str:
 # --------------------------------------------------------------------------- names
 
 
-def resolve_name(name: str, known: Sequence[str], n_layers: int) -> str:
-    """The trace's name for a quantity as a student writes it ('new W1' → 'W1_after', '∂Cost/∂W1' → 'dW1')."""
+def resolve_name(name: str, known: Sequence[str], graph: Graph) -> str:
+    """The trace's name for a quantity as a student writes it ('new W1' → 'W1_after', '∂Cost/∂W1' → 'dW1',
+    'ŷ' → the graph's output; in a network of one layer 'dW' → 'dW1')."""
     known_set = set(known)
     candidates = [name]
     m = re.fullmatch(r"(?:new|updated)\s+(\w+)|(\w+)(?:\s+|_)(?:after|new|updated)|(\w+)'", name, re.IGNORECASE)
     if m:
         base = next(g for g in m.groups() if g)
-        candidates.append(base + AFTER)
+        candidates.append(keys.after(base))
     m = re.fullmatch(r"(?:∂|d)\s*(?:cost|c|j|l)\s*/\s*(?:∂|d)\s*(\w+)", name, re.IGNORECASE)
     if m:
-        candidates.append(f"d{m.group(1)}")
-    aliases = {"x": "A0", "yhat": f"A{n_layers}", "y_hat": f"A{n_layers}", "ŷ": f"A{n_layers}",
-               "cost": "cost", "j": "cost"}
+        candidates.append(keys.grad(m.group(1)))
+    output = graph.output.name
+    aliases = {"x": INPUT, "yhat": output, "y_hat": output, "ŷ": output, "cost": COST, "j": COST}
     if name.lower() in aliases:
         candidates.append(aliases[name.lower()])
-    for c in list(candidates):
-        # One layer: 'dW' and 'W after' are dW1 and W1_after.
-        if n_layers == 1:
-            candidates.append(re.sub(rf"^([A-Za-z]+)({re.escape(AFTER)})?$", r"\g<1>1\2", c))
+    if len(graph.linear) == 1:  # one layer: 'dW' and 'W after' are dW1 and W1_after
+        family = {}
+        for k in known:
+            if k in (INPUT, keys.TARGET, keys.grad(INPUT)):
+                continue
+            base = keys.family(keys.before_update(k))
+            family.setdefault(keys.after(base) if keys.is_after(k) else base, []).append(k)
+        candidates += [family[c][0] for c in list(candidates) if len(family.get(c, ())) == 1]
     for c in candidates:
         if c in known_set:
             return c
@@ -653,7 +660,7 @@ class StepChecker:
         by_quantity: dict[str, Answer] = {}
         for a in parsed:
             try:
-                q = resolve_name(a.name, self.known, self.trace.n_layers)
+                q = resolve_name(a.name, self.known, self.trace.network)
             except AnswerError as exc:
                 raise AnswerError(f"answer {_show(a.text)}: {exc}") from None
             if q in by_quantity:

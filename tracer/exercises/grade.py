@@ -15,7 +15,7 @@ import io
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from tracer.engine.chapter import exercise_spec
 from tracer.engine.train import Traces
@@ -129,7 +129,7 @@ def _column(header: list[str], names: Sequence[str], path: Path, what: str) -> i
                       f"(the header is {', '.join(header)})")
 
 
-def _quantity_columns(header: list[str], asked: Sequence[str], layers: int, path: Path) -> dict[str, int]:
+def _quantity_columns(header: list[str], asked: Sequence[str], graph: Any, path: Path) -> dict[str, int]:
     """Which column holds each asked quantity (headers may use the answer grammar's names: 'new W1')."""
     columns: dict[str, int] = {}
     unknown: list[str] = []
@@ -137,7 +137,7 @@ def _quantity_columns(header: list[str], asked: Sequence[str], layers: int, path
         if h.lower() in ID_COLUMNS or h.lower() in VARIANT_COLUMNS:
             continue
         try:
-            q = resolve_name(h, asked, layers)
+            q = resolve_name(h, asked, graph)
         except AnswerError:
             unknown.append(repr(h))
             continue
@@ -161,7 +161,7 @@ def grade(sheets: Sheets, answers_csv: str | Path, key: bytes | None = None) -> 
     spec = exercise_spec(sheets.chapter)
     id_col = _column(header, ID_COLUMNS, path, "student id")
     code_col = _column(header, VARIANT_COLUMNS, path, "variant code")
-    columns = _quantity_columns(header, spec.ask, len(sheets.chapter.layers), path)
+    columns = _quantity_columns(header, spec.ask, sheets.chapter.network, path)
     checkers: dict[str, StepChecker | TracerError] = {}
     students = []
     for line, cells in rows:
@@ -206,7 +206,7 @@ def judge_row(checker: StepChecker, asked: Sequence[str], points: Sequence[float
         typed = text if "=" in text else f"{q} = {text}"
         try:
             a = parse_answer(typed)
-            if resolve_name(a.name, [q], checker.trace.n_layers) != q:
+            if resolve_name(a.name, [q], checker.trace.network) != q:
                 raise AnswerError(f"answer {typed!r} is in the column of {q}")
             answers[q] = a
         except (AnswerError, TracerError) as exc:

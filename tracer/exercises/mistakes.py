@@ -3,7 +3,8 @@
 A mistake is not a list of known wrong answers: it swaps one part of the engine for a slightly
 wrong one (a cost whose gradient has no 1/m, an activation whose derivative is taken at Z, a
 linear node that does not sum the bias gradient, an optimizer that adds the step …) and reruns
-the step with the engine's own `Network.forward / loss / backward` and optimizer. The checker
+the step with the engine's own `Graph.forward / loss / backward` and optimizer: each altered
+part is one node of the graph replaced (`Graph.replaced`). The checker
 compares a wrong answer with what each variant computes and names the ones that reproduce it.
 
 `rerun_step` with no change gives exactly the trace's numbers (tested), so a variant differs
@@ -18,11 +19,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from tracer.engine import keys
 from tracer.engine.chapter import Chapter
-from tracer.engine.graph import Activation, Carry, Cost, Linear, Network
+from tracer.engine.graph import Carry, Graph
+from tracer.engine.keys import COST, INPUT, TARGET
+from tracer.engine.nodes import Activation, ColumnActivation, Cost, Linear, Node
 from tracer.engine.optimizers import OPTIMIZERS, Optimizer
-from tracer.engine.trace import AFTER, Trace
-from tracer.engine.train import build_network
+from tracer.engine.trace import Trace
 from tracer.rounding import round_half_up, to_decimal
 
 # --------------------------------------------------------------------------- the step to rerun
@@ -56,7 +59,7 @@ def step_context(chapter: Chapter, trace: Trace, step: int, carry: Carry = None)
                        {k: np.asarray(v) for k, v in now.items()})
 
 
-def rerun_step(ctx: StepContext, *, net: Network | None = None, params: dict[str, np.ndarray] | None = None,
+def rerun_step(ctx: StepContext, *, net: Graph | None = None, params: dict[str, np.ndarray] | None = None,
                A0: np.ndarray | None = None, Y: np.ndarray | None = None,
                optimizer: Optimizer | None = None, shapes: dict[str, tuple[int, ...]] | None = None,
                update_from: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -68,7 +71,7 @@ def rerun_step(ctx: StepContext, *, net: Network | None = None, params: dict[str
     its parameter gives no `…_after` for it.
     """
     chapter = ctx.chapter
-    net = net or build_network(chapter)
+    net = net or chapter.network
     params = params if params is not None else ctx.params
     A0 = ctx.A0 if A0 is None else A0
     Y = ctx.Y if Y is None else Y
@@ -79,14 +82,14 @@ def rerun_step(ctx: StepContext, *, net: Network | None = None, params: dict[str
         net.forward(params, A0, out, ctx.carry)
         cost = net.loss(Y, out, ctx.carry)
         net.backward(params, A0, Y, out, ctx.carry)
-        values: dict[str, np.ndarray] = {**out, "cost": np.asarray(cost), "A0": A0, "Y": Y}
+        values: dict[str, np.ndarray] = {**out, COST: np.asarray(cost), INPUT: A0, TARGET: Y}
         optimizer = optimizer or real_optimizer(ctx)
         start = update_from or params
         for p in params:
             values[p] = params[p]
-            grad = out.get("d" + p)
+            grad = out.get(keys.grad(p))
             if p in chapter.frozen:
-                values[p + AFTER] = start[p]
+                values[keys.after(p)] = start[p]
                 continue
             if grad is None or not _fits(start[p].shape, grad.shape):
                 continue
@@ -95,11 +98,11 @@ def rerun_step(ctx: StepContext, *, net: Network | None = None, params: dict[str
             if grad.shape != start[p].shape and p in memory:  # optimizer state spread like the gradient
                 memory[p] = {s: np.broadcast_to(v, grad.shape).copy() for s, v in memory[p].items()}
             optimizer.update(p, np.broadcast_to(start[p], grad.shape), grad, ctx.step + 1, out=new, carry=ctx.carry)
-            values[p + AFTER] = ctx.carry(p, new) if ctx.carry else new
+            values[keys.after(p)] = ctx.carry(p, new) if ctx.carry else new
         memory = getattr(optimizer, "inner", optimizer).memory
         for s in OPTIMIZERS[chapter.optimizer].state:
             for p in params:
-                values[s + p] = np.array(memory.get(p, {}).get(s, np.zeros_like(params[p])), dtype=float)
+                values[keys.state(s, p)] = np.array(memory.get(p, {}).get(s, np.zeros_like(params[p])), dtype=float)
     return values
 
 
@@ -118,7 +121,7 @@ def one_product_route(chapter: Chapter, hand: Trace, step: int, rounder: Carry) 
     gradient ∂A/∂Z, which this route never writes down. Steps 0 to `step` are rerun from the hand
     trace's starting parameters (`hand` records them all), so the route is followed from the start.
     """
-    local = {layer.local for layer in build_network(chapter).layers}
+    local = {keys.local(node.name, wrt) for node in chapter.network.nodes for wrt in node.locals}
     carry: Carry = lambda name, value: value if name in local else rounder(name, value)
     names = hand.parameter_names
     first = hand.at(0)
@@ -128,11 +131,11 @@ def one_product_route(chapter: Chapter, hand: Trace, step: int, rounder: Carry) 
     values: dict[str, np.ndarray] = {}
     for s in range(step + 1):
         now = hand.at(s)
-        ctx = StepContext(chapter, s, params, np.asarray(now["A0"]), np.asarray(now["Y"]), state, previous, carry)
+        ctx = StepContext(chapter, s, params, np.asarray(now[INPUT]), np.asarray(now[TARGET]), state, previous, carry)
         values = rerun_step(ctx)
         previous = params
-        params = {p: values.get(p + AFTER, params[p]) for p in names}
-        state = {p: {n: values[n + p] for n in hand.meta["state"]} for p in names}
+        params = {p: values.get(keys.after(p), params[p]) for p in names}
+        state = {p: {n: values[keys.state(n, p)] for n in hand.meta["state"]} for p in names}
     return values
 
 
@@ -148,70 +151,93 @@ def real_optimizer(ctx: StepContext, learning_rate: float | None = None) -> Opti
 # --------------------------------------------------------------------------- altered parts
 
 
-class ScaledCost(Cost):
-    """A cost (and its gradient) multiplied by `factor`: with factor m, the 1/m left out."""
-
-    def __init__(self, inner: Cost, factor: float):
-        self.inner, self.factor = inner, factor
-        self.name, self.formula, self.from_logits = inner.name, inner.formula, inner.from_logits
-
-    def forward(self, Y, A, Z):
-        return self.inner.forward(Y, A, Z) * self.factor
-
-    def gradient(self, Y, A, Z, out=None):
-        out = self.inner.gradient(Y, A, Z, out=out)
-        out *= self.factor
-        return out
+def _copy(node: Node, cls: type[Node]) -> Node:
+    """`node` as an instance of `cls` (a subclass of its own class with one part changed)."""
+    return cls(node.name, node.inputs, node.params, **node.options)
 
 
-class NoDerivative(Activation):
-    """The activation with its local gradient taken as 1: its derivative left out."""
+def scaled_cost(cost: Cost, factor: float) -> Cost:
+    """The cost node with the cost (and its gradient) multiplied by `factor`: with factor m, the 1/m left out."""
+    class Scaled(type(cost)):  # type: ignore[misc, valid-type]
+        def cost(self, Y, P):
+            return super().cost(Y, P) * factor
 
-    def __init__(self, inner: Activation):
-        self.inner, self.name = inner, inner.name
-
-    def forward(self, Z, out=None):
-        return self.inner.forward(Z, out=out)
-
-    def local_gradient(self, Z, A, out=None):
-        out = np.empty_like(Z) if out is None else out
-        out.fill(1.0)
-        return out
+        def gradient(self, Y, P, out=None):
+            out = super().gradient(Y, P, out=out)
+            out *= factor
+            return out
+    return _copy(cost, Scaled)  # type: ignore[return-value]
 
 
-class DerivativeAtZ(NoDerivative):
+def no_derivative(node: Node) -> Node:
+    """The activation with its local gradient taken as 1 (the identity for a softmax): its derivative left out."""
+    if isinstance(node, ColumnActivation):
+        class Identity(type(node)):  # type: ignore[misc, valid-type]
+            vjp = ColumnActivation.vjp
+
+            def jacobian(self, Z, A, out=None):
+                out = np.zeros(Z.shape[:1] + Z.shape, dtype=float) if out is None else out
+                out.fill(0.0)
+                out[np.arange(Z.shape[0]), np.arange(Z.shape[0]), :] = 1.0
+                return out
+        return _copy(node, Identity)
+
+    class Ones(type(node)):  # type: ignore[misc, valid-type]
+        def local_gradient(self, Z, A, out=None):
+            out = np.empty_like(Z) if out is None else out
+            out.fill(1.0)
+            return out
+    return _copy(node, Ones)
+
+
+def derivative_at_z(node: Node) -> Node:
     """The activation's derivative written in terms of its output but fed Z: σ′ as Z(1 − Z)."""
+    class AtZ(type(node)):  # type: ignore[misc, valid-type]
+        def local_gradient(self, Z, A, out=None):
+            return super().local_gradient(Z, Z, out=out)
+    return _copy(node, AtZ)
 
-    def local_gradient(self, Z, A, out=None):
-        return self.inner.local_gradient(Z, Z, out=out)
+
+def diagonal_jacobian(node: ColumnActivation) -> Node:
+    """A softmax's Jacobian with only its diagonal, a_k(1 − a_k): the other classes' terms left out."""
+    class Diagonal(type(node)):  # type: ignore[misc, valid-type]
+        vjp = ColumnActivation.vjp
+
+        def jacobian(self, Z, A, out=None):
+            out = super().jacobian(Z, A, out=out)
+            n = A.shape[0]
+            diagonal = out[np.arange(n), np.arange(n), :].copy()
+            out.fill(0.0)
+            out[np.arange(n), np.arange(n), :] = diagonal
+            return out
+    return _copy(node, Diagonal)
 
 
-class BiasNotSummed(Linear):
+def bias_not_summed(node: Linear) -> Linear:
     """db left as dZ, one value per example, instead of the sum over the examples."""
+    class NotSummed(type(node)):  # type: ignore[misc, valid-type]
+        def vjp(self, grad, args, params, value, local, out):
+            super().vjp(grad, args, params, value, local, {**out, self.b: None})
+            np.copyto(out[self.b], grad)
+    return _copy(node, NotSummed)  # type: ignore[return-value]
 
-    def backward(self, W, A_prev, dZ, dW=None, db=None, dA_prev=None):
-        dW, _, dA_prev = super().backward(W, A_prev, dZ, dW, None, dA_prev)
-        if db is not None:
-            np.copyto(db, dZ)
-        return dW, db, dA_prev
 
-
-class TransposedWeightGradient(Linear):
+def transposed_weight_gradient(node: Linear) -> Linear:
     """dW computed as A_prev·dZᵀ (X·dZᵀ for layer 1): the transpose of dZ·Xᵀ."""
+    class Transposed(type(node)):  # type: ignore[misc, valid-type]
+        def vjp(self, grad, args, params, value, local, out):
+            super().vjp(grad, args, params, value, local, {**out, self.W: np.empty(out[self.W].shape[::-1])})
+            np.matmul(args[0], grad.T, out=out[self.W])
+    return _copy(node, Transposed)  # type: ignore[return-value]
 
-    def backward(self, W, A_prev, dZ, dW=None, db=None, dA_prev=None):
-        _, db, dA_prev = super().backward(W, A_prev, dZ, None, db, dA_prev)
-        dW = np.matmul(A_prev, dZ.T, out=dW)
-        return dW, db, dA_prev
 
-
-class UntransposedInput(Linear):
+def untransposed_input(node: Linear) -> Linear:
     """dW computed as dZ·A_prev, X where the local gradient is Xᵀ (only possible when the shapes allow)."""
-
-    def backward(self, W, A_prev, dZ, dW=None, db=None, dA_prev=None):
-        _, db, dA_prev = super().backward(W, A_prev, dZ, None, db, dA_prev)
-        dW = np.matmul(dZ, A_prev, out=dW)
-        return dW, db, dA_prev
+    class Untransposed(type(node)):  # type: ignore[misc, valid-type]
+        def vjp(self, grad, args, params, value, local, out):
+            super().vjp(grad, args, params, value, local, out)
+            np.matmul(grad, args[0], out=out[self.W])
+    return _copy(node, Untransposed)  # type: ignore[return-value]
 
 
 class AddsStep(Optimizer):
@@ -256,87 +282,115 @@ def mistake(key: str, title: str) -> Callable[[Build], Build]:
     return register
 
 
-def _net_with(ctx: StepContext, change: Callable[[Network], None]) -> Network:
-    net = build_network(ctx.chapter)
-    change(net)
-    return net
+def _with(ctx: StepContext, node: Node) -> Graph:
+    """The chapter's graph with one node replaced by its mistaken twin."""
+    return ctx.chapter.network.replaced(node.name, node)
 
 
 @mistake("no_mean", "the 1/m left out")
 def _no_mean(ctx, answers):
     m = ctx.A0.shape[1]
-    net = _net_with(ctx, lambda n: setattr(n, "cost", ScaledCost(n.cost, m)))
+    net = _with(ctx, scaled_cost(ctx.chapter.network.cost, m))
     yield (f"left out the 1/m: summed over the m = {m} examples instead of averaging "
            f"(the cost and its gradient {m} times too large)", rerun_step(ctx, net=net))
 
 
 @mistake("sign_flipped", "the sign of (y − ŷ) flipped")
 def _sign_flipped(ctx, answers):
-    net = _net_with(ctx, lambda n: setattr(n, "cost", ScaledCost(n.cost, -1.0)))
-    last = len(ctx.chapter.layers)
+    graph = ctx.chapter.network
+    net = _with(ctx, scaled_cost(graph.cost, -1.0))
     yield (f"flipped the sign of the cost's derivative: used (y − ŷ) where it is (ŷ − y), "
-           f"so dA{last} and every gradient after it has the wrong sign", rerun_step(ctx, net=net))
+           f"so {keys.grad(graph.prediction)} and every gradient after it has the wrong sign", rerun_step(ctx, net=net))
 
 
-def _per_layer(ctx: StepContext, wrap: Callable[[Activation], Activation], words: Callable[[int, str], str]):
-    layers = [layer.index for layer in build_network(ctx.chapter).layers]
-    for chosen in [[l] for l in layers] + ([list(layers)] if len(layers) > 1 else []):
-        def change(net: Network, chosen=chosen) -> None:
-            for layer in net.layers:
-                if layer.index in chosen:
-                    layer.activation = wrap(layer.activation)
-        where = f"layer {chosen[0]}" if len(chosen) == 1 else "every layer"
-        name = ctx.chapter.layers[chosen[0] - 1].activation
-        yield words(chosen[0] if len(chosen) == 1 else 0, name).replace("{where}", where), \
-            rerun_step(ctx, net=_net_with(ctx, change))
+@mistake("log_base_10", "log base 10 instead of the natural log")
+def _log_base_10(ctx, answers):
+    cost = ctx.chapter.network.cost
+    if not cost.logarithmic:
+        return
+    yield ("took the logarithm in base 10 instead of the natural log (ln): the cost and every gradient "
+           f"{math.log(10):.3f} times too small", rerun_step(ctx, net=_with(ctx, scaled_cost(cost, 1 / math.log(10)))))
+
+
+def _activations(ctx: StepContext, kinds: tuple[type, ...] = (Activation, ColumnActivation)) -> list[Node]:
+    graph = ctx.chapter.network
+    return [n for n in graph.nodes if isinstance(n, kinds) and n.name in graph.on_path]
+
+
+def _per_activation(ctx: StepContext, wrap: Callable[[Node], Node], words: Callable[[Node | None, str], str],
+                    kinds: tuple[type, ...] = (Activation, ColumnActivation)):
+    """The mistake made at each activation node, then at all of them (when there are several)."""
+    nodes = _activations(ctx, kinds)
+    for chosen in [[n] for n in nodes] + ([nodes] if len(nodes) > 1 else []):
+        net = ctx.chapter.network
+        for node in chosen:
+            net = net.replaced(node.name, wrap(node))
+        where = f"{chosen[0].name}" if len(chosen) == 1 else "every activation"
+        yield words(chosen[0] if len(chosen) == 1 else None, chosen[0].readable).replace("{where}", where), \
+            rerun_step(ctx, net=net)
 
 
 @mistake("no_activation_derivative", "the activation's derivative left out")
 def _no_derivative(ctx, answers):
-    yield from _per_layer(ctx, NoDerivative, lambda l, name: (
-        f"left out the derivative of the {name} at {{where}}" +
-        (f": took dZ{l} = dA{l} instead of dA{l} · A{l}′" if l else "")))
+    def words(node: Node | None, name: str) -> str:
+        text = f"left out the derivative of the {name} at {{where}}"
+        if node is not None:
+            dz, da = keys.grad(node.inputs[0]), keys.grad(node.name)
+            text += f": took {dz} = {da} instead of {da} · {node.name}′"
+        return text
+    yield from _per_activation(ctx, no_derivative, words)
 
 
 @mistake("derivative_at_Z", "the activation's derivative taken at Z instead of A")
 def _derivative_at_z(ctx, answers):
-    def words(l: int, name: str) -> str:
+    def words(node: Node | None, name: str) -> str:
         text = f"took the derivative of the {name} at Z instead of A at {{where}}"
-        if l and name == "sigmoid":
-            text += f": σ′ as Z{l}(1 − Z{l}) instead of A{l}(1 − A{l})"
-        elif l and name == "tanh":
-            text += f": tanh′ as 1 − Z{l}² instead of 1 − A{l}²"
+        if node is not None and node.op == "sigmoid":
+            z, a = node.inputs[0], node.name
+            text += f": σ′ as {z}(1 − {z}) instead of {a}(1 − {a})"
+        elif node is not None and node.op == "tanh":
+            z, a = node.inputs[0], node.name
+            text += f": tanh′ as 1 − {z}² instead of 1 − {a}²"
         return text
-    yield from _per_layer(ctx, DerivativeAtZ, words)
+    yield from _per_activation(ctx, derivative_at_z, words, (Activation,))
+
+
+@mistake("jacobian_diagonal", "only the diagonal of the softmax's Jacobian")
+def _jacobian_diagonal(ctx, answers):
+    def words(node: Node | None, name: str) -> str:
+        text = f"used only the diagonal of the {name}'s Jacobian at {{where}}, leaving out the other classes' terms"
+        if node is not None:
+            a = node.name
+            text += f": ∂a_k/∂z_k = a_k(1 − a_k) alone, as if {a} were applied entry by entry"
+        return text
+    yield from _per_activation(ctx, diagonal_jacobian, words, (ColumnActivation,))
 
 
 @mistake("bias_not_summed", "the bias gradient not summed over the examples")
 def _bias_not_summed(ctx, answers):
-    if not ctx.chapter.bias:
-        return
     m = ctx.A0.shape[1]
-    for layer in build_network(ctx.chapter).layers:
-        net = _net_with(ctx, lambda n, l=layer.index: setattr(n.layers[l - 1], "linear", BiasNotSummed()))
-        yield (f"did not sum the bias gradient over the {m} examples: took {layer.db} = {layer.dZ} "
-               f"(one value per example) instead of the sum of {layer.dZ} along each row",
-               rerun_step(ctx, net=net, shapes={layer.db: (layer.units, m)}))
+    for node in ctx.chapter.network.linear:
+        if not node.b:
+            continue
+        db, dz = keys.grad(node.b), keys.grad(node.name)
+        yield (f"did not sum the bias gradient over the {m} examples: took {db} = {dz} "
+               f"(one value per example) instead of the sum of {dz} along each row",
+               rerun_step(ctx, net=_with(ctx, bias_not_summed(node)), shapes={db: (node.units, m)}))
 
 
 @mistake("transposed", "Xᵀ instead of X, or the transpose of the result")
 def _transposed(ctx, answers):
-    layers = build_network(ctx.chapter).layers
-    inputs = [ctx.A0.shape[0]] + [layer.units for layer in layers[:-1]]
     m = ctx.A0.shape[1]
-    for layer, n_in in zip(layers, inputs):
-        l, n = layer.index, layer.units
-        x = "X" if l == 1 else layer.A_prev
-        net = _net_with(ctx, lambda net_, l=l: setattr(net_.layers[l - 1], "linear", TransposedWeightGradient()))
-        yield (f"wrote dW{l} transposed: {x}·dZ{l}ᵀ ({n_in} × {n}) instead of dZ{l}·{x}ᵀ ({n} × {n_in})",
-               rerun_step(ctx, net=net, shapes={layer.dW: (n_in, n)}))
+    shapes = ctx.chapter.network.parameter_shapes(ctx.A0.shape[0])
+    for node in ctx.chapter.network.linear:
+        n, n_in = shapes[node.W]
+        x = "X" if node.inputs[0] == INPUT else node.inputs[0]
+        dw, dz = keys.grad(node.W), keys.grad(node.name)
+        yield (f"wrote {dw} transposed: {x}·{dz}ᵀ ({n_in} × {n}) instead of {dz}·{x}ᵀ ({n} × {n_in})",
+               rerun_step(ctx, net=_with(ctx, transposed_weight_gradient(node)), shapes={dw: (n_in, n)}))
         if n_in == m:  # dZ·X is only defined when there are as many examples as inputs
-            net = _net_with(ctx, lambda net_, l=l: setattr(net_.layers[l - 1], "linear", UntransposedInput()))
-            yield (f"used {x} where the local gradient ∂Z{l}/∂W{l} is {x}ᵀ: dW{l} = dZ{l}·{x} "
-                   f"instead of dZ{l}·{x}ᵀ", rerun_step(ctx, net=net))
+            yield (f"used {x} where the local gradient ∂{node.name}/∂{node.W} is {x}ᵀ: {dw} = {dz}·{x} "
+                   f"instead of {dz}·{x}ᵀ", rerun_step(ctx, net=_with(ctx, untransposed_input(node))))
 
 
 @mistake("update_sign", "the update applied with the wrong sign")
@@ -372,8 +426,8 @@ def _estimated_rate(ctx: StepContext, answers: dict[str, np.ndarray]) -> float |
         return None
     ratios = []
     for p in ctx.params:
-        given = answers.get(p + AFTER)
-        grad = ctx.truth.get("d" + p)
+        given = answers.get(keys.after(p))
+        grad = ctx.truth.get(keys.grad(p))
         if given is None or grad is None or np.shape(given) != np.shape(grad):
             continue
         big = np.abs(grad) > 1e-9

@@ -26,7 +26,6 @@ from xml.etree import ElementTree as ET
 import numpy as np
 
 from tracer.engine.chapter import Chapter
-from tracer.engine.graph import ACTIVATIONS, cost_named
 from tracer.engine.optimizers import OPTIMIZERS
 from tracer.errors import TracerError
 from tracer.rounding import format_number, round_half_up
@@ -93,9 +92,7 @@ def _exact_text(x: float) -> str:
 def _setup_html(chapter: Chapter, v: Any) -> str:
     from tracer.exercises.answers import format_value
 
-    layers = ", ".join(f"{l.units} {ACTIVATIONS[l.activation].readable}" for l in v.chapter.layers)
-    cost = cost_named(v.chapter.cost, v.chapter.from_logits).readable
-    rows = [f"network: {v.chapter.n_inputs} inputs → {layers}; {cost} cost; "
+    rows = [f"network: {v.chapter.n_inputs} inputs → {v.chapter.network.summary(v.chapter.n_inputs)}; "
             f"{OPTIMIZERS[v.chapter.optimizer].readable} with learning rate {v.learning_rate:g}",
             f"X = {format_value(v.X, max(v.spec.value_decimals, 1))}",
             f"Y = {format_value(v.chapter.Y, max(v.spec.value_decimals, 1))}"]

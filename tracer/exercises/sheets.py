@@ -40,8 +40,8 @@ from tracer.engine.chapter import (
     load_chapter,
     without_sections,
 )
-from tracer.engine.graph import ACTIVATIONS, COSTS
-from tracer.engine.trace import AFTER, Trace
+from tracer.engine import keys as quantities
+from tracer.engine.trace import Trace
 from tracer.engine.train import Traces, hand_carry, initial_parameters
 from tracer.errors import NumericalError, TracerError
 from tracer.exercises import keys
@@ -112,8 +112,9 @@ def draw(chapter: Chapter, spec: ExerciseSpec, stream: str) -> Chapter:
     """The chapter of one draw from its own random stream (a public seed's, or a key's: see keys.stream)."""
     rng = random.Random(stream)
     params = initial_parameters(chapter)
+    biases = {node.b for node in chapter.network.linear if node.b}
     for name in chapter.parameter_names:
-        kind = "weights" if name.startswith("W") else "biases"
+        kind = "biases" if name in biases else "weights"
         if kind in spec.vary:
             span = spec.weights
             params[name] = _nice_matrix(rng, params[name].shape, span, spec.value_decimals, nonzero=kind == "weights")
@@ -451,6 +452,7 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
                   graph: str | None = None) -> dict[str, Any]:
     """What the sheet and key templates see: every number already written as maths by render's helpers;
     `graph` is the worksheet's graph (sheet_graph): the file name of its SVG, or its TikZ picture."""
+    from tracer.documents.model import network_layers
     from tracer.documents.render import UserText, chapter_number, matrix, symbol
     from tracer.exercises.answers import format_value
 
@@ -470,13 +472,13 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
                         "product": product if product not in (shown, hand_shown) else "",
                         "typed": f"{q} = {format_value(exact, spec.decimals)}"})
     steps = []
-    layers = v.trace.network.layers
+    net = v.trace.network
     for s in range(spec.step + 1):
         at = v.trace.at(s)
-        rows = [q for layer in layers for q in (layer.Z, layer.A)]
-        rows.append("cost")
-        rows += [q for layer in reversed(layers) for q in (layer.dA, layer.dZ, layer.dW, layer.db) if q in at]
-        rows += [p + AFTER for p in names]
+        rows = [node.name for node in net.nodes[:-1]]
+        rows.append(quantities.COST)
+        rows += [q for q, _ in net.backward_order() if q in at and q != quantities.grad(quantities.INPUT)]
+        rows += [quantities.after(p) for p in names]
         by_hand = v.hand.at(s)
         shown = [(q, matrix(at[q], q, asked), matrix(by_hand[q], q, asked)) for q in rows]
         steps.append({"step": s, "rows": [{"quantity": q, "symbol": _symbol(q), "value": exact,
@@ -487,10 +489,8 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
         "format": fmt,
         "variant": v.code if not public else v.id, "variants": count, "seed": seed, "public": public,
         "chapter": {"name": base.name, "title": UserText(base.title), "m": chapter.m,
-                    "layers": [{"index": i, "units": l.units, "activation": l.activation,
-                                "formula": ACTIVATIONS[l.activation].formula}
-                               for i, l in enumerate(chapter.layers, start=1)],
-                    "bias": chapter.bias, "cost": chapter.cost, "cost_formula": COSTS[chapter.cost].formula,
+                    "layers": network_layers(chapter.network),
+                    "bias": chapter.network.bias, "cost": chapter.cost, "cost_formula": chapter.network.cost.formula,
                     "optimizer": chapter.optimizer, "learning_rate": chapter_number(v.learning_rate)},
         "data": {"X": matrix(v.X, "X", data), "Y": matrix(chapter.Y, "Y", data)},
         "start": [{"symbol": symbol(p), "value": matrix(v.start[p], p, given)} for p in names],
@@ -545,8 +545,8 @@ def _symbol(quantity: str) -> str:
     """The maths symbol of a quantity, W1_after as W₁ with a "new" mark (render.symbol for the rest)."""
     from tracer.documents.render import symbol
 
-    if quantity.endswith(AFTER):
-        return symbol(quantity[: -len(AFTER)]) + r"^{\text{new}}"
+    if quantities.is_after(quantity):
+        return symbol(quantities.before_update(quantity)) + r"^{\text{new}}"
     return symbol(quantity)
 
 
