@@ -56,24 +56,28 @@ def _value(tree):
         "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)), "relu": lambda x: np.where(x > 0, x, 0.0),
         "heaviside": lambda x: np.where(x > 0, 1.0, 0.0),
     }
+    if op == "entries":  # a matrix of worked entries, row by row
+        return np.array(a, dtype=float).reshape(tree["shape"])
     return table[op](*a)
 
 
 def audit(line: dict) -> list[str]:
-    """What a student with a calculator would find wrong in this line (nothing: [])."""
+    """What a student with a calculator would find wrong in this line (nothing: []): its expression and
+    each stage of it worked out (softmax's exponentials, then their sum) must give its printed result."""
     result = np.asarray(line["result"], dtype=object)
-    got = np.asarray(_value(line["expression"]), dtype=float)
-    if got.size != result.size:
-        return [f"the expression has {got.size} entries, the result {result.size}"]
     wrong = []
-    for value, text in zip(got.ravel(), result.ravel()):
-        printed = _number(text)
-        step = Decimal(1).scaleb(printed.as_tuple().exponent)
-        exact = Decimal(float(value))
-        # Half-up to the printed decimals gives `printed` when exact is in [printed − ½, printed + ½);
-        # within 1e-9 of either end is a tie, which may go either way.
-        if abs(exact - printed) > step / 2 + Decimal("1e-9"):
-            wrong.append(f"{text} but the calculator gives {value!r}")
+    for tree in [line["expression"], *line.get("stages", [])]:
+        got = np.asarray(_value(tree), dtype=float)
+        if got.size != result.size:
+            return [f"the expression has {got.size} entries, the result {result.size}"]
+        for value, text in zip(got.ravel(), result.ravel()):
+            printed = _number(text)
+            step = Decimal(1).scaleb(printed.as_tuple().exponent)
+            exact = Decimal(float(value))
+            # Half-up to the printed decimals gives `printed` when exact is in [printed − ½, printed + ½);
+            # within 1e-9 of either end is a tie, which may go either way.
+            if abs(exact - printed) > step / 2 + Decimal("1e-9"):
+                wrong.append(f"{text} but the calculator gives {value!r}")
     return wrong
 
 
@@ -85,20 +89,46 @@ def _at(tree, path: list[int]):
 
 def carried(step: dict) -> list[str]:
     """Where a line uses a quantity printed earlier in its step with other digits than printed there
-    (the student copies the figure from the page: 0.011 printed, 0.0115 used is a different number)."""
-    shown, wrong = {}, []
+    (the student copies the figure from the page: 0.011 printed, 0.0115 used is a different number).
+    A quantity may be printed in parts (one example's column per line): a use is compared with the part
+    that holds it."""
+    shown: dict[str, dict] = {}
+    wrong = []
     for line in step["lines"]:
         for ref in line.get("operands", []):
             if ref["quantity"] not in shown:
                 continue
-            earlier = np.asarray(shown[ref["quantity"]], dtype=object)
-            expected = earlier[tuple(ref["index"])] if "index" in ref else earlier
+            expected = _printed_at(shown[ref["quantity"]], ref.get("index"))
+            if expected is None:
+                continue
             used = np.asarray(_at(line["expression"], ref["path"]), dtype=object)
             if used.shape != np.shape(expected) or not np.all(used == expected):
                 wrong.append(f"{line['quantity']} uses {ref['quantity']} = {used.tolist()}, "
                              f"printed {np.asarray(expected).tolist()}")
-        shown[line["quantity"]] = line["result"]
+        parts = shown.setdefault(line["quantity"], {})
+        parts[tuple(line["part"]) if line.get("part") is not None else None] = line["result"]
     return wrong
+
+
+def _printed_at(parts: dict, index: list | None):
+    """The printed figures at `index` (None in a place: all of that axis) of a quantity printed whole
+    (parts[None]) or in parts (parts[(None, 2)]: example 3's column, as a column)."""
+    for part, result in parts.items():
+        value = np.asarray(result, dtype=object)
+        if part is None:
+            if index is None:
+                return value
+            picked = np.asarray(value[tuple(slice(None) if i is None else i for i in index)], dtype=object)
+            return picked.reshape(-1, 1) if picked.ndim == 1 and index[0] is None else picked
+        if index is None or any(p is not None and p != i for p, i in zip(part, index)):
+            continue
+        rest = [i for p, i in zip(part, index) if p is None]
+        if all(i is None for i in rest):
+            return value
+        column = value.ndim == 2 and value.shape[1] == 1 and len(rest) == 1  # an entry of a column
+        return np.asarray(value[rest[0], 0] if column else value[tuple(slice(None) if i is None else i for i in rest)],
+                          dtype=object)
+    return None
 
 
 def all_lines(models: dict[str, dict]):
@@ -120,6 +150,7 @@ def test_every_worked_line_of_every_bundled_chapter_redoes_on_a_calculator(model
     with capsys.disabled():
         print(f"\ncalculator audit: {len(lines)} worked lines in {len(models)} chapters, {len(failures)} failures")
     assert len(lines) > 90 and len(models) == len(bundled_chapters())
+    assert sum(len(line.get("stages", [])) for _, line in lines) >= 12  # softmax's lines, worked in stages
     assert not failures, "\n".join(failures[:20])
 
 

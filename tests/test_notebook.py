@@ -27,7 +27,7 @@ else:
 from tracer.documents.notebook import UPDATED, notebook_text  # noqa: E402
 
 NUMBER = re.compile(r"-?\d+\.\d+(?:e[+-]\d+)?|-?\d+(?:e[+-]\d+)?")
-SHOWN = re.compile(r"^(\w+(?: \(updated\))?) =(.*)$")
+SHOWN = re.compile(r"^(\w+(?: \(updated\))?)(?: \(example (\d+)\))? =(.*)$")
 TABLE = re.compile(r"^step (\d+): cost = (\S+)$")
 CHAPTERS = [p.stem for p in bundled_chapters()]
 
@@ -50,13 +50,14 @@ def printed(nb) -> list[tuple[int, str, list[str], str]]:
         for line in text.splitlines():
             table = TABLE.match(line)
             if table:
-                found.append((int(table[1]), "costs", [table[2]], which))
+                found.append((int(table[1]), ("costs", None), [table[2]], which))
                 continue
             shown = SHOWN.match(line)
             if shown:
                 assert step is not None, f"a cell without a step prints {line!r}"
                 name = shown[1].replace(UPDATED, "_after")
-                found.append((step, name, NUMBER.findall(shown[2]), which))
+                example = int(shown[2]) - 1 if shown[2] else None  # one example's matrix of a stack
+                found.append((step, (name, example), NUMBER.findall(shown[3]), which))
             elif found and line.startswith("  ["):
                 found[-1][2].extend(NUMBER.findall(line))
     return found
@@ -71,9 +72,10 @@ def traces(chapter: str):
 def mismatches(nb, chapter: str) -> tuple[int, list[str]]:
     full, hand = traces(chapter)
     count, wrong = 0, []
-    for step, name, numbers, which in printed(nb):
+    for step, (name, example), numbers, which in printed(nb):
         trace = hand if which == "hand" else full
-        exact = trace.costs[step:step + 1] if name == "costs" else np.ravel(trace.value(name, step))
+        value = trace.costs[step:step + 1] if name == "costs" else trace.value(name, step)
+        exact = np.ravel(value if example is None else np.asarray(value)[..., example])
         assert len(numbers) == exact.size, f"{chapter} step {step} {name}: printed {numbers}"
         for text, x in zip(numbers, exact):
             count += 1
@@ -95,21 +97,30 @@ def executed():
 def test_every_number_a_notebook_prints_is_the_traces_at_its_printed_precision(executed, chapter):
     count, wrong = mismatches(executed[chapter], chapter)
     assert not wrong
-    steps = {s for s, name, _, _ in printed(executed[chapter]) if name != "costs"}
+    steps = {s for s, (name, _), _, _ in printed(executed[chapter]) if name != "costs"}
     assert count >= 15 and 0 in steps
 
 
 @needs("python3")
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_a_notebook_prints_every_result_of_the_document_as_the_document_prints_it(executed, chapter):
-    model = bundled_lecture(chapter).model
+    lec = bundled_lecture(chapter)
+    model = lec.model
     shown = {(s, name): numbers for s, name, numbers, which in printed(executed[chapter]) if which == "hand"}
     for line in model.lines:
-        assert shown.get((line.step, line.quantity)) == list(np.ravel(np.asarray(line.result, dtype=object))), \
-            (chapter, line.step, line.quantity)
+        expected = list(np.ravel(np.asarray(line.result, dtype=object)))
+        part = line.part
+        if part is not None and len(part) == 3:  # one example's Jacobian, printed as that example's matrix
+            got = shown.get((line.step, (line.quantity, part[2])))
+        elif part is not None:  # one example's column of a quantity the notebook prints whole
+            whole = np.asarray(shown.get((line.step, (line.quantity, None))), dtype=object)
+            got = list(whole.reshape(np.shape(lec.hand.value(line.quantity, line.step)))[:, part[1]])
+        else:
+            got = shown.get((line.step, (line.quantity, None)))
+        assert got == expected, (chapter, line.step, line.quantity, part)
     if model.long_run:
-        assert [shown_row for shown_row in printed(executed[chapter]) if shown_row[1] == "costs"] == [
-            (row["step"], "costs", [row["cost"]], "full") for row in model.long_run["table"]]
+        assert [(s, name, numbers, which) for s, (name, _), numbers, which in printed(executed[chapter])
+                if name == "costs"] == [(row["step"], "costs", [row["cost"]], "full") for row in model.long_run["table"]]
 
 
 def test_the_notebook_needs_only_numpy_and_names_things_as_the_article():
@@ -154,6 +165,6 @@ def test_a_notebook_tells_the_documents_whole_story_and_prints_the_final_paramet
     assert story.count("](data:image/svg+xml;base64,") == 2  # the decision boundaries, inside the notebook
     full = bundled_lecture(chapter).full
     last = int(full.meta["steps_run"]) - 1
-    final = {name for step, name, _, which in printed(nb) if which == "full" and step == last}
+    final = {name for step, (name, _), _, which in printed(nb) if which == "full" and step == last}
     # Checked against the trace's parameters after the last update by the test above, like every printed number.
     assert {"W1_after", "b1_after", "W2_after", "b2_after"} <= final

@@ -68,9 +68,12 @@ def _hash(array: np.ndarray) -> str:
     return hashlib.sha256(f"{array.dtype.str}{array.shape}".encode() + array.tobytes()).hexdigest()[:24]
 
 
-def fingerprints() -> dict[str, dict[str, str]]:
+def fingerprints(runs: object = None) -> dict[str, dict[str, str]]:
+    """The fingerprints of every run (or of the runs named in `runs`)."""
     out = {}
     for name, (raw, carry) in _variants().items():
+        if runs is not None and name not in runs:
+            continue
         trace = tracer.run(parse_chapter(raw, name=name.split("/")[0]), carry=carry)
         prints = {f"arrays/{k}": _hash(v) for k, v in trace.arrays.items()}
         prints.update({f"final/{k}": _hash(v) for k, v in trace.final.items()})

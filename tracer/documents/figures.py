@@ -362,6 +362,16 @@ class Graph:
         leaf = self.view == "layer" and node.kind in ("input", "target", "parameter")
         return node.kind == "cost" or leaf or self.fan_out(node.id) > 1
 
+    def shape(self, node: Node) -> str:
+        """The node's outline: a circle for an operation, but a rounded box for one whose matrix is written
+        inside it (a value that feeds several nodes, in the layer view)."""
+        if node.kind in ("linear", "activation", "merge") and isinstance(node.value, Mat) and self.on_node(node):
+            return "box"
+        return SHAPES[node.kind]
+
+    def rounded(self, node: Node) -> bool:
+        return node.kind in ("input", "target") or (self.shape(node) == "box" and node.kind != "parameter")
+
     def node_lines(self, node: Node) -> list[Line]:
         lines = [Line((node.sym,))]
         if node.note:
@@ -663,8 +673,8 @@ def _ends(graph: Graph, tail_id: str, head_id: str) -> tuple[tuple[str, str], bo
 
 
 def _dot_node(dot: Any, graph: Graph, node: Node) -> None:
-    style = {"input": "rounded", "target": "rounded", "parameter": "filled", "cost": "bold"}.get(node.kind, "")
-    dot.node(node.id, html_label(graph.node_lines(node)), id=f"n:{node.id}", shape=SHAPES[node.kind],
+    style = "rounded" if graph.rounded(node) else {"parameter": "filled", "cost": "bold"}.get(node.kind, "")
+    dot.node(node.id, html_label(graph.node_lines(node)), id=f"n:{node.id}", shape=graph.shape(node),
              style=style, fillcolor=PARAMETER_FILL if node.kind == "parameter" else "white",
              peripheries="2" if node.kind == "cost" else "1")
 
@@ -705,14 +715,15 @@ class Outline:
     height: float
 
 
-def names_dot(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0], node_size: float = 0.34) -> Any:
+def names_dot(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0], node_size: float = 0.34,
+              ranksep: float = 0.5) -> Any:
     """The graph's nodes and forward arrows without values, as a `graphviz.Digraph`: every node
     `node_size` inches (the cost wider), its name set at `name_pt`; arrows named `tail:head`.
     For pictures that write the numbers in themselves (slides, web page), one layout for every step."""
     import graphviz
 
     dot = graphviz.Digraph("outline")
-    dot.attr(rankdir=rankdir, nodesep="0.12", ranksep="0.5", pad="0.04", fontsize=str(name_pt))
+    dot.attr(rankdir=rankdir, nodesep="0.12", ranksep=f"{ranksep:g}", pad="0.04", fontsize=str(name_pt))
     dot.attr("node", fontsize=str(name_pt), fixedsize="true", width=str(node_size), height=str(node_size))
     dot.attr("edge", arrowsize="0.6")
     _dot_nodes(dot, graph, lambda line, node: line.node(
@@ -724,10 +735,10 @@ def names_dot(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0],
 
 
 def names_layout(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0],
-                 node_size: float = 0.34) -> Outline:
+                 node_size: float = 0.34, ranksep: float = 0.5) -> Outline:
     """Where Graphviz puts the graph's nodes and arrows when only their names are drawn (see names_dot),
     in points from the bottom left."""
-    layout = json.loads(_pipe(names_dot(graph, rankdir, name_pt, node_size), "json"))
+    layout = json.loads(_pipe(names_dot(graph, rankdir, name_pt, node_size, ranksep), "json"))
     x0, y0, x1, y1 = (float(c) for c in layout["bb"].split(","))
     placed = {}
     for obj in layout.get("objects", []):
@@ -976,9 +987,9 @@ def graph_tikz(graph: Graph) -> str:
         x, y = (float(c) for c in obj["pos"].split(","))
         w, h = float(obj["width"]) * 72, float(obj["height"]) * 72
         # The outline is drawn at dot's size (so arrows meet it), with core TikZ only: no libraries needed.
-        shape = SHAPES[node.kind]
+        shape = graph.shape(node)
         if shape == "box":
-            corners = ", rounded corners=3bp" if node.kind in ("input", "target") else ""
+            corners = ", rounded corners=3bp" if graph.rounded(node) else ""
             fill = "tracerparam" if node.kind == "parameter" else "white"
             corner, opposite = pt(x - w / 2, y - h / 2), pt(x + w / 2, y + h / 2)
             out.append(rf"\draw[thin, fill={fill}{corners}] {corner} rectangle {opposite};")
@@ -1152,6 +1163,15 @@ def boundary_grid(chapter: Chapter, trace: Trace, n: int = GRID) -> tuple[np.nda
     return x1, x2, yhat.reshape(yhat.shape[0], n, n)
 
 
+def boundary_captions(chapter: Chapter) -> dict[bool, tuple[str, str]]:
+    """(caption, what a sentence refers to it as) of the plain (False) and shaded (True) boundary figures."""
+    regions = "two" if chapter.Y.shape[0] <= 2 else str(chapter.Y.shape[0])
+    return {False: ("Decision boundary of the trained network, with the training points by class",
+                    "where the trained network's decision changes"),
+            True: (f"The same decision boundary, the {regions} regions shaded by the class the network gives them",
+                   f"the {regions} regions the network tells apart")}
+
+
 def _ticks(axis: np.ndarray) -> np.ndarray:
     """Ticks at the data's ends and middle (the input square widened by half a span each side)."""
     span = (axis[-1] - axis[0]) / 2
@@ -1253,7 +1273,7 @@ def _class_regions(chapter: Chapter, trace: Trace, x1: np.ndarray, x2: np.ndarra
         ax.scatter(X[0, mine], X[1, mine], marker=CLASS_MARKERS[c], s=80, color=CLASS_COLOURS[c], edgecolors="black",
                    linewidths=0.6, label=f"class {c + 1}", zorder=3)
     handles = ax.get_legend_handles_labels()[0] + [Line2D([], [], color="black", linewidth=1.5,
-                                                          label="where the largest ŷ changes")]
+                                                          label="class boundary")]
     ax.legend(handles=handles, **_LEGEND)
     figures = {False: _save(fig, fmt)}
     ax.imshow(winner, origin="lower", extent=(x1[0], x1[-1], x2[0], x2[-1]), interpolation="none",
@@ -1340,13 +1360,11 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
                              "Learning curve: the cost at every step" + (", on a log scale" if scale == "log" else ""),
                              "the cost at every step", r"0.75\linewidth"))
         if has_boundary(chapter) and long_run:
-            boundaries = decision_boundaries(chapter, trace, file_fmt)
+            boundaries, captions = decision_boundaries(chapter, trace, file_fmt), boundary_captions(chapter)
             pictures.append(("boundary", boundaries[False], default_name(chapter, "boundary", file_fmt),
-                             "Decision boundary of the trained network, with the training points by class",
-                             "where the trained network's decision changes", r"0.7\linewidth"))
+                             *captions[False], r"0.7\linewidth"))
             pictures.append(("boundary_shaded", boundaries[True], default_name(chapter, "boundary", file_fmt, shaded=True),
-                             "The same decision boundary, the two regions shaded by the class the network gives them",
-                             "the two regions the network tells apart", r"0.7\linewidth"))
+                             *captions[True], r"0.7\linewidth"))
         graph_pictures = []
         for step, graph in graphs.items():
             caption = (f"Computational graph at step {step}: forward values on solid blue arrows, gradients of the "

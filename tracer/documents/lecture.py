@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tracer.documents import figures
-from tracer.documents.model import Document, Line, document_model
+from tracer.documents.model import Document, Line, document_model, evaluate
 from tracer.documents.render import BREAK, Calculation, calculation, document_traces, printed_tex, typeset_lines
 from tracer.engine.chapter import Chapter
 from tracer.engine.trace import Trace
@@ -74,11 +74,9 @@ def long_run_pictures(chapter: Chapter, trace: Trace) -> dict[str, dict[str, Any
     drawn = [("curve", figures.learning_curve(chapter, trace, "svg"),
               "Learning curve: the cost at every step" + (", on a log scale" if scale == "log" else ""))]
     if figures.has_boundary(chapter):
-        boundaries = figures.decision_boundaries(chapter, trace, "svg")
-        drawn += [("boundary", boundaries[False],
-                   "Decision boundary of the trained network, with the training points by class"),
-                  ("boundary_shaded", boundaries[True],
-                   "The same decision boundary, the two regions shaded by the class the network gives them")]
+        boundaries, captions = figures.decision_boundaries(chapter, trace, "svg"), figures.boundary_captions(chapter)
+        drawn += [("boundary", boundaries[False], captions[False][0]),
+                  ("boundary_shaded", boundaries[True], captions[True][0])]
     for number, (key, svg, caption) in enumerate(drawn, start=1):
         size = re.search(rb'<svg[^>]*?width="([\d.]+)pt"[^>]*?height="([\d.]+)pt"', svg)
         width, height = (round(float(size[1]) * 4 / 3), round(float(size[2]) * 4 / 3)) if size else (640, 480)
@@ -130,7 +128,7 @@ def _rows_of(latex: str) -> int:
     import re
 
     matrices = [m.count(r"\\") + 1 for m in re.findall(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}", latex)]
-    tall = max(matrices, default=1)
+    tall = max(matrices, default=1) + (1 if r"\Big|" in latex else 0)  # a part's bar reaches below its fraction
     stacked = 2 ** _frac_depth(latex)  # a fraction stacks two rows; a fraction in it, four
     return 2 * tall + stacked - 1 if matrices and _in_fraction_matrix(latex) else max(tall, stacked)
 
@@ -165,18 +163,27 @@ def block_rows(rows: list[str]) -> int:
 
 
 def _entry(tree: Any, i: int, j: int) -> Any:
-    """The expression of one entry of an element-wise expression: each matrix replaced by its (i, j) entry."""
+    """The expression of one entry of an expression: each matrix replaced by its (i, j) entry, a transpose
+    by the (j, i) entry of what it transposes, a product of matrices by row i times column j written out."""
     if _is_leaf(tree):
         if isinstance(tree, str):
             return tree
         return tree[i][j] if isinstance(tree[0], list) else tree[j]
+    if tree["op"] == "transpose":
+        return _entry(tree["args"][0], j, i)
+    if tree["op"] == "matmul":
+        inner = np.shape(evaluate(tree["args"][0]))[-1]
+        terms = [{"op": "mul", "args": [_entry(tree["args"][0], i, k), _entry(tree["args"][1], k, j)]}
+                 for k in range(inner)]
+        return terms[0] if inner == 1 else {"op": "add", "args": terms}
     return {**tree, "args": [_entry(a, i, j) for a in tree["args"]]}
 
 
-def _elementwise(tree: Any) -> bool:
-    """Whether every operation of the tree works entry by entry (no product of matrices, sum or transpose)."""
-    return _is_leaf(tree) or (tree["op"] not in ("matmul", "sum", "transpose")
-                              and all(_elementwise(a) for a in tree["args"]))
+def _entrywise(tree: Any) -> bool:
+    """Whether one entry of the tree can be written out: element-wise operations, transposes and products
+    of matrices (not a sum along rows, a column of entries or a product of each example's Jacobian)."""
+    return _is_leaf(tree) or (tree["op"] not in ("sum", "entries", "vjp")
+                              and all(_entrywise(a) for a in tree["args"]))
 
 
 def line_latex(line: Line, width: int | None = None, max_rows: int | None = None) -> str:
@@ -184,8 +191,8 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
 
     With `width` (characters) and `max_rows` (rows of text) it fits a slide without a smaller font: broken
     over rows as the documents break it (render.typeset_lines); then, if still too tall, the result
-    on the row of the last substitution, or the formula on the row of the first; then, for an element-wise line (Adam's update of a matrix),
-    the substitution of its first entry and the whole result.
+    on the row of the last substitution, or the formula on the row of the first; then the substitution
+    of its first entry (Adam's update of a matrix; a row times a column of a product) and the whole result.
     """
     result = printed_tex(line.result)
     substituted = typeset_lines(line.expression)
@@ -211,19 +218,36 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
     if fits(formula_joined):  # the formula and its numbers on one row
         return formula_joined
     values = line.result
-    if _elementwise(line.expression) and isinstance(values, list) and values and isinstance(values[0], list):
+    if _entrywise(line.expression) and isinstance(values, list) and values and isinstance(values[0], list):
         lhs, sign = line.formula, "="
         for candidate in (" := ", " = "):
             if candidate in line.formula:
                 lhs, sign = line.formula.split(candidate, 1)[0], candidate.strip()
                 break
         entry = rf"\left[{lhs}\right]_{{1,1}}"
-        first = typeset_lines(_entry(line.expression, 0, 0))
+        first = _terms_in_rows(_entry(line.expression, 0, 0), width - visible_width(entry) - 4)
         text = (whole.split(r" \\ ")[0] + rf" \\ {entry} &{sign} {first}"
                 + rf" \\ &= {printed_tex(values[0][0])}, \qquad {lhs} = {result} \end{{aligned}}")
         if fits(text):
             return text
     return calculation(Calculation(line.formula, NOT_SHOWN, result, line.quantity))
+
+
+def _terms_in_rows(tree: Any, width: int) -> str:
+    """A sum typeset a few terms to a row (rows of the aligned block), each row at most `width` wide."""
+    if not (isinstance(tree, dict) and tree["op"] == "add"):
+        return typeset_lines(tree)
+    rows, row = [], ""
+    for i, term in enumerate(tree["args"]):
+        text = typeset_lines(term)
+        if i:
+            text = (" - " + text[1:]) if text.startswith("-") else (" + " + text)
+        if row and visible_width(row + text) > width:
+            rows.append(row)
+            row = text.lstrip()
+        else:
+            row += text
+    return BREAK.join(rows + [row])
 
 
 def _aligned_rows(latex: str) -> list[str]:

@@ -310,7 +310,7 @@ class _Builder:
         (`whole`: a result that is whole by definition, e.g. an indicator, printed as 0 and 1;
         `stages`: its inner operations worked out level by level, each stage reproducing the result)."""
         if part is not None:
-            value = np.asarray(value)[_index(part)]
+            value = _take(value, part)
         result = printed(value, quantity, self.decimals(quantity), exact=whole or quantity in EXACT_DATA)
         expression = _print_tree(tree, self.decimals, 0)
         for guard in range(1, MAX_GUARD + 1):
@@ -415,19 +415,23 @@ class _Sheet:
         return np.asarray(self.v[name])
 
     def operand(self, name: str, index: tuple[int | None, ...] | None = None, exact: bool = False) -> Operand:
-        value = np.asarray(self.v[name])
-        return Operand(name, value if index is None else value[_index(index)], exact, index)
+        return Operand(name, self.v[name] if index is None else _take(self.v[name], index), exact, index)
 
     def symbol(self, name: str) -> str:
         return self.builder.symbol(name)
+
+    def example(self, name: str, example: int) -> str:
+        return keys.symbol(name, self.builder.names, example)
 
     def target(self, node: Node, wrt: str) -> str:
         return keys.grad(wrt) if wrt in self.builder.graph.owner else self.builder.graph.target(wrt, node)
 
 
-def _index(index: tuple[int | None, ...]) -> tuple[Any, ...]:
-    """An operand's or line's index as NumPy reads it: None in a place takes all of that axis."""
-    return tuple(slice(None) if i is None else i for i in index)
+def _take(value: Any, index: tuple[int | None, ...]) -> Any:
+    """The part of `value` at `index` (None in a place takes all of that axis): an entry, a matrix, or
+    an example's column, kept a column (n × 1) as the documents write it."""
+    part = np.asarray(value)[tuple(slice(None) if i is None else i for i in index)]
+    return part.reshape(-1, 1) if part.ndim == 1 and index[0] is None else part
 
 
 def _stages(expression: Any, result: Any, decimals: int) -> tuple[Any, ...]:

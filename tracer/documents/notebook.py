@@ -77,7 +77,12 @@ def every_digit(value, decimals):
 
 
 def show(name, value, decimals):
-    """Print `name = value` as the worked example prints it, a matrix row by row."""
+    """Print `name = value` as the worked example prints it, a matrix row by row (a stack of matrices,
+    one per example, as each example's matrix)."""
+    if np.ndim(value) == 3:
+        for i in range(value.shape[2]):
+            show(f"{name} (example {i + 1})", value[:, :, i], decimals)
+        return
     rows = np.atleast_2d(value)
     if rows.size == 1:
         print(f"{name} = {written(rows[0, 0], decimals)}")
@@ -263,7 +268,9 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
             q = keys.before_update(ln.quantity)
             label = q + UPDATED if keys.is_after(ln.quantity) else q
             whole = all("." not in t and "e" not in t for t in np.ravel(np.asarray(ln.result, dtype=object)))
-            shows.append(f"show({json.dumps(label)}, {q}, {0 if whole else code.decimals(q)})")  # ReLU's 0 and 1
+            shown = f"show({json.dumps(label)}, {q}, {0 if whole else code.decimals(q)})"  # ReLU's 0 and 1
+            if shown not in shows:  # a quantity worked example by example is shown once, whole
+                shows.append(shown)
         py("\n".join(lines + shows), step)
 
     comments_of = {st.step: st.comments for st in model.steps}

@@ -31,12 +31,20 @@ __all__ = ["Arrow", "Outline", "Placed", "node_tikz", "outline", "outline_svg", 
 NAME_PT = 10
 #: Inches: a node's size in the layout (names are short: W1, dA1 never appears in the outline).
 NODE_SIZE = 0.34
+#: Points: the widest outline a 16:9 slide holds at NAME_PT; a wider one is laid out with less room
+#: between its ranks (the names keep their size).
+MAX_WIDTH = 390
+RANKSEPS = (0.5, 0.35, 0.25, 0.18)
 
 
 def outline(chapter: Chapter, trace: Trace) -> Outline:
     """The layer view of the chapter's graph (X, W1, b1, Z1, A1, …, Y, cost), names only, laid out left to right."""
     graph = computational_graph(chapter, trace, int(trace.steps[0]), view="layer")
-    return names_layout(graph, rankdir="LR", name_pt=NAME_PT, node_size=NODE_SIZE)
+    for ranksep in RANKSEPS:
+        laid = names_layout(graph, rankdir="LR", name_pt=NAME_PT, node_size=NODE_SIZE, ranksep=ranksep)
+        if laid.width <= MAX_WIDTH:
+            break
+    return laid
 
 
 # --------------------------------------------------------------------------- drawing it

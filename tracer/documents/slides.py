@@ -8,6 +8,7 @@ set below 10 pt (the class's size): long sums are broken over rows instead of sh
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tracer.documents.figures import BACKWARD, FORWARD, PARAMETER_FILL
@@ -22,8 +23,11 @@ from tracer.engine.trace import Trace
 TEMPLATE = "slides.tex.j2"
 #: Characters of maths a worked line's row may hold on a 16:9 slide at 10 pt before it is broken.
 LINE_WIDTH = 74
-#: Rows of text a worked line may take on a slide, below the graph (a fraction counts two, a matrix its rows).
+#: Rows of text a worked line may take on a slide, below a graph of GRAPH_HEIGHT points (a fraction counts
+#: two, a matrix its rows); a taller graph leaves a row fewer for every ROW_HEIGHT points more.
 LINE_ROWS = 8
+GRAPH_HEIGHT = 110
+ROW_HEIGHT = 12
 #: Rows of the cost table per column.
 TABLE_ROWS = 12
 #: Light tints for reached nodes: forward (blue), backward (vermillion).
@@ -118,6 +122,7 @@ def _title(lec: Lecture, step: int, frame: str) -> str:
 def slide_frames(lec: Lecture, o: Outline) -> list[dict[str, Any]]:
     """Every frame of the worked steps: title, graph (TikZ) and the overlays' worked lines."""
     frames = []
+    rows = LINE_ROWS - math.ceil(max(0.0, o.height - GRAPH_HEIGHT) / ROW_HEIGHT)
     for st in lec.model.steps:
         reached_before: set[str] = set()
         tags: dict[tuple[str, str], str] = {}
@@ -128,7 +133,7 @@ def slide_frames(lec: Lecture, o: Outline) -> list[dict[str, Any]]:
             frames.append({
                 "title": _title(lec, st.step, frame),
                 "graph": _frame_graph(o, lines, frame, reached_before, tags),
-                "lines": [{"overlay": k, "latex": line_latex(ln, LINE_WIDTH, LINE_ROWS)}
+                "lines": [{"overlay": k, "latex": line_latex(ln, LINE_WIDTH, rows)}
                           for k, ln in enumerate(lines, start=1)],
             })
             reached_before |= {ln.node for ln in lines}

@@ -35,7 +35,8 @@ CURVE_SIZE = (560, 200)
 #: Data quantities shown as whole numbers when they are whole.
 WHOLE = ("A0", "Y")
 KIND_WORDS = {"input": "the input X", "target": "the labels Y", "parameter": "a parameter",
-              "linear": "a linear node", "activation": "an activation node", "cost": "the cost"}
+              "linear": "a linear node", "activation": "an activation node", "merge": "a sum of two paths",
+              "cost": "the cost"}
 
 
 def kept_steps(trace: Trace, must: list[int]) -> list[int]:
@@ -70,8 +71,7 @@ def explorer_data(chapter: Chapter, trace: Trace, steps: list[int]) -> dict[str,
             value_name = "cost" if rec.kind == "cost" else rec.name
             nodes[rec.name] = {
                 "value": _numbers(chapter, value_name, rec.value),
-                "local": [[_of(rec.name, k), _numbers(chapter, source or keys.grad(k), g, source is None and rec.kind != "cost")]
-                          for k, g in rec.local.items() for source in [_local_quantity(trace, rec.name, k)]],
+                "local": [_local(chapter, trace, rec.name, k, g) for k, g in rec.local.items()],
                 "receives": None if rec.upstream is None or rec.kind == "cost"
                 else [symbol(keys.grad(rec.name)), _numbers(chapter, keys.grad(rec.name), rec.upstream)],
                 "passes": [[symbol(k), _numbers(chapter, k, g)] for k, g in rec.passes.items()],
@@ -85,6 +85,16 @@ def explorer_data(chapter: Chapter, trace: Trace, steps: list[int]) -> dict[str,
         at.append(nodes)
     return {"steps": steps, "cost": [shown(trace.costs[s], chapter.display.decimals_of("cost")) for s in steps],
             "at": at}
+
+
+def _local(chapter: Chapter, trace: Trace, node: str, wrt: str, value: Any) -> list[Any]:
+    """[symbol, rows] of a local gradient; a Jacobian per example (units × units × examples) by its
+    first example's, the symbol saying so."""
+    source = _local_quantity(trace, node, wrt)
+    name = _of(node, wrt)
+    if np.ndim(value) == 3:
+        value, name = np.asarray(value)[:, :, 0], keys.symbol(keys.local(node, wrt), trace.names, example=1)
+    return [name, _numbers(chapter, source or keys.grad(wrt), value, source is None and node != keys.COST)]
 
 
 def _local_quantity(trace: Trace, node: str, wrt: str) -> str | None:

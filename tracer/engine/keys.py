@@ -138,23 +138,32 @@ class Names:
         return key.node if key else name
 
 
-def symbol(name: str, names: Names | None = None) -> str:
+def entry_symbol(node: str, entry: str) -> str:
+    """One entry of a node's value as maths: (A1, k) → a_{1,k}; (S, k) → s_{k}."""
+    stem, index = stem_and_index(node)
+    return f"{stem.lower()}_{{{index + ',' if index else ''}{entry}}}"
+
+
+def symbol(name: str, names: Names | None = None, example: int | None = None) -> str:
     """The LaTeX symbol of a quantity: W1 → W_{1}, dW1 → ∂Cost/∂W_{1}, dA1_dZ1 → ∂A_{1}/∂Z_{1},
-    dA1_via_Z2 → ∂Cost/∂A_{1} through Z_{2}. `names` tells the roles apart; without it a name is read
-    as the article writes its quantities (d…_d… a local gradient, d… a gradient)."""
+    dA1_via_Z2 → ∂Cost/∂A_{1} through Z_{2}; for one `example` (counted from 1) its nodes carry
+    ^{(i)}: ∂Cost/∂Z_{1}^{(2)}. `names` tells the roles apart; without it a name is read as the
+    article writes its quantities (d…_d… a local gradient, d… a gradient)."""
     name = before_update(name)
     key = names.key(name) if names is not None else None
     if key is None:
         key = _guess(name)
+    mark = f"^{{({example})}}" if example is not None else ""
+    node = node_symbol(key.node) + mark
     if key.role == GRAD:
-        return rf"\frac{{\partial \mathrm{{Cost}}}}{{\partial {node_symbol(key.node)}}}"
+        return rf"\frac{{\partial \mathrm{{Cost}}}}{{\partial {node}}}"
     if key.role == LOCAL:
-        return rf"\frac{{\partial {node_symbol(key.node)}}}{{\partial {node_symbol(key.other)}}}"
+        return rf"\frac{{\partial {node}}}{{\partial {node_symbol(key.other)}{mark}}}"
     if key.role == PART:
-        return rf"\frac{{\partial \mathrm{{Cost}}}}{{\partial {node_symbol(key.node)}}}\Big|_{{{node_symbol(key.other)}}}"
+        return rf"\frac{{\partial \mathrm{{Cost}}}}{{\partial {node}}}\Big|_{{{node_symbol(key.other)}}}"
     if key.role == STATE:
-        return rf"{key.other}_{{{node_symbol(key.node)}}}"
-    return node_symbol(key.node)
+        return rf"{key.other}_{{{node}}}"
+    return node
 
 
 def stem_and_index(node: str) -> tuple[str, str]:

@@ -97,6 +97,9 @@ class Sheet(Protocol):
     def symbol(self, name: str) -> str:
         """The quantity's LaTeX symbol."""
 
+    def example(self, name: str, example: int) -> str:
+        """The quantity's LaTeX symbol for one example (counted from 1): Z_{1}^{(2)}."""
+
     def target(self, node: "Node", wrt: str) -> str:
         """Where `node` writes the gradient it passes to `wrt`: ∂Cost/∂wrt, or its part through `node`."""
 
@@ -629,8 +632,8 @@ class ColumnActivation(Node):
         out = []
         for i in range(m):
             tree = self.column_expression([sheet.operand(Z, (k, i)) for k in range(n)])
-            out.append(Worked(self.name, rf"{S(self.name)}^{{({i + 1})}} = {self.symbol}\left({S(Z)}^{{({i + 1})}}\right)",
-                              tree, part=(None, i), stages=True))
+            out.append(Worked(self.name, rf"{sheet.example(self.name, i + 1)} = {self.symbol}\left("
+                                         rf"{sheet.example(Z, i + 1)}\right)", tree, part=(None, i), stages=True))
         return out
 
     def worked_backward(self, sheet):
@@ -640,13 +643,14 @@ class ColumnActivation(Node):
         n, m = sheet.value(Z).shape
         a = [sheet.operand(self.name, (k, 0)) for k in range(n)]
         z = [sheet.operand(Z, (k, 0)) for k in range(n)]
-        entry = fill(self.jacobian_tex, a_k=f"{S(self.name)}_{{k}}", a_j=f"{S(self.name)}_{{j}}", k="k", j="j")
-        out = [Worked(local, rf"{S(local)}^{{(1)}} = \left[{entry}\right]_{{kj}}",
+        entry = fill(self.jacobian_tex, a_k=keys.entry_symbol(self.name, "k"), a_j=keys.entry_symbol(self.name, "j"),
+                     k="k", j="j")
+        E = sheet.example
+        out = [Worked(local, rf"{E(local, 1)} = \left[{entry}\right]_{{kj}}",
                       op("entries", *[self.jacobian_expression(a, z, k, j) for k in range(n) for j in range(n)],
                          shape=[n, n]), part=(None, None, 0))]
         for i in range(m):
-            out.append(Worked(target, rf"{S(target)}^{{({i + 1})}} = \left({S(local)}^{{({i + 1})}}\right)^{{T}} "
-                                      rf"{S(dA)}^{{({i + 1})}}",
+            out.append(Worked(target, rf"{E(target, i + 1)} = \left({E(local, i + 1)}\right)^{{T}} {E(dA, i + 1)}",
                               op("matmul", op("transpose", sheet.operand(local, (None, None, i))),
                                  sheet.operand(dA, (None, i))), part=(None, i)))
         return out
@@ -678,14 +682,6 @@ class Softmax(ColumnActivation):
         out = np.multiply(-A[:, None, :], A[None, :, :], out=out)
         out[np.arange(n), np.arange(n), :] += A
         return out
-
-    def vjp(self, grad, args, params, value, local, out):
-        """dZ = A ⊙ (dA − Σ_k A_k dA_k), each example: Jᵀ·dA without building J again."""
-        target = out[self.inputs[0]]
-        np.multiply(value, grad, out=target)
-        weighted = target.sum(axis=0, keepdims=True)
-        np.subtract(grad, weighted, out=target)
-        target *= value
 
     def expression(self, z):
         return op("div", op("exp", z), op("sum", op("exp", z), axis=0))

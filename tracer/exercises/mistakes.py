@@ -173,8 +173,6 @@ def no_derivative(node: Node) -> Node:
     """The activation with its local gradient taken as 1 (the identity for a softmax): its derivative left out."""
     if isinstance(node, ColumnActivation):
         class Identity(type(node)):  # type: ignore[misc, valid-type]
-            vjp = ColumnActivation.vjp
-
             def jacobian(self, Z, A, out=None):
                 out = np.zeros(Z.shape[:1] + Z.shape, dtype=float) if out is None else out
                 out.fill(0.0)
@@ -201,8 +199,6 @@ def derivative_at_z(node: Node) -> Node:
 def diagonal_jacobian(node: ColumnActivation) -> Node:
     """A softmax's Jacobian with only its diagonal, a_k(1 − a_k): the other classes' terms left out."""
     class Diagonal(type(node)):  # type: ignore[misc, valid-type]
-        vjp = ColumnActivation.vjp
-
         def jacobian(self, Z, A, out=None):
             out = super().jacobian(Z, A, out=out)
             n = A.shape[0]
