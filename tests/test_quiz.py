@@ -31,7 +31,7 @@ def bank(tmp_path_factory):
 
 def expected_questions(sheets):
     """(code, quantity, entry) → (exact value, hand value, points) from answers.json, one per asked number."""
-    listing = json.loads((sheets / "answers.json").read_text())
+    listing = json.loads((sheets / "secret" / "answers.json").read_text())
     points = dict(zip(listing["asked"], listing["points"]))
     out = {}
     for v in listing["variants"]:
@@ -45,8 +45,8 @@ def expected_questions(sheets):
 
 @pytest.mark.parametrize("reader", ["moodle", "qti"])
 def test_every_answer_and_tolerance_comes_back_from_the_bank(bank, reader):
-    questions = read_moodle((bank / "quiz-moodle.xml").read_text()) if reader == "moodle" \
-        else read_qti((bank / "quiz-qti.zip").read_bytes())
+    questions = read_moodle((bank / "secret" / "quiz-moodle.xml").read_text()) if reader == "moodle" \
+        else read_qti((bank / "secret" / "quiz-qti.zip").read_bytes())
     expected = expected_questions(bank)
     assert len(questions) == len(expected) == 5 * (4 + 2 + 1)
     for q in questions:
@@ -60,7 +60,7 @@ def test_every_answer_and_tolerance_comes_back_from_the_bank(bank, reader):
 
 
 def test_the_moodle_bank_has_a_category_per_variant_and_numerical_questions(bank):
-    root = ET.fromstring((bank / "quiz-moodle.xml").read_bytes())
+    root = ET.fromstring((bank / "secret" / "quiz-moodle.xml").read_bytes())
     kinds = [q.get("type") for q in root]
     assert kinds.count("category") == 5 and kinds.count("numerical") == 35
     first = root.find("question[@type='numerical']")
@@ -68,7 +68,7 @@ def test_the_moodle_bank_has_a_category_per_variant_and_numerical_questions(bank
 
 
 def test_the_qti_zip_is_what_canvas_imports(bank):
-    z = zipfile.ZipFile(io.BytesIO((bank / "quiz-qti.zip").read_bytes()))
+    z = zipfile.ZipFile(io.BytesIO((bank / "secret" / "quiz-qti.zip").read_bytes()))
     assert sorted(z.namelist()) == ["imsmanifest.xml", "quiz.xml"]
     root = ET.fromstring(z.read("quiz.xml"))
     assert root.tag == f"{{{QTI_NS}}}questestinterop"
@@ -80,7 +80,7 @@ def test_the_qti_zip_is_what_canvas_imports(bank):
 
 
 def test_a_broken_bank_is_told_not_traced_back(bank):
-    text = (bank / "quiz-moodle.xml").read_text()
+    text = (bank / "secret" / "quiz-moodle.xml").read_text()
     with pytest.raises(TracerError, match="not well-formed XML"):
         read_moodle(text[:-20])
     with pytest.raises(TracerError, match="tolerance"):

@@ -58,6 +58,9 @@ MANIFEST = "exercises.json"
 #: The instructor's listing of every variant's starting values and answers (never handed out).
 ANSWERS = "answers.json"
 CHAPTER_COPY = "chapter.toml"
+#: Where a set's files go: what students get, and what is kept from them (answer keys, answers, quiz banks).
+HANDOUTS = "handouts"
+SECRET = "secret"
 FORMAT = "tracer-exercises/1"
 
 
@@ -260,16 +263,21 @@ class Sheets:
     def keyed(self) -> bool:
         return self.seed is None
 
+    @property
+    def listing(self) -> Path | None:
+        """The folder's answers.json (in secret/, or beside the manifest in a set written before the split)."""
+        return next((p for p in (self.folder / SECRET / ANSWERS, self.folder / ANSWERS) if p.exists()), None)
+
     def variant(self, label: str | int, key: bytes | None = None) -> Variant:
         """The variant printed as `label` (a code, or a public set's number), from answers.json or the key."""
         code = self.code_of(label)
-        listing = self.folder / ANSWERS
-        if listing.exists():
+        listing = self.listing
+        if listing is not None:
             return _listed_variant(self, listing, code)
         if not self.keyed:
             return variant(self.chapter, self.seed, int(code))
         if key is None:
-            raise TracerError(f"{self.folder}: {ANSWERS} is not there, and checking or revealing variant {code} of a "
+            raise TracerError(f"{self.folder}: {SECRET}/{ANSWERS} is not there, and checking or revealing variant {code} of a "
                               f"secret set needs it or the instructor key: add --key FILE")
         if keys.fingerprint(key) != self.fingerprint:
             raise TracerError(f"--key: this is not the key the set in {self.folder} was made with")
@@ -584,8 +592,9 @@ def check_formats(formats: Sequence[str]) -> Sequence[str]:
 def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed: int | None = None,
                     formats: Sequence[str] = ("md", "tex"), user_templates: Path | None = None, *,
                     key: bytes | None = None) -> list[Path]:
-    """Write the set: per variant a sheet and an answer key per format, answers.csv/.json, the manifest,
-    and with "moodle" or "qti" among `formats` a quiz bank for Moodle or Canvas.
+    """Write the set: per variant a sheet (in handouts/) and an answer key per format, answers.csv/.json and
+    with "moodle" or "qti" among `formats` a quiz bank for Moodle or Canvas (in secret/), and the manifest
+    and the chapter beside them.
 
     A set is secret (`key`: each sheet prints only its variant code) or public (`seed`: each sheet is
     labelled a practice sheet and says how to check it). Everything is rendered before anything is
@@ -605,6 +614,7 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     check_formats(formats)
     variants = make_variants(chapter, count, seed, key=key)
     env = environment(user_templates)
+    hand_out, secret = out / HANDOUTS, out / SECRET
     width = max(2, len(str(count)))
     files: dict[Path, str | bytes] = {}
     rows, listing = [], []
@@ -621,11 +631,11 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
         for fmt in sheet_formats:
             picture = pictures.get((v.id, fmt))
             if picture is not None and fmt == "md":
-                files[out / f"exercise-{tag}-graph.svg"] = picture
+                files[hand_out / f"exercise-{tag}-graph.svg"] = picture
                 picture = f"exercise-{tag}-graph.svg"
             ctx = sheet_context(v, chapter, seed, count, fmt, picture)
-            files[out / f"exercise-{tag}.{fmt}"] = render(env, TEMPLATES[("sheet", fmt)], ctx)
-            files[out / f"answer-key-{tag}.{fmt}"] = render(env, TEMPLATES[("key", fmt)], ctx)
+            files[hand_out / f"exercise-{tag}.{fmt}"] = render(env, TEMPLATES[("sheet", fmt)], ctx)
+            files[secret / f"answer-key-{tag}.{fmt}"] = render(env, TEMPLATES[("key", fmt)], ctx)
         answers = {}
         for q in v.spec.ask:
             exact = v.value(q)
@@ -642,24 +652,24 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["variant", "quantity", "entry", "expected", "exact"])
     writer.writerows(rows)
-    files[out / "answers.csv"] = buffer.getvalue()
+    files[secret / "answers.csv"] = buffer.getvalue()
     spec = variants[0].spec
-    files[out / ANSWERS] = json.dumps(
+    files[secret / ANSWERS] = json.dumps(
         {"format": "tracer-answers/1", "chapter": chapter.name, "seed": seed, "step": spec.step,
          "decimals": spec.decimals, "asked": list(spec.ask), "points": list(spec.points),
          "variants": listing}, indent=1) + "\n"
-    secret = {"codes": [v.code for v in variants], "key": keys.fingerprint(key)} if key is not None else {}
+    keyed = {"codes": [v.code for v in variants], "key": keys.fingerprint(key)} if key is not None else {}
     files[out / MANIFEST] = json.dumps(
-        {"format": FORMAT, "chapter": chapter.name, "seed": seed, "variants": count, **secret, "step": spec.step,
+        {"format": FORMAT, "chapter": chapter.name, "seed": seed, "variants": count, **keyed, "step": spec.step,
          "asked": list(spec.ask), "points": list(spec.points), "decimals": spec.decimals,
          "chapter_file": CHAPTER_COPY,
          "check": f"tracer check SHEETS --variant {'CODE' if key is not None else 'ID'} \"QUANTITY = VALUE\" …",
          "grade": "tracer grade SHEETS --answers class.csv -o grades.csv"}, indent=1) + "\n"
     files[out / CHAPTER_COPY] = _chapter_text(chapter)
     if "moodle" in formats:
-        files[out / "quiz-moodle.xml"] = moodle_xml(chapter, variants)
+        files[secret / "quiz-moodle.xml"] = moodle_xml(chapter, variants)
     if "qti" in formats:
-        files[out / "quiz-qti.zip"] = qti_zip(chapter, variants)
+        files[secret / "quiz-qti.zip"] = qti_zip(chapter, variants)
     with staged():  # with the PDFs, all or nothing
         written = [write_atomic(path, data) for path, data in files.items()]
         if "pdf" in formats:
