@@ -578,24 +578,26 @@ def judge_numbers(answer: Answer, exact: np.ndarray, hand: np.ndarray | list[np.
 
 
 def matches(answer: Answer, value: np.ndarray, hand: np.ndarray | list[np.ndarray] | None, mode: Mode,
-            decimals: int) -> bool:
+            decimals: int, accepted: list[tuple[Decimal, ...]] | None = None) -> bool:
     """Does the answer give these numbers, at the precision it is written with (at most the asked one)?
-    How a mistake is recognised: a wrong answer given to 2 decimals still has its mistake named."""
+    How a mistake is recognised: a wrong answer given to 2 decimals still has its mistake named.
+    `accepted`: the values' accepted values per entry, when already known."""
     if mode.name == "precision":
-        return right_at_own_digits(answer, value, hand, decimals)
+        return right_at_own_digits(answer, value, hand, decimals, accepted)
     got = judge_numbers(answer, value, hand, mode, decimals)
     return got is not None and got[0] == got[1]
 
 
 def right_at_own_digits(answer: Answer, exact: np.ndarray, hand: np.ndarray | list[np.ndarray] | None,
-                        decimals: int) -> bool:
+                        decimals: int, accepted: list[tuple[Decimal, ...]] | None = None) -> bool:
     """Is every number right at the decimals it has (at most the asked ones)? What "not precise enough" needs."""
     exact = np.asarray(exact, dtype=float)
     given = answer.fit(exact.shape)
-    routes = hand if isinstance(hand, list) else [] if hand is None else [hand]
-    accepted = tolerance.entry_centres(exact, routes)
-    return given is not None and all(tolerance.accepts(g, c, min(decimals_in(g), decimals))
-                                     for g, c in zip(given.ravel(), accepted))
+    if given is None:
+        return False
+    if accepted is None:
+        accepted = tolerance.entry_centres(exact, hand if isinstance(hand, list) else [] if hand is None else [hand])
+    return all(tolerance.accepts(g, c, min(decimals_in(g), decimals)) for g, c in zip(given.ravel(), accepted))
 
 
 def shape_message(answer: Answer, quantity: str, shape: tuple[int, ...]) -> str:
@@ -660,13 +662,15 @@ class StepChecker:
                        if q in self.rounded}
         self.known = sorted(self.exact)
         self._plain: list | None = None  # the mistakes' values that do not depend on the student's numbers
+        self._by_rate: dict[tuple, list] = {}  # the learning-rate mistake's, per rate the student seems to have used
+        self._formatted: dict[tuple, Any] = {}  # expected values as printed
 
     # ------------------------------------------------------------------ the mistakes and what follows
 
     def _mistakes(self, numbers: dict[str, np.ndarray]) -> list[tuple[str, str, dict, dict]]:
         """(key, plain words, values, hand-mode values) of every way of making each catalogued mistake."""
         from tracer.engine.train import hand_carry
-        from tracer.exercises.mistakes import CATALOGUE, step_context, variants
+        from tracer.exercises.mistakes import CATALOGUE, estimated_rate, step_context, variants
 
         def made(keys: list[str], given: dict[str, np.ndarray]) -> list[tuple[str, str, dict, dict]]:
             full = {(v.mistake, v.says): v.values
@@ -675,10 +679,16 @@ class StepChecker:
             by_hand = {(v.mistake, v.says): v.values for v in variants(ctx, given, keys)}
             return [(k, s, values, by_hand.get((k, s), {})) for (k, s), values in full.items()]
 
-        # Only the learning-rate mistake reads the student's numbers (to estimate the rate they used).
+        # Only the learning-rate mistake reads the student's numbers, and only through the rate they seem to
+        # have used: its variants are made once per rate estimated (a class shares a handful).
         if self._plain is None:
             self._plain = made([k for k in CATALOGUE if k != "learning_rate"], {})
-        return self._plain + made(["learning_rate"], numbers)
+            self._contexts = (step_context(self.chapter, self.trace, self.step),
+                              step_context(self.chapter, self.hand, self.step, hand_carry(self.chapter)))
+        rates = tuple(estimated_rate(ctx, numbers) for ctx in self._contexts)
+        if rates not in self._by_rate:
+            self._by_rate[rates] = made(["learning_rate"], numbers)
+        return self._plain + self._by_rate[rates]
 
     def _carried(self, given: dict[str, np.ndarray]) -> tuple[dict, dict]:
         """The step's values (full, hand mode) when the student's own values replace the true ones."""
@@ -733,10 +743,12 @@ class StepChecker:
             for key, says, values, hand_values in cache["v"]:
                 if q not in values:
                     continue
-                if matches(a, values[q], hand_values.get(q), by, places_of(q)) and (key, says) not in found:
+                if matches(a, values[q], hand_values.get(q), by, places_of(q), self._accepted(values, hand_values, q)) \
+                        and (key, says) not in found:
                     found.append((key, says))
                     agrees.append(all(matches(by_quantity[j.quantity], values[j.quantity],
-                                              hand_values.get(j.quantity), mode, places_of(j.quantity))
+                                              hand_values.get(j.quantity), mode, places_of(j.quantity),
+                                              self._accepted(values, hand_values, j.quantity))
                                       for j in judgements if j.status == "right" and j.quantity in values))
             # A mistake that would also have changed an answer the student got right did not happen:
             # name the others (all of them, if none is consistent).
@@ -748,13 +760,13 @@ class StepChecker:
             places = places_of(q)
             a = by_quantity.get(q)
             if a is None:
-                briefs[q] = format_value(value, places, full=False)
-                expected = format_value(value, places)
+                briefs[q] = self._shown(q, places, False)
+                expected = self._shown(q, places, True)
                 judgements.append(Judgement(q, None, "unanswered", 0, value.size, f"{q} is asked for but not answered",
                                             expected=expected, also=self._also(q, expected, places)))
                 continue
             shown = max([places] + a.decimals)
-            expected, briefs[q] = format_value(value, shown), format_value(value, shown, full=False)
+            expected, briefs[q] = self._shown(q, shown, True), self._shown(q, shown, False)
             flags = entry_flags(a, value, hand_value, mode, places)
             if flags is None:
                 found = explain(a, q, mode)
@@ -799,11 +811,29 @@ class StepChecker:
             j.brief = briefs[j.quantity]
         return Report(chapter.name, step, mode, judgements, variant, tuple(asked), tuple(points), decimals)
 
+    def _accepted(self, values: dict, hand_values: dict, q: str) -> list[tuple[Decimal, ...]]:
+        """A mistake's accepted values per entry of q (its full and hand-mode values), made once per checker."""
+        key = ("accepted", id(values), id(hand_values), q)
+        if key not in self._formatted:
+            # The dicts are kept with the result, so their ids stay theirs.
+            self._formatted[key] = (tolerance.entry_centres(values[q], [hand_values.get(q)]), values, hand_values)
+        return self._formatted[key][0]
+
+    def _shown(self, q: str, places: int, full: bool) -> str:
+        """The exact value of q as the terminal shows it (a class's students share it: made once)."""
+        key = ("exact", q, places, full)
+        if key not in self._formatted:
+            self._formatted[key] = format_value(self.exact[q], places, full=full)
+        return self._formatted[key]
+
     def _also(self, q: str, expected: str, places: int) -> list[str]:
         """What each hand route gives for q, at the asked decimals, where it differs from the exact value's rounding."""
-        routes = self.routes.get(q, [self.rounded[q]])
-        shown = [format_value(r, places) for r in (routes if isinstance(routes, list) else [routes])]
-        return [t for t in dict.fromkeys(shown) if t != expected]
+        key = ("also", q, places, expected)
+        if key not in self._formatted:
+            routes = self.routes.get(q, [self.rounded[q]])
+            shown = [format_value(r, places) for r in (routes if isinstance(routes, list) else [routes])]
+            self._formatted[key] = [t for t in dict.fromkeys(shown) if t != expected]
+        return list(self._formatted[key])
 
     def _carried_forward(self, a: Answer, q: str, others: list[Judgement], numbers: dict[str, np.ndarray],
                          mode: Mode, decimals: int | None = None) -> list[str]:

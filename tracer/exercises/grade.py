@@ -11,6 +11,7 @@ unreadable cell is that quantity's verdict while the rest of the row is graded.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,8 +65,9 @@ class ClassGrades:
     def problems(self) -> list[str]:
         return [f"line {s.line}: {s.problem}" for s in self.students if s.problem]
 
-    @property
+    @functools.cached_property
     def scores(self) -> list[float]:
+        """Every graded student's score, in order (worked out once: the report reads them many times)."""
         return [s.report.score for s in self.students if s.report is not None]
 
     @property

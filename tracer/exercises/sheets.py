@@ -667,9 +667,9 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
          "grade": "tracer grade SHEETS --answers class.csv -o grades.csv"}, indent=1) + "\n"
     files[out / CHAPTER_COPY] = _chapter_text(chapter)
     if "moodle" in formats:
-        files[secret / "quiz-moodle.xml"] = moodle_xml(chapter, variants)
+        files[secret / "quiz-moodle.xml"] = moodle_xml(chapter, variants, seed, keyed.get("key"))
     if "qti" in formats:
-        files[secret / "quiz-qti.zip"] = qti_zip(chapter, variants)
+        files[secret / "quiz-qti.zip"] = qti_zip(chapter, variants, seed, keyed.get("key"))
     with staged():  # with the PDFs, all or nothing
         written = [write_atomic(path, data) for path, data in files.items()]
         if "pdf" in formats:

@@ -18,6 +18,7 @@ entries add up to the sheet's points and a partly right answer earns what an LMS
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal
 from typing import Iterable, Sequence
@@ -38,6 +39,7 @@ def tolerance(decimals: int) -> Decimal:
     return Decimal(5).scaleb(-int(decimals) - 1)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def centre(x: float) -> Decimal | None:
     """An accepted value as the rule keeps it (CENTRE_DECIMALS decimals), or None if it is not finite."""
     x = float(x)
@@ -97,6 +99,11 @@ def text(d: Decimal) -> str:
 
 
 def shares(points: float, entries: int) -> list[Decimal]:
+    return list(_shares(float(points), int(entries)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _shares(points: float, entries: int) -> tuple[Decimal, ...]:
     """`points` split over `entries` numbers in exact hundredths (finer if the points are), the first ones
     taking the remainder: 1 point over 3 numbers is 0.34, 0.33, 0.33. They add up to `points` exactly."""
     total = Decimal(repr(float(points)))
@@ -104,12 +111,17 @@ def shares(points: float, entries: int) -> list[Decimal]:
     unit = Decimal(1).scaleb(-places)
     units = int((total / unit).to_integral_value())
     base, extra = divmod(units, max(entries, 1))
-    return [(base + (1 if i < extra else 0)) * unit for i in range(max(entries, 1))]
+    return tuple((base + (1 if i < extra else 0)) * unit for i in range(max(entries, 1)))
 
 
 def earned(points: float, right: Sequence[bool]) -> Decimal:
     """The points a quantity earns when only the entries marked right are."""
-    return sum((s for s, ok in zip(shares(points, len(right)), right) if ok), Decimal(0))
+    return _earned(float(points), tuple(bool(r) for r in right))
+
+
+@functools.lru_cache(maxsize=4096)
+def _earned(points: float, right: tuple[bool, ...]) -> Decimal:
+    return sum((s for s, ok in zip(_shares(points, len(right)), right) if ok), Decimal(0))
 
 
 def rule_words(decimals: int) -> str:
