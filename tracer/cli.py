@@ -188,8 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("--seed", type=int, metavar="S",
                         help="public practice sheets: anyone with the seed can check (and reveal) the answers")
     _document_options(p, "sheets", "the sheets", "md,tex",
-                      "comma-separated: md, tex (sheets and keys), pdf (compiled from the .tex, with pdflatex), moodle "
-                      "(Moodle XML), qti (QTI 1.2 zip for Canvas); default md,tex")
+                      "comma-separated: md, tex (sheets and keys), pdf (compiled from the .tex, with pdflatex), practice "
+                      "(a self-contained web page per sheet that checks each number as it is typed; public sets "
+                      "only), moodle (Moodle XML: a Cloze question per variant), qti (QTI 1.2 zip for Canvas: a quiz "
+                      "per variant); default md,tex")
     # --- grade parser (issue 12)
     p = sub.add_parser("grade", help="grade a class: one row per student from an LMS export",
                        description="Grade every row of a CSV (student id, variant code, one column per asked "

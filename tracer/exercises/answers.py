@@ -665,6 +665,31 @@ class StepChecker:
         self._by_rate: dict[tuple, list] = {}  # the learning-rate mistake's, per rate the student seems to have used
         self._formatted: dict[tuple, Any] = {}  # expected values as printed
 
+    # ------------------------------------------------------------------ what a page or notebook precomputes
+
+    def accepted(self, q: str) -> list[tuple[Decimal, ...]]:
+        """Per entry of q, its accepted values by the rule: the exact value and each hand route's."""
+        routes = self.routes.get(q, [self.rounded[q]])
+        return tolerance.entry_centres(self.exact[q], routes if isinstance(routes, list) else [routes])
+
+    def mistake_values(self, numbers: dict[str, np.ndarray] | None = None) -> list[tuple[str, str, dict, dict]]:
+        """(key, plain words, values, hand-mode values) of every catalogued mistake, as a student's `numbers` make
+        them (only the learning-rate mistake reads them: the rate their updated parameters suggest)."""
+        return self._mistakes(numbers or {})
+
+    def accepted_in(self, values: dict, hand_values: dict, q: str) -> list[tuple[Decimal, ...]]:
+        """Per entry of q, the accepted values of a mistake's (or a carried calculation's) values."""
+        return self._accepted(values, hand_values, q)
+
+    def carried(self, given: dict[str, np.ndarray]) -> tuple[dict, dict]:
+        """The step (full, hand mode) with the student's own values in place of the true ones."""
+        return self._carried(given)
+
+    @property
+    def parameters(self) -> set[str]:
+        """The parameters before the update: never replaced by a student's numbers in a carried step."""
+        return set(self.trace.parameter_names)
+
     # ------------------------------------------------------------------ the mistakes and what follows
 
     def _mistakes(self, numbers: dict[str, np.ndarray]) -> list[tuple[str, str, dict, dict]]:
@@ -741,8 +766,8 @@ class StepChecker:
             found: list[tuple[str, str]] = []
             agrees: list[bool] = []
             for key, says, values, hand_values in cache["v"]:
-                if q not in values:
-                    continue
+                if q not in values or (key == "learning_rate" and any(k == key for k, _ in found)):
+                    continue  # one wrong learning rate is named: the catalogue's first, then the one estimated
                 if matches(a, values[q], hand_values.get(q), by, places_of(q), self._accepted(values, hand_values, q)) \
                         and (key, says) not in found:
                     found.append((key, says))

@@ -355,8 +355,8 @@ def _learning_rate(ctx, answers):
     true = ctx.chapter.learning_rate
     rates = [1.0] + [true * f for f in RATE_FACTORS]
     estimated = estimated_rate(ctx, answers)
-    if estimated is not None:
-        rates.insert(0, estimated)
+    if estimated is not None:  # after the catalogue's rates: the checker names the first that fits
+        rates.append(estimated)
     seen = {true}
     for rate in rates:
         if rate in seen or not rate > 0:

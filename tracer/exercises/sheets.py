@@ -572,9 +572,9 @@ TEMPLATES = {("sheet", "md"): "exercise-sheet.md.j2", ("sheet", "tex"): "exercis
              ("key", "md"): "answer-key.md.j2", ("key", "tex"): "answer-key.tex.j2"}
 
 
-#: What `tracer exercises --format` writes: the sheets and keys (pdf: compiled from the .tex), and the
-#: quiz banks for an LMS.
-FORMATS = ("md", "tex", "pdf", "moodle", "qti")
+#: What `tracer exercises --format` writes: the sheets and keys (pdf: compiled from the .tex), the practice
+#: pages of a public set, and the quiz banks for an LMS.
+FORMATS = ("md", "tex", "pdf", "practice", "moodle", "qti")
 
 
 def check_formats(formats: Sequence[str]) -> Sequence[str]:
@@ -612,6 +612,10 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     if out.exists() and not out.is_dir():
         raise TracerError(f"-o {out}: expected a folder for the sheets, and this is a file")
     check_formats(formats)
+    if "practice" in formats and key is not None:
+        from tracer.exercises.practice import SECRET_REFUSED
+
+        raise TracerError(SECRET_REFUSED)
     variants = make_variants(chapter, count, seed, key=key)
     env = environment(user_templates)
     hand_out, secret = out / HANDOUTS, out / SECRET
@@ -620,11 +624,13 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     rows, listing = [], []
     # A PDF is compiled from the .tex, which is written beside it.
     sheet_formats = [fmt for fmt in ("md", "tex") if fmt in formats or (fmt == "tex" and "pdf" in formats)]
+    # The practice page shows the graph as the Markdown sheet does (an SVG, inside the page).
+    drawn_formats = sheet_formats + (["md"] if "practice" in formats and "md" not in sheet_formats else [])
     # Graphviz runs in its own processes: two lay the worksheets' graphs out while the sheets are rendered.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        graphs = [sheet_graph(v) if sheet_formats else None for v in variants]
+        graphs = [sheet_graph(v) if drawn_formats else None for v in variants]
         drawn = {(v.id, fmt): pool.submit(graph_svg if fmt == "md" else graph_tikz, graph)
-                 for v, graph in zip(variants, graphs) if graph is not None for fmt in sheet_formats}
+                 for v, graph in zip(variants, graphs) if graph is not None for fmt in drawn_formats}
         pictures = {k: future.result() for k, future in drawn.items()}
     for v in variants:
         tag = f"{v.id:0{width}d}"
@@ -636,6 +642,11 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
             ctx = sheet_context(v, chapter, seed, count, fmt, picture)
             files[hand_out / f"exercise-{tag}.{fmt}"] = render(env, TEMPLATES[("sheet", fmt)], ctx)
             files[secret / f"answer-key-{tag}.{fmt}"] = render(env, TEMPLATES[("key", fmt)], ctx)
+        if "practice" in formats:
+            from tracer.exercises.practice import practice_page
+
+            files[hand_out / f"practice-{tag}.html"] = practice_page(v, chapter, seed, count, pictures.get((v.id, "md")),
+                                                                     user_templates)
         answers = {}
         for q in v.spec.ask:
             exact = v.value(q)
