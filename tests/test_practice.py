@@ -8,28 +8,21 @@ where the page says it cannot tell and the checker reruns the step.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-import tracer
-from conftest import needs
+from conftest import browser_ready, needs, requests_made
 from tracer.engine.chapter import bundled_chapters, has_section, load_chapter
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
-from tracer.exercises.answers import check
+from tracer.exercises.answers import StepChecker, check
 from tracer.exercises.practice import practice_data
 from tracer.exercises.sheets import open_sheets, write_exercises
 from tracer.rounding import format_number
 
 CHAPTERS = [p.stem for p in bundled_chapters() if has_section(load_chapter(p), "exercise")]
-CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROMIUM = "/usr/bin/chromium"
-browser_ready = Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()
 SEED = 2027
 
 
@@ -41,28 +34,6 @@ def sets(tmp_path_factory):
         write_exercises(load_chapter(name), folder, count=2, seed=SEED, formats=("md", "practice"))
         out[name] = folder
     return out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if os.environ.get("CI"):
-        from selenium import webdriver
-    else:
-        webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,1600", "--proxy-server=127.0.0.1:9", "--no-first-run"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
-                           {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0})
-    yield driver
-    driver.quit()
 
 
 def typed(numbers: list[str], shape: list[int]) -> str:
@@ -99,15 +70,6 @@ def verdicts(report) -> dict[str, dict[str, str]]:
     return {j.quantity: {"status": j.status, "right": str(j.numbers_right),
                          "mistakes": "\n".join(f"{k}: {s}" for k, s in j.mistakes), "carried": " ".join(j.carried_from)}
             for j in report.judgements if j.status != "unanswered"}
-
-
-def requests_made(driver) -> list[str]:
-    urls = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    return urls
 
 
 def cases(data: dict, v) -> list[tuple[str, dict[str, list[str]]]]:
@@ -178,9 +140,6 @@ def test_numbers_are_judged_as_they_are_typed_and_a_slip_the_page_cannot_rerun_i
     box.send_keys(right[-1])
     assert mark.text == "right"
     # An earlier slip no catalogued mistake makes: the checker reruns the step from it, the page says it cannot.
-    exact = {q["q"]: [format_number(float(x), d) for x in np.ravel(v.value(q["q"]))] for q in data["quantities"]}
-    from tracer.exercises.answers import StepChecker
-
     z = data["order"][0]
     checker = StepChecker(v.chapter, v.spec.step, Traces(v.chapter, v.trace, v.hand, carry="full"))
     slip = np.asarray(v.value(z)) + 0.1

@@ -19,7 +19,7 @@ import pytest
 
 import tracer
 from tracer.errors import TracerError
-from tracer.exercises import keys, tolerance
+from tracer.exercises import keys
 from tracer.exercises.quiz import read_moodle, read_qti
 from tracer.exercises.sheets import make_variants, write_exercises
 

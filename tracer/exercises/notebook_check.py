@@ -11,8 +11,6 @@ is left to `tracer check`, which reruns the step.
 from __future__ import annotations
 
 import json
-from typing import Any
-
 import numpy as np
 
 from tracer.engine.chapter import Chapter, exercise_spec

@@ -83,7 +83,6 @@ def set_name(seed: int | None, fingerprint: str | None) -> str:
 
 def variant_questions(chapter: Chapter, variants: Sequence[Any], seed: int | None) -> list[VariantQuestion]:
     """Per variant, every asked number with its accepted values (the rule's), and the worksheet's context."""
-    from tracer.exercises.answers import format_value
     from tracer.exercises.sheets import sheet_context
 
     out = []
