@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -92,11 +95,22 @@ def browser():
 
 def requests_made(driver) -> list[str]:
     """The URLs the page asked for since the performance log was last read."""
-    import json
-
     urls = []
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
         if message["method"] == "Network.requestWillBeSent":
             urls.append(message["params"]["request"]["url"])
     return urls
+
+
+KATEX = Path(__file__).parent / "katex"
+
+
+def katex_failures(fragments: list[dict]) -> list[dict]:
+    """The fragments KaTeX refuses to typeset (skipped without KaTeX, except in CI)."""
+    if (shutil.which("node") is None or not (KATEX / "node_modules" / "katex").is_dir()) and not os.environ.get("CI"):
+        pytest.skip("KaTeX is not installed (.ci/run: npm install --prefix tests/katex --no-save katex)")
+    done = subprocess.run(["node", str(KATEX / "check.js")], input=json.dumps(fragments),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [{**f, "tex": fragments[f["index"]]["tex"][:200]} for f in json.loads(done.stdout)]

@@ -132,3 +132,16 @@ def test_a_broken_bank_is_told_not_traced_back(bank):
         read_moodle(text.replace("%100%", "%50%"))
     with pytest.raises(TracerError, match="imsmanifest.xml"):
         read_qti(b"not a zip")
+
+
+def test_every_formula_of_the_moodle_bank_typesets(bank):
+    """Moodle's MathJax filter sets each \\( … \\); KaTeX, a stricter reader of the same LaTeX, must accept each."""
+    import html
+
+    from conftest import katex_failures
+
+    sheets, _ = bank
+    text = "".join(q.text + q.feedback for q in read_moodle((sheets / "secret" / "quiz-moodle.xml").read_text()))
+    fragments = [{"tex": html.unescape(m), "display": False} for m in re.findall(r"\\\((.*?)\\\)", text, re.S)]
+    assert len(fragments) > 50
+    assert katex_failures(fragments) == []

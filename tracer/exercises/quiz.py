@@ -25,6 +25,7 @@ converts and canvas-lms's converters read). The tests check both against the rul
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import math
@@ -116,14 +117,23 @@ def variant_questions(chapter: Chapter, variants: Sequence[Any], seed: int | Non
     return out
 
 
-def _render(context: dict[str, Any], maths: Callable[[str], str], **extra: Any) -> str:
+@functools.lru_cache(maxsize=2)
+def _environment(maths: Callable[[str], str]) -> Any:
+    """The question template's environment, autoescaped, its `maths` filter the LMS's (made once per LMS)."""
     from markupsafe import Markup
 
-    from tracer.documents.render import UserText, environment, render
+    from tracer.documents.render import environment
 
     env = environment()
     env.autoescape = True
     env.filters["maths"] = lambda latex: Markup(maths(str(latex)))
+    return env
+
+
+def _render(context: dict[str, Any], maths: Callable[[str], str], **extra: Any) -> str:
+    from tracer.documents.render import UserText, render
+
+    env = _environment(maths)
     title = context["chapter"]["title"]
     chapter = {**context["chapter"], "title": title.text if isinstance(title, UserText) else title}
     return render(env, TEMPLATE, {**context, "chapter": chapter, **extra}).strip() + "\n"
@@ -293,6 +303,7 @@ def read_moodle(xml: str | bytes) -> list[ClozeQuestion]:
 # --------------------------------------------------------------------------- Canvas: QTI 1.2, a quiz per variant
 
 
+@functools.lru_cache(maxsize=4096)
 def canvas_maths(latex: str) -> str:
     """Maths as MathML, which Canvas keeps in quiz text and browsers set without a script."""
     from latex2mathml.converter import convert
