@@ -69,7 +69,7 @@ def test_a_secret_sheet_holds_nothing_that_gives_its_answers_away(secret, capsys
             # the only numbers on the sheet are the data, the starting values, α and the layout's
             shown = set(re.findall(r"-?\d+\.\d+", sheet))
             assert shown <= {f"{x:.1f}" for x in sum(v["start"]["W1"], []) + sum(v["start"]["b1"], [])} | \
-                {"0.0", "1.0", f"{v['learning_rate']:g}"} | {"0.5", "2.6"}  # the table layout (LaTeX)
+                {"0.0", "1.0", f"{v['learning_rate']:g}"} | {"0.5", "2.6"} | {"0.0005"}  # the layout (LaTeX); the rule
     # The code alone, with the chapter and the program, does not check or reveal anything.
     code = listing[0]["code"]
     assert main(["check", "02-or-batch", "--variant", code, "--reveal", "dW1 = [0.1, 0.1]"]) == 2

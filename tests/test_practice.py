@@ -156,10 +156,16 @@ def test_numbers_are_judged_as_they_are_typed_and_a_slip_the_page_cannot_rerun_i
         assert shown[q]["status"] == "wrong" and "this page cannot tell" in shown[q]["text"], (q, shown[q])
 
 
-def test_a_secret_set_gets_no_practice_page(tmp_path):
+def test_a_secret_set_gets_no_practice_page(tmp_path, capsys):
+    from tracer.cli import main
+
     with pytest.raises(TracerError, match="only a public practice set"):
         write_exercises(load_chapter("02-or-batch"), tmp_path, count=1, key=bytes(32), formats=("practice",))
     assert not any(tmp_path.iterdir())
+    # Refused before anything is written, a new key included.
+    assert main(["exercises", "02-or-batch", "--new-key", str(tmp_path / "k.key"), "--format", "md,practice",
+                 "-o", str(tmp_path / "sheets")]) == 2
+    assert "would hand out its key" in capsys.readouterr().err and not any(tmp_path.iterdir())
 
 
 def test_the_page_allows_its_scripts_by_hash_only_and_fetches_nothing(sets):

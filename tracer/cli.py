@@ -500,7 +500,7 @@ def _exercises(args: argparse.Namespace) -> int:
     from tracer.exercises.keys import new_key, read_key
     from tracer.exercises.sheets import check_formats, write_exercises
 
-    formats = check_formats(_formats(args.format))  # before a new key is written
+    formats = check_formats(_formats(args.format), public=args.seed is not None)  # before a new key is written
     chapter = load_chapter(args.chapter)
     key = None
     if args.new_key:

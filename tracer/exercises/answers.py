@@ -504,7 +504,7 @@ class Report:
             lines.append(f"  {j.quantity:<{width}} = {shown[j.quantity]:<{across}}{worth}".rstrip())
             lines += [f"  {'':<{width}}   also accepted (rounding as you go): {other}" for other in j.also]
         if self.mode.name == "precision" and self.decimals is not None:
-            lines.append(f"each number: {tolerance.rule_words(self.decimals)}")
+            lines.append(f"give {tolerance.rule_words(self.decimals)}")
         return "\n".join(lines)
 
     def text(self, reveal: bool = False, full: bool = False) -> str:

@@ -101,7 +101,7 @@ def exercise_cells(chapter: Chapter, traces: Traces) -> list[tuple[str, str]]:
     task = (f"## Exercise: step {spec.step}, by hand\n\n" + (f"{spec.prompt}\n\n" if spec.prompt else "")
             + f"Work out, at step {spec.step} (steps are counted from 0), "
             + ", ".join(f"${_symbol(q)}$" for q in spec.ask)
-            + f": {tolerance.rule_words(d)}. Write each answer below as text, so that the decimals you wrote "
+            + f": give {tolerance.rule_words(d)}. Write each answer below as text, so that the decimals you wrote "
               "count (a number `\"-0.031\"`, a row or a column `\"[a, b]\"`, a matrix row by row `\"[[a, b], [c, d]]\"`), "
               "then run the next cell: it says, for each, right, not precise enough or wrong.")
     rows = [f"    {json.dumps(q)}: None,  # {_words(q, shapes[q])}" for q in spec.ask]

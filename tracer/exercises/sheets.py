@@ -44,7 +44,7 @@ from tracer.engine.graph import ACTIVATIONS, COSTS
 from tracer.engine.trace import AFTER, Trace
 from tracer.engine.train import Traces, hand_carry, initial_parameters
 from tracer.errors import NumericalError, TracerError
-from tracer.exercises import keys
+from tracer.exercises import keys, tolerance
 from tracer.exercises.mistakes import one_product_route
 from tracer.output import staged, write_atomic
 from tracer.rounding import round_half_up, to_decimal
@@ -502,7 +502,7 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
                     "optimizer": chapter.optimizer, "learning_rate": chapter_number(v.learning_rate)},
         "data": {"X": matrix(v.X, "X", data), "Y": matrix(chapter.Y, "Y", data)},
         "start": [{"symbol": symbol(p), "value": matrix(v.start[p], p, given)} for p in names],
-        "exercise": {"step": spec.step, "decimals": spec.decimals,
+        "exercise": {"step": spec.step, "decimals": spec.decimals, "rule": tolerance.rule_words(spec.decimals),
                      "prompt": UserText(spec.prompt) if spec.prompt else None,
                      "asked": [{"quantity": q, "symbol": _symbol(q), "points": _plain(pts),
                                 "shape": _shape_words(v.value(q).shape)}
@@ -577,11 +577,15 @@ TEMPLATES = {("sheet", "md"): "exercise-sheet.md.j2", ("sheet", "tex"): "exercis
 FORMATS = ("md", "tex", "pdf", "practice", "moodle", "qti")
 
 
-def check_formats(formats: Sequence[str]) -> Sequence[str]:
-    """The formats, if `tracer exercises` can write each of them."""
+def check_formats(formats: Sequence[str], public: bool = True) -> Sequence[str]:
+    """The formats, if `tracer exercises` can write each of them (a practice page only for a public set)."""
     for fmt in formats:
         if fmt not in FORMATS:
             raise TracerError(f"--format: expected a list from {', '.join(FORMATS)}, got {fmt!r}")
+    if "practice" in formats and not public:
+        from tracer.exercises.practice import SECRET_REFUSED
+
+        raise TracerError(SECRET_REFUSED)
     if "pdf" in formats and not shutil.which("pdflatex"):
         from tracer.documents.build import PDF_MISSING
 
@@ -611,11 +615,7 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TracerError(f"-o {out}: expected a folder for the sheets, and this is a file")
-    check_formats(formats)
-    if "practice" in formats and key is not None:
-        from tracer.exercises.practice import SECRET_REFUSED
-
-        raise TracerError(SECRET_REFUSED)
+    check_formats(formats, public=key is None)
     variants = make_variants(chapter, count, seed, key=key)
     env = environment(user_templates)
     hand_out, secret = out / HANDOUTS, out / SECRET

@@ -125,7 +125,7 @@ def _earned(points: float, right: tuple[bool, ...]) -> Decimal:
 
 
 def rule_words(decimals: int) -> str:
-    """The rule in a student's words, for the sheet, the quiz questions, the page and the notebook."""
-    return (f"give each number rounded half-up to {decimals} decimal place{'s' if decimals != 1 else ''}; "
+    """The rule in a student's words ("give …"), for the sheet, the quiz questions, the page and the notebook."""
+    return (f"each number rounded half-up to {decimals} decimal place{'s' if decimals != 1 else ''}; "
             f"a number is accepted when it is within {_text(tolerance(decimals))} of the exact value or of what "
             "a calculation that rounds every value as it writes it down gives")
