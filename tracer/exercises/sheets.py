@@ -456,9 +456,10 @@ def check_answers(source: str | Path | Chapter, answers: Sequence[str], *, step:
 
 
 def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: str,
-                  graph: str | None = None) -> dict[str, Any]:
+                  graph: str | None = None, page: str | None = None) -> dict[str, Any]:
     """What the sheet and key templates see: every number already written as maths by render's helpers;
-    `graph` is the worksheet's graph (sheet_graph): the file name of its SVG, or its TikZ picture."""
+    `graph` is the worksheet's graph (sheet_graph): the file name of its SVG, or its TikZ picture; `page` the
+    practice page's file name, when there is one."""
     from tracer.documents.render import UserText, chapter_number, matrix, symbol
     from tracer.exercises.answers import format_value
 
@@ -511,7 +512,7 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
                      "example": answers[0]["typed"].split(" = ")[0] + " = …"},
         "answers": answers,
         "steps": steps,
-        "check": {"command": command},
+        "check": {"command": command, "page": page},
         "graph": graph,
     }
 
@@ -639,7 +640,8 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
             if picture is not None and fmt == "md":
                 files[hand_out / f"exercise-{tag}-graph.svg"] = picture
                 picture = f"exercise-{tag}-graph.svg"
-            ctx = sheet_context(v, chapter, seed, count, fmt, picture)
+            page = f"practice-{tag}.html" if "practice" in formats else None
+            ctx = sheet_context(v, chapter, seed, count, fmt, picture, page)
             files[hand_out / f"exercise-{tag}.{fmt}"] = render(env, TEMPLATES[("sheet", fmt)], ctx)
             files[secret / f"answer-key-{tag}.{fmt}"] = render(env, TEMPLATES[("key", fmt)], ctx)
         if "practice" in formats:
