@@ -62,7 +62,7 @@ def main() -> None:
         (tmp / "ws.toml").write_text(text.replace('ask = ["dW1", "db1"]', f"ask = {json.dumps(ASK)}"))
         write_exercises(tracer.load_chapter(tmp / "ws.toml"), tmp / "sheets", count=40, key=bytes(range(32)),
                         formats=())
-        listing = json.loads((tmp / "sheets" / "answers.json").read_text())["variants"]
+        listing = json.loads((tmp / "sheets" / "secret" / "answers.json").read_text())["variants"]
         with (tmp / "class.csv").open("w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["student", "variant", *ASK])

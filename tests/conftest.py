@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +62,55 @@ def needs(program: str, installed: bool | None = None) -> pytest.MarkDecorator:
 def _verify_cache_in_a_temporary_folder(tmp_path_factory):
     """SymPy's cached derivations and formula verdicts go to a folder of this session, not ~/.cache."""
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM = "/usr/bin/chromium"
+browser_ready = os.path.exists(CHROMEDRIVER) and os.path.exists(CHROMIUM)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium through Selenium, with the network off (a test checks no request leaves)."""
+    if os.environ.get("CI"):
+        from selenium import webdriver
+    else:
+        webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1200,1600", "--proxy-server=127.0.0.1:9", "--no-first-run"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    # The Service's path is given, so Selenium never looks for (or downloads) a driver.
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
+                           {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0})
+    yield driver
+    driver.quit()
+
+
+def requests_made(driver) -> list[str]:
+    """The URLs the page asked for since the performance log was last read."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+KATEX = Path(__file__).parent / "katex"
+
+
+def katex_failures(fragments: list[dict]) -> list[dict]:
+    """The fragments KaTeX refuses to typeset (skipped without KaTeX, except in CI)."""
+    if (shutil.which("node") is None or not (KATEX / "node_modules" / "katex").is_dir()) and not os.environ.get("CI"):
+        pytest.skip("KaTeX is not installed (.ci/run: npm install --prefix tests/katex --no-save katex)")
+    done = subprocess.run(["node", str(KATEX / "check.js")], input=json.dumps(fragments),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [{**f, "tex": fragments[f["index"]]["tex"][:200]} for f in json.loads(done.stdout)]

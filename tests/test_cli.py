@@ -184,6 +184,20 @@ def test_the_terminal_speaks_in_the_documents_words(capsys):
     assert "receives ∂Cost/∂Z1" in out and "∂cost" not in out
     assert main(["check", "02-or-batch", "db1 = -0.031"]) == 3  # dW1 unanswered
     out = capsys.readouterr().out
-    assert "(each number judged at the decimals it is written with)" in out and "((" not in out
+    assert "(each number right within half a unit of the last decimal asked)" in out and "((" not in out
     assert main(["check", "02-or-batch", "dW1 = [1]"]) == 2
     assert "got a list of 1 number\n" in capsys.readouterr().err
+
+
+def test_run_save_with_several_chapters_wants_a_folder_and_names_what_it_wrote(capsys, tmp_path):
+    one = tmp_path / "one.npz"
+    assert main(["run", "01-or-one-example", "02-or-batch", "--save", str(one)]) == 2
+    assert "one file cannot hold them" in capsys.readouterr().err and not one.exists()
+    folder = str(tmp_path / "traces") + "/"
+    assert main(["run", "01-or-one-example", "02-or-batch", "--save", folder]) == 0
+    err = capsys.readouterr().err
+    for name in ("01-or-one-example", "02-or-batch"):
+        path = tmp_path / "traces" / f"{name}.npz"
+        assert path.exists() and f"saved the trace of {name} to {path}" in err
+    assert main(["run", "01-or-one-example", "--save", str(one)]) == 0
+    assert f"to {one}" in capsys.readouterr().err and one.exists()

@@ -158,7 +158,28 @@ def plan(kind: str, W, b, lr):
     for q, v in verdicts.items():  # a carried error can vanish in the rounding: then the answer is simply right
         if v == "carried_forward" and right_number_by_number(cells[q], truth[q], hand[q], product[q]):
             verdicts[q] = "right"
-    return cells, verdicts, mistake
+    # A quantity not credited whole still earns each number within 0.0005 of the exact value or of a hand
+    # route (its points split evenly over its numbers, in hundredths), as an LMS scores it.
+    partial = {q: numbers_within_half_a_unit(cells[q], truth[q], hand[q], product[q])
+               for q, v in verdicts.items() if v in ("wrong", "too_few_digits")}
+    return cells, verdicts, mistake, partial
+
+
+def numbers_within_half_a_unit(cell: str, exact, *hands) -> list[bool]:
+    """Per number written (flat or [[…], …] rows), whether it is within 0.0005 of the exact value or a hand route's."""
+    written = [w for w in cell.replace("[", " ").replace("]", " ").replace(",", " ").split()]
+    rows = cell.count("[") - 1 if cell.startswith("[[") else None  # a matrix written row by row
+    if len(written) != np.size(exact) or (rows is not None and rows != np.shape(exact)[0]):
+        return [False] * np.size(exact)
+    return [any(abs(float(w) - float(c[i])) <= 0.0005 + 1e-12 for c in map(np.ravel, (exact, *hands)))
+            for i, w in enumerate(written)]
+
+
+def split_points(points: float, numbers: list[bool]) -> float:
+    """The points of the numbers marked right, `points` split over all of them in hundredths (first ones first)."""
+    cents = round(points * 100)
+    base, extra = divmod(cents, len(numbers))
+    return sum(base + (i < extra) for i, ok in enumerate(numbers) if ok) / 100
 
 
 KINDS = ["right", "z_typo", "no_mean", "sign_flipped", "no_activation_derivative", "derivative_at_Z", "update_sign",
@@ -169,16 +190,16 @@ BROKEN_ROWS = 6  # rows that cannot be graded at all
 
 def write_class(sheets: Path, path: Path, students: int = 200):
     """A class CSV with every kind of student (and some broken rows); what each row should get."""
-    listing = json.loads((sheets / "answers.json").read_text())["variants"]
+    listing = json.loads((sheets / "secret" / "answers.json").read_text())["variants"]
     rows, planted = [], {}
     for i in range(students - BROKEN_ROWS):
         v = listing[i % len(listing)]
         W, b = np.array(v["start"]["W1"]), np.array(v["start"]["b1"])
         kind = KINDS[i % len(KINDS)]
-        cells, verdicts, mistake = plan(kind, W, b, v["learning_rate"])
+        cells, verdicts, mistake, partial = plan(kind, W, b, v["learning_rate"])
         code = v["code"].lower() if i % 10 == 3 else v["code"]  # codes typed in lower case are read too
         rows.append([f"s{i:03d}", code] + [cells[q] for q in ASK])
-        planted[f"s{i:03d}"] = (kind, verdicts, mistake)
+        planted[f"s{i:03d}"] = (kind, verdicts, mistake, partial)
     broken = [["x1", listing[0]["code"], "1"],  # too few cells
               ["x2", "AAAA"] + [""] * 6,  # a code that is not in the set
               ["x3", "K7"] + [""] * 6,  # not a code at all
@@ -206,7 +227,7 @@ def test_a_class_of_200_gets_every_planted_verdict_and_the_report_counts_the_mis
         if r["graded"] == "no":
             assert r["problem"] and r["student"] not in planted
             continue
-        kind, verdicts, mistake = planted[r["student"]]
+        kind, verdicts, mistake, partial = planted[r["student"]]
         got = {q: r[f"{q} verdict"] for q in ASK}
         assert got == verdicts, (kind, r)
         for q in ASK:
@@ -214,10 +235,11 @@ def test_a_class_of_200_gets_every_planted_verdict_and_the_report_counts_the_mis
             assert named == (mistake[1] if mistake and mistake[0] == q else ""), (kind, q, named)
         points = {"Z1": 1, "A1": 1, "dZ1": 1, "dW1": 2, "db1": 1, "W1_after": 2}
         earned = sum(points[q] for q, v in verdicts.items() if v in ("right", "carried_forward"))
-        assert (float(r["points"]), float(r["possible"])) == (earned, 8)
-    expected = Counter(m[1] for _, _, m in planted.values() if m)
+        earned += sum(split_points(points[q], numbers) for q, numbers in partial.items())
+        assert (float(r["points"]), float(r["possible"])) == (pytest.approx(earned), 8), (kind, r)
+    expected = Counter(m[1] for _, _, m, _ in planted.values() if m)
     assert dict(result.mistake_counts()) == dict(expected)
-    report = (tmp_path / "out" / "grades-report.md").read_text()
+    report = (tmp_path / "out" / "grades-report.md").read_text()  # named after grades.csv
     from tracer.exercises.mistakes import CATALOGUE
     for key_, n in expected.items():
         assert f"| {CATALOGUE[key_].title} (`{key_}`) | {n} |" in report
@@ -230,7 +252,7 @@ def test_a_class_of_200_gets_every_planted_verdict_and_the_report_counts_the_mis
 
 def test_the_cli_grades_and_exits_3_when_a_row_could_not_be_graded(keyed_set, tmp_path, capsys):
     folder, _ = keyed_set
-    listing = json.loads((folder / "sheets" / "answers.json").read_text())["variants"]
+    listing = json.loads((folder / "sheets" / "secret" / "answers.json").read_text())["variants"]
     v = listing[2]
     cells = [v["answers"][q]["expected"] for q in ASK]
     with (tmp_path / "class.csv").open("w", newline="") as f:
@@ -247,7 +269,7 @@ def test_the_cli_grades_and_exits_3_when_a_row_could_not_be_graded(keyed_set, tm
 
 def test_a_plainly_wrong_short_answer_is_counted_wrong_and_a_right_short_one_too_few_digits(keyed_set, tmp_path):
     folder, _ = keyed_set
-    v = json.loads((folder / "sheets" / "answers.json").read_text())["variants"][3]
+    v = json.loads((folder / "sheets" / "secret" / "answers.json").read_text())["variants"][3]
     right = {q: v["answers"][q]["expected"] for q in ASK}
     db1 = float(right["db1"])  # an exact value rounded to 3 decimals, well below 0.5 in size
     short = dict(right, db1=format_number(db1, 2))  # right at the 2 decimals given (or exactly a tie away)
@@ -287,7 +309,7 @@ def test_without_answers_json_the_key_grades_the_same_and_its_absence_is_told(ke
     bare.mkdir()
     for name in ("exercises.json", "chapter.toml"):
         shutil.copy(folder / "sheets" / name, bare / name)
-    v = json.loads((folder / "sheets" / "answers.json").read_text())["variants"][5]
+    v = json.loads((folder / "sheets" / "secret" / "answers.json").read_text())["variants"][5]
     with (tmp_path / "class.csv").open("w", newline="") as f:
         csv.writer(f).writerows([["id", "code", *ASK], ["amy", v["code"], *[v["answers"][q]["expected"] for q in ASK]]])
     args = ["grade", str(bare), "--answers", str(tmp_path / "class.csv"), "-o", str(tmp_path / "g.csv")]
@@ -295,3 +317,19 @@ def test_without_answers_json_the_key_grades_the_same_and_its_absence_is_told(ke
     assert "add --key FILE" in capsys.readouterr().err and not (tmp_path / "g.csv").exists()
     assert main(args + ["--key", str(folder / "instructor.key")]) == 0
     assert "mean score 100.0%" in capsys.readouterr().out
+
+
+def test_the_report_is_named_after_the_grades_file_so_two_classes_keep_theirs(keyed_set, tmp_path, capsys):
+    folder, _ = keyed_set
+    v = json.loads((folder / "sheets" / "secret" / "answers.json").read_text())["variants"][0]
+    with (tmp_path / "class.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([["student", "variant", *ASK], ["amy", v["code"], *[v["answers"][q]["expected"] for q in ASK]]])
+    for name in ("section1", "section2"):
+        assert main(["grade", str(folder / "sheets"), "--answers", str(tmp_path / "class.csv"),
+                     "-o", str(tmp_path / f"{name}.csv")]) == 0
+    out = capsys.readouterr().out
+    for name in ("section1", "section2"):
+        for suffix in ("-report.md", "-report.html", "-scores.svg"):
+            assert (tmp_path / f"{name}{suffix}").exists() and str(tmp_path / f"{name}{suffix}") in out
+        assert f'<img src="{name}-scores.svg"' in (tmp_path / f"{name}-report.html").read_text()
+    assert not (tmp_path / "grades-report.md").exists()

@@ -40,11 +40,11 @@ def test_a_new_key_is_random_private_and_never_overwritten(tmp_path):
 def readable(sheets, i: int, suffix: str) -> str:
     """A sheet's text as a student reads it, its graph included: the Markdown sheet with the text of its
     SVG graph (the drawing's coordinates left out), the LaTeX sheet with its TikZ graph's labels."""
-    sheet = (sheets / f"exercise-{i:02d}.{suffix}").read_text()
+    sheet = (sheets / "handouts" / f"exercise-{i:02d}.{suffix}").read_text()
     if suffix == "md":
         name = f"exercise-{i:02d}-graph.svg"
         assert f"]({name})" in sheet
-        svg = (sheets / name).read_text()
+        svg = (sheets / "handouts" / name).read_text()
         return sheet + "\n" + "\n".join(re.sub(r"<[^>]+>", "", t) for t in re.findall(r"<text.*?</text>", svg))
     head, rest = sheet.split("\\begingroup%\n")
     picture, tail = rest.split("\\endgroup\n")
@@ -56,7 +56,7 @@ def readable(sheets, i: int, suffix: str) -> str:
 
 def test_a_secret_sheet_holds_nothing_that_gives_its_answers_away(secret, capsys):
     sheets, key = secret / "sheets", keys.read_key(secret / "k.key")
-    listing = json.loads((sheets / "answers.json").read_text())["variants"]
+    listing = json.loads((sheets / "secret" / "answers.json").read_text())["variants"]
     for i, v in enumerate(listing, start=1):
         for suffix in ("md", "tex"):
             sheet = readable(sheets, i, suffix)
@@ -69,7 +69,7 @@ def test_a_secret_sheet_holds_nothing_that_gives_its_answers_away(secret, capsys
             # the only numbers on the sheet are the data, the starting values, α and the layout's
             shown = set(re.findall(r"-?\d+\.\d+", sheet))
             assert shown <= {f"{x:.1f}" for x in sum(v["start"]["W1"], []) + sum(v["start"]["b1"], [])} | \
-                {"0.0", "1.0", f"{v['learning_rate']:g}"} | {"0.5", "2.6"}  # the table layout (LaTeX)
+                {"0.0", "1.0", f"{v['learning_rate']:g}"} | {"0.5", "2.6"} | {"0.0005"}  # the layout (LaTeX); the rule
     # The code alone, with the chapter and the program, does not check or reveal anything.
     code = listing[0]["code"]
     assert main(["check", "02-or-batch", "--variant", code, "--reveal", "dW1 = [0.1, 0.1]"]) == 2
@@ -80,8 +80,8 @@ def test_a_secret_sheet_holds_nothing_that_gives_its_answers_away(secret, capsys
     # Nor does a copy of the sheets folder without its answers.json.
     public = secret / "handed-out"
     public.mkdir()
-    for name in ("exercises.json", "chapter.toml", "exercise-01.md"):
-        shutil.copy(sheets / name, public / name)
+    for name in ("exercises.json", "chapter.toml", "handouts/exercise-01.md"):
+        shutil.copy(sheets / name, public / name.split("/")[-1])
     assert main(["check", str(public), "--variant", code, "--reveal", "dW1 = [0.1, 0.1]"]) == 2
     assert "add --key FILE" in capsys.readouterr().err
     # Another key makes other numbers from the same code.
@@ -91,7 +91,7 @@ def test_a_secret_sheet_holds_nothing_that_gives_its_answers_away(secret, capsys
 
 def test_the_key_or_the_folder_checks_and_reveals(secret, capsys):
     sheets, key_file = secret / "sheets", secret / "k.key"
-    v = json.loads((sheets / "answers.json").read_text())["variants"][2]
+    v = json.loads((sheets / "secret" / "answers.json").read_text())["variants"][2]
     mine = [f"{q} = {a['expected']}" for q, a in v["answers"].items()]
     assert main(["check", str(sheets), "--variant", v["code"].lower(), *mine]) == 0
     assert "score: 2/2 right" in capsys.readouterr().out
@@ -116,8 +116,9 @@ def test_the_same_key_gives_byte_identical_sets_and_distinct_codes(tmp_path):
     key = bytes(range(32))
     write_exercises(chapter, tmp_path / "a", count=3, key=key)
     write_exercises(chapter, tmp_path / "b", count=3, key=key)
-    for path in sorted((tmp_path / "a").iterdir()):
-        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+    for path in sorted(p for p in (tmp_path / "a").rglob("*") if p.is_file()):
+        same = tmp_path / "b" / path.relative_to(tmp_path / "a")
+        assert path.read_bytes() == same.read_bytes(), path.name
     variants = make_variants(chapter, 12, key=key)
     assert len({v.code for v in variants}) == 12
     assert all(re.fullmatch(f"[{keys.ALPHABET}]{{4}}", v.code) for v in variants)
@@ -127,6 +128,6 @@ def test_the_same_key_gives_byte_identical_sets_and_distinct_codes(tmp_path):
 
 def test_a_public_practice_sheet_says_so_and_how_to_check_it(tmp_path):
     write_exercises(tracer.load_chapter("02-or-batch"), tmp_path, count=2, seed=31)
-    sheet = (tmp_path / "exercise-02.md").read_text()
+    sheet = (tmp_path / "handouts" / "exercise-02.md").read_text()
     assert "Public practice sheet: set 31, variant 2 of 2" in sheet
     assert "tracer check 02-or-batch --seed 31 --variant 2" in sheet

@@ -8,6 +8,7 @@ full-precision one for the long run. The notebook recomputes everything in plain
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import re
 
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import agrees, bundled_lecture, bundled_trace, needs
-from tracer.engine.chapter import bundled_chapters, load_chapter
+from tracer.engine.chapter import bundled_chapters, has_section, load_chapter
 
 if os.environ.get("CI"):  # .ci/run installs them: there a missing one fails
     import nbclient
@@ -168,3 +169,59 @@ def test_a_notebook_tells_the_documents_whole_story_and_prints_the_final_paramet
     final = {name for step, (name, _), _, which in printed(nb) if which == "full" and step == last}
     # Checked against the trace's parameters after the last update by the test above, like every printed number.
     assert {"W1_after", "b1_after", "W2_after", "b2_after"} <= final
+
+
+EXERCISES = [name for name in CHAPTERS if has_section(load_chapter(name), "exercise")]
+VERDICT = {"right": "right", "too_few_digits": "not precise enough", "wrong": "wrong"}
+
+
+def student_answers(chapter: str) -> dict[str, dict[str, str]]:
+    """Right answers, wrong ones (every number off by more than the tolerance) and ones with a decimal too few."""
+    from tracer.engine.chapter import exercise_spec
+
+    ch = load_chapter(chapter)
+    spec = exercise_spec(ch)
+    trace = bundled_trace(chapter)
+    out = {"right": {}, "wrong": {}, "short": {}}
+    for k, q in enumerate(spec.ask):
+        value = np.atleast_2d(trace.value(q, spec.step))
+        # wrong by amounts that no sum of the other wrong answers gives (none is carried forward from them)
+        for kind, shift, places in (("right", 0.0, spec.decimals), ("wrong", 0.011 * (k + 1) ** 2, spec.decimals),
+                                    ("short", 0.0, spec.decimals - 1)):
+            rows = [[f"{float(x) + shift:.{places}f}" for x in row] for row in value]
+            flat = [x for row in rows for x in row]
+            out[kind][q] = flat[0] if len(flat) == 1 else "[" + ", ".join(flat) + "]" if len(rows) == 1 else \
+                "[" + ", ".join("[" + ", ".join(row) + "]" for row in rows) + "]"
+    return out
+
+
+@needs("python3")
+@pytest.mark.parametrize("chapter", EXERCISES)
+def test_the_student_notebooks_check_cell_says_what_tracer_check_says(chapter):
+    from tracer.exercises.sheets import check_answers
+
+    lec = bundled_lecture(chapter)
+    nb = nbformat.reads(notebook_text(load_chapter(chapter), bundled_trace(chapter), lec), as_version=4)
+    answer_cell, check_cell = [c for c in nb.cells if c.get("metadata", {}).get("tracer", {}).get("exercise")]
+    assert "tracer" not in check_cell.source and "None," in answer_cell.source
+    sets = student_answers(chapter)
+    cells = []
+    for kind, answers in sets.items():  # right, then wrong, then too few decimals: each set checked in turn
+        cells.append(nbformat.v4.new_code_cell(f"my_answers = {json.dumps(answers)}"))
+        cells.append(nbformat.v4.new_code_cell(check_cell.source.split("\ncheck(my_answers)")[0] + "\ncheck(my_answers)"))
+    at = nb.cells.index(check_cell) + 1
+    nb.cells[at:at] = cells
+    done = execute(nbformat.writes(nb))
+    outputs = [c for c in done.cells if c.cell_type == "code" and "def check(answers)" in c.source]
+    assert len(outputs) == 4
+    blank = "".join(o.get("text", "") for o in outputs[0].outputs)
+    assert all(line.endswith(": not answered") for line in blank.splitlines())
+    for (kind, answers), cell in zip(sets.items(), outputs[1:]):
+        said = dict(line.split(": ", 1) for line in "".join(o.get("text", "") for o in cell.outputs).splitlines())
+        report = check_answers(chapter, [f"{q} = {a}" for q, a in answers.items()])
+        for j in report.judgements:
+            assert said[j.quantity].startswith(VERDICT[j.status]), (kind, j.quantity, said[j.quantity], j.status)
+        statuses = {j.status for j in report.judgements}
+        # A decimal too few is still right where the value is exact at fewer (chapter 1's ŷ = 0.5).
+        assert statuses == {"right"} if kind == "right" else statuses == {"wrong"} if kind == "wrong" \
+            else "too_few_digits" in statuses <= {"too_few_digits", "right"}

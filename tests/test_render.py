@@ -11,13 +11,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import needs
+from conftest import katex_failures, needs
 
 import tracer
 from tracer.cli import main
@@ -27,7 +26,6 @@ from tracer.rounding import round_half_up
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
-KATEX = HERE / "katex"
 GOLDEN_CHAPTERS = ("01-or-one-example", "02-or-batch")
 needs_pdflatex = needs("pdflatex")
 
@@ -217,15 +215,6 @@ def maths_fragments(markdown: str) -> list[dict]:
     rest = re.sub(r"^\$\$\n.*?\n\$\$$", "", markdown, flags=re.S | re.M).replace("\\\\", "").replace("\\$", "")
     fragments += [{"tex": m, "display": False} for m in re.findall(r"\$([^$\n]+)\$", rest)]
     return fragments
-
-
-def katex_failures(fragments: list[dict]) -> list[dict]:
-    if (shutil.which("node") is None or not (KATEX / "node_modules" / "katex").is_dir()) and not os.environ.get("CI"):
-        pytest.skip("KaTeX is not installed (.ci/run: npm install --prefix tests/katex --no-save katex)")
-    done = subprocess.run(["node", str(KATEX / "check.js")], input=json.dumps(fragments),
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return [{**f, "tex": fragments[f["index"]]["tex"][:200]} for f in json.loads(done.stdout)]
 
 
 def test_every_maths_fragment_of_the_markdown_parses_with_katex(built):

@@ -62,7 +62,7 @@ def test_the_bundled_exercises_read_as_the_article_sets_them(or_batch):
 
 
 def test_the_answer_keys_are_the_hand_calculation_of_each_variant(sheets):
-    listing = json.loads((sheets / "answers.json").read_text())
+    listing = json.loads((sheets / "secret" / "answers.json").read_text())
     assert listing["seed"] == 2026 and len(listing["variants"]) == 6
     for v in listing["variants"]:
         W, b = np.array(v["start"]["W1"]), np.array(v["start"]["b1"])
@@ -73,7 +73,7 @@ def test_the_answer_keys_are_the_hand_calculation_of_each_variant(sheets):
 
 
 def test_answers_csv_lists_every_entry_for_an_lms(sheets):
-    rows = list(csv.DictReader((sheets / "answers.csv").open()))
+    rows = list(csv.DictReader((sheets / "secret" / "answers.csv").open()))
     assert rows[0].keys() == {"variant", "quantity", "entry", "expected", "exact"}
     assert len(rows) == 6 * 3  # dW1 has 2 entries, db1 one
     for row in rows:
@@ -96,27 +96,29 @@ def test_the_same_seed_gives_byte_identical_sheets(tmp_path, or_batch):
     write_exercises(or_batch, a, count=4, seed=11)
     write_exercises(or_batch, b, count=4, seed=11)
     write_exercises(or_batch, c, count=4, seed=12)
-    files = sorted(p.name for p in a.iterdir())
-    assert files == sorted(p.name for p in b.iterdir())
-    assert {"exercise-01.md", "exercise-01.tex", "answer-key-04.tex", "answers.csv", "answers.json",
-            "exercises.json", "chapter.toml"} <= set(files)
+    files = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
+    # What students get, and what is kept from them, in two folders.
+    assert {"handouts/exercise-01.md", "handouts/exercise-01.tex", "secret/answer-key-04.tex", "secret/answers.csv",
+            "secret/answers.json", "exercises.json", "chapter.toml"} <= set(files)
+    assert not [f for f in files if f.startswith("handouts/") and ("answer" in f or "quiz" in f)]
     for name in files:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    assert (a / "answers.csv").read_bytes() != (c / "answers.csv").read_bytes()
+    assert (a / "secret" / "answers.csv").read_bytes() != (c / "secret" / "answers.csv").read_bytes()
 
 
 def test_a_sheet_asks_without_answering_and_its_key_answers(sheets):
-    sheet = (sheets / "exercise-03.md").read_text()
-    key = (sheets / "answer-key-03.md").read_text()
-    expected = json.loads((sheets / "answers.json").read_text())["variants"][2]["answers"]["dW1"]["expected"]
+    sheet = (sheets / "handouts" / "exercise-03.md").read_text()
+    key = (sheets / "secret" / "answer-key-03.md").read_text()
+    expected = json.loads((sheets / "secret" / "answers.json").read_text())["variants"][2]["answers"]["dW1"]["expected"]
     typed = f"dW1 = {expected}"
     assert typed not in sheet and typed in key
     assert "tracer check 02-or-batch --seed 2026 --variant 3" in sheet
-    assert r"\begin{document}" in (sheets / "exercise-03.tex").read_text()
+    assert r"\begin{document}" in (sheets / "handouts" / "exercise-03.tex").read_text()
 
 
 def test_a_student_checks_a_variant_from_the_folder_or_the_seed(sheets, or_batch, capsys):
-    listing = json.loads((sheets / "answers.json").read_text())["variants"]
+    listing = json.loads((sheets / "secret" / "answers.json").read_text())["variants"]
     mine = [f"{q} = {a['expected']}" for q, a in listing[4]["answers"].items()]
     assert main(["check", str(sheets), "--variant", "5", *mine]) == 0
     assert "score: 2/2 right" in capsys.readouterr().out
@@ -136,7 +138,7 @@ def test_checking_a_variant_without_its_seed_is_refused_clearly(sheets, or_batch
 def test_the_cli_writes_a_set(tmp_path, capsys):
     assert main(["exercises", "01-or-one-example", "--variants", "3", "--seed", "5", "-o", str(tmp_path)]) == 0
     assert "wrote 3 variants" in capsys.readouterr().out
-    assert (tmp_path / "answer-key-03.md").exists()
+    assert (tmp_path / "secret" / "answer-key-03.md").exists() and (tmp_path / "handouts" / "exercise-03.md").exists()
 
 
 @needs("dot")
@@ -163,7 +165,7 @@ def test_a_worksheets_graph_gives_the_data_and_start_and_leaves_the_rest_to_fill
 @needs("pdflatex")
 def test_a_worksheet_with_its_graph_compiles_to_a_readable_page(tmp_path):
     write_exercises(tracer.load_chapter("01-or-one-example"), tmp_path, count=1, seed=5, formats=("tex",))
-    pdf = compile_pdf(tmp_path / "exercise-01.tex")
+    pdf = compile_pdf(tmp_path / "handouts" / "exercise-01.tex")
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "The computational graph at step 0" in text and "Cost =" in text and "Your answers" in text
     assert "∂Cost/∂w" in text.replace(" ", "")
@@ -263,9 +265,9 @@ def test_a_changed_answers_json_exits_2_with_a_clear_message(sheets, tmp_path, c
 
     copy = tmp_path / "sheets"
     shutil.copytree(sheets, copy)
-    listing = json.loads((copy / "answers.json").read_text())
+    listing = json.loads((copy / "secret" / "answers.json").read_text())
     listing["variants"][1] = change(listing["variants"][1])
-    (copy / "answers.json").write_text(json.dumps(listing))
+    (copy / "secret" / "answers.json").write_text(json.dumps(listing))
     assert main(["check", str(copy), "--variant", "2", "dW1 = [0.1, 0.1]"]) == 2
     err = capsys.readouterr().err
     assert "answers.json" in err and says in err and "Traceback" not in err, err
@@ -284,11 +286,11 @@ def test_format_pdf_compiles_the_sheets_and_keys_that_read_in_order(tmp_path, ca
                               check=True).stdout
         return text.split("\f")
 
-    sheet = pages(out / "exercise-01.pdf")
+    sheet = pages(out / "handouts" / "exercise-01.pdf")
     # Page 1 is filled: the rounding route and the answers table stand before the graph.
     assert "Rounding as you go" in sheet[0] and "Your answers" in sheet[0]
     assert "The computational graph at step 1" in "".join(sheet)
-    key = "".join(pages(out / "answer-key-01.pdf"))
+    key = "".join(pages(out / "secret" / "answer-key-01.pdf"))
     typed = [line.strip() for line in key.splitlines() if "typed:" in line]
     assert [t.split(" = ")[0] for t in typed] == ["typed: dW1", "typed: db1"]  # each on a line of its own
 

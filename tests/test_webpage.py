@@ -7,20 +7,15 @@ The oracle is the trace (tracer.run), rounded half-up to the decimals the page s
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import agrees, bundled_lecture, bundled_trace, needs
+from conftest import agrees, browser_ready, bundled_lecture, bundled_trace, needs, requests_made
 from tracer.documents.webpage import webpage
 from tracer.engine.chapter import bundled_chapters, load_chapter
 
 CHAPTERS = [p.stem for p in bundled_chapters()]
-CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROMIUM = "/usr/bin/chromium"
-browser_ready = Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()
 
 
 def shown_numbers(driver, selector: str) -> list[str]:
@@ -40,38 +35,6 @@ def pages(tmp_path_factory):
         path.write_text(webpage(load_chapter(name), lec.full, lec), encoding="utf-8")
         written[name] = path
     return written
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if os.environ.get("CI"):
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    else:
-        webdriver = pytest.importorskip("selenium.webdriver")
-        from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1200,1600", "--proxy-server=127.0.0.1:9", "--no-first-run"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    # The Service's path is given, so Selenium never looks for (or downloads) a driver.
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
-                           {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0})
-    yield driver
-    driver.quit()
-
-
-def requests_made(driver) -> list[str]:
-    urls = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    return urls
 
 
 @needs("chromium", browser_ready)

@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     _full_option(p)
     p.add_argument("--carry", choices=("full", "rounded"),
                    help="full precision (default) or hand mode: round every value as it is computed")
-    p.add_argument("--save", metavar="FILE", type=Path,
-                   help="also save the trace to FILE (.npz) for `tracer trace FILE --step N`")
+    p.add_argument("--save", metavar="FILE",
+                   help="also save the trace to FILE (.npz) for `tracer trace FILE --step N`; with several "
+                        "chapters, a folder (DIR/) that gets one <chapter>.npz each")
 
     p = sub.add_parser("trace", help="show every node of the graph at one step",
                        description="Every node at step N: value, local gradients, the gradient of the cost "
@@ -187,8 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("--seed", type=int, metavar="S",
                         help="public practice sheets: anyone with the seed can check (and reveal) the answers")
     _document_options(p, "sheets", "the sheets", "md,tex",
-                      "comma-separated: md, tex (sheets and keys), pdf (compiled from the .tex, with pdflatex), moodle "
-                      "(Moodle XML), qti (QTI 1.2 zip for Canvas); default md,tex")
+                      "comma-separated: md, tex (sheets and keys), pdf (compiled from the .tex, with pdflatex), practice "
+                      "(a self-contained web page per sheet that checks each number as it is typed; public sets "
+                      "only), moodle (Moodle XML: a Cloze question per variant), qti (QTI 1.2 zip for Canvas: a quiz "
+                      "per variant); default md,tex")
     # --- grade parser (issue 12)
     p = sub.add_parser("grade", help="grade a class: one row per student from an LMS export",
                        description="Grade every row of a CSV (student id, variant code, one column per asked "
@@ -290,11 +293,13 @@ def _formats(text: str) -> list[str]:
 @command("run")
 def _run(args: argparse.Namespace) -> int:
     chapters = _chapters(args.chapters)
+    saves = _save_paths(args.save, chapters) if args.save else {}
     results = []
     for chapter in chapters:
         trace = Traces(chapter, carry=args.carry).main
-        if args.save:
-            trace.save(args.save if len(chapters) == 1 else args.save.with_name(f"{chapter.name}.npz"))
+        if chapter.name in saves:
+            trace.save(saves[chapter.name])
+            print(f"tracer run: saved the trace of {chapter.name} to {saves[chapter.name]}", file=sys.stderr)
         results.append((chapter, trace))
     for i, (chapter, trace) in enumerate(results):
         if args.json:
@@ -302,6 +307,24 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print(("\n" if i else "") + cost_table(chapter, trace, everything=args.all, full=args.full))
     return 0
+
+
+def _save_paths(text: str, chapters: list[Chapter]) -> dict[str, Path]:
+    """Where `--save` puts each chapter's trace: the file named for one chapter; for several, a folder
+    (one that exists, or a name ending in /) gets one <chapter>.npz each, and a single file name is refused."""
+    save = Path(text)
+    if len(chapters) == 1:
+        if save.is_dir():
+            return {chapters[0].name: save / f"{chapters[0].name}.npz"}
+        return {chapters[0].name: save}
+    if not (save.is_dir() or text.endswith(("/", os.sep))):
+        raise TracerError(f"--save {save}: {len(chapters)} chapters make {len(chapters)} traces, and one file cannot "
+                          f"hold them; give a folder (--save {save.with_suffix('')}/) to get one <chapter>.npz each")
+    names = [c.name for c in chapters]
+    if len(set(names)) < len(names):
+        raise TracerError(f"--save {save}: two chapters are named {next(n for n in names if names.count(n) > 1)}; "
+                          "save them one at a time")
+    return {c.name: save / f"{c.name}.npz" for c in chapters}
 
 
 def run_summary(trace: Trace) -> dict[str, Any]:
@@ -457,8 +480,11 @@ def _check(args: argparse.Namespace) -> int:
     if not answers and not report.judgements:
         raise TracerError(f"--reveal: nothing is asked at step {report.step} (no [exercise] at that step): "
                           "give the answers to check")
+    if not answers:  # --reveal alone shows the key; it judges nothing
+        print(json.dumps(report.to_dict(True)) if args.json else report.key_text(full=args.full))
+        return 0
     print(json.dumps(report.to_dict(args.reveal)) if args.json else report.text(args.reveal, full=args.full))
-    return report.exit_status if answers else 0  # --reveal alone shows the key; it judges nothing
+    return report.exit_status
 
 
 def _answer_lines(name: str) -> list[str]:
@@ -474,7 +500,7 @@ def _exercises(args: argparse.Namespace) -> int:
     from tracer.exercises.keys import new_key, read_key
     from tracer.exercises.sheets import check_formats, write_exercises
 
-    formats = check_formats(_formats(args.format))  # before a new key is written
+    formats = check_formats(_formats(args.format), public=args.seed is not None)  # before a new key is written
     chapter = load_chapter(args.chapter)
     key = None
     if args.new_key:

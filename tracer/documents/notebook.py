@@ -18,7 +18,7 @@ import numpy as np
 
 from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex, long_run_pictures
 from tracer.documents.render import document_context, environment, render
-from tracer.engine.chapter import Chapter
+from tracer.engine.chapter import Chapter, has_section
 from tracer.documents.model import symbol
 from tracer.engine import keys
 from tracer.engine.graph import Graph
@@ -333,6 +333,16 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
                 f"![Figure {f['number']}: {f['caption']}]({f['src']})\n\n*{f['caption']}.*" for f in shown))
     if story["against"]:
         md(story["against"])
+    if has_section(chapter, "exercise"):  # the student's turn: answers to write in, and a cell that checks them
+        from tracer.engine.train import Traces
+        from tracer.exercises.notebook_check import exercise_cells
+
+        for kind, source in exercise_cells(chapter, Traces(chapter, full, hand, carry="full")):
+            if kind == "markdown":
+                md(source)
+            else:
+                py(source)
+                cells[-1].metadata["tracer"] = {"exercise": True}
     nb = nbf.new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
         "language_info": {"name": "python"},

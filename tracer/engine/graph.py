@@ -228,6 +228,13 @@ class Graph:
                 order += [(target, node.name) for _, target in self.passes(node.name)]
         return order
 
+    def step_order(self) -> list[str]:
+        """The quantities of a training step in the order a student computes them: every node's value, the
+        cost, the gradients from the cost back (not the one reaching the input), the updated parameters."""
+        values = [node.name for node in self.nodes[:-1]] + [COST]
+        grads = [q for q, _ in self.backward_order() if q != keys.grad(INPUT)]
+        return values + grads + [keys.after(p) for p in self.parameter_names]
+
     def passes(self, name: str) -> tuple[tuple[str, str], ...]:
         """(input or parameter, the name of the gradient written for it) for what node `name` passes back."""
         return next(step.passes for step in self._backward_plan if step.node.name == name)

@@ -38,6 +38,7 @@ from tracer.engine import keys
 from tracer.engine.graph import Graph
 from tracer.engine.keys import COST, INPUT
 from tracer.errors import TracerError
+from tracer.exercises import tolerance
 from tracer.rounding import decimals_in, format_number, round_half_up, to_decimal
 
 if TYPE_CHECKING:
@@ -333,26 +334,26 @@ class Mode:
     def describe(self) -> str:
         """How answers are judged, in plain words (the report's first line)."""
         if self.name == "precision":
-            return "each number judged at the decimals it is written with"
+            return "each number right within half a unit of the last decimal asked"
         if self.name == "relabs":
             return f"judged within a relative tolerance of {self.rtol:g} and an absolute one of {self.atol:g}"
         if self.name == "sigfig":
             return f"judged to {_count(self.digits, 'significant digit')}"
         return f"judged to {_count(self.digits, 'decimal')}"
 
-    def entry_right(self, given: str, exact: float, hand: float | Sequence[float] | None = None) -> bool:
-        """Is the number written as `given` right for the value `exact` (hand: the values of the hand routes)?"""
-        g = Decimal(given)
+    def entry_right(self, given: str, exact: float, hand: float | Sequence[float] | None = None,
+                    decimals: int | None = None) -> bool:
+        """Is the number written as `given` right for the value `exact` (hand: the values of the hand routes)?
+
+        In precision mode this is the one rule of `tolerance`: within half a unit of the asked last decimal
+        (`decimals`; the number's own when none is asked) of the exact value or of a hand route's."""
         if not math.isfinite(exact):
             return False
         if self.name == "precision":
-            d = decimals_in(given)
-            if g == round_half_up(exact, d):
-                return True
-            routes = [] if hand is None else [hand] if isinstance(hand, (int, float)) else hand
-            if any(math.isfinite(h) and g == round_half_up(h, d) for h in routes):
-                return True
-            return abs(g - to_decimal(exact)) <= Decimal(5).scaleb(-d - 1)
+            routes = [] if hand is None else [hand] if isinstance(hand, (int, float)) else list(hand)
+            places = decimals_in(given) if decimals is None else decimals
+            return tolerance.accepts(given, tolerance.centres([exact] + routes), places)
+        g = Decimal(given)
         if self.name == "decimals":
             return round_half_up(float(g), self.digits) == round_half_up(exact, self.digits)
         if self.name == "sigfig":
@@ -407,6 +408,8 @@ class Judgement:
     expected: str = ""  # shown only with reveal
     brief: str = ""  # expected as the terminal shows it: a big matrix abbreviated
     carried_from: list[str] = field(default_factory=list)  # the earlier wrong answers it follows from
+    entries: tuple[bool, ...] = ()  # whether each number is right at the true values (row-major)
+    also: list[str] = field(default_factory=list)  # a hand route's value where it differs from `expected`
 
     @property
     def right(self) -> bool:
@@ -439,6 +442,7 @@ class Report:
     variant: int | str | None = None
     exercise: tuple[str, ...] = ()  # the quantities an exercise asks for: only they count in the score
     points: tuple[float, ...] = ()  # the exercise's points per asked quantity (1 each when not given)
+    decimals: int | None = None  # the decimals the exercise asks for
 
     def _scored(self) -> list[Judgement]:
         return [j for j in self.judgements if not self.exercise or j.quantity in self.exercise]
@@ -460,10 +464,18 @@ class Report:
     def asked(self) -> int:
         return len(self._scored())
 
+    def earned_by(self, j: Judgement) -> Decimal:
+        """A quantity's points: all of them when right or carried forward, else the shares of its right numbers."""
+        points = self.points_of(j.quantity)
+        if j.credited:
+            return Decimal(repr(float(points)))
+        return tolerance.earned(points, j.entries)
+
     @property
     def earned(self) -> float:
-        """Points for right answers and for answers that carry an earlier error forward."""
-        return sum(self.points_of(j.quantity) for j in self._scored() if j.credited)
+        """Points for right answers and for answers that carry an earlier error forward, and for each right
+        number of the others (a quantity's points split over its numbers, as an LMS scores them)."""
+        return float(sum((self.earned_by(j) for j in self._scored()), Decimal(0)))
 
     @property
     def possible(self) -> float:
@@ -484,6 +496,23 @@ class Report:
                           "points": _points(self.earned), "possible": _points(self.possible),
                           "fraction": round(self.score, 6)},
                 "answers": [j.to_dict(reveal) for j in self.judgements]}
+
+    def key_text(self, full: bool = False) -> str:
+        """The asked values as an answer key (`tracer check --reveal` with no answers): each quantity's value,
+        what a hand route gives where it differs, its points, and the rule they are judged by."""
+        head = f"{self.chapter}{f', variant {self.variant}' if self.variant is not None else ''}, step {self.step}"
+        lines = [f"{head}: the answer key"]
+        width = max((len(j.quantity) for j in self.judgements), default=0)
+        shown = {j.quantity: j.expected if full or not j.brief else j.brief for j in self.judgements}
+        across = max((len(t) for t in shown.values()), default=0)
+        for j in self.judgements:
+            points = self.points_of(j.quantity)
+            worth = f"   {_points(points)} point{'' if points == 1 else 's'}" if self.points else ""
+            lines.append(f"  {j.quantity:<{width}} = {shown[j.quantity]:<{across}}{worth}".rstrip())
+            lines += [f"  {'':<{width}}   also accepted (rounding as you go): {other}" for other in j.also]
+        if self.mode.name == "precision" and self.decimals is not None:
+            lines.append(f"give {tolerance.rule_words(self.decimals)}")
+        return "\n".join(lines)
 
     def text(self, reveal: bool = False, full: bool = False) -> str:
         """The report for the terminal; `full` prints big expected matrices whole."""
@@ -507,7 +536,7 @@ class Report:
         score = f"score: {self.right}/{self.asked} right"
         if self.carried_forward:
             score += f", {self.carried_forward} carried forward"
-        if self.carried_forward or len(set(self.points)) > 1:
+        if self.carried_forward or len(set(self.points)) > 1 or not float(self.earned).is_integer():
             score += f"; points {_points(self.earned)} of {_points(self.possible)}"
         lines.append(score + (f" (of the quantities the exercise asks for; {extra} more answered)" if extra else ""))
         return "\n".join(lines)
@@ -532,27 +561,50 @@ def format_value(value: Any, decimals: int, full: bool = True) -> str:
     return bracketed(a, lambda shown: [format_number(x, decimals) for x in shown.ravel()], full=full, flat=True)
 
 
-def _all_right(answer: Answer, value: np.ndarray | None, hand: np.ndarray | None, mode: Mode) -> bool:
-    if value is None:
-        return True
-    got = judge_numbers(answer, value, hand, mode)
-    return got is not None and got[0] == got[1]
+def entry_flags(answer: Answer, exact: np.ndarray, hand: np.ndarray | list[np.ndarray] | None, mode: Mode,
+                decimals: int | None = None) -> list[bool] | None:
+    """Whether each number of the answer is right (row-major), or None if the answer does not fit the shape.
 
-
-def judge_numbers(answer: Answer, exact: np.ndarray, hand: np.ndarray | list[np.ndarray] | None,
-                  mode: Mode) -> tuple[int, int] | None:
-    """(numbers right, numbers) for an answer against a value, or None if the answer does not fit its shape.
-
-    `hand` is the value a hand calculation gives, or a list of them (one per valid hand route)."""
+    `hand` is the value a hand calculation gives, or a list of them (one per valid hand route);
+    `decimals` the decimals asked (precision mode: see `tolerance`)."""
     exact = np.asarray(exact, dtype=float)
     given = answer.fit(exact.shape)
     if given is None:
         return None
     routes = hand if isinstance(hand, list) else [] if hand is None else [hand]
     flats = [np.asarray(h, dtype=float).ravel() for h in routes if h is not None and np.shape(h) == exact.shape]
-    right = sum(mode.entry_right(g, float(e), [float(f[i]) for f in flats])
-                for i, (g, e) in enumerate(zip(given.ravel(), exact.ravel())))
-    return right, exact.size
+    return [bool(mode.entry_right(g, float(e), [float(f[i]) for f in flats], decimals))
+            for i, (g, e) in enumerate(zip(given.ravel(), exact.ravel()))]
+
+
+def judge_numbers(answer: Answer, exact: np.ndarray, hand: np.ndarray | list[np.ndarray] | None,
+                  mode: Mode, decimals: int | None = None) -> tuple[int, int] | None:
+    """(numbers right, numbers) for an answer against a value, or None if the answer does not fit its shape."""
+    flags = entry_flags(answer, exact, hand, mode, decimals)
+    return None if flags is None else (sum(flags), len(flags))
+
+
+def matches(answer: Answer, value: np.ndarray, hand: np.ndarray | list[np.ndarray] | None, mode: Mode,
+            decimals: int, accepted: list[tuple[Decimal, ...]] | None = None) -> bool:
+    """Does the answer give these numbers, at the precision it is written with (at most the asked one)?
+    How a mistake is recognised: a wrong answer given to 2 decimals still has its mistake named.
+    `accepted`: the values' accepted values per entry, when already known."""
+    if mode.name == "precision":
+        return right_at_own_digits(answer, value, hand, decimals, accepted)
+    got = judge_numbers(answer, value, hand, mode, decimals)
+    return got is not None and got[0] == got[1]
+
+
+def right_at_own_digits(answer: Answer, exact: np.ndarray, hand: np.ndarray | list[np.ndarray] | None,
+                        decimals: int, accepted: list[tuple[Decimal, ...]] | None = None) -> bool:
+    """Is every number right at the decimals it has (at most the asked ones)? What "not precise enough" needs."""
+    exact = np.asarray(exact, dtype=float)
+    given = answer.fit(exact.shape)
+    if given is None:
+        return False
+    if accepted is None:
+        accepted = tolerance.entry_centres(exact, hand if isinstance(hand, list) else [] if hand is None else [hand])
+    return all(tolerance.accepts(g, c, min(decimals_in(g), decimals)) for g, c in zip(given.ravel(), accepted))
 
 
 def shape_message(answer: Answer, quantity: str, shape: tuple[int, ...]) -> str:
@@ -617,13 +669,40 @@ class StepChecker:
                        if q in self.rounded}
         self.known = sorted(self.exact)
         self._plain: list | None = None  # the mistakes' values that do not depend on the student's numbers
+        self._by_rate: dict[tuple, list] = {}  # the learning-rate mistake's, per rate the student seems to have used
+        self._formatted: dict[tuple, Any] = {}  # expected values as printed
+
+    # ------------------------------------------------------------------ what a page or notebook precomputes
+
+    def accepted(self, q: str) -> list[tuple[Decimal, ...]]:
+        """Per entry of q, its accepted values by the rule: the exact value and each hand route's."""
+        routes = self.routes.get(q, [self.rounded[q]])
+        return tolerance.entry_centres(self.exact[q], routes if isinstance(routes, list) else [routes])
+
+    def mistake_values(self, numbers: dict[str, np.ndarray] | None = None) -> list[tuple[str, str, dict, dict]]:
+        """(key, plain words, values, hand-mode values) of every catalogued mistake, as a student's `numbers` make
+        them (only the learning-rate mistake reads them: the rate their updated parameters suggest)."""
+        return self._mistakes(numbers or {})
+
+    def accepted_in(self, values: dict, hand_values: dict, q: str) -> list[tuple[Decimal, ...]]:
+        """Per entry of q, the accepted values of a mistake's (or a carried calculation's) values."""
+        return self._accepted(values, hand_values, q)
+
+    def carried(self, given: dict[str, np.ndarray]) -> tuple[dict, dict]:
+        """The step (full, hand mode) with the student's own values in place of the true ones."""
+        return self._carried(given)
+
+    @property
+    def parameters(self) -> set[str]:
+        """The parameters before the update: never replaced by a student's numbers in a carried step."""
+        return set(self.trace.parameter_names)
 
     # ------------------------------------------------------------------ the mistakes and what follows
 
     def _mistakes(self, numbers: dict[str, np.ndarray]) -> list[tuple[str, str, dict, dict]]:
         """(key, plain words, values, hand-mode values) of every way of making each catalogued mistake."""
         from tracer.engine.train import hand_carry
-        from tracer.exercises.mistakes import CATALOGUE, step_context, variants
+        from tracer.exercises.mistakes import CATALOGUE, estimated_rate, step_context, variants
 
         def made(keys: list[str], given: dict[str, np.ndarray]) -> list[tuple[str, str, dict, dict]]:
             full = {(v.mistake, v.says): v.values
@@ -632,10 +711,16 @@ class StepChecker:
             by_hand = {(v.mistake, v.says): v.values for v in variants(ctx, given, keys)}
             return [(k, s, values, by_hand.get((k, s), {})) for (k, s), values in full.items()]
 
-        # Only the learning-rate mistake reads the student's numbers (to estimate the rate they used).
+        # Only the learning-rate mistake reads the student's numbers, and only through the rate they seem to
+        # have used: its variants are made once per rate estimated (a class shares a handful).
         if self._plain is None:
             self._plain = made([k for k in CATALOGUE if k != "learning_rate"], {})
-        return self._plain + made(["learning_rate"], numbers)
+            self._contexts = (step_context(self.chapter, self.trace, self.step),
+                              step_context(self.chapter, self.hand, self.step, hand_carry(self.chapter)))
+        rates = tuple(estimated_rate(ctx, numbers) for ctx in self._contexts)
+        if rates not in self._by_rate:
+            self._by_rate[rates] = made(["learning_rate"], numbers)
+        return self._plain + self._by_rate[rates]
 
     def _carried(self, given: dict[str, np.ndarray]) -> tuple[dict, dict]:
         """The step's values (full, hand mode) when the student's own values replace the true ones."""
@@ -677,6 +762,7 @@ class StepChecker:
                 numbers[q] = fitted.astype(float)
         cache: dict[str, list] = {}
         judgements: list[Judgement] = []
+        places_of = lambda q: decimals if decimals is not None else chapter.display.decimals_of(q)  # noqa: E731
         briefs: dict[str, str] = {}  # the expected values as the terminal shows them (abbreviated when big)
 
         def explain(a: Answer, q: str, by: Mode) -> list[tuple[str, str]]:
@@ -687,14 +773,15 @@ class StepChecker:
             found: list[tuple[str, str]] = []
             agrees: list[bool] = []
             for key, says, values, hand_values in cache["v"]:
-                if q not in values:
-                    continue
-                got = judge_numbers(a, values[q], hand_values.get(q), by)
-                if got is not None and got[0] == got[1] and (key, says) not in found:
+                if q not in values or (key == "learning_rate" and any(k == key for k, _ in found)):
+                    continue  # one wrong learning rate is named: the catalogue's first, then the one estimated
+                if matches(a, values[q], hand_values.get(q), by, places_of(q), self._accepted(values, hand_values, q)) \
+                        and (key, says) not in found:
                     found.append((key, says))
-                    agrees.append(all(_all_right(by_quantity[j.quantity], values.get(j.quantity),
-                                                 hand_values.get(j.quantity), mode)
-                                      for j in judgements if j.status == "right"))
+                    agrees.append(all(matches(by_quantity[j.quantity], values[j.quantity],
+                                              hand_values.get(j.quantity), mode, places_of(j.quantity),
+                                              self._accepted(values, hand_values, j.quantity))
+                                      for j in judgements if j.status == "right" and j.quantity in values))
             # A mistake that would also have changed an answer the student got right did not happen:
             # name the others (all of them, if none is consistent).
             return [f for f, ok in zip(found, agrees) if ok] or found
@@ -702,17 +789,18 @@ class StepChecker:
         order = list(dict.fromkeys(list(asked) + list(by_quantity)))
         for q in order:
             value, hand_value = np.asarray(exact[q], dtype=float), self.routes.get(q, rounded[q])
-            places = decimals if decimals is not None else chapter.display.decimals_of(q)
+            places = places_of(q)
             a = by_quantity.get(q)
             if a is None:
-                briefs[q] = format_value(value, places, full=False)
+                briefs[q] = self._shown(q, places, False)
+                expected = self._shown(q, places, True)
                 judgements.append(Judgement(q, None, "unanswered", 0, value.size, f"{q} is asked for but not answered",
-                                            expected=format_value(value, places)))
+                                            expected=expected, also=self._also(q, expected, places)))
                 continue
             shown = max([places] + a.decimals)
-            expected, briefs[q] = format_value(value, shown), format_value(value, shown, full=False)
-            got = judge_numbers(a, value, hand_value, mode)
-            if got is None:
+            expected, briefs[q] = self._shown(q, shown, True), self._shown(q, shown, False)
+            flags = entry_flags(a, value, hand_value, mode, places)
+            if flags is None:
                 found = explain(a, q, mode)
                 if not found:
                     error = AnswerError(shape_message(a, q, np.shape(value)))
@@ -722,21 +810,19 @@ class StepChecker:
                                             shape_message(a, q, np.shape(value)).split(": ", 1)[1],
                                             found, expected))
                 continue
-            right, count = got
-            short = mode.shortfall(list(a.fit(value.shape).ravel()), places, list(value.ravel()))
-            if short:
-                # Too few digits only when right at the digits given; a number wrong at any
-                # precision is wrong, and its mistake is looked for below.
-                own = judge_numbers(a, value, hand_value, Mode())
-                if own is not None and own[0] == own[1]:
-                    judgements.append(Judgement(q, a.text, "too_few_digits", 0, count,
-                                                short + " (at the precision you gave, your numbers are right)",
-                                                expected=expected))
-                    continue
+            right, count, entries = sum(flags), len(flags), tuple(flags)
             if right == count:
-                judgements.append(Judgement(q, a.text, "right", right, count, expected=expected))
+                judgements.append(Judgement(q, a.text, "right", right, count, expected=expected, entries=entries))
                 continue
-            judgements.append(Judgement(q, a.text, "wrong", right, count, expected=expected))
+            short = mode.shortfall(list(a.fit(value.shape).ravel()), places, list(value.ravel()))
+            # Too few digits only when right at the digits given; a number wrong at any precision is
+            # wrong, and its mistake is looked for below.
+            if short and right_at_own_digits(a, value, hand_value, places):
+                judgements.append(Judgement(q, a.text, "too_few_digits", right, count,
+                                            short + " (at the precision you gave, your numbers are right)",
+                                            expected=expected, entries=entries))
+                continue
+            judgements.append(Judgement(q, a.text, "wrong", right, count, expected=expected, entries=entries))
         # Once every verdict is known: a wrong answer that the student's other wrong answers give
         # (carried through the step, so only those computed before it can matter) is carried
         # forward; the others get their mistakes named.
@@ -744,7 +830,8 @@ class StepChecker:
             if j.status != "wrong" or j.mistakes or j.quantity not in numbers:
                 continue
             a = by_quantity[j.quantity]
-            carried = self._carried_forward(a, j.quantity, [o for o in judgements if o is not j], numbers, mode)
+            carried = self._carried_forward(a, j.quantity, [o for o in judgements if o is not j], numbers, mode,
+                                            places_of(j.quantity))
             if carried:
                 j.status, j.carried_from = "carried_forward", carried
                 j.message = (f"not the true value, but it follows from your own {' and '.join(carried)}: "
@@ -754,10 +841,34 @@ class StepChecker:
             j.message = "" if j.mistakes else "no mistake in the catalogue gives these numbers"
         for j in judgements:
             j.brief = briefs[j.quantity]
-        return Report(chapter.name, step, mode, judgements, variant, tuple(asked), tuple(points))
+        return Report(chapter.name, step, mode, judgements, variant, tuple(asked), tuple(points), decimals)
+
+    def _accepted(self, values: dict, hand_values: dict, q: str) -> list[tuple[Decimal, ...]]:
+        """A mistake's accepted values per entry of q (its full and hand-mode values), made once per checker."""
+        key = ("accepted", id(values), id(hand_values), q)
+        if key not in self._formatted:
+            # The dicts are kept with the result, so their ids stay theirs.
+            self._formatted[key] = (tolerance.entry_centres(values[q], [hand_values.get(q)]), values, hand_values)
+        return self._formatted[key][0]
+
+    def _shown(self, q: str, places: int, full: bool) -> str:
+        """The exact value of q as the terminal shows it (a class's students share it: made once)."""
+        key = ("exact", q, places, full)
+        if key not in self._formatted:
+            self._formatted[key] = format_value(self.exact[q], places, full=full)
+        return self._formatted[key]
+
+    def _also(self, q: str, expected: str, places: int) -> list[str]:
+        """What each hand route gives for q, at the asked decimals, where it differs from the exact value's rounding."""
+        key = ("also", q, places, expected)
+        if key not in self._formatted:
+            routes = self.routes.get(q, [self.rounded[q]])
+            shown = [format_value(r, places) for r in (routes if isinstance(routes, list) else [routes])]
+            self._formatted[key] = [t for t in dict.fromkeys(shown) if t != expected]
+        return list(self._formatted[key])
 
     def _carried_forward(self, a: Answer, q: str, others: list[Judgement], numbers: dict[str, np.ndarray],
-                         mode: Mode) -> list[str]:
+                         mode: Mode, decimals: int | None = None) -> list[str]:
         """The other wrong answers whose values, carried through the step, give this answer (else [])."""
         params = set(self.trace.parameter_names)
         wrong = [j.quantity for j in others if j.status in ("wrong", "carried_forward", "too_few_digits")
@@ -767,7 +878,7 @@ class StepChecker:
         full, hand = self._carried({p: numbers[p] for p in wrong})
         if q not in full:
             return []
-        got = judge_numbers(a, full[q], hand.get(q), mode)
+        got = judge_numbers(a, full[q], hand.get(q), mode, decimals)
         if got is None or got[0] != got[1]:
             return []
         # Name only the earlier answers that matter: those whose true value would not give this answer.
@@ -775,7 +886,7 @@ class StepChecker:
         for p in wrong:
             rest = {r: numbers[r] for r in wrong if r != p}
             alone, alone_hand = self._carried(rest) if rest else ({q: self.exact[q]}, {q: self.routes.get(q, self.rounded[q])})
-            again = judge_numbers(a, alone[q], alone_hand.get(q), mode)
+            again = judge_numbers(a, alone[q], alone_hand.get(q), mode, decimals)
             if again is None or again[0] != again[1]:
                 needed.append(p)
         return needed or wrong

@@ -11,6 +11,7 @@ unreadable cell is that quantity's verdict while the rest of the row is graded.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,8 +65,9 @@ class ClassGrades:
     def problems(self) -> list[str]:
         return [f"line {s.line}: {s.problem}" for s in self.students if s.problem]
 
-    @property
+    @functools.cached_property
     def scores(self) -> list[float]:
+        """Every graded student's score, in order (worked out once: the report reads them many times)."""
         return [s.report.score for s in self.students if s.report is not None]
 
     @property
@@ -230,24 +232,25 @@ def judge_row(checker: StepChecker, asked: Sequence[str], points: Sequence[float
 
 
 def grades_csv(grades: ClassGrades) -> str:
-    """One row per input row: score, each quantity's verdict and mistake, carried-forward credit, problem."""
+    """One row per input row: score, each quantity's verdict, points, mistake and carried-forward credit, problem."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     head = ["line", "student", "variant", "graded", "points", "possible", "score"]
     for q in grades.asked:
-        head += [f"{q} verdict", f"{q} mistake", f"{q} carried from"]
+        head += [f"{q} verdict", f"{q} points", f"{q} mistake", f"{q} carried from"]
     writer.writerow(head + ["problem"])
     for s in grades.students:
         row: list[object] = [s.line, s.student, s.code]
         if s.report is None:
-            row += ["no", "", "", ""] + [""] * (3 * len(grades.asked))
+            row += ["no", "", "", ""] + [""] * (4 * len(grades.asked))
         else:
             r = s.report
             by = {j.quantity: j for j in r.judgements}
             row += ["yes", _num(r.earned), _num(r.possible), f"{r.score:.4f}"]
             for q in grades.asked:
                 j = by[q]
-                row += [j.status, " | ".join(dict.fromkeys(k for k, _ in j.mistakes)), " ".join(j.carried_from)]
+                row += [j.status, _num(float(r.earned_by(j))), " | ".join(dict.fromkeys(k for k, _ in j.mistakes)),
+                        " ".join(j.carried_from)]
         writer.writerow(row + [s.problem])
     return buffer.getvalue()
 
@@ -258,7 +261,8 @@ def _num(x: float) -> str:
 
 def grade_class(sheets_dir: str | Path, answers_csv: str | Path, output: str | Path,
                 key: bytes | None = None) -> ClassGrades:
-    """`tracer grade`: grade the class and write grades.csv, grades-report.md/.html and the histogram."""
+    """`tracer grade`: grade the class and write the grades and, named after them, the report and its histogram
+    (-o section2.csv: section2-report.md, section2-report.html, section2-scores.svg)."""
     from tracer.exercises.report import report_files
     from tracer.output import write_atomic
 
@@ -268,6 +272,6 @@ def grade_class(sheets_dir: str | Path, answers_csv: str | Path, output: str | P
     sheets = open_sheets(sheets_dir)
     grades = grade(sheets, answers_csv, key)
     files: dict[Path, str | bytes] = {output: grades_csv(grades)}
-    files.update(report_files(grades, sheets, output.parent))
+    files.update(report_files(grades, sheets, output))
     grades.written = [write_atomic(path, data) for path, data in files.items()]
     return grades

@@ -404,9 +404,9 @@ RATE_FACTORS = (2.0, 0.5, 10.0, 0.1)
 def _learning_rate(ctx, answers):
     true = ctx.chapter.learning_rate
     rates = [1.0] + [true * f for f in RATE_FACTORS]
-    estimated = _estimated_rate(ctx, answers)
-    if estimated is not None:
-        rates.insert(0, estimated)
+    estimated = estimated_rate(ctx, answers)
+    if estimated is not None:  # after the catalogue's rates: the checker names the first that fits
+        rates.append(estimated)
     seen = {true}
     for rate in rates:
         if rate in seen or not rate > 0:
@@ -416,7 +416,7 @@ def _learning_rate(ctx, answers):
                rerun_step(ctx, optimizer=real_optimizer(ctx, learning_rate=rate)))
 
 
-def _estimated_rate(ctx: StepContext, answers: dict[str, np.ndarray]) -> float | None:
+def estimated_rate(ctx: StepContext, answers: dict[str, np.ndarray]) -> float | None:
     """The learning rate that best explains a student's W_after (gd only), to 2 significant digits."""
     if ctx.chapter.optimizer != "gd":
         return None

@@ -1,7 +1,8 @@
 """The class report an instructor reads before the next lecture: scores, verdicts, mistakes, one figure.
 
-`tracer grade` writes it beside grades.csv as grades-report.md and grades-report.html (both from
-templates), with the score histogram as grades-scores.svg.
+`tracer grade -o section2.csv` writes it beside the grades, named after them: section2-report.md and
+section2-report.html (both from templates), with the score histogram as section2-scores.svg, so one
+class's report never overwrites another's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from tracer.exercises.sheets import Sheets
 
 #: The histogram's bins: scores 0–10 %, 10–20 %, …, 90–100 % (100 % in the last).
 BINS = 10
-FIGURE = "grades-scores.svg"
 #: The Okabe–Ito blue the other figures use for values.
 BLUE = "#0072B2"
 
@@ -52,7 +52,14 @@ def histogram_svg(counts: list[int]) -> bytes:
     return buffer.getvalue()
 
 
-def report_context(grades: ClassGrades, sheets: Sheets) -> dict[str, Any]:
+def report_names(grades_file: Path) -> tuple[Path, Path, Path]:
+    """The report's Markdown, HTML and histogram, named after the grades file (section2.csv → section2-report.md)."""
+    stem = grades_file.with_suffix("") if grades_file.suffix else grades_file
+    return (stem.with_name(f"{stem.name}-report.md"), stem.with_name(f"{stem.name}-report.html"),
+            stem.with_name(f"{stem.name}-scores.svg"))
+
+
+def report_context(grades: ClassGrades, sheets: Sheets, figure: str) -> dict[str, Any]:
     scores = grades.scores
     counts = histogram(scores)
     verdicts = grades.verdict_counts()
@@ -62,7 +69,7 @@ def report_context(grades: ClassGrades, sheets: Sheets) -> dict[str, Any]:
         "rows": grades.rows, "graded": grades.graded,
         "mean": f"{100 * grades.mean:.1f}", "median": f"{100 * median(scores):.1f}" if scores else "—",
         "full": sum(s >= 1 for s in scores),
-        "figure": FIGURE,
+        "figure": figure,
         "histogram": [{"range": f"{100 * i // BINS}–{100 * (i + 1) // BINS} %", "count": c}
                       for i, c in enumerate(counts)],
         "quantities": [{"quantity": q, "points": f"{p:g}", **{k: verdicts[q][k] for k in
@@ -78,12 +85,12 @@ def report_context(grades: ClassGrades, sheets: Sheets) -> dict[str, Any]:
     }
 
 
-def report_files(grades: ClassGrades, sheets: Sheets, folder: Path) -> dict[Path, str | bytes]:
-    """grades-report.md, grades-report.html and the histogram, by path."""
+def report_files(grades: ClassGrades, sheets: Sheets, grades_file: Path) -> dict[Path, str | bytes]:
+    """The report's Markdown, HTML and histogram (see `report_names`), by path."""
     from tracer.documents.render import environment, render
 
+    md, page, figure = report_names(grades_file)
     env = environment()
-    ctx = report_context(grades, sheets)
-    return {folder / "grades-report.md": render(env, "grades-report.md.j2", ctx),
-            folder / "grades-report.html": render(env, "grades-report.html.j2", ctx),
-            folder / FIGURE: histogram_svg([h["count"] for h in ctx["histogram"]])}
+    ctx = report_context(grades, sheets, figure.name)
+    return {md: render(env, "grades-report.md.j2", ctx), page: render(env, "grades-report.html.j2", ctx),
+            figure: histogram_svg([h["count"] for h in ctx["histogram"]])}

@@ -44,7 +44,7 @@ from tracer.engine import keys as quantities
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces, hand_carry, initial_parameters
 from tracer.errors import NumericalError, TracerError
-from tracer.exercises import keys
+from tracer.exercises import keys, tolerance
 from tracer.exercises.mistakes import one_product_route
 from tracer.output import staged, write_atomic
 from tracer.rounding import round_half_up, to_decimal
@@ -58,6 +58,9 @@ MANIFEST = "exercises.json"
 #: The instructor's listing of every variant's starting values and answers (never handed out).
 ANSWERS = "answers.json"
 CHAPTER_COPY = "chapter.toml"
+#: Where a set's files go: what students get, and what is kept from them (answer keys, answers, quiz banks).
+HANDOUTS = "handouts"
+SECRET = "secret"
 FORMAT = "tracer-exercises/1"
 
 
@@ -261,16 +264,21 @@ class Sheets:
     def keyed(self) -> bool:
         return self.seed is None
 
+    @property
+    def listing(self) -> Path | None:
+        """The folder's answers.json (in secret/, or beside the manifest in a set written before the split)."""
+        return next((p for p in (self.folder / SECRET / ANSWERS, self.folder / ANSWERS) if p.exists()), None)
+
     def variant(self, label: str | int, key: bytes | None = None) -> Variant:
         """The variant printed as `label` (a code, or a public set's number), from answers.json or the key."""
         code = self.code_of(label)
-        listing = self.folder / ANSWERS
-        if listing.exists():
+        listing = self.listing
+        if listing is not None:
             return _listed_variant(self, listing, code)
         if not self.keyed:
             return variant(self.chapter, self.seed, int(code))
         if key is None:
-            raise TracerError(f"{self.folder}: {ANSWERS} is not there, and checking or revealing variant {code} of a "
+            raise TracerError(f"{self.folder}: {SECRET}/{ANSWERS} is not there, and checking or revealing variant {code} of a "
                               f"secret set needs it or the instructor key: add --key FILE")
         if keys.fingerprint(key) != self.fingerprint:
             raise TracerError(f"--key: this is not the key the set in {self.folder} was made with")
@@ -449,9 +457,10 @@ def check_answers(source: str | Path | Chapter, answers: Sequence[str], *, step:
 
 
 def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: str,
-                  graph: str | None = None) -> dict[str, Any]:
+                  graph: str | None = None, page: str | None = None) -> dict[str, Any]:
     """What the sheet and key templates see: every number already written as maths by render's helpers;
-    `graph` is the worksheet's graph (sheet_graph): the file name of its SVG, or its TikZ picture."""
+    `graph` is the worksheet's graph (sheet_graph): the file name of its SVG, or its TikZ picture; `page` the
+    practice page's file name, when there is one."""
     from tracer.documents.model import network_layers
     from tracer.documents.render import UserText, chapter_number, matrix, symbol
     from tracer.exercises.answers import format_value
@@ -475,10 +484,7 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
     net = v.trace.network
     for s in range(spec.step + 1):
         at = v.trace.at(s)
-        rows = [node.name for node in net.nodes[:-1]]
-        rows.append(quantities.COST)
-        rows += [q for q, _ in net.backward_order() if q in at and q != quantities.grad(quantities.INPUT)]
-        rows += [quantities.after(p) for p in names]
+        rows = [q for q in net.step_order() if q in at]
         by_hand = v.hand.at(s)
         shown = [(q, matrix(at[q], q, asked), matrix(by_hand[q], q, asked)) for q in rows]
         steps.append({"step": s, "rows": [{"quantity": q, "symbol": _symbol(q), "value": exact,
@@ -494,7 +500,7 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
                     "optimizer": chapter.optimizer, "learning_rate": chapter_number(v.learning_rate)},
         "data": {"X": matrix(v.X, "X", data), "Y": matrix(chapter.Y, "Y", data)},
         "start": [{"symbol": symbol(p), "value": matrix(v.start[p], p, given)} for p in names],
-        "exercise": {"step": spec.step, "decimals": spec.decimals,
+        "exercise": {"step": spec.step, "decimals": spec.decimals, "rule": tolerance.rule_words(spec.decimals),
                      "prompt": UserText(spec.prompt) if spec.prompt else None,
                      "asked": [{"quantity": q, "symbol": _symbol(q), "points": _plain(pts),
                                 "shape": _shape_words(v.value(q).shape)}
@@ -503,7 +509,7 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
                      "example": answers[0]["typed"].split(" = ")[0] + " = …"},
         "answers": answers,
         "steps": steps,
-        "check": {"command": command},
+        "check": {"command": command, "page": page},
         "graph": graph,
     }
 
@@ -564,16 +570,20 @@ TEMPLATES = {("sheet", "md"): "exercise-sheet.md.j2", ("sheet", "tex"): "exercis
              ("key", "md"): "answer-key.md.j2", ("key", "tex"): "answer-key.tex.j2"}
 
 
-#: What `tracer exercises --format` writes: the sheets and keys (pdf: compiled from the .tex), and the
-#: quiz banks for an LMS.
-FORMATS = ("md", "tex", "pdf", "moodle", "qti")
+#: What `tracer exercises --format` writes: the sheets and keys (pdf: compiled from the .tex), the practice
+#: pages of a public set, and the quiz banks for an LMS.
+FORMATS = ("md", "tex", "pdf", "practice", "moodle", "qti")
 
 
-def check_formats(formats: Sequence[str]) -> Sequence[str]:
-    """The formats, if `tracer exercises` can write each of them."""
+def check_formats(formats: Sequence[str], public: bool = True) -> Sequence[str]:
+    """The formats, if `tracer exercises` can write each of them (a practice page only for a public set)."""
     for fmt in formats:
         if fmt not in FORMATS:
             raise TracerError(f"--format: expected a list from {', '.join(FORMATS)}, got {fmt!r}")
+    if "practice" in formats and not public:
+        from tracer.exercises.practice import SECRET_REFUSED
+
+        raise TracerError(SECRET_REFUSED)
     if "pdf" in formats and not shutil.which("pdflatex"):
         from tracer.documents.build import PDF_MISSING
 
@@ -584,8 +594,9 @@ def check_formats(formats: Sequence[str]) -> Sequence[str]:
 def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed: int | None = None,
                     formats: Sequence[str] = ("md", "tex"), user_templates: Path | None = None, *,
                     key: bytes | None = None) -> list[Path]:
-    """Write the set: per variant a sheet and an answer key per format, answers.csv/.json, the manifest,
-    and with "moodle" or "qti" among `formats` a quiz bank for Moodle or Canvas.
+    """Write the set: per variant a sheet (in handouts/) and an answer key per format, answers.csv/.json and
+    with "moodle" or "qti" among `formats` a quiz bank for Moodle or Canvas (in secret/), and the manifest
+    and the chapter beside them.
 
     A set is secret (`key`: each sheet prints only its variant code) or public (`seed`: each sheet is
     labelled a practice sheet and says how to check it). Everything is rendered before anything is
@@ -602,30 +613,39 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TracerError(f"-o {out}: expected a folder for the sheets, and this is a file")
-    check_formats(formats)
+    check_formats(formats, public=key is None)
     variants = make_variants(chapter, count, seed, key=key)
     env = environment(user_templates)
+    hand_out, secret = out / HANDOUTS, out / SECRET
     width = max(2, len(str(count)))
     files: dict[Path, str | bytes] = {}
     rows, listing = [], []
     # A PDF is compiled from the .tex, which is written beside it.
     sheet_formats = [fmt for fmt in ("md", "tex") if fmt in formats or (fmt == "tex" and "pdf" in formats)]
+    # The practice page shows the graph as the Markdown sheet does (an SVG, inside the page).
+    drawn_formats = sheet_formats + (["md"] if "practice" in formats and "md" not in sheet_formats else [])
     # Graphviz runs in its own processes: two lay the worksheets' graphs out while the sheets are rendered.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        graphs = [sheet_graph(v) if sheet_formats else None for v in variants]
+        graphs = [sheet_graph(v) if drawn_formats else None for v in variants]
         drawn = {(v.id, fmt): pool.submit(graph_svg if fmt == "md" else graph_tikz, graph)
-                 for v, graph in zip(variants, graphs) if graph is not None for fmt in sheet_formats}
+                 for v, graph in zip(variants, graphs) if graph is not None for fmt in drawn_formats}
         pictures = {k: future.result() for k, future in drawn.items()}
     for v in variants:
         tag = f"{v.id:0{width}d}"
         for fmt in sheet_formats:
             picture = pictures.get((v.id, fmt))
             if picture is not None and fmt == "md":
-                files[out / f"exercise-{tag}-graph.svg"] = picture
+                files[hand_out / f"exercise-{tag}-graph.svg"] = picture
                 picture = f"exercise-{tag}-graph.svg"
-            ctx = sheet_context(v, chapter, seed, count, fmt, picture)
-            files[out / f"exercise-{tag}.{fmt}"] = render(env, TEMPLATES[("sheet", fmt)], ctx)
-            files[out / f"answer-key-{tag}.{fmt}"] = render(env, TEMPLATES[("key", fmt)], ctx)
+            page = f"practice-{tag}.html" if "practice" in formats else None
+            ctx = sheet_context(v, chapter, seed, count, fmt, picture, page)
+            files[hand_out / f"exercise-{tag}.{fmt}"] = render(env, TEMPLATES[("sheet", fmt)], ctx)
+            files[secret / f"answer-key-{tag}.{fmt}"] = render(env, TEMPLATES[("key", fmt)], ctx)
+        if "practice" in formats:
+            from tracer.exercises.practice import practice_page
+
+            files[hand_out / f"practice-{tag}.html"] = practice_page(v, chapter, seed, count, pictures.get((v.id, "md")),
+                                                                     user_templates)
         answers = {}
         for q in v.spec.ask:
             exact = v.value(q)
@@ -642,24 +662,24 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["variant", "quantity", "entry", "expected", "exact"])
     writer.writerows(rows)
-    files[out / "answers.csv"] = buffer.getvalue()
+    files[secret / "answers.csv"] = buffer.getvalue()
     spec = variants[0].spec
-    files[out / ANSWERS] = json.dumps(
+    files[secret / ANSWERS] = json.dumps(
         {"format": "tracer-answers/1", "chapter": chapter.name, "seed": seed, "step": spec.step,
          "decimals": spec.decimals, "asked": list(spec.ask), "points": list(spec.points),
          "variants": listing}, indent=1) + "\n"
-    secret = {"codes": [v.code for v in variants], "key": keys.fingerprint(key)} if key is not None else {}
+    keyed = {"codes": [v.code for v in variants], "key": keys.fingerprint(key)} if key is not None else {}
     files[out / MANIFEST] = json.dumps(
-        {"format": FORMAT, "chapter": chapter.name, "seed": seed, "variants": count, **secret, "step": spec.step,
+        {"format": FORMAT, "chapter": chapter.name, "seed": seed, "variants": count, **keyed, "step": spec.step,
          "asked": list(spec.ask), "points": list(spec.points), "decimals": spec.decimals,
          "chapter_file": CHAPTER_COPY,
          "check": f"tracer check SHEETS --variant {'CODE' if key is not None else 'ID'} \"QUANTITY = VALUE\" …",
          "grade": "tracer grade SHEETS --answers class.csv -o grades.csv"}, indent=1) + "\n"
     files[out / CHAPTER_COPY] = _chapter_text(chapter)
     if "moodle" in formats:
-        files[out / "quiz-moodle.xml"] = moodle_xml(chapter, variants)
+        files[secret / "quiz-moodle.xml"] = moodle_xml(chapter, variants, seed, keyed.get("key"))
     if "qti" in formats:
-        files[out / "quiz-qti.zip"] = qti_zip(chapter, variants)
+        files[secret / "quiz-qti.zip"] = qti_zip(chapter, variants, seed, keyed.get("key"))
     with staged():  # with the PDFs, all or nothing
         written = [write_atomic(path, data) for path, data in files.items()]
         if "pdf" in formats:
