@@ -7,7 +7,8 @@ at module level, its `print` every 100 epochs sent to a string), plus the reposi
 X_train and Y_train (floats, features × examples).
 
 Three tracer configurations are timed against it: every node at every step (the chapter as it
-is), every 100th step, and nothing recorded. Each round runs the article and tracer alternately,
+is), every 100th step, and nothing recorded. Then chapter 7, the softmax classifier, every node at
+every step, against the same training written as a student writes it in plain NumPy (student_softmax). Each round runs the article and tracer alternately,
 the order swapped every round, so drift on this shared machine falls on both sides alike.
 Prints, per configuration, the median ratio tracer/article and its spread (lowest and highest).
 Run: python benchmarks/engine_overhead.py [--rounds N]
@@ -167,6 +168,45 @@ def article(X_train: np.ndarray, Y_train: np.ndarray) -> list[float]:
     return namespace["costs"]
 
 
+def student_softmax(X: np.ndarray, Y: np.ndarray, W: np.ndarray, b: np.ndarray, steps: int,
+                    learning_rate: float) -> list[float]:
+    """Chapter 7's training as a student writes it in plain NumPy: a linear layer, a softmax, the
+    cross-entropy, its gradient through each example's Jacobian (the worked route), gradient descent."""
+    W, b = W.copy(), b.copy()
+    m = X.shape[1]
+    costs = []
+    for _ in range(steps):
+        Z = W @ X + b
+        E = np.exp(Z - Z.max(axis=0, keepdims=True))
+        A = E / E.sum(axis=0, keepdims=True)
+        costs.append(-np.sum(Y * np.log(A)) / m)
+        dA = -Y / (A * m)
+        J = A[:, None, :] * (np.eye(A.shape[0])[:, :, None] - A[None, :, :])  # J[k, j, i] = a_k (δ_kj − a_j)
+        dZ = np.einsum("kji,ki->ji", J, dA)
+        dW, db = dZ @ X.T, dZ.sum(axis=1, keepdims=True)
+        W -= learning_rate * dW
+        b -= learning_rate * db
+    return costs
+
+
+def pairs(rounds: int, first, second) -> tuple[list[float], list[float]]:
+    """Times of `first` and `second`, run alternately (the order swapped every round)."""
+    a, b = [], []
+    for r in range(rounds):
+        sides = [(a, first), (b, second)]
+        for times, fn in (sides if r % 2 == 0 else sides[::-1]):
+            times.append(timed(fn)[0])
+    return a, b
+
+
+def report(label: str, plain: list[float], traced: list[float], anchor: str) -> None:
+    ratios = sorted(t / p for t, p in zip(traced, plain))
+    print(f"{label:24s}: {anchor} {statistics.median(plain) * 1000:6.1f} ms, "
+          f"tracer {statistics.median(traced) * 1000:6.1f} ms; ratio median {statistics.median(ratios):.3f} "
+          f"(spread {ratios[0]:.3f}–{ratios[-1]:.3f}, middle half {ratios[len(ratios) // 4]:.3f}–"
+          f"{ratios[(3 * len(ratios)) // 4]:.3f})")
+
+
 def timed(fn):
     start = time.perf_counter()
     result = fn()
@@ -190,23 +230,20 @@ def main() -> None:
         trace = tracer.run(chapter, record=record)
         assert np.allclose(trace.costs[::100], costs, rtol=1e-12, atol=0), "the two runs disagree"
 
-    plain: dict[str, list[float]] = {k: [] for k in configs}
-    traced: dict[str, list[float]] = {k: [] for k in configs}
-    for r in range(rounds):
-        for label, record in configs.items():
-            sides = [("article", lambda: article(chapter.X, chapter.Y)),
-                     ("tracer", lambda: tracer.run(chapter, record=record))]
-            for side, fn in (sides if r % 2 == 0 else sides[::-1]):
-                (plain if side == "article" else traced)[label].append(timed(fn)[0])
-
     print(f"chapter 4, 5000 steps; {rounds} alternated pairs per line; ratio = tracer / article")
-    for label in configs:
-        ratios = sorted(t / p for t, p in zip(traced[label], plain[label]))
-        print(f"{label:24s}: article {statistics.median(plain[label]) * 1000:6.1f} ms, "
-              f"tracer {statistics.median(traced[label]) * 1000:6.1f} ms; ratio median {statistics.median(ratios):.3f} "
-              f"(spread {ratios[0]:.3f}–{ratios[-1]:.3f}, middle half {ratios[len(ratios) // 4]:.3f}–"
-              f"{ratios[(3 * len(ratios)) // 4]:.3f})")
-    print("targets: every step <= 1.25 (stretch 1.15); every 100th step <= 1.1")
+    for label, record in configs.items():
+        plain, traced = pairs(rounds, lambda: article(chapter.X, chapter.Y), lambda: tracer.run(chapter, record=record))
+        report(label, plain, traced, "article")
+    print("targets: every step <= 1.1; every 100th step <= 1.1")
+
+    soft = tracer.load_chapter("07-softmax-three-classes")
+    start = tracer.run(soft, steps=1).at(0)
+    student = lambda: student_softmax(soft.X, soft.Y, start["W1"], start["b1"], soft.steps,  # noqa: E731
+                                      soft.learning_rate)
+    assert np.allclose(tracer.run(soft).costs, student(), rtol=1e-12, atol=0), "the two softmax runs disagree"
+    print(f"\nchapter 7 (softmax, 3 classes), {soft.steps} steps; ratio = tracer / a student's NumPy loop")
+    plain, traced = pairs(rounds, student, lambda: tracer.run(soft))
+    report("every node, every step", plain, traced, "student")
 
 
 if __name__ == "__main__":

@@ -202,3 +202,57 @@ def test_every_mistake_can_be_made_in_every_bundled_chapter(name):
     for carry in (None, hand_carry(chapter)):
         for v in variants(step_context(chapter, trace, 1, carry)):
             assert "cost" in v.values and all(np.all(np.isfinite(x)) for x in v.values.values()), v.says
+
+
+# --------------------------------------------------------------------------- softmax's usual slips (chapter 07)
+
+
+def softmax_step(slip=None):
+    """Step 0 of chapter 07 by hand (its starting weights and data, typed here): Z = W·X + b, a softmax,
+    the cross-entropy from the probabilities, and the backward pass through each example's Jacobian."""
+    X7 = np.array([[2, 1, -1, 0, -1, 0], [0, 0, -1.5, -2, 1.5, 2]], dtype=float)
+    Y7 = np.eye(3)[:, [0, 0, 1, 1, 2, 2]]
+    W, b = np.array([[0.5, 0.2], [-1, -0.4], [0, 0.6]]), np.zeros((3, 1))
+    m = X7.shape[1]
+    Z = W @ X7 + b
+    A = np.exp(Z) / np.exp(Z).sum(axis=0)
+    log = np.log10 if slip == "log10" else np.log
+    cost = -np.sum(Y7 * log(A)) / m
+    dA = -Y7 / (A * m) / (np.log(10) if slip == "log10" else 1)
+    dZ = np.empty_like(Z)
+    for i in range(m):  # each example's Jacobian, J[k, j] = a_k (δ_kj − a_j)
+        a = A[:, i]
+        J = np.diag(a) - np.outer(a, a)
+        if slip == "diagonal":
+            J = np.diag(np.diag(J))  # the other classes' terms forgotten
+        dZ[:, i] = J.T @ dA[:, i]
+    if slip == "no_mean":  # the shortcut ŷ − y, without its 1/m
+        dZ = A - Y7
+    return {"cost": cost, "dZ1": dZ, "dW1": dZ @ X7.T}
+
+
+@pytest.mark.parametrize("slip, key, quantity", [("diagonal", "jacobian_diagonal", "dZ1"),
+                                                 ("no_mean", "no_mean", "dZ1"),
+                                                 ("log10", "log_base_10", "cost"),
+                                                 ("log10", "log_base_10", "dW1")])
+def test_a_softmax_slip_is_named(slip, key, quantity):
+    chapter = tracer.load_chapter("07-softmax-three-classes")
+    right = softmax_step()
+    wrong = softmax_step(slip)
+    assert not np.allclose(wrong[quantity], right[quantity])
+    assert key in named(chapter, answer(quantity, wrong[quantity]), 0)
+
+
+def test_every_mistake_changes_something_in_the_softmax_chapter():
+    chapter = tracer.load_chapter("07-softmax-three-classes")
+    trace = tracer.run(chapter, steps=1)
+    ctx = step_context(chapter, trace, 0)
+    truth = trace.at(0)
+    seen = set()
+    for v in variants(ctx):
+        seen.add(v.mistake)
+        changed = [q for q in v.values if q in truth and (np.shape(v.values[q]) != np.shape(truth[q])
+                                                          or not np.allclose(v.values[q], truth[q]))]
+        assert changed, v.says
+    # One step and one example per class pair: no previous step, and every one-example loss differs.
+    assert {"jacobian_diagonal", "log_base_10", "no_mean"} <= seen

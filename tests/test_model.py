@@ -279,3 +279,26 @@ def test_the_graph_at_a_worked_step_prints_the_figures_of_the_worked_lines(model
         for line in models[name]["steps"][0]["lines"]:
             if line["quantity"] in ("Z1", "cost", "dW1", "dW2"):
                 assert tex.count(printed_tex(line["result"])) >= 2, (name, line["quantity"], line["result"])
+
+
+def test_the_softmax_lines_work_the_cs231n_notes_examples_in_stages(models):
+    """CS231n's notes ("Linear classification"): [1, -2, 0] → [e^1, e^-2, e^0] = [2.71, 0.14, 1] →
+    [0.7, 0.04, 0.26] and [0.5, -1, 0] → [1.65, 0.37, 1] → [0.55, 0.12, 0.33]. Chapter 7's first two
+    examples are those scores: the worked lines' exponentials (their first stage) and results, rounded
+    as the notes print them, are the notes' figures, but for e¹ = 2.71, which the notes cut short."""
+    from tracer.checks.verify import judge_figure
+
+    lines = [line for line in models["07-softmax-three-classes"]["steps"][0]["lines"]
+             if line["quantity"] == "A1" and line["part"] in ([None, 0], [None, 1])]
+    notes = {0: (["2.71", "0.14", "1"], ["0.7", "0.04", "0.26"]), 1: (["1.65", "0.37", "1"], ["0.55", "0.12", "0.33"])}
+    for line in lines:
+        exps, probabilities = notes[line["part"][1]]
+        worked = line["stages"][0]["args"][0]["args"]  # the column of e^z, worked out: its entries
+        verdicts = [judge_figure(text, float(x)) for text, x in zip(exps, worked)]
+        results = [judge_figure(text, float(row[0])) for text, row in zip(probabilities, line["result"])]
+        assert all(v.verdict == "matches" for v in results)
+        if line["part"][1] == 0:
+            assert verdicts[0].verdict == "article differs" and verdicts[0].how == ["truncation"]
+            assert all(v.verdict == "matches" for v in verdicts[1:])
+        else:
+            assert all(v.verdict == "matches" for v in verdicts)

@@ -17,7 +17,7 @@ from tracer.checks.symbolic import (
     local_gradient_checks,
     oracle_checks,
 )
-from tracer.engine.nodes import Sigmoid
+from tracer.engine.nodes import Sigmoid, Softmax
 from tracer.errors import TracerError
 
 WITNESSES = (local_gradient_checks, oracle_checks, finite_difference_checks)
@@ -149,6 +149,36 @@ def test_a_gradient_that_goes_wrong_at_step_1_is_caught_at_step_1(monkeypatch, w
     assert failures and (failures[0].node, failures[0].step) == ("A1", 1)
     good = {c.quantity for c in witness(trace) if c.ok}
     assert "dA1" in good  # the cost's gradient, upstream of the bug, is still right
+
+
+@pytest.mark.parametrize("witness", WITNESSES)
+def test_a_wrong_jacobian_entry_is_caught_at_the_softmax(monkeypatch, witness):
+    """One entry off the diagonal of the softmax's Jacobian (∂a₂/∂z₁ of every example) a little wrong: each
+    witness alone finds it, at the softmax node A1 and step 0."""
+    original = Softmax.jacobian
+
+    def jacobian(self, Z, A, out=None):
+        out = original(self, Z, A, out=out)
+        out[1, 0, :] *= 1.01
+        return out
+    monkeypatch.setattr(Softmax, "jacobian", jacobian)
+    trace = tracer.run(tracer.load_chapter("07-softmax-three-classes"), steps=3)
+    first = next(c for c in witness(trace) if not c.ok)
+    assert (first.node, first.step) == ("A1", 0)
+    assert first.quantity == ("dA1_dZ1" if witness is local_gradient_checks else "dZ1")
+
+
+def test_softmax_and_the_cost_meeting_it_are_derived_and_checked():
+    (zs,), J, textbook = derivative_expression("softmax")
+    s = [sp.exp(z) / sum(sp.exp(x) for x in zs) for z in zs]  # typed here: the textbook's softmax
+    for k in range(3):
+        for j in range(3):
+            assert same(J[k][j], s[k] * ((1 if k == j else 0) - s[j])) and same(textbook[k][j], J[k][j])
+    assert derivation("softmax")[-1].latex.endswith(r"a_{k} \left(\delta_{kj} - a_{j}\right)")
+    (ys, zs, m), d, _ = derivative_expression("cross_entropy+softmax")
+    one = {ys[-1]: 1 - ys[0] - ys[1]}
+    assert all(same(d[j].subs(one), ((s[j] - ys[j]) / m).subs(one)) for j in range(3))
+    assert derivation_ok("cross_entropy+softmax") and derivation_ok("cross_entropy_from_logits")
 
 
 # --------------------------------------------------------------------------- SymPy stays out of `tracer run`

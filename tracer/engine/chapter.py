@@ -232,9 +232,12 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     from_logits = train.boolean("from_logits", default=False)
     layers, nodes, graph = network.graph(X.shape[0], Y.shape[0], cost, from_logits, bias, train)
     network.done()
-    if costs()[cost].distributions and not (np.all(Y >= 0) and np.allclose(Y.sum(axis=0), 1.0, rtol=0, atol=1e-12)):
-        data.fail("Y", f"for the {cost} cost, one class per column, each example's row of Y summing to 1 "
-                       "(one-hot labels such as [0, 1, 0])", "rows that do not")
+    if costs()[cost].distributions:
+        bad = [i for i in range(Y.shape[1]) if np.any(Y[:, i] < 0) or abs(Y[:, i].sum() - 1.0) > 1e-12]
+        if bad:
+            data.fail("Y", f"for the {cost} cost, one class per column, each example's row of Y summing to 1 "
+                           "(one-hot labels such as [0, 1, 0])",
+                      f"example {bad[0] + 1}'s row {_short([int(x) if x.is_integer() else x for x in Y[:, bad[0]].tolist()])}")
 
     init = top.table("init")
     scheme = init.choice("scheme", SCHEMES, default="plain")

@@ -679,8 +679,12 @@ class Softmax(ColumnActivation):
 
     def jacobian(self, Z, A, out=None):
         n = A.shape[0]
-        out = np.multiply(-A[:, None, :], A[None, :, :], out=out)
-        out[np.arange(n), np.arange(n), :] += A
+        out = np.multiply(A[:, None, :], A[None, :, :], out=out)
+        np.negative(out, out=out)
+        if out.flags.c_contiguous:
+            out.reshape(n * n, -1)[::n + 1] += A  # the diagonal J[k, k, i], as a view of rows
+        else:
+            out[np.arange(n), np.arange(n), :] += A
         return out
 
     def expression(self, z):
