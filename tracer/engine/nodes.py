@@ -392,7 +392,29 @@ class Linear(Node):
 
 
 @abstract
-class Activation(Node):
+class Unary(Node):
+    """A = f(Z) of one input, the same shape: an activation. `symbol` is the function's LaTeX name."""
+
+    kind = "activation"
+    symbol: ClassVar[str]
+
+    @property
+    def locals(self):
+        return self.inputs[:1]
+
+    def forward(self, args, params, out=None):
+        return self.apply(args[0], out=out)
+
+    def apply(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """f(Z)."""
+        raise NotImplementedError
+
+    def definition_tex(self, S):
+        return rf"{S(self.name)} = {self.symbol}\left({S(self.inputs[0])}\right)"
+
+
+@abstract
+class Activation(Unary):
     """A = f(Z) entry by entry; its local gradient ∂A/∂Z is entry by entry too.
 
     Display (each class gives all of it): `readable`, `symbol` (LaTeX, the function's name before its
@@ -400,15 +422,9 @@ class Activation(Node):
     and <Z> for the node's values), and `expression` / `local_expression`, the same as trees.
     """
 
-    kind = "activation"
     elementwise = True
-    symbol: ClassVar[str]
     gradient_tex: ClassVar[str]
     DISPLAY = Node.DISPLAY + ("symbol", "gradient_tex", "expression", "local_expression")
-
-    @property
-    def locals(self):
-        return self.inputs[:1]
 
     def local_shapes(self, shapes):
         return {self.inputs[0]: shapes[0]}
@@ -430,9 +446,6 @@ class Activation(Node):
             return []
         return [Worked(self.name, self.definition_tex(S), tree)]
 
-    def definition_tex(self, S):
-        return rf"{S(self.name)} = {self.symbol}\left({S(self.inputs[0])}\right)"
-
     def worked_backward(self, sheet):
         S, Z = sheet.symbol, self.inputs[0]
         local, dA, target = keys.local(self.name, Z), keys.grad(self.name), sheet.target(self, Z)
@@ -446,13 +459,6 @@ class Activation(Node):
         out.append(Worked(target, f"{S(target)} = {S(dA)}{times}{S(local)}",
                           op("mul", sheet.operand(dA), sheet.operand(local, exact=indicator))))
         return out
-
-    def forward(self, args, params, out=None):
-        return self.apply(args[0], out=out)
-
-    def apply(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """f(Z) entry by entry."""
-        raise NotImplementedError
 
     def local_gradient(self, Z: np.ndarray, A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
@@ -571,7 +577,7 @@ class Identity(Activation):
 
 
 @abstract
-class ColumnActivation(Node):
+class ColumnActivation(Unary):
     """A = f(Z) one example (one column) at a time, each output depending on every input of its
     column: softmax, a normalisation. Its local gradient is the Jacobian of each example, recorded
     as units × units × examples (J[k, j, i] = ∂a_k/∂z_j for example i); the backward pass applies it:
@@ -581,24 +587,12 @@ class ColumnActivation(Node):
     <j>) and `jacobian_expression(a, z, k, j)`, the tree of one entry (a and z the column's operands).
     """
 
-    kind = "activation"
-    symbol: ClassVar[str]
     jacobian_tex: ClassVar[str]
     DISPLAY = Node.DISPLAY + ("symbol", "jacobian_tex", "expression", "jacobian_expression")
-
-    @property
-    def locals(self):
-        return self.inputs[:1]
 
     def local_shapes(self, shapes):
         n, m = shapes[0]
         return {self.inputs[0]: (n, n, m)}
-
-    def forward(self, args, params, out=None):
-        return self.apply(args[0], out=out)
-
-    def apply(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError
 
     def local(self, args, value, out):
         self.jacobian(args[0], value, out=out[self.inputs[0]])
@@ -621,9 +615,6 @@ class ColumnActivation(Node):
     def column_expression(self, z: list[Any]) -> Any:
         """One example's output column as a tree of that example's inputs (a column of `entries`)."""
         raise NotImplementedError
-
-    def definition_tex(self, S):
-        return rf"{S(self.name)} = {self.symbol}\left({S(self.inputs[0])}\right)"
 
     def worked_forward(self, sheet):
         """One line per example: the column worked out from that example's inputs, stage by stage."""
@@ -1121,7 +1112,7 @@ class CrossEntropy(Cost):
 
 def activations() -> dict[str, type[Node]]:
     """Every registered activation (element-wise or column-wise), by name, including ones registered later."""
-    return {name: cls for name, cls in NODES.items() if issubclass(cls, (Activation, ColumnActivation))}
+    return {name: cls for name, cls in NODES.items() if issubclass(cls, Unary)}
 
 
 def costs() -> dict[str, type[Cost]]:
