@@ -196,8 +196,9 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
     """
     result = printed_tex(line.result)
     substituted = typeset_lines(line.expression)
+    stages = [typeset_lines(t) for t in line.stages]
     if width is None:
-        return calculation(Calculation(line.formula, substituted, result, line.quantity))
+        return calculation(Calculation(line.formula, substituted, result, line.quantity, stages))
     whole = calculation(Calculation(line.formula, substituted, result, line.quantity))
     rows = max_rows if max_rows is not None else 10 ** 6
     def fits(text: str) -> bool:
@@ -207,6 +208,9 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
         return (all(left + visible_width(r.split("&", 1)[-1]) <= width for r in block)
                 and block_rows(block) <= rows)
 
+    staged = calculation(Calculation(line.formula, substituted, result, line.quantity, stages))
+    if stages and fits(staged):  # the inner operations worked out, when the slide holds them
+        return staged
     if fits(whole):
         return whole
     last = substituted.split(BREAK)[-1]
