@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +27,10 @@ from tracer.resources import bundled_path
 SCHEMES = ("plain", "xavier", "he", "uniform")
 CARRY_MODES = ("full", "rounded")
 MAX_STEPS = 10_000_000
+#: A link a chapter may give ([article] link): http or https, a host, and only the characters a URL
+#: is written with (no space, quote, angle bracket, brace or backslash), at most 2000 of them.
+LINK = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?"
+                  r"(?:[/?#][A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*)?")
 
 
 class ChapterError(TracerError):
@@ -392,6 +397,14 @@ class Section:
         control = next((c for c in value if not c.isprintable() and c not in "\n\t"), None)
         if control is not None:
             self.fail(key, "text without control characters", f"{control!r} at character {value.index(control) + 1}")
+        return value
+
+    def link(self, key: str) -> str:
+        """A web address (LINK): only http and https, so no `javascript:` or markup reaches a document."""
+        value = self.text(key)
+        if value and (len(value) > 2000 or not LINK.fullmatch(value)):
+            self.fail(key, "a web address starting with http:// or https:// (letters, digits and - . _ ~ : / ? # "
+                           "[ ] @ ! $ & ' ( ) * + , ; = %, no spaces or < > \" { })", _describe(value))
         return value
 
     def boolean(self, key: str, default: bool) -> bool:

@@ -6,6 +6,7 @@ templates), with the score histogram as grades-scores.svg.
 
 from __future__ import annotations
 
+import base64
 import io
 from pathlib import Path
 from statistics import median
@@ -80,10 +81,14 @@ def report_context(grades: ClassGrades, sheets: Sheets) -> dict[str, Any]:
 
 def report_files(grades: ClassGrades, sheets: Sheets, folder: Path) -> dict[Path, str | bytes]:
     """grades-report.md, grades-report.html and the histogram, by path."""
-    from tracer.documents.render import environment, render
+    from tracer.documents.render import environment, render, render_html
 
     env = environment()
     ctx = report_context(grades, sheets)
-    return {folder / "grades-report.md": render(env, "grades-report.md.j2", ctx),
-            folder / "grades-report.html": render(env, "grades-report.html.j2", ctx),
-            folder / FIGURE: histogram_svg([h["count"] for h in ctx["histogram"]])}
+    svg = histogram_svg([h["count"] for h in ctx["histogram"]])
+    # The web page holds its histogram (its policy fetches nothing, not even a file beside it).
+    inline = "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+    return {folder / "grades-report.md": render(env, "grades-report.md.j2", {**ctx, "format": "md"}),
+            folder / "grades-report.html": render_html(env, "grades-report.html.j2",
+                                                              {**ctx, "format": "html", "figure": inline}),
+            folder / FIGURE: svg}

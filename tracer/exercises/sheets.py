@@ -20,6 +20,7 @@ import functools
 import io
 import json
 import random
+import shlex
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -557,7 +558,11 @@ def _chapter_argument(chapter: Chapter) -> str:
     path = Path(chapter.path) if chapter.path else None
     if path is not None and any(path.resolve() == p.resolve() for p in bundled_chapters()):
         return path.stem
-    return path.name if path is not None else chapter.name
+    name = path.name if path is not None else chapter.name
+    # The sheet prints it inside a code block: a name that could end the block is not printed.
+    if not name.isprintable() or any(c in name for c in "`\\"):
+        return "CHAPTER.toml"
+    return shlex.quote(("./" if name.startswith("-") else "") + name)
 
 
 TEMPLATES = {("sheet", "md"): "exercise-sheet.md.j2", ("sheet", "tex"): "exercise-sheet.tex.j2",
