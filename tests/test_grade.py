@@ -298,3 +298,26 @@ def test_without_answers_json_the_key_grades_the_same_and_its_absence_is_told(ke
     assert "add --key FILE" in capsys.readouterr().err and not (tmp_path / "g.csv").exists()
     assert main(args + ["--key", str(folder / "instructor.key")]) == 0
     assert "mean score 100.0%" in capsys.readouterr().out
+
+
+def test_formulas_in_ids_and_codes_reach_grades_csv_as_text(keyed_set, tmp_path):
+    """The OWASP payloads as student ids (rows graded) and as variant codes (rows not graded, with why)."""
+    from test_spreadsheet import OWASP
+
+    from tracer.spreadsheet import FORMULA_START, NUMBER
+
+    folder, _ = keyed_set
+    v = json.loads((folder / "sheets" / "answers.json").read_text())["variants"][1]
+    cells = [v["answers"][q]["expected"] for q in ASK]
+    rows = [["student", "variant", *ASK]]
+    rows += [[payload, v["code"], *cells] for payload in OWASP if payload.strip()]
+    rows += [[f"s{i}", payload, *cells] for i, payload in enumerate(OWASP)]
+    with (tmp_path / "class.csv").open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    grade_class(folder / "sheets", tmp_path / "class.csv", tmp_path / "grades.csv")
+    back = list(csv.reader((tmp_path / "grades.csv").open(newline="")))
+    assert len(back) == len(rows)
+    live = [cell for row in back for cell in row if cell.startswith(FORMULA_START) and not NUMBER.fullmatch(cell)]
+    assert live == []
+    ids = [row[1] for row in back[1:]]
+    assert ids.count("'=1+1") == 3  # "\t=1+1" and "\r=1+1", stripped as every id is, are defused too

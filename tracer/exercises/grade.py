@@ -22,6 +22,7 @@ from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.exercises.answers import AnswerError, Judgement, Report, StepChecker, parse_answer, resolve_name
 from tracer.exercises.sheets import Sheets, open_sheets
+from tracer.spreadsheet import csv_text
 
 #: Headers read as the student's id and as the variant code (compared without case).
 ID_COLUMNS = ("student", "id", "student_id", "student id", "email", "username")
@@ -230,13 +231,12 @@ def judge_row(checker: StepChecker, asked: Sequence[str], points: Sequence[float
 
 
 def grades_csv(grades: ClassGrades) -> str:
-    """One row per input row: score, each quantity's verdict and mistake, carried-forward credit, problem."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    """One row per input row: score, each quantity's verdict and mistake, carried-forward credit, problem
+    (spreadsheet-safe: a cell from the class file that a spreadsheet would run as a formula is text)."""
     head = ["line", "student", "variant", "graded", "points", "possible", "score"]
     for q in grades.asked:
         head += [f"{q} verdict", f"{q} mistake", f"{q} carried from"]
-    writer.writerow(head + ["problem"])
+    rows = [head + ["problem"]]
     for s in grades.students:
         row: list[object] = [s.line, s.student, s.code]
         if s.report is None:
@@ -248,8 +248,8 @@ def grades_csv(grades: ClassGrades) -> str:
             for q in grades.asked:
                 j = by[q]
                 row += [j.status, " | ".join(dict.fromkeys(k for k, _ in j.mistakes)), " ".join(j.carried_from)]
-        writer.writerow(row + [s.problem])
-    return buffer.getvalue()
+        rows.append(row + [s.problem])
+    return csv_text(rows)  # an id or a code from the class file never runs as a formula
 
 
 def _num(x: float) -> str:

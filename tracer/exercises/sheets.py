@@ -14,10 +14,8 @@ derive from its seed and the variant's number, so anyone can make variant K agai
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import io
 import json
 import random
 import shlex
@@ -49,6 +47,7 @@ from tracer.exercises import keys
 from tracer.exercises.mistakes import one_product_route
 from tracer.output import staged, write_atomic
 from tracer.rounding import round_half_up, to_decimal
+from tracer.spreadsheet import csv_text
 
 #: A value closer than this (in units of the last asked digit) to a rounding tie is rejected.
 TIE_MARGIN = Decimal("0.05")
@@ -643,11 +642,7 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
         listing.append({"variant": v.id, "code": v.code, "learning_rate": v.learning_rate,
                         "start": {p: a.tolist() for p, a in v.start.items()}, "X": v.X.tolist(),
                         "answers": answers})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["variant", "quantity", "entry", "expected", "exact"])
-    writer.writerows(rows)
-    files[out / "answers.csv"] = buffer.getvalue()
+    files[out / "answers.csv"] = csv_text([["variant", "quantity", "entry", "expected", "exact"], *rows])
     spec = variants[0].spec
     files[out / ANSWERS] = json.dumps(
         {"format": "tracer-answers/1", "chapter": chapter.name, "seed": seed, "step": spec.step,
