@@ -39,6 +39,7 @@ def keyed_set(tmp_path_factory):
     folder = tmp_path_factory.mktemp("class")
     key = hashlib.sha256(b"the test class").digest()  # fixed, so a failure can be replayed
     (folder / "instructor.key").write_text(f"tracer-instructor-key/1\n{key.hex()}\n")
+    (folder / "instructor.key").chmod(0o600)  # a key others can read is refused
     assert read_key(folder / "instructor.key") == key
     chapter = tracer.load_chapter(worksheet_chapter(folder))
     write_exercises(chapter, folder / "sheets", count=8, key=key, formats=())

@@ -20,7 +20,6 @@ import json
 import random
 import shlex
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -45,7 +44,8 @@ from tracer.engine.train import Traces, hand_carry, initial_parameters
 from tracer.errors import NumericalError, TracerError
 from tracer.exercises import keys
 from tracer.exercises.mistakes import one_product_route
-from tracer.output import staged, write_atomic
+from tracer.interrupts import in_threads
+from tracer.output import staged, write_atomic, write_secret
 from tracer.rounding import round_half_up, to_decimal
 from tracer.spreadsheet import csv_text
 
@@ -614,12 +614,11 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     rows, listing = [], []
     # A PDF is compiled from the .tex, which is written beside it.
     sheet_formats = [fmt for fmt in ("md", "tex") if fmt in formats or (fmt == "tex" and "pdf" in formats)]
-    # Graphviz runs in its own processes: two lay the worksheets' graphs out while the sheets are rendered.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        graphs = [sheet_graph(v) if sheet_formats else None for v in variants]
-        drawn = {(v.id, fmt): pool.submit(graph_svg if fmt == "md" else graph_tikz, graph)
-                 for v, graph in zip(variants, graphs) if graph is not None for fmt in sheet_formats}
-        pictures = {k: future.result() for k, future in drawn.items()}
+    # Graphviz runs in its own processes: two lay the worksheets' graphs out at a time.
+    graphs = [sheet_graph(v) if sheet_formats else None for v in variants]
+    wanted = [(v.id, fmt, graph) for v, graph in zip(variants, graphs) if graph is not None for fmt in sheet_formats]
+    drawn = in_threads(lambda job: (graph_svg if job[1] == "md" else graph_tikz)(job[2]), wanted)
+    pictures = {(vid, fmt): picture for (vid, fmt, _), picture in zip(wanted, drawn)}
     for v in variants:
         tag = f"{v.id:0{width}d}"
         for fmt in sheet_formats:
@@ -648,9 +647,9 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
         {"format": "tracer-answers/1", "chapter": chapter.name, "seed": seed, "step": spec.step,
          "decimals": spec.decimals, "asked": list(spec.ask), "points": list(spec.points),
          "variants": listing}, indent=1) + "\n"
-    secret = {"codes": [v.code for v in variants], "key": keys.fingerprint(key)} if key is not None else {}
+    keyed = {"codes": [v.code for v in variants], "key": keys.fingerprint(key)} if key is not None else {}
     files[out / MANIFEST] = json.dumps(
-        {"format": FORMAT, "chapter": chapter.name, "seed": seed, "variants": count, **secret, "step": spec.step,
+        {"format": FORMAT, "chapter": chapter.name, "seed": seed, "variants": count, **keyed, "step": spec.step,
          "asked": list(spec.ask), "points": list(spec.points), "decimals": spec.decimals,
          "chapter_file": CHAPTER_COPY,
          "check": f"tracer check SHEETS --variant {'CODE' if key is not None else 'ID'} \"QUANTITY = VALUE\" …",
@@ -660,15 +659,25 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
         files[out / "quiz-moodle.xml"] = moodle_xml(chapter, variants)
     if "qti" in formats:
         files[out / "quiz-qti.zip"] = qti_zip(chapter, variants)
-    with staged():  # with the PDFs, all or nothing
-        written = [write_atomic(path, data) for path, data in files.items()]
+    with staged() as staging:  # the folder staged whole beside it, with the PDFs: all or nothing
+        staging.folder(out)
+        # Each answer key, the answers and the quiz banks open a variant's answers: mode 600.
+        written = [(write_secret if is_secret(path) else write_atomic)(path, data) for path, data in files.items()]
         if "pdf" in formats:
             from tracer.documents.build import compile_pdf
 
             sources = [path for path in written if path.suffix == ".tex"]
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                written += [pdf for pdf in pool.map(compile_pdf, sources) if pdf is not None]
+            written += [pdf for pdf in in_threads(compile_pdf, sources) if pdf is not None]
     return written
+
+
+#: What a sheets folder holds that opens a variant's answers (written mode 600, never handed out).
+SECRETS = ("answer-key-*", ANSWERS, "answers.csv", "quiz-*")
+
+
+def is_secret(path: str | Path) -> bool:
+    """Whether a file of a sheets folder is one of SECRETS."""
+    return any(Path(path).match(pattern) for pattern in SECRETS)
 
 
 def _chapter_text(chapter: Chapter) -> bytes:
