@@ -310,3 +310,71 @@ def test_a_full_disk_at_any_write_exits_2_in_one_line_and_changes_nothing(comman
     after = {k: v for k, v in listing(folder).items() if k not in kept}
     assert after == before
     assert not (folder / "new.key").exists()
+
+
+# --------------------------------------------------------------------------- a sheets folder's files, read back
+
+
+@pytest.fixture(scope="module")
+def sheets_folder(tmp_path_factory) -> Path:
+    """A public set of two variants, as `tracer exercises` writes it."""
+    folder = tmp_path_factory.mktemp("sheets-corpus")
+    (folder / "case.toml").write_text(GOOD + '[exercise]\nask = ["dW1"]\n')
+    os.chdir(folder)
+    try:
+        assert main(["exercises", "case.toml", "--seed", "1", "--variants", "2", "-o", "sheets"]) == 0
+    finally:
+        os.chdir(Path(__file__).parent)
+    return folder / "sheets"
+
+
+def _edit(key_path: list, value_text: str):
+    """A tamper that writes `value_text` (raw JSON) at `key_path` of answers.json's first variant."""
+    def tamper(sheets: Path) -> None:
+        listing = json.loads((sheets / "answers.json").read_text())
+        marker = "__TRACER_TAMPER__"
+        target = listing["variants"][0]
+        for key in key_path[:-1]:
+            target = target[key]
+        target[key_path[-1]] = marker
+        (sheets / "answers.json").write_text(json.dumps(listing).replace(f'"{marker}"', value_text))
+    return tamper
+
+
+def _replace(name: str, data: bytes):
+    return lambda sheets: (sheets / name).write_bytes(data)
+
+
+READ_BACK = {
+    "answers-W1-of-400-digits": (_edit(["start", "W1"], "[[" + "9" * 400 + ", 1]]"), "answers.json",
+                                 "an integer of 400 digits"),
+    "answers-learning-rate-of-400-digits": (_edit(["learning_rate"], "-" + "9" * 400), "answers.json", "400 digits"),
+    "answers-X-of-400-digits": (_edit(["X"], "[[" + "9" * 400 + "]]"), "answers.json", "400 digits"),
+    "answers-nested-100000-deep": (_replace("answers.json", b"[" * 100_000), "answers.json", "nested too deeply"),
+    "answers-NaN": (_edit(["learning_rate"], "NaN"), "answers.json", "NaN, which is not a number"),
+    "answers-1e999": (_edit(["learning_rate"], "1e999"), "answers.json", "finite numbers"),
+    "answers-not-utf8": (_replace("answers.json", b"\xff\xfe{}"), "answers.json", "cannot be read"),
+    "answers-300-MB": (lambda sheets: os.truncate(sheets / "answers.json", 300 * 2**20), "answers.json", "MiB"),
+    "manifest-nested-100000-deep": (_replace("exercises.json", b"[" * 100_000), "exercises.json", "nested too deeply"),
+    "manifest-variants-of-400-digits": (lambda sheets: (sheets / "exercises.json").write_text(
+        (sheets / "exercises.json").read_text().replace('"variants": 2', '"variants": ' + "9" * 400)),
+        "exercises.json", "400 digits"),
+}
+
+
+@pytest.mark.parametrize("command", ["grade", "check --reveal"])
+@pytest.mark.parametrize("case", READ_BACK)
+def test_a_changed_sheets_file_is_one_line_naming_it(case, command, sheets_folder, tmp_path, monkeypatch, capsys):
+    tamper, name, says = READ_BACK[case]
+    sheets = tmp_path / "sheets"
+    shutil.copytree(sheets_folder, sheets)
+    tamper(sheets)
+    (tmp_path / "class.csv").write_text('student,variant,dW1\namy,1,"[0.1, 0.2]"\n')
+    argv = (["grade", "sheets", "--answers", "class.csv", "-o", "grades.csv"] if command == "grade" else
+            ["check", "sheets", "--variant", "1", "--reveal"])
+    status, out, err, caught = run_in(tmp_path, argv, monkeypatch, capsys)
+    assert status == 2, err + out
+    assert err.startswith(f"tracer: sheets/{name}") or err.startswith(f"tracer: {tmp_path / 'sheets' / name}") or \
+        f"sheets/{name}" in err, err
+    assert says in err and err.count("\n") == 1 and "Traceback" not in err and not caught, err
+    assert not (tmp_path / "grades.csv").exists()

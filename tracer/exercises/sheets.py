@@ -298,14 +298,45 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+#: What a sheets folder's JSON files may hold: a few megabytes, small integers (counts, seeds below 2⁶³).
+JSON_LIMITS = {"bytes": 256 * 2**20, "digits": 20}
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of a sheets folder (exercises.json, answers.json); a file that was changed, damaged or
+    crafted is one clear message naming it (too big, too deep, an integer of 400 digits, NaN), never a
+    traceback."""
+    def integer(text: str) -> int:
+        if len(text.lstrip("-")) > JSON_LIMITS["digits"]:
+            raise ValueError(f"an integer of {len(text.lstrip('-'))} digits (at most {JSON_LIMITS['digits']})")
+        return int(text)
+
+    def constant(name: str) -> float:
+        raise ValueError(f"{name}, which is not a number")
+
+    try:
+        size = path.stat().st_size
+        if size > JSON_LIMITS["bytes"]:
+            raise ValueError(f"{size} bytes; a sheets folder's JSON is at most {JSON_LIMITS['bytes'] // 2**20} MiB")
+        return json.loads(path.read_text(encoding="utf-8"), parse_int=integer, parse_constant=constant)
+    except OSError as exc:
+        raise TracerError(f"{path}: cannot be read ({(exc.strerror or str(exc)).lower()})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "lists or objects nested too deeply" if isinstance(exc, RecursionError) else _short_text(str(exc))
+        raise TracerError(f"{path}: cannot be read ({reason}); was it changed after `tracer exercises` wrote it? "
+                          "write the set again") from None
+
+
+def _short_text(text: str) -> str:
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def open_sheets(folder: str | Path) -> Sheets:
     """The set in a folder written by `tracer exercises`; a changed or broken manifest is told, not traced back."""
     folder = Path(folder)
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise TracerError(f"{folder}: not an exercises folder written by `tracer exercises` "
-                          f"(cannot read {MANIFEST}: {exc})") from None
+    if not (folder / MANIFEST).is_file():
+        raise TracerError(f"{folder}: not an exercises folder written by `tracer exercises` (it has no {MANIFEST})")
+    manifest = read_json(folder / MANIFEST)
     if not isinstance(manifest, dict):
         _manifest_fail(folder, "the whole file", "a JSON object", manifest)
     if manifest.get("format") != FORMAT:
@@ -339,10 +370,7 @@ def _listed_variant(sheets: Sheets, path: Path, code: str) -> Variant:
     def fail(key: str, expected: str, got: Any) -> None:
         _changed(path, key, expected, got)
 
-    try:
-        listing = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise TracerError(f"{path}: cannot be read ({exc})") from None
+    listing = read_json(path)
     entries = listing.get("variants") if isinstance(listing, dict) else None
     if not isinstance(entries, list):
         fail("variants", "a list of variants", entries)
@@ -358,12 +386,12 @@ def _listed_variant(sheets: Sheets, path: Path, code: str) -> Variant:
     for p, like in params.items():
         try:
             params[p] = np.array(start[p], dtype=float).reshape(like.shape)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             fail(f"{where}.start.{p}", f"numbers in the shape {like.shape}", start[p])
     try:
         X = np.array(entry.get("X"), dtype=float).reshape(chapter.X.shape)
         rate = float(entry.get("learning_rate"))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         fail(f"{where}.X / learning_rate", f"an input of shape {chapter.X.shape} and a learning rate",
              [entry.get("X"), entry.get("learning_rate")])
     if not (np.all(np.isfinite(X)) and all(np.all(np.isfinite(v)) for v in params.values())
