@@ -532,6 +532,7 @@ def _grade(args: argparse.Namespace) -> int:
     from tracer.exercises.keys import read_key
 
     result = grade_class(args.sheets, args.answers, args.output, key=read_key(args.key) if args.key else None)
+    announce(result.source)  # how the file was read: its encoding, delimiter and shape
     for problem in result.problems:
         announce(f"tracer grade: {problem}", error=True)
     for path in result.written:

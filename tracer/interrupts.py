@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -70,6 +71,9 @@ def handled(restore: bool = True) -> Iterator[None]:
     """Within the block, SIGINT, SIGTERM and SIGHUP raise Interrupted (once). `restore=False`: the signals
     are ignored after it, for the rest of the process (the `tracer` command's own exit, whose outcome
     is decided; Python's finalisation would otherwise let a late signal kill the process)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread can take signals
+        yield
+        return
     previous = {s: signal.signal(s, _handler) for s in SIGNALS}
     _state.mode, _state.pending, _state.raised = "raise", None, False
     try:
