@@ -269,3 +269,25 @@ def test_a_fifo_or_a_device_is_refused_without_waiting_on_it(kind, sheets, tmp_p
         pytest.fail("tracer grade waited on the FIFO")
     err = capsys.readouterr().err
     assert result["status"] == 2 and f"a {kind}; expected a CSV file" in err and err.count("\n") == 1
+
+
+def test_a_long_cell_is_echoed_in_about_80_characters(sheets, tmp_path, capsys):
+    folder, variants = sheets
+    text = plain(variants, [["amy", "Z" * 90_000, '"[0.1, 0.2]"', "0.1"]])
+    status, out, err, rows = grade(tmp_path, folder, text.encode(), capsys)
+    assert status == 3 and max(map(len, err.splitlines())) < 300 and "(90,000 characters)" in err, err
+
+
+def test_out_of_memory_while_grading_advises_for_grading_not_for_training(sheets, tmp_path, capsys, monkeypatch):
+    import tracer.exercises.grade
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(tracer.exercises.grade, "grade_class", out_of_memory)
+    folder, _ = sheets
+    (tmp_path / "class.csv").write_text("student,variant,dW1,db1\n")
+    assert main(["grade", str(folder), "--answers", str(tmp_path / "class.csv")]) == 1
+    err = capsys.readouterr().err
+    assert err == "tracer: out of memory; no output was changed (a class file this large does not fit: grade it " \
+                  "in parts)\n"

@@ -61,7 +61,8 @@ def corpus_cases() -> list[Case]:
 def generated_cases() -> list[Case]:
     deep = 'title = "x"\nX = ' + "[" * 100_000 + "]" * 100_000 + "\n"
     return [
-        Case("toml-nested-100000-deep", "run {chapter}", (2,), ["case.toml", "nested too deeply"], files={"case.toml": deep}),
+        Case("toml-nested-100000-deep", "run {chapter}", (2,), ["case.toml: line 2, key X:", "nested too deeply"],
+             files={"case.toml": deep}),
         Case("toml-integer-of-5000-digits", "run {chapter}", (2,), ["case.toml", "4300 digits"],
              files={"case.toml": GOOD.replace("steps = 3", "steps = " + "9" * 5000)}),
         Case("chapter-not-utf8", "run {chapter}", (2,), ["case.toml", "cannot be read"],
@@ -80,7 +81,37 @@ def generated_cases() -> list[Case]:
         Case("build-pdf-without-pdflatex", "build {chapter} -o out --format md,pdf", (2,),
              ["pdflatex is not on the PATH", "texlive-latex-base", "texlive-latex-recommended", "texlive-pictures",
               "nothing was written"], files={"case.toml": GOOD, "bin/.keep": ""}),
-    ] + template_cases() + trace_cases()
+    ] + template_cases() + trace_cases() + long_value_cases()
+
+
+#: A value of a megabyte where a name or a short value belongs: a message echoes about 80 characters of it.
+MEGA = "k" * 2**20
+
+
+def long_value_cases() -> list[Case]:
+    def chapter(extra: str, replace: tuple[str, str] = ("", "")) -> dict[str, str]:
+        return {"case.toml": GOOD.replace(*replace) + extra}
+
+    ex = '[exercise]\nask = ["dW1"]\n'
+    return [
+        Case("key-of-a-megabyte", "run {chapter}", (2,), ["case.toml", "unknown key 'kkkk", "(1,048,576 characters)"],
+             files=chapter(f"{MEGA} = 1\n")),
+        Case("train-key-of-a-megabyte", "run {chapter}", (2,), ["case.toml: [train] kkkk", "1,048,576 characters"],
+             files=chapter("", ("steps = 3", f"steps = 3\n{MEGA} = 1"))),
+        Case("cost-of-a-megabyte", "run {chapter}", (2,), ["case.toml: [train] cost", "(1,048,576 characters)"],
+             files=chapter("", ("steps = 3", f'steps = 3\ncost = "{MEGA}"'))),
+        Case("answer-name-of-a-megabyte", f"check {{chapter}} --step 0 {MEGA}=1", (2,), ["longer than 10000 characters"],
+             files=chapter(ex)),
+        Case("answer-value-of-a-megabyte", f"check {{chapter}} --step 0 dW1={MEGA}", (2,), ["answer 'dW1="],
+             files=chapter(ex)),
+        Case("variant-of-a-megabyte", f"check {{chapter}} --seed 1 --variant {MEGA} dW1=0", (2,),
+             ["variant code 'kkk", "(1,048,576 characters)"],
+             files=chapter(ex)),
+        Case("format-of-a-megabyte", f"build {{chapter}} -o out --format {MEGA}", (2,), ["--format", "characters)"],
+             files=chapter("")),
+        Case("exercise-ask-unknown", "check {chapter} dW1=[0,0]", (2,), ["case.toml: [exercise] ask", "'dW9'"],
+             files=chapter('[exercise]\nask = ["dW9"]\nstep = 1\n')),
+    ]
 
 
 def template_cases() -> list[Case]:
@@ -198,6 +229,7 @@ def test_every_case_exits_as_documented_with_one_clear_line(case, tmp_path, monk
     assert status in case.exit, err
     assert "Traceback" not in err and "Warning" not in err and not caught, err + str([str(w.message) for w in caught])
     assert "\x1b" not in err and "\x07" not in err
+    assert max(map(len, err.splitlines() or [""])) < 1000, f"a line of {max(map(len, err.splitlines()))} characters"
     for fragment in case.says:
         assert fragment in err, err
     for fragment in case.says_out:
@@ -378,3 +410,19 @@ def test_a_changed_sheets_file_is_one_line_naming_it(case, command, sheets_folde
         f"sheets/{name}" in err, err
     assert says in err and err.count("\n") == 1 and "Traceback" not in err and not caught, err
     assert not (tmp_path / "grades.csv").exists()
+
+
+@pytest.mark.parametrize("log_line", ["fwrite() failed", "! I can't write on file `document.pdf'."])
+def test_a_pdflatex_that_cannot_write_says_so(log_line, tmp_path, monkeypatch, capsys):
+    """A full disk while pdflatex writes: its log says fwrite() failed (TeX Live) or I can't write on file."""
+    folder = scratch(tmp_path, {"case.toml": GOOD})
+    fake = folder / "bin" / "pdflatex"
+    fake.parent.mkdir(exist_ok=True)
+    (folder / "bin" / "log").write_text(f"This is pdfTeX\n{log_line}\n")
+    fake.write_text("#!/bin/sh\nfor a; do case $a in -output-directory=*) out=${a#*=};; esac; name=$a; done\n"
+                    f"cp '{folder / 'bin' / 'log'}' \"$out/$(basename \"$name\" .tex).log\"\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    status, _, err, _ = run_in(folder, "build case.toml -o out --format md,tex,pdf".split(), monkeypatch, capsys)
+    assert status == 2 and f"pdflatex could not write its output ({log_line.lstrip('! ')}" in err, err
+    assert "the disk is full" in err and err.count("\n") == 1

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from conftest import needs
 
+from test_markdown_in_browsers import CHROMEDRIVER, CHROMIUM, browser  # noqa: F401 (the Chromium fixture)
 from tracer.cli import main
 from tracer.documents.build import build
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHAPTERS = Path(__file__).resolve().parents[1] / "chapters"
 
 
@@ -138,22 +138,6 @@ def built(tmp_path_factory) -> Path:
     return folder / "out"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1000,1400", "--allow-file-access-from-files"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
 def verdict(driver, page: Path) -> dict:
     driver.get(page.as_uri())
     return driver.execute_script(VERDICT_JS)
@@ -254,3 +238,31 @@ def test_no_payload_runs_in_the_markdown_rendered_by_markdown_it_with_html_on(bu
         page.write_text("<!doctype html><meta charset='utf-8'><title>x</title>"
                         + parser.render((built / "hostile.md").read_text(encoding="utf-8")), encoding="utf-8")
         assert verdict(browser, page) == CLEAN, name
+
+
+@in_chromium
+def test_no_payload_from_a_class_file_runs_in_the_grades_report(browser, tmp_path):
+    """Payloads as student ids, codes and answers: the report escapes them, and its policy runs no script."""
+    from tracer.exercises.grade import grade_class
+    from tracer.exercises.sheets import write_exercises
+    import tracer
+
+    write_exercises(tracer.load_chapter("02-or-batch"), tmp_path / "sheets", count=2, seed=3, formats=())
+    rows = [["student", "variant", "dW1", "db1"]]
+    rows += [[payload(100 * i), str(1 + i % 2), payload(100 * i + 50), "0.1"] for i in range(1, 4)]
+    rows += [[f"s{i}", payload(1000 + 100 * i), "[0, 0]", "0"] for i in range(3)]
+    import csv
+
+    with (tmp_path / "class.csv").open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    grade_class(tmp_path / "sheets", tmp_path / "class.csv", tmp_path / "out" / "grades.csv")
+    page = tmp_path / "out" / "grades-report.html"
+    html = page.read_text(encoding="utf-8")
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', html)[1]
+    assert "unsafe-inline" not in re.search(r"script-src ([^;]*)", policy)[1]
+    assert verdict(browser, page) == CLEAN
+    copy = tmp_path / "copy.html"
+    copy.write_text(html.replace("</body>", "<script>window.__pwned = 99</script></body>"), encoding="utf-8")
+    browser.get(copy.as_uri())
+    assert browser.execute_script("return window.__pwned === undefined")
+    assert browser.execute_script("return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")

@@ -26,7 +26,7 @@ from tracer.engine.graph import ACTIVATIONS, cost_named
 from tracer.engine.optimizers import OPTIMIZERS
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
-from tracer import interrupts
+from tracer import interrupts, progress
 from tracer.errors import TracerError
 from tracer.interrupts import Interrupted
 from tracer.output import announce, staged
@@ -263,18 +263,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A library's warning is not one of ours: matplotlib's "could not save font cache" on a full disk
     # would be a second line after the one that says what failed.
     logging.getLogger("matplotlib").setLevel(logging.ERROR)
-    with interrupts.handled(restore=argv is not None):
-        parser = build_parser()
-        argv = sys.argv[1:] if argv is None else list(argv)
-        if not argv:  # `tracer` alone: what it can do, and where to start
-            print(parser.format_help().rstrip() + f"\n\nStart with:  {FIRST}\n"
-                  "Each command's options:  tracer COMMAND --help")
-            return 0
-        try:
-            args = parser.parse_args(argv)
-        except Interrupted as exc:
-            return _interrupted(exc, None)
-        return _outcome(args)
+    progress.enable(sys.stderr.isatty())  # a long run says how far it is, on a terminal only
+    try:
+        with interrupts.handled(restore=argv is not None):
+            parser = build_parser()
+            argv = sys.argv[1:] if argv is None else list(argv)
+            if not argv:  # `tracer` alone: what it can do, and where to start
+                print(parser.format_help().rstrip() + f"\n\nStart with:  {FIRST}\n"
+                      "Each command's options:  tracer COMMAND --help")
+                return 0
+            try:
+                args = parser.parse_args(argv)
+            except Interrupted as exc:
+                return _interrupted(exc, None)
+            return _outcome(args)
+    finally:
+        progress.enable(False)
 
 
 #: What to try when a command runs out of memory.

@@ -36,8 +36,8 @@ from tracer.documents.render import (
 from tracer.engine.chapter import Chapter, load_chapter
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
-from tracer import interrupts
-from tracer.errors import TracerError
+from tracer import interrupts, progress
+from tracer.errors import TracerError, quoted
 from tracer.output import location, staged, write_atomic
 
 FORMATS = ("md", "tex", "pdf", "json", "slides", "ipynb", "html")
@@ -61,7 +61,7 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
     formats = list(dict.fromkeys(formats))
     for fmt in formats:
         if fmt not in FORMATS:
-            raise TracerError(f"--format: expected some of {', '.join(FORMATS)}, got {fmt!r}")
+            raise TracerError(f"--format: expected some of {', '.join(FORMATS)}, got {quoted(fmt)}")
     if not formats:
         raise TracerError(f"--format: expected some of {', '.join(FORMATS)}, got nothing")
     out_dir = Path(out_dir)
@@ -97,7 +97,7 @@ def _build_all(jobs: list["_Job"], env: jinja2.Environment, progress: Callable[[
             from tracer.documents.figures import preload_plotting
 
             preload_plotting()
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=interrupts.worker_start,
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
                                                        initargs=(os.getpid(),))
         try:
             longest_first = sorted(jobs, key=lambda job: -job.chapter.steps)
@@ -121,6 +121,13 @@ def _build_all(jobs: list["_Job"], env: jinja2.Environment, progress: Callable[[
             progress(f"[{i}/{len(jobs)}] {job.chapter.name}")
         written += _build_one(job, env)
     return written
+
+
+def _worker_start(parent: int) -> None:
+    """A worker leaves the signals to the command (tracer.interrupts) and its progress line too: the
+    command says which chapter is done."""
+    interrupts.worker_start(parent)
+    progress.enable(False)
 
 
 @dataclass(frozen=True)

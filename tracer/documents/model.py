@@ -33,7 +33,7 @@ from tracer.engine.graph import ACTIVATIONS, COSTS, Layer, fill
 from tracer.engine.optimizers import DEFAULTS, HYPER_SYMBOL, OPTIMIZERS
 from tracer.engine.trace import AFTER, Trace
 from tracer.engine.train import Traces, build_network
-from tracer.errors import TracerError
+from tracer.errors import TracerError, quoted
 from tracer.rounding import format_number, shown, shown_array
 
 FORMAT = "tracer-document/1"
@@ -672,7 +672,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
         for q in spec.exercise_quantities:
             if q not in v:
                 raise TracerError(f"{chapter.path or chapter.name}: [exercise] ask: expected names "
-                                  f"the trace records ({', '.join(sorted(v))}), got {q!r}")
+                                  f"the trace records ({', '.join(sorted(v))}), got {quoted(q)}")
         exercise = {"step": spec.exercise_step, "prompt": spec.exercise_prompt,
                     "answers": [{"quantity": q, "value": printed(v[q], q, builder.decimals(q))}
                                 for q in spec.exercise_quantities]}

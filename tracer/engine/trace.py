@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tracer.engine.graph import Network
-from tracer.errors import TracerError
+from tracer.errors import TracerError, quoted
 from tracer.output import atomic_file
 
 FORMAT = "tracer-trace/1"
@@ -107,7 +107,7 @@ class Trace:
     def value(self, quantity: str, step: int) -> Any:
         values = self.at(step)
         if quantity not in values:
-            raise TracerError(f"{quantity!r} is not a recorded quantity; known: {', '.join(sorted(values))}")
+            raise TracerError(f"{quoted(quantity)} is not a recorded quantity; known: {', '.join(sorted(values))}")
         return values[quantity]
 
     def history(self, quantity: str) -> np.ndarray:

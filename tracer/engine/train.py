@@ -16,7 +16,9 @@ from tracer.engine.chapter import Chapter
 from tracer.engine.graph import Carry, Network
 from tracer.engine.optimizers import OPTIMIZERS
 from tracer.engine.trace import AFTER, Trace
+from tracer import progress
 from tracer.errors import NumericalError, TracerError
+from tracer.progress import step_seconds
 from tracer.rounding import round_shown
 
 
@@ -142,7 +144,8 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     full_batch = m == chapter.m and not chapter.shuffle
     current = 0
     with np.errstate(all="ignore"):  # failures are found and named below, not warned about
-        for k, idx in enumerate(batches(chapter, steps)):
+        estimate = steps * step_seconds(chapter.n_inputs, [l.units for l in chapter.layers], m)
+        for k, idx in enumerate(progress.steps(batches(chapter, steps), steps, chapter.name, estimate)):
             s = slot[k]
             params, new = sides[current], sides[1 - current]
             if s < 0:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from tracer.errors import TracerError
+from tracer.errors import TracerError, quoted
 
 #: Headers read as the student's id and as the variant code (compared without case).
 ID_COLUMNS = ("student", "id", "student_id", "student id", "email", "username")
@@ -341,7 +341,7 @@ def _moodle(header: list[str], lower: list[str], rows: list[Row], notes: list[st
         new = Row(row.line, [student], row.last, row.problem, row.swallowed)
         finished = cell("state").strip().lower() in ("finished", "")
         if not new.problem and not finished:
-            new.problem = f"the attempt is {row.cells[state].strip()!r}, not finished; row not graded"
+            new.problem = f"the attempt is {quoted(row.cells[state].strip())}, not finished; row not graded"
         if not new.problem and len(row.cells) != len(header):
             new.problem = f"expected {len(header)} cells as in the header, got {len(row.cells)}; row not graded"
         answers.append(mine)

@@ -210,7 +210,7 @@ def judge_row(checker: StepChecker, asked: Sequence[str], points: Sequence[float
         try:
             a = parse_answer(typed)
             if resolve_name(a.name, [q], checker.trace.n_layers) != q:
-                raise AnswerError(f"answer {typed!r} is in the column of {q}")
+                raise AnswerError(f"answer {quoted(typed)} is in the column of {q}")
             answers[q] = a
         except (AnswerError, TracerError) as exc:
             unreadable[q] = Judgement(q, text, "unreadable", message=str(exc))

@@ -17,7 +17,7 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
-from tracer.errors import TracerError
+from tracer.errors import TracerError, quoted
 
 #: Letters and digits that cannot be misread for one another (no 0/O, 1/I/L, 5/S, 2/Z, 8/B).
 ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
@@ -98,7 +98,7 @@ def normal_code(text: str) -> str:
     """A code as typed ('k7qf ') in its printed form, or a message saying what a code looks like."""
     code = str(text).strip().upper()
     if len(code) != CODE_LENGTH or any(c not in ALPHABET for c in code):
-        raise TracerError(f"variant code {str(text)!r}: expected the {CODE_LENGTH}-character code printed on the "
+        raise TracerError(f"variant code {quoted(str(text))}: expected the {CODE_LENGTH}-character code printed on the "
                           f"sheet, from the letters and digits {ALPHABET}")
     return code
 

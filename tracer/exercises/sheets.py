@@ -41,7 +41,7 @@ from tracer.engine.chapter import (
 from tracer.engine.graph import ACTIVATIONS, COSTS
 from tracer.engine.trace import AFTER, Trace
 from tracer.engine.train import Traces, hand_carry, initial_parameters
-from tracer.errors import NumericalError, TracerError
+from tracer.errors import NumericalError, TracerError, quoted
 from tracer.exercises import keys
 from tracer.exercises.mistakes import one_product_route
 from tracer.interrupts import in_threads
@@ -167,9 +167,9 @@ def make_variants(chapter: Chapter, count: int, seed: int | None = None, upto: i
     spec = exercise_spec(chapter)
     _check_asked(chapter, spec)
     if not isinstance(count, int) or count < 1 or count > 10_000:
-        raise TracerError(f"--variants: expected a number of variants from 1 to 10000, got {count!r}")
+        raise TracerError(f"--variants: expected a number of variants from 1 to 10000, got {quoted(count)}")
     if key is None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
-        raise TracerError(f"--seed: expected a whole number from 0, got {seed!r}")
+        raise TracerError(f"--seed: expected a whole number from 0, got {quoted(seed)}")
     variants: list[Variant] = []
     seen: set[tuple[str, ...]] = set()
     if key is not None:
@@ -231,7 +231,7 @@ def _check_asked(chapter: Chapter, spec: ExerciseSpec) -> None:
 def variant(chapter: Chapter, seed: int, variant_id: int) -> Variant:
     """Variant `variant_id` of the set `seed` (as `tracer exercises` wrote it)."""
     if not isinstance(variant_id, int) or variant_id < 1:
-        raise TracerError(f"--variant: expected a variant number from 1, got {variant_id!r}")
+        raise TracerError(f"--variant: expected a variant number from 1, got {quoted(variant_id)}")
     return make_variants(chapter, variant_id, seed, upto=variant_id)[-1]
 
 
@@ -280,7 +280,7 @@ class Sheets:
         code = text if not self.keyed else keys.normal_code(text)
         if code not in self.codes:
             what = f"variants 1 to {self.count}" if not self.keyed else f"{self.count} variant codes"
-            raise TracerError(f"--variant {text}: the set in {self.folder} has {what}; {code} is not one of them")
+            raise TracerError(f"--variant {quoted(text)}: the set in {self.folder} has {what}; it is not one of them")
         return code
 
 
@@ -605,7 +605,7 @@ def check_formats(formats: Sequence[str]) -> Sequence[str]:
     """The formats, if `tracer exercises` can write each of them."""
     for fmt in formats:
         if fmt not in FORMATS:
-            raise TracerError(f"--format: expected a list from {', '.join(FORMATS)}, got {fmt!r}")
+            raise TracerError(f"--format: expected a list from {', '.join(FORMATS)}, got {quoted(fmt)}")
     if "pdf" in formats and not shutil.which("pdflatex"):
         from tracer.documents.build import PDF_MISSING
 
