@@ -332,7 +332,8 @@ def test_a_full_disk_at_any_write_exits_2_in_one_line_and_changes_nothing(comman
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run([sys.executable, "-m", "tracer.cli", *FULL_DISK[command].split()], cwd=folder, env=env,
                           capture_output=True, text=True, preexec_fn=limited, timeout=300)
-    if done.returncode == 0:  # everything it writes fits under the limit
+    if done.returncode == 0:  # everything it writes fits under the limit (never under a limit of 0)
+        assert limit > 0, done.stderr
         return
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("tracer: ") and done.stderr.count("\n") == 1, done.stderr
