@@ -240,3 +240,29 @@ def test_stopped_at_random_moments_each_output_folder_is_as_before_or_complete(r
                 assert listing(target) == complete and staging_folders(folder) == [], where
         shutil.rmtree(folder)
     print(f"\nkill test: {runs} runs, folders found {seen}")
+
+
+def test_an_interruption_lost_where_python_cannot_raise_is_raised_again(monkeypatch):
+    """The handler may raise inside a weak reference's callback (an import's lock), where Python reports the
+    exception and drops it: the signal is sent again, and the command stops where it can."""
+    import weakref
+
+    from tracer import interrupts
+
+    monkeypatch.setattr(interrupts, "end_processes", lambda pids: None)  # this process's children are pytest's
+
+    class Thing:
+        pass
+
+    def lost(_):
+        interrupts._state.raised = True  # as the handler does before it raises
+        raise interrupts.Interrupted(signal.SIGTERM)
+
+    with pytest.raises(interrupts.Interrupted) as caught:
+        with interrupts.handled():
+            thing = Thing()
+            ref = weakref.ref(thing, lost)  # noqa: F841
+            del thing  # the callback raises; Python reports it as unraisable and goes on
+            for _ in range(500):
+                time.sleep(0.01)
+    assert caught.value.signum == signal.SIGTERM

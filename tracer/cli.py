@@ -266,15 +266,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress.enable(sys.stderr.isatty())  # a long run says how far it is, on a terminal only
     try:
         with interrupts.handled(restore=argv is not None):
-            parser = build_parser()
-            argv = sys.argv[1:] if argv is None else list(argv)
-            if not argv:  # `tracer` alone: what it can do, and where to start
-                print(parser.format_help().rstrip() + f"\n\nStart with:  {FIRST}\n"
-                      "Each command's options:  tracer COMMAND --help")
-                return 0
             try:
+                parser = build_parser()
+                argv = sys.argv[1:] if argv is None else list(argv)
+                if not argv:  # `tracer` alone: what it can do, and where to start
+                    print(parser.format_help().rstrip() + f"\n\nStart with:  {FIRST}\n"
+                          "Each command's options:  tracer COMMAND --help")
+                    return 0
                 args = parser.parse_args(argv)
-            except Interrupted as exc:
+            except (Interrupted, KeyboardInterrupt) as exc:  # before the command started: nothing to undo
                 return _interrupted(exc, None)
             return _outcome(args)
     finally:

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -75,10 +76,13 @@ def handled(restore: bool = True) -> Iterator[None]:
         yield
         return
     previous = {s: signal.signal(s, _handler) for s in SIGNALS}
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _unraisable(previous_hook)
     _state.mode, _state.pending, _state.raised = "raise", None, False
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         if restore:
             _state.mode = "off"
             for s, handler in previous.items():
@@ -87,6 +91,25 @@ def handled(restore: bool = True) -> Iterator[None]:
             _state.mode = "settled"
             for s in SIGNALS:
                 signal.signal(s, signal.SIG_IGN)
+
+
+def _unraisable(previous: Callable[[Any], None]) -> Callable[[Any], None]:
+    """An Interrupted raised where Python cannot raise (a weak reference's callback inside an import, a
+    __del__) is lost there: send the signal again, so that it is raised where the command can stop."""
+    def hook(info: Any) -> None:
+        if isinstance(info.exc_value, Interrupted):
+            # Sent a moment later from another thread: sent from here, it would be raised in this hook and lost
+            # again (if it lands in such a place again, this repeats).
+            _state.raised = False
+            threading.Thread(target=_send_later, args=(info.exc_value.signum,), daemon=True).start()
+            return
+        previous(info)
+    return hook
+
+
+def _send_later(signum: int) -> None:
+    time.sleep(0.05)
+    os.kill(os.getpid(), signum)
 
 
 @contextlib.contextmanager

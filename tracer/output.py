@@ -189,7 +189,8 @@ class Staging:
         for folder in (where, root) if whole and root.exists() else (where,):
             self._recover(folder)
         try:
-            container = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=where))  # mode 700
+            # Named for this run (its pid and start), so a run killed before its journal exists is known too.
+            container = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{_run_id()}-", dir=where))  # mode 700
             _write_journal(container, {"state": "staging"})
             (container / "new").mkdir(mode=0o700)
         except OSError as exc:
@@ -274,13 +275,14 @@ class Staging:
         for entry in entries:
             container = Path(entry.path)
             journal = _read_journal(container)
-            if journal is None:
+            owner = journal or _named_owner(entry.name)
+            if owner is None:  # not named by a run (an older tracer's): stale once it is a minute old
                 try:
                     if time.time() - entry.stat().st_mtime < STALE_AFTER:
-                        continue  # being made just now by another run
+                        continue
                 except OSError:
                     continue
-            elif _alive(journal):
+            elif _alive(owner):
                 continue  # another run is writing here
             said = _recover_run(container, journal or {})
             if os.path.lexists(container):
@@ -483,6 +485,19 @@ def _read_journal(container: Path) -> dict | None:
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return None
     return journal if isinstance(journal, dict) and journal.get("format") == "tracer-staging/1" else None
+
+
+def _run_id() -> str:
+    """This run as its staging folders are named: its pid and, where known, when it started."""
+    return f"{os.getpid()}-{_start_time(os.getpid()) or 0}"
+
+
+def _named_owner(name: str) -> dict | None:
+    """The run a staging folder's name says made it ({"pid", "started"}), if it says."""
+    parts = name[len(STAGING_PREFIX):].split("-")
+    if len(parts) >= 3 and parts[0].isdigit() and parts[1].isdigit():
+        return {"pid": int(parts[0]), "started": int(parts[1]) or None}
+    return None
 
 
 def _start_time(pid: int) -> int | None:
