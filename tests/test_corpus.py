@@ -15,10 +15,9 @@ import hashlib
 import io
 import json
 import os
-import signal
+import shutil
 import subprocess
 import sys
-import time
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -62,7 +61,8 @@ def corpus_cases() -> list[Case]:
 def generated_cases() -> list[Case]:
     deep = 'title = "x"\nX = ' + "[" * 100_000 + "]" * 100_000 + "\n"
     return [
-        Case("toml-nested-100000-deep", "run {chapter}", (2,), ["case.toml", "nested too deeply"], files={"case.toml": deep}),
+        Case("toml-nested-100000-deep", "run {chapter}", (2,), ["case.toml: line 2, key X:", "nested too deeply"],
+             files={"case.toml": deep}),
         Case("toml-integer-of-5000-digits", "run {chapter}", (2,), ["case.toml", "4300 digits"],
              files={"case.toml": GOOD.replace("steps = 3", "steps = " + "9" * 5000)}),
         Case("chapter-not-utf8", "run {chapter}", (2,), ["case.toml", "cannot be read"],
@@ -81,7 +81,37 @@ def generated_cases() -> list[Case]:
         Case("build-pdf-without-pdflatex", "build {chapter} -o out --format md,pdf", (2,),
              ["pdflatex is not on the PATH", "texlive-latex-base", "texlive-latex-recommended", "texlive-pictures",
               "nothing was written"], files={"case.toml": GOOD, "bin/.keep": ""}),
-    ] + template_cases() + trace_cases()
+    ] + template_cases() + trace_cases() + long_value_cases()
+
+
+#: A value of a megabyte where a name or a short value belongs: a message echoes about 80 characters of it.
+MEGA = "k" * 2**20
+
+
+def long_value_cases() -> list[Case]:
+    def chapter(extra: str, replace: tuple[str, str] = ("", "")) -> dict[str, str]:
+        return {"case.toml": GOOD.replace(*replace) + extra}
+
+    ex = '[exercise]\nask = ["dW1"]\n'
+    return [
+        Case("key-of-a-megabyte", "run {chapter}", (2,), ["case.toml", "unknown key 'kkkk", "(1,048,576 characters)"],
+             files=chapter(f"{MEGA} = 1\n")),
+        Case("train-key-of-a-megabyte", "run {chapter}", (2,), ["case.toml: [train] kkkk", "1,048,576 characters"],
+             files=chapter("", ("steps = 3", f"steps = 3\n{MEGA} = 1"))),
+        Case("cost-of-a-megabyte", "run {chapter}", (2,), ["case.toml: [train] cost", "(1,048,576 characters)"],
+             files=chapter("", ("steps = 3", f'steps = 3\ncost = "{MEGA}"'))),
+        Case("answer-name-of-a-megabyte", f"check {{chapter}} --step 0 {MEGA}=1", (2,), ["longer than 10000 characters"],
+             files=chapter(ex)),
+        Case("answer-value-of-a-megabyte", f"check {{chapter}} --step 0 dW1={MEGA}", (2,), ["answer 'dW1="],
+             files=chapter(ex)),
+        Case("variant-of-a-megabyte", f"check {{chapter}} --seed 1 --variant {MEGA} dW1=0", (2,),
+             ["variant code 'kkk", "(1,048,576 characters)"],
+             files=chapter(ex)),
+        Case("format-of-a-megabyte", f"build {{chapter}} -o out --format {MEGA}", (2,), ["--format", "characters)"],
+             files=chapter("")),
+        Case("exercise-ask-unknown", "check {chapter} dW1=[0,0]", (2,), ["case.toml: [exercise] ask", "'dW9'"],
+             files=chapter('[exercise]\nask = ["dW9"]\nstep = 1\n')),
+    ]
 
 
 def template_cases() -> list[Case]:
@@ -201,6 +231,7 @@ def test_every_case_exits_as_documented_with_one_clear_line(case, tmp_path, monk
     assert status in case.exit, err
     assert "Traceback" not in err and "Warning" not in err and not caught, err + str([str(w.message) for w in caught])
     assert "\x1b" not in err and "\x07" not in err
+    assert max(map(len, err.splitlines() or [""])) < 1000, f"a line of {max(map(len, err.splitlines()))} characters"
     for fragment in case.says:
         assert fragment in err, err
     for fragment in case.says_out:
@@ -273,21 +304,128 @@ def test_a_successful_build_replaces_only_its_own_files(tmp_path, monkeypatch, c
     assert out.split() == ["out/case.md"]
 
 
-def test_ctrl_c_during_a_build_leaves_the_folder_and_prints_one_line(tmp_path):
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "keep.md").write_text("before\n")
-    before = listing(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    command = [sys.executable, "-m", "tracer.cli", "build", "-o", "out", "--format", "md,tex"]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
-    # Wait until the build is under way (its staging folder exists), then Ctrl-C the whole group.
-    deadline = time.monotonic() + 30
-    while not list((tmp_path / "out").glob(tracer.output.STAGING_PREFIX + "*")) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)
-    os.killpg(process.pid, signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
-    assert err == "tracer: interrupted; no output was changed\n", err
-    assert listing(tmp_path) == before
+#: Commands run with the size of any file they write limited (RLIMIT_FSIZE: every write past the limit
+#: fails, as on a full disk), at limits that stop them at different writes.
+FULL_DISK = {
+    "exercises --new-key": "exercises case.toml --new-key new.key --variants 3 -o out/sheets --format md,tex",
+    "build": "build case.toml -o out/docs --format md,tex,json,html" + (",pdf" if shutil.which("pdflatex") else ""),
+    "run --save": "run case.toml --save out/t.npz",
+    "grade": "grade out/sheets --answers class.csv -o out/grades.csv",
+}
+
+
+@pytest.mark.skipif(not hasattr(os, "setrlimit") and sys.platform != "linux", reason="needs RLIMIT_FSIZE")
+@pytest.mark.parametrize("limit", [0, 300, 5000, 60000])
+@pytest.mark.parametrize("command", FULL_DISK)
+def test_a_full_disk_at_any_write_exits_2_in_one_line_and_changes_nothing(command, limit, tmp_path):
+    import resource
+
+    folder = scratch(tmp_path, {"case.toml": GOOD + '[exercise]\nask = ["dW1"]\n'})
+    if command == "grade":
+        subprocess.run([sys.executable, "-m", "tracer.cli", "exercises", "case.toml", "--seed", "1", "--variants", "2",
+                        "-o", "out/sheets"], cwd=folder, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+                       check=True, capture_output=True)
+        (folder / "class.csv").write_text("student,variant,dW1\namy,1,\"[0.1, 0.2]\"\n")
+    before = listing(folder)
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-m", "tracer.cli", *FULL_DISK[command].split()], cwd=folder, env=env,
+                          capture_output=True, text=True, preexec_fn=limited, timeout=300)
+    if done.returncode == 0:  # everything it writes fits under the limit (never under a limit of 0)
+        assert limit > 0, done.stderr
+        return
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("tracer: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr and ("file too large" in done.stderr.lower()), done.stderr
+    # Nothing half-written; a failed compile's log, which the message names, may be kept (as far as it fits).
+    kept = ("out/docs", "out/docs/case.log") if "log: out/docs/case.log" in done.stderr else ()
+    after = {k: v for k, v in listing(folder).items() if k not in kept}
+    assert after == before
+    assert not (folder / "new.key").exists()
+
+
+# --------------------------------------------------------------------------- a sheets folder's files, read back
+
+
+@pytest.fixture(scope="module")
+def sheets_folder(tmp_path_factory) -> Path:
+    """A public set of two variants, as `tracer exercises` writes it."""
+    folder = tmp_path_factory.mktemp("sheets-corpus")
+    (folder / "case.toml").write_text(GOOD + '[exercise]\nask = ["dW1"]\n')
+    os.chdir(folder)
+    try:
+        assert main(["exercises", "case.toml", "--seed", "1", "--variants", "2", "-o", "sheets"]) == 0
+    finally:
+        os.chdir(Path(__file__).parent)
+    return folder / "sheets"
+
+
+def _edit(key_path: list, value_text: str):
+    """A tamper that writes `value_text` (raw JSON) at `key_path` of answers.json's first variant."""
+    def tamper(sheets: Path) -> None:
+        listing = json.loads((sheets / "secret" / "answers.json").read_text())
+        marker = "__TRACER_TAMPER__"
+        target = listing["variants"][0]
+        for key in key_path[:-1]:
+            target = target[key]
+        target[key_path[-1]] = marker
+        (sheets / "secret" / "answers.json").write_text(json.dumps(listing).replace(f'"{marker}"', value_text))
+    return tamper
+
+
+def _replace(name: str, data: bytes):
+    return lambda sheets: (sheets / name).write_bytes(data)
+
+
+READ_BACK = {
+    "answers-W1-of-400-digits": (_edit(["start", "W1"], "[[" + "9" * 400 + ", 1]]"), "secret/answers.json",
+                                 "an integer of 400 digits"),
+    "answers-learning-rate-of-400-digits": (_edit(["learning_rate"], "-" + "9" * 400), "secret/answers.json", "400 digits"),
+    "answers-X-of-400-digits": (_edit(["X"], "[[" + "9" * 400 + "]]"), "secret/answers.json", "400 digits"),
+    "answers-nested-100000-deep": (_replace("secret/answers.json", b"[" * 100_000), "secret/answers.json", "nested too deeply"),
+    "answers-NaN": (_edit(["learning_rate"], "NaN"), "secret/answers.json", "NaN, which is not a number"),
+    "answers-1e999": (_edit(["learning_rate"], "1e999"), "secret/answers.json", "finite numbers"),
+    "answers-not-utf8": (_replace("secret/answers.json", b"\xff\xfe{}"), "secret/answers.json", "cannot be read"),
+    "answers-300-MB": (lambda sheets: os.truncate(sheets / "secret" / "answers.json", 300 * 2**20), "secret/answers.json", "MiB"),
+    "manifest-nested-100000-deep": (_replace("exercises.json", b"[" * 100_000), "exercises.json", "nested too deeply"),
+    "manifest-variants-of-400-digits": (lambda sheets: (sheets / "exercises.json").write_text(
+        (sheets / "exercises.json").read_text().replace('"variants": 2', '"variants": ' + "9" * 400)),
+        "exercises.json", "400 digits"),
+}
+
+
+@pytest.mark.parametrize("command", ["grade", "check --reveal"])
+@pytest.mark.parametrize("case", READ_BACK)
+def test_a_changed_sheets_file_is_one_line_naming_it(case, command, sheets_folder, tmp_path, monkeypatch, capsys):
+    tamper, name, says = READ_BACK[case]
+    sheets = tmp_path / "sheets"
+    shutil.copytree(sheets_folder, sheets)
+    tamper(sheets)
+    (tmp_path / "class.csv").write_text('student,variant,dW1\namy,1,"[0.1, 0.2]"\n')
+    argv = (["grade", "sheets", "--answers", "class.csv", "-o", "grades.csv"] if command == "grade" else
+            ["check", "sheets", "--variant", "1", "--reveal"])
+    status, out, err, caught = run_in(tmp_path, argv, monkeypatch, capsys)
+    assert status == 2, err + out
+    assert err.startswith(f"tracer: sheets/{name}") or err.startswith(f"tracer: {tmp_path / 'sheets' / name}") or \
+        f"sheets/{name}" in err, err
+    assert says in err and err.count("\n") == 1 and "Traceback" not in err and not caught, err
+    assert not (tmp_path / "grades.csv").exists()
+
+
+@pytest.mark.parametrize("log_line", ["fwrite() failed", "! I can't write on file `document.pdf'."])
+def test_a_pdflatex_that_cannot_write_says_so(log_line, tmp_path, monkeypatch, capsys):
+    """A full disk while pdflatex writes: its log says fwrite() failed (TeX Live) or I can't write on file."""
+    folder = scratch(tmp_path, {"case.toml": GOOD})
+    fake = folder / "bin" / "pdflatex"
+    fake.parent.mkdir(exist_ok=True)
+    (folder / "bin" / "log").write_text(f"This is pdfTeX\n{log_line}\n")
+    fake.write_text("#!/bin/sh\nfor a; do case $a in -output-directory=*) out=${a#*=};; esac; name=$a; done\n"
+                    f"cp '{folder / 'bin' / 'log'}' \"$out/$(basename \"$name\" .tex).log\"\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    status, _, err, _ = run_in(folder, "build case.toml -o out --format md,tex,pdf".split(), monkeypatch, capsys)
+    assert status == 2 and f"pdflatex could not write its output ({log_line.lstrip('! ')}" in err, err
+    assert "the disk is full" in err and err.count("\n") == 1

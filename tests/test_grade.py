@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import json
@@ -38,6 +39,7 @@ def keyed_set(tmp_path_factory):
     folder = tmp_path_factory.mktemp("class")
     key = hashlib.sha256(b"the test class").digest()  # fixed, so a failure can be replayed
     (folder / "instructor.key").write_text(f"tracer-instructor-key/1\n{key.hex()}\n")
+    (folder / "instructor.key").chmod(0o600)  # a key others can read is refused
     assert read_key(folder / "instructor.key") == key
     chapter = tracer.load_chapter(worksheet_chapter(folder))
     write_exercises(chapter, folder / "sheets", count=8, key=key, formats=())
@@ -246,7 +248,9 @@ def test_a_class_of_200_gets_every_planted_verdict_and_the_report_counts_the_mis
     histogram = [int(line.rsplit("|", 2)[1]) for line in report.splitlines() if line.startswith("| ") and " % |" in line]
     assert sum(histogram) == 200 - BROKEN_ROWS
     html = (tmp_path / "out" / "grades-report.html").read_text()
-    assert "<img src=\"grades-scores.svg\"" in html and (tmp_path / "out" / "grades-scores.svg").read_bytes().startswith(b"<?xml")
+    svg = (tmp_path / "out" / "grades-scores.svg").read_bytes()
+    # The page holds the same histogram: its policy lets it fetch nothing, not even the file beside it.
+    assert svg.startswith(b"<?xml") and f'<img src="data:image/svg+xml;base64,{base64.b64encode(svg).decode()}"' in html
     assert len(result.problems) == BROKEN_ROWS and all(p.startswith("line ") for p in result.problems)
 
 
@@ -331,5 +335,28 @@ def test_the_report_is_named_after_the_grades_file_so_two_classes_keep_theirs(ke
     for name in ("section1", "section2"):
         for suffix in ("-report.md", "-report.html", "-scores.svg"):
             assert (tmp_path / f"{name}{suffix}").exists() and str(tmp_path / f"{name}{suffix}") in out
-        assert f'<img src="{name}-scores.svg"' in (tmp_path / f"{name}-report.html").read_text()
+        assert '<img src="data:image/svg+xml;base64,' in (tmp_path / f"{name}-report.html").read_text()  # inside
     assert not (tmp_path / "grades-report.md").exists()
+
+
+def test_formulas_in_ids_and_codes_reach_grades_csv_as_text(keyed_set, tmp_path):
+    """The OWASP payloads as student ids (rows graded) and as variant codes (rows not graded, with why)."""
+    from test_spreadsheet import OWASP
+
+    from tracer.spreadsheet import FORMULA_START, NUMBER
+
+    folder, _ = keyed_set
+    v = json.loads((folder / "sheets" / "secret" / "answers.json").read_text())["variants"][1]
+    cells = [v["answers"][q]["expected"] for q in ASK]
+    rows = [["student", "variant", *ASK]]
+    rows += [[payload, v["code"], *cells] for payload in OWASP if payload.strip()]
+    rows += [[f"s{i}", payload, *cells] for i, payload in enumerate(OWASP)]
+    with (tmp_path / "class.csv").open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    grade_class(folder / "sheets", tmp_path / "class.csv", tmp_path / "grades.csv")
+    back = list(csv.reader((tmp_path / "grades.csv").open(newline="")))
+    assert len(back) == len(rows)
+    live = [cell for row in back for cell in row if cell.startswith(FORMULA_START) and not NUMBER.fullmatch(cell)]
+    assert live == []
+    ids = [row[1] for row in back[1:]]
+    assert ids.count("'=1+1") == 3  # "\t=1+1" and "\r=1+1", stripped as every id is, are defused too

@@ -25,14 +25,16 @@ def secret(tmp_path_factory):
 
 
 def test_a_new_key_is_random_private_and_never_overwritten(tmp_path):
-    a, b = keys.new_key(tmp_path / "a.key"), keys.new_key(tmp_path / "b.key")
+    a, b = tmp_path / "a.key", tmp_path / "b.key"
+    secret_a, secret_b = keys.new_key(a), keys.new_key(b)
     assert stat.S_IMODE(a.stat().st_mode) == 0o600
-    assert keys.read_key(a) != keys.read_key(b) and len(keys.read_key(a)) == 32
+    assert keys.read_key(a) == secret_a != keys.read_key(b) == secret_b and len(secret_a) == 32
     before = a.read_bytes()
     with pytest.raises(TracerError, match="never overwritten"):
         keys.new_key(a)
     assert a.read_bytes() == before
     (tmp_path / "bad.key").write_text("hello\n")
+    (tmp_path / "bad.key").chmod(0o600)
     with pytest.raises(TracerError, match="expected an instructor key"):
         keys.read_key(tmp_path / "bad.key")
 
@@ -131,3 +133,42 @@ def test_a_public_practice_sheet_says_so_and_how_to_check_it(tmp_path):
     sheet = (tmp_path / "handouts" / "exercise-02.md").read_text()
     assert "Public practice sheet: set 31, variant 2 of 2" in sheet
     assert "tracer check 02-or-batch --seed 31 --variant 2" in sheet
+
+
+# --------------------------------------------------------------------------- keys kept secret (issue 22)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o666, 0o640, 0o604, 0o620])
+def test_a_key_others_can_read_or_change_is_refused_with_the_chmod_to_run(secret, tmp_path, capsys, mode):
+    key = tmp_path / "k.key"
+    shutil.copy(secret / "k.key", key)
+    key.chmod(mode)
+    assert main(["check", "02-or-batch", "--key", str(key), "--variant", "AAAA", "dW1 = [0, 0]"]) == 2
+    err = capsys.readouterr().err
+    assert f"--key {key}: readable or writable by others than its owner (mode {mode:o})" in err
+    assert f"chmod 600 {key}" in err and err.count("\n") == 1
+
+
+def test_every_secret_of_a_set_is_written_600_and_the_handouts_as_the_umask_says(secret):
+    from tracer.exercises.sheets import is_secret
+
+    sheets = secret / "sheets"
+    modes = {str(p.relative_to(sheets)): stat.S_IMODE(p.stat().st_mode) for p in sheets.rglob("*") if p.is_file()}
+    secrets = {name for name in modes if is_secret(name)}
+    assert {"secret/answers.json", "secret/answers.csv", "secret/answer-key-01.md", "secret/answer-key-01.tex"} <= secrets
+    assert all(modes[name] == 0o600 for name in secrets), modes
+    assert all(modes[name] != 0o600 for name in modes if name not in secrets), modes
+    assert stat.S_IMODE((secret / "k.key").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("why, argv", [
+    ("the output cannot be written", ["exercises", "02-or-batch", "--new-key", "new.key", "-o", "/proc/x"]),
+    ("the chapter is not there", ["exercises", "nowhere.toml", "--new-key", "new.key"]),
+    ("a format is wrong", ["exercises", "02-or-batch", "--new-key", "new.key", "--format", "docx"]),
+    ("the count is wrong", ["exercises", "02-or-batch", "--new-key", "new.key", "--variants", "0"])])
+def test_a_new_key_is_written_only_when_the_whole_set_is(tmp_path, monkeypatch, capsys, why, argv):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2, why
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "wrote a new instructor key" not in err
+    assert list(tmp_path.iterdir()) == [], why  # no key, no sheets, no staging folder

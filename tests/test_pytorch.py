@@ -59,7 +59,6 @@ def test_softmax_and_cross_entropy_reproduce_pytorch(depth, seed, from_logits):
     rng = np.random.default_rng(100 * depth + seed)
     layers, X, Y, labels, params = random_network(rng, depth)
     trace = tracer.run(chapter(layers, X, Y, params, "cross_entropy", from_logits))
-    m = X.shape[1]
     weights = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
     target = torch.tensor(labels)
     for step in range(4):

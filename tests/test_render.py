@@ -246,7 +246,8 @@ def test_user_text_with_latex_specials_is_escaped_and_still_compiles(tmp_path):
     assert f"{{\\LARGE {escaped}\\par}}" in tex  # the title block (a line that wraps, not \\title)
     assert escaped + r" ($\hat{y}$, $\alpha$, x\textsubscript{1}\textperiodcentered{}x\textsubscript{2})" in tex
     md = text_of(out, "test-chapter", "md")
-    assert md.startswith(r"# Costs \& gains: 100% of x\_1 \#1 {a} \~b\^c \\d \$5 \<i\>\|" + "\n")
+    # & < > as entities: not every Markdown reader honours a backslash before < (Python-Markdown does not)
+    assert md.startswith(r"# Costs &amp; gains: 100% of x\_1 \#1 {a} \~b\^c \\d \$5 &lt;i&gt;\|" + "\n")
     assert not any("$5" in f["tex"] for f in maths_fragments(md))  # the $ is not taken for maths
     if "pdf" in formats:
         assert (out / "test-chapter.pdf") in written

@@ -230,7 +230,7 @@ def test_a_variants_own_key_is_judged_right_and_the_variant_is_made_again_alike(
 
 
 @pytest.mark.parametrize("change, says", [
-    (lambda m: "not json {", "cannot read exercises.json"),
+    (lambda m: "not json {", "exercises.json: cannot be read"),
     (lambda m: json.dumps([m]), "the whole file: expected a JSON object"),
     (lambda m: json.dumps({k: v for k, v in m.items() if k != "chapter"}), "chapter: expected the chapter's name"),
     (lambda m: json.dumps({**m, "variants": "six"}), "variants: expected a number of variants"),

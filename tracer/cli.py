@@ -2,7 +2,7 @@
 
 Exit status: 0 success, 1 a numerical failure (NaN or overflow), 2 bad input, 3 what was checked
 did not pass (verify: the project's numbers disagree; check and grade: an answer wrong or missing),
-130 interrupted (nothing written).
+128 + the signal's number when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP (129): nothing written.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import logging
 import os
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -24,8 +26,10 @@ from tracer.engine import keys
 from tracer.engine.optimizers import OPTIMIZERS
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
+from tracer import interrupts, progress
 from tracer.errors import TracerError
-from tracer.output import staged
+from tracer.interrupts import Interrupted
+from tracer.output import announce, staged
 from tracer.rounding import format_array
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -77,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="A CHAPTER is a path to a .toml file or the name of a bundled chapter "
                f"({', '.join(p.stem for p in bundled_chapters())}). "
                "Exit status: 0 success, 1 numerical failure, 2 bad input, 3 what was checked did not pass "
-               "(verify, check, grade), 130 interrupted (nothing written).")
+               "(verify, check, grade), 130/143/129 interrupted by Ctrl-C, SIGTERM or SIGHUP (nothing written).")
     parser.add_argument("--version", action="version", version=f"tracer {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -252,29 +256,66 @@ def _document_options(p: argparse.ArgumentParser, folder: str, what: str, format
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv:  # `tracer` alone: what it can do, and where to start
-        print(parser.format_help().rstrip() + f"\n\nStart with:  {FIRST}\n"
-              "Each command's options:  tracer COMMAND --help")
-        return 0
-    args = parser.parse_args(argv)
+    """Run `tracer` with `argv` (default: the command line) and return its exit status.
+
+    Ctrl-C, SIGTERM and SIGHUP stop a command as a failure does (tracer.interrupts): its workers are
+    ended, no output is changed, one line is printed, and the status is 128 + the signal's number.
+    Called with `argv`, as the tests do, the signal handlers are put back on return; as the command
+    itself, they stay settled until the process exits, so a late Ctrl-C cannot print a traceback.
+    """
+    # A library's warning is not one of ours: matplotlib's "could not save font cache" on a full disk
+    # would be a second line after the one that says what failed.
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)
+    progress.enable(sys.stderr.isatty())  # a long run says how far it is, on a terminal only
     try:
-        with staged():  # outputs move into place only when the whole command succeeds
+        with interrupts.handled(restore=argv is not None):
+            try:
+                parser = build_parser()
+                argv = sys.argv[1:] if argv is None else list(argv)
+                if not argv:  # `tracer` alone: what it can do, and where to start
+                    print(parser.format_help().rstrip() + f"\n\nStart with:  {FIRST}\n"
+                          "Each command's options:  tracer COMMAND --help")
+                    return 0
+                args = parser.parse_args(argv)
+            except (Interrupted, KeyboardInterrupt) as exc:  # before the command started: nothing to undo
+                return _interrupted(exc, None)
+            return _outcome(args)
+    finally:
+        progress.enable(False)
+
+
+#: What to try when a command runs out of memory.
+MEMORY_ADVICE = {"grade": "a class file this large does not fit: grade it in parts",
+                 "exercises": "ask for fewer --variants at a time",
+                 "check": "record fewer steps: [record] every or steps"}
+
+
+def _outcome(args: argparse.Namespace) -> int:
+    """The command's exit status; every failure (and an interruption) as one line on stderr."""
+    staging = None
+    try:
+        with staged() as staging:  # outputs move into place only when the whole command succeeds
             return COMMANDS[args.command](args)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        return _interrupted(exc, staging)
     except TracerError as exc:
         print(f"tracer: {exc}", file=sys.stderr)
         return exc.exit_status
-    except KeyboardInterrupt:
-        print("tracer: interrupted; no output was changed", file=sys.stderr)
-        return 130
     except MemoryError:
-        print("tracer: out of memory; no output was changed (record fewer steps: [record] every or steps)",
-              file=sys.stderr)
+        advice = MEMORY_ADVICE.get(args.command, "record fewer steps: [record] every or steps, or a smaller network")
+        print(f"tracer: out of memory; no output was changed ({advice})", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `tracer run | head`: the reader has seen enough
         sys.stdout = open(os.devnull, "w")
         return 0
+
+
+def _interrupted(exc: BaseException, staging: Any) -> int:
+    stop = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+    done = staging is not None and staging.committed
+    print(f"tracer: interrupted ({stop.name}); "
+          + ("every output had already been put in place" if done else "no output was changed"), file=sys.stderr)
+    return stop.exit_status
 
 
 def _chapters(names: list[str]) -> list[Chapter]:
@@ -440,7 +481,7 @@ def _build(args: argparse.Namespace) -> int:
     progress = (lambda message: print(f"tracer build {message}", file=sys.stderr)) if tty else None
     for path in build(chapters, args.output, formats, user_templates=args.templates, progress=progress,
                       pdf_optional=args.format is None):
-        print(path)
+        announce(str(path))  # once every file is in place
     return 0
 
 # --------------------------------------------------------------------------- check, exercises (issue 5)
@@ -504,13 +545,14 @@ def _exercises(args: argparse.Namespace) -> int:
     chapter = load_chapter(args.chapter)
     key = None
     if args.new_key:
-        key = read_key(new_key(args.new_key))
-        print(f"wrote a new instructor key to {args.new_key} (mode 600): keep it, and keep it from students")
+        # Staged with the sheets: the key file appears only if the whole set is written.
+        key = new_key(args.new_key)
+        announce(f"wrote a new instructor key to {args.new_key} (mode 600): keep it, and keep it from students")
     elif args.key:
         key = read_key(args.key)
     paths = write_exercises(chapter, args.output, args.variants, args.seed, formats, args.templates, key=key)
     kind = f"public practice set, seed {args.seed}" if key is None else "secret set: each sheet shows only its code"
-    print(f"wrote {args.variants} variants ({kind}) to {args.output}: {len(paths)} files")
+    announce(f"wrote {args.variants} variants ({kind}) to {args.output}: {len(paths)} files")
     return 0
 
 
@@ -520,11 +562,12 @@ def _grade(args: argparse.Namespace) -> int:
     from tracer.exercises.keys import read_key
 
     result = grade_class(args.sheets, args.answers, args.output, key=read_key(args.key) if args.key else None)
+    announce(result.source)  # how the file was read: its encoding, delimiter and shape
     for problem in result.problems:
-        print(f"tracer grade: {problem}", file=sys.stderr)
+        announce(f"tracer grade: {problem}", error=True)
     for path in result.written:
-        print(path)
-    print(f"graded {result.graded} of {result.rows} rows; mean score {result.mean:.1%}")
+        announce(str(path))
+    announce(f"graded {result.graded} of {result.rows} rows; mean score {result.mean:.1%}")
     return 3 if result.problems else 0
 
 # --------------------------------------------------------------------------- figure (issue 6)
@@ -537,7 +580,7 @@ def _figure(args: argparse.Namespace) -> int:
     chapter = load_chapter(args.chapter)
     path = write_figure(chapter, Traces(chapter, carry=args.carry).main, args.kind, args.output, step=args.step,
                         view=args.view, shaded=args.shaded, local=args.local, scale=args.scale)
-    print(path)
+    announce(str(path))
     return 0
 
 

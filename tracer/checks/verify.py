@@ -281,7 +281,7 @@ def _article(chapter: Chapter) -> tuple[Section, list[Any], list[Any]]:
     figures, formulas = _table_list(article, "figures"), _table_list(article, "formulas")
     article.text("note")
     for key in CITATION:
-        article.text(key)
+        article.link(key) if key == "link" else article.text(key)
     article.done()
     return article, figures, formulas
 

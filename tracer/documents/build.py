@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,8 @@ from tracer.documents.render import (
 from tracer.engine.chapter import Chapter, load_chapter
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
-from tracer.errors import TracerError
+from tracer import interrupts, progress
+from tracer.errors import TracerError, quoted
 from tracer.output import location, staged, write_atomic
 
 FORMATS = ("md", "tex", "pdf", "json", "slides", "ipynb", "html")
@@ -59,7 +61,7 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
     formats = list(dict.fromkeys(formats))
     for fmt in formats:
         if fmt not in FORMATS:
-            raise TracerError(f"--format: expected some of {', '.join(FORMATS)}, got {fmt!r}")
+            raise TracerError(f"--format: expected some of {', '.join(FORMATS)}, got {quoted(fmt)}")
     if not formats:
         raise TracerError(f"--format: expected some of {', '.join(FORMATS)}, got nothing")
     out_dir = Path(out_dir)
@@ -79,8 +81,7 @@ def build(chapters: Sequence[Chapter | str | Path], out_dir: Path, formats: Iter
                               "the documents have the other figures")
     jobs = [_Job(chapter, out_dir, formats, texts, user_templates, pdf_ok, figures) for chapter in loaded]
     with staged() as staging:
-        if jobs:  # before the workers fork, so they stage into it too
-            staging.reserve(out_dir / f"{jobs[0].chapter.name}.{formats[0]}")
+        staging.folder(out_dir)  # staged whole beside it; before the workers fork, so they stage into it too
         return _build_all(jobs, env, progress)
 
 
@@ -96,23 +97,21 @@ def _build_all(jobs: list["_Job"], env: jinja2.Environment, progress: Callable[[
             from tracer.documents.figures import preload_plotting
 
             preload_plotting()
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
+                                                       initargs=(os.getpid(),))
         try:
             longest_first = sorted(jobs, key=lambda job: -job.chapter.steps)
-            # The workers fork on the first submit: with Ctrl-C blocked until then, none can be
-            # interrupted before it ignores Ctrl-C; a Ctrl-C meanwhile reaches this process after.
-            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            try:
+            # The workers fork on the first submit: with the signals blocked until then, none can be
+            # stopped before it ignores them; a signal meanwhile reaches this process after.
+            with interrupts.blocked():
                 futures = {id(job): pool.submit(_build_one, job) for job in longest_first}
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             for i, job in enumerate(jobs, start=1):
                 written += futures[id(job)].result()
                 if progress:
                     progress(f"[{i}/{len(jobs)}] {job.chapter.name}")
         except BaseException:
-            for process in list((getattr(pool, "_processes", None) or {}).values()):
-                process.terminate()
+            # A chapter failed, or the command was stopped: the other workers and their programs end now.
+            interrupts.end_processes(p.pid for p in list((getattr(pool, "_processes", None) or {}).values()) if p.pid)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown()
@@ -124,9 +123,11 @@ def _build_all(jobs: list["_Job"], env: jinja2.Environment, progress: Callable[[
     return written
 
 
-def _ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C pending since the fork is dropped here
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+def _worker_start(parent: int) -> None:
+    """A worker leaves the signals to the command (tracer.interrupts) and its progress line too: the
+    command says which chapter is done."""
+    interrupts.worker_start(parent)
+    progress.enable(False)
 
 
 @dataclass(frozen=True)
@@ -221,29 +222,42 @@ def compile_pdf(tex: Path, note: Callable[[str], None] | None = None, log: Path 
     if not _pdflatex_available(note):
         return None
     source = location(tex)  # the staged copy during a command, with its figures beside it
-    # During a command the aux files go inside its staging folder, which a Ctrl-C removes.
-    with tempfile.TemporaryDirectory(prefix="tracer-pdf-", dir=source.parent if source != tex else None) as tmp:
-        copy = Path(tmp, "document.tex")
-        copy.write_bytes(source.read_bytes())
-        ok, log_text = _latex("pdflatex", copy, source.parent)
-        unset = _unset_characters(log_text)
-        engine, tried = "pdflatex", []
-        if not ok and unset:
-            for other in UNICODE_ENGINES:
-                if shutil.which(other):
-                    ok, other_log = _latex(other, copy, source.parent)
-                    if "not loadable" in other_log:  # installed without its fonts (lualatex without luaotfload)
-                        continue
-                    tried.append(other)
-                    ok = ok and not _missing_glyphs(other_log)
-                    if ok:
-                        break
-                    engine, log_text = other, other_log
-        if ok:
-            if log is not None:
-                write_atomic(log, log_text)
-            return write_atomic(tex.with_suffix(".pdf"), copy.with_suffix(".pdf").read_bytes())
+    try:
+        mode = stat.S_IMODE(source.stat().st_mode)  # an answer key's PDF is as private as its .tex
+        # During a command the aux files go inside its staging folder, which a Ctrl-C removes.
+        with tempfile.TemporaryDirectory(prefix="tracer-pdf-", dir=source.parent if source != tex else None) as tmp:
+            return _compile(tex, source, Path(tmp), mode, log)
+    except OSError as exc:  # the disk filled up, or the folder went away
+        raise TracerError(f"{tex}: cannot be compiled ({exc.strerror or exc}); nothing was written") from None
+
+
+def _compile(tex: Path, source: Path, tmp: Path, mode: int, log: Path | None) -> Path:
+    """compile_pdf's work in the temporary folder `tmp`."""
+    copy = Path(tmp, "document.tex")
+    copy.write_bytes(source.read_bytes())
+    ok, log_text = _latex("pdflatex", copy, source.parent)
+    unset = _unset_characters(log_text)
+    engine, tried = "pdflatex", []
+    if not ok and unset:
+        for other in UNICODE_ENGINES:
+            if shutil.which(other):
+                ok, other_log = _latex(other, copy, source.parent)
+                if "not loadable" in other_log:  # installed without its fonts (lualatex without luaotfload)
+                    continue
+                tried.append(other)
+                ok = ok and not _missing_glyphs(other_log)
+                if ok:
+                    break
+                engine, log_text = other, other_log
+    if ok:
+        if log is not None:
+            write_atomic(log, log_text)
+        return write_atomic(tex.with_suffix(".pdf"), copy.with_suffix(".pdf").read_bytes(), mode=mode)
+    full = _full_disk(log_text)
     log = _keep(log or tex.with_suffix(".log"), log_text)
+    if full:
+        raise TemplateError(f"{tex}: {engine} could not write its output ({full}: the disk is full, or the file "
+                            f"is over the size allowed); nothing was written; log: {log}")
     missing = unset or _unset_characters(log_text)
     if missing:
         shown = ", ".join(f"{ch} (U+{ord(ch):04X})" for ch in missing)
@@ -257,15 +271,30 @@ def compile_pdf(tex: Path, note: Callable[[str], None] | None = None, log: Path 
     raise TemplateError(f"{tex}: {engine} failed: {' | '.join(errors) or 'no error line'}; log: {log}")
 
 
-def _keep(path: Path, text: str) -> Path:
+def _keep(path: Path, text: str) -> Path | str:
     """Write a failed compile's log where the reader will look, now: not staged, since a failed
-    command discards what it staged, and this file is what explains the failure."""
+    command discards what it staged, and this file is what explains the failure. Where it cannot
+    be written (a full disk), say so instead of the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        return f"not kept ({(exc.strerror or str(exc)).lower()})"
     return path
+
+
+#: What TeX's log says when it could not write a file (a full disk, a file too large).
+_WRITE_FAILED = re.compile(r"fwrite\(\) failed|No space left on device|I can't write on file[^\n]*|File too large")
+
+
+def _full_disk(log_text: str) -> str:
+    """The line of a TeX log saying it could not write, if there is one."""
+    found = _WRITE_FAILED.search(log_text)
+    return found[0] if found else ""
 
 
 def _latex(engine: str, source: Path, folder: Path) -> tuple[bool, str]:
@@ -285,6 +314,10 @@ def _latex(engine: str, source: Path, folder: Path) -> tuple[bool, str]:
             done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, timeout=120)
         except subprocess.TimeoutExpired:
             return False, f"! {engine} did not finish within 120 s\n"
+        if done.returncode < 0:  # killed: by SIGXFSZ when a file it writes outgrows the size allowed
+            name = signal.Signals(-done.returncode).name if -done.returncode in signal.valid_signals() else "a signal"
+            return False, (f"! {engine}: File too large (stopped by SIGXFSZ)\n" if name == "SIGXFSZ" else
+                           f"! {engine} was stopped by {name}\n")
         text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else done.stdout.decode("utf-8", "replace")
         ok = done.returncode == 0 and source.with_suffix(".pdf").exists() and "\n! " not in text
         if not ok or "Rerun to get cross-references right" not in text:

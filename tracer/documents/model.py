@@ -35,7 +35,7 @@ from tracer.engine.nodes import NODES, Linear, Node, Worked, fill
 from tracer.engine.optimizers import DEFAULTS, HYPER_SYMBOL, OPTIMIZERS
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
-from tracer.errors import TracerError
+from tracer.errors import TracerError, quoted
 from tracer.operations import NAMES as OPS
 from tracer.operations import evaluate as evaluate_tree
 from tracer.rounding import format_number, shown, shown_array
@@ -678,7 +678,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
         for q in spec.exercise_quantities:
             if q not in v:
                 raise TracerError(f"{chapter.path or chapter.name}: [exercise] ask: expected names "
-                                  f"the trace records ({', '.join(sorted(v))}), got {q!r}")
+                                  f"the trace records ({', '.join(sorted(v))}), got {quoted(q)}")
         exercise = {"step": spec.exercise_step, "prompt": spec.exercise_prompt,
                     "answers": [{"quantity": q, "value": printed(v[q], q, builder.decimals(q))}
                                 for q in spec.exercise_quantities]}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex, long_run_pictures
-from tracer.documents.render import document_context, environment, render
+from tracer.documents.render import Prose, document_context, environment, md_escape, render
 from tracer.engine.chapter import Chapter, has_section
 from tracer.documents.model import symbol
 from tracer.engine import keys
@@ -224,7 +224,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
         cells.append(cell)
 
     story = _story(chapter, lec, user_templates)
-    md(f"# {model.title}\n\n" + (f"{model.intro}\n\n" if model.intro else "")
+    md(f"# {md_escape(model.title)}\n\n" + (f"{md_escape(model.intro)}\n\n" if model.intro else "")
        + "Run the cells from top to bottom. Each one computes a step of the worked example in plain NumPy, "
          "in the article's names, and prints its numbers as the worked example prints them. "
          "Only NumPy is needed (and matplotlib for the learning curve at the end).\n\n"
@@ -261,7 +261,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
         for c in comments_of.get(step, ()):
             if c.node == node and id(c) not in said and (c.kind == "author" or phase in ("backward", "update")):
                 said.add(id(c))
-                comments.append(c.text.replace("$", r"\$") if c.kind == "author" else c.text)
+                comments.append(Prose(c.text, c.kind == "author").render("md"))  # as the Markdown document
         md(f"#### {heading}\n\n{maths}".rstrip() + ("\n\n" + "\n\n".join(comments) if comments else ""))
         shows = []
         for ln in worked:
@@ -285,7 +285,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
             at = step
         full_step = st.kind == "worked"
         md(f"## Step {step}" + ("" if full_step else ": the forward pass with the updated parameters")
-           + (f"\n\n{st.comparison}" if st.comparison else ""))
+           + (f"\n\n{Prose(st.comparison).render('md')}" if st.comparison else ""))
         md(f"### {PHASE_TITLES['forward']}")
         for node, lines in code.forward():
             phase = "cost" if node == "cost" else "forward"

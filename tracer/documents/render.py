@@ -11,18 +11,22 @@ model's commentary goes through `prose`, which escapes its words and keeps its m
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jinja2
 import numpy as np
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
 
 from tracer.documents.model import (ABBREVIATE_PAST, CORNER, Document, Step, document_model, evaluate,
                                     recorded_needs, symbol)
 from tracer.operations import OPERATIONS
-from tracer.engine.chapter import Chapter, Display
+from tracer.engine.chapter import LINK, Chapter, Display
 from tracer.engine import keys
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
@@ -80,7 +84,10 @@ _TEX_UNICODE = {
     "φ": r"$\phi$", "ω": r"$\omega$", "…": r"\ldots{}", "–": "--", "—": "---",
     "‘": "`", "’": "'", "“": "``", "”": "''", "ⅰ": "i", "Ⅰ": "I", "Ⅱ": "II", "🙌": "", "🔥": "", "🙃": "",
 }
-_MD_SPECIALS = set("\\`*_[]<>#$|~^&")
+_MD_SPECIALS = set("\\`*_[]#$|~^")
+#: Markdown passes HTML through, and not every Markdown reader honours a backslash before `<`
+#: (Python-Markdown, MkDocs's, does not): these are written as entities, which every reader shows.
+_MD_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 
 
 def tex_escape(text: UserText | str) -> str:
@@ -100,7 +107,23 @@ def tex_escape(text: UserText | str) -> str:
 def md_escape(text: UserText | str) -> str:
     """User text for Markdown: every character Markdown or its maths would read is backslash-escaped."""
     raw = text.text if isinstance(text, UserText) else str(text)
-    return "".join("\\" + ch if ch in _MD_SPECIALS else ch for ch in raw)
+    return "".join(_MD_ENTITIES[ch] if ch in _MD_ENTITIES else "\\" + ch if ch in _MD_SPECIALS else ch for ch in raw)
+
+
+def html_escape(text: UserText | str) -> Markup:
+    """User text for HTML: the five characters HTML reads escaped (safe in text and in quoted attributes)."""
+    return escape(text.text if isinstance(text, UserText) else str(text))
+
+
+#: The one escaping function of each format: every template's user text goes through it.
+ESCAPES: dict[str, Callable[[Any], str]] = {"md": md_escape, "tex": tex_escape, "html": html_escape}
+
+def url_escape(link: str, fmt: str) -> str:
+    """A checked link (LINK) for `fmt`: Markdown writes it as an autolink's target, LaTeX as typewriter
+    text with its specials escaped, HTML as escaped text. Anything else is refused."""
+    if not isinstance(link, str) or not LINK.fullmatch(link):
+        raise TemplateError("a link that is not an http(s) address reached a template")
+    return ESCAPES[fmt](link) if fmt != "md" else link
 
 
 _SUB = dict(zip("₀₁₂₃₄₅₆₇₈₉ᵢⱼₙₜₐᵣₖ", "0123456789ijntark"))
@@ -115,17 +138,21 @@ _MATH_UNICODE = {
     "\\": r"\backslash ", "{": r"\{", "}": r"\}", "%": r"\%", "&": r"\&", "#": r"\#", "~": r"\sim ",
     "^": r"\wedge ", "<": "<", ">": ">", "|": "|",
 }
+#: Outside LaTeX (Markdown, HTML) the maths may be read as text: no character there opens markup.
+_MATH_MARKUP = {"<": r"\lt ", ">": r"\gt "}
 _MATH_FUNCTIONS = {"log", "exp", "max", "min", "ln", "tanh"}
 
 
-def unicode_maths(text: str) -> str:
+def unicode_maths(text: str, fmt: str = "tex") -> str:
     """An author's maths written in Unicode (`∂Cost/∂W₁ = (ŷⱼ − yⱼ)/m`) as LaTeX maths.
 
     Safe by construction: every character maps to a fixed piece of LaTeX (no author command passes),
     a word of two letters or more is upright (`Cost`, `_new` a subscript word), sub- and superscript
-    digits become `_{…}` and `^{…}`.
+    digits become `_{…}` and `^{…}`. For Markdown, `<` and `>` are `\\lt` and `\\gt`, so a reader that
+    does not set maths never sees markup.
     """
     out, i = [], 0
+    symbols = {**_MATH_UNICODE, **_MATH_MARKUP} if fmt != "tex" else _MATH_UNICODE
     while i < len(text):
         ch = text[i]
         if ch in _SUB or ch in _SUP:
@@ -153,8 +180,8 @@ def unicode_maths(text: str) -> str:
                 out.append(word if len(word) == 1 else f"\\mathrm{{{word}}}")
             i = j
         else:
-            if ch in _MATH_UNICODE:
-                out.append(_MATH_UNICODE[ch])
+            if ch in symbols:
+                out.append(symbols[ch])
             elif ch.isascii():
                 out.append(ch if ch not in "$_" else r"\_" if ch == "_" else r"\$")
             else:
@@ -167,11 +194,13 @@ def with_maths(text: UserText | str, fmt: str) -> str:
     """An author's note for `fmt` ("tex" or "md"): its words escaped, its `$…$` spans set as maths by
     `unicode_maths`; a `$` without a partner stays a dollar sign."""
     raw = text.text if isinstance(text, UserText) else str(text)
-    escape = tex_escape if fmt == "tex" else md_escape
+    escape = ESCAPES[fmt]
     pieces = raw.split("$")
     if len(pieces) % 2 == 0:  # an odd count of $: the last one is a dollar sign
         pieces[-2:] = [pieces[-2] + "$" + pieces[-1]]
-    return "".join(f"${unicode_maths(p)}$" if i % 2 else escape(p) for i, p in enumerate(pieces))
+    text = "".join(f"${escape(unicode_maths(p, fmt))}$" if i % 2 and fmt == "html" else
+                   f"${unicode_maths(p, fmt)}$" if i % 2 else escape(p) for i, p in enumerate(pieces))
+    return Markup(text) if fmt == "html" else text  # every piece escaped already
 
 
 # --------------------------------------------------------------------------- numbers and matrices
@@ -419,11 +448,12 @@ class Prose:
         raise TemplateError("commentary printed without the `prose` filter")
 
     def render(self, fmt: str) -> str:
-        escape = tex_escape if fmt == "tex" else md_escape
+        escape = ESCAPES[fmt]
         if self.authored:
             return with_maths(self.text, fmt)
         pieces = self.text.split("$")
-        return "".join(f"${p}$" if i % 2 else escape(p) for i, p in enumerate(pieces))
+        text = "".join(f"${escape(p) if fmt == 'html' else p}$" if i % 2 else escape(p) for i, p in enumerate(pieces))
+        return Markup(text) if fmt == "html" else text  # every piece escaped already
 
 
 @dataclass
@@ -597,7 +627,8 @@ def document_traces(chapter: Chapter, trace: Traces | Trace | None = None,
 def environment(user_templates: Path | None = None) -> jinja2.Environment:
     """The Jinja environment: the user's templates first, then the bundled ones; strict about undefined names.
 
-    Filters (public, stable): `tex` and `md` escape user text; `num(quantity)` and
+    Filters (public, stable): `text` escapes user text by the context's format (ESCAPES; `tex` and
+    `md` name two of them), `url` writes a checked link; `num(quantity)` and
     `matrix(quantity[, transpose])` write numbers and arrays as LaTeX maths with the chapter's
     decimals (read from the context's `display`); `calculation` writes a Calculation as an aligned
     block; `symbol` turns a trace name (W1, dW1, dA1_dZ1, cost) into its maths symbol.
@@ -610,24 +641,45 @@ def environment(user_templates: Path | None = None) -> jinja2.Environment:
         loaders.append(jinja2.FileSystemLoader(str(folder)))
     loaders.append(jinja2.FileSystemLoader(str(bundled_path("templates"))))
     # Sandboxed: a template (a --templates folder is anyone's) reaches no Python internals.
+    # HTML templates (*.html.j2) are autoescaped: anything not marked safe is text there.
     env = SandboxedEnvironment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-                               autoescape=False, keep_trailing_newline=True, trim_blocks=True,
-                               lstrip_blocks=True)
+                               autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+                                                                   default_for_string=False, default=False),
+                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters.update({
-        "tex": tex_escape, "md": md_escape, "calculation": calculation, "symbol": symbol, "prose": _prose_filter, "note": _note_filter,
-        "num": _num_filter, "matrix": _matrix_filter,
+        "tex": tex_escape, "md": md_escape, "text": _text_filter, "url": _url_filter, "calculation": calculation,
+        "symbol": symbol, "prose": _prose_filter, "note": _note_filter, "num": _num_filter, "matrix": _matrix_filter,
     })
     return env
 
 
 @jinja2.pass_context
+def _text_filter(context: jinja2.runtime.Context, value: UserText | str) -> str:
+    """User text escaped by its format's one function (ESCAPES): `md`, `tex` or `html`."""
+    return ESCAPES[context.get("format", "md")](_neutral(context, value))
+
+
+def _neutral(context: jinja2.runtime.Context, value: Any) -> Any:
+    """"x" for every piece of user text when the context asks (`neutral_text`: the web page's policy
+    is computed from such a render, so no user text can add to what it allows)."""
+    return "x" if context.get("neutral_text") and isinstance(value, (UserText, Prose)) else value
+
+
+@jinja2.pass_context
+def _url_filter(context: jinja2.runtime.Context, value: str) -> str:
+    return url_escape(value, context.get("format", "md"))
+
+
+@jinja2.pass_context
 def _prose_filter(context: jinja2.runtime.Context, value: Prose) -> str:
+    if context.get("neutral_text"):
+        return "x"
     return value.render(context.get("format", "md"))
 
 
 @jinja2.pass_context
 def _note_filter(context: jinja2.runtime.Context, value: UserText) -> str:
-    return with_maths(value, context.get("format", "md"))
+    return with_maths(_neutral(context, value), context.get("format", "md"))
 
 
 @jinja2.pass_context
@@ -683,3 +735,37 @@ def _template_line(exc: BaseException) -> str:
             where = f"{filename}, line {tb.tb_lineno}"
         tb = tb.tb_next
     return where
+
+
+#: Every web page's Content-Security-Policy: nothing is fetched, and a script runs only if it is one of
+#: the template's own (by its SHA-256), so markup that reached the page by mistake cannot run.
+POLICY = ("default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; font-src data:; img-src data:; "
+          "base-uri 'none'; form-action 'none'")
+_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S | re.I)
+
+
+def render_html(env: Any, template: str, context: dict[str, Any]) -> str:
+    """Render an HTML template with a policy (`csp` in its context) that allows exactly its own scripts.
+
+    The scripts are taken from a render in which every piece of user text is replaced by "x", so no
+    chapter text can add a script to the allowed ones; a script in the real page that is not among
+    them stops the build (an escaping bug would otherwise slip through the policy).
+    """
+    neutral = render(env, template, {**context, "neutral_text": True, "csp": ""})
+    hashes = sorted({_hash(body) for attributes, body in _SCRIPT.findall(neutral) if _runs(attributes)})
+    csp = POLICY.format(scripts=" ".join(hashes) or "'none'")
+    page = render(env, template, {**context, "csp": csp})
+    stray = [body[:60] for attributes, body in _SCRIPT.findall(page) if _runs(attributes) and _hash(body) not in hashes]
+    if stray:
+        raise TemplateError(f"template {template}: a script that is not the template's own reached the page "
+                            f"({stray[0]!r}…); nothing was written")
+    return page
+
+
+def _runs(attributes: str) -> bool:
+    """Whether a <script> element runs (a JSON data block does not, and the policy does not cover it)."""
+    return "application/json" not in attributes.lower()
+
+
+def _hash(body: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii") + "'"

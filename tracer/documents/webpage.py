@@ -19,7 +19,7 @@ import numpy as np
 from tracer.documents.lecture import Lecture, lecture, long_run_pictures
 from tracer.documents.outline import Placed, outline, outline_svg
 from tracer.documents.model import symbol
-from tracer.documents.render import UserText, document_context, environment, render
+from tracer.documents.render import document_context, environment, render_html
 from tracer.engine.chapter import Chapter
 from tracer.engine import keys
 from tracer.engine.trace import Trace
@@ -163,7 +163,5 @@ def webpage(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_tem
         "steps_run": int(trace.meta["steps_run"]),
         "katex_js": script.replace("</", "<\\/"), "katex_css": css,
     }
-    env = environment(user_templates)
-    env.autoescape = True
-    env.filters["text"] = lambda v: v.text if isinstance(v, UserText) else v  # escaped by autoescape
-    return render(env, TEMPLATE, context)
+    env = environment(user_templates)  # an .html.j2 template is autoescaped
+    return render_html(env, TEMPLATE, context)

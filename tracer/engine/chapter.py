@@ -11,6 +11,7 @@ import difflib
 import functools
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,12 +24,17 @@ from tracer.engine.graph import LAYERS, Graph, GraphError, LayerSpec, NodeSpec, 
 from tracer.engine.nodes import NODES, Cost, Linear, activations, costs
 from tracer.engine.optimizers import DEFAULTS as OPTIMIZER_DEFAULTS
 from tracer.engine.optimizers import OPTIMIZERS
-from tracer.errors import TracerError
+from tracer.errors import SHOWN, TracerError, quoted
+from tracer.progress import duration, max_minutes, step_seconds
 from tracer.resources import bundled_path
 
 SCHEMES = ("plain", "xavier", "he", "uniform")
 CARRY_MODES = ("full", "rounded")
 MAX_STEPS = 10_000_000
+#: A link a chapter may give ([article] link): http or https, a host, and only the characters a URL
+#: is written with (no space, quote, angle bracket, brace or backslash), at most 2000 of them.
+LINK = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?"
+                  r"(?:[/?#][A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*)?")
 
 
 class ChapterError(TracerError):
@@ -203,10 +209,26 @@ def load_chapter(name: str | Path) -> Chapter:
     except tomllib.TOMLDecodeError as exc:
         raise ChapterError(f"{path}: not valid TOML ({_printable(str(exc))})") from None
     except RecursionError:
-        raise ChapterError(f"{path}: not usable TOML (arrays or tables nested too deeply)") from None
+        raise ChapterError(f"{path}: {_deepest(text)}not usable TOML (arrays or tables nested too deeply)") from None
     except ValueError:  # Python reads integers of up to 4300 digits
         raise ChapterError(f"{path}: not usable TOML (an integer of more than 4300 digits)") from None
     return parse_chapter(raw, path)
+
+
+def _deepest(text: str) -> str:
+    """Where a TOML text nests deepest ("line 2, key X: "), found without parsing it (it was too deep to parse)."""
+    depth, deepest, where = 0, 0, 1
+    for number, line in enumerate(text.splitlines(), start=1):
+        for ch in line:
+            if ch in "[{":
+                depth += 1
+                if depth > deepest:
+                    deepest, where = depth, number
+            elif ch in "]}":
+                depth = max(depth - 1, 0)
+    line = text.splitlines()[where - 1] if text.splitlines() else ""
+    key = re.match(r"\s*([A-Za-z0-9_.\"'-]+)\s*=", line)
+    return f"line {where}, key {_clipped(key[1])}: " if key else f"line {where}: "
 
 
 def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | None = None) -> Chapter:
@@ -288,6 +310,11 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
         record.fail("every" if record_every else "steps",
                     f"a trace that fits in memory ({_bytes(room)} free): record fewer steps (a larger [record] "
                     "every, or a short [record] steps list)", f"a trace of about {_bytes(size)}")
+    seconds = steps * step_seconds(graph, X.shape[0], batch_size)
+    if seconds > 60 * max_minutes():
+        train.fail("steps", f"a run that ends within {duration(60 * max_minutes())} (fewer steps, fewer or smaller "
+                            "layers, or fewer examples; $TRACER_MAX_MINUTES raises the limit)",
+                   f"{steps:,} steps estimated at about {duration(seconds)} on one core")
 
     display = top.table("display")
     decimals = display.integer("decimals", default=3, minimum=0, maximum=15)
@@ -343,8 +370,8 @@ class Section:
         return list(self.data)
 
     def where(self, key: str | None) -> str:
-        section = f"[{_printable(self.name)}]" if self.name else ""
-        return f"{_printable(self.file)}: {section}{' ' if section and key else ''}{_printable(key or '')}".rstrip()
+        section = f"[{_clipped(_printable(self.name))}]" if self.name else ""
+        return f"{_printable(self.file)}: {section}{' ' if section and key else ''}{_clipped(_printable(key or ''))}".rstrip()
 
     def fail(self, key: str | None, expected: str, got: str, suggest: list[str] | None = None,
              near: str | None = None) -> None:
@@ -353,14 +380,14 @@ class Section:
         if suggest and (near or key):
             close = difflib.get_close_matches(near or key, suggest, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ChapterError(f"{self.where(key)}: expected {expected}, got {got}{hint}")
+        raise ChapterError(f"{self.where(key)}: expected {expected}, got {_clipped(got, 200)}{hint}")
 
     def get(self, key: str, required: bool = False) -> Any:
         self.seen.add(key)
         if key not in self.data and required:
             misspelt = difflib.get_close_matches(key, [k for k in self.data if k not in self.seen], n=1)
             if misspelt:
-                self.fail(misspelt[0], f"the required key {key!r}", f"unknown key {misspelt[0]!r}", [key])
+                self.fail(misspelt[0], f"the required key {key!r}", f"unknown key {quoted(misspelt[0])}", [key])
             self.fail(key, "this key, which is required", "nothing")
         return self.data.get(key)
 
@@ -368,7 +395,7 @@ class Section:
         allowed = self.known if self.known is not None else tuple(self.seen)
         for key in self.data:
             if key not in allowed and key not in self.seen:
-                self.fail(key, f"one of the known keys ({', '.join(sorted(allowed))})", f"unknown key {key!r}",
+                self.fail(key, f"one of the known keys ({', '.join(sorted(allowed))})", f"unknown key {quoted(key)}",
                           suggest=list(allowed))
 
     def table(self, key: str) -> "Section":
@@ -387,6 +414,14 @@ class Section:
         control = next((c for c in value if not c.isprintable() and c not in "\n\t"), None)
         if control is not None:
             self.fail(key, "text without control characters", f"{control!r} at character {value.index(control) + 1}")
+        return value
+
+    def link(self, key: str) -> str:
+        """A web address (LINK): only http and https, so no `javascript:` or markup reaches a document."""
+        value = self.text(key)
+        if value and (len(value) > 2000 or not LINK.fullmatch(value)):
+            self.fail(key, "a web address starting with http:// or https:// (letters, digits and - . _ ~ : / ? # "
+                           "[ ] @ ! $ & ' ( ) * + , ; = %, no spaces or < > \" { })", _describe(value))
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -602,9 +637,14 @@ def _printable(text: str) -> str:
     return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def _clipped(text: str, limit: int = SHOWN) -> str:
+    """At most about `limit` characters of `text` in a message (a 1 MB key name is not echoed whole)."""
+    return text if len(text) <= limit else f"{text[:limit - 1]}… ({len(text):,} characters)"
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, str):
-        return f"the string {value!r}"
+        return f"the string {quoted(value)}"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, dict):

@@ -618,7 +618,7 @@ class ColumnActivation(Unary):
 
     def worked_forward(self, sheet):
         """One line per example: the column worked out from that example's inputs, stage by stage."""
-        S, Z = sheet.symbol, self.inputs[0]
+        Z = self.inputs[0]
         n, m = sheet.value(Z).shape
         out = []
         for i in range(m):
@@ -629,7 +629,7 @@ class ColumnActivation(Unary):
 
     def worked_backward(self, sheet):
         """The Jacobian of the first example entry by entry, then each example's product Jᵀ·dA."""
-        S, Z = sheet.symbol, self.inputs[0]
+        Z = self.inputs[0]
         local, dA, target = keys.local(self.name, Z), keys.grad(self.name), sheet.target(self, Z)
         n, m = sheet.value(Z).shape
         a = [sheet.operand(self.name, (k, 0)) for k in range(n)]

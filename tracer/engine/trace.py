@@ -22,7 +22,7 @@ import functools
 from tracer.engine import keys
 from tracer.engine.graph import Graph, GraphError
 from tracer.engine.keys import COST, INPUT, TARGET
-from tracer.errors import TracerError
+from tracer.errors import TracerError, quoted
 from tracer.output import atomic_file
 
 FORMAT = "tracer-trace/2"
@@ -111,7 +111,7 @@ class Trace:
     def value(self, quantity: str, step: int) -> Any:
         values = self.at(step)
         if quantity not in values:
-            raise TracerError(f"{quantity!r} is not a recorded quantity; known: {', '.join(sorted(values))}")
+            raise TracerError(f"{quoted(quantity)} is not a recorded quantity; known: {', '.join(sorted(values))}")
         return values[quantity]
 
     def history(self, quantity: str) -> np.ndarray:

@@ -18,7 +18,9 @@ from tracer.engine.graph import Carry, Graph
 from tracer.engine.keys import INPUT
 from tracer.engine.optimizers import OPTIMIZERS
 from tracer.engine.trace import Trace
+from tracer import progress
 from tracer.errors import NumericalError, TracerError
+from tracer.progress import step_seconds
 from tracer.rounding import round_shown
 
 
@@ -133,7 +135,8 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     passes: dict[tuple[int, int], Any] = {}  # the bound passes over each (step values, parameter side)
     current = 0
     with np.errstate(all="ignore"):  # failures are found and named below, not warned about
-        for k, idx in enumerate(batches(chapter, steps)):
+        estimate = steps * step_seconds(chapter.network, chapter.n_inputs, m)
+        for k, idx in enumerate(progress.steps(batches(chapter, steps), steps, chapter.name, estimate)):
             s = slot[k]
             params, new = sides[current], sides[1 - current]
             if s < 0:

@@ -35,9 +35,10 @@ import numpy as np
 
 from tracer.abbreviation import bracketed
 from tracer.engine import keys
+from tracer.engine.chapter import chapter_section
 from tracer.engine.graph import Graph
 from tracer.engine.keys import COST, INPUT
-from tracer.errors import TracerError
+from tracer.errors import TracerError, quoted
 from tracer.exercises import tolerance
 from tracer.rounding import decimals_in, format_number, round_half_up, to_decimal
 
@@ -117,7 +118,7 @@ def parse_answer(text: str) -> Answer:
         raise AnswerError(f"answer {shown}: no quantity before '{sep.group()}'; expected QUANTITY = VALUE, "
                           f"e.g. {EXAMPLE}")
     if not re.fullmatch(r"[\w∂/' ]+", name):
-        raise AnswerError(f"answer {shown}: {name!r} is not a quantity name; expected a name such as dW1, "
+        raise AnswerError(f"answer {shown}: {quoted(name)} is not a quantity name; expected a name such as dW1, "
                           f"db1, A1, W1_after or cost")
     numbers, layout = _parse_value(value, shown, sep.end())
     return Answer(text, " ".join(name.split()), tuple(numbers), layout)
@@ -144,13 +145,13 @@ def _parse_value(text: str, shown: str, offset: int) -> tuple[list[str], tuple[i
         if not m or m.end() == pos:
             col = offset + pos + (len(text[pos:]) - len(text[pos:].lstrip())) + 1
             bad = text[pos:].split()[0][:12]
-            raise AnswerError(f"answer {shown}: {bad!r} at column {col} is not a number or a bracket; "
+            raise AnswerError(f"answer {shown}: {quoted(bad)} at column {col} is not a number or a bracket; "
                               f"expected {VALUE_FORMS}")
         kind = "number" if m.lastgroup == "number" else m.group("symbol")
         start = m.start(m.lastgroup)
         if kind == "number" and m.end() < len(text) and re.match(r"[\w.+-]", text[m.end()]):
             bad = re.match(r"[\w.+-]+", text[start:]).group()
-            raise AnswerError(f"answer {shown}: {bad!r} at column {offset + start + 1} is not a number; expected "
+            raise AnswerError(f"answer {shown}: {quoted(bad)} at column {offset + start + 1} is not a number; expected "
                               f"{VALUE_FORMS}, numbers separated by commas")
         tokens.append((kind, m.group(m.lastgroup), offset + start + 1))
         pos = m.end()
@@ -161,7 +162,7 @@ def _parse_value(text: str, shown: str, offset: int) -> tuple[list[str], tuple[i
     numbers, layout = reader.value(depth=0)
     if reader.i < len(tokens):
         kind, tok, col = tokens[reader.i]
-        raise AnswerError(f"answer {shown}: {tok!r} at column {col} after the value ended; expected one value, "
+        raise AnswerError(f"answer {shown}: {quoted(tok)} at column {col} after the value ended; expected one value, "
                           f"{VALUE_FORMS} (put several numbers inside brackets)")
     return [_number(n, shown) for n in numbers], layout
 
@@ -196,7 +197,7 @@ class _Reader:
             self.i += 1
             return [tok], ()
         if kind != "[":
-            self.fail(f"{tok!r} at column {col} where a number or '[' should be")
+            self.fail(f"{quoted(tok)} at column {col} where a number or '[' should be")
         if depth >= 2:
             self.fail(f"brackets nested three deep at column {col} (a matrix has two levels: [[a, b], [c, d]])")
         self.i += 1
@@ -209,7 +210,7 @@ class _Reader:
                 break
             if kind in (",", ";"):
                 if expect_item:
-                    self.fail(f"{tok!r} at column {col} with no number before it")
+                    self.fail(f"{quoted(tok)} at column {col} with no number before it")
                 if kind == ";":
                     rows.append([])
                 self.i += 1
@@ -247,7 +248,7 @@ def _number(text: str, shown: str) -> str:
     try:
         d = Decimal(text)
     except InvalidOperation:  # the token pattern admits only numbers; kept as a guard
-        raise AnswerError(f"answer {shown}: {text!r} is not a number; expected {VALUE_FORMS}") from None
+        raise AnswerError(f"answer {shown}: {quoted(text)} is not a number; expected {VALUE_FORMS}") from None
     exponent = d.adjusted() if d != 0 else 0
     if abs(exponent) > MAX_EXPONENT or abs(d.as_tuple().exponent) > MAX_EXPONENT or not math.isfinite(float(d)):
         raise AnswerError(f"answer {shown}: {text} is not a number a hand calculation gives; expected an ordinary "
@@ -296,7 +297,7 @@ def resolve_name(name: str, known: Sequence[str], graph: Graph) -> str:
             return lower[c.lower()]
     close = difflib.get_close_matches(name, list(known), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise AnswerError(f"{name!r} is not a quantity recorded at this step{hint}; expected one of "
+    raise AnswerError(f"{quoted(name)} is not a quantity recorded at this step{hint}; expected one of "
                       f"{', '.join(sorted(known))} (W1_after, also written 'new W1', is W1 after the update)")
 
 
@@ -317,7 +318,7 @@ class Mode:
 
     def __post_init__(self) -> None:
         if self.name not in MODES:
-            raise TracerError(f"--mode: expected one of {', '.join(MODES)}, got {self.name!r}")
+            raise TracerError(f"--mode: expected one of {', '.join(MODES)}, got {quoted(self.name)}")
         if self.name in ("sigfig", "decimals"):
             low = 1 if self.name == "sigfig" else 0
             if self.digits is None or not low <= self.digits <= 15:
@@ -654,7 +655,7 @@ class StepChecker:
         from tracer.exercises.mistakes import one_product_route
 
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-            raise TracerError(f"--step: expected a step number from 0 (steps are counted from 0), got {step!r}")
+            raise TracerError(f"--step: expected a step number from 0 (steps are counted from 0), got {quoted(step)}")
         if step >= chapter.steps:
             raise TracerError(f"--step {step}: this chapter runs steps 0 to {chapter.steps - 1} "
                               "(steps are counted from 0)")
@@ -753,7 +754,9 @@ class StepChecker:
             by_quantity[q] = a
         for q in asked:
             if q not in exact:
-                raise TracerError(f"the exercise asks for {q!r}, which is not recorded at step {step}")
+                chapter_section(self.chapter, "exercise").fail(
+                    "ask", f"quantities recorded at step {step} ({', '.join(sorted(exact))})", quoted(q),
+                    suggest=sorted(exact), near=q)
 
         numbers = {}
         for q, a in by_quantity.items():

@@ -10,9 +10,7 @@ unreadable cell is that quantity's verdict while the rest of the row is graded.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +18,11 @@ from typing import Any, Sequence
 
 from tracer.engine.chapter import exercise_spec
 from tracer.engine.train import Traces
-from tracer.errors import TracerError
+from tracer.errors import TracerError, quoted
 from tracer.exercises.answers import AnswerError, Judgement, Report, StepChecker, parse_answer, resolve_name
+from tracer.exercises.classfile import ID_COLUMNS, VARIANT_COLUMNS, NothingToGrade, read_class, swallowed
 from tracer.exercises.sheets import Sheets, open_sheets
-
-#: Headers read as the student's id and as the variant code (compared without case).
-ID_COLUMNS = ("student", "id", "student_id", "student id", "email", "username")
-VARIANT_COLUMNS = ("variant", "code", "variant code", "variant_code")
+from tracer.spreadsheet import csv_text
 
 
 @dataclass
@@ -52,6 +48,7 @@ class ClassGrades:
     points: tuple[float, ...]
     students: list[StudentGrade]
     written: list[Path] = field(default_factory=list)
+    source: str = ""  # how the class file was read: encoding, delimiter, shape, rows
 
     @property
     def rows(self) -> int:
@@ -95,33 +92,6 @@ class ClassGrades:
 # --------------------------------------------------------------------------- reading the class
 
 
-def read_class(path: str | Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """(header, [(line number, cells)]) of a CSV file; a clear message when it cannot be read as CSV."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TracerError(f"--answers {path}: cannot be read ({exc}); expected a CSV file in UTF-8") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows: list[tuple[int, list[str]]] = []
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise TracerError(f"--answers {path}: empty; expected a header row (student, variant, one column per "
-                              "asked quantity) and one row per student")
-        while True:
-            line = reader.line_num + 1
-            try:
-                cells = next(reader)
-            except StopIteration:
-                break
-            if any(c.strip() for c in cells):
-                rows.append((line, cells))
-    except csv.Error as exc:
-        raise TracerError(f"--answers {path}, line {reader.line_num}: not CSV ({exc})") from None
-    return [h.strip() for h in header], rows
-
-
 def _column(header: list[str], names: Sequence[str], path: Path, what: str) -> int:
     lower = [h.lower() for h in header]
     for name in names:
@@ -159,28 +129,45 @@ def _quantity_columns(header: list[str], asked: Sequence[str], graph: Any, path:
 def grade(sheets: Sheets, answers_csv: str | Path, key: bytes | None = None) -> ClassGrades:
     """Grade every row of `answers_csv` against the set in `sheets` (nothing is written)."""
     path = Path(answers_csv)
-    header, rows = read_class(path)
+    class_file = read_class(path)
+    header = class_file.header
     spec = exercise_spec(sheets.chapter)
     id_col = _column(header, ID_COLUMNS, path, "student id")
     code_col = _column(header, VARIANT_COLUMNS, path, "variant code")
     columns = _quantity_columns(header, spec.ask, sheets.chapter.network, path)
+    if not class_file.rows:
+        raise NothingToGrade(f"--answers {path}: a header and no student rows; nothing was graded or written")
     checkers: dict[str, StepChecker | TracerError] = {}
     students = []
-    for line, cells in rows:
-        student = cells[id_col].strip() if id_col < len(cells) else ""
-        code = cells[code_col].strip() if code_col < len(cells) else ""
-        grade_ = StudentGrade(line, student, code)
+
+    def cell(cells: list[str], i: int) -> str:
+        return cells[i].strip() if i < len(cells) else ""
+
+    for row in class_file.rows:
+        cells = row.cells
+        grade_ = StudentGrade(row.line, cell(cells, id_col), cell(cells, code_col))
         students.append(grade_)
+        if row.swallowed and not row.problem and any("\n" in cells[i] or "\r" in cells[i]
+                                                     for i in [code_col, *columns.values()] if i < len(cells)):
+            row.problem = swallowed(row.line, row.last, f"is closed only on line {row.last}")  # no answer spans lines
+        if row.problem:
+            taken = row.swallowed if row.problem.startswith("a quote") else []
+            names = [f"{quoted(cell(c, id_col)) if cell(c, id_col) else 'no id'} on line {n}" for n, c in taken]
+            grade_.problem = row.problem + (f"; the rows it swallowed: {', '.join(names)}" if names else "")
+            students += [StudentGrade(n, cell(c, id_col), cell(c, code_col),
+                                      problem=f"swallowed by the quote opened on line {row.line}; not graded")
+                         for n, c in taken]
+            continue
         if len(cells) != len(header):
             grade_.problem = f"expected {len(header)} cells as in the header, got {len(cells)}; row not graded"
             continue
-        if not student:
+        if not grade_.student:
             grade_.problem = "no student id; row not graded"
             continue
         try:
-            label = sheets.code_of(code)
+            label = sheets.code_of(grade_.code)
         except TracerError as exc:
-            grade_.problem = f"variant {code!r}: {str(exc).split(': ', 1)[-1]}; row not graded"
+            grade_.problem = f"variant {quoted(grade_.code)}: {str(exc).split(': ', 1)[-1]}; row not graded"
             continue
         if label not in checkers:
             try:
@@ -194,7 +181,23 @@ def grade(sheets: Sheets, answers_csv: str | Path, key: bytes | None = None) -> 
         grade_.code = label
         grade_.report = judge_row(checker, spec.ask, spec.points, spec.decimals,
                                   {q: cells[i] for q, i in columns.items()}, label if sheets.keyed else int(label))
-    return ClassGrades(tuple(spec.ask), tuple(spec.points), students)
+    _report_duplicates(students)
+    return ClassGrades(tuple(spec.ask), tuple(spec.points), students, source=class_file.described())
+
+
+def _report_duplicates(students: list[StudentGrade]) -> None:
+    """A student id on several rows: each is graded, and each says where the others are (one should count)."""
+    lines: dict[str, list[int]] = {}
+    for s in students:
+        if s.student:
+            lines.setdefault(s.student.casefold(), []).append(s.line)
+    for s in students:
+        others = [n for n in lines.get(s.student.casefold(), []) if n != s.line] if s.student else []
+        if others:
+            said = f"student {quoted(s.student)} is also on line{'s' if len(others) > 1 else ''} " \
+                   f"{', '.join(map(str, others))}" + ("; graded, but only one of these rows should count"
+                                                       if s.graded else "")
+            s.problem = f"{s.problem}; {said}" if s.problem else said
 
 
 def judge_row(checker: StepChecker, asked: Sequence[str], points: Sequence[float], decimals: int,
@@ -209,7 +212,7 @@ def judge_row(checker: StepChecker, asked: Sequence[str], points: Sequence[float
         try:
             a = parse_answer(typed)
             if resolve_name(a.name, [q], checker.trace.network) != q:
-                raise AnswerError(f"answer {typed!r} is in the column of {q}")
+                raise AnswerError(f"answer {quoted(typed)} is in the column of {q}")
             answers[q] = a
         except (AnswerError, TracerError) as exc:
             unreadable[q] = Judgement(q, text, "unreadable", message=str(exc))
@@ -232,13 +235,12 @@ def judge_row(checker: StepChecker, asked: Sequence[str], points: Sequence[float
 
 
 def grades_csv(grades: ClassGrades) -> str:
-    """One row per input row: score, each quantity's verdict, points, mistake and carried-forward credit, problem."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    """One row per input row: score, each quantity's verdict, points, mistake and carried-forward credit, problem
+    (spreadsheet-safe: a cell from the class file that a spreadsheet would run as a formula is text)."""
     head = ["line", "student", "variant", "graded", "points", "possible", "score"]
     for q in grades.asked:
         head += [f"{q} verdict", f"{q} points", f"{q} mistake", f"{q} carried from"]
-    writer.writerow(head + ["problem"])
+    rows = [head + ["problem"]]
     for s in grades.students:
         row: list[object] = [s.line, s.student, s.code]
         if s.report is None:
@@ -251,8 +253,8 @@ def grades_csv(grades: ClassGrades) -> str:
                 j = by[q]
                 row += [j.status, _num(float(r.earned_by(j))), " | ".join(dict.fromkeys(k for k, _ in j.mistakes)),
                         " ".join(j.carried_from)]
-        writer.writerow(row + [s.problem])
-    return buffer.getvalue()
+        rows.append(row + [s.problem])
+    return csv_text(rows)  # an id or a code from the class file never runs as a formula
 
 
 def _num(x: float) -> str:

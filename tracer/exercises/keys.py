@@ -13,10 +13,11 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Iterator
 
-from tracer.errors import TracerError
+from tracer.errors import TracerError, quoted
 
 #: Letters and digits that cannot be misread for one another (no 0/O, 1/I/L, 5/S, 2/Z, 8/B).
 ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
@@ -25,29 +26,38 @@ KEY_BYTES = 32
 _HEADER = "tracer-instructor-key/1"
 
 
-def new_key(path: str | Path) -> Path:
-    """Write a new random key to `path` with mode 600; refuse to overwrite an existing key."""
+def new_key(path: str | Path) -> bytes:
+    """A new random key, written to `path` with mode 600 (never over an existing file); returns the secret.
+
+    During a command the file is staged with the command's other outputs, so it appears only if the
+    whole command succeeds (a set that cannot be written leaves no key behind).
+    """
+    from tracer.output import write_secret
+
     path = Path(path)
-    if path.exists():
+    if os.path.lexists(path):
         raise TracerError(f"--new-key {path}: the file exists; an instructor key is never overwritten "
                           f"(use --key {path} to use it, or name a new file)")
-    text = f"{_HEADER}\n{secrets.token_hex(KEY_BYTES)}\n"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise TracerError(f"--new-key {path}: cannot be written ({exc})") from None
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(text)
-    return path
+    secret = secrets.token_bytes(KEY_BYTES)
+    write_secret(path, f"{_HEADER}\n{secret.hex()}\n", new=True)
+    return secret
 
 
 def read_key(path: str | Path) -> bytes:
-    """The secret of a key file written by `new_key`; a clear message for anything else."""
+    """The secret of a key file written by `new_key`; a clear message for anything else, and a refusal
+    of a key that others than its owner can read or change (as ssh refuses such a key)."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="ascii").split()
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise TracerError(f"--key {path}: not a regular file; expected an instructor key written by "
+                              "`tracer exercises --new-key`")
+        if os.name == "posix" and mode & 0o077:
+            raise TracerError(f"--key {path}: readable or writable by others than its owner (mode "
+                              f"{stat.S_IMODE(mode):o}); an instructor key must be private: chmod 600 {path}")
+        with open(path, "rb") as handle:
+            data = handle.read(1024)
+        lines = data.decode("ascii").split()
     except (OSError, UnicodeDecodeError) as exc:
         raise TracerError(f"--key {path}: cannot be read ({exc}); create one with --new-key {path}") from None
     if len(lines) != 2 or lines[0] != _HEADER or len(lines[1]) != 2 * KEY_BYTES:
@@ -88,7 +98,7 @@ def normal_code(text: str) -> str:
     """A code as typed ('k7qf ') in its printed form, or a message saying what a code looks like."""
     code = str(text).strip().upper()
     if len(code) != CODE_LENGTH or any(c not in ALPHABET for c in code):
-        raise TracerError(f"variant code {str(text)!r}: expected the {CODE_LENGTH}-character code printed on the "
+        raise TracerError(f"variant code {quoted(str(text))}: expected the {CODE_LENGTH}-character code printed on the "
                           f"sheet, from the letters and digits {ALPHABET}")
     return code
 

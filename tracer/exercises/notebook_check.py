@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import numpy as np
 
+from tracer.documents.render import with_maths
 from tracer.engine.chapter import Chapter, exercise_spec
 from tracer.engine.train import Traces
 from tracer.exercises import tolerance
@@ -98,7 +99,7 @@ def exercise_cells(chapter: Chapter, traces: Traces) -> list[tuple[str, str]]:
     d = spec.decimals
     accepted = {q: [[tolerance.bounds(c, k) for k in range(d + 1)] for c in checker.accepted(q)] for q in spec.ask}
     shapes = {q: list(np.shape(checker.exact[q])) or [1] for q in spec.ask}
-    task = (f"## Exercise: step {spec.step}, by hand\n\n" + (f"{spec.prompt}\n\n" if spec.prompt else "")
+    task = (f"## Exercise: step {spec.step}, by hand\n\n" + (f"{with_maths(spec.prompt, 'md')}\n\n" if spec.prompt else "")
             + f"Work out, at step {spec.step} (steps are counted from 0), "
             + ", ".join(f"${_symbol(q)}$" for q in spec.ask)
             + f": give {tolerance.rule_words(d)}. Write each answer below as text, so that the decimals you wrote "

@@ -7,6 +7,7 @@ class's report never overwrites another's.
 
 from __future__ import annotations
 
+import base64
 import io
 from pathlib import Path
 from statistics import median
@@ -87,10 +88,14 @@ def report_context(grades: ClassGrades, sheets: Sheets, figure: str) -> dict[str
 
 def report_files(grades: ClassGrades, sheets: Sheets, grades_file: Path) -> dict[Path, str | bytes]:
     """The report's Markdown, HTML and histogram (see `report_names`), by path."""
-    from tracer.documents.render import environment, render
+    from tracer.documents.render import environment, render, render_html
 
     md, page, figure = report_names(grades_file)
     env = environment()
     ctx = report_context(grades, sheets, figure.name)
-    return {md: render(env, "grades-report.md.j2", ctx), page: render(env, "grades-report.html.j2", ctx),
-            figure: histogram_svg([h["count"] for h in ctx["histogram"]])}
+    svg = histogram_svg([h["count"] for h in ctx["histogram"]])
+    # The web page holds its histogram (its policy fetches nothing, not even a file beside it).
+    inline = "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+    return {md: render(env, "grades-report.md.j2", {**ctx, "format": "md"}),
+            page: render_html(env, "grades-report.html.j2", {**ctx, "format": "html", "figure": inline}),
+            figure: svg}

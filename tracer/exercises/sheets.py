@@ -14,14 +14,12 @@ derive from its seed and the variant's number, so anyone can make variant K agai
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import io
 import json
 import random
+import shlex
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -43,11 +41,13 @@ from tracer.engine.chapter import (
 from tracer.engine import keys as quantities
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces, hand_carry, initial_parameters
-from tracer.errors import NumericalError, TracerError
+from tracer.errors import NumericalError, TracerError, quoted
 from tracer.exercises import keys, tolerance
 from tracer.exercises.mistakes import one_product_route
-from tracer.output import staged, write_atomic
+from tracer.interrupts import in_threads
+from tracer.output import staged, write_atomic, write_secret
 from tracer.rounding import round_half_up, to_decimal
+from tracer.spreadsheet import csv_text
 
 #: A value closer than this (in units of the last asked digit) to a rounding tie is rejected.
 TIE_MARGIN = Decimal("0.05")
@@ -171,9 +171,9 @@ def make_variants(chapter: Chapter, count: int, seed: int | None = None, upto: i
     spec = exercise_spec(chapter)
     _check_asked(chapter, spec)
     if not isinstance(count, int) or count < 1 or count > 10_000:
-        raise TracerError(f"--variants: expected a number of variants from 1 to 10000, got {count!r}")
+        raise TracerError(f"--variants: expected a number of variants from 1 to 10000, got {quoted(count)}")
     if key is None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
-        raise TracerError(f"--seed: expected a whole number from 0, got {seed!r}")
+        raise TracerError(f"--seed: expected a whole number from 0, got {quoted(seed)}")
     variants: list[Variant] = []
     seen: set[tuple[str, ...]] = set()
     if key is not None:
@@ -235,7 +235,7 @@ def _check_asked(chapter: Chapter, spec: ExerciseSpec) -> None:
 def variant(chapter: Chapter, seed: int, variant_id: int) -> Variant:
     """Variant `variant_id` of the set `seed` (as `tracer exercises` wrote it)."""
     if not isinstance(variant_id, int) or variant_id < 1:
-        raise TracerError(f"--variant: expected a variant number from 1, got {variant_id!r}")
+        raise TracerError(f"--variant: expected a variant number from 1, got {quoted(variant_id)}")
     return make_variants(chapter, variant_id, seed, upto=variant_id)[-1]
 
 
@@ -289,7 +289,7 @@ class Sheets:
         code = text if not self.keyed else keys.normal_code(text)
         if code not in self.codes:
             what = f"variants 1 to {self.count}" if not self.keyed else f"{self.count} variant codes"
-            raise TracerError(f"--variant {text}: the set in {self.folder} has {what}; {code} is not one of them")
+            raise TracerError(f"--variant {quoted(text)}: the set in {self.folder} has {what}; it is not one of them")
         return code
 
 
@@ -307,14 +307,45 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+#: What a sheets folder's JSON files may hold: a few megabytes, small integers (counts, seeds below 2⁶³).
+JSON_LIMITS = {"bytes": 256 * 2**20, "digits": 20}
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of a sheets folder (exercises.json, answers.json); a file that was changed, damaged or
+    crafted is one clear message naming it (too big, too deep, an integer of 400 digits, NaN), never a
+    traceback."""
+    def integer(text: str) -> int:
+        if len(text.lstrip("-")) > JSON_LIMITS["digits"]:
+            raise ValueError(f"an integer of {len(text.lstrip('-'))} digits (at most {JSON_LIMITS['digits']})")
+        return int(text)
+
+    def constant(name: str) -> float:
+        raise ValueError(f"{name}, which is not a number")
+
+    try:
+        size = path.stat().st_size
+        if size > JSON_LIMITS["bytes"]:
+            raise ValueError(f"{size} bytes; a sheets folder's JSON is at most {JSON_LIMITS['bytes'] // 2**20} MiB")
+        return json.loads(path.read_text(encoding="utf-8"), parse_int=integer, parse_constant=constant)
+    except OSError as exc:
+        raise TracerError(f"{path}: cannot be read ({(exc.strerror or str(exc)).lower()})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "lists or objects nested too deeply" if isinstance(exc, RecursionError) else _short_text(str(exc))
+        raise TracerError(f"{path}: cannot be read ({reason}); was it changed after `tracer exercises` wrote it? "
+                          "write the set again") from None
+
+
+def _short_text(text: str) -> str:
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def open_sheets(folder: str | Path) -> Sheets:
     """The set in a folder written by `tracer exercises`; a changed or broken manifest is told, not traced back."""
     folder = Path(folder)
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise TracerError(f"{folder}: not an exercises folder written by `tracer exercises` "
-                          f"(cannot read {MANIFEST}: {exc})") from None
+    if not (folder / MANIFEST).is_file():
+        raise TracerError(f"{folder}: not an exercises folder written by `tracer exercises` (it has no {MANIFEST})")
+    manifest = read_json(folder / MANIFEST)
     if not isinstance(manifest, dict):
         _manifest_fail(folder, "the whole file", "a JSON object", manifest)
     if manifest.get("format") != FORMAT:
@@ -348,10 +379,7 @@ def _listed_variant(sheets: Sheets, path: Path, code: str) -> Variant:
     def fail(key: str, expected: str, got: Any) -> None:
         _changed(path, key, expected, got)
 
-    try:
-        listing = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise TracerError(f"{path}: cannot be read ({exc})") from None
+    listing = read_json(path)
     entries = listing.get("variants") if isinstance(listing, dict) else None
     if not isinstance(entries, list):
         fail("variants", "a list of variants", entries)
@@ -367,12 +395,12 @@ def _listed_variant(sheets: Sheets, path: Path, code: str) -> Variant:
     for p, like in params.items():
         try:
             params[p] = np.array(start[p], dtype=float).reshape(like.shape)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             fail(f"{where}.start.{p}", f"numbers in the shape {like.shape}", start[p])
     try:
         X = np.array(entry.get("X"), dtype=float).reshape(chapter.X.shape)
         rate = float(entry.get("learning_rate"))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         fail(f"{where}.X / learning_rate", f"an input of shape {chapter.X.shape} and a learning rate",
              [entry.get("X"), entry.get("learning_rate")])
     if not (np.all(np.isfinite(X)) and all(np.all(np.isfinite(v)) for v in params.values())
@@ -563,7 +591,11 @@ def _chapter_argument(chapter: Chapter) -> str:
     path = Path(chapter.path) if chapter.path else None
     if path is not None and any(path.resolve() == p.resolve() for p in bundled_chapters()):
         return path.stem
-    return path.name if path is not None else chapter.name
+    name = path.name if path is not None else chapter.name
+    # The sheet prints it inside a code block: a name that could end the block is not printed.
+    if not name.isprintable() or any(c in name for c in "`\\"):
+        return "CHAPTER.toml"
+    return shlex.quote(("./" if name.startswith("-") else "") + name)
 
 
 TEMPLATES = {("sheet", "md"): "exercise-sheet.md.j2", ("sheet", "tex"): "exercise-sheet.tex.j2",
@@ -579,7 +611,7 @@ def check_formats(formats: Sequence[str], public: bool = True) -> Sequence[str]:
     """The formats, if `tracer exercises` can write each of them (a practice page only for a public set)."""
     for fmt in formats:
         if fmt not in FORMATS:
-            raise TracerError(f"--format: expected a list from {', '.join(FORMATS)}, got {fmt!r}")
+            raise TracerError(f"--format: expected a list from {', '.join(FORMATS)}, got {quoted(fmt)}")
     if "practice" in formats and not public:
         from tracer.exercises.practice import SECRET_REFUSED
 
@@ -624,12 +656,11 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
     sheet_formats = [fmt for fmt in ("md", "tex") if fmt in formats or (fmt == "tex" and "pdf" in formats)]
     # The practice page shows the graph as the Markdown sheet does (an SVG, inside the page).
     drawn_formats = sheet_formats + (["md"] if "practice" in formats and "md" not in sheet_formats else [])
-    # Graphviz runs in its own processes: two lay the worksheets' graphs out while the sheets are rendered.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        graphs = [sheet_graph(v) if drawn_formats else None for v in variants]
-        drawn = {(v.id, fmt): pool.submit(graph_svg if fmt == "md" else graph_tikz, graph)
-                 for v, graph in zip(variants, graphs) if graph is not None for fmt in drawn_formats}
-        pictures = {k: future.result() for k, future in drawn.items()}
+    # Graphviz runs in its own processes: two lay the worksheets' graphs out at a time.
+    graphs = [sheet_graph(v) if drawn_formats else None for v in variants]
+    wanted = [(v.id, fmt, graph) for v, graph in zip(variants, graphs) if graph is not None for fmt in drawn_formats]
+    drawn = in_threads(lambda job: (graph_svg if job[1] == "md" else graph_tikz)(job[2]), wanted)
+    pictures = {(vid, fmt): picture for (vid, fmt, _), picture in zip(wanted, drawn)}
     for v in variants:
         tag = f"{v.id:0{width}d}"
         for fmt in sheet_formats:
@@ -658,11 +689,7 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
         listing.append({"variant": v.id, "code": v.code, "learning_rate": v.learning_rate,
                         "start": {p: a.tolist() for p, a in v.start.items()}, "X": v.X.tolist(),
                         "answers": answers})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["variant", "quantity", "entry", "expected", "exact"])
-    writer.writerows(rows)
-    files[secret / "answers.csv"] = buffer.getvalue()
+    files[secret / "answers.csv"] = csv_text([["variant", "quantity", "entry", "expected", "exact"], *rows])
     spec = variants[0].spec
     files[secret / ANSWERS] = json.dumps(
         {"format": "tracer-answers/1", "chapter": chapter.name, "seed": seed, "step": spec.step,
@@ -680,15 +707,26 @@ def write_exercises(chapter: Chapter, out_dir: str | Path, count: int = 40, seed
         files[secret / "quiz-moodle.xml"] = moodle_xml(chapter, variants, seed, keyed.get("key"))
     if "qti" in formats:
         files[secret / "quiz-qti.zip"] = qti_zip(chapter, variants, seed, keyed.get("key"))
-    with staged():  # with the PDFs, all or nothing
-        written = [write_atomic(path, data) for path, data in files.items()]
+    with staged() as staging:  # the folder staged whole beside it, with the PDFs: all or nothing
+        staging.folder(out)
+        # Each answer key, the answers and the quiz banks open a variant's answers: mode 600.
+        written = [(write_secret if is_secret(path) else write_atomic)(path, data) for path, data in files.items()]
         if "pdf" in formats:
             from tracer.documents.build import compile_pdf
 
             sources = [path for path in written if path.suffix == ".tex"]
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                written += [pdf for pdf in pool.map(compile_pdf, sources) if pdf is not None]
+            written += [pdf for pdf in in_threads(compile_pdf, sources) if pdf is not None]
     return written
+
+
+#: What a sheets folder holds that opens a variant's answers (written mode 600, never handed out).
+SECRETS = ("answer-key-*", ANSWERS, "answers.csv", "quiz-*")
+
+
+def is_secret(path: str | Path) -> bool:
+    """Whether a file of a sheets folder is kept from students: anything in its secret/ folder, or one of
+    SECRETS (where an older folder keeps them beside the handouts)."""
+    return Path(path).parent.name == SECRET or any(Path(path).match(pattern) for pattern in SECRETS)
 
 
 def _chapter_text(chapter: Chapter) -> bytes:
