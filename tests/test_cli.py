@@ -187,3 +187,36 @@ def test_the_terminal_speaks_in_the_documents_words(capsys):
     assert "(each number judged at the decimals it is written with)" in out and "((" not in out
     assert main(["check", "02-or-batch", "dW1 = [1]"]) == 2
     assert "got a list of 1 number\n" in capsys.readouterr().err
+
+
+def test_trace_prints_each_figure_by_the_documents_rule(capsys, trace_of):
+    """Every digit carried, each figure rounded as the documents round it: a small figure keeps two
+    significant digits (chapter 4, step 0: dW1[0, 0] is 0.00051, which 3 fixed decimals would print as 0.001)."""
+    assert main(["trace", "04-xor-hidden-layer", "--step", "0"]) == 0
+    out = capsys.readouterr().out
+    assert abs(trace_of("04-xor-hidden-layer").at(0)["dW1"][0, 0] - 0.00051) < 5e-6
+    assert "passes on dW1 = [[0.00051, -0.0013], " in out
+    assert "receives ∂Cost/∂Z1 = [[-0.0097, 0.0055, " in out  # the documents print dZ1[0, 1] as 0.0055 too
+
+
+def _bracketed(result, decimals: int | None = None) -> str:
+    """A line's printed result as the terminal brackets it; with `decimals`, a whole figure (ReLU's slope,
+    written 0 or 1 in the documents) at that many places."""
+    if isinstance(result, str):
+        return f"{int(result):.{decimals}f}" if decimals is not None and result.lstrip("-").isdigit() else result
+    return "[" + ", ".join(_bracketed(r, decimals) for r in result) + "]"
+
+
+@pytest.mark.parametrize("name", [p.stem for p in tracer.bundled_chapters()])
+def test_trace_carry_rounded_prints_the_worked_steps_figures(capsys, name):
+    """Hand mode at a worked step prints every result of the document's worked lines, digit for digit."""
+    from conftest import bundled_lecture
+
+    lec = bundled_lecture(name)
+    step = lec.worked_steps[0]
+    assert main(["trace", name, "--step", str(step), "--carry", "rounded"]) == 0
+    out = capsys.readouterr().out
+    said = lambda text: f"= {text}\n" in out or f"= {text}   " in out or f"after {text}" in out  # noqa: E731
+    missing = [(ln.quantity, _bracketed(ln.result)) for ln in lec.at(step)
+               if not said(_bracketed(ln.result)) and not said(_bracketed(ln.result, 3))]
+    assert not missing, missing

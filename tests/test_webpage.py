@@ -91,6 +91,8 @@ def test_the_step_explorer_shows_the_traces_numbers(pages, browser, chapter):
     assert index == min(3, len(data["steps"]) - 1)
     step = data["steps"][index]
     assert f"step {step}," in browser.find_element(By.ID, "step-output").text
+    if step in data["carried"]:  # a step the document works: the worked lines' figures (hand-carried)
+        trace = bundled_lecture(chapter).hand
     last = len(trace.meta["layers"])
     for node, quantity, receives in (("Z1", "Z1", "dZ1"), (f"A{last}", f"A{last}", f"dA{last}"), ("W1", "W1", "dW1")):
         browser.find_element(By.ID, f"node-{node}").click()
@@ -184,3 +186,31 @@ def test_a_comment_sits_under_the_node_it_explains(pages):
         assert at < update  # in the backward pass, beside its node's lines, not after the update
         node = step.rfind("<strong>", 0, at)
         assert "Z_{2}" in step[node:at] or "Z_{1}" in step[node:at], words
+
+
+@needs("chromium", browser_ready)
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_at_a_worked_step_the_explorer_shows_the_worked_lines_figures(pages, browser, chapter):
+    """The explorer and the worked example above it print the same figure for every quantity both show."""
+    from selenium.webdriver.common.by import By
+
+    lec = bundled_lecture(chapter)
+    browser.get(pages[chapter].as_uri())
+    data = json.loads(browser.find_element(By.ID, "explorer-data").get_attribute("textContent"))
+    step = lec.worked_steps[0]
+    assert step in data["carried"]
+    results = {ln.quantity: np.ravel(np.asarray(ln.result, dtype=object)).tolist() for ln in lec.at(step)}
+    browser.execute_script("document.getElementById('step-slider').value = arguments[0];"
+                           "document.getElementById('step-slider').dispatchEvent(new Event('input'));",
+                           data["steps"].index(step))
+    compared = 0
+    for node in data["at"][data["steps"].index(step)]:
+        if not browser.find_elements(By.ID, f"node-{node}"):  # Y's numbers are data: not a node of the graph
+            continue
+        browser.find_element(By.ID, f"node-{node}").click()
+        for css, quantity in (("dd.value", node), ("dd.receives", "d" + node), ("dd.after", node + "_after")):
+            if quantity in results and browser.find_elements(By.CSS_SELECTOR, f"#details {css}"):
+                shown = shown_numbers(browser, f"#details {css} td")
+                assert shown == results[quantity], (chapter, node, css, shown, results[quantity])
+                compared += 1
+    assert compared >= 5

@@ -26,7 +26,7 @@ from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.output import staged
-from tracer.rounding import format_array
+from tracer.rounding import shown_array
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -382,8 +382,9 @@ def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int], f
 
 
 def _matrix(value: Any, decimals: int, full: bool = False) -> str:
-    """A value for the terminal: past abbreviation.LIMIT rows or columns, a corner and the shape."""
-    return bracketed(value, lambda rows: format_array(rows, decimals), full=full)
+    """A value for the terminal, each figure by the documents' rule (`rounding.shown`: 0.00051, not 0.001);
+    past abbreviation.LIMIT rows or columns, a corner and the shape."""
+    return bracketed(value, lambda rows: shown_array(rows, decimals), full=full)
 
 
 # --------------------------------------------------------------------------- verify (issue 3)

@@ -12,7 +12,7 @@ any common colour-vision deficiency, and in greyscale print the solid/dashed lin
 still say which is which. Decision boundaries shade the two classes with light and medium tints of the
 same pair and mark the training points by shape (× for class 1, ○ for class 0), as the article does.
 
-Every number written on a figure comes from the trace through `rounding.format_number` with the
+Every number written on a figure comes from the trace through `rounding.shown_styled` with the
 chapter's decimals for that quantity, as in the documents' text. Output is byte-identical from run to
 run: matplotlib's SVG hash salt is fixed and its date/creator metadata removed, Graphviz's version
 comments are stripped.
@@ -40,7 +40,7 @@ from tracer.engine.trace import Trace
 from tracer.engine.train import build_network
 from tracer.errors import TracerError
 from tracer.output import write_atomic
-from tracer.rounding import format_number, shown_styled
+from tracer.rounding import shown_styled
 
 FORWARD = "#0072B2"  # Okabe–Ito blue
 BACKWARD = "#D55E00"  # Okabe–Ito vermillion
@@ -92,7 +92,7 @@ class Grad:
 
 @dataclass(frozen=True, eq=False)
 class Num:
-    """A number from the trace, shown with `decimals` places by format_number, or as an empty box to fill in."""
+    """A number from the trace, shown by `rounding.shown_styled` at `decimals` places, or as an empty box to fill in."""
 
     value: float
     decimals: int
@@ -101,7 +101,7 @@ class Num:
 
 @dataclass(frozen=True, eq=False)
 class Mat:
-    """A matrix from the trace, each entry shown by format_number; a big one by its corner (see `corner`);
+    """A matrix from the trace, each entry shown by `rounding.shown_styled`; a big one by its corner (see `corner`);
     `blank`: each entry an empty box to fill in."""
 
     value: np.ndarray
@@ -1062,7 +1062,7 @@ def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg", scale: str 
         ax.plot(trace.steps, trace.arrays["cost"], "o", color=FORWARD, markersize=3.5, label="recorded steps")
         ax.legend(frameon=False, loc="lower left")  # a falling curve leaves the lower left empty
     last = len(costs) - 1
-    final = format_number(costs[last], document_spec(chapter).table_decimals, style="unicode")
+    final = shown_styled(costs[last], document_spec(chapter).table_decimals, style="unicode")
     # The end point gets a marker; its label sits in the upper right, which a falling curve has left
     # (near its end the curve is at its lowest), joined to the point by a thin line so no curve crosses it.
     ax.plot([last], [costs[last]], "o", color=FORWARD, markersize=4)
@@ -1144,8 +1144,8 @@ def decision_boundaries(chapter: Chapter, trace: Trace, fmt: str = "svg") -> dic
 
     x1, x2, yhat = boundary_grid(chapter, trace)
     cut = threshold(trace)
-    low, high = format_number(float(trace.Y.min()), 0), format_number(float(trace.Y.max()), 0)
-    level = format_number(cut, _places(chapter, trace.network.layers[-1].A), style="unicode")
+    low, high = shown_styled(float(trace.Y.min()), 0), shown_styled(float(trace.Y.max()), 0)
+    level = shown_styled(cut, _places(chapter, trace.network.layers[-1].A), style="unicode")
     fig = _figure(5.4, 3.6)
     fig.subplots_adjust(left=0.1, right=0.64, bottom=0.13, top=0.97)
     ax = fig.add_subplot()

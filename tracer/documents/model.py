@@ -34,7 +34,7 @@ from tracer.engine.optimizers import DEFAULTS, HYPER_SYMBOL, OPTIMIZERS
 from tracer.engine.trace import AFTER, Trace
 from tracer.engine.train import Traces, build_network
 from tracer.errors import TracerError
-from tracer.rounding import format_number, shown, shown_array
+from tracer.rounding import shown, shown_array
 
 FORMAT = "tracer-document/1"
 #: Data quantities written as whole numbers when they are whole (the article's x₁ = 0, y = 1).
@@ -663,7 +663,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
     long_run = None
     if spec.table_steps:
         long_run = {"steps": chapter.steps, "decimals": spec.table_decimals,
-                    "table": [{"step": s, "cost": format_number(full.costs[s], spec.table_decimals)}
+                    "table": [{"step": s, "cost": shown(full.costs[s], spec.table_decimals)}
                               for s in spec.table_steps],
                     "final": {p: printed(full.final[p], p, builder.decimals(p)) for p in chapter.parameter_names}}
     exercise = None

@@ -5,7 +5,7 @@ The notebook never imports tracer: it needs only NumPy (and matplotlib for the l
 code is written from the nodes' own expression trees (the same trees the document model prints), with
 the article's names as leaves. Like the worked example, the worked cells carry every value as it is
 printed (`keep = as_written`), so they print the document's figures; the long run at the end carries
-every digit (`keep = every_digit`) and prints the document's cost table.
+every digit (`keep = every_digit`) and prints the document's cost table, by the same rule (`written`).
 """
 
 from __future__ import annotations
@@ -57,12 +57,6 @@ def written(x, decimals):
     if d != 0 and abs(d) < Decimal("0.0001"):
         return f"{d.scaleb(-d.adjusted()):.{places + d.adjusted()}f}e{d.adjusted():+03d}"
     return f"{d:.{places}f}"
-
-
-def fixed(x, decimals):
-    """x with exactly `decimals` places, as the cost table prints it (a tiny non-zero cost: 2 significant digits)."""
-    d = half_up(x, decimals)
-    return f"{d:.{decimals}f}" if d != 0 or abs(x) < 1e-12 else f"{x:.1e}"
 
 
 def as_written(value, decimals):
@@ -353,7 +347,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
         steps = [row["step"] for row in run_["table"]]
         loop = (f"costs = [training_step(step + 1) for step in range({run_['steps']})]\n"
                 f"for step in {steps!r}:\n"
-                f"    print(f\"step {{step}}: cost = {{fixed(costs[step], {run_['decimals']})}}\")")
+                f"    print(f\"step {{step}}: cost = {{written(costs[step], {run_['decimals']})}}\")")
         py("\n".join(restart) + "\n" + loop, 0, "full")
         py("import matplotlib.pyplot as plt  # Jupyter shows the figure under the cell\n\n"
            "fig, ax = plt.subplots(figsize=(6, 3))\nax.plot(costs)\nax.set_xlabel(\"step\")\n"
