@@ -268,7 +268,7 @@ def test_a_successful_build_replaces_only_its_own_files(tmp_path, monkeypatch, c
     status, out, err, caught = run_in(folder, "build case.toml -o out --format md".split(), monkeypatch, capsys)
     assert status == 0 and not caught
     assert sorted(p.name for p in (folder / "out").iterdir()) == ["case.md", "figures", "keep.md"]
-    assert out.split() == ["out/case.md"]
+    assert out.split() == ["out/case.md", "out/figures/case-graph-step-0.svg"]  # every file it wrote
 
 
 def test_ctrl_c_during_a_build_leaves_the_folder_and_prints_one_line(tmp_path):

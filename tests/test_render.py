@@ -369,7 +369,8 @@ def test_without_pdflatex_a_pdf_asked_for_fails_and_writes_nothing(tmp_path, mon
 def test_the_cli_prints_the_files_it_wrote(tmp_path, capsys):
     status = main(["build", "01-or-one-example", "-o", str(tmp_path), "--format", "md"])
     assert status == 0
-    assert capsys.readouterr().out.split() == [str(tmp_path / "01-or-one-example.md")]
+    assert capsys.readouterr().out.split() == [str(tmp_path / "01-or-one-example.md"),
+                                               str(tmp_path / "figures" / "01-or-one-example-graph-step-0.svg")]
 
 
 def test_a_long_sum_is_broken_over_rows_and_a_huge_one_abbreviated():

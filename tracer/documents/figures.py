@@ -1220,7 +1220,8 @@ def default_name(chapter: Chapter, kind: str, fmt: str, step: int | None = None,
 
 
 def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
-                     view: str | None = None, graphs_from: Trace | None = None) -> dict[str, str]:
+                     view: str | None = None, graphs_from: Trace | None = None,
+                     written: list[Path] | None = None) -> dict[str, str]:
     """Write the chapter's figures under `out_dir`; return, per place in a document, the text to put there.
 
     Keys: "graph_step_<N>" for each worked step, "curve" when the chapter runs more than FEW_STEPS
@@ -1232,6 +1233,7 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     `out_dir`, the folder of the documents. Without Graphviz's `dot` there are no graph keys (the
     documents are built without those pictures; `tracer build` says so once). The graphs are drawn
     from `graphs_from` when given (the documents pass their hand-carried trace: the worked lines' figures).
+    Each file written is appended to `written` when given (`tracer build` lists them).
     """
     if fmt not in ("md", "tex"):
         raise TracerError(f"document format {fmt!r}: expected 'md' or 'tex'")
@@ -1275,11 +1277,15 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     # Numbered in the order a document shows them: the worked steps' graphs, then the long run's figures.
     for number, (key, picture, name, caption, shows, width) in enumerate(graph_pictures + pictures, start=1):
         if fmt == "md":
-            write_atomic(out_dir / FIGURES_DIR / name, picture)
+            path = write_atomic(out_dir / FIGURES_DIR / name, picture)
+            if written is not None:
+                written.append(path)
             placed[key] = f"![Figure {number}: {caption}]({FIGURES_DIR}/{name})\n\n*Figure {number}. {caption}.*"
             continue
         if isinstance(picture, bytes):
-            write_atomic(out_dir / FIGURES_DIR / name, picture)
+            path = write_atomic(out_dir / FIGURES_DIR / name, picture)
+            if written is not None:
+                written.append(path)
             picture = rf"\includegraphics[width={width}]{{{FIGURES_DIR}/{name}}}" + "\n"
         label = "fig:" + key.replace("_", "-")
         tex_caption = caption.replace("×", r"$\times$")
