@@ -256,7 +256,7 @@ def test_user_text_with_latex_specials_is_escaped_and_still_compiles(tmp_path):
     escaped = (r"Costs \& gains: 100\% of x\_1 \#1 \{a\} \textasciitilde{}b\textasciicircum{}c "
                r"\textbackslash{}d \$5 \textless{}i\textgreater{}\textbar{}")
     assert f"{{\\LARGE {escaped}\\par}}" in tex  # the title block (a line that wraps, not \\title)
-    assert escaped + r" ($\hat{y}$, $\alpha$, x\textsubscript{1}\textperiodcentered{}x\textsubscript{2})" in tex
+    assert escaped + r" ($\hat{y}$, $\alpha$, $x_{1}$\textperiodcentered{}$x_{2}$)" in tex  # x₁ as maths, as in the formulas
     md = text_of(out, "test-chapter", "md")
     assert md.startswith(r"# Costs \& gains: 100% of x\_1 \#1 {a} \~b\^c \\d \$5 \<i\>\|" + "\n")
     assert not any("$5" in f["tex"] for f in maths_fragments(md))  # the $ is not taken for maths

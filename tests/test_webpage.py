@@ -214,3 +214,19 @@ def test_at_a_worked_step_the_explorer_shows_the_worked_lines_figures(pages, bro
                 assert shown == results[quantity], (chapter, node, css, shown, results[quantity])
                 compared += 1
     assert compared >= 5
+
+
+@needs("chromium", browser_ready)
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_maths_span_is_typeset_and_no_dollar_is_left_in_the_text(pages, browser, chapter):
+    """The notes' $…$ (the author's maths, in "Against the article" and under the worked lines) included."""
+    from selenium.webdriver.common.by import By
+
+    browser.get_log("browser")
+    browser.get(pages[chapter].as_uri())
+    text = browser.find_element(By.TAG_NAME, "main").text
+    assert "$" not in text, text[max(0, text.find("$") - 80):text.find("$") + 80]
+    untypeset = browser.execute_script(
+        "return [...document.querySelectorAll('.math')].filter(e => !e.querySelector('.katex')).length")
+    assert untypeset == 0
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -224,7 +224,8 @@ def _literal(value: Any) -> str:
 
 
 #: The documents' own sections (Markdown partials), rendered into the notebook's story cells.
-STORY = {"rounding": "rounding.md.j2", "network": "network.md.j2", "derivations": "derivations.md.j2", "against": "against.md.j2"}
+STORY = {"rounding": "rounding.md.j2", "network": "network.md.j2", "derivations": "derivations.md.j2", "against": "against.md.j2",
+         "colophon": "colophon.md.j2"}
 
 
 def _story(chapter: Chapter, lec: Lecture, user_templates: Any = None) -> dict[str, str]:
@@ -363,6 +364,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
                 f"![Figure {f['number']}: {f['caption']}]({f['src']})\n\n*{f['caption']}.*" for f in shown))
     if story["against"]:
         md(story["against"])
+    md(story["colophon"])
     nb = nbf.new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
         "language_info": {"name": "python"},

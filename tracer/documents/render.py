@@ -12,8 +12,11 @@ model's commentary goes through `prose`, which escapes its words and keeps its m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import re
 
 import jinja2
 import numpy as np
@@ -77,13 +80,32 @@ _TEX_UNICODE = {
     "λ": r"$\lambda$", "μ": r"$\mu$", "π": r"$\pi$", "σ": r"$\sigma$", "τ": r"$\tau$",
     "φ": r"$\phi$", "ω": r"$\omega$", "…": r"\ldots{}", "–": "--", "—": "---",
     "‘": "`", "’": "'", "“": "``", "”": "''", "ⅰ": "i", "Ⅰ": "I", "Ⅱ": "II", "🙌": "", "🔥": "", "🙃": "",
+    "′": r"$'$", "″": r"$''$", "½": r"$\tfrac{1}{2}$",
 }
+#: A letter with Unicode sub- or superscripts in an author's text (x₁, w², Xₜᵣₐᵢₙ) is maths, set in the
+#: maths italic of the formulas around it, not in upright text with \textsubscript.
+_SCRIPTED = re.compile("([A-Za-z])(?=[₀₁₂₃₄₅₆₇₈₉ᵢⱼₙₜₐᵣₖ⁰¹²³⁴⁵⁶⁷⁸⁹⁻ⁿ])([₀₁₂₃₄₅₆₇₈₉ᵢⱼₙₜₐᵣₖ]*)([⁰¹²³⁴⁵⁶⁷⁸⁹⁻ⁿ]*)")
 _MD_SPECIALS = set("\\`*_[]<>#$|~^&")
 
 
 def tex_escape(text: UserText | str) -> str:
-    """User text for LaTeX: its specials (% & _ # $ { } ~ ^ \\) escaped and its Unicode made LaTeX."""
+    """User text for LaTeX: its specials (% & _ # $ { } ~ ^ \\) escaped and its Unicode made LaTeX; a letter
+    with Unicode scripts (x₁, w²) set as maths, so that it reads as the formulas around it do."""
     raw = text.text if isinstance(text, UserText) else str(text)
+    out = []
+    pieces = _SCRIPTED.split(raw)
+    if len(pieces) > 1:
+        for i in range(0, len(pieces), 4):
+            out.append(_tex_chars(pieces[i]))
+            if i + 3 < len(pieces):
+                letter, sub, sup = pieces[i + 1:i + 4]
+                out.append(f"${letter}" + (f"_{{{''.join(_SUB[c] for c in sub)}}}" if sub else "")
+                           + (f"^{{{''.join(_SUP[c] for c in sup)}}}" if sup else "") + "$")
+        return "".join(out)
+    return _tex_chars(raw)
+
+
+def _tex_chars(raw: str) -> str:
     out = []
     for ch in raw:
         if ch in _TEX_SPECIALS:
@@ -611,24 +633,39 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
             "matches": matches,
             "differs": differs,
             "formulas": [{"latex": f.latex, "true": f.verdict == "true", "correct": f.correct_latex,
-                          "factor": f.factor, "where": list(f.where), "note": UserText(f.note) if f.note else None}
+                          "factor": f.factor, "where": list(f.where), "note": UserText(f.note) if f.note else None,
+                          "source": UserText(f.source) if f.source else None}
                          for f in article.formulas],
         },
         "figures": figures or {},
     }
 
 
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
+def entry_words(index: tuple[int, ...] | None, shape: tuple[int, ...]) -> str:
+    """Which entry of a quantity a figure is, as a reader says it, counted from 1: "The second entry of "
+    for a vector (one row or one column), "The entry in row 2, column 1 of " for a matrix."""
+    if not index:
+        return ""
+    if len(index) == 2 and len(shape) == 2 and 1 in shape:  # a row or a column: one number counts
+        k = index[1] if shape[0] == 1 else index[0]
+        return f"The {_ORDINALS[k]} entry of " if k < len(_ORDINALS) else f"Entry {k + 1} of "
+    if len(index) == 2:
+        return f"The entry in row {index[0] + 1}, column {index[1] + 1} of "
+    return f"Entry {', '.join(str(i + 1) for i in index)} of "
+
+
 def _figure(f: Any) -> dict[str, Any]:
-    """An article figure for the templates: its symbol (and entry), what was printed, what is computed."""
-    shown, entry = symbol(f.quantity), ""
-    if f.index:  # counted from 1, as a reader does
-        where = [f"row {f.index[0] + 1}", f"column {f.index[1] + 1}"] if len(f.index) == 2 else [
-            f"entry {', '.join(str(i + 1) for i in f.index)}"]
-        entry = "The " + (", ".join(where) if len(f.index) != 2 else f"entry in {where[0]}, {where[1]}") + " of "
+    """An article figure for the templates: its symbol (and entry), what was printed and where, what is computed."""
     when = f"after the update of step {f.step}" if f.quantity.endswith(AFTER) else f"at step {f.step}"
-    return {"step": f.step, "quantity": f.quantity, "when": when, "symbol": shown, "entry": entry, "printed": f.printed.replace("−", "-"), "correct": f.correct,
+    digits = len(Decimal(f.printed.replace("−", "-")).as_tuple().digits) if f.agree else 0
+    return {"step": f.step, "quantity": f.quantity, "when": when, "symbol": symbol(f.quantity),
+            "entry": entry_words(f.index, tuple(f.shape)), "printed": f.printed.replace("−", "-"), "correct": f.correct,
             "exact": f.exact, "explanation": UserText(f.explanation) if f.explanation else None,
-            "note": UserText(f.note) if f.note else None, "agree": f.agree,
+            "note": UserText(f.note) if f.note else None, "agree": f.agree, "digits": digits,
+            "source": UserText(f.source) if f.source else None,
             # a whole-number figure of a quantity that is not whole (a predicted class): show the value too
             "rounded": "." not in f.correct and f.exact != f.correct}
 

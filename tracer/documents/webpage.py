@@ -15,11 +15,12 @@ import re
 from typing import Any
 
 import numpy as np
+from markupsafe import Markup, escape
 
 from tracer.documents.lecture import Lecture, lecture, long_run_pictures
-from tracer.documents.outline import Placed, outline, outline_svg
 from tracer.documents.model import symbol
-from tracer.documents.render import UserText, document_context, environment, render
+from tracer.documents.outline import Placed, outline, outline_svg
+from tracer.documents.render import UserText, document_context, environment, render, unicode_maths
 from tracer.engine.chapter import Chapter
 from tracer.engine.graph import local_name
 from tracer.engine.trace import AFTER, Trace
@@ -167,4 +168,22 @@ def webpage(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_tem
     env = environment(user_templates)
     env.autoescape = True
     env.filters["text"] = lambda v: v.text if isinstance(v, UserText) else v  # escaped by autoescape
+    env.filters["maths"] = maths_html
     return render(env, TEMPLATE, context)
+
+
+def maths_html(value: UserText | str) -> Markup:
+    """An author's text for the page: its words escaped, its `$…$` spans as KaTeX maths (from
+    render.unicode_maths, which lets no command through), as the Markdown and LaTeX documents set them."""
+    raw = value.text if isinstance(value, UserText) else str(value)
+    pieces = raw.split("$")
+    if len(pieces) % 2 == 0:  # an odd count of $: the last one is a dollar sign
+        pieces[-2:] = [pieces[-2] + "$" + pieces[-1]]
+    out = []
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            tex = unicode_maths(piece)
+            out.append(Markup('<span class="math inline" data-tex="{0}">{0}</span>').format(tex))
+        else:
+            out.append(escape(piece))
+    return Markup("").join(out)
