@@ -492,3 +492,37 @@ def test_the_names_only_layout_places_every_node_and_points_each_arrow_at_its_he
     # Names only: another step's graph has the same layout, byte for byte.
     assert figures.names_layout(figures.computational_graph(chapter, trace, int(trace.steps[-1]), "layer"),
                                 rankdir="LR") == layout
+
+
+def _text_boxes(layout: dict) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """(owner id, (left, bottom, right, top)) of every text span Graphviz placed, in points."""
+    boxes = []
+    for obj in layout.get("objects", []) + layout.get("edges", []):
+        size = 10.0
+        for key in ("_ldraw_", "_hldraw_", "_tldraw_"):
+            for op in obj.get(key, []):
+                if op["op"] == "F":
+                    size = float(op["size"])
+                elif op["op"] == "T":
+                    x, y, w = float(op["pt"][0]), float(op["pt"][1]), float(op["width"])
+                    left = x - {"l": 0, "c": w / 2, "r": w}[op["align"]]
+                    boxes.append((obj.get("id") or obj.get("name"), (left, y - 0.25 * size, left + w, y + 0.75 * size)))
+    return boxes
+
+
+@pytest.mark.parametrize("name", ["02-or-batch", "03-xor-feature-cross"])
+def test_the_scalar_view_runs_in_the_order_a_reader_counts_and_no_two_labels_collide(trace_of, name):
+    """Example 1 on the left, then 2, 3, 4; in each example x₁ before x₂; no text over another's."""
+    import json
+
+    chapter, trace = chapter_and_trace(trace_of, name)
+    graph = figures.computational_graph(chapter, trace, 0, view="scalar")
+    layout = json.loads(figures._run_dot(graph, "json"))
+    x = {obj["name"]: float(obj["pos"].split(",")[0]) for obj in layout["objects"] if "pos" in obj}
+    m, features = trace.X.shape[1], trace.X.shape[0]
+    assert [x[f"Z1_0_{j}"] for j in range(m)] == sorted(x[f"Z1_0_{j}"] for j in range(m))
+    assert all(x[f"A0_{k}_{j}"] < x[f"A0_{k + 1}_{j}"] for j in range(m) for k in range(features - 1))
+    boxes = _text_boxes(layout)
+    overlapping = [(a, b) for i, (a, (l1, b1, r1, t1)) in enumerate(boxes) for b, (l2, b2, r2, t2) in boxes[i + 1:]
+                   if a != b and l1 < r2 - 0.5 and l2 < r1 - 0.5 and b1 < t2 - 0.5 and b2 < t1 - 0.5]
+    assert not overlapping

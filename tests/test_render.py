@@ -393,3 +393,24 @@ def test_an_authors_note_sets_its_dollar_spans_as_maths_and_passes_no_command():
     assert tex.endswith(r"costs \$5")  # a lone $ is a dollar sign
     md = render.with_maths(note, "md")
     assert md.startswith(r"So $\partial \mathrm{Cost}/\partial W_{1}")
+
+
+@pytest.mark.parametrize("name", [p.stem for p in bundled_chapters()])
+def test_the_markdown_has_the_structure_its_templates_write_in_commonmark(name, tmp_path):
+    """Parsed by markdown-it (CommonMark, as MyST and many sites parse it): each paragraph the templates
+    start a line with is a paragraph of its own, not the continuation of the list item above it (a missing
+    blank line), and every heading is one the document writes with #, none made by a stray --- under text."""
+    markdown_it = pytest.importorskip("markdown_it")
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+    build.build([name], tmp_path, ["md"], figures=False)
+    text = (tmp_path / f"{name}.md").read_text(encoding="utf-8")
+    tokens = markdown_it.MarkdownIt("commonmark").enable("table").use(dollarmath_plugin, double_inline=True).parse(text)
+    for lead in ("Starting parameters:", "Parameters after the last update:", "Figures the article prints",
+                 "Formulas the article states", "Checked against", "Each node multiplies"):
+        found = [t for t in tokens if t.type == "inline" and t.content.startswith(lead)]
+        if lead in text:
+            assert found and all(t.level == 1 for t in found), (lead, [t.level for t in found])  # in a top-level <p>
+    headings = [t for t in tokens if t.type == "heading_open"]
+    assert len(headings) == len(re.findall(r"^#{1,6} ", text, flags=re.M))
+    assert len([t for t in tokens if t.type == "hr"]) == 1  # the colophon's rule, and only it

@@ -351,7 +351,13 @@ class Graph:
         the layer view's data and parameter matrices, which keeps that view narrow enough for a page.
         """
         leaf = self.view == "layer" and node.kind in ("input", "target", "parameter")
-        return node.kind == "cost" or leaf or self.fan_out(node.id) > 1
+        return node.kind == "cost" or leaf or self.fan_out(node.id) > 1 or self.crowds_the_cost(node)
+
+    def crowds_the_cost(self, node: Node) -> bool:
+        """A prediction or label of the scalar view when several examples meet at the cost: its numbers go
+        on the node, or the labels of all their arrows would pile up around the cost."""
+        into_cost = [tail for tail, head in self.edges if head == "cost"]
+        return self.view == "scalar" and node.id in into_cost and len(into_cost) > 2
 
     def node_lines(self, node: Node) -> list[Line]:
         lines = [Line((node.sym,))]
@@ -502,7 +508,7 @@ def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
     for j in range(m):
         for k in range(units[0]):
             graph.add(Node(f"A0_{k}_{j}", Sym("x", str(k + 1), example(j)), "input", num("A0", v["A0"], k, j),
-                           note=_cross_note(chapter, k), group=group(j)))
+                           note=_cross_note(chapter, k), group=group(j), row="inputs"))
     for l in range(1, L + 1):
         n, n_prev = units[l], units[l - 1]
         last = l == L
@@ -593,6 +599,7 @@ def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
     dot.attr("node", fontname=FONT, fontsize=str(node_size), margin="0.04,0.02", height="0.3", width="0.3")
     dot.attr("edge", fontname=FONT, fontsize=str(label_size), arrowsize="0.6")
     _dot_nodes(dot, graph, lambda line, node: _dot_node(line, graph, node))
+    _in_reading_order(dot, graph)
     for tail_id, head_id in graph.edges:
         forward, backward = graph.arrow(tail_id, head_id)
         ends, flip = _ends(graph, tail_id, head_id)
@@ -603,6 +610,22 @@ def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
             dot.edge(*ends, html_label(backward) if backward else None, id=f"b:{tail_id}:{head_id}",
                      dir="forward" if flip else "back", style="dashed", color=BACKWARD, fontcolor=BACKWARD)
     return dot
+
+
+def _in_reading_order(dot: Any, graph: Graph) -> None:
+    """The scalar view left to right as a reader counts it: example 1 first (the examples in the order they
+    are given), x₁ before x₂ (invisible arrows between an example's inputs, on one rank, which dot sets
+    tail left of head)."""
+    if graph.view != "scalar":
+        return
+    dot.attr(mclimit="0.01")  # dot's crossing minimisation would reorder the examples (4, 2, 3, 1)
+    inputs: dict[str, list[str]] = {}
+    for n in graph.nodes.values():
+        if n.kind == "input":
+            inputs.setdefault(n.group, []).append(n.id)
+    for names in inputs.values():
+        for tail, head in zip(names, names[1:]):
+            dot.edge(tail, head, style="invis", id=f"i:{tail}:{head}")  # "i:": drawn by nobody
 
 
 def _dot_nodes(dot: Any, graph: Graph, add: Any) -> None:
@@ -631,7 +654,10 @@ def _ends(graph: Graph, tail_id: str, head_id: str) -> tuple[tuple[str, str], bo
 
 def _dot_node(dot: Any, graph: Graph, node: Node) -> None:
     style = {"input": "rounded", "target": "rounded", "parameter": "filled", "cost": "bold"}.get(node.kind, "")
-    dot.node(node.id, html_label(graph.node_lines(node)), id=f"n:{node.id}", shape=SHAPES[node.kind],
+    lines = graph.node_lines(node)
+    # A circle round a name and its numbers would be as tall as it is wide: an ellipse takes them
+    shape = "ellipse" if SHAPES[node.kind] == "circle" and len(lines) > 2 else SHAPES[node.kind]
+    dot.node(node.id, html_label(lines), id=f"n:{node.id}", shape=shape,
              style=style, fillcolor=PARAMETER_FILL if node.kind == "parameter" else "white",
              peripheries="2" if node.kind == "cost" else "1")
 
@@ -955,8 +981,10 @@ def graph_tikz(graph: Graph) -> str:
                 out.append(rf"\draw[thick] {pt(x, y)} ellipse ({w / 2 - 4:.2f} and {h / 2 - 4:.2f});")
         out.append(rf"\node at {pt(x, y)} {{{latex_label(graph.node_lines(node))}}}; % n:{node.id}")
     for edge in layout.get("edges", []):
-        ident = edge["id"]  # f:tail:head or b:tail:head, as to_dot names the arrows
+        ident = edge["id"]  # f:tail:head or b:tail:head, as to_dot names the arrows (i: an invisible one)
         role, tail, head = ident.split(":")
+        if role == "i":
+            continue
         backward = role == "b"
         colour = "tracerbwd" if backward else "tracerfwd"
         style = f"{colour}, thin" + (", dashed" if backward else "")
@@ -984,8 +1012,26 @@ def graph_tikz(graph: Graph) -> str:
     return "\n".join(out) + "\n"
 
 
+#: The macros document_figures' LaTeX uses (the documents' preamble has them too, from here).
+FIGURE_MACROS = r"""\makeatletter
+% \tracerneed{length}: a new page here unless that much room is left on this one (needspace's rule, which
+% texlive's recommended set lacks). Headings and figures use it, so neither is left alone at a page's foot.
+\newcommand\tracerneed[1]{\par\penalty-100\begingroup\setlength{\dimen@}{#1}\dimen@ii\pagegoal
+  \advance\dimen@ii-\pagetotal\ifdim\dimen@>\dimen@ii\ifdim\dimen@ii>\z@\vfil\fi\break\fi\endgroup}
+% A figure set where the text refers to it, not floated (a float can land between two lines of a pass):
+% an unbreakable block with a numbered figure caption.
+\newsavebox\tracerfigbox
+\newenvironment{tracerfigure}{\par\medskip\noindent\begin{minipage}{\linewidth}\def\@captype{figure}\centering}%
+  {\end{minipage}\par\medskip}
+% One of two figures side by side in a tracerfigure, with its own caption.
+\newenvironment{tracerpanel}[1]{\begin{minipage}[t]{#1}\def\@captype{figure}\centering}{\end{minipage}}
+% \tracerpos{kind}{name}: where this point of the text lands (page, height from the page's foot in sp),
+% written to the log at shipout; the tests read the layout from it.
+\newcommand\tracerpos[2]{\ifdefined\pdfsavepos\pdfsavepos\write-1{tracerpos:#1:#2:\thepage:\the\pdflastypos}\fi}
+\makeatother
+"""
 #: What a LaTeX document needs for graph_tikz pictures and included PDF figures.
-TIKZ_PREAMBLE = "\\usepackage{amsmath}\n\\usepackage{graphicx}\n\\usepackage{tikz}\n"
+TIKZ_PREAMBLE = "\\usepackage{amsmath}\n\\usepackage{graphicx}\n\\usepackage{tikz}\n" + FIGURE_MACROS
 
 
 def tikz_document(body: str) -> str:
@@ -1146,8 +1192,10 @@ def decision_boundaries(chapter: Chapter, trace: Trace, fmt: str = "svg") -> dic
     cut = threshold(trace)
     low, high = shown_styled(float(trace.Y.min()), 0), shown_styled(float(trace.Y.max()), 0)
     level = shown_styled(cut, _places(chapter, trace.network.layers[-1].A), style="unicode")
-    fig = _figure(5.4, 3.6)
-    fig.subplots_adjust(left=0.1, right=0.64, bottom=0.13, top=0.97)
+    # Narrow, the legend under the square: the plain and the shaded boundary sit side by side on a page
+    # (and fit a phone's width) at their natural size, their text as large as the document's figures'.
+    fig = _figure(3.4, 3.7)
+    fig.subplots_adjust(left=0.17, right=0.96, bottom=0.31, top=0.98)
     ax = fig.add_subplot()
     if yhat.min() < cut < yhat.max():
         ax.contour(x1, x2, yhat, levels=[cut], colors="black", linewidths=1.5)
@@ -1165,7 +1213,8 @@ def decision_boundaries(chapter: Chapter, trace: Trace, fmt: str = "svg") -> dic
     ax.set_yticks(_ticks(x2))
     ax.set_aspect("equal")
     handles = ax.get_legend_handles_labels()[0] + [Line2D([], [], color="black", linewidth=1.5, label=f"ŷ = {level}")]
-    legend = dict(loc="upper left", bbox_to_anchor=(1.03, 1.0), frameon=False, fontsize=9)
+    legend = dict(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False, fontsize=8.5,
+                  columnspacing=1.2, handlelength=1.5)
     ax.legend(handles=handles, **legend)
     figures = {False: _save(fig, fmt)}
     ax.imshow(yhat >= cut, origin="lower", extent=(x1[0], x1[-1], x2[0], x2[-1]), interpolation="none",
@@ -1253,15 +1302,15 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
             scale = curve_scale(np.asarray(trace.costs, dtype=float))
             pictures.append(("curve", learning_curve(chapter, trace, file_fmt), default_name(chapter, "curve", file_fmt),
                              "Learning curve: the cost at every step" + (", on a log scale" if scale == "log" else ""),
-                             "the cost at every step", r"0.75\linewidth"))
+                             "the cost at every step", r"0.65\linewidth"))
         if has_boundary(chapter) and long_run:
             boundaries = decision_boundaries(chapter, trace, file_fmt)
             pictures.append(("boundary", boundaries[False], default_name(chapter, "boundary", file_fmt),
                              "Decision boundary of the trained network, with the training points by class",
-                             "where the trained network's decision changes", r"0.7\linewidth"))
+                             "where the trained network's decision changes", r"\linewidth"))
             pictures.append(("boundary_shaded", boundaries[True], default_name(chapter, "boundary", file_fmt, shaded=True),
                              "The same decision boundary, the two regions shaded by the class the network gives them",
-                             "the two regions the network tells apart", r"0.7\linewidth"))
+                             "the two regions the network tells apart", r"\linewidth"))
         graph_pictures = []
         for step, graph in graphs.items():
             caption = (f"Computational graph at step {step}: forward values on solid blue arrows, gradients of the "
@@ -1274,6 +1323,7 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
                                    default_name(chapter, "graph", "svg", step), caption,
                                    f"the computational graph at step {step}", ""))
     placed: dict[str, str] = {}
+    panels: dict[str, tuple[str, str, str, str]] = {}  # LaTeX: (picture, label, caption, what it shows)
     # Numbered in the order a document shows them: the worked steps' graphs, then the long run's figures.
     for number, (key, picture, name, caption, shows, width) in enumerate(graph_pictures + pictures, start=1):
         if fmt == "md":
@@ -1289,9 +1339,40 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
             picture = rf"\includegraphics[width={width}]{{{FIGURES_DIR}/{name}}}" + "\n"
         label = "fig:" + key.replace("_", "-")
         tex_caption = caption.replace("×", r"$\times$")
-        placed[key] = (rf"Figure~\ref{{{label}}} shows {shows}." + "\n\\begin{figure}[htbp]\n\\centering\n" + picture
-                       + rf"\caption{{{tex_caption}.}}\label{{{label}}}" + "\n\\end{figure}")
+        # Set in the text where it is referred to, never floated into a pass (the preamble's tracerfigure);
+        # measured first, so that the sentence, the picture and its caption start a page together when
+        # they do not fit on this one. A graph's measure goes before its step's heading ("…_before").
+        measure = (rf"\sbox\tracerfigbox{{{picture.strip()}}}%" + "\n"
+                   + rf"\tracerneed{{\dimexpr\ht\tracerfigbox+\dp\tracerfigbox+{TEX_FIGURE_LINES}\baselineskip\relax}}")
+        shown = (rf"\noindent\tracerpos{{ref}}{{{label}}}Figure~\ref{{{label}}} shows {shows}." + "\n"
+                 + rf"\begin{{tracerfigure}}\tracerpos{{figure}}{{{label}}}\usebox\tracerfigbox" + "\n"
+                 + rf"\caption{{{tex_caption}.}}\label{{{label}}}" + "\n\\end{tracerfigure}")
+        panels[key] = (picture.strip(), label, tex_caption, shows)
+        if key.startswith("graph_step_"):
+            placed[key + "_before"] = measure
+            placed[key] = shown
+        else:
+            placed[key] = measure + "\n" + shown
+    if fmt == "tex" and "boundary" in panels and "boundary_shaded" in panels:
+        placed["boundary"], placed["boundary_shaded"] = _side_by_side(panels["boundary"], panels["boundary_shaded"]), ""
     return placed
+
+
+def _side_by_side(left: tuple[str, str, str, str], right: tuple[str, str, str, str]) -> str:
+    """Two figures side by side in one block of the text, each with its own numbered caption (LaTeX)."""
+    box = "".join(rf"\begin{{tracerpanel}}{{0.47\linewidth}}\tracerpos{{figure}}{{{label}}}{picture}"
+                  rf"\caption{{{caption}.}}\label{{{label}}}\end{{tracerpanel}}" + ("\\hfill" if i == 0 else "")
+                  for i, (picture, label, caption, _) in enumerate((left, right)))
+    return (rf"\sbox\tracerfigbox{{\makebox[\linewidth]{{{box}}}}}%" + "\n"
+            + rf"\tracerneed{{\dimexpr\ht\tracerfigbox+\dp\tracerfigbox+{TEX_FIGURE_LINES}\baselineskip\relax}}" + "\n"
+            + rf"\noindent\tracerpos{{ref}}{{{left[1]}}}\tracerpos{{ref}}{{{right[1]}}}Figures~\ref{{{left[1]}}} "
+            + rf"and~\ref{{{right[1]}}} show {left[3]} and {right[3]}." + "\n"
+            + "\\begin{tracerfigure}\\usebox\\tracerfigbox\n\\end{tracerfigure}")
+
+
+#: Lines of text a figure is measured with besides its picture: the sentence that refers to it, its
+#: caption, the space around it, and (for a step's graph) the step's heading above it.
+TEX_FIGURE_LINES = 5
 
 
 def write_figure(chapter: Chapter, trace: Trace, kind: str, path: Path | None = None, step: int | None = None,

@@ -102,7 +102,8 @@ def visible_width(latex: str) -> int:
         rows = match[1].split(r"\\")
         return max(rows, key=lambda r: len(r.replace("&", "  "))).replace("&", "  ") + "  "
 
-    text = re.sub(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}", matrix, latex)
+    text = re.sub(r"\\rule\{[^{}]*\}\{[^{}]*\}", "", latex)  # a strut shows nothing
+    text = re.sub(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}", matrix, text)
     text = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", lambda m: max(m[1], m[2], key=len), text)
     text = re.sub(r"\\times 10\^\{(-?\d+)\}", r"x10\1", text)
     text = re.sub(r"\\(left|right|textstyle|,|operatorname|mathrm|text)", "", text)

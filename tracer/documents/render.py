@@ -22,6 +22,7 @@ import jinja2
 import numpy as np
 from jinja2.sandbox import SandboxedEnvironment
 
+from tracer.documents.figures import FIGURE_MACROS
 from tracer.documents.model import (ABBREVIATE_PAST, CORNER, Document, Step, document_model, evaluate,
                                     recorded_needs, symbol)
 from tracer.engine.chapter import Chapter, Display
@@ -382,6 +383,29 @@ def typeset_lines(tree: Any) -> str:
 _FUNCTIONS = {"sigmoid": r"\sigma", "relu": r"\operatorname{ReLU}", "tanh": r"\tanh"}
 
 
+def _shown_rows(tree: Any) -> int:
+    """Rows of numbers the typeset value of `tree` stacks (a big matrix: its corner and a row of dots)."""
+    shape = _shape(tree)
+    rows = shape[0] if len(shape) == 2 else 1
+    return min(rows, CORNER + 1) if rows > MAX_SHOWN else rows
+
+
+def _sqrt(arg: Any, text: str) -> str:
+    """√ of a typeset argument. A matrix over a number (Adam's ŝ = s / (1 − β₂ᵗ)) is written with a slash,
+    so the matrix stays centred and the brackets around the root fit it (a fraction's bar puts the matrix
+    above the axis, and brackets sized to it reach as far below); a strut as tall as the matrix keeps
+    the root's bar clear of its brackets."""
+    if (_op_of(arg) == "div" and _is_matrix(arg["args"][0]) and not _is_matrix(arg["args"][1])
+            and _shown_rows(arg["args"][0]) > 1):  # a row's bar puts little below the axis: it stays a fraction
+        top, (bottom, prec) = _typeset(arg["args"][0])[0], _typeset(arg["args"][1])
+        text = f"{top} / {bottom if prec == 2 else _paren(bottom)}"
+    if not _is_matrix(arg):
+        return rf"\sqrt{{{text}}}"
+    # a bmatrix of r rows rises about 0.62r em above the baseline (rows 1.2 em apart, centred on the axis)
+    strut = rf"\rule{{0pt}}{{{0.62 * _shown_rows(arg) + 0.55:.2f}em}}"
+    return rf"\sqrt{{{strut}{text}}}"
+
+
 def _op_of(tree: Any) -> str | None:
     return tree["op"] if isinstance(tree, dict) else None
 
@@ -459,7 +483,7 @@ def _typeset(tree: Any) -> tuple[str, int]:
         text, prec = parts[0]
         return (rf"\log {text}" if prec == 2 and not _is_matrix(args[0]) else rf"\log{_paren(text)}"), 2
     if name == "sqrt":
-        return rf"\sqrt{{{parts[0][0]}}}", 2
+        return _sqrt(args[0], parts[0][0]), 2
     if name in ("square", "pow"):
         exponent = "2" if name == "square" else parts[1][0]
         text, prec = parts[0]
@@ -704,6 +728,7 @@ def environment(user_templates: Path | None = None) -> jinja2.Environment:
     env = SandboxedEnvironment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
                                autoescape=False, keep_trailing_newline=True, trim_blocks=True,
                                lstrip_blocks=True)
+    env.globals["figure_macros"] = FIGURE_MACROS  # the LaTeX the figures' placement uses, for preamble.tex.j2
     env.filters.update({
         "tex": tex_escape, "md": md_escape, "calculation": calculation, "symbol": symbol, "prose": _prose_filter, "note": _note_filter,
         "num": _num_filter, "matrix": _matrix_filter,
