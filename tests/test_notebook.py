@@ -148,7 +148,7 @@ def test_a_notebook_tells_the_documents_whole_story_and_prints_the_final_paramet
     chapter = "04-xor-hidden-layer"
     nb = executed[chapter]
     story = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    for section in ("The network and the data", "Starting parameters", "The derivatives we need",
+    for section in ("The network and the data", "Starting parameters", "The derivatives the backward pass needs",
                     "Against the article", "Parameters after the last update", "rounded half-up to 3 decimal places"):
         assert section in story, section
     assert story.count("](data:image/svg+xml;base64,") == 2  # the decision boundaries, inside the notebook

@@ -144,7 +144,7 @@ def test_a_page_has_every_section_the_documents_have(pages):
     import re
 
     text = pages["04-xor-hidden-layer"].read_text(encoding="utf-8")
-    for heading in ("The network and the data", "The derivatives we need", "Training for 5000 steps",
+    for heading in ("The network and the data", "The derivatives the backward pass needs", "Training for 5000 steps",
                     "Against the article", "Parameters after the last update", "rounded half-up to 3 decimal places"):
         assert heading in text, heading
     # The figures of the long run, as images inside the page (no file beside it).
@@ -152,10 +152,10 @@ def test_a_page_has_every_section_the_documents_have(pages):
     trace = bundled_trace("04-xor-hidden-layer")
     maths = _maths(text)
     # The starting parameters are the trace's at step 0, and the final ones its last update's, as printed.
-    start = next(t for t in maths if t.startswith("W_{1} = "))
+    start = next(t for t in maths if "W_{1} = " in t).split("W_{1} = ", 1)[1]
     final = _maths(text.split('id="final-parameters"', 1)[1])[0]
     for shown, exact in ((start, trace.value("W1", 0)), (final, trace.value("W1_after", int(trace.steps[-1])))):
-        numbers = re.findall(r"-?\d+\.\d+", shown.split(r"\qquad")[0].replace("−", "-"))
+        numbers = re.findall(r"-?\d+\.\d+", shown.split(r"\end{bmatrix}")[0].replace("−", "-"))  # W₁'s matrix
         assert len(numbers) == exact.size and all(agrees(t, x) for t, x in zip(numbers, np.ravel(exact))), shown
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex, long_run_pictures
-from tracer.documents.render import document_context, environment, render
+from tracer.documents.render import document_context, environment, render, with_maths
 from tracer.engine.chapter import Chapter
 from tracer.documents.model import symbol
 from tracer.engine.graph import Network
@@ -257,7 +257,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
         cells.append(cell)
 
     story = _story(chapter, lec, user_templates)
-    md(f"# {model.title}\n\n" + (f"{model.intro}\n\n" if model.intro else "")
+    md(f"# {model.title}\n\n" + (f"{with_maths(model.intro, 'md')}\n\n" if model.intro else "")
        + "Run the cells from top to bottom. Each one computes a step of the worked example in plain NumPy, "
          "in the article's names, and prints its numbers as the worked example prints them. "
          "Only NumPy is needed (and matplotlib for the learning curve at the end).\n\n"

@@ -108,7 +108,11 @@ def tex_escape(text: UserText | str) -> str:
 
 def _tex_chars(raw: str) -> str:
     out = []
+    raw = raw.replace("--", "-\x00-")  # "--" as typed (an option's dashes), not TeX's en dash
     for ch in raw:
+        if ch == "\x00":
+            out.append("{}")
+            continue
         if ch in _TEX_SPECIALS:
             out.append(_TEX_SPECIALS[ch])
         elif ch in _TEX_UNICODE:
@@ -401,8 +405,8 @@ def _sqrt(arg: Any, text: str) -> str:
         text = f"{top} / {bottom if prec == 2 else _paren(bottom)}"
     if not _is_matrix(arg):
         return rf"\sqrt{{{text}}}"
-    # a bmatrix of r rows rises about 0.62r em above the baseline (rows 1.2 em apart, centred on the axis)
-    strut = rf"\rule{{0pt}}{{{0.62 * _shown_rows(arg) + 0.55:.2f}em}}"
+    # a bmatrix of r rows rises about 0.6r em above the baseline (rows 1.2 em apart, centred on the axis)
+    strut = rf"\rule{{0pt}}{{{0.6 * _shown_rows(arg) + 0.4:.2f}em}}"
     return rf"\sqrt{{{strut}{text}}}"
 
 
