@@ -207,7 +207,7 @@ def _html_item(item: Item, colour: str = "") -> str:
     if abbreviated:  # the whole matrix's size, under its corner
         cells.append(f'<TR><TD COLSPAN="{len(rows[0]) + 2}"><FONT POINT-SIZE="8">'
                      f'({html.escape(shape_text(item.value))}, corner shown)</FONT></TD></TR>')
-    return '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0">' + "".join(cells) + "</TABLE>"
+    return '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="3" CELLPADDING="0">' + "".join(cells) + "</TABLE>"  # columns apart
 
 
 def _entry(x: float | str, item: Mat, style: str = "unicode") -> str:
@@ -890,10 +890,13 @@ def _svg_text(run: list[dict[str, Any]], flip: Any) -> str:
     y = flip(first["y"])
     if len(run) == 1 and _NUMBER.fullmatch(first["text"]) and not first["chars"] & 24:
         # A number ends where dot ended it: a matrix's columns stay right-aligned inside their brackets.
+        # Held to the width dot measured for it (Times): in a wider font (a browser's serif fallback) the
+        # columns would otherwise run into each other (−0.703−0.752).
         centred = first["align"] == "c"
         x = first["left"] + first["width"] / (2 if centred else 1)
         return (f'<text x="{x:.2f}" y="{y:.2f}" text-anchor="{"middle" if centred else "end"}" '
-                f'font-size="{size:.2f}" fill="{colour}">{html.escape(first["text"], quote=False)}</text>\n')
+                f'font-size="{size:.2f}" fill="{colour}" textLength="{first["width"]:.2f}" '
+                f'lengthAdjust="spacingAndGlyphs">{html.escape(first["text"], quote=False)}</text>\n')
     centre = first["left"] + sum(span["width"] for span in run) / 2
     parts, raised, previous, previous_text = [], 0.0, "", ""
     for span in run:

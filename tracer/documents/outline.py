@@ -31,6 +31,11 @@ __all__ = ["Arrow", "Outline", "Placed", "node_tikz", "outline", "outline_svg", 
 NAME_PT = 10
 #: Inches: a node's size in the layout (names are short: W1, dA1 never appears in the outline).
 NODE_SIZE = 0.34
+#: CSS pixels per point of the page's graph: a node of NODE_SIZE is then 54 px, above the 44 px a tap
+#: target needs (the page shows the graph at this size and lets its box scroll on a narrow screen).
+SCALE = 2.2
+#: Points of room round the outline's nodes, for the chosen node's outline (3 px wide).
+MARGIN = 4
 
 
 def outline(chapter: Chapter, trace: Trace) -> Outline:
@@ -60,8 +65,9 @@ def _path(points: tuple[tuple[float, float], ...], flip) -> str:
 def outline_svg(o: Outline, describe) -> str:
     """The outline as inline SVG: each node a focusable button (`describe(node)` is its accessible name)."""
     flip = lambda y: o.height - y  # noqa: E731  (SVG's y runs down)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {o.width:.0f} {o.height:.0f}" '
-           f'width="{o.width * 2.2:.0f}" height="{o.height * 2.2:.0f}" class="graph" role="group" '
+    m = MARGIN  # room round the nodes for the chosen node's thick outline, which would otherwise be clipped
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{-m} {-m} {o.width + 2 * m:.0f} {o.height + 2 * m:.0f}" '
+           f'width="{(o.width + 2 * m) * SCALE:.0f}" height="{(o.height + 2 * m) * SCALE:.0f}" class="graph" role="group" '
            'aria-label="The computational graph: choose a node to see its numbers at the chosen step">']
     for a in o.arrows:
         if a.points:
