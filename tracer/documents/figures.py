@@ -698,14 +698,15 @@ class Outline:
     height: float
 
 
-def names_dot(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0], node_size: float = 0.34) -> Any:
+def names_dot(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0], node_size: float = 0.34,
+              rank_gap: float = 0.5) -> Any:
     """The graph's nodes and forward arrows without values, as a `graphviz.Digraph`: every node
     `node_size` inches (the cost wider), its name set at `name_pt`; arrows named `tail:head`.
     For pictures that write the numbers in themselves (slides, web page), one layout for every step."""
     import graphviz
 
     dot = graphviz.Digraph("outline")
-    dot.attr(rankdir=rankdir, nodesep="0.12", ranksep="0.5", pad="0.04", fontsize=str(name_pt))
+    dot.attr(rankdir=rankdir, nodesep="0.12", ranksep=f"{rank_gap:g}", pad="0.04", fontsize=str(name_pt))
     dot.attr("node", fontsize=str(name_pt), fixedsize="true", width=str(node_size), height=str(node_size))
     dot.attr("edge", arrowsize="0.6")
     _dot_nodes(dot, graph, lambda line, node: line.node(
@@ -717,10 +718,10 @@ def names_dot(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0],
 
 
 def names_layout(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0],
-                 node_size: float = 0.34) -> Outline:
+                 node_size: float = 0.34, rank_gap: float = 0.5) -> Outline:
     """Where Graphviz puts the graph's nodes and arrows when only their names are drawn (see names_dot),
     in points from the bottom left."""
-    layout = json.loads(_pipe(names_dot(graph, rankdir, name_pt, node_size), "json"))
+    layout = json.loads(_pipe(names_dot(graph, rankdir, name_pt, node_size, rank_gap), "json"))
     x0, y0, x1, y1 = (float(c) for c in layout["bb"].split(","))
     placed = {}
     for obj in layout.get("objects", []):

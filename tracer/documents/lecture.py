@@ -196,7 +196,7 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
     rows = max_rows if max_rows is not None else 10 ** 6
     def fits(text: str) -> bool:
         # every row sits right of the widest left-hand side (the aligned block's first column)
-        block = _aligned_rows(text)
+        block = aligned_rows(text)
         left = max(visible_width(r.split("&", 1)[0]) for r in block if "&" in r)
         return (all(left + visible_width(r.split("&", 1)[-1]) <= width for r in block)
                 and block_rows(block) <= rows)
@@ -227,7 +227,7 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
     return calculation(Calculation(line.formula, NOT_SHOWN, result, line.quantity))
 
 
-def _aligned_rows(latex: str) -> list[str]:
+def aligned_rows(latex: str) -> list[str]:
     """The rows of an aligned block (a matrix's own rows stay inside their row)."""
     import re
 

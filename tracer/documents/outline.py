@@ -31,6 +31,8 @@ __all__ = ["Arrow", "Outline", "Placed", "node_tikz", "outline", "outline_svg", 
 NAME_PT = 10
 #: Inches: a node's size in the layout (names are short: W1, dA1 never appears in the outline).
 NODE_SIZE = 0.34
+#: Inches between ranks: room on each arrow for the number the slides write on it (−0.125 at 10 pt).
+RANK_GAP = 0.6
 #: CSS pixels per point of the page's graph: a node of NODE_SIZE is then 54 px, above the 44 px a tap
 #: target needs (the page shows the graph at this size and lets its box scroll on a narrow screen).
 SCALE = 2.2
@@ -41,7 +43,7 @@ MARGIN = 4
 def outline(chapter: Chapter, trace: Trace) -> Outline:
     """The layer view of the chapter's graph (X, W1, b1, Z1, A1, …, Y, cost), names only, laid out left to right."""
     graph = computational_graph(chapter, trace, int(trace.steps[0]), view="layer")
-    return names_layout(graph, rankdir="LR", name_pt=NAME_PT, node_size=NODE_SIZE)
+    return names_layout(graph, rankdir="LR", name_pt=NAME_PT, node_size=NODE_SIZE, rank_gap=RANK_GAP)
 
 
 # --------------------------------------------------------------------------- drawing it
