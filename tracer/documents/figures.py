@@ -1019,10 +1019,10 @@ def graph_tikz(graph: Graph) -> str:
 #: The macros document_figures' LaTeX uses (the documents' preamble has them too, from here).
 FIGURE_MACROS = r"""\makeatletter
 % \tracerneed{length}: a new page here unless that much room is left on this one (needspace's rule, which
-% texlive's recommended set lacks). Headings and figures use it, so neither is left alone at a page's foot.
+% texlive's recommended collection lacks). Headings and figures use it: neither is left alone at a page's foot.
 \newcommand\tracerneed[1]{\par\penalty-100\begingroup\setlength{\dimen@}{#1}\dimen@ii\pagegoal
   \advance\dimen@ii-\pagetotal\ifdim\dimen@>\dimen@ii\ifdim\dimen@ii>\z@\vfil\fi\break\fi\endgroup}
-% A figure set where the text refers to it, not floated (a float can land between two lines of a pass):
+% A figure placed where the text refers to it, not floated (a float can land between two lines of a pass):
 % an unbreakable block with a numbered figure caption.
 \newsavebox\tracerfigbox
 \newenvironment{tracerfigure}{\par\medskip\noindent\begin{minipage}{\linewidth}\def\@captype{figure}\centering}%
