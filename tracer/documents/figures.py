@@ -1035,7 +1035,7 @@ FIGURE_MACROS = r"""\makeatletter
 \makeatother
 """
 #: What a LaTeX document needs for graph_tikz pictures and included PDF figures.
-TIKZ_PREAMBLE = "\\usepackage{amsmath}\n\\usepackage{graphicx}\n\\usepackage{tikz}\n" + FIGURE_MACROS
+TIKZ_PREAMBLE = "\\usepackage{amsmath}\n\\usepackage{graphicx}\n\\usepackage{tikz}\n\\usepackage{flafter}\n" + FIGURE_MACROS
 
 
 def tikz_document(body: str) -> str:
@@ -1355,23 +1355,34 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
         if key.startswith("graph_step_"):
             placed[key + "_before"] = measure
             placed[key] = shown
-        else:
-            placed[key] = measure + "\n" + shown
+        else:  # after the worked steps: a float, which never comes before its reference (flafter)
+            placed[key] = _float(picture.strip(), label, tex_caption, f"Figure~\\ref{{{label}}} shows {shows}.", [label])
     if fmt == "tex" and "boundary" in panels and "boundary_shaded" in panels:
         placed["boundary"], placed["boundary_shaded"] = _side_by_side(panels["boundary"], panels["boundary_shaded"]), ""
     return placed
 
 
+def _float(body: str, label: str | None, caption: str | None, sentence: str, labels: list[str]) -> str:
+    """The sentence that refers to a figure, then the figure as a float at the top or bottom of a page or on
+    a page of floats: the text fills the rest of the page (LaTeX; the preamble's flafter keeps a float from
+    coming before its reference)."""
+    refs = "".join(rf"\tracerpos{{ref}}{{{name}}}" for name in labels)
+    marks = "" if label is None else rf"\tracerpos{{figure}}{{{label}}}"
+    # The sentence's paragraph ends before the float: a float met inside a paragraph belongs to wherever the
+    # paragraph started, which can be the page before the sentence (and flafter would let it go first).
+    # Near a page's foot the sentence starts the next page: TeX could still push it there after reading the
+    # float, which would then take the top of that page, above its reference.
+    return (rf"\tracerneed{{5\baselineskip}}\noindent{refs}{sentence}" + "\n\n\\begin{figure}[tbp]\n\\centering" + marks + "\n" + body + "\n"
+            + (rf"\caption{{{caption}.}}\label{{{label}}}" + "\n" if caption else "") + "\\end{figure}")
+
+
 def _side_by_side(left: tuple[str, str, str, str], right: tuple[str, str, str, str]) -> str:
-    """Two figures side by side in one block of the text, each with its own numbered caption (LaTeX)."""
+    """Two figures side by side in one float, each with its own numbered caption (LaTeX)."""
     box = "".join(rf"\begin{{tracerpanel}}{{0.47\linewidth}}\tracerpos{{figure}}{{{label}}}{picture}"
                   rf"\caption{{{caption}.}}\label{{{label}}}\end{{tracerpanel}}" + ("\\hfill" if i == 0 else "")
                   for i, (picture, label, caption, _) in enumerate((left, right)))
-    return (rf"\sbox\tracerfigbox{{\makebox[\linewidth]{{{box}}}}}%" + "\n"
-            + rf"\tracerneed{{\dimexpr\ht\tracerfigbox+\dp\tracerfigbox+{TEX_FIGURE_LINES}\baselineskip\relax}}" + "\n"
-            + rf"\noindent\tracerpos{{ref}}{{{left[1]}}}\tracerpos{{ref}}{{{right[1]}}}Figures~\ref{{{left[1]}}} "
-            + rf"and~\ref{{{right[1]}}} show {left[3]} and {right[3]}." + "\n"
-            + "\\begin{tracerfigure}\\usebox\\tracerfigbox\n\\end{tracerfigure}")
+    sentence = rf"Figures~\ref{{{left[1]}}} and~\ref{{{right[1]}}} show {left[3]} and {right[3]}."
+    return _float(box, None, None, sentence, [left[1], right[1]])
 
 
 #: Lines of text a figure is measured with besides its picture: the sentence that refers to it, its
