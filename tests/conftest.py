@@ -27,6 +27,21 @@ def bundled_lecture(name: str):
     return lecture(tracer.load_chapter(name), bundled_trace(name))
 
 
+def worked_results(lines) -> dict[str, list]:
+    """Each quantity's printed result in a step's worked lines, whole: a quantity worked one example's
+    column at a time (a softmax) has its columns put side by side; a part of any other shape (one
+    example's Jacobian) is left out, as no single figure shows it whole."""
+    whole, columns = {}, {}
+    for ln in lines:
+        if not ln.part:
+            whole[ln.quantity] = ln.result
+        elif len(ln.part) == 2 and ln.part[0] is None:
+            columns.setdefault(ln.quantity, {})[ln.part[1]] = [row[0] for row in ln.result]
+    for quantity, by_column in columns.items():
+        whole[quantity] = [list(row) for row in zip(*(by_column[j] for j in sorted(by_column)))]
+    return whole
+
+
 @pytest.fixture(scope="session")
 def or_batch() -> tracer.Chapter:
     """Part I's vectorised OR batch (chapter 02), the chapter most exercise tests work on."""

@@ -33,7 +33,8 @@ def chapter_titled(folder: Path, title: str, name: str = "titled.toml") -> Path:
 @pdftotext
 def test_a_latin_script_title_compiles_and_reads_back_from_the_pdf(tmp_path):
     title = "Þór, Łódź « ça » — ∂L/∂w"
-    (pdf,) = [p for p in build.build([chapter_titled(tmp_path, title)], tmp_path / "out", ["pdf"], figures=False)]
+    (pdf,) = [p for p in build.build([chapter_titled(tmp_path, title)], tmp_path / "out", ["pdf"], figures=False)
+              if p.suffix == ".pdf"]
     text = subprocess.run(["pdftotext", "-l", "1", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert title in " ".join(text.split())
 
@@ -85,11 +86,49 @@ def test_every_bundled_chapter_compiles_with_nothing_off_the_page_and_every_refe
     report = {}
     for tex in texs:
         text = (tmp_path / f"{tex.stem}.log").read_text(encoding="utf-8")
-        report[tex.stem] = (len(re.findall(r"^Overfull \\hbox", text, flags=re.M)),
+        report[tex.stem] = (len(re.findall(r"^Overfull \\[hv]box", text, flags=re.M)),
                             len(re.findall(r"undefined", text, flags=re.I)),
                             len(re.findall(r"\\label\{fig:", tex.read_text(encoding="utf-8"))))
     assert {name: counts[:2] for name, counts in report.items()} == {name: (0, 0) for name in report}
-    assert sum(figures for *_, figures in report.values()) >= 6  # the figures are there, as numbered floats
+    assert sum(figures for *_, figures in report.values()) >= 6  # the figures are there, as numbered figures
+    layout = {tex.stem: layout_problems((tmp_path / f"{tex.stem}.log").read_text(encoding="utf-8")) for tex in texs}
+    assert layout == {name: [] for name in layout}
+
+
+def positions(log: str) -> list[tuple[str, str, int, int]]:
+    """(kind, name, page, height from the page's foot) of every \\tracerpos mark, as the log has them."""
+    return [(kind, name, int(page), int(y)) for kind, name, page, y in
+            re.findall(r"^tracerpos:(\w+):(\S+):(\d+):(-?\d+)$", log, flags=re.M)]
+
+
+def layout_problems(log: str) -> list[str]:
+    """What the compiled layout does wrong, read from the positions the document writes to its log:
+    a figure between two lines of one pass, a figure before the sentence that refers to it, a step's
+    graph after the start of its forward pass, a heading on another page than what follows it."""
+    marks = positions(log)
+    where = lambda m: (m[2], -m[3])  # noqa: E731  reading order: page, then down the page
+    problems = []
+    passes: dict[str, list[tuple[int, int]]] = {}
+    for kind, name, page, y in marks:
+        if kind == "line":
+            step, phase, _ = name.split("/")
+            passes.setdefault(f"{step}/{phase}", []).append((page, -y))
+    figures = [m for m in marks if m[0] == "figure"]
+    for key, lines in passes.items():
+        first, last = min(lines), max(lines)
+        problems += [f"{f[1]} inside the pass {key}" for f in figures if first < where(f) < last]
+    refs = {m[1]: where(m) for m in marks if m[0] == "ref"}
+    problems += [f"{f[1]} before its first reference" for f in figures if not refs.get(f[1], (10**9,)) <= where(f)]
+    for f in figures:
+        if f[1].startswith("fig:graph-step-"):
+            step = f[1].removeprefix("fig:graph-step-")
+            if f"{step}/forward" in passes and not where(f) < min(passes[f"{step}/forward"]):
+                problems.append(f"{f[1]} not before the forward pass of step {step}")
+    for i, m in enumerate(marks[:-1]):
+        if m[0] == "heading" and marks[i + 1][2] != m[2]:
+            problems.append(f"heading {m[1]} alone at the foot of page {m[2]}")
+    assert len(marks) > 20 and passes and figures, "the document writes its positions to the log"
+    return problems
 
 
 @pdflatex
@@ -97,10 +136,26 @@ def test_every_bundled_chapter_compiles_with_nothing_off_the_page_and_every_refe
 def test_latin_text_beyond_t1_builds_with_xelatex_when_it_is_there(tmp_path):
     title = "Tiếng Việt: đường cong"  # ế ệ ư ơ: Latin letters T1 has no glyph for
     try:
-        (pdf,) = build.build([chapter_titled(tmp_path, title)], tmp_path / "out", ["pdf"], figures=False)
+        (pdf,) = [p for p in build.build([chapter_titled(tmp_path, title)], tmp_path / "out", ["pdf"], figures=False)
+                  if p.suffix == ".pdf"]
     except TemplateError as exc:
         assert not shutil.which("xelatex"), exc  # (Debian's lualatex binary may lack its fonts: not used)
         assert "ệ (U+1EC7)" in str(exc) and "xelatex" in str(exc) and "\n" not in str(exc)
     else:
         text = subprocess.run(["pdftotext", "-l", "1", str(pdf), "-"], capture_output=True, text=True).stdout
         assert title in " ".join(text.split())
+
+
+@pytest.mark.parametrize("formats", ["md,tex,pdf", "pdf", "md,json,html"])
+def test_build_prints_the_name_of_every_file_it_writes(tmp_path, capsys, formats):
+    """The figures too, and the .tex a PDF is compiled from: the list is the folder's contents."""
+    from tracer.cli import main
+
+    if "pdf" in formats and not shutil.which("pdflatex"):
+        pytest.skip("pdflatex is not installed")
+    out = tmp_path / "out"
+    assert main(["build", "02-or-batch", "-o", str(out), "--format", formats]) == 0
+    printed = capsys.readouterr().out.split()
+    on_disk = sorted(str(p) for p in out.rglob("*") if p.is_file())
+    assert sorted(printed) == on_disk and len(printed) == len(set(printed))
+    assert any("/figures/" in p for p in printed)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from tracer.engine.chapter import ChapterError, bundled_chapters, load_chapter
+from tracer.engine.chapter import ChapterError, bundled_chapters, exercise_spec, load_chapter
 
 GOOD = """\
 title = "OR"
@@ -104,3 +106,22 @@ def test_a_file_that_is_not_toml_says_so(tmp_path):
 def test_an_unknown_chapter_name_lists_the_bundled_ones():
     with pytest.raises(ChapterError, match="01-or-one-example"):
         load_chapter("no-such-chapter")
+
+
+@pytest.mark.parametrize("name", [p.stem for p in bundled_chapters()])
+def test_every_bundled_chapter_has_an_exercise_that_draws_variants(name, tmp_path, capsys):
+    from tracer.cli import main
+
+    assert main(["exercises", name, "--seed", "1", "--variants", "3", "-o", str(tmp_path / "sheets"),
+                 "--format", "md"]) == 0
+    assert "wrote 3 variants" in capsys.readouterr().out
+    assert (tmp_path / "sheets" / "handouts" / "exercise-03.md").exists()
+
+
+def test_a_bundled_chapter_is_named_by_its_name_in_a_message_not_by_its_installed_path():
+    chapter = load_chapter("01-or-one-example")
+    bare = dataclasses.replace(chapter, raw={k: v for k, v in chapter.raw.items() if k != "exercise"})
+    with pytest.raises(ChapterError) as caught:
+        exercise_spec(bare)
+    message = str(caught.value)
+    assert message.startswith("01-or-one-example (a bundled chapter): [exercise]") and "/" not in message

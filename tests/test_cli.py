@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import tracer
+from conftest import bundled_lecture, worked_results
 from tracer.cli import main
 
 
@@ -201,3 +202,37 @@ def test_run_save_with_several_chapters_wants_a_folder_and_names_what_it_wrote(c
         assert path.exists() and f"saved the trace of {name} to {path}" in err
     assert main(["run", "01-or-one-example", "--save", str(one)]) == 0
     assert f"to {one}" in capsys.readouterr().err and one.exists()
+
+
+def test_trace_prints_each_figure_by_the_documents_rule(capsys, trace_of):
+    """Every digit carried, each figure rounded as the documents round it: a small figure keeps two
+    significant digits (chapter 4, step 0: dW1[0, 0] is 0.00051, which 3 fixed decimals would print as 0.001)."""
+    assert main(["trace", "04-xor-hidden-layer", "--step", "0"]) == 0
+    out = capsys.readouterr().out
+    assert abs(trace_of("04-xor-hidden-layer").at(0)["dW1"][0, 0] - 0.00051) < 5e-6
+    assert "passes on dW1 = [[0.00051, -0.0013], " in out
+    assert "receives ∂Cost/∂Z1 = [[-0.0097, 0.0055, " in out  # the documents print dZ1[0, 1] as 0.0055 too
+
+
+def _bracketed(result, decimals: int | None = None) -> str:
+    """A line's printed result as the terminal brackets it; with `decimals`, a whole figure (ReLU's slope,
+    written 0 or 1 in the documents) at that many places."""
+    if isinstance(result, str):
+        return f"{int(result):.{decimals}f}" if decimals is not None and result.lstrip("-").isdigit() else result
+    return "[" + ", ".join(_bracketed(r, decimals) for r in result) + "]"
+
+
+@pytest.mark.parametrize("name", [p.stem for p in tracer.bundled_chapters()])
+def test_trace_carry_rounded_prints_the_worked_steps_figures(capsys, name):
+    """Hand mode at a worked step prints every result of the document's worked lines, digit for digit."""
+    lec = bundled_lecture(name)
+    step = lec.worked_steps[0]
+    assert main(["trace", name, "--step", str(step), "--carry", "rounded"]) == 0
+    out = capsys.readouterr().out
+    said = lambda text: f"= {text}\n" in out or f"= {text}   " in out or f"after {text}" in out  # noqa: E731
+    missing = [(quantity, _bracketed(result)) for quantity, result in worked_results(lec.at(step)).items()
+               if not said(_bracketed(result)) and not said(_bracketed(result, 3))]
+    # one example's Jacobian (a softmax's), which the terminal prints example by example
+    missing += [(ln.quantity, ln.part) for ln in lec.at(step) if ln.part and len(ln.part) == 3
+                and f", example {ln.part[2] + 1} = {_bracketed(ln.result)}\n" not in out]
+    assert not missing, missing

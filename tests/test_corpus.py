@@ -301,7 +301,7 @@ def test_a_successful_build_replaces_only_its_own_files(tmp_path, monkeypatch, c
     status, out, err, caught = run_in(folder, "build case.toml -o out --format md".split(), monkeypatch, capsys)
     assert status == 0 and not caught
     assert sorted(p.name for p in (folder / "out").iterdir()) == ["case.md", "figures", "keep.md"]
-    assert out.split() == ["out/case.md"]
+    assert out.split() == ["out/case.md", "out/figures/case-graph-step-0.svg"]  # every file it wrote
 
 
 #: Commands run with the size of any file they write limited (RLIMIT_FSIZE: every write past the limit

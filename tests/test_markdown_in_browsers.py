@@ -156,6 +156,7 @@ def browser():
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--window-size=1000,1400", "--allow-file-access-from-files"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for KaTeX's errors
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
@@ -210,3 +211,51 @@ def test_the_check_catches_a_lost_row_break(documents, browser, tmp_path):
     page.write_text(markdown_it_page(broken, "broken"), encoding="utf-8")
     with pytest.raises(AssertionError, match="lost rows"):
         check_page(read_page(browser, page), markdown, "broken")
+
+
+README = HERE.parent / "README.md"
+#: The CDN the README's mkdocs.yml loads KaTeX from; with no network, the test serves the npm copy for it.
+CDN = re.compile(r"https://unpkg\.com/katex@[\d.]+/dist/")
+
+
+def readme_site_files() -> tuple[str, str, str]:
+    """The README's own steps for an MkDocs site: the build command, mkdocs.yml and docs/javascripts/katex.js,
+    exactly as the README prints them."""
+    text = README.read_text(encoding="utf-8")
+    command = re.search(r"^1\. .*\n\s+`(tracer build [^`]*)`", text, flags=re.M)[1]
+    config = re.search(r"```yaml\n(site_name: .*?)```", text, flags=re.S)[1]
+    script = re.search(r"`docs/javascripts/katex\.js`.*?```js\n(.*?)```", text, flags=re.S)[1]
+    return command, config, script
+
+
+def test_the_readmes_mkdocs_steps_build_a_site_whose_maths_katex_typesets(tmp_path, browser):
+    """Step by step as the README says: its command, its mkdocs.yml, its katex.js, `mkdocs build`; then
+    every page in Chromium: each maths span typeset, no KaTeX error, the script that calls KaTeX after it."""
+    from tracer.cli import main
+
+    command, config, script = readme_site_files()
+    assert config.index("katex.min.js") < config.index("auto-render") < config.index("javascripts/katex.js")
+    args = command.split()[1:]
+    assert args[:2] == ["build", "--format"] and args[-2:] == ["-o", "docs"]
+    assert main(args[:-1] + [str(tmp_path / "docs")]) == 0
+    (tmp_path / "mkdocs.yml").write_text(config, encoding="utf-8")
+    (tmp_path / "docs" / "javascripts").mkdir()
+    (tmp_path / "docs" / "javascripts" / "katex.js").write_text(script, encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q"], cwd=tmp_path, check=True, capture_output=True)
+    shutil.copytree(KATEX, tmp_path / "cdn", ignore=shutil.ignore_patterns("*.mjs"))
+    pages = sorted(p for p in (tmp_path / "site").rglob("index.html") if p.parent.name[:2].isdigit())
+    assert len(pages) == len(list(bundled_chapters()))
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert CDN.search(html), "the page loads KaTeX as the README's mkdocs.yml says"
+        page.write_text(CDN.sub((tmp_path / "cdn").as_uri() + "/", html), encoding="utf-8")
+        browser.get_log("browser")
+        browser.get(page.as_uri())
+        counts = browser.execute_script("""
+            const spans = [...document.querySelectorAll('.arithmatex')];
+            return [spans.length, spans.filter(s => s.querySelector('.katex')).length,
+                    document.querySelectorAll('.katex-error').length];""")
+        assert counts[0] > 20 and counts[1] == counts[0] and counts[2] == 0, (page.parent.name, counts)
+        errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"
+                  and re.search(r"katex|renderMathInElement|KaTeX", e["message"], flags=re.I)]
+        assert not errors, errors

@@ -131,7 +131,7 @@ def test_the_notebook_needs_only_numpy_and_names_things_as_the_article():
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "tracer" not in code
     imports = set(re.findall(r"^\s*(?:import|from) (\w+)", code, flags=re.M))
-    assert imports <= {"numpy", "decimal", "matplotlib"}
+    assert imports <= {"numpy", "matplotlib", "decimal", "json"}  # and two modules of the standard library
     for name in ("Z1 = keep(W1 @ A0 + b1, 3)", "dZ2 = keep(dA2 * dA2_dZ2, 3)", "dW1 = keep(dZ1 @ A0.T, 3)",
                  "dA1 = keep(W2.T @ dZ2, 3)"):
         assert name in code
@@ -160,7 +160,7 @@ def test_a_notebook_tells_the_documents_whole_story_and_prints_the_final_paramet
     chapter = "04-xor-hidden-layer"
     nb = executed[chapter]
     story = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    for section in ("The network and the data", "Starting parameters", "The derivatives we need",
+    for section in ("The network and the data", "Starting parameters", "The derivatives the backward pass needs",
                     "Against the article", "Parameters after the last update", "rounded half-up to 3 decimal places"):
         assert section in story, section
     assert story.count("](data:image/svg+xml;base64,") == 2  # the decision boundaries, inside the notebook

@@ -11,7 +11,8 @@ import pytest
 import concurrent.futures
 
 from conftest import bundled_lecture, bundled_trace, needs
-from tracer.documents.slides import slides_tex
+from tracer.documents.outline import outline
+from tracer.documents.slides import line_notes, slide_frames, slides_tex
 from tracer.engine.chapter import bundled_chapters, load_chapter
 
 CHAPTERS = [p.stem for p in bundled_chapters()]
@@ -50,8 +51,9 @@ def test_slides_compile_without_an_overfull_box(compiled, chapter):
 def test_the_graph_is_built_node_by_node_one_overlay_per_worked_line(compiled, chapter):
     tex, log, lec = compiled[chapter]
     pages = int(re.search(r"Output written on .*?\((\d+) pages?", log, flags=re.S)[1])
-    notes = sum(1 for st in lec.model.steps if st.comments or st.comparison)
-    expected = 2 + len(lec.model.lines) + notes + (1 if lec.model.long_run else 0)
+    frames = slide_frames(lec, outline(load_chapter(chapter), lec.full))
+    apart = sum(1 for f in frames for line in f["lines"] if not line["latex"])  # notes on an overlay of their own
+    expected = 2 + len(lec.model.lines) + apart + (1 if lec.model.long_run else 0)
     assert pages == expected
     for st in lec.model.steps:
         for phase in ("forward", "backward", "update"):
@@ -85,3 +87,68 @@ def test_every_worked_line_shows_its_numbers_at_the_class_size(chapter):
     for line in re.findall(r"\\\[\n(.*?)\n\\\]", tex, flags=re.S):
         # the numbers of a fraction inside a fraction would be set in script size
         assert not re.search(r"\\frac\{[^{}]*\\frac", line.split(r" \\ ", 1)[-1]), line
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_what_to_notice_is_on_the_frame_of_its_line(chapter):
+    """Every comment and the step's comparison come on the frame of the line they are about, under that
+    line or on the overlay right after it; no frame of notes apart from the lines."""
+    lec = bundled_lecture(chapter)
+    frames = slide_frames(lec, outline(load_chapter(chapter), lec.full))
+    assert all(f["graph"] for f in frames) and not any("notice" in f["title"] for f in frames)
+    for st in lec.model.steps:
+        for i, notes in line_notes(st).items():
+            line = st.lines[i]
+            mine = [f for f in frames if f["title"].startswith(f"Step {st.step}:")
+                    and any(entry["latex"] and entry["overlay"] for entry in f["lines"])]
+            where = [(f["title"], k) for f in mine for k, entry in enumerate(f["lines"]) if entry["notes"] == notes]
+            assert len(where) == 1, (line.quantity, notes)
+            title, k = where[0]
+            frame = next(f for f in mine if f["title"] == title)
+            shown = frame["lines"][k] if frame["lines"][k]["latex"] else frame["lines"][k - 1]
+            assert shown["latex"] and line.formula.split(" ")[0] in shown["latex"]
+
+
+def _tag_boxes(graph: str, overlay: int) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """The numbers written beside nodes at one overlay of a frame, each as (text, box in bp), their size
+    estimated from the text (10 pt: a digit about 5 bp wide, a number 10 bp tall)."""
+    boxes = []
+    pattern = (r"(?:\\only<([^>]*)>\{)?\\node\[overlay, anchor=([a-z ]+), inner sep=1pt[^\]]*\] "
+               r"at \(([-\d.]+)bp,([-\d.]+)bp\) \{\$([^$]*)\$\}")
+    for spec, anchor, x, y, text in re.findall(pattern, graph):
+        if spec and not _visible(spec, overlay):
+            continue
+        x, y = float(x), float(y)
+        w, h = 5.0 * len(re.sub(r"\\times 10\^\{(-?\d+)\}", r"e\1", text).replace(" ", "")) + 2, 10.0
+        left = x - w / 2 if anchor in ("south", "north") else x - w if "east" in anchor else x
+        bottom = y - h / 2 if anchor in ("east", "west") else y if "south" in anchor else y - h
+        boxes.append((text, (left, bottom, left + w, bottom + h)))
+    return boxes
+
+
+def _visible(spec: str, overlay: int) -> bool:
+    for part in spec.split(","):
+        a, dash, b = part.partition("-")
+        low = int(a) if a else 1
+        high = (int(b) if b else 10**6) if dash else low
+        if low <= overlay <= high:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_number_on_a_slide_collides_with_another_or_with_a_node(chapter):
+    """At every overlay, the numbers written beside the graph's nodes overlap neither each other nor any
+    node: each reads as its own node's."""
+    lec = bundled_lecture(chapter)
+    o = outline(load_chapter(chapter), lec.full)
+    nodes = [(n.id, (n.x - n.w / 2, n.y - n.h / 2, n.x + n.w / 2, n.y + n.h / 2)) for n in o.nodes]
+    overlap = lambda a, b: a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5  # noqa: E731
+    found = []
+    for frame in slide_frames(lec, o):
+        for k in range(1, len(frame["lines"]) + 1):
+            tags = _tag_boxes(frame["graph"], k)
+            found += [(frame["title"], k, a, b) for i, (a, ra) in enumerate(tags) for b, rb in tags[i + 1:]
+                      if overlap(ra, rb)]
+            found += [(frame["title"], k, a, n) for a, ra in tags for n, rn in nodes if overlap(ra, rn)]
+    assert not found, found[:5]

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from tracer.abbreviation import LIMIT, bracketed
+from tracer.abbreviation import CORNER, LIMIT, MORE, bracketed
 from tracer.engine.chapter import Chapter, Display, bundled_chapters, load_chapter
 from tracer.engine import keys
 from tracer.engine.optimizers import OPTIMIZERS
@@ -30,7 +30,7 @@ from tracer import interrupts, progress
 from tracer.errors import TracerError
 from tracer.interrupts import Interrupted
 from tracer.output import announce, staged
-from tracer.rounding import format_array
+from tracer.rounding import shown_array
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -427,7 +427,7 @@ def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int], f
         said = "Cost" if node.kind == "cost" else node.name  # as the documents write it
         lines.append(f"  {said} [{node.kind}] = {show(node.name, node.value)}")
         for wrt, g in node.local.items():
-            lines.append(f"      local ∂{said}/∂{wrt} = {show(keys.grad(node.name), g)}")
+            lines += _per_example(f"      local ∂{said}/∂{wrt}", g, lambda v: show(keys.grad(node.name), v), full)
         for name, g in node.parts.items():
             lines.append(f"      receives {name} = {show(name, g)}")
         if node.upstream is not None and node.kind != "cost":
@@ -445,9 +445,24 @@ def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int], f
     return "\n".join(lines)
 
 
+def _per_example(label: str, value: Any, show: Callable[[Any], str], full: bool) -> list[str]:
+    """`label = value`; a stack of matrices, one per example on the last axis (a softmax's Jacobian,
+    classes × classes × examples), as one line per example, as the documents work them."""
+    array = np.asarray(value)
+    if array.ndim < 3:
+        return [f"{label} = {show(value)}"]
+    m = array.shape[-1]
+    shown = range(m) if full or m <= LIMIT else [*range(CORNER), m - 1]
+    lines = [f"{label}, example {j + 1} = {show(array[..., j])}" for j in shown]
+    if len(shown) < m:
+        lines.insert(CORNER, f"{label}, examples {CORNER + 1}–{m - 1}: {MORE}")
+    return lines
+
+
 def _matrix(value: Any, decimals: int, full: bool = False) -> str:
-    """A value for the terminal: past abbreviation.LIMIT rows or columns, a corner and the shape."""
-    return bracketed(value, lambda rows: format_array(rows, decimals), full=full)
+    """A value for the terminal, each figure by the documents' rule (`rounding.shown`: 0.00051, not 0.001);
+    past abbreviation.LIMIT rows or columns, a corner and the shape."""
+    return bracketed(value, lambda rows: shown_array(rows, decimals), full=full)
 
 
 # --------------------------------------------------------------------------- verify (issue 3)

@@ -39,6 +39,9 @@ class Typesetter(Protocol):
     def paren(self, text: str) -> str:
         """Text in parentheses sized to it."""
 
+    def root(self, i: int) -> str:
+        """The square root of argument i, its sign sized to what it holds (a matrix, a matrix over a number)."""
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -418,7 +421,7 @@ for _op in (
     Operation("exp", np.exp, _mp("exp"), _sp("exp"), lambda t: (f"e^{{{t.part(0)[0]}}}", 2),
               lambda a: f"np.exp({a})"),
     Operation("log", np.log, _mp("log"), _sp("log"), _latex_log, lambda a: f"np.log({a})"),
-    Operation("sqrt", np.sqrt, _mp("sqrt"), _sp("sqrt"), lambda t: (rf"\sqrt{{{t.part(0)[0]}}}", 2),
+    Operation("sqrt", np.sqrt, _mp("sqrt"), _sp("sqrt"), lambda t: (t.root(0), 2),
               lambda a: f"np.sqrt({a})"),
     Operation("square", np.square, lambda a: a * a, lambda a: a ** 2, _latex_power, lambda a: f"np.square({a})"),
     Operation("pow", np.power, lambda a, b: a ** b, lambda a, b: a ** b, _latex_power, _joined(" ** "), binds=4,

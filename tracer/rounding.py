@@ -2,7 +2,11 @@
 
 Python's `round` works on the binary value (`round(0.0625, 3)` gives 0.062 and `round(1.0005, 3)`
 gives 1.0, where the digits say 0.063 and 1.001); a reader checking by hand expects half-up on the digits they
-see. Every figure the project prints goes through this module.
+see. Every figure the project prints goes through this module, by one rule, `shown` (for whole arrays
+`shown_array`, for LaTeX and Unicode `shown_styled`): half-up to the decimals asked, and a small value keeps two
+significant digits (0.00051, not 0.001; below 10⁻⁴ in scientific notation). The terminal, the documents,
+the figures and the web page all print a figure so. `format_number` is the other thing: a value written
+with exactly the decimals an exercise asks for, as a student writes the answer.
 """
 
 from __future__ import annotations
@@ -79,7 +83,8 @@ def is_noise(x: float) -> bool:
 
 
 def format_number(x: float, decimals: int, style: str = "plain") -> str:
-    """`x` for a reader: half-up to `decimals`, trailing zeros kept, never '-0.000'.
+    """`x` written with exactly `decimals` places, as an exercise's answer is: half-up, trailing zeros
+    kept, never '-0.000'. (A figure the project prints goes through `shown`.)
 
     A value that is float noise prints as zero. A non-zero value that would print as zero
     (a cost of 0.0002 at 3 decimals) prints with SMALL_SIGNIFICANT significant digits in
@@ -134,7 +139,8 @@ def shown(x: float, decimals: int, guard: int = 0) -> str:
     if not math.isfinite(x):
         return repr(x)
     # Half-up as round_shown carries it (a decimal tie in the student's figures goes up).
-    rounded = round_half_up(float(_round_places(np.array([x]), np.array([places]), student=True)[0]), places)
+    with np.errstate(all="ignore"):  # a huge value overflows in floats; _round_places takes it exactly
+        rounded = round_half_up(float(_round_places(np.array([x]), np.array([places]), student=True)[0]), places)
     if abs(x) >= SCIENTIFIC_BELOW or x == 0:
         return f"{rounded:.{places}f}"
     if rounded != 0 and abs(rounded) < Decimal(repr(SCIENTIFIC_BELOW)):
@@ -211,10 +217,12 @@ def shown_array(values: np.ndarray, decimals: int, guard: int = 0) -> list[str]:
     if guard:
         carried = np.abs(_round_places(a, places, student=True) - a) <= 1e-12 * np.maximum(1.0, np.abs(a))
         places = places + np.where(carried, 0, guard)
-    rounded = _round_places(a, places, student=True)
-    return [f"{r:.{p}f}" if abs(r) >= SCIENTIFIC_BELOW or r == 0 else shown(x, decimals, int(p) - d0)
-            for r, p, x, d0 in zip(rounded.tolist(), places.tolist(), a.tolist(),
-                                   _shown_places(a, decimals).tolist())]
+    with np.errstate(all="ignore"):  # huge and infinite entries go through `shown` itself below
+        rounded = _round_places(a, places, student=True)
+        plain = np.isfinite(a) & (np.abs(a) * 10.0 ** places < 2.0**40)  # a float's own digits are the decimal's
+    return [f"{r:.{p}f}" if ok and (abs(r) >= SCIENTIFIC_BELOW or r == 0) else shown(x, decimals, int(p) - d0)
+            for r, p, x, d0, ok in zip(rounded.tolist(), places.tolist(), a.tolist(),
+                                       _shown_places(a, decimals).tolist(), plain.tolist())]
 
 
 def format_array(values: np.ndarray, decimals: int, style: str = "plain") -> list[str]:

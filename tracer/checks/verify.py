@@ -40,6 +40,7 @@ from tracer.engine.nodes import costs
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
+from tracer.maths_text import latex_to_unicode
 from tracer.rounding import decimals_in, round_half_up, truncate
 
 #: A figure printed with at least this many significant digits is a program's float output (the
@@ -413,14 +414,17 @@ def _formula_check(f: FormulaCheck) -> Check:
 
 
 def report_table(report: Report) -> str:
-    """The report for a reader: one line per check, grouped by witness, and a summary."""
+    """The report for a reader: one line per check, grouped by witness, and a summary; maths in
+    Unicode (dσ/dz = σ(z)(1 − σ(z))), as a terminal shows it, never LaTeX."""
     lines = [f"{report.title}  ({report.chapter})"]
     section = None
+    formulas = iter(report.formulas)  # the formula checks come in the same order
     for c in report.checks:
         if c.section != section:
             section = c.section
             lines.append(f"  {section}")
-        lines.append(f"    {c.verdict:<16} {_line(c)}")
+        text = _formula_line(next(formulas)) if c.section == "article formula" else _line(c)
+        lines.append(f"    {c.verdict:<16} {text}")
     own = [c for c in report.checks if c.own]
     agree = sum(c.verdict == "agrees" for c in own)
     skipped = sum(c.verdict == "skipped" for c in own)
@@ -439,9 +443,23 @@ def report_table(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _formula_line(f: FormulaCheck) -> str:
+    """An article formula as the reader reads it: its maths in Unicode, its conditions, the correct form."""
+    from tracer.checks.formulas import parse_expression, reader_latex
+
+    symbols: dict[str, Any] = {}
+    where = [latex_to_unicode(f"{reader_latex(parse_expression(name, symbols))} = "
+                              f"{reader_latex(parse_expression(text, symbols))}") for name, text in f.where.items()]
+    text = latex_to_unicode(f.latex) + (f"   with {', '.join(where)}" if where else "")
+    if f.verdict != "true" and f.correct_latex:
+        text += f"   → correct: {latex_to_unicode(f.correct_latex)}" + (
+            " (a sign slip)" if f.factor == "-1" else f" (off by a factor {f.factor})" if f.factor else "")
+    return text
+
+
 def _line(c: Check) -> str:
     if c.section == "derivation":
-        return f"{c.subject}: {c.computed}   [{c.detail}]"
+        return f"{c.subject}: {latex_to_unicode(c.computed)}   [{c.detail}]"
     if c.section == "article figure":
         return f"{c.subject}: printed {c.expected}, exact {c.computed:.10g} — {c.detail}"
     if c.section == "article formula":

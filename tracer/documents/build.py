@@ -155,13 +155,13 @@ def _build_one(job: _Job, env: jinja2.Environment | None = None) -> list[Path]:
         written.append(write_atomic(job.out_dir / f"{chapter.name}.json", text))
     tex_path = None
     for fmt in job.texts:
-        pictures = _figures(chapter, trace, job.out_dir, fmt, hand) if job.figures else {}
+        drawn: list[Path] = []
+        pictures = _figures(chapter, trace, job.out_dir, fmt, hand, drawn) if job.figures else {}
         text = render(env, MAIN_TEMPLATE[fmt], {**context, "format": fmt, "figures": pictures})
         path = write_atomic(job.out_dir / f"{chapter.name}.{fmt}", text)
         if fmt == "tex":
             tex_path = path
-        if fmt in job.formats:
-            written.append(path)
+        written += [path] + drawn  # every file, the .tex a PDF is compiled from too
     if job.pdf and tex_path is not None:
         pdf = compile_pdf(tex_path)
         if pdf is not None:
@@ -186,11 +186,13 @@ def _lecture_file(job: _Job, fmt: str, lec: Lecture) -> list[Path]:
     return [tex] + ([pdf] if pdf is not None else [])
 
 
-def _figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str, hand: Trace) -> dict[str, str]:
-    """The figures; the graphs at worked steps from the hand-carried trace, as the worked lines print them."""
+def _figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str, hand: Trace,
+             written: list[Path]) -> dict[str, str]:
+    """The figures (each file appended to `written`); the graphs at worked steps from the hand-carried
+    trace, as the worked lines print them."""
     from tracer.documents.figures import document_figures
 
-    return dict(document_figures(chapter, trace, out_dir, fmt, graphs_from=hand))
+    return dict(document_figures(chapter, trace, out_dir, fmt, graphs_from=hand, written=written))
 
 
 def _stderr(message: str) -> None:

@@ -12,7 +12,7 @@ any common colour-vision deficiency, and in greyscale print the solid/dashed lin
 still say which is which. Decision boundaries shade the two classes with light and medium tints of the
 same pair and mark the training points by shape (× for class 1, ○ for class 0), as the article does.
 
-Every number written on a figure comes from the trace through `rounding.format_number` with the
+Every number written on a figure comes from the trace through `rounding.shown_styled` with the
 chapter's decimals for that quantity, as in the documents' text. Output is byte-identical from run to
 run: matplotlib's SVG hash salt is fixed and its date/creator metadata removed, Graphviz's version
 comments are stripped.
@@ -41,7 +41,7 @@ from tracer.engine.nodes import Linear, activations
 from tracer.engine.trace import Trace
 from tracer.errors import TracerError
 from tracer.output import write_atomic
-from tracer.rounding import format_number, shown_styled
+from tracer.rounding import shown_styled
 
 FORWARD = "#0072B2"  # Okabe–Ito blue
 BACKWARD = "#D55E00"  # Okabe–Ito vermillion
@@ -93,7 +93,7 @@ class Grad:
 
 @dataclass(frozen=True, eq=False)
 class Num:
-    """A number from the trace, shown with `decimals` places by format_number, or as an empty box to fill in."""
+    """A number from the trace, shown by `rounding.shown_styled` at `decimals` places, or as an empty box to fill in."""
 
     value: float
     decimals: int
@@ -102,7 +102,7 @@ class Num:
 
 @dataclass(frozen=True, eq=False)
 class Mat:
-    """A matrix from the trace, each entry shown by format_number; a big one by its corner (see `corner`);
+    """A matrix from the trace, each entry shown by `rounding.shown_styled`; a big one by its corner (see `corner`);
     `blank`: each entry an empty box to fill in."""
 
     value: np.ndarray
@@ -208,7 +208,7 @@ def _html_item(item: Item, colour: str = "") -> str:
     if abbreviated:  # the whole matrix's size, under its corner
         cells.append(f'<TR><TD COLSPAN="{len(rows[0]) + 2}"><FONT POINT-SIZE="8">'
                      f'({html.escape(shape_text(item.value))}, corner shown)</FONT></TD></TR>')
-    return '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0">' + "".join(cells) + "</TABLE>"
+    return '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="3" CELLPADDING="0">' + "".join(cells) + "</TABLE>"  # columns apart
 
 
 def _entry(x: float | str, item: Mat, style: str = "unicode") -> str:
@@ -360,14 +360,21 @@ class Graph:
         the layer view's data and parameter matrices, which keeps that view narrow enough for a page.
         """
         leaf = self.view == "layer" and node.kind in ("input", "target", "parameter")
-        return node.kind == "cost" or leaf or self.fan_out(node.id) > 1
+        return node.kind == "cost" or leaf or self.fan_out(node.id) > 1 or self.crowds_the_cost(node)
 
-    def shape(self, node: Node) -> str:
+    def crowds_the_cost(self, node: Node) -> bool:
+        """A prediction or label of the scalar view when several examples meet at the cost: its numbers go
+        on the node, or the labels of all their arrows would pile up around the cost."""
+        into_cost = [tail for tail, head in self.edges if head == "cost"]
+        return self.view == "scalar" and node.id in into_cost and len(into_cost) > 2
+
+    def shape(self, node: Node, lines: int = 1) -> str:
         """The node's outline: a circle for an operation, but a rounded box for one whose matrix is written
-        inside it (a value that feeds several nodes, in the layer view)."""
+        inside it (a value that feeds several nodes, in the layer view), and an ellipse round a name and
+        its numbers (`lines` of them: a circle round more than two would be as tall as it is wide)."""
         if node.kind in ("linear", "activation", "merge") and isinstance(node.value, Mat) and self.on_node(node):
             return "box"
-        return SHAPES[node.kind]
+        return "ellipse" if SHAPES[node.kind] == "circle" and lines > 2 else SHAPES[node.kind]
 
     def rounded(self, node: Node) -> bool:
         return node.kind in ("input", "target") or (self.shape(node) == "box" and node.kind != "parameter")
@@ -533,7 +540,7 @@ def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
     for j in range(m):
         for k in range(v[INPUT].shape[0]):
             add(INPUT, Sym("x", str(k + 1), example(j)), "input", (k, j), grad=False, note=_cross_note(chapter, k),
-                group=group(j))
+                group=group(j), row="inputs")
     for node in drawn:
         stem, label = keys.stem_and_index(node.name)
         n = v[node.name].shape[0]
@@ -636,6 +643,7 @@ def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
     dot.attr("node", fontname=FONT, fontsize=str(node_size), margin="0.04,0.02", height="0.3", width="0.3")
     dot.attr("edge", fontname=FONT, fontsize=str(label_size), arrowsize="0.6")
     _dot_nodes(dot, graph, lambda line, node: _dot_node(line, graph, node))
+    _in_reading_order(dot, graph)
     for tail_id, head_id in graph.edges:
         forward, backward = graph.arrow(tail_id, head_id)
         ends, flip = _ends(graph, tail_id, head_id)
@@ -646,6 +654,22 @@ def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
             dot.edge(*ends, html_label(backward) if backward else None, id=f"b:{tail_id}:{head_id}",
                      dir="forward" if flip else "back", style="dashed", color=BACKWARD, fontcolor=BACKWARD)
     return dot
+
+
+def _in_reading_order(dot: Any, graph: Graph) -> None:
+    """The scalar view left to right as a reader counts it: example 1 first (the examples in the order they
+    are given), x₁ before x₂ (invisible arrows between an example's inputs, on one rank, which dot sets
+    tail left of head)."""
+    if graph.view != "scalar":
+        return
+    dot.attr(mclimit="0.01")  # dot's crossing minimisation would reorder the examples (4, 2, 3, 1)
+    inputs: dict[str, list[str]] = {}
+    for n in graph.nodes.values():
+        if n.kind == "input":
+            inputs.setdefault(n.group, []).append(n.id)
+    for names in inputs.values():
+        for tail, head in zip(names, names[1:]):
+            dot.edge(tail, head, style="invis", id=f"i:{tail}:{head}")  # "i:": drawn by nobody
 
 
 def _dot_nodes(dot: Any, graph: Graph, add: Any) -> None:
@@ -674,7 +698,8 @@ def _ends(graph: Graph, tail_id: str, head_id: str) -> tuple[tuple[str, str], bo
 
 def _dot_node(dot: Any, graph: Graph, node: Node) -> None:
     style = "rounded" if graph.rounded(node) else {"parameter": "filled", "cost": "bold"}.get(node.kind, "")
-    dot.node(node.id, html_label(graph.node_lines(node)), id=f"n:{node.id}", shape=graph.shape(node),
+    lines = graph.node_lines(node)
+    dot.node(node.id, html_label(lines), id=f"n:{node.id}", shape=graph.shape(node, len(lines)),
              style=style, fillcolor=PARAMETER_FILL if node.kind == "parameter" else "white",
              peripheries="2" if node.kind == "cost" else "1")
 
@@ -716,14 +741,14 @@ class Outline:
 
 
 def names_dot(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0], node_size: float = 0.34,
-              ranksep: float = 0.5) -> Any:
+              rank_gap: float = 0.5) -> Any:
     """The graph's nodes and forward arrows without values, as a `graphviz.Digraph`: every node
     `node_size` inches (the cost wider), its name set at `name_pt`; arrows named `tail:head`.
     For pictures that write the numbers in themselves (slides, web page), one layout for every step."""
     import graphviz
 
     dot = graphviz.Digraph("outline")
-    dot.attr(rankdir=rankdir, nodesep="0.12", ranksep=f"{ranksep:g}", pad="0.04", fontsize=str(name_pt))
+    dot.attr(rankdir=rankdir, nodesep="0.12", ranksep=f"{rank_gap:g}", pad="0.04", fontsize=str(name_pt))
     dot.attr("node", fontsize=str(name_pt), fixedsize="true", width=str(node_size), height=str(node_size))
     dot.attr("edge", arrowsize="0.6")
     _dot_nodes(dot, graph, lambda line, node: line.node(
@@ -735,10 +760,10 @@ def names_dot(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0],
 
 
 def names_layout(graph: Graph, rankdir: str = RANKDIR, name_pt: int = SVG_SIZES[0],
-                 node_size: float = 0.34, ranksep: float = 0.5) -> Outline:
+                 node_size: float = 0.34, rank_gap: float = 0.5) -> Outline:
     """Where Graphviz puts the graph's nodes and arrows when only their names are drawn (see names_dot),
     in points from the bottom left."""
-    layout = json.loads(_pipe(names_dot(graph, rankdir, name_pt, node_size, ranksep), "json"))
+    layout = json.loads(_pipe(names_dot(graph, rankdir, name_pt, node_size, rank_gap), "json"))
     x0, y0, x1, y1 = (float(c) for c in layout["bb"].split(","))
     placed = {}
     for obj in layout.get("objects", []):
@@ -908,10 +933,13 @@ def _svg_text(run: list[dict[str, Any]], flip: Any) -> str:
     y = flip(first["y"])
     if len(run) == 1 and _NUMBER.fullmatch(first["text"]) and not first["chars"] & 24:
         # A number ends where dot ended it: a matrix's columns stay right-aligned inside their brackets.
+        # Held to the width dot measured for it (Times): in a wider font (a browser's serif fallback) the
+        # columns would otherwise run into each other (−0.703−0.752).
         centred = first["align"] == "c"
         x = first["left"] + first["width"] / (2 if centred else 1)
         return (f'<text x="{x:.2f}" y="{y:.2f}" text-anchor="{"middle" if centred else "end"}" '
-                f'font-size="{size:.2f}" fill="{colour}">{html.escape(first["text"], quote=False)}</text>\n')
+                f'font-size="{size:.2f}" fill="{colour}" textLength="{first["width"]:.2f}" '
+                f'lengthAdjust="spacingAndGlyphs">{html.escape(first["text"], quote=False)}</text>\n')
     centre = first["left"] + sum(span["width"] for span in run) / 2
     parts, raised, previous, previous_text = [], 0.0, "", ""
     for span in run:
@@ -932,7 +960,10 @@ def _svg_text(run: list[dict[str, Any]], flip: Any) -> str:
         attrs += f' fill="{span["colour"]}"' if span["colour"] != colour else ""
         parts.append(f"<tspan{attrs}>{html.escape(span['text'], quote=False)}</tspan>")
         previous, previous_text = script, span["text"]
-    return (f'<text x="{centre:.2f}" y="{y:.2f}" text-anchor="middle" font-size="{size:.2f}" fill="{colour}">'
+    # A number in powers of ten (−2.4 × 10⁻⁵) is held to dot's width too, as a lone number is.
+    held = (f' textLength="{sum(span["width"] for span in run):.2f}" lengthAdjust="spacingAndGlyphs"'
+            if _NUMBER.match(first["text"]) and "×" in first["text"] else "")
+    return (f'<text x="{centre:.2f}" y="{y:.2f}" text-anchor="middle" font-size="{size:.2f}" fill="{colour}"{held}>'
             + "".join(parts) + "</text>\n")
 
 
@@ -999,8 +1030,10 @@ def graph_tikz(graph: Graph) -> str:
                 out.append(rf"\draw[thick] {pt(x, y)} ellipse ({w / 2 - 4:.2f} and {h / 2 - 4:.2f});")
         out.append(rf"\node at {pt(x, y)} {{{latex_label(graph.node_lines(node))}}}; % n:{node.id}")
     for edge in layout.get("edges", []):
-        ident = edge["id"]  # f:tail:head or b:tail:head, as to_dot names the arrows
+        ident = edge["id"]  # f:tail:head or b:tail:head, as to_dot names the arrows (i: an invisible one)
         role, tail, head = ident.split(":")
+        if role == "i":
+            continue
         backward = role == "b"
         colour = "tracerbwd" if backward else "tracerfwd"
         style = f"{colour}, thin" + (", dashed" if backward else "")
@@ -1028,8 +1061,26 @@ def graph_tikz(graph: Graph) -> str:
     return "\n".join(out) + "\n"
 
 
+#: The macros document_figures' LaTeX uses (the documents' preamble has them too, from here).
+FIGURE_MACROS = r"""\makeatletter
+% \tracerneed{length}: a new page here unless that much room is left on this one (needspace's rule, which
+% texlive's recommended collection lacks). Headings and figures use it: neither is left alone at a page's foot.
+\newcommand\tracerneed[1]{\par\penalty-100\begingroup\setlength{\dimen@}{#1}\dimen@ii\pagegoal
+  \advance\dimen@ii-\pagetotal\ifdim\dimen@>\dimen@ii\ifdim\dimen@ii>\z@\vfil\fi\break\fi\endgroup}
+% A figure placed where the text refers to it, not floated (a float can land between two lines of a pass):
+% an unbreakable block with a numbered figure caption.
+\newsavebox\tracerfigbox
+\newenvironment{tracerfigure}{\par\medskip\noindent\begin{minipage}{\linewidth}\def\@captype{figure}\centering}%
+  {\end{minipage}\par\medskip}
+% One of two figures side by side in a tracerfigure, with its own caption.
+\newenvironment{tracerpanel}[1]{\begin{minipage}[t]{#1}\def\@captype{figure}\centering}{\end{minipage}}
+% \tracerpos{kind}{name}: where this point of the text lands (page, height from the page's foot in sp),
+% written to the log at shipout; the tests read the layout from it.
+\newcommand\tracerpos[2]{\ifdefined\pdfsavepos\pdfsavepos\write-1{tracerpos:#1:#2:\thepage:\the\pdflastypos}\fi}
+\makeatother
+"""
 #: What a LaTeX document needs for graph_tikz pictures and included PDF figures.
-TIKZ_PREAMBLE = "\\usepackage{amsmath}\n\\usepackage{graphicx}\n\\usepackage{tikz}\n"
+TIKZ_PREAMBLE = "\\usepackage{amsmath}\n\\usepackage{graphicx}\n\\usepackage{tikz}\n\\usepackage{flafter}\n" + FIGURE_MACROS
 
 
 def tikz_document(body: str) -> str:
@@ -1106,7 +1157,7 @@ def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg", scale: str 
         ax.plot(trace.steps, trace.arrays["cost"], "o", color=FORWARD, markersize=3.5, label="recorded steps")
         ax.legend(frameon=False, loc="lower left")  # a falling curve leaves the lower left empty
     last = len(costs) - 1
-    final = format_number(costs[last], document_spec(chapter).table_decimals, style="unicode")
+    final = shown_styled(costs[last], document_spec(chapter).table_decimals, style="unicode")
     # The end point gets a marker; its label sits in the upper right, which a falling curve has left
     # (near its end the curve is at its lowest), joined to the point by a thin line so no curve crosses it.
     ax.plot([last], [costs[last]], "o", color=FORWARD, markersize=4)
@@ -1205,8 +1256,10 @@ def decision_boundaries(chapter: Chapter, trace: Trace, fmt: str = "svg") -> dic
 
 
 def _axes(x1: np.ndarray, x2: np.ndarray) -> tuple[Any, Any]:
-    fig = _figure(5.4, 3.6)
-    fig.subplots_adjust(left=0.1, right=0.64, bottom=0.13, top=0.97)
+    # Narrow, the legend under the square: the plain and the shaded boundary sit side by side on a page
+    # (and fit a phone's width) at their natural size, their text as large as the document's figures'.
+    fig = _figure(3.4, 3.7)
+    fig.subplots_adjust(left=0.17, right=0.96, bottom=0.31, top=0.98)
     ax = fig.add_subplot()
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
@@ -1218,7 +1271,8 @@ def _axes(x1: np.ndarray, x2: np.ndarray) -> tuple[Any, Any]:
     return fig, ax
 
 
-_LEGEND = dict(loc="upper left", bbox_to_anchor=(1.03, 1.0), frameon=False, fontsize=9)
+_LEGEND = dict(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False, fontsize=8.5,
+               columnspacing=1.2, handlelength=1.5)
 
 
 def _two_regions(chapter: Chapter, trace: Trace, x1: np.ndarray, x2: np.ndarray, yhat: np.ndarray,
@@ -1228,8 +1282,8 @@ def _two_regions(chapter: Chapter, trace: Trace, x1: np.ndarray, x2: np.ndarray,
     from matplotlib.patches import Patch
 
     cut = threshold(trace)
-    low, high = format_number(float(trace.Y.min()), 0), format_number(float(trace.Y.max()), 0)
-    level = format_number(cut, _places(chapter, trace.network.output.name), style="unicode")
+    low, high = shown_styled(float(trace.Y.min()), 0), shown_styled(float(trace.Y.max()), 0)
+    level = shown_styled(cut, _places(chapter, trace.network.output.name), style="unicode")
     fig, ax = _axes(x1, x2)
     if yhat.min() < cut < yhat.max():
         ax.contour(x1, x2, yhat, levels=[cut], colors="black", linewidths=1.5)
@@ -1327,7 +1381,8 @@ def default_name(chapter: Chapter, kind: str, fmt: str, step: int | None = None,
 
 
 def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
-                     view: str | None = None, graphs_from: Trace | None = None) -> dict[str, str]:
+                     view: str | None = None, graphs_from: Trace | None = None,
+                     written: list[Path] | None = None) -> dict[str, str]:
     """Write the chapter's figures under `out_dir`; return, per place in a document, the text to put there.
 
     Keys: "graph_step_<N>" for each worked step, "curve" when the chapter runs more than FEW_STEPS
@@ -1339,6 +1394,7 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     `out_dir`, the folder of the documents. Without Graphviz's `dot` there are no graph keys (the
     documents are built without those pictures; `tracer build` says so once). The graphs are drawn
     from `graphs_from` when given (the documents pass their hand-carried trace: the worked lines' figures).
+    Each file written is appended to `written` when given (`tracer build` lists them).
     """
     if fmt not in ("md", "tex"):
         raise TracerError(f"document format {fmt!r}: expected 'md' or 'tex'")
@@ -1358,13 +1414,13 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
             scale = curve_scale(np.asarray(trace.costs, dtype=float))
             pictures.append(("curve", learning_curve(chapter, trace, file_fmt), default_name(chapter, "curve", file_fmt),
                              "Learning curve: the cost at every step" + (", on a log scale" if scale == "log" else ""),
-                             "the cost at every step", r"0.75\linewidth"))
+                             "the cost at every step", r"0.65\linewidth"))
         if has_boundary(chapter) and long_run:
             boundaries, captions = decision_boundaries(chapter, trace, file_fmt), boundary_captions(chapter)
             pictures.append(("boundary", boundaries[False], default_name(chapter, "boundary", file_fmt),
-                             *captions[False], r"0.7\linewidth"))
+                             *captions[False], r"\linewidth"))
             pictures.append(("boundary_shaded", boundaries[True], default_name(chapter, "boundary", file_fmt, shaded=True),
-                             *captions[True], r"0.7\linewidth"))
+                             *captions[True], r"\linewidth"))
         graph_pictures = []
         for step, graph in graphs.items():
             caption = (f"Computational graph at step {step}: forward values on solid blue arrows, gradients of the "
@@ -1377,20 +1433,67 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
                                    default_name(chapter, "graph", "svg", step), caption,
                                    f"the computational graph at step {step}", ""))
     placed: dict[str, str] = {}
+    panels: dict[str, tuple[str, str, str, str]] = {}  # LaTeX: (picture, label, caption, what it shows)
     # Numbered in the order a document shows them: the worked steps' graphs, then the long run's figures.
     for number, (key, picture, name, caption, shows, width) in enumerate(graph_pictures + pictures, start=1):
         if fmt == "md":
-            write_atomic(out_dir / FIGURES_DIR / name, picture)
+            path = write_atomic(out_dir / FIGURES_DIR / name, picture)
+            if written is not None:
+                written.append(path)
             placed[key] = f"![Figure {number}: {caption}]({FIGURES_DIR}/{name})\n\n*Figure {number}. {caption}.*"
             continue
         if isinstance(picture, bytes):
-            write_atomic(out_dir / FIGURES_DIR / name, picture)
+            path = write_atomic(out_dir / FIGURES_DIR / name, picture)
+            if written is not None:
+                written.append(path)
             picture = rf"\includegraphics[width={width}]{{{FIGURES_DIR}/{name}}}" + "\n"
         label = "fig:" + key.replace("_", "-")
         tex_caption = caption.replace("×", r"$\times$")
-        placed[key] = (rf"Figure~\ref{{{label}}} shows {shows}." + "\n\\begin{figure}[htbp]\n\\centering\n" + picture
-                       + rf"\caption{{{tex_caption}.}}\label{{{label}}}" + "\n\\end{figure}")
+        # Set in the text where it is referred to, never floated into a pass (the preamble's tracerfigure);
+        # measured first, so that the sentence, the picture and its caption start a page together when
+        # they do not fit on this one. A graph's measure goes before its step's heading ("…_before").
+        measure = (rf"\sbox\tracerfigbox{{{picture.strip()}}}%" + "\n"
+                   + rf"\tracerneed{{\dimexpr\ht\tracerfigbox+\dp\tracerfigbox+{TEX_FIGURE_LINES}\baselineskip\relax}}")
+        shown = (rf"\noindent\tracerpos{{ref}}{{{label}}}Figure~\ref{{{label}}} shows {shows}." + "\n"
+                 + rf"\begin{{tracerfigure}}\tracerpos{{figure}}{{{label}}}\usebox\tracerfigbox" + "\n"
+                 + rf"\caption{{{tex_caption}.}}\label{{{label}}}" + "\n\\end{tracerfigure}")
+        panels[key] = (picture.strip(), label, tex_caption, shows)
+        if key.startswith("graph_step_"):
+            placed[key + "_before"] = measure
+            placed[key] = shown
+        else:  # after the worked steps: a float, which never comes before its reference (flafter)
+            placed[key] = _float(picture.strip(), label, tex_caption, f"Figure~\\ref{{{label}}} shows {shows}.", [label])
+    if fmt == "tex" and "boundary" in panels and "boundary_shaded" in panels:
+        placed["boundary"], placed["boundary_shaded"] = _side_by_side(panels["boundary"], panels["boundary_shaded"]), ""
     return placed
+
+
+def _float(body: str, label: str | None, caption: str | None, sentence: str, labels: list[str]) -> str:
+    """The sentence that refers to a figure, then the figure as a float at the top or bottom of a page or on
+    a page of floats: the text fills the rest of the page (LaTeX; the preamble's flafter keeps a float from
+    coming before its reference)."""
+    refs = "".join(rf"\tracerpos{{ref}}{{{name}}}" for name in labels)
+    marks = "" if label is None else rf"\tracerpos{{figure}}{{{label}}}"
+    # The sentence's paragraph ends before the float: a float met inside a paragraph belongs to wherever the
+    # paragraph started, which can be the page before the sentence (and flafter would let it go first).
+    # Near a page's foot the sentence starts the next page: TeX could still push it there after reading the
+    # float, which would then take the top of that page, above its reference.
+    return (rf"\tracerneed{{5\baselineskip}}\noindent{refs}{sentence}" + "\n\n\\begin{figure}[tbp]\n\\centering" + marks + "\n" + body + "\n"
+            + (rf"\caption{{{caption}.}}\label{{{label}}}" + "\n" if caption else "") + "\\end{figure}")
+
+
+def _side_by_side(left: tuple[str, str, str, str], right: tuple[str, str, str, str]) -> str:
+    """Two figures side by side in one float, each with its own numbered caption (LaTeX)."""
+    box = "".join(rf"\begin{{tracerpanel}}{{0.47\linewidth}}\tracerpos{{figure}}{{{label}}}{picture}"
+                  rf"\caption{{{caption}.}}\label{{{label}}}\end{{tracerpanel}}" + ("\\hfill" if i == 0 else "")
+                  for i, (picture, label, caption, _) in enumerate((left, right)))
+    sentence = rf"Figures~\ref{{{left[1]}}} and~\ref{{{right[1]}}} show {left[3]} and {right[3]}."
+    return _float(box, None, None, sentence, [left[1], right[1]])
+
+
+#: Lines of text a figure is measured with besides its picture: the sentence that refers to it, its
+#: caption, the space around it, and (for a step's graph) the step's heading above it.
+TEX_FIGURE_LINES = 5
 
 
 def write_figure(chapter: Chapter, trace: Trace, kind: str, path: Path | None = None, step: int | None = None,

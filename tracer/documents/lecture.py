@@ -94,13 +94,12 @@ def _is_leaf(tree: Any) -> bool:
 
 def visible_width(latex: str) -> int:
     """A rough count of the characters a LaTeX maths string shows (a matrix counts its widest row)."""
-    import re
-
     def matrix(match: re.Match[str]) -> str:
         rows = match[1].split(r"\\")
         return max(rows, key=lambda r: len(r.replace("&", "  "))).replace("&", "  ") + "  "
 
-    text = re.sub(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}", matrix, latex)
+    text = re.sub(r"\\rule\{[^{}]*\}\{[^{}]*\}", "", latex)  # a strut shows nothing
+    text = re.sub(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}", matrix, text)
     text = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", lambda m: max(m[1], m[2], key=len), text)
     text = re.sub(r"\\times 10\^\{(-?\d+)\}", r"x10\1", text)
     text = re.sub(r"\\(left|right|textstyle|,|operatorname|mathrm|text)", "", text)
@@ -203,7 +202,7 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
     rows = max_rows if max_rows is not None else 10 ** 6
     def fits(text: str) -> bool:
         # every row sits right of the widest left-hand side (the aligned block's first column)
-        block = _aligned_rows(text)
+        block = aligned_rows(text)
         left = max(visible_width(r.split("&", 1)[0]) for r in block if "&" in r)
         return (all(left + visible_width(r.split("&", 1)[-1]) <= width for r in block)
                 and block_rows(block) <= rows)
@@ -254,10 +253,8 @@ def _terms_in_rows(tree: Any, width: int) -> str:
     return BREAK.join(rows + [row])
 
 
-def _aligned_rows(latex: str) -> list[str]:
+def aligned_rows(latex: str) -> list[str]:
     """The rows of an aligned block (a matrix's own rows stay inside their row)."""
-    import re
-
     body = latex.removeprefix(r"\begin{aligned} ").removesuffix(r" \end{aligned}")
     matrices = re.findall(r"\\begin\{bmatrix\}.*?\\end\{bmatrix\}", body)
     masked = re.sub(r"\\begin\{bmatrix\}.*?\\end\{bmatrix\}", "\0", body)

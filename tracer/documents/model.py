@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, is_dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from tracer.engine.train import Traces
 from tracer.errors import TracerError, quoted
 from tracer.operations import NAMES as OPS
 from tracer.operations import evaluate as evaluate_tree
-from tracer.rounding import format_number, shown, shown_array
+from tracer.rounding import shown, shown_array
 
 FORMAT = "tracer-document/1"
 #: Data quantities written as whole numbers when they are whole (the article's x₁ = 0, y = 1).
@@ -121,6 +121,8 @@ class Figure:
     explanation: str
     note: str = ""  # the chapter's note on it (what the article's figure is)
     agree: int = 0  # a program's long output: the significant digits it shares with the computed value
+    source: str = ""  # the article's sentence that prints it
+    shape: tuple[int, ...] = ()  # the quantity's shape, when the figure is one entry of it
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ class Formula:
     factor: str
     note: str
     where: tuple[str, ...] = ()  # the claim's conditions and definitions, LaTeX: y = 1, \hat{y} = …
+    source: str = ""  # the article's formula (or sentence) as it writes it
 
 
 @dataclass(frozen=True)
@@ -503,8 +506,7 @@ COMMENTARY = {
                    "${corner} \\times {corner}$ "
                    "corner and their shape, and a sum over more than {past} examples by its first {corner} terms "
                    "and its last: the entries shown are the ones worked here, and every entry is worked the same "
-                   "way. The document's model ({name}.json, written by tracer build --format json) has every "
-                   "entry of every line."),
+                   "way."),
 }
 
 
@@ -555,7 +557,7 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
     if any(_big(line.expression) or _big(line.result) for line in step.lines):
         first = next(line for line in step.lines if _big(line.expression) or _big(line.result))
         out.insert(0, Comment(s, first.node, "big-matrix", COMMENTARY["big-matrix"].format(
-            past=ABBREVIATE_PAST, corner=CORNER, name=chapter.name)))
+            past=ABBREVIATE_PAST, corner=CORNER)))
     if step.kind == "worked" and chapter.optimizer == "adam" and s == 0:
         out.append(Comment(s, chapter.parameter_names[0], "adam-first-step", COMMENTARY["adam-first-step"].format(
             alpha=constant(chapter.learning_rate))))
@@ -669,7 +671,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
     long_run = None
     if spec.table_steps:
         long_run = {"steps": chapter.steps, "decimals": spec.table_decimals,
-                    "table": [{"step": s, "cost": format_number(full.costs[s], spec.table_decimals)}
+                    "table": [{"step": s, "cost": shown(full.costs[s], spec.table_decimals)}
                               for s in spec.table_steps],
                     "final": {p: printed(full.final[p], p, builder.decimals(p)) for p in chapter.parameter_names}}
     exercise = None
@@ -749,24 +751,30 @@ def _article(chapter: Chapter, full: Trace, hand: Trace) -> Article:
     for check in article_figures(chapter, Traces(chapter, full, hand)):  # a figure that differs reads `hand`
         printed_text = str(check.printed).replace("−", "-").strip()
         agree = _agreeing_digits(printed_text, check.computed) if "full precision" in getattr(check, "how", ()) else 0
+        # A program's long output is set beside the computed float's own digits, not padded with zeros.
+        correct = repr(float(check.computed)) if agree else check.correct
+        shape = tuple(np.shape(full.at(check.step).get(check.quantity, ()))) if check.index else ()
         figures.append(Figure(check.step, check.quantity, tuple(check.index) if check.index else None,
-                              printed_text, check.correct, _exact(check.computed), check.verdict, check.explanation,
-                              getattr(check, "note", ""), agree))
-    formulas = [Formula(f.latex, f.verdict, f.correct_latex, f.factor, f.note, _where_latex(f.where))
+                              printed_text, correct, _exact(check.computed), check.verdict, check.explanation,
+                              getattr(check, "note", ""), agree, getattr(check, "source", ""), shape))
+    formulas = [Formula(f.latex, f.verdict, f.correct_latex, f.factor, f.note, _where_latex(f.where), f.source)
                 for f in article_formulas(chapter)]
     return Article(citation["author"], citation["title"], citation["link"], citation["note"], tuple(figures),
                    tuple(formulas))
 
 
 def _agreeing_digits(printed_text: str, computed: float) -> int:
-    """How many leading significant digits a long printed figure shares with the computed one
-    (both rounded half-up to that many): 0.0009514180100050973 and …0967 share 15."""
+    """How many leading significant digits a long printed figure shares, as written, with the computed
+    float's shortest repr: 0.0009210166430616655 and 0.000921016643061665 share 15."""
     p, c = Decimal(printed_text), Decimal(repr(float(computed)))
-    for k in range(len(p.as_tuple().digits), 0, -1):
-        unit = Decimal(1).scaleb(p.adjusted() - k + 1)
-        if p.quantize(unit, rounding=ROUND_HALF_UP) == c.quantize(unit, rounding=ROUND_HALF_UP):
-            return k
-    return 0
+    if p.is_zero() or c.is_zero() or p.adjusted() != c.adjusted() or (p < 0) != (c < 0):
+        return 0
+    shared = 0
+    for a, b in zip(p.as_tuple().digits, c.as_tuple().digits):
+        if a != b:
+            break
+        shared += 1
+    return shared
 
 
 def _where_latex(where: dict[str, str]) -> tuple[str, ...]:

@@ -5,7 +5,7 @@ The notebook never imports tracer: it needs only NumPy (and matplotlib for the l
 code is written from the nodes' own expression trees (the same trees the document model prints), with
 the article's names as leaves. Like the worked example, the worked cells carry every value as it is
 printed (`keep = as_written`), so they print the document's figures; the long run at the end carries
-every digit (`keep = every_digit`) and prints the document's cost table.
+every digit (`keep = every_digit`) and prints the document's cost table, by the same rule (`written`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex, long_run_pictures
-from tracer.documents.render import Prose, document_context, environment, md_escape, render
+from tracer.documents.render import Prose, document_context, environment, md_escape, render, with_maths
 from tracer.engine.chapter import Chapter, has_section
 from tracer.documents.model import symbol
 from tracer.engine import keys
@@ -25,7 +25,9 @@ from tracer.engine.graph import Graph
 from tracer.engine.keys import COST, INPUT, TARGET
 from tracer.engine.optimizers import OPTIMIZERS
 from tracer.engine.trace import Trace
+from tracer.engine.train import Traces
 from tracer.errors import TracerError
+from tracer.exercises.notebook_check import exercise_cells
 from tracer.operations import Name, to_code
 
 #: How an updated parameter is labelled in the notebook's output (the trace calls it W1_after).
@@ -58,12 +60,6 @@ def written(x, decimals):
     if d != 0 and abs(d) < Decimal("0.0001"):
         return f"{d.scaleb(-d.adjusted()):.{places + d.adjusted()}f}e{d.adjusted():+03d}"
     return f"{d:.{places}f}"
-
-
-def fixed(x, decimals):
-    """x with exactly `decimals` places, as the cost table prints it (a tiny non-zero cost: 2 significant digits)."""
-    d = half_up(x, decimals)
-    return f"{d:.{decimals}f}" if d != 0 or abs(x) < 1e-12 else f"{x:.1e}"
 
 
 def as_written(value, decimals):
@@ -192,7 +188,8 @@ def _literal(value: Any) -> str:
 
 
 #: The documents' own sections (Markdown partials), rendered into the notebook's story cells.
-STORY = {"rounding": "rounding.md.j2", "network": "network.md.j2", "derivations": "derivations.md.j2", "against": "against.md.j2"}
+STORY = {"rounding": "rounding.md.j2", "network": "network.md.j2", "derivations": "derivations.md.j2", "against": "against.md.j2",
+         "colophon": "colophon.md.j2"}
 
 
 def _story(chapter: Chapter, lec: Lecture, user_templates: Any = None) -> dict[str, str]:
@@ -224,7 +221,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
         cells.append(cell)
 
     story = _story(chapter, lec, user_templates)
-    md(f"# {md_escape(model.title)}\n\n" + (f"{md_escape(model.intro)}\n\n" if model.intro else "")
+    md(f"# {md_escape(model.title)}\n\n" + (f"{with_maths(model.intro, 'md')}\n\n" if model.intro else "")
        + "Run the cells from top to bottom. Each one computes a step of the worked example in plain NumPy, "
          "in the article's names, and prints its numbers as the worked example prints them. "
          "Only NumPy is needed (and matplotlib for the learning curve at the end).\n\n"
@@ -317,7 +314,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
         steps = [row["step"] for row in run_["table"]]
         loop = (f"costs = [training_step(step + 1) for step in range({run_['steps']})]\n"
                 f"for step in {steps!r}:\n"
-                f"    print(f\"step {{step}}: cost = {{fixed(costs[step], {run_['decimals']})}}\")")
+                f"    print(f\"step {{step}}: cost = {{written(costs[step], {run_['decimals']})}}\")")
         py("\n".join(restart) + "\n" + loop, 0, "full")
         py("import matplotlib.pyplot as plt  # Jupyter shows the figure under the cell\n\n"
            "fig, ax = plt.subplots(figsize=(6, 3))\nax.plot(costs)\nax.set_xlabel(\"step\")\n"
@@ -334,15 +331,13 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
     if story["against"]:
         md(story["against"])
     if has_section(chapter, "exercise"):  # the student's turn: answers to write in, and a cell that checks them
-        from tracer.engine.train import Traces
-        from tracer.exercises.notebook_check import exercise_cells
-
         for kind, source in exercise_cells(chapter, Traces(chapter, full, hand, carry="full")):
             if kind == "markdown":
                 md(source)
             else:
                 py(source)
                 cells[-1].metadata["tracer"] = {"exercise": True}
+    md(story["colophon"])
     nb = nbf.new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
         "language_info": {"name": "python"},

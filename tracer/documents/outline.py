@@ -31,17 +31,24 @@ __all__ = ["Arrow", "Outline", "Placed", "node_tikz", "outline", "outline_svg", 
 NAME_PT = 10
 #: Inches: a node's size in the layout (names are short: W1, dA1 never appears in the outline).
 NODE_SIZE = 0.34
-#: Points: the widest outline a 16:9 slide holds at NAME_PT; a wider one is laid out with less room
-#: between its ranks (the names keep their size).
+#: Inches between ranks: room on each arrow for the number the slides write on it (−0.125 at 10 pt).
+RANK_GAP = 0.6
+#: Points: the widest outline a 16:9 slide holds at NAME_PT; a wider one (a deep or branching graph) is
+#: laid out with less room between its ranks, first of these that fits (the names keep their size).
 MAX_WIDTH = 390
-RANKSEPS = (0.5, 0.35, 0.25, 0.18)
+NARROWER_GAPS = (0.45, 0.35, 0.25, 0.18)
+#: CSS pixels per point of the page's graph: a node of NODE_SIZE is then 54 px, above the 44 px a tap
+#: target needs (the page shows the graph at this size and lets its box scroll on a narrow screen).
+SCALE = 2.2
+#: Points of room round the outline's nodes, for the chosen node's outline (3 px wide).
+MARGIN = 4
 
 
 def outline(chapter: Chapter, trace: Trace) -> Outline:
     """The layer view of the chapter's graph (X, W1, b1, Z1, A1, …, Y, cost), names only, laid out left to right."""
     graph = computational_graph(chapter, trace, int(trace.steps[0]), view="layer")
-    for ranksep in RANKSEPS:
-        laid = names_layout(graph, rankdir="LR", name_pt=NAME_PT, node_size=NODE_SIZE, ranksep=ranksep)
+    for gap in (RANK_GAP, *NARROWER_GAPS):
+        laid = names_layout(graph, rankdir="LR", name_pt=NAME_PT, node_size=NODE_SIZE, rank_gap=gap)
         if laid.width <= MAX_WIDTH:
             break
     return laid
@@ -68,8 +75,9 @@ def _path(points: tuple[tuple[float, float], ...], flip) -> str:
 def outline_svg(o: Outline, describe) -> str:
     """The outline as inline SVG: each node a focusable button (`describe(node)` is its accessible name)."""
     flip = lambda y: o.height - y  # noqa: E731  (SVG's y runs down)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {o.width:.0f} {o.height:.0f}" '
-           f'width="{o.width * 2.2:.0f}" height="{o.height * 2.2:.0f}" class="graph" role="group" '
+    m = MARGIN  # room round the nodes for the chosen node's thick outline, which would otherwise be clipped
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{-m} {-m} {o.width + 2 * m:.0f} {o.height + 2 * m:.0f}" '
+           f'width="{(o.width + 2 * m) * SCALE:.0f}" height="{(o.height + 2 * m) * SCALE:.0f}" class="graph" role="group" '
            'aria-label="The computational graph: choose a node to see its numbers at the chosen step">']
     for a in o.arrows:
         if a.points:

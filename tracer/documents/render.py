@@ -15,6 +15,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +24,7 @@ import numpy as np
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
+from tracer.documents.figures import FIGURE_MACROS
 from tracer.documents.model import (ABBREVIATE_PAST, CORNER, Document, Step, document_model, evaluate,
                                     recorded_needs, symbol)
 from tracer.operations import OPERATIONS
@@ -83,7 +85,11 @@ _TEX_UNICODE = {
     "λ": r"$\lambda$", "μ": r"$\mu$", "π": r"$\pi$", "σ": r"$\sigma$", "τ": r"$\tau$",
     "φ": r"$\phi$", "ω": r"$\omega$", "…": r"\ldots{}", "–": "--", "—": "---",
     "‘": "`", "’": "'", "“": "``", "”": "''", "ⅰ": "i", "Ⅰ": "I", "Ⅱ": "II", "🙌": "", "🔥": "", "🙃": "",
+    "′": r"$'$", "″": r"$''$", "½": r"$\tfrac{1}{2}$",
 }
+#: A letter with Unicode sub- or superscripts in an author's text (x₁, w², Xₜᵣₐᵢₙ) is maths, set in the
+#: maths italic of the formulas around it, not in upright text with \textsubscript.
+_SCRIPTED = re.compile("([A-Za-z])(?=[₀₁₂₃₄₅₆₇₈₉ᵢⱼₙₜₐᵣₖ⁰¹²³⁴⁵⁶⁷⁸⁹⁻ⁿ])([₀₁₂₃₄₅₆₇₈₉ᵢⱼₙₜₐᵣₖ]*)([⁰¹²³⁴⁵⁶⁷⁸⁹⁻ⁿ]*)")
 _MD_SPECIALS = set("\\`*_[]#$|~^")
 #: Markdown passes HTML through, and not every Markdown reader honours a backslash before `<`
 #: (Python-Markdown, MkDocs's, does not): these are written as entities, which every reader shows.
@@ -91,10 +97,29 @@ _MD_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 
 
 def tex_escape(text: UserText | str) -> str:
-    """User text for LaTeX: its specials (% & _ # $ { } ~ ^ \\) escaped and its Unicode made LaTeX."""
+    """User text for LaTeX: its specials (% & _ # $ { } ~ ^ \\) escaped and its Unicode made LaTeX; a letter
+    with Unicode scripts (x₁, w²) set as maths, so that it reads as the formulas around it do."""
     raw = text.text if isinstance(text, UserText) else str(text)
     out = []
+    pieces = _SCRIPTED.split(raw)
+    if len(pieces) > 1:
+        for i in range(0, len(pieces), 4):
+            out.append(_tex_chars(pieces[i]))
+            if i + 3 < len(pieces):
+                letter, sub, sup = pieces[i + 1:i + 4]
+                out.append(f"${letter}" + (f"_{{{''.join(_SUB[c] for c in sub)}}}" if sub else "")
+                           + (f"^{{{''.join(_SUP[c] for c in sup)}}}" if sup else "") + "$")
+        return "".join(out)
+    return _tex_chars(raw)
+
+
+def _tex_chars(raw: str) -> str:
+    out = []
+    raw = raw.replace("--", "-\x00-")  # "--" as typed (an option's dashes), not TeX's en dash
     for ch in raw:
+        if ch == "\x00":
+            out.append("{}")
+            continue
         if ch in _TEX_SPECIALS:
             out.append(_TEX_SPECIALS[ch])
         elif ch in _TEX_UNICODE:
@@ -191,15 +216,22 @@ def unicode_maths(text: str, fmt: str = "tex") -> str:
 
 
 def with_maths(text: UserText | str, fmt: str) -> str:
-    """An author's note for `fmt` ("tex" or "md"): its words escaped, its `$…$` spans set as maths by
-    `unicode_maths`; a `$` without a partner stays a dollar sign."""
+    """An author's note for `fmt` ("tex", "md" or "html"): its words escaped, its `$…$` spans set as maths
+    by `unicode_maths` (on the web page, a span KaTeX sets from its data-tex, as the page's own maths);
+    a `$` without a partner stays a dollar sign."""
     raw = text.text if isinstance(text, UserText) else str(text)
     escape = ESCAPES[fmt]
     pieces = raw.split("$")
     if len(pieces) % 2 == 0:  # an odd count of $: the last one is a dollar sign
         pieces[-2:] = [pieces[-2] + "$" + pieces[-1]]
-    text = "".join(f"${escape(unicode_maths(p, fmt))}$" if i % 2 and fmt == "html" else
-                   f"${unicode_maths(p, fmt)}$" if i % 2 else escape(p) for i, p in enumerate(pieces))
+
+    def maths(piece: str) -> str:
+        tex = unicode_maths(piece, fmt)
+        if fmt == "html":
+            return Markup('<span class="math inline" data-tex="{0}">{0}</span>').format(tex)
+        return f"${tex}$"
+
+    text = "".join(maths(p) if i % 2 else escape(p) for i, p in enumerate(pieces))
     return Markup(text) if fmt == "html" else text  # every piece escaped already
 
 
@@ -389,6 +421,29 @@ def typeset_lines(tree: Any) -> str:
     return typeset(tree)
 
 
+def _shown_rows(tree: Any) -> int:
+    """Rows of numbers the typeset value of `tree` stacks (a big matrix: its corner and a row of dots)."""
+    shape = _shape(tree)
+    rows = shape[0] if len(shape) == 2 else 1
+    return min(rows, CORNER + 1) if rows > MAX_SHOWN else rows
+
+
+def _sqrt(arg: Any, text: str) -> str:
+    """√ of a typeset argument. A matrix over a number (Adam's ŝ = s / (1 − β₂ᵗ)) is written with a slash,
+    so the matrix stays centred and the brackets around the root fit it (a fraction's bar puts the matrix
+    above the axis, and brackets sized to it reach as far below); a strut as tall as the matrix keeps
+    the root's bar clear of its brackets."""
+    if (_op_of(arg) == "div" and _is_matrix(arg["args"][0]) and not _is_matrix(arg["args"][1])
+            and _shown_rows(arg["args"][0]) > 1):  # a row's bar puts little below the axis: it stays a fraction
+        top, (bottom, prec) = _typeset(arg["args"][0])[0], _typeset(arg["args"][1])
+        text = f"{top} / {bottom if prec == 2 else _paren(bottom)}"
+    if not _is_matrix(arg):
+        return rf"\sqrt{{{text}}}"
+    # a bmatrix of r rows rises about 0.6r em above the baseline (rows 1.2 em apart, centred on the axis)
+    strut = rf"\rule{{0pt}}{{{0.6 * _shown_rows(arg) + 0.4:.2f}em}}"
+    return rf"\sqrt{{{strut}{text}}}"
+
+
 def _op_of(tree: Any) -> str | None:
     return tree["op"] if isinstance(tree, dict) else None
 
@@ -423,6 +478,10 @@ class _Typesetter:
 
     def paren(self, text: str) -> str:
         return _paren(text)
+
+    def root(self, i: int) -> str:
+        """√ of argument i, its brackets and bar sized to what it holds (see _sqrt)."""
+        return _sqrt(self.args[i], self.parts[i][0])
 
 
 def _typeset(tree: Any) -> tuple[str, int]:
@@ -587,24 +646,39 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
             "matches": matches,
             "differs": differs,
             "formulas": [{"latex": f.latex, "true": f.verdict == "true", "correct": f.correct_latex,
-                          "factor": f.factor, "where": list(f.where), "note": UserText(f.note) if f.note else None}
+                          "factor": f.factor, "where": list(f.where), "note": UserText(f.note) if f.note else None,
+                          "source": UserText(f.source) if f.source else None}
                          for f in article.formulas],
         },
         "figures": figures or {},
     }
 
 
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
+def entry_words(index: tuple[int, ...] | None, shape: tuple[int, ...]) -> str:
+    """Which entry of a quantity a figure is, as a reader says it, counted from 1: "The second entry of "
+    for a vector (one row or one column), "The entry in row 2, column 1 of " for a matrix."""
+    if not index:
+        return ""
+    if len(index) == 2 and len(shape) == 2 and 1 in shape:  # a row or a column: one number counts
+        k = index[1] if shape[0] == 1 else index[0]
+        return f"The {_ORDINALS[k]} entry of " if k < len(_ORDINALS) else f"Entry {k + 1} of "
+    if len(index) == 2:
+        return f"The entry in row {index[0] + 1}, column {index[1] + 1} of "
+    return f"Entry {', '.join(str(i + 1) for i in index)} of "
+
+
 def _figure(f: Any) -> dict[str, Any]:
-    """An article figure for the templates: its symbol (and entry), what was printed, what is computed."""
-    shown, entry = symbol(f.quantity), ""
-    if f.index:  # counted from 1, as a reader does
-        where = [f"row {f.index[0] + 1}", f"column {f.index[1] + 1}"] if len(f.index) == 2 else [
-            f"entry {', '.join(str(i + 1) for i in f.index)}"]
-        entry = "The " + (", ".join(where) if len(f.index) != 2 else f"entry in {where[0]}, {where[1]}") + " of "
+    """An article figure for the templates: its symbol (and entry), what was printed and where, what is computed."""
     when = f"after the update of step {f.step}" if keys.is_after(f.quantity) else f"at step {f.step}"
-    return {"step": f.step, "quantity": f.quantity, "when": when, "symbol": shown, "entry": entry, "printed": f.printed.replace("−", "-"), "correct": f.correct,
+    digits = len(Decimal(f.printed.replace("−", "-")).as_tuple().digits) if f.agree else 0
+    return {"step": f.step, "quantity": f.quantity, "when": when, "symbol": symbol(f.quantity),
+            "entry": entry_words(f.index, tuple(f.shape)), "printed": f.printed.replace("−", "-"), "correct": f.correct,
             "exact": f.exact, "explanation": UserText(f.explanation) if f.explanation else None,
-            "note": UserText(f.note) if f.note else None, "agree": f.agree,
+            "note": UserText(f.note) if f.note else None, "agree": f.agree, "digits": digits,
+            "source": UserText(f.source) if f.source else None,
             # a whole-number figure of a quantity that is not whole (a predicted class): show the value too
             "rounded": "." not in f.correct and f.exact != f.correct}
 
@@ -646,6 +720,7 @@ def environment(user_templates: Path | None = None) -> jinja2.Environment:
                                autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
                                                                    default_for_string=False, default=False),
                                keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.globals["figure_macros"] = FIGURE_MACROS  # the LaTeX the figures' placement uses, for preamble.tex.j2
     env.filters.update({
         "tex": tex_escape, "md": md_escape, "text": _text_filter, "url": _url_filter, "calculation": calculation,
         "symbol": symbol, "prose": _prose_filter, "note": _note_filter, "num": _num_filter, "matrix": _matrix_filter,

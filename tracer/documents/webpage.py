@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 
 from tracer.documents.lecture import Lecture, lecture, long_run_pictures
-from tracer.documents.outline import Placed, outline, outline_svg
 from tracer.documents.model import symbol
+from tracer.documents.outline import Placed, outline, outline_svg
 from tracer.documents.render import document_context, environment, render_html
 from tracer.engine.chapter import Chapter
 from tracer.engine import keys
 from tracer.engine.trace import Trace
 from tracer.resources import bundled_path
-from tracer.rounding import format_number, shown
+from tracer.rounding import shown
 
 TEMPLATE = "page.html.j2"
 #: At most this many recorded steps go into the page (evenly spread, first, last and worked steps kept).
@@ -62,12 +62,19 @@ def _of(node: str, wrt: str) -> str:
     return rf"\frac{{\partial {symbol(node)}}}{{\partial {symbol(wrt)}}}"
 
 
-def explorer_data(chapter: Chapter, trace: Trace, steps: list[int]) -> dict[str, Any]:
-    """Per kept step, per graph node: value, local gradients, received and passed-on gradients (printed)."""
-    at = []
+def explorer_data(chapter: Chapter, trace: Trace, steps: list[int], hand: Trace | None = None,
+                  worked: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Per kept step, per graph node: value, local gradients, received and passed-on gradients (printed).
+
+    At a step the document works (`worked`), from the hand-carried trace `hand`, so the explorer shows
+    the worked lines' figures; at every other step from `trace`, every digit carried. Both by the one
+    rule of `rounding.shown`."""
+    at, costs = [], []
     for step in steps:
+        step_trace = hand if hand is not None and step in worked else trace
+        costs.append(shown(step_trace.at(step)["cost"], chapter.display.decimals_of("cost")))
         nodes: dict[str, Any] = {}
-        for rec in trace.nodes(step):
+        for rec in step_trace.nodes(step):
             value_name = "cost" if rec.kind == "cost" else rec.name
             nodes[rec.name] = {
                 "value": _numbers(chapter, value_name, rec.value),
@@ -76,14 +83,14 @@ def explorer_data(chapter: Chapter, trace: Trace, steps: list[int]) -> dict[str,
                 else [symbol(keys.grad(rec.name)), _numbers(chapter, keys.grad(rec.name), rec.upstream)],
                 "passes": [[symbol(k), _numbers(chapter, k, g)] for k, g in rec.passes.items()],
             }
-        for p in trace.parameters(step):
+        for p in step_trace.parameters(step):
             nodes[p.name] = {"value": _numbers(chapter, p.name, p.before), "local": [],
                              "receives": [symbol(keys.grad(p.name)), _numbers(chapter, keys.grad(p.name), p.gradient)],
                              "passes": [], "after": _numbers(chapter, p.name, p.after)}
-        nodes["Y"] = {"value": _numbers(chapter, "Y", trace.batch(step)[1]), "local": [], "receives": None,
+        nodes["Y"] = {"value": _numbers(chapter, "Y", step_trace.batch(step)[1]), "local": [], "receives": None,
                       "passes": []}
         at.append(nodes)
-    return {"steps": steps, "cost": [shown(trace.costs[s], chapter.display.decimals_of("cost")) for s in steps],
+    return {"steps": steps, "cost": costs, "carried": [s for s in steps if hand is not None and s in worked],
             "at": at}
 
 
@@ -116,7 +123,7 @@ def _curve(trace: Trace, steps: list[int]) -> dict[str, Any]:
     y = lambda c: top + (height - top - bottom) * (1 - c / top_cost)  # noqa: E731
     index = sorted(set(np.linspace(0, n - 1, min(n, CURVE_POINTS)).round().astype(int).tolist()))
     points = " ".join(f"{x(i):.1f},{y(costs[i]):.1f}" for i in index)
-    ticks = [{"y": f"{y(c):.1f}", "label": format_number(c, 2)} for c in (0.0, top_cost / 2, top_cost)]
+    ticks = [{"y": f"{y(c):.1f}", "label": shown(c, 2)} for c in (0.0, top_cost / 2, top_cost)]
     return {"width": width, "height": height, "points": points, "left": left, "bottom": height - bottom,
             "right": width - right, "top": top, "ticks": ticks, "last": n - 1,
             "markers": [[round(x(s), 1), round(y(costs[s]), 1)] for s in steps]}
@@ -158,7 +165,9 @@ def webpage(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_tem
         **document_context(chapter, fmt="html", model=lec.model),
         "model": lec.model, "pictures": long_run_pictures(chapter, trace),
         "graph_svg": outline_svg(graph, describe),
-        "explorer_json": _script_json({**explorer_data(chapter, trace, steps), "curve": _curve(trace, steps)}),
+        "explorer_json": _script_json({**explorer_data(chapter, trace, steps, lec.hand, tuple(lec.shown_steps)),
+                                       "curve": _curve(trace, steps)}),
+        "carried_steps": [s for s in lec.shown_steps if s in steps],
         "curve": _curve(trace, steps), "kept": len(steps), "recorded": len(trace.steps),
         "steps_run": int(trace.meta["steps_run"]),
         "katex_js": script.replace("</", "<\\/"), "katex_css": css,

@@ -666,8 +666,13 @@ def _short(value: Any) -> str:
 
 
 def chapter_section(chapter: Chapter, name: str) -> Section:
-    """The chapter's [name] table as a Section, for the tool that owns it to check its keys."""
-    return Section(chapter.raw.get(name, {}), str(chapter.path) if chapter.path else "<chapter>", name)
+    """The chapter's [name] table as a Section, for the tool that owns it to check its keys.
+
+    Its messages name a bundled chapter by its name (installed, its file is somewhere in site-packages,
+    which tells a user nothing), any other chapter by its file."""
+    bundled = chapter.path is not None and chapter.path.resolve().parent == bundled_path("chapters").resolve()
+    where = f"{chapter.name} (a bundled chapter)" if bundled else str(chapter.path) if chapter.path else "<chapter>"
+    return Section(chapter.raw.get(name, {}), where, name)
 
 
 def has_section(chapter: Chapter, name: str) -> bool:
