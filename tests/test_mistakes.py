@@ -174,16 +174,21 @@ def test_rerunning_a_step_without_a_mistake_gives_the_trace(name):
             np.testing.assert_allclose(again[q], value, rtol=1e-12, atol=1e-15, err_msg=f"{name} {carry} {q}")
 
 
-def test_every_mistake_changes_something_at_the_articles_exercise(or_batch):
-    trace = tracer.run(or_batch, steps=2)
-    ctx = step_context(or_batch, trace, 1)
-    truth = trace.at(1)
+def _mistakes_made(chapter, steps: int) -> set[str]:
+    """The mistakes whose variants of the last of `steps` steps change at least one recorded value."""
+    trace = tracer.run(chapter, steps=steps)
+    truth = trace.at(steps - 1)
     seen = set()
-    for v in variants(ctx):
+    for v in variants(step_context(chapter, trace, steps - 1)):
         seen.add(v.mistake)
         changed = [q for q in v.values if q in truth and (np.shape(v.values[q]) != np.shape(truth[q])
                                                           or not np.allclose(v.values[q], truth[q]))]
         assert changed, v.says
+    return seen
+
+
+def test_every_mistake_changes_something_at_the_articles_exercise(or_batch):
+    seen = _mistakes_made(or_batch, 2)
     # The rest need a cost with a logarithm (log base 10) or a softmax (its Jacobian's diagonal alone).
     assert seen == set(CATALOGUE) - {"log_base_10", "jacobian_diagonal"}
 
@@ -244,15 +249,6 @@ def test_a_softmax_slip_is_named(slip, key, quantity):
 
 
 def test_every_mistake_changes_something_in_the_softmax_chapter():
-    chapter = tracer.load_chapter("07-softmax-three-classes")
-    trace = tracer.run(chapter, steps=1)
-    ctx = step_context(chapter, trace, 0)
-    truth = trace.at(0)
-    seen = set()
-    for v in variants(ctx):
-        seen.add(v.mistake)
-        changed = [q for q in v.values if q in truth and (np.shape(v.values[q]) != np.shape(truth[q])
-                                                          or not np.allclose(v.values[q], truth[q]))]
-        assert changed, v.says
+    seen = _mistakes_made(tracer.load_chapter("07-softmax-three-classes"), 1)
     # One step and one example per class pair: no previous step, and every one-example loss differs.
     assert {"jacobian_diagonal", "log_base_10", "no_mean"} <= seen
