@@ -22,7 +22,7 @@ from tracer.engine import keys
 from tracer.engine.graph import Graph, GraphError, LayerSpec, NodeSpec, from_layers, from_nodes
 from tracer.engine.nodes import costs
 
-from trace_fingerprints import GOLDEN, fingerprints
+from trace_fingerprints import fingerprints, numerics, records
 
 H = 1e-6
 RTOL, ATOL = 1e-6, 1e-8
@@ -162,11 +162,16 @@ def test_a_graph_refuses_a_node_that_reads_a_later_one():
 def test_every_array_is_bit_identical_to_the_dense_layer_engine():
     """tests/golden/traces.json: what the engine of commit 55ebf4b recorded for 29 runs (the six bundled
     chapters in both carries, every optimizer, mini-batches, frozen weights, every activation and cost,
-    a 64-unit layer). The graph engine records the same bytes."""
-    golden = json.loads(GOLDEN.read_text())
-    now = fingerprints(golden)
-    assert set(now) == set(golden)
-    for run, prints in golden.items():
+    a 64-unit layer), once per machine's numerics. The graph engine records the same bytes as one of
+    them in full; on a machine whose numerics no record was made under, there is nothing to compare."""
+    now = fingerprints(records()[0]["runs"])
+    if any(record["runs"] == now for record in records()):
+        return
+    same = [r for r in records() if r["numerics"] == numerics()]
+    if not same:
+        pytest.skip(f"no record of the dense-layer engine under this machine's numerics ({numerics()}); "
+                    "tests/trace_fingerprints.py says how to make one")
+    for run, prints in same[0]["runs"].items():
         for name, digest in prints.items():
             assert now[run].get(name) == digest, f"{run}: {name} moved"
 

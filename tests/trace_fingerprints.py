@@ -2,14 +2,24 @@
 
 `fingerprints()` trains each run below and hashes each recorded array (dtype, shape and bytes),
 the cost at every step and the final parameters. tests/golden/traces.json holds what the dense-layer
-engine of commit 55ebf4b gave (written by `python tests/trace_fingerprints.py`, before the graph
-engine existed); test_graph.py compares the graph engine's runs with it, array by array.
+engine of commit 55ebf4b gave, one record per machine's numerics: NumPy's exp and log and OpenBLAS's
+products take different code paths on different processors (AVX-512 or AVX2), which round the last
+bit differently, so a record holds only where it was made. test_graph.py compares the graph engine's
+runs with the record made under the same numerics, array by array.
+
+To add a record on a new kind of machine, run the old engine with this file:
+
+    git archive 55ebf4b tracer templates chapters | tar -x -C /tmp/old
+    PYTHONPATH=/tmp/old python tests/trace_fingerprints.py
+
+(the old package's `bundled_chapters` gives its six chapters; the record is added to the file).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import sys
 from pathlib import Path
 
@@ -68,6 +78,18 @@ def _hash(array: np.ndarray) -> str:
     return hashlib.sha256(f"{array.dtype.str}{array.shape}".encode() + array.tobytes()).hexdigest()[:24]
 
 
+def numerics() -> str:
+    """What decides the last bit of this machine's arithmetic: NumPy's version and its widest SIMD path."""
+    features = np._core._multiarray_umath.__cpu_features__
+    widest = next((f for f in ("AVX512_SKX", "AVX512F", "AVX2", "ASIMD") if features.get(f)), "baseline")
+    return f"numpy {np.__version__}, {platform.machine()}, {widest}"
+
+
+def records() -> list[dict]:
+    """The dense-layer engine's records: each {"numerics": …, "runs": {run: {array: hash}}}."""
+    return json.loads(GOLDEN.read_text())["records"]
+
+
 def fingerprints(runs: object = None) -> dict[str, dict[str, str]]:
     """The fingerprints of every run (or of the runs named in `runs`)."""
     out = {}
@@ -83,5 +105,7 @@ def fingerprints(runs: object = None) -> dict[str, dict[str, str]]:
 
 
 if __name__ == "__main__":
-    GOLDEN.write_text(json.dumps(fingerprints(), indent=1, sort_keys=True) + "\n")
-    print(f"wrote {GOLDEN}", file=sys.stderr)
+    kept = [r for r in records() if r["numerics"] != numerics()]
+    kept.append({"numerics": numerics(), "runs": fingerprints()})
+    GOLDEN.write_text(json.dumps({"records": kept}, indent=1, sort_keys=True) + "\n")
+    print(f"recorded {numerics()} in {GOLDEN}", file=sys.stderr)
