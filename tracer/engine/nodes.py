@@ -140,6 +140,11 @@ class Node:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {self.inputs!r})"
 
+    def branches(self, args: list[np.ndarray]) -> bytes:
+        """On which side of every kink the node's input lies (a max-pool: which entry wins each window);
+        the finite differences leave out a change that moves it."""
+        return b"".join(np.sign(args[0] - k).tobytes() for k in self.kinks)
+
     def spec(self) -> dict[str, Any]:
         """The node as data (a trace's meta keeps the graph this way): op, name, inputs, parameters, options."""
         return {"op": self.op, "name": self.name, "inputs": list(self.inputs), "params": list(self.params),
@@ -279,6 +284,10 @@ class Linear(Node):
         return self.params[1] if len(self.params) > 1 else None
 
     def shape(self, shapes):
+        if len(shapes[0]) != 2:
+            raise ValueError(f"{self.name}: a dense layer reads one column per example, but {self.inputs[0]} is "
+                             f"{' × '.join(map(str, shapes[0][:-1]))} per example (a flatten layer before it makes "
+                             "the column)")
         return (self.units, shapes[0][1])
 
     def parameter_shapes(self, shapes):
