@@ -752,7 +752,7 @@ def _step_batches(trace: Any, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """A0 and Y of each step in `steps`, stacked on a leading step axis."""
     slots = [trace.slot(int(s)) for s in steps]
     idx = trace.arrays["batch"][slots]  # steps × m
-    A0 = np.moveaxis(trace.X[:, idx], 1, 0)
+    A0 = np.moveaxis(trace.X[..., idx], -2, 0)
     Y = np.moveaxis(trace.Y[:, idx], 1, 0)
     return A0, Y
 

@@ -15,8 +15,9 @@ poolings, the flatten) are registered here in tracer.operations, with their 50-d
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -88,6 +89,24 @@ def _kernel(kernel: Any) -> tuple[int, int]:
 # --------------------------------------------------------------------------- the image operations
 
 
+def stacked(*cores: int) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
+    """An image operation that also takes a stack of its arguments (a leading step axis, as the checks
+    pass every recorded step at once): `cores` are the dimensions of each argument for one step; an
+    argument with more is taken step by step, and the results stacked."""
+    def wrap(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+        @functools.wraps(fn)
+        def apply(*args: Any, **keys: Any) -> np.ndarray:
+            extra = [np.ndim(a) > core for a, core in zip(args, cores) if a is not None]
+            if not any(extra):
+                return fn(*args, **keys)
+            n = next(len(a) for a, core in zip(args, cores) if a is not None and np.ndim(a) > core)
+            pick = lambda a, core, k: a[k] if a is not None and np.ndim(a) > core else a  # noqa: E731
+            return np.stack([apply(*[pick(a, core, k) for a, core in zip(args, cores)], **keys) for k in range(n)])
+        return apply
+    return wrap
+
+
+@stacked(4, 4, 2)
 def conv2d(W: Any, A: Any, b: Any = None, stride: int = 1, padding: int = 0) -> np.ndarray:
     """Z[f, i, j] = Σ_c Σ_a Σ_b W[f, c, a, b] · A[c, i·s + a, j·s + b] + b[f] (cross-correlation), for
     every example."""
@@ -99,6 +118,7 @@ def conv2d(W: Any, A: Any, b: Any = None, stride: int = 1, padding: int = 0) -> 
     return Z
 
 
+@stacked(4, 4)
 def conv_weights(A: Any, G: Any, kernel: Any = (1, 1), stride: int = 1, padding: int = 0) -> np.ndarray:
     """∂Cost/∂W: the correlation of the input with ∂Cost/∂Z, dW[f, c, a, b] = Σ_{i, j, examples}
     G[f, i, j] · A[c, i·s + a, j·s + b]."""
@@ -108,6 +128,7 @@ def conv_weights(A: Any, G: Any, kernel: Any = (1, 1), stride: int = 1, padding:
     return np.tensordot(G, cols, axes=([1, 2, 3], [3, 4, 5]))
 
 
+@stacked(4, 4, 4)
 def conv_input(W: Any, G: Any, A: Any, stride: int = 1, padding: int = 0) -> np.ndarray:
     """∂Cost/∂A_prev: each output's gradient sent back through its window's weights, the "full"
     convolution of ∂Cost/∂Z with the flipped kernel (A_prev gives only its height and width)."""
@@ -116,6 +137,7 @@ def conv_input(W: Any, G: Any, A: Any, stride: int = 1, padding: int = 0) -> np.
     return window.scatter(np.tensordot(W, np.asarray(G), axes=([0], [0])), A.shape[1], A.shape[2])
 
 
+@stacked(4)
 def filter_sum(G: Any) -> np.ndarray:
     """∂Cost/∂b: each filter's ∂Cost/∂Z summed over its map and the examples, one entry per filter."""
     G = np.asarray(G)
@@ -128,18 +150,21 @@ def _pool_windows(A: Any, size: int, stride: int) -> tuple[np.ndarray, Window]:
     return cols.reshape((cols.shape[0], window.kh * window.kw) + cols.shape[3:]), window
 
 
+@stacked(4)
 def winners(A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """Which entry of each max-pool window wins, counted in row order (ties go to the first)."""
     cols, _ = _pool_windows(A, size, stride)
     return np.argmax(cols, axis=1)
 
 
+@stacked(4)
 def maxpool(A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """The largest entry of each window."""
     cols, _ = _pool_windows(A, size, stride)
     return np.take_along_axis(cols, np.argmax(cols, axis=1)[:, None], axis=1)[:, 0]
 
 
+@stacked(4, 4)
 def maxpool_back(A: Any, G: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """∂Cost/∂A_prev of a max-pool: each window's gradient goes to the entry that won it (the first
     largest in row order), every other entry gets 0."""
@@ -153,12 +178,14 @@ def maxpool_back(A: Any, G: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     return window.scatter(routed, A.shape[1], A.shape[2])
 
 
+@stacked(4)
 def avgpool(A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """The mean of each window."""
     cols, window = _pool_windows(A, size, stride)
     return cols.sum(axis=1) / (window.kh * window.kw)
 
 
+@stacked(4, 4)
 def avgpool_back(G: Any, A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """∂Cost/∂A_prev of an average pool: each window's gradient shared equally by its size² entries
     (A_prev gives only its height and width)."""
@@ -169,12 +196,14 @@ def avgpool_back(G: Any, A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     return window.scatter(shared, A.shape[1], A.shape[2])
 
 
+@stacked(4)
 def flatten(A: Any) -> np.ndarray:
     """Channels × height × width × examples to one column per example, in row-major order."""
     A = np.asarray(A)
     return A.reshape(-1, A.shape[-1])
 
 
+@stacked(2, 4)
 def unflatten(G: Any, A: Any) -> np.ndarray:
     """A column per example back to the shape of A (channels × height × width × examples)."""
     return np.asarray(G).reshape(np.shape(A))
