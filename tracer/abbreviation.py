@@ -39,10 +39,19 @@ def abbreviated(shape: tuple[int, ...]) -> bool:
     return any(n > LIMIT for n in shape)
 
 
+def as_matrix(array: np.ndarray) -> np.ndarray:
+    """The matrix an array is shown as: a row for fewer than 2 dimensions; an image quantity (channels ×
+    height × width × examples, or a kernel's filters × channels × height × width) with its leading
+    dimensions stacked into rows, one column per last index (an example's entries down its column)."""
+    if array.ndim == 2:
+        return array
+    return array.reshape(1, -1) if array.ndim < 2 else array.reshape(-1, array.shape[-1])
+
+
 def corner(value: Any, full: bool = False) -> Corner:
     """The part of `value` to show (a vector as one row); all of it with `full` or when it is small."""
     array = np.asarray(value)
-    rows = array if array.ndim == 2 else array.reshape(1, -1)
+    rows = as_matrix(array)
     more_rows = not full and rows.shape[0] > LIMIT
     more_columns = not full and rows.shape[1] > LIMIT
     shown = rows[:CORNER if more_rows else None, :CORNER if more_columns else None]

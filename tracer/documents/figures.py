@@ -111,7 +111,7 @@ class Mat:
 
     def entries(self) -> tuple[list[list[float | str]], bool]:
         """(rows of entries to show, with "⋯" "⋮" "⋱" where rows or columns are left out; whether any are)."""
-        return corner(np.atleast_2d(self.value))
+        return corner(abbreviation.as_matrix(np.atleast_2d(self.value)))
 
 
 #: A matrix with more rows or columns than this is shown by its top-left CORNER × CORNER entries, the
@@ -427,7 +427,7 @@ def _named(name: Sym | Grad, value: Num | Mat, role: str) -> list[Line]:
 
 def default_view(trace: Trace) -> str:
     """Part I's scalar view for one example, the vectorized layer view for a batch."""
-    return "scalar" if int(trace.meta["batch_size"]) == 1 else "layer"
+    return "scalar" if int(trace.meta["batch_size"]) == 1 and trace.X.ndim == 2 else "layer"
 
 
 def computational_graph(chapter: Chapter, trace: Trace, step: int, view: str | None = None,
@@ -601,7 +601,7 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
     for node in net.nodes[:-1]:
         if node.name not in net.on_path:  # the sigmoid a cost from logits does without
             continue
-        if isinstance(node, Linear):
+        if node.params:  # a linear or convolution node
             row = f"row {node.name}"  # W_l → Z_l ← b_l side by side, the layers running down the page
             add(node.W, "parameter", row=row)
             add(node.name, "linear", row=row)
@@ -629,7 +629,7 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
 RANKDIR = "TB"
 
 SHAPES = {"input": "box", "target": "box", "parameter": "box", "linear": "circle", "activation": "circle",
-          "merge": "circle", "cost": "ellipse"}
+          "merge": "circle", "pooling": "circle", "reshape": "circle", "cost": "ellipse"}
 
 
 def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:

@@ -24,6 +24,7 @@ import numpy as np
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
+from tracer.abbreviation import as_matrix
 from tracer.documents.figures import FIGURE_MACROS
 from tracer.documents.model import (ABBREVIATE_PAST, CORNER, Document, Step, document_model, evaluate,
                                     recorded_needs, symbol)
@@ -324,6 +325,8 @@ def printed_tex(value: Any, transpose: bool = False) -> str:
     rows = np.asarray(value, dtype=object)
     if rows.ndim < 2:
         rows = rows.reshape(1, -1)
+    if rows.ndim > 2:  # an image quantity outside a worked line: stacked, one column per last index
+        rows = as_matrix(rows)
     if transpose:
         rows = rows.T
     if rows.size == 1:

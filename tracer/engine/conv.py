@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from tracer.engine import keys
-from tracer.engine.nodes import Node, register
+from tracer.engine import map_lines as lines
+from tracer.engine.nodes import Node, Worked, register
 from tracer.engine.windows import Window, conv2d, conv_input, conv_weights, filter_sum
 from tracer.operations import op
 
@@ -138,3 +139,143 @@ class Conv2d(Node):
 
     def definition_tex(self, S):
         return f"{S(self.name)} = {S(self.W)} \\star {S(self.inputs[0])}" + (f" + {S(self.b)}" if self.b else "")
+
+    # ----------------------------------------------------------------- worked lines
+
+    def worked_forward(self, sheet):
+        """Each output entry of a small map as its window's products and their sum (plus the bias); of a
+        larger map the first entry so, then the whole map as W ⋆ A_prev + b."""
+        S, A, Z = sheet.symbol, self.inputs[0], self.name
+        value, W = sheet.value(A), sheet.value(self.W)
+        window, (filters, channels) = self.window, W.shape[:2]
+        shape = sheet.value(Z).shape
+        small = lines.worked_in_full(shape)
+        out = []
+        for n in range(shape[3]):
+            for f in range(filters):
+                for i, j in lines.grid(shape) if small else [(0, 0)]:
+                    r, s = window.origin(i, j)
+                    terms = [op("mul", sheet.operand(self.W, (f, c, a, b)), sheet.operand(A, (c, r + a, s + b, n)))
+                             for c in range(channels) for a in range(window.kh) for b in range(window.kw)
+                             if lines.inside(value, r + a, s + b)]
+                    if self.b:
+                        terms.append(sheet.operand(self.b, (f, 0)))
+                    formula = (f"{lines.entry_symbol(sheet, Z, f, n, i, j, filters)} = "
+                               f"{self._window_sum(sheet, f, n, r, s, filters, channels)}")
+                    out.append(Worked(Z, formula, _sum(terms), part=(f, i, j, n)))
+                if not small:
+                    maps = [op("conv2d", sheet.operand(self.W, (f, c, None, None)), sheet.operand(A, (c, None, None, n)),
+                               **self._settings()) for c in range(channels)]
+                    if self.b:
+                        maps.append(sheet.operand(self.b, (f, 0)))
+                    kernels = " + ".join(f"{lines.kernel_symbol(sheet, self.W, f, c, filters, channels)} \\star "
+                                         f"{lines.map_symbol(sheet, A, c, n, channels)}" for c in range(channels))
+                    bias = f" + {S(self.b)}" + (f"[{f + 1}]" if filters > 1 else "") if self.b else ""
+                    out.append(Worked(Z, f"{lines.map_symbol(sheet, Z, f, n, filters)} = {kernels}{bias}", _sum(maps),
+                                      part=(f, None, None, n)))
+        return out
+
+    def _window_sum(self, sheet: Any, f: int, n: int, r: int, s: int, filters: int, channels: int) -> str:
+        """Σ over the window of weight × input, the window's rows and columns written from its corner."""
+        S, A = sheet.symbol, self.inputs[0]
+        rows, cols = _offset(r, "a"), _offset(s, "b")
+        if channels > 1:
+            w = f"{S(self.W)}[{f + 1}, c, a, b]" if filters > 1 else f"{S(self.W)}[c, a, b]"
+            total = rf"\sum_{{c,a,b}} {w} \, {sheet.example(A, n + 1)}[c, {rows}, {cols}]"
+        else:
+            w = f"{S(self.W)}[{f + 1}, a, b]" if filters > 1 else f"{S(self.W)}[a, b]"
+            total = rf"\sum_{{a,b}} {w} \, {sheet.example(A, n + 1)}[{rows}, {cols}]"
+        if self.b:
+            total += f" + {S(self.b)}" + (f"[{f + 1}]" if filters > 1 else "")
+        return total
+
+    def worked_backward(self, sheet):
+        """∂Cost/∂W entry by entry as the correlation of the input with ∂Cost/∂Z (and as one correlation),
+        ∂Cost/∂b as the sum of ∂Cost/∂Z, and ∂Cost/∂A_prev as the full convolution of ∂Cost/∂Z with the
+        flipped kernel (its first entry worked in full)."""
+        S, A, Z = sheet.symbol, self.inputs[0], self.name
+        dZ, dW = keys.grad(Z), keys.grad(self.W)
+        value, W, G = sheet.value(A), sheet.value(self.W), sheet.value(dZ)
+        window, (filters, channels) = self.window, W.shape[:2]
+        m = G.shape[3]
+        out = []
+        small = window.kh * window.kw <= lines.WORKED_ENTRIES
+        for f in range(filters):
+            for c in range(channels):
+                for a, b in [(a, b) for a in range(window.kh) for b in range(window.kw)] if small else [(0, 0)]:
+                    terms = []
+                    for n in range(m):
+                        for i, j in lines.grid(G.shape):
+                            r, s = window.origin(i, j)
+                            if lines.inside(value, r + a, s + b):
+                                terms.append(op("mul", sheet.operand(dZ, (f, i, j, n)),
+                                                sheet.operand(A, (c, r + a, s + b, n))))
+                    where = f"[{f + 1}, {c + 1}, {a + 1}, {b + 1}]" if filters * channels > 1 else f"[{a + 1}, {b + 1}]"
+                    rows, cols = _under(window, a, "i"), _under(window, b, "j")
+                    at = f"[{c + 1}, {rows}, {cols}]" if channels > 1 else f"[{rows}, {cols}]"
+                    formula = (f"{S(dW)}{where} = \\sum_{{n}} \\sum_{{i,j}} "
+                               f"{sheet.example(dZ, 'n')}" + (f"[{f + 1}, i, j]" if filters > 1 else "[i, j]")
+                               + f" \\, {sheet.example(A, 'n')}{at}")
+                    out.append(Worked(dW, formula, _sum(terms), part=(f, c, a, b)))
+                maps = [op("conv_weights", sheet.operand(A, (c, None, None, n)), sheet.operand(dZ, (f, None, None, n)),
+                           kernel=[window.kh, window.kw], **self._settings()) for n in range(m)]
+                name = lines.kernel_symbol(sheet, dW, f, c, filters, channels) if filters * channels > 1 else S(dW)
+                formula = (f"{name} = \\sum_{{n}} {sheet.example(A, 'n')}" + (f"[{c + 1}]" if channels > 1 else "")
+                           + f" \\star {sheet.example(dZ, 'n')}" + (f"[{f + 1}]" if filters > 1 else ""))
+                out.append(Worked(dW, formula, _sum(maps), part=(f, c, None, None)))
+        if self.b:
+            db = keys.grad(self.b)
+            for f in range(filters):
+                sums = [op("sum", sheet.operand(dZ, (f, None, None, n))) for n in range(m)]
+                where = f"[{f + 1}]" if filters > 1 else ""
+                at = f"[{f + 1}, i, j]" if filters > 1 else "[i, j]"
+                formula = f"{S(db)}{where} = \\sum_{{n}} \\sum_{{i,j}} {sheet.example(dZ, 'n')}{at}"
+                out.append(Worked(db, formula, _sum(sums), part=(f, 0)))
+        if A != keys.INPUT and A in sheet.builder.graph.on_path:
+            out += self._worked_input(sheet, value, W, G)
+        return out
+
+    def _worked_input(self, sheet: Any, value: np.ndarray, W: np.ndarray, G: np.ndarray) -> list[Worked]:
+        S, A, dZ = sheet.symbol, self.inputs[0], keys.grad(self.name)
+        target = sheet.target(self, A)
+        window, (filters, channels) = self.window, W.shape[:2]
+        out = []
+        for n in range(G.shape[3]):
+            for c in range(channels):
+                y, x = 0, 0  # the first entry in full: every output whose window covers it, through its weight
+                terms = [op("mul", sheet.operand(self.W, (f, c, a, b)), sheet.operand(dZ, (f, i, j, n)))
+                         for f in range(filters) for i, j in lines.grid(G.shape)
+                         for a, b in [(y - window.origin(i, j)[0], x - window.origin(i, j)[1])]
+                         if 0 <= a < window.kh and 0 <= b < window.kw]
+                if terms:
+                    out.append(Worked(target, f"{lines.entry_symbol(sheet, target, c, n, y, x, channels)} = "
+                                              rf"\sum_{{f,i,j}} W[f, \ldots] \, {sheet.example(dZ, n + 1)}[i, j]"
+                                              .replace("W[", f"{S(self.W)}["), _sum(terms), part=(c, y, x, n)))
+                maps = [op("conv_input", sheet.operand(self.W, (f, c, None, None)), sheet.operand(dZ, (f, None, None, n)),
+                           sheet.operand(A, (c, None, None, n)), **self._settings()) for f in range(filters)]
+                full = " + ".join(rf"\operatorname{{full}}\left({sheet.example(dZ, n + 1)}"
+                                  + (f"[{f + 1}]" if filters > 1 else "") + rf"\right) \star \operatorname{{rot180}}\left("
+                                  f"{lines.kernel_symbol(sheet, self.W, f, c, filters, channels)}\\right)"
+                                  for f in range(filters))
+                out.append(Worked(target, f"{lines.map_symbol(sheet, target, c, n, channels)} = {full}", _sum(maps),
+                                  part=(c, None, None, n)))
+        return out
+
+
+def _sum(terms: list[Any]) -> Any:
+    return terms[0] if len(terms) == 1 else op("add", *terms)
+
+
+def _under(window: Any, a: int, letter: str) -> str:
+    """The input row (or column) under kernel row a (from 0) of output row `letter` (from 1), as the page counts."""
+    shift = a - window.padding
+    base = letter if window.stride == 1 else f"{window.stride}({letter} - 1)"
+    shift += 0 if window.stride == 1 else 1
+    return base if shift == 0 else f"{base} + {shift}" if shift > 0 else f"{base} - {-shift}"
+
+
+def _offset(origin: int, letter: str) -> str:
+    """The window's row (or column) as the page counts it: its corner's offset plus a (or b), from 1."""
+    if origin == 0:
+        return letter
+    return f"{origin} + {letter}" if origin > 0 else f"{letter} - {-origin}"

@@ -104,6 +104,22 @@ class Sheet(Protocol):
         """Where `node` writes the gradient it passes to `wrt`: ∂Cost/∂wrt, or its part through `node`."""
 
 
+def _maps(sheet: Sheet, name: str) -> list[tuple[Any, tuple[int | None, ...] | None, tuple[int | None, ...] | None]]:
+    """How an element-wise node's lines are cut: the whole value at once (a matrix), or for an image
+    (channels × height × width × examples) one map per channel of each example. Each: the symbols
+    (a function of a quantity's name, for that map), the index of the map, and the part it is."""
+    shape = np.shape(sheet.value(name))
+    if len(shape) <= 2:
+        return [(sheet.symbol, None, None)]
+    out = []
+    for n in range(shape[-1]):
+        for c in range(shape[0]):
+            def S(q: str, n: int = n, c: int = c) -> str:
+                return sheet.example(q, n + 1) + (f"[{c + 1}]" if shape[0] > 1 else "")
+            out.append((S, (c, None, None, n), (c, None, None, n)))
+    return out
+
+
 def _out(like: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return np.empty_like(like, dtype=float) if out is None else out
 
@@ -449,24 +465,27 @@ class Activation(Unary):
         return op("mul", grad, local[wrt])
 
     def worked_forward(self, sheet):
-        S, Z = sheet.symbol, self.inputs[0]
-        tree = self.expression(sheet.operand(Z))
-        if not isinstance(tree, dict):  # the identity: nothing to work out
-            return []
-        return [Worked(self.name, self.definition_tex(S), tree)]
+        out = []
+        for S, at, part in _maps(sheet, self.name):
+            tree = self.expression(sheet.operand(self.inputs[0], at))
+            if not isinstance(tree, dict):  # the identity: nothing to work out
+                return []
+            out.append(Worked(self.name, self.definition_tex(S), tree, part=part))
+        return out
 
     def worked_backward(self, sheet):
-        S, Z = sheet.symbol, self.inputs[0]
+        Z = self.inputs[0]
         local, dA, target = keys.local(self.name, Z), keys.grad(self.name), sheet.target(self, Z)
         out = []
-        tree = self.local_expression(sheet.operand(Z), sheet.operand(self.name))
-        indicator = isinstance(tree, dict) and tree["op"] == "heaviside"  # 0 or 1 by definition
-        if tree is not None:
-            out.append(Worked(local, f"{S(local)} = " + fill(self.gradient_tex, A=S(self.name), Z=S(Z)), tree,
-                              whole=indicator))
-        times = r" \odot " if np.size(sheet.value(self.name)) > 1 else r" \cdot "
-        out.append(Worked(target, f"{S(target)} = {S(dA)}{times}{S(local)}",
-                          op("mul", sheet.operand(dA), sheet.operand(local, exact=indicator))))
+        for S, at, part in _maps(sheet, self.name):
+            tree = self.local_expression(sheet.operand(Z, at), sheet.operand(self.name, at))
+            indicator = isinstance(tree, dict) and tree["op"] == "heaviside"  # 0 or 1 by definition
+            if tree is not None:
+                out.append(Worked(local, f"{S(local)} = " + fill(self.gradient_tex, A=S(self.name), Z=S(Z)), tree,
+                                  whole=indicator, part=part))
+            times = r" \odot " if np.size(sheet.value(self.name)) > 1 else r" \cdot "
+            out.append(Worked(target, f"{S(target)} = {S(dA)}{times}{S(local)}",
+                              op("mul", sheet.operand(dA, at), sheet.operand(local, at, exact=indicator)), part=part))
         return out
 
     def local_gradient(self, Z: np.ndarray, A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -81,6 +81,24 @@ class Window:
         return out[:, p:p + height, p:p + width] if p else out
 
 
+def maps(result: str, *roles: str) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
+    """An image operation that also takes single 2-D maps, as a worked line writes them (one channel of
+    one example, one kernel). Each argument's role, and the result's, is "v" (a value: height × width,
+    one channel of one example), "k" (a kernel: kh × kw, one filter over one channel) or "-" (anything
+    else, passed as it is); given as maps, the arguments are grown to images and the result cut back."""
+    def wrap(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+        @functools.wraps(fn)
+        def apply(*args: Any, **keys: Any) -> np.ndarray:
+            if not all(np.ndim(a) == 2 for a, role in zip(args, roles) if role in "vk"):
+                return fn(*args, **keys)
+            grown = [np.asarray(a)[None, :, :, None] if role == "v" else np.asarray(a)[None, None] if role == "k"
+                     else a for a, role in zip(args, roles)]
+            out = fn(*grown, *args[len(roles):], **keys)
+            return out[0, :, :, 0] if result == "v" else out[0, 0]
+        return apply
+    return wrap
+
+
 def _kernel(kernel: Any) -> tuple[int, int]:
     kernel = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel, kernel]
     return int(kernel[0]), int(kernel[1])
@@ -107,6 +125,7 @@ def stacked(*cores: int) -> Callable[[Callable[..., np.ndarray]], Callable[..., 
 
 
 @stacked(4, 4, 2)
+@maps("v", "k", "v", "-")
 def conv2d(W: Any, A: Any, b: Any = None, stride: int = 1, padding: int = 0) -> np.ndarray:
     """Z[f, i, j] = Σ_c Σ_a Σ_b W[f, c, a, b] · A[c, i·s + a, j·s + b] + b[f] (cross-correlation), for
     every example."""
@@ -119,6 +138,7 @@ def conv2d(W: Any, A: Any, b: Any = None, stride: int = 1, padding: int = 0) -> 
 
 
 @stacked(4, 4)
+@maps("k", "v", "v")
 def conv_weights(A: Any, G: Any, kernel: Any = (1, 1), stride: int = 1, padding: int = 0) -> np.ndarray:
     """∂Cost/∂W: the correlation of the input with ∂Cost/∂Z, dW[f, c, a, b] = Σ_{i, j, examples}
     G[f, i, j] · A[c, i·s + a, j·s + b]."""
@@ -129,6 +149,7 @@ def conv_weights(A: Any, G: Any, kernel: Any = (1, 1), stride: int = 1, padding:
 
 
 @stacked(4, 4, 4)
+@maps("v", "k", "v", "v")
 def conv_input(W: Any, G: Any, A: Any, stride: int = 1, padding: int = 0) -> np.ndarray:
     """∂Cost/∂A_prev: each output's gradient sent back through its window's weights, the "full"
     convolution of ∂Cost/∂Z with the flipped kernel (A_prev gives only its height and width)."""
@@ -158,6 +179,7 @@ def winners(A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
 
 
 @stacked(4)
+@maps("v", "v")
 def maxpool(A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """The largest entry of each window."""
     cols, _ = _pool_windows(A, size, stride)
@@ -165,6 +187,7 @@ def maxpool(A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
 
 
 @stacked(4, 4)
+@maps("v", "v", "v")
 def maxpool_back(A: Any, G: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """∂Cost/∂A_prev of a max-pool: each window's gradient goes to the entry that won it (the first
     largest in row order), every other entry gets 0."""
@@ -179,6 +202,7 @@ def maxpool_back(A: Any, G: Any, size: int = 2, stride: int = 2) -> np.ndarray:
 
 
 @stacked(4)
+@maps("v", "v")
 def avgpool(A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """The mean of each window."""
     cols, window = _pool_windows(A, size, stride)
@@ -186,6 +210,7 @@ def avgpool(A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
 
 
 @stacked(4, 4)
+@maps("v", "v", "v")
 def avgpool_back(G: Any, A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """∂Cost/∂A_prev of an average pool: each window's gradient shared equally by its size² entries
     (A_prev gives only its height and width)."""
@@ -194,6 +219,14 @@ def avgpool_back(G: Any, A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     shared = np.broadcast_to((G / (window.kh * window.kw))[:, None, None],
                              (G.shape[0], window.kh, window.kw) + G.shape[1:])
     return window.scatter(shared, A.shape[1], A.shape[2])
+
+
+def largest(*entries: Any) -> Any:
+    """The largest of a window's entries, each one number (a max-pool's output entry worked out)."""
+    best = entries[0]
+    for x in entries[1:]:
+        best = x if x > best else best
+    return best
 
 
 @stacked(4)
@@ -240,6 +273,8 @@ def _register() -> None:
         "flatten": (flatten, _latex(r"\operatorname{flatten}"), 1),
         "unflatten": (unflatten, _latex(r"\operatorname{unflatten}"), 2),
     }
+    forms["largest"] = (largest, lambda t: (r"\max\left(" + ", ".join(t.part(i)[0] for i in range(len(t.tree["args"])))
+                                            + r"\right)", 2), None)
     for name, (fn, latex, arity) in forms.items():
         if name not in OPERATIONS:
             operation(Operation(name, fn, fn, _no_sympy, latex, _code(name), arity=arity))
