@@ -344,6 +344,31 @@ def printed_tex(value: Any, transpose: bool = False) -> str:
     return body + (rf"_{{{r} \times {c}}}" if big else "")
 
 
+#: Past this many maps, an image quantity outside the worked lines shows its first ones and says how many.
+SHOWN_MAPS = 3
+
+
+def maps_tex(value: Any, examples_last: bool = True) -> str:
+    """An image quantity as its 2-D maps side by side: the data (channels × height × width × examples)
+    one example after another, a kernel (filters × channels × height × width) one filter and channel
+    after another; past SHOWN_MAPS maps, the first ones, then how many. Anything else: `printed_tex`."""
+    a = np.asarray(value, dtype=object)
+    if a.ndim != 4:
+        return printed_tex(value)
+    if examples_last:
+        groups = [[a[c, :, :, n] for c in range(a.shape[0])] for n in range(a.shape[3])]
+        what = "images"
+    else:
+        groups = [[a[f, c]] for f in range(a.shape[0]) for c in range(a.shape[1])]
+        what = "kernels"
+    if len(groups) == 1 and len(groups[0]) == 1:
+        return printed_tex(groups[0][0].tolist())
+    shown = [", ".join(printed_tex(x.tolist()) for x in g) for g in groups[:SHOWN_MAPS]]
+    shown = [rf"\left[{g}\right]" if len(groups[0]) > 1 else g for g in shown]
+    more = rf", \ldots \text{{ ({len(groups)} {what})}}" if len(groups) > SHOWN_MAPS else ""
+    return r"\left(" + ", ".join(shown) + more + r"\right)"
+
+
 def _shape(tree: Any) -> tuple[int, ...]:
     return np.shape(evaluate(tree))
 
@@ -614,13 +639,15 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
         lr = model.long_run
         long_run = {"steps": lr["steps"], "decimals": lr["decimals"], "table": [{"step": r["step"], "cost": number_tex(r["cost"])}
                                                     for r in lr["table"]],
-                    "final": [{"symbol": symbol(p), "value": printed_tex(v)} for p, v in lr["final"].items()]}
+                    "final": [{"symbol": symbol(p), "value": maps_tex(v, examples_last=False)}
+                              for p, v in lr["final"].items()]}
     return {
         "format": fmt,
         "chapter": {
             "name": model.chapter, "title": UserText(model.title),
             "source": UserText(model.source) if model.source else None,
             "m": net["m"], "n_inputs": net["n_inputs"], "steps": net["steps"],
+            "image": r" \times ".join(map(str, net["n_inputs"])) if isinstance(net["n_inputs"], (tuple, list)) else None,
             "layers": net["layers"], "bias": net["bias"], "cost_formula": net["cost_formula"],
             "cost_readable": net["cost_readable"], "optimizer": net["optimizer"],
             "optimizer_readable": net["optimizer_readable"],
@@ -632,8 +659,8 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
         "display": chapter.display,
         "document": {"intro": UserText(model.intro) if model.intro else None,
                      "closing": UserText(model.closing) if model.closing else None},
-        "data": {"X": printed_tex(model.data["X"]), "Y": printed_tex(model.data["Y"])},
-        "initial": [{"symbol": symbol(p), "value": printed_tex(v)} for p, v in model.initial.items()],
+        "data": {"X": maps_tex(model.data["X"]), "Y": printed_tex(model.data["Y"])},
+        "initial": [{"symbol": symbol(p), "value": maps_tex(v, examples_last=False)} for p, v in model.initial.items()],
         "derivations": [{"name": d["name"], "title": UserText(d["title"]),
                          "steps": [{"label": UserText(s["label"]), "latex": s["latex"]} for s in d["steps"]]}
                         for d in model.derivations],

@@ -153,10 +153,10 @@ class Graph:
     def summary(self, n_inputs: int) -> str:
         """The network in a line: '2 → 3 sigmoid → 1 sigmoid; squared error cost' (a sum of paths by its nodes)."""
         shapes = self.value_shapes(n_inputs, 1)
-        parts = [str(n_inputs)]
+        parts = [" × ".join(map(str, shapes[INPUT][:-1]))]
         for node in self.nodes[:-1]:
-            if node.kind == "activation":
-                parts.append(f"{shapes[node.name][0]} {node.readable}")
+            if node.kind in ("activation", "pooling", "reshape"):
+                parts.append(f"{' × '.join(map(str, shapes[node.name][:-1]))} {node.readable}")
             elif node.kind == "merge":
                 parts.append(f"{node.name} = {' + '.join(node.inputs)}")
         return " → ".join(parts) + f"; {self.cost.readable} cost"
