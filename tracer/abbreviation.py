@@ -76,6 +76,13 @@ def bracketed(value: Any, numbers: Callable[[np.ndarray], Sequence[str]], full: 
         return numbers(array.reshape(1, 1))[0]
     vector = flat and (array.ndim < 2 or 1 in array.shape)
     c = corner(array.reshape(1, -1) if vector else array, full)
+    if array.ndim > 2 and not c.cut:  # a small kernel (filters × channels × height × width): nested whole
+        texts = iter(numbers(as_matrix(array)))
+        def nest(shape: tuple[int, ...]) -> str:
+            if not shape:
+                return next(texts)
+            return "[" + ", ".join(nest(shape[1:]) for _ in range(shape[0])) + "]"
+        return nest(array.shape)
     texts = iter(numbers(c.entries))
     rows = [[next(texts) for _ in row] + ([MORE] if c.more_columns else []) for row in c.entries]
     if vector:
