@@ -639,8 +639,9 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
 
     graph = builder.graph
     cost_node = builder.cost
-    notation = [r"The input counts as layer 0: $A_{0} = X$, one column per example "
-                f"($m = {chapter.m}$).",
+    notation = [r"The input counts as layer 0: $A_{0} = X$, "
+                + ("one image per example" if chapter.X.ndim == 4 else "one column per example")
+                + f" ($m = {chapter.m}$).",
                 f"The prediction is the last {'layer' if chapter.layers else 'node'}'s "
                 f"{'activation' if graph.output.kind == 'activation' else 'value'}: "
                 f"$\\hat{{y}} = {symbol(graph.output.name)}$."]

@@ -149,6 +149,11 @@ def url_escape(link: str, fmt: str) -> str:
     text with its specials escaped, HTML as escaped text. Anything else is refused."""
     if not isinstance(link, str) or not LINK.fullmatch(link):
         raise TemplateError("a link that is not an http(s) address reached a template")
+    if fmt == "tex":  # a long address may break after a slash, a dash, an underscore or a dot, not run off the page
+        text = ESCAPES[fmt](link)
+        for mark in ("/", "-", r"\_", "."):
+            text = text.replace(mark, mark + r"\allowbreak{}")
+        return text
     return ESCAPES[fmt](link) if fmt != "md" else link
 
 
