@@ -140,6 +140,20 @@ class Conv2d(Node):
     def definition_tex(self, S):
         return f"{S(self.name)} = {S(self.W)} \\star {S(self.inputs[0])}" + (f" + {S(self.b)}" if self.b else "")
 
+    def commentary(self, v: dict[str, Any], quantities: set[str]) -> list[tuple[str, dict[str, str]]]:
+        """What the documents say about this node's backward pass: the kernel's gradient as a correlation, the
+        input's as the full convolution with the flipped kernel (or why it is not needed)."""
+        S = keys.symbol
+        dW, dZ, A = keys.grad(self.W), keys.grad(self.name), self.inputs[0]
+        if dW not in quantities:
+            return []
+        out = [("kernel-gradient", {"dw": S(dW), "dz": S(dZ)})]
+        if A == keys.INPUT:
+            out.append(("input-gradient-unused", {"dz": S(dZ), "w": S(self.W)}))
+        else:
+            out.append(("input-gradient", {"da": S(keys.grad(A)), "dz": S(dZ), "w": S(self.W)}))
+        return out
+
     # ----------------------------------------------------------------- worked lines
 
     def worked_forward(self, sheet):

@@ -150,6 +150,28 @@ class MaxPool(Pool):
     def worked_forward(self, sheet):
         return _pool_forward(self, sheet, lambda cells: op("largest", *cells), r"\max")
 
+    def commentary(self, v: dict[str, Any], quantities: set[str]) -> list[tuple[str, dict[str, str]]]:
+        """Which entry won each window (the routing of the backward pass), when the step works it."""
+        target = keys.grad(self.inputs[0])
+        if target not in quantities:
+            return []
+        A = np.asarray(v[self.inputs[0]])
+        won = winners(A, **self._settings())
+        window, channels = self.window, A.shape[0]
+        said = []
+        for c, n in lines.map_parts(won.shape):
+            if len(said) >= lines.WORKED_ENTRIES:
+                said.append("and so on for the other maps")
+                break
+            places = []
+            for i, j in lines.grid(won.shape):
+                r, s_ = window.origin(i, j)
+                k = int(won[c, i, j, n])
+                places.append(f"window ({i + 1}, {j + 1}) to entry ({r + k // window.kw + 1}, {s_ + k % window.kw + 1})")
+            name = keys.symbol(self.inputs[0], None, n + 1) + (f"[{c + 1}]" if channels > 1 else "")
+            said.append(f"in ${name}$, " + ", ".join(places))
+        return [("pool-routing", {"winners": "; ".join(said)})]
+
     def worked_backward(self, sheet):
         """Each window's gradient to the entry that won it (the first largest in row order), 0 elsewhere."""
         won = winners(sheet.value(self.inputs[0]), **self._settings())
@@ -182,6 +204,11 @@ class AvgPool(Pool):
 
     def backward_expression(self, wrt, grad, args, local):
         return op("avgpool_back", grad, args[self.inputs[0]], **self._settings())
+
+    def commentary(self, v: dict[str, Any], quantities: set[str]) -> list[tuple[str, dict[str, str]]]:
+        if keys.grad(self.inputs[0]) not in quantities:
+            return []
+        return [("pool-sharing", {"area": str(self.window.kh * self.window.kw)})]
 
     def worked_forward(self, sheet):
         area = self.window.kh * self.window.kw
