@@ -502,6 +502,11 @@ COMMENTARY = {
                         "${local}$), not one number per entry: the gradient reaching ${z}$ is that matrix, "
                         "transposed, times the example's gradient, and the diagonal and the other entries "
                         "both count."),
+    "first-image": ("The {m} images go through the layers alike: the lines below work the first image's maps, "
+                    "and the other images' maps are worked the same way (their values stand, one column per image, in "
+                    "the matrices that follow)."),
+    "first-entry": ("Each {rows} × {cols} map of ${z}$ is worked by its first entry in full, window by window, and then "
+                    "as one line for the whole map: every other entry is the same sum over its own window."),
     "kernel-gradient": ("${dw}$ is the correlation of the input with ${dz}$: each weight of the kernel multiplied "
                         "every entry under it as the kernel slid, so its gradient adds those entries, each times the "
                         "gradient that reached the output it helped make, over every window of every example."),

@@ -349,8 +349,10 @@ def printed_tex(value: Any, transpose: bool = False) -> str:
     return body + (rf"_{{{r} \times {c}}}" if big else "")
 
 
-#: Past this many maps, an image quantity outside the worked lines shows its first ones and says how many.
+#: Past this many maps, or this many columns of maps side by side, an image quantity outside the worked
+#: lines shows its first ones and says how many.
 SHOWN_MAPS = 3
+SHOWN_COLUMNS = 12
 
 
 def maps_tex(value: Any, examples_last: bool = True) -> str:
@@ -368,9 +370,11 @@ def maps_tex(value: Any, examples_last: bool = True) -> str:
         what = "kernels"
     if len(groups) == 1 and len(groups[0]) == 1:
         return printed_tex(groups[0][0].tolist())
-    shown = [", ".join(printed_tex(x.tolist()) for x in g) for g in groups[:SHOWN_MAPS]]
+    cols = sum(x.shape[-1] for x in groups[0])
+    keep = max(1, min(SHOWN_MAPS, SHOWN_COLUMNS // cols))
+    shown = [", ".join(printed_tex(x.tolist()) for x in g) for g in groups[:keep]]
     shown = [rf"\left[{g}\right]" if len(groups[0]) > 1 else g for g in shown]
-    more = rf", \ldots \text{{ ({len(groups)} {what})}}" if len(groups) > SHOWN_MAPS else ""
+    more = rf", \ldots \text{{ ({len(groups)} {what})}}" if len(groups) > keep else ""
     return r"\left(" + ", ".join(shown) + more + r"\right)"
 
 
@@ -436,6 +440,22 @@ def typeset_lines(tree: Any) -> str:
                 sign = "" if first else (" - " if term.startswith("-") else " + ")
                 text += (_BREAK.rstrip(" ") if j == 0 and i else "") + sign + (term[1:] if sign == " - " else term)
         return typeset(args[0]) + r"\Big[" + text + r"\Big]"
+    if name == "add" and len(args) > 2:  # a long sum: as many terms to a row as fit, a wide term alone
+        shown = args[: CORNER] + [args[-1]] if len(args) > MAX_SHOWN else args
+        text, width = "", 0
+        for i, term in enumerate(shown):
+            wide = _width(term) > LINE_NUMBERS
+            part = typeset_lines(term) if wide else typeset(term)
+            if i == CORNER and len(args) > MAX_SHOWN:
+                part = r"\cdots + " + part
+            joined = "- " + part[1:] if part.startswith("-") else "+ " + part
+            if i == 0:
+                text, width = part, _width(term)
+            elif wide or width + _width(term) > LINE_NUMBERS:
+                text, width = text + _BREAK + joined, _width(term)
+            else:
+                text, width = text + " " + joined, width + _width(term)
+        return text
     symbols = {"add": " + ", "sub": " - ", "matmul": " ", "mul": r" \odot " if _is_matrix(args[0]) and _is_matrix(
         args[1]) else r" \cdot ", "div": r" \oslash "}
     if name in symbols and len(args) == 2 and not (name == "div" and not _is_matrix(args[1])):

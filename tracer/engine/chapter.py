@@ -21,6 +21,7 @@ import numpy as np
 
 from tracer.engine import keys
 from tracer.engine.graph import LAYERS, Graph, GraphError, LayerSpec, NodeSpec, from_layers, from_nodes
+from tracer.engine.image_data import BACKGROUND, INK, SHIFTS, Patterns, generate
 from tracer.engine.nodes import NODES, Cost, Linear, activations, costs
 from tracer.engine.optimizers import DEFAULTS as OPTIMIZER_DEFAULTS
 from tracer.engine.optimizers import OPTIMIZERS
@@ -245,9 +246,17 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     title = top.text("title", required=True)
 
     data = top.table("data")
-    images = data.images("X")
+    made = data.generated("generate") if "generate" in data else None
+    if made is not None:
+        for key in ("X", "Y"):
+            if key in data:
+                data.fail(key, "no X or Y beside [data.generate], which makes both", f"{key} given")
+        images, Y_rows = made
+    else:
+        images = data.images("X")
     X_rows = data.matrix("X", required=True) if images is None else images.reshape(len(images), -1)
-    Y_rows = data.matrix("Y", required=True, allow_flat=True, flat_is_column=True)
+    if made is None:
+        Y_rows = data.matrix("Y", required=True, allow_flat=True, flat_is_column=True)
     if Y_rows.shape[0] != X_rows.shape[0]:
         data.fail("Y", f"one row per example, as X has ({X_rows.shape[0]} rows)", f"{Y_rows.shape[0]} rows")
     if images is not None and "feature_crosses" in data:
@@ -544,6 +553,35 @@ class Section:
         if not np.all(np.isfinite(array)):
             self.fail(key, "finite numbers", "a number that is not finite")
         return array[:, None] if array.ndim == 3 else array
+
+    def generated(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """`[data.generate]`: images made from each class's pattern (tracer.engine.image_data); (images as
+        examples × channels × height × width, labels as examples × classes)."""
+        section = self.table(key)
+        table = section.table("patterns")
+        names = table.keys()
+        if len(names) < 2:
+            table.fail(None, "two or more classes, each a pattern: a list of rows such as \"..##..\"",
+                       f"{len(names)} class(es)")
+        rows: list[tuple[str, ...]] = []
+        for name in names:
+            value = table.get(name)
+            ok = isinstance(value, list) and value and all(isinstance(r, str) and r and set(r) <= {INK, BACKGROUND}
+                                                           for r in value)
+            if not ok or len({len(r) for r in value}) != 1:
+                table.fail(name, f"a list of rows of {INK!r} (ink) and {BACKGROUND!r}, every row as long as the first",
+                           _describe(value))
+            if rows and (len(value), len(value[0])) != (len(rows[0]), len(rows[0][0])):
+                table.fail(name, f"a pattern of {len(rows[0])} rows of {len(rows[0][0])}, as the first",
+                           f"{len(value)} rows of {len(value[0])}")
+            rows.append(tuple(value))
+        per_class = section.integer("per_class", default=1, minimum=1, maximum=len(SHIFTS))
+        noise = section.number("noise") or 0.0
+        if noise >= 0.5:
+            section.fail("noise", "a number from 0 to below 0.5 (each pixel changed by at most that)", _short(noise))
+        seed = section.integer("seed", default=0, minimum=0, maximum=2**32 - 1)
+        section.done()
+        return generate(Patterns(tuple(names), tuple(rows), per_class, noise, seed))
 
     def crosses(self, key: str, n_features: int) -> tuple[tuple[int, ...], ...]:
         value = self.get(key)

@@ -145,9 +145,16 @@ class Conv2d(Node):
         input's as the full convolution with the flipped kernel (or why it is not needed)."""
         S = keys.symbol
         dW, dZ, A = keys.grad(self.W), keys.grad(self.name), self.inputs[0]
+        out: list[tuple[str, dict[str, str]]] = []
+        shape = np.shape(v[self.name])
+        if self.name in quantities:
+            if len(lines.examples(shape[3])) < shape[3]:
+                out.append(("first-image", {"m": str(shape[3])}))
+            if not lines.worked_in_full(shape):
+                out.append(("first-entry", {"rows": str(shape[1]), "cols": str(shape[2]), "z": S(self.name)}))
         if dW not in quantities:
-            return []
-        out = [("kernel-gradient", {"dw": S(dW), "dz": S(dZ)})]
+            return out
+        out.append(("kernel-gradient", {"dw": S(dW), "dz": S(dZ)}))
         if A == keys.INPUT:
             out.append(("input-gradient-unused", {"dz": S(dZ), "w": S(self.W)}))
         else:
@@ -165,7 +172,7 @@ class Conv2d(Node):
         shape = sheet.value(Z).shape
         small = lines.worked_in_full(shape)
         out = []
-        for n in range(shape[3]):
+        for n in lines.examples(shape[3]):
             for f in range(filters):
                 for i, j in lines.grid(shape) if small else [(0, 0)]:
                     r, s = window.origin(i, j)
@@ -213,7 +220,7 @@ class Conv2d(Node):
         window, (filters, channels) = self.window, W.shape[:2]
         m = G.shape[3]
         out = []
-        small = window.kh * window.kw <= lines.WORKED_ENTRIES
+        small = window.kh * window.kw <= lines.WORKED_ENTRIES and len(lines.examples(m)) == m
         for f in range(filters):
             for c in range(channels):
                 for a, b in [(a, b) for a in range(window.kh) for b in range(window.kw)] if small else [(0, 0)]:
@@ -231,6 +238,8 @@ class Conv2d(Node):
                                f"{sheet.example(dZ, 'n')}" + (f"[{f + 1}, i, j]" if filters > 1 else "[i, j]")
                                + f" \\, {sheet.example(A, 'n')}{at}")
                     out.append(Worked(dW, formula, _sum(terms), part=(f, c, a, b)))
+                if len(lines.examples(m)) < m:  # a sum over many images is too big a line: the first entry says it
+                    continue
                 maps = [op("conv_weights", sheet.operand(A, (c, None, None, n)), sheet.operand(dZ, (f, None, None, n)),
                            kernel=[window.kh, window.kw], **self._settings()) for n in range(m)]
                 name = lines.kernel_symbol(sheet, dW, f, c, filters, channels) if filters * channels > 1 else S(dW)
@@ -254,7 +263,7 @@ class Conv2d(Node):
         target = sheet.target(self, A)
         window, (filters, channels) = self.window, W.shape[:2]
         out = []
-        for n in range(G.shape[3]):
+        for n in lines.examples(G.shape[3]):
             for c in range(channels):
                 y, x = 0, 0  # the first entry in full: every output whose window covers it, through its weight
                 terms = [op("mul", sheet.operand(self.W, (f, c, a, b)), sheet.operand(dZ, (f, i, j, n)))

@@ -4,7 +4,8 @@ An image quantity (channels × height × width × examples) is written as 2-D ma
 of each example, Z₁⁽ⁿ⁾ (and Z₁⁽ⁿ⁾[c] when there are several channels); one entry is Z₁⁽ⁿ⁾[i, j],
 row i and column j counted from 1 as a reader counts. A small map (at most WORKED_ENTRIES entries)
 is worked entry by entry; a larger one has its first entry worked in full and the whole map as one
-line, and the step says which.
+line; of a batch of more than WORKED_EXAMPLES examples, the first example's maps are worked; the step
+says which.
 """
 
 from __future__ import annotations
@@ -15,11 +16,19 @@ import numpy as np
 
 #: A map of at most this many entries is worked entry by entry; a larger one: its first entry, then the map.
 WORKED_ENTRIES = 9
+#: A batch of at most this many examples has every example's maps worked; a larger one, the first example's
+#: (the others' results stand in the matrices that follow, and the step says so).
+WORKED_EXAMPLES = 2
+
+
+def examples(m: int) -> range:
+    """The examples whose maps are worked: all of a small batch, the first of a larger one."""
+    return range(m if m <= WORKED_EXAMPLES else 1)
 
 
 def map_parts(shape: tuple[int, ...]) -> list[tuple[int, int]]:
-    """The (channel, example) of every map of an image quantity, example by example."""
-    return [(c, n) for n in range(shape[3]) for c in range(shape[0])]
+    """The (channel, example) of every worked map of an image quantity, example by example."""
+    return [(c, n) for n in examples(shape[3]) for c in range(shape[0])]
 
 
 def index(c: int, n: int, i: int | None = None, j: int | None = None) -> tuple[int | None, ...]:

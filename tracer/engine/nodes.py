@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from tracer.engine import keys
+from tracer.engine import keys, map_lines
 from tracer.operations import op
 
 #: op name → node class, for chapter files (`activation = "softmax"`, `op = "add"`) and saved traces.
@@ -112,7 +112,7 @@ def _maps(sheet: Sheet, name: str) -> list[tuple[Any, tuple[int | None, ...] | N
     if len(shape) <= 2:
         return [(sheet.symbol, None, None)]
     out = []
-    for n in range(shape[-1]):
+    for n in map_lines.examples(shape[-1]):
         for c in range(shape[0]):
             def S(q: str, n: int = n, c: int = c) -> str:
                 return sheet.example(q, n + 1) + (f"[{c + 1}]" if shape[0] > 1 else "")
