@@ -106,8 +106,8 @@ class Conv2d(Node):
         return {"stride": window.stride, "padding": window.padding}
 
     def forward(self, args, params, out=None):
-        value = conv2d(params[0], args[0], params[1] if len(params) > 1 else None, **self._settings())
-        if out is None:
+        value = conv2d(params[0], args[0], params[1] if len(params) > 1 else None, **self._settings(), out=out)
+        if out is None or value is out:
             return value
         out[...] = value
         return out

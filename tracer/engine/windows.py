@@ -124,16 +124,32 @@ def stacked(*cores: int) -> Callable[[Callable[..., np.ndarray]], Callable[..., 
     return wrap
 
 
+def _matrix(cols: np.ndarray) -> np.ndarray:
+    """Gathered windows (C × kh × kw × OH × OW × m) as a matrix: one row per kernel entry, one column per window."""
+    return cols.reshape(cols.shape[0] * cols.shape[1] * cols.shape[2], -1)
+
+
 @stacked(4, 4, 2)
 @maps("v", "k", "v", "-")
-def conv2d(W: Any, A: Any, b: Any = None, stride: int = 1, padding: int = 0) -> np.ndarray:
+def conv2d(W: Any, A: Any, b: Any = None, stride: int = 1, padding: int = 0, out: np.ndarray | None = None) -> np.ndarray:
     """Z[f, i, j] = Σ_c Σ_a Σ_b W[f, c, a, b] · A[c, i·s + a, j·s + b] + b[f] (cross-correlation), for
-    every example."""
+    every example: the kernels as rows times the windows as columns (into `out` when given, a
+    contiguous array of Z's shape)."""
     W = np.asarray(W)
     window = Window(W.shape[2], W.shape[3], int(stride), int(padding))
-    Z = np.tensordot(W, window.gather(A), axes=([1, 2, 3], [0, 1, 2]))
+    cols = window.gather(A)
+    shape = (W.shape[0],) + cols.shape[3:]
+    if out is not None and out.flags.c_contiguous and out.dtype == np.float64 and cols.dtype == np.float64:
+        np.matmul(W.reshape(W.shape[0], -1), _matrix(cols), out=out.reshape(W.shape[0], -1))
+        Z = out
+    else:
+        Z = np.matmul(W.reshape(W.shape[0], -1), _matrix(cols)).reshape(shape)
     if b is not None:
-        Z = Z + np.asarray(b).reshape((W.shape[0],) + (1,) * (Z.ndim - 1))
+        bias = np.asarray(b).reshape((W.shape[0],) + (1,) * (Z.ndim - 1))
+        if Z is out:
+            Z += bias
+        else:
+            Z = Z + bias
     return Z
 
 
@@ -145,7 +161,7 @@ def conv_weights(A: Any, G: Any, kernel: Any = (1, 1), stride: int = 1, padding:
     kh, kw = _kernel(kernel)
     cols = Window(kh, kw, int(stride), int(padding)).gather(A)
     G = np.asarray(G)
-    return np.tensordot(G, cols, axes=([1, 2, 3], [3, 4, 5]))
+    return np.matmul(G.reshape(G.shape[0], -1), _matrix(cols).T).reshape((G.shape[0],) + cols.shape[:3])
 
 
 @stacked(4, 4, 4)
@@ -153,9 +169,10 @@ def conv_weights(A: Any, G: Any, kernel: Any = (1, 1), stride: int = 1, padding:
 def conv_input(W: Any, G: Any, A: Any, stride: int = 1, padding: int = 0) -> np.ndarray:
     """∂Cost/∂A_prev: each output's gradient sent back through its window's weights, the "full"
     convolution of ∂Cost/∂Z with the flipped kernel (A_prev gives only its height and width)."""
-    W, A = np.asarray(W), np.asarray(A)
+    W, A, G = np.asarray(W), np.asarray(A), np.asarray(G)
     window = Window(W.shape[2], W.shape[3], int(stride), int(padding))
-    return window.scatter(np.tensordot(W, np.asarray(G), axes=([0], [0])), A.shape[1], A.shape[2])
+    cols = np.matmul(W.reshape(W.shape[0], -1).T, G.reshape(G.shape[0], -1)).reshape(W.shape[1:] + G.shape[1:])
+    return window.scatter(cols, A.shape[1], A.shape[2])
 
 
 @stacked(4)
@@ -171,19 +188,37 @@ def _pool_windows(A: Any, size: int, stride: int) -> tuple[np.ndarray, Window]:
     return cols.reshape((cols.shape[0], window.kh * window.kw) + cols.shape[3:]), window
 
 
+def _largest(A: Any, size: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the largest entry of each window, which entry it is in row order): the window's entries taken
+    one offset at a time over every window at once, a later entry winning only when it is larger."""
+    A = np.asarray(A)
+    window = Window(int(size), int(size), int(stride))
+    oh, ow = window.out_size(A.shape[1], A.shape[2])
+    s = window.stride
+    best, won = None, None
+    for k in range(window.kh * window.kw):
+        a, b = divmod(k, window.kw)
+        entries = A[:, a:a + s * (oh - 1) + 1:s, b:b + s * (ow - 1) + 1:s]
+        if best is None:
+            best, won = entries.copy(), np.zeros(entries.shape, dtype=np.int64)
+            continue
+        larger = entries > best
+        best = np.where(larger, entries, best)
+        won[larger] = k
+    return best, won
+
+
 @stacked(4)
 def winners(A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """Which entry of each max-pool window wins, counted in row order (ties go to the first)."""
-    cols, _ = _pool_windows(A, size, stride)
-    return np.argmax(cols, axis=1)
+    return _largest(A, size, stride)[1]
 
 
 @stacked(4)
 @maps("v", "v")
 def maxpool(A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """The largest entry of each window."""
-    cols, _ = _pool_windows(A, size, stride)
-    return np.take_along_axis(cols, np.argmax(cols, axis=1)[:, None], axis=1)[:, 0]
+    return _largest(A, size, stride)[0]
 
 
 @stacked(4, 4)
@@ -191,14 +226,15 @@ def maxpool(A: Any, size: int = 2, stride: int = 2) -> np.ndarray:
 def maxpool_back(A: Any, G: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """∂Cost/∂A_prev of a max-pool: each window's gradient goes to the entry that won it (the first
     largest in row order), every other entry gets 0."""
-    cols, window = _pool_windows(A, size, stride)
-    won = np.argmax(cols, axis=1)
-    G = np.asarray(G)
-    routed = np.zeros(cols.shape, dtype=G.dtype)
-    np.put_along_axis(routed, won[:, None], G[:, None], axis=1)
-    routed = routed.reshape((cols.shape[0], window.kh, window.kw) + cols.shape[2:])
-    A = np.asarray(A)
-    return window.scatter(routed, A.shape[1], A.shape[2])
+    A, G = np.asarray(A), np.asarray(G)
+    won = _largest(A, size, stride)[1]
+    window = Window(int(size), int(size), int(stride))
+    s, (oh, ow) = window.stride, won.shape[1:3]
+    out = np.zeros(A.shape, dtype=G.dtype)
+    for k in range(window.kh * window.kw):
+        a, b = divmod(k, window.kw)
+        out[:, a:a + s * (oh - 1) + 1:s, b:b + s * (ow - 1) + 1:s] += np.where(won == k, G, 0)
+    return out
 
 
 @stacked(4)
