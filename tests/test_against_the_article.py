@@ -55,7 +55,8 @@ def found_near(article: str, value: str, quote: str) -> bool:
 
 #: Chapters checked against a source that is not among the seed articles, and the test that holds that
 #: source's printed figures (written out there by hand: the source's text is not ours to store).
-OTHER_SOURCES = {"07-softmax-three-classes": "test_model.py::test_the_softmax_lines_work_the_cs231n_notes_examples_in_stages"}
+OTHER_SOURCES = {"07-softmax-three-classes": "test_model.py::test_the_softmax_lines_work_the_cs231n_notes_examples_in_stages",
+                 "09-convolution-by-hand": "test_conv_chapters.py::test_chapter_9_works_the_books_cross_correlation_window_by_window"}
 
 
 def _seed_titles() -> set[str]:

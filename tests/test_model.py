@@ -58,7 +58,56 @@ def _value(tree):
     }
     if op == "entries":  # a matrix of worked entries, row by row
         return np.array(a, dtype=float).reshape(tree["shape"])
+    if op in IMAGE_OPS:  # a worked line's maps: one channel of one example, one kernel
+        settings = {k: v for k, v in tree.items() if k not in ("op", "args")}
+        return IMAGE_OPS[op](*a, **settings)
     return table[op](*a)
+
+
+def _correlate(K, X, stride=1, padding=0):
+    """Σ over each window of kernel × the map under it (the map padded with zeros), window by window."""
+    X = np.pad(np.asarray(X, dtype=float), padding)
+    K = np.asarray(K, dtype=float)
+    kh, kw = K.shape
+    rows, cols = (X.shape[0] - kh) // stride + 1, (X.shape[1] - kw) // stride + 1
+    return np.array([[np.sum(K * X[i * stride:i * stride + kh, j * stride:j * stride + kw]) for j in range(cols)]
+                     for i in range(rows)])
+
+
+def _kernel_gradient(X, G, kernel, stride=1, padding=0):
+    """Each weight's gradient: Σ over the outputs of the gradient there × the input under that weight."""
+    X = np.pad(np.asarray(X, dtype=float), padding)
+    G = np.asarray(G, dtype=float)
+    return np.array([[sum(G[i, j] * X[i * stride + a, j * stride + b] for i in range(G.shape[0])
+                          for j in range(G.shape[1])) for b in range(kernel[1])] for a in range(kernel[0])])
+
+
+def _input_gradient(K, G, X, stride=1, padding=0):
+    """Each output's gradient sent back through its window's weights to the inputs it read."""
+    K, G = np.asarray(K, dtype=float), np.asarray(G, dtype=float)
+    H, W = np.shape(X)
+    out = np.zeros((H + 2 * padding, W + 2 * padding))
+    for i in range(G.shape[0]):
+        for j in range(G.shape[1]):
+            out[i * stride:i * stride + K.shape[0], j * stride:j * stride + K.shape[1]] += G[i, j] * K
+    return out[padding:padding + H, padding:padding + W]
+
+
+def _pool(X, size, stride, how):
+    X = np.asarray(X, dtype=float)
+    rows, cols = (X.shape[0] - size) // stride + 1, (X.shape[1] - size) // stride + 1
+    return np.array([[how(X[i * stride:i * stride + size, j * stride:j * stride + size]) for j in range(cols)]
+                     for i in range(rows)])
+
+
+IMAGE_OPS = {
+    "largest": lambda *x: max(x),
+    "conv2d": lambda K, X, *b, stride=1, padding=0: _correlate(K, X, stride, padding) + (b[0] if b else 0.0),
+    "conv_weights": lambda X, G, kernel, stride=1, padding=0: _kernel_gradient(X, G, kernel, stride, padding),
+    "conv_input": lambda K, G, X, stride=1, padding=0: _input_gradient(K, G, X, stride, padding),
+    "maxpool": lambda X, size, stride: _pool(X, size, stride, np.max),
+    "avgpool": lambda X, size, stride: _pool(X, size, stride, np.mean),
+}
 
 
 def audit(line: dict) -> list[str]:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import agrees, bundled_lecture, bundled_trace, needs
+from tracer.abbreviation import as_matrix
 from tracer.engine.chapter import bundled_chapters, has_section, load_chapter
 
 if os.environ.get("CI"):  # .ci/run installs them: there a missing one fails
@@ -113,6 +114,15 @@ def test_a_notebook_prints_every_result_of_the_document_as_the_document_prints_i
         part = line.part
         if part is not None and len(part) == 3:  # one example's Jacobian, printed as that example's matrix
             got = shown.get((line.step, (line.quantity, part[2])))
+        elif part is not None and len(part) == 4:  # an entry or map of an image (by example) or of a kernel (whole)
+            shape = np.shape(lec.hand.value(line.quantity, line.step))
+            whole = shown.get((line.step, (line.quantity, None)))
+            at = lambda index: tuple(slice(None) if i is None else i for i in index)  # noqa: E731
+            if whole is not None:
+                got = list(np.ravel(np.asarray(whole, dtype=object).reshape(shape)[at(part)]))
+            else:
+                example = np.asarray(shown.get((line.step, (line.quantity, part[3]))), dtype=object)
+                got = list(np.ravel(example.reshape(shape[:-1])[at(part[:3])]))
         elif part is not None:  # one example's column of a quantity the notebook prints whole
             whole = np.asarray(shown.get((line.step, (line.quantity, None))), dtype=object)
             got = list(whole.reshape(np.shape(lec.hand.value(line.quantity, line.step)))[:, part[1]])
@@ -184,7 +194,7 @@ def student_answers(chapter: str) -> dict[str, dict[str, str]]:
     trace = bundled_trace(chapter)
     out = {"right": {}, "wrong": {}, "short": {}}
     for k, q in enumerate(spec.ask):
-        value = np.atleast_2d(trace.value(q, spec.step))
+        value = as_matrix(np.atleast_2d(trace.value(q, spec.step)))  # an image quantity: its stacked matrix
         # wrong by amounts that no sum of the other wrong answers gives (none is carried forward from them)
         for kind, shift, places in (("right", 0.0, spec.decimals), ("wrong", 0.011 * (k + 1) ** 2, spec.decimals),
                                     ("short", 0.0, spec.decimals - 1)):

@@ -39,10 +39,19 @@ def abbreviated(shape: tuple[int, ...]) -> bool:
     return any(n > LIMIT for n in shape)
 
 
+def as_matrix(array: np.ndarray) -> np.ndarray:
+    """The matrix an array is shown as: a row for fewer than 2 dimensions; an image quantity (channels ×
+    height × width × examples, or a kernel's filters × channels × height × width) with its leading
+    dimensions stacked into rows, one column per last index (an example's entries down its column)."""
+    if array.ndim == 2:
+        return array
+    return array.reshape(1, -1) if array.ndim < 2 else array.reshape(-1, array.shape[-1])
+
+
 def corner(value: Any, full: bool = False) -> Corner:
     """The part of `value` to show (a vector as one row); all of it with `full` or when it is small."""
     array = np.asarray(value)
-    rows = array if array.ndim == 2 else array.reshape(1, -1)
+    rows = as_matrix(array)
     more_rows = not full and rows.shape[0] > LIMIT
     more_columns = not full and rows.shape[1] > LIMIT
     shown = rows[:CORNER if more_rows else None, :CORNER if more_columns else None]
@@ -67,6 +76,13 @@ def bracketed(value: Any, numbers: Callable[[np.ndarray], Sequence[str]], full: 
         return numbers(array.reshape(1, 1))[0]
     vector = flat and (array.ndim < 2 or 1 in array.shape)
     c = corner(array.reshape(1, -1) if vector else array, full)
+    if array.ndim > 2 and not c.cut:  # a small kernel (filters × channels × height × width): nested whole
+        texts = iter(numbers(as_matrix(array)))
+        def nest(shape: tuple[int, ...]) -> str:
+            if not shape:
+                return next(texts)
+            return "[" + ", ".join(nest(shape[1:]) for _ in range(shape[0])) + "]"
+        return nest(array.shape)
     texts = iter(numbers(c.entries))
     rows = [[next(texts) for _ in row] + ([MORE] if c.more_columns else []) for row in c.entries]
     if vector:

@@ -425,16 +425,19 @@ def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int], f
     lines = [f"{trace.meta['title']}: step {step} ({carry_words(trace.meta['carry'])})", "", "nodes (forward order):"]
     for node in trace.nodes(step):
         said = "Cost" if node.kind == "cost" else node.name  # as the documents write it
-        lines.append(f"  {said} [{node.kind}] = {show(node.name, node.value)}")
+        lines += _per_map(f"  {said} [{node.kind}]", node.value, lambda v: show(node.name, v))
         for wrt, g in node.local.items():
             lines += _per_example(f"      local ∂{said}/∂{wrt}", g, lambda v: show(keys.grad(node.name), v), full)
         for name, g in node.parts.items():
             lines.append(f"      receives {name} = {show(name, g)}")
         if node.upstream is not None and node.kind != "cost":
             total = "receives ∂Cost/∂" if not node.parts else "their sum ∂Cost/∂"
-            lines.append(f"      {total}{node.name} = {show(keys.grad(node.name), node.upstream)}")
+            lines += _per_map(f"      {total}{node.name}", node.upstream, lambda v: show(keys.grad(node.name), v))
         for name, g in node.passes.items():
-            lines.append(f"      passes on {name} = {show(name, g)}")
+            if trace.names.node_of(name) in trace.parameter_names:
+                lines.append(f"      passes on {name} = {show(name, g)}")
+            else:
+                lines += _per_map(f"      passes on {name}", g, lambda v, name=name: show(name, v))
     lines += ["", "parameters:"]
     for p in trace.parameters(step):
         frozen = "  (frozen)" if p.frozen else ""
@@ -451,12 +454,25 @@ def _per_example(label: str, value: Any, show: Callable[[Any], str], full: bool)
     array = np.asarray(value)
     if array.ndim < 3:
         return [f"{label} = {show(value)}"]
+    if array.ndim == 4:
+        return _per_map(label, value, show)
     m = array.shape[-1]
     shown = range(m) if full or m <= LIMIT else [*range(CORNER), m - 1]
     lines = [f"{label}, example {j + 1} = {show(array[..., j])}" for j in shown]
     if len(shown) < m:
         lines.insert(CORNER, f"{label}, examples {CORNER + 1}–{m - 1}: {MORE}")
     return lines
+
+
+def _per_map(label: str, value: Any, show: Callable[[Any], str]) -> list[str]:
+    """`label = value`; an image quantity (channels × height × width × examples) as one line per map, as the
+    documents work them: example by example, channel by channel."""
+    array = np.asarray(value)
+    if array.ndim != 4:
+        return [f"{label} = {show(value)}"]
+    c = array.shape[0]
+    return [f"{label}, example {n + 1}" + (f", channel {k + 1}" if c > 1 else "") + f" = {show(array[k, :, :, n])}"
+            for n in range(array.shape[3]) for k in range(c)]
 
 
 def _matrix(value: Any, decimals: int, full: bool = False) -> str:

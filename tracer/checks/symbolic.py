@@ -752,7 +752,7 @@ def _step_batches(trace: Any, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """A0 and Y of each step in `steps`, stacked on a leading step axis."""
     slots = [trace.slot(int(s)) for s in steps]
     idx = trace.arrays["batch"][slots]  # steps × m
-    A0 = np.moveaxis(trace.X[:, idx], 1, 0)
+    A0 = np.moveaxis(trace.X[..., idx], -2, 0)
     Y = np.moveaxis(trace.Y[:, idx], 1, 0)
     return A0, Y
 
@@ -1163,7 +1163,7 @@ def _cost_from(graph: Graph, params: dict[str, np.ndarray], values: dict[str, np
             continue
         args = [now[n] for n in node.inputs]
         now[node.name] = node.forward(args, [params[p] for p in node.params])
-        sides += [np.sign(args[0] - k).tobytes() for k in node.kinks]
+        sides.append(node.branches(args))
         changed.add(node.name)
     return graph.cost.cost(now[TARGET], now[graph.prediction]), b"".join(sides)
 

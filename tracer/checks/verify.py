@@ -151,7 +151,7 @@ class Report:
 
 def verify(chapter: Chapter, traces: Traces | Trace | None = None) -> Report:
     """Run every check of `chapter` on the command's traces (a Trace given is reused)."""
-    from tracer.checks import symbolic
+    from tracer.checks import symbolic, window_derivatives
 
     traces = Traces.of(chapter, traces)
     trace = traces.full
@@ -163,6 +163,7 @@ def verify(chapter: Chapter, traces: Traces | Trace | None = None) -> Report:
                             "agrees" if ok else "disagrees", True,
                             detail=" → ".join(s.label for s in steps) + ", each step checked equal by SymPy"))
     checks += [_from_comparison(c) for c in symbolic.local_gradient_checks(trace)]
+    checks += [_from_comparison(c) for c in window_derivatives.window_checks(trace)]
     if symbolic.oracle_fits(trace):
         checks += [_from_comparison(c) for c in symbolic.oracle_checks(trace)]
     else:

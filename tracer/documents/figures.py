@@ -36,12 +36,13 @@ import numpy as np
 from tracer import abbreviation
 from tracer.engine import keys
 from tracer.engine.chapter import Chapter, append_crosses, document_spec
+from tracer.engine.conv import Conv2d
 from tracer.engine.keys import COST, INPUT, TARGET
 from tracer.engine.nodes import Linear, activations
 from tracer.engine.trace import Trace
 from tracer.errors import TracerError
 from tracer.output import write_atomic
-from tracer.rounding import shown_styled
+from tracer.rounding import shown, shown_styled
 
 FORWARD = "#0072B2"  # Okabe–Ito blue
 BACKWARD = "#D55E00"  # Okabe–Ito vermillion
@@ -111,7 +112,7 @@ class Mat:
 
     def entries(self) -> tuple[list[list[float | str]], bool]:
         """(rows of entries to show, with "⋯" "⋮" "⋱" where rows or columns are left out; whether any are)."""
-        return corner(np.atleast_2d(self.value))
+        return corner(abbreviation.as_matrix(np.atleast_2d(self.value)))
 
 
 #: A matrix with more rows or columns than this is shown by its top-left CORNER × CORNER entries, the
@@ -427,7 +428,7 @@ def _named(name: Sym | Grad, value: Num | Mat, role: str) -> list[Line]:
 
 def default_view(trace: Trace) -> str:
     """Part I's scalar view for one example, the vectorized layer view for a batch."""
-    return "scalar" if int(trace.meta["batch_size"]) == 1 else "layer"
+    return "scalar" if int(trace.meta["batch_size"]) == 1 and trace.X.ndim == 2 else "layer"
 
 
 def computational_graph(chapter: Chapter, trace: Trace, step: int, view: str | None = None,
@@ -601,7 +602,7 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
     for node in net.nodes[:-1]:
         if node.name not in net.on_path:  # the sigmoid a cost from logits does without
             continue
-        if isinstance(node, Linear):
+        if node.params:  # a linear or convolution node
             row = f"row {node.name}"  # W_l → Z_l ← b_l side by side, the layers running down the page
             add(node.W, "parameter", row=row)
             add(node.name, "linear", row=row)
@@ -629,7 +630,7 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
 RANKDIR = "TB"
 
 SHAPES = {"input": "box", "target": "box", "parameter": "box", "linear": "circle", "activation": "circle",
-          "merge": "circle", "cost": "ellipse"}
+          "merge": "circle", "pooling": "circle", "reshape": "circle", "cost": "ellipse"}
 
 
 def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
@@ -1183,9 +1184,47 @@ def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg", scale: str 
     return _save(fig, fmt)
 
 
+# --------------------------------------------------------------------------- the learned kernels
+# Each convolution's kernels before training and after the last update, each kernel (one filter over one
+# channel) a grid of cells shaded by its weights on one diverging scale per convolution (blue below zero,
+# vermillion above, white at zero: the arrows' colours), each cell labelled with its weight.
+
+
+def has_kernels(chapter: Chapter) -> bool:
+    """Does the chapter's network have a convolution whose kernels can be drawn?"""
+    return any(isinstance(n, Conv2d) for n in chapter.network.nodes)
+
+
+def learned_kernels(chapter: Chapter, trace: Trace, fmt: str = "svg") -> bytes:
+    """Every kernel of every convolution, at step 0 (top row) and after the last update (bottom row)."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    cmap = LinearSegmentedColormap.from_list("tracer", [FORWARD, "#ffffff", BACKWARD])
+    convs = [n for n in chapter.network.nodes if isinstance(n, Conv2d)]
+    first = trace.at(int(trace.steps[0]))
+    panels = [(node, f, c) for node in convs for f in range(first[node.W].shape[0])
+              for c in range(first[node.W].shape[1])]
+    fig = _figure(1.6 * len(panels) + 0.8, 3.6)
+    for k, (node, f, c) in enumerate(panels):
+        for row, (weights, when) in enumerate(((first[node.W], "step 0"), (trace.final[node.W], "trained"))):
+            kernel = np.asarray(weights, dtype=float)[f, c]
+            scale = max(float(np.max(np.abs(trace.final[node.W]))), float(np.max(np.abs(first[node.W]))), 1e-12)
+            ax = fig.add_subplot(2, len(panels), row * len(panels) + k + 1)
+            ax.imshow(kernel, cmap=cmap, vmin=-scale, vmax=scale)
+            decimals = min(chapter.display.decimals_of(node.W), 2)
+            for (i, j), w in np.ndenumerate(kernel):
+                ax.text(j, i, shown(w, decimals).replace("-", "\u2212"), ha="center", va="center", fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            name = node.W + (f"[{f + 1}, {c + 1}]" if len(panels) > 1 else "")
+            ax.set_title(f"{name}, {when}", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, fmt)
+
+
 def has_boundary(chapter: Chapter) -> bool:
     """A decision boundary is drawn over two input features: one output (a threshold) or one per class."""
-    return chapter.n_features == 2
+    return chapter.X.ndim == 2 and chapter.n_features == 2
 
 
 def boundary_grid(chapter: Chapter, trace: Trace, n: int = GRID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1415,6 +1454,10 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
             pictures.append(("curve", learning_curve(chapter, trace, file_fmt), default_name(chapter, "curve", file_fmt),
                              "Learning curve: the cost at every step" + (", on a log scale" if scale == "log" else ""),
                              "the cost at every step", r"0.65\linewidth"))
+        if long_run and has_kernels(chapter):
+            pictures.append(("kernels", learned_kernels(chapter, trace, file_fmt), default_name(chapter, "kernels", file_fmt),
+                             "The kernels before training and after the last update, each weight a shaded cell",
+                             "what each kernel learned", r"0.8\linewidth"))
         if has_boundary(chapter) and long_run:
             boundaries, captions = decision_boundaries(chapter, trace, file_fmt), boundary_captions(chapter)
             pictures.append(("boundary", boundaries[False], default_name(chapter, "boundary", file_fmt),

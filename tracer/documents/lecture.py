@@ -67,12 +67,15 @@ def lecture(chapter: Chapter, trace: Trace | None = None, hand: Trace | None = N
 def long_run_pictures(chapter: Chapter, trace: Trace) -> dict[str, dict[str, Any] | None]:
     """The long run's figures as the documents show them (learning curve, decision boundaries), as data URIs
     (numbered from 1, with their captions): the page and the notebook show them."""
-    shown: dict[str, dict[str, Any] | None] = {"curve": None, "boundary": None, "boundary_shaded": None}
+    shown: dict[str, dict[str, Any] | None] = {"curve": None, "kernels": None, "boundary": None, "boundary_shaded": None}
     if int(trace.meta["steps_run"]) <= figures.FEW_STEPS:
         return shown
     scale = figures.curve_scale(np.asarray(trace.costs, dtype=float))
     drawn = [("curve", figures.learning_curve(chapter, trace, "svg"),
               "Learning curve: the cost at every step" + (", on a log scale" if scale == "log" else ""))]
+    if figures.has_kernels(chapter):
+        drawn.append(("kernels", figures.learned_kernels(chapter, trace, "svg"),
+                      "The kernels before training and after the last update, each weight a shaded cell"))
     if figures.has_boundary(chapter):
         boundaries, captions = figures.decision_boundaries(chapter, trace, "svg"), figures.boundary_captions(chapter)
         drawn += [("boundary", boundaries[False], captions[False][0]),

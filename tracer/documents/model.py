@@ -502,6 +502,26 @@ COMMENTARY = {
                         "${local}$), not one number per entry: the gradient reaching ${z}$ is that matrix, "
                         "transposed, times the example's gradient, and the diagonal and the other entries "
                         "both count."),
+    "first-image": ("The {m} images go through the layers alike: the lines below work the first image's maps, "
+                    "and the other images' maps are worked the same way (their values stand, one column per image, in "
+                    "the matrices that follow)."),
+    "first-entry": ("Each {rows} × {cols} map of ${z}$ is worked by its first entry in full, window by window, and then "
+                    "as one line for the whole map: every other entry is the same sum over its own window."),
+    "kernel-gradient": ("${dw}$ is the correlation of the input with ${dz}$: each weight of the kernel multiplied "
+                        "every entry under it as the kernel slid, so its gradient adds those entries, each times the "
+                        "gradient that reached the output it helped make, over every window of every example."),
+    "input-gradient": ("${da}$ sends each output's gradient back through its window's weights: it is the full "
+                       "convolution of ${dz}$ (padded with zeros so every overlap counts) with the kernel turned half "
+                       "a turn, ${w}$ flipped top to bottom and left to right."),
+    "input-gradient-unused": ("The gradient would go on to the image as the full convolution of ${dz}$ with the "
+                              "kernel turned half a turn (${w}$ flipped top to bottom and left to right), but the "
+                              "image is data: nothing before it learns, so that last product is not needed."),
+    "pool-routing": ("A max-pool window passes its gradient only to the entry that won it, the first largest in row "
+                     "order (left to right, then top to bottom); the other entries get 0, and an entry that won "
+                     "several windows adds their gradients. The winners, as (row, column) of the pooled map and of the map it reads: "
+                     "{winners}."),
+    "pool-sharing": ("An average pool shares each window's gradient equally among its {area} entries, and an entry in "
+                     "several windows adds their shares."),
     "big-matrix": ("Matrices with more than {past} rows or columns are shown by their top-left "
                    "${corner} \\times {corner}$ "
                    "corner and their shape, and a sum over more than {past} examples by its first {corner} terms "
@@ -550,6 +570,8 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
             if node.kind == "activation" and not node.elementwise:
                 out.append(Comment(s, node.name, "column-jacobian", COMMENTARY["column-jacobian"].format(
                     a=symbol(node.name), z=symbol(wrt), local=symbol(local), n=v[wrt].shape[0])))
+        for kind, fields in node.commentary(v, quantities) if hasattr(node, "commentary") else ():
+            out.append(Comment(s, node.name, kind, COMMENTARY[kind].format(**fields)))
         feeds = graph.feeds.get(node.name, [])
         if len(feeds) > 1 and keys.grad(node.name) in quantities:
             out.append(Comment(s, node.name, "paths", COMMENTARY["paths"].format(
@@ -639,8 +661,9 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
 
     graph = builder.graph
     cost_node = builder.cost
-    notation = [r"The input counts as layer 0: $A_{0} = X$, one column per example "
-                f"($m = {chapter.m}$).",
+    notation = [r"The input counts as layer 0: $A_{0} = X$, "
+                + ("one image per example" if chapter.X.ndim == 4 else "one column per example")
+                + f" ($m = {chapter.m}$).",
                 f"The prediction is the last {'layer' if chapter.layers else 'node'}'s "
                 f"{'activation' if graph.output.kind == 'activation' else 'value'}: "
                 f"$\\hat{{y}} = {symbol(graph.output.name)}$."]

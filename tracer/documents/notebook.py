@@ -72,12 +72,26 @@ def every_digit(value, decimals):
     return value
 
 
-def show(name, value, decimals):
+def show(name, value, decimals, image_map=False):
     """Print `name = value` as the worked example prints it, a matrix row by row (a stack of matrices,
-    one per example, as each example's matrix)."""
-    if np.ndim(value) == 3:
+    one per example, as each example's matrix; an image (`image_map`) map by map; a kernel kernel by kernel)."""
+    if np.ndim(value) == 3 and not image_map:
         for i in range(value.shape[2]):
             show(f"{name} (example {i + 1})", value[:, :, i], decimals)
+        return
+    if np.ndim(value) == 4 and image_map:  # an image: each example's maps, channel after channel
+        for n in range(value.shape[3]):
+            show(f"{name} (example {n + 1})", value[..., n], decimals, True)
+        return
+    if np.ndim(value) >= 3:  # maps (channels, or a kernel's filters and channels) one under the other
+        cells = [[[written(x, decimals) for x in row] for row in rows] for rows in value.reshape((-1,) + value.shape[-2:])]
+        width = max(len(c) for rows in cells for row in rows for c in row)
+        print(f"{name} =")
+        for k, rows in enumerate(cells):
+            if k:
+                print()
+            for row in rows:
+                print("  [ " + "  ".join(c.rjust(width) for c in row) + " ]")
         return
     rows = np.atleast_2d(value)
     if rows.size == 1:
@@ -89,6 +103,121 @@ def show(name, value, decimals):
     for row in cells:
         print("  [ " + "  ".join(c.rjust(width) for c in row) + " ]")
 '''
+
+#: The image operations in plain NumPy loops, window by window (added when the network has image layers).
+#: An image batch is channels × height × width × examples; a kernel filters × channels × height × width.
+IMAGE_HELPERS = '''
+
+def padded(A, padding):
+    """A with `padding` rows and columns of zeros around each map."""
+    C, H, W, m = A.shape
+    P = np.zeros((C, H + 2 * padding, W + 2 * padding, m))
+    P[:, padding:padding + H, padding:padding + W, :] = A
+    return P
+
+
+def conv2d(K, A, bias=None, stride=1, padding=0):
+    """Z[f, i, j, n]: the sum over the window under kernel f of kernel entry times input entry (+ the bias)."""
+    P = padded(A, padding)
+    F, C, kh, kw = K.shape
+    rows, cols = (P.shape[1] - kh) // stride + 1, (P.shape[2] - kw) // stride + 1
+    Z = np.zeros((F, rows, cols, A.shape[3]))
+    for n in range(A.shape[3]):
+        for f in range(F):
+            for i in range(rows):
+                for j in range(cols):
+                    window = P[:, i * stride:i * stride + kh, j * stride:j * stride + kw, n]
+                    Z[f, i, j, n] = np.sum(K[f] * window) + (bias[f, 0] if bias is not None else 0.0)
+    return Z
+
+
+def conv_weights(A, G, kernel, stride=1, padding=0):
+    """dK[f, c, a, b]: each weight's gradient, the sum over every window of the gradient there times the
+    input under that weight (the input correlated with the gradient)."""
+    P = padded(A, padding)
+    kh, kw = kernel
+    dK = np.zeros((G.shape[0], A.shape[0], kh, kw))
+    for n in range(G.shape[3]):
+        for f in range(G.shape[0]):
+            for i in range(G.shape[1]):
+                for j in range(G.shape[2]):
+                    dK[f] += G[f, i, j, n] * P[:, i * stride:i * stride + kh, j * stride:j * stride + kw, n]
+    return dK
+
+
+def conv_input(K, G, A, stride=1, padding=0):
+    """dA: each output's gradient sent back through its window's weights to the inputs it read (the full
+    convolution of the gradient with the flipped kernel)."""
+    F, C, kh, kw = K.shape
+    dP = np.zeros(padded(A, padding).shape)
+    for n in range(G.shape[3]):
+        for f in range(F):
+            for i in range(G.shape[1]):
+                for j in range(G.shape[2]):
+                    dP[:, i * stride:i * stride + kh, j * stride:j * stride + kw, n] += G[f, i, j, n] * K[f]
+    return dP[:, padding:padding + A.shape[1], padding:padding + A.shape[2], :]
+
+
+def filter_sum(G):
+    """db[f]: the gradient summed over filter f's map and every example."""
+    return np.array([[np.sum(G[f])] for f in range(G.shape[0])])
+
+
+def pool(A, size, stride, take):
+    """Each size × size window of each map, moved `stride` at a time, turned into one number by `take`."""
+    C, H, W, m = A.shape
+    rows, cols = (H - size) // stride + 1, (W - size) // stride + 1
+    out = np.zeros((C, rows, cols, m))
+    for n in range(m):
+        for c in range(C):
+            for i in range(rows):
+                for j in range(cols):
+                    out[c, i, j, n] = take(A[c, i * stride:i * stride + size, j * stride:j * stride + size, n])
+    return out
+
+
+def maxpool(A, size=2, stride=2):
+    return pool(A, size, stride, np.max)
+
+
+def avgpool(A, size=2, stride=2):
+    return pool(A, size, stride, np.mean)
+
+
+def maxpool_back(A, G, size=2, stride=2):
+    """Each window's gradient to the entry that won it (the first largest in row order), 0 elsewhere."""
+    dA = np.zeros(A.shape)
+    for n in range(A.shape[3]):
+        for c in range(A.shape[0]):
+            for i in range(G.shape[1]):
+                for j in range(G.shape[2]):
+                    window = A[c, i * stride:i * stride + size, j * stride:j * stride + size, n]
+                    a, b = divmod(int(np.argmax(window)), size)  # argmax: the first largest, row by row
+                    dA[c, i * stride + a, j * stride + b, n] += G[c, i, j, n]
+    return dA
+
+
+def avgpool_back(G, A, size=2, stride=2):
+    """Each window's gradient shared equally by its size × size entries."""
+    dA = np.zeros(A.shape)
+    for n in range(A.shape[3]):
+        for c in range(A.shape[0]):
+            for i in range(G.shape[1]):
+                for j in range(G.shape[2]):
+                    dA[c, i * stride:i * stride + size, j * stride:j * stride + size, n] += G[c, i, j, n] / size ** 2
+    return dA
+
+
+def flatten(A):
+    """Each example's maps read row by row into one column."""
+    return A.reshape(-1, A.shape[-1])
+
+
+def unflatten(G, A):
+    """Each example's column put back as maps of A's shape."""
+    return G.reshape(A.shape)
+'''
+
 
 def numpy_code(tree: Any) -> str:
     """An expression tree over Names and constants as NumPy code, with only the parentheses it needs
@@ -230,18 +359,21 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
     md(story["network"])
     if story["derivations"]:
         md(story["derivations"])
-    py(HELPERS)
+    images = full.X.ndim == 4
+    py(HELPERS + (IMAGE_HELPERS if images else ""))
 
     opt = code.optimizer
     start_hand = hand.at(0) if 0 in set(hand.steps.tolist()) else None
     if start_hand is None:
         raise TracerError(f"{chapter.name}: the notebook starts from step 0, which the hand-carried trace must record")
     md("## In code: the data and the starting parameters\n\n"
-       "`X` holds one example per column (features × examples) and `m` is the number of examples; "
+       + ("`X` holds one image per example (channels × height × width × examples, the examples last) "
+          if images else "`X` holds one example per column (features × examples) ")
+       + "and `m` is the number of examples; "
        "`A0` is `X`, the input of the first layer. The parameters are written as the worked example writes them. "
        "Like the worked example, the cells below carry every value as it is written down (`keep = as_written`), "
        "as you would with a calculator.")
-    setup = [f"X = {_literal(full.X)}", f"Y = {_literal(full.Y)}", "m = X.shape[1]", "A0 = X",
+    setup = [f"X = {_literal(full.X)}", f"Y = {_literal(full.Y)}", "m = X.shape[-1]", "A0 = X",
              f"learning_rate = {chapter.learning_rate!r}"]
     setup += [f"{k} = {opt.hyper[k]!r}" for k in opt.uses]
     setup += [f"{p} = {_literal(start_hand[p])}" for p in net.parameter_names]
@@ -265,7 +397,9 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
             q = keys.before_update(ln.quantity)
             label = q + UPDATED if keys.is_after(ln.quantity) else q
             whole = all("." not in t and "e" not in t for t in np.ravel(np.asarray(ln.result, dtype=object)))
-            shown = f"show({json.dumps(label)}, {q}, {0 if whole else code.decimals(q)})"  # ReLU's 0 and 1
+            image = np.ndim(hand.at(step)[q]) == 4 and net.names().node_of(q) not in net.parameter_names
+            shown = (f"show({json.dumps(label)}, {q}, {0 if whole else code.decimals(q)}"  # ReLU's 0 and 1
+                     + (", image_map=True)" if image else ")"))
             if shown not in shows:  # a quantity worked example by example is shown once, whole
                 shows.append(shown)
         py("\n".join(lines + shows), step)

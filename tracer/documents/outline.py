@@ -44,6 +44,9 @@ SCALE = 2.2
 MARGIN = 4
 
 
+#: The kinds of node drawn round (operations); data and parameters are boxes.
+ROUND = ("linear", "activation", "pooling", "reshape", "cost")
+
 def outline(chapter: Chapter, trace: Trace) -> Outline:
     """The layer view of the chapter's graph (X, W1, b1, Z1, A1, …, Y, cost), names only, laid out left to right."""
     graph = computational_graph(chapter, trace, int(trace.steps[0]), view="layer")
@@ -88,7 +91,7 @@ def outline_svg(o: Outline, describe) -> str:
     for n in o.nodes:
         x, y = n.x, flip(n.y)
         fill = PARAMETER_FILL if n.kind == "parameter" else "#ffffff"
-        if n.kind in ("linear", "activation", "cost"):
+        if n.kind in ROUND:
             shape = f'<ellipse cx="{x:.1f}" cy="{y:.1f}" rx="{n.w / 2:.1f}" ry="{n.h / 2:.1f}" fill="{fill}"/>'
         else:
             shape = (f'<rect x="{x - n.w / 2:.1f}" y="{y - n.h / 2:.1f}" width="{n.w:.1f}" height="{n.h:.1f}" '
@@ -102,7 +105,7 @@ def outline_svg(o: Outline, describe) -> str:
 
 def node_tikz(n: Placed, extra: str = "") -> str:
     """One node as a TikZ `\\node` at its place, drawn at its laid-out size; `extra` adds options."""
-    shape = "ellipse" if n.kind in ("linear", "activation", "cost") else "rectangle"
+    shape = "ellipse" if n.kind in ROUND else "rectangle"
     base = "tracerparam" if n.kind == "parameter" else "white"
     corners = ", rounded corners=3bp" if n.kind in ("input", "target") else ""
     return (rf"\node[tracernode, {shape}{corners}, fill={base}, minimum width={n.w:.1f}bp, "

@@ -24,6 +24,7 @@ import numpy as np
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
+from tracer.abbreviation import as_matrix
 from tracer.documents.figures import FIGURE_MACROS
 from tracer.documents.model import (ABBREVIATE_PAST, CORNER, Document, Step, document_model, evaluate,
                                     recorded_needs, symbol)
@@ -148,6 +149,11 @@ def url_escape(link: str, fmt: str) -> str:
     text with its specials escaped, HTML as escaped text. Anything else is refused."""
     if not isinstance(link, str) or not LINK.fullmatch(link):
         raise TemplateError("a link that is not an http(s) address reached a template")
+    if fmt == "tex":  # a long address may break after a slash, a dash, an underscore or a dot, not run off the page
+        text = ESCAPES[fmt](link)
+        for mark in ("/", "-", r"\_", "."):
+            text = text.replace(mark, mark + r"\allowbreak{}")
+        return text
     return ESCAPES[fmt](link) if fmt != "md" else link
 
 
@@ -324,6 +330,8 @@ def printed_tex(value: Any, transpose: bool = False) -> str:
     rows = np.asarray(value, dtype=object)
     if rows.ndim < 2:
         rows = rows.reshape(1, -1)
+    if rows.ndim > 2:  # an image quantity outside a worked line: stacked, one column per last index
+        rows = as_matrix(rows)
     if transpose:
         rows = rows.T
     if rows.size == 1:
@@ -339,6 +347,35 @@ def printed_tex(value: Any, transpose: bool = False) -> str:
         lines.append(" & ".join([r"\vdots"] * keep_c + ([r"\ddots"] if keep_c < c else [])))
     body = r"\begin{bmatrix} " + r" \\ ".join(lines) + r" \end{bmatrix}"
     return body + (rf"_{{{r} \times {c}}}" if big else "")
+
+
+#: Past this many maps, or this many columns of maps side by side, an image quantity outside the worked
+#: lines shows its first ones and says how many.
+SHOWN_MAPS = 3
+SHOWN_COLUMNS = 12
+
+
+def maps_tex(value: Any, examples_last: bool = True) -> str:
+    """An image quantity as its 2-D maps side by side: the data (channels × height × width × examples)
+    one example after another, a kernel (filters × channels × height × width) one filter and channel
+    after another; past SHOWN_MAPS maps, the first ones, then how many. Anything else: `printed_tex`."""
+    a = np.asarray(value, dtype=object)
+    if a.ndim != 4:
+        return printed_tex(value)
+    if examples_last:
+        groups = [[a[c, :, :, n] for c in range(a.shape[0])] for n in range(a.shape[3])]
+        what = "images"
+    else:
+        groups = [[a[f, c]] for f in range(a.shape[0]) for c in range(a.shape[1])]
+        what = "kernels"
+    if len(groups) == 1 and len(groups[0]) == 1:
+        return printed_tex(groups[0][0].tolist())
+    cols = sum(x.shape[-1] for x in groups[0])
+    keep = max(1, min(SHOWN_MAPS, SHOWN_COLUMNS // cols))
+    shown = [", ".join(printed_tex(x.tolist()) for x in g) for g in groups[:keep]]
+    shown = [rf"\left[{g}\right]" if len(groups[0]) > 1 else g for g in shown]
+    more = rf", \ldots \text{{ ({len(groups)} {what})}}" if len(groups) > keep else ""
+    return r"\left(" + ", ".join(shown) + more + r"\right)"
 
 
 def _shape(tree: Any) -> tuple[int, ...]:
@@ -403,6 +440,22 @@ def typeset_lines(tree: Any) -> str:
                 sign = "" if first else (" - " if term.startswith("-") else " + ")
                 text += (_BREAK.rstrip(" ") if j == 0 and i else "") + sign + (term[1:] if sign == " - " else term)
         return typeset(args[0]) + r"\Big[" + text + r"\Big]"
+    if name == "add" and len(args) > 2:  # a long sum: as many terms to a row as fit, a wide term alone
+        shown = args[: CORNER] + [args[-1]] if len(args) > MAX_SHOWN else args
+        text, width = "", 0
+        for i, term in enumerate(shown):
+            wide = _width(term) > LINE_NUMBERS
+            part = typeset_lines(term) if wide else typeset(term)
+            if i == CORNER and len(args) > MAX_SHOWN:
+                part = r"\cdots + " + part
+            joined = "- " + part[1:] if part.startswith("-") else "+ " + part
+            if i == 0:
+                text, width = part, _width(term)
+            elif wide or width + _width(term) > LINE_NUMBERS:
+                text, width = text + _BREAK + joined, _width(term)
+            else:
+                text, width = text + " " + joined, width + _width(term)
+        return text
     symbols = {"add": " + ", "sub": " - ", "matmul": " ", "mul": r" \odot " if _is_matrix(args[0]) and _is_matrix(
         args[1]) else r" \cdot ", "div": r" \oslash "}
     if name in symbols and len(args) == 2 and not (name == "div" and not _is_matrix(args[1])):
@@ -611,13 +664,15 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
         lr = model.long_run
         long_run = {"steps": lr["steps"], "decimals": lr["decimals"], "table": [{"step": r["step"], "cost": number_tex(r["cost"])}
                                                     for r in lr["table"]],
-                    "final": [{"symbol": symbol(p), "value": printed_tex(v)} for p, v in lr["final"].items()]}
+                    "final": [{"symbol": symbol(p), "value": maps_tex(v, examples_last=False)}
+                              for p, v in lr["final"].items()]}
     return {
         "format": fmt,
         "chapter": {
             "name": model.chapter, "title": UserText(model.title),
             "source": UserText(model.source) if model.source else None,
             "m": net["m"], "n_inputs": net["n_inputs"], "steps": net["steps"],
+            "image": r" \times ".join(map(str, net["n_inputs"])) if isinstance(net["n_inputs"], (tuple, list)) else None,
             "layers": net["layers"], "bias": net["bias"], "cost_formula": net["cost_formula"],
             "cost_readable": net["cost_readable"], "optimizer": net["optimizer"],
             "optimizer_readable": net["optimizer_readable"],
@@ -629,8 +684,8 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
         "display": chapter.display,
         "document": {"intro": UserText(model.intro) if model.intro else None,
                      "closing": UserText(model.closing) if model.closing else None},
-        "data": {"X": printed_tex(model.data["X"]), "Y": printed_tex(model.data["Y"])},
-        "initial": [{"symbol": symbol(p), "value": printed_tex(v)} for p, v in model.initial.items()],
+        "data": {"X": maps_tex(model.data["X"]), "Y": printed_tex(model.data["Y"])},
+        "initial": [{"symbol": symbol(p), "value": maps_tex(v, examples_last=False)} for p, v in model.initial.items()],
         "derivations": [{"name": d["name"], "title": UserText(d["title"]),
                          "steps": [{"label": UserText(s["label"]), "latex": s["latex"]} for s in d["steps"]]}
                         for d in model.derivations],

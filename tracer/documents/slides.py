@@ -50,6 +50,8 @@ def _maths_prose(text: str) -> str:
 
 def _tag(line: Line, nodes: set[str]) -> tuple[str, str, str] | None:
     """(node, role, number) written beside a node for a line giving its scalar value or gradient, else None."""
+    if line.part is not None:  # one entry (or map) of a bigger value: not the node's number
+        return None
     result = line.result
     while isinstance(result, list) and len(result) == 1:
         result = result[0]

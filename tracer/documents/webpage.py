@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tracer.abbreviation import as_matrix
 from tracer.documents.lecture import Lecture, lecture, long_run_pictures
 from tracer.documents.model import symbol
 from tracer.documents.outline import Placed, outline, outline_svg
@@ -36,7 +37,7 @@ CURVE_SIZE = (560, 200)
 WHOLE = ("A0", "Y")
 KIND_WORDS = {"input": "the input X", "target": "the labels Y", "parameter": "a parameter",
               "linear": "a linear node", "activation": "an activation node", "merge": "a sum of two paths",
-              "cost": "the cost"}
+              "pooling": "a pooling node", "reshape": "a flatten node", "cost": "the cost"}
 
 
 def kept_steps(trace: Trace, must: list[int]) -> list[int]:
@@ -50,7 +51,7 @@ def kept_steps(trace: Trace, must: list[int]) -> list[int]:
 
 def _numbers(chapter: Chapter, quantity: str, value: Any, whole: bool = False) -> list[list[str]]:
     """A value as rows of printed numbers, half-up to the quantity's decimals (whole data stays whole)."""
-    array = np.atleast_2d(np.asarray(value, dtype=float))
+    array = as_matrix(np.atleast_2d(np.asarray(value, dtype=float)))  # an image: its stacked matrix
     q = keys.before_update(quantity)
     if (whole or q in WHOLE) and np.all(np.mod(array, 1) == 0):
         return [[str(int(x)) for x in row] for row in array]

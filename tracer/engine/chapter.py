@@ -21,6 +21,7 @@ import numpy as np
 
 from tracer.engine import keys
 from tracer.engine.graph import LAYERS, Graph, GraphError, LayerSpec, NodeSpec, from_layers, from_nodes
+from tracer.engine.image_data import BACKGROUND, INK, SHIFTS, Patterns, generate
 from tracer.engine.nodes import NODES, Cost, Linear, activations, costs
 from tracer.engine.optimizers import DEFAULTS as OPTIMIZER_DEFAULTS
 from tracer.engine.optimizers import OPTIMIZERS
@@ -98,12 +99,13 @@ class Chapter:
 
     @property
     def m(self) -> int:
-        return self.X.shape[1]
+        return self.X.shape[-1]
 
     @property
-    def n_inputs(self) -> int:
-        """Rows of X: the given features and then the feature crosses."""
-        return self.X.shape[0]
+    def n_inputs(self) -> int | tuple[int, ...]:
+        """Rows of X: the given features and then the feature crosses; for images, each example's
+        channels × height × width."""
+        return features(self.X)
 
     @property
     def n_features(self) -> int:
@@ -125,11 +127,17 @@ class Chapter:
         return sorted(chosen)
 
 
-def trace_bytes(graph: Graph, n_inputs: int, batch: int, n_state: int, recorded: int) -> int:
+def features(X: np.ndarray) -> int | tuple[int, ...]:
+    """What one example is: its number of features (X features × examples), or for an image batch
+    (channels × height × width × examples) its shape."""
+    return X.shape[0] if X.ndim == 2 else tuple(X.shape[:-1])
+
+
+def trace_bytes(graph: Graph, n_inputs: int | tuple[int, ...], batch: int, n_state: int, recorded: int) -> int:
     """About how many bytes a run's trace takes: each recorded step keeps every node's value, local
     gradients and gradient (graph.shapes), the batch, and every parameter before and after its update,
     its gradient and optimizer state."""
-    per_step = n_inputs * batch + batch + 1
+    per_step = math.prod(n_inputs if isinstance(n_inputs, tuple) else (n_inputs,)) * batch + batch + 1
     per_step += sum(math.prod(s) for s in graph.shapes(n_inputs, batch).values())
     per_step += sum(math.prod(s) for s in graph.parameter_shapes(n_inputs).values()) * (2 + n_state)
     return 8 * per_step * recorded
@@ -238,13 +246,24 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     title = top.text("title", required=True)
 
     data = top.table("data")
-    X_rows = data.matrix("X", required=True)
-    Y_rows = data.matrix("Y", required=True, allow_flat=True, flat_is_column=True)
+    made = data.generated("generate") if "generate" in data else None
+    if made is not None:
+        for key in ("X", "Y"):
+            if key in data:
+                data.fail(key, "no X or Y beside [data.generate], which makes both", f"{key} given")
+        images, Y_rows = made
+    else:
+        images = data.images("X")
+    X_rows = data.matrix("X", required=True) if images is None else images.reshape(len(images), -1)
+    if made is None:
+        Y_rows = data.matrix("Y", required=True, allow_flat=True, flat_is_column=True)
     if Y_rows.shape[0] != X_rows.shape[0]:
         data.fail("Y", f"one row per example, as X has ({X_rows.shape[0]} rows)", f"{Y_rows.shape[0]} rows")
+    if images is not None and "feature_crosses" in data:
+        data.fail("feature_crosses", "no feature crosses for images (X gives one image per example)", "some")
     crosses = data.crosses("feature_crosses", n_features=X_rows.shape[1])
     data.done()
-    X = append_crosses(X_rows.T.copy(), crosses)
+    X = append_crosses(X_rows.T.copy(), crosses) if images is None else np.moveaxis(images, 0, -1).copy()
     Y = Y_rows.T.copy()
 
     network = top.table("network")
@@ -252,7 +271,7 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     train = top.table("train")
     cost = train.choice("cost", tuple(costs()), default="squared_error")
     from_logits = train.boolean("from_logits", default=False)
-    layers, nodes, graph = network.graph(X.shape[0], Y.shape[0], cost, from_logits, bias, train)
+    layers, nodes, graph = network.graph(features(X), Y.shape[0], cost, from_logits, bias, train)
     network.done()
     if costs()[cost].distributions:
         bad = [i for i in range(Y.shape[1]) if np.any(Y[:, i] < 0) or abs(Y[:, i].sum() - 1.0) > 1e-12]
@@ -266,16 +285,19 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     seed = init.integer("seed", default=None, minimum=0, maximum=2**32 - 1)
     values_table = init.table("values")
     names = graph.parameter_names
-    shapes = graph.parameter_shapes(X.shape[0])
-    biases = {node.b for node in graph.linear if node.b}
+    shapes = graph.parameter_shapes(features(X))
+    biases = {node.b for node in graph.weighted if node.b}
     values: dict[str, np.ndarray] = {}
     for key in values_table.keys():
         if key not in names:
             values_table.fail(key, f"a parameter of this network ({', '.join(names)})", "an unknown name",
                               suggest=names)
-        values[key] = values_table.matrix(key, shape=shapes[key], allow_flat=key in biases)
+        if len(shapes[key]) == 2:
+            values[key] = values_table.matrix(key, shape=shapes[key], allow_flat=key in biases)
+        else:
+            values[key] = values_table.array(key, shapes[key])
     values_table.done()
-    drawn = [node.W for node in graph.linear]
+    drawn = [node.W for node in graph.weighted]
     if seed is None and any(n not in values for n in drawn):
         missing = next(n for n in drawn if n not in values)
         init.fail("seed", f"a seed, because {missing} is drawn at random (or give {missing} in [init.values])",
@@ -292,7 +314,7 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
                 train.fail(key, f"a hyper-parameter of the {optimizer!r} optimizer "
                                 f"({', '.join(OPTIMIZERS[optimizer].uses) or 'it has none'})", key)
             hyper[key] = train.number(key, positive=True, below_one=key != "epsilon")
-    m = X.shape[1]
+    m = X.shape[-1]
     batch_size = train.batch_size("batch_size", m)
     shuffle = train.boolean("shuffle", default=False)
     shuffle_seed = train.integer("shuffle_seed", default=seed or 0, minimum=0, maximum=2**32 - 1)
@@ -303,14 +325,14 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     record_steps = record.step_list("steps", steps)
     record_every = record.integer("every", default=None if record_steps else 1, minimum=1)
     record.done()
-    size = trace_bytes(graph, X.shape[0], batch_size, len(OPTIMIZERS[optimizer].state),
+    size = trace_bytes(graph, features(X), batch_size, len(OPTIMIZERS[optimizer].state),
                        _count_recorded(steps, record_every, record_steps))
     room = _memory_available()
     if room is not None and size > room:
         record.fail("every" if record_every else "steps",
                     f"a trace that fits in memory ({_bytes(room)} free): record fewer steps (a larger [record] "
                     "every, or a short [record] steps list)", f"a trace of about {_bytes(size)}")
-    seconds = steps * step_seconds(graph, X.shape[0], batch_size)
+    seconds = steps * step_seconds(graph, features(X), batch_size)
     if seconds > 60 * max_minutes():
         train.fail("steps", f"a run that ends within {duration(60 * max_minutes())} (fewer steps, fewer or smaller "
                             "layers, or fewer examples; $TRACER_MAX_MINUTES raises the limit)",
@@ -336,6 +358,9 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
         source=str(raw.get("source", "")), nodes=nodes,
     )
 
+
+#: Node kinds written only through `[network] layers` (their settings are a layer's): the image nodes.
+LAYER_ONLY = ("pooling", "reshape")
 
 #: Sections that later tools read and check themselves with a Section: [article] (tracer verify),
 #: [document] (tracer build), [exercise] (tracer check / tracer exercises).
@@ -492,6 +517,72 @@ class Section:
             self.fail(key, expected, f"{array.shape[0]} × {array.shape[1]}")
         return array
 
+    def array(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        """An array of any number of dimensions written as nested lists (a convolution's W: filters ×
+        channels × kernel height × kernel width); leading dimensions of size 1 may be left out."""
+        value = self.get(key, required=True)
+        expected = f"a {' × '.join(map(str, shape))} array written as nested lists of numbers"
+        found = _nested_shape(value)
+        if isinstance(found, str):
+            self.fail(key, expected, found)
+        array = np.array(value, dtype=float)
+        short = tuple(shape)
+        while short and short[0] == 1 and len(short) > array.ndim:
+            short = short[1:]
+        if array.shape != short:
+            self.fail(key, expected, " × ".join(map(str, array.shape)) or "a number")
+        if not np.all(np.isfinite(array)):
+            self.fail(key, "finite numbers", "a number that is not finite")
+        return array.reshape(shape)
+
+    def images(self, key: str) -> np.ndarray | None:
+        """X given as images, one entry per example, each channels × height × width or height × width
+        (one channel): examples × channels × height × width. None when X is a table of rows."""
+        value = self.get(key, required=True)
+        if not (isinstance(value, list) and value and isinstance(value[0], list) and value[0]
+                and isinstance(value[0][0], list)):
+            return None
+        found = _nested_shape(value)
+        expected = ("one image per example, each a list of rows of numbers (height × width) or a list of "
+                    "channels of them, every image the same size")
+        if isinstance(found, str):
+            self.fail(key, expected, found)
+        if len(found) not in (3, 4):
+            self.fail(key, expected, f"nested {len(found)} deep")
+        array = np.array(value, dtype=float)
+        if not np.all(np.isfinite(array)):
+            self.fail(key, "finite numbers", "a number that is not finite")
+        return array[:, None] if array.ndim == 3 else array
+
+    def generated(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """`[data.generate]`: images made from each class's pattern (tracer.engine.image_data); (images as
+        examples × channels × height × width, labels as examples × classes)."""
+        section = self.table(key)
+        table = section.table("patterns")
+        names = table.keys()
+        if len(names) < 2:
+            table.fail(None, "two or more classes, each a pattern: a list of rows such as \"..##..\"",
+                       f"{len(names)} class(es)")
+        rows: list[tuple[str, ...]] = []
+        for name in names:
+            value = table.get(name)
+            ok = isinstance(value, list) and value and all(isinstance(r, str) and r and set(r) <= {INK, BACKGROUND}
+                                                           for r in value)
+            if not ok or len({len(r) for r in value}) != 1:
+                table.fail(name, f"a list of rows of {INK!r} (ink) and {BACKGROUND!r}, every row as long as the first",
+                           _describe(value))
+            if rows and (len(value), len(value[0])) != (len(rows[0]), len(rows[0][0])):
+                table.fail(name, f"a pattern of {len(rows[0])} rows of {len(rows[0][0])}, as the first",
+                           f"{len(value)} rows of {len(value[0])}")
+            rows.append(tuple(value))
+        per_class = section.integer("per_class", default=1, minimum=1, maximum=len(SHIFTS))
+        noise = section.number("noise") or 0.0
+        if noise >= 0.5:
+            section.fail("noise", "a number from 0 to below 0.5 (each pixel changed by at most that)", _short(noise))
+        seed = section.integer("seed", default=0, minimum=0, maximum=2**32 - 1)
+        section.done()
+        return generate(Patterns(tuple(names), tuple(rows), per_class, noise, seed))
+
     def crosses(self, key: str, n_features: int) -> tuple[tuple[int, ...], ...]:
         value = self.get(key)
         if value is None:
@@ -504,7 +595,7 @@ class Section:
                 self.fail(key, expected, str(cross))
         return tuple(tuple(c) for c in value)
 
-    def graph(self, n_inputs: int, n_outputs: int, cost: str, from_logits: bool, bias: bool,
+    def graph(self, n_inputs: int | tuple[int, ...], n_outputs: int, cost: str, from_logits: bool, bias: bool,
               train: "Section") -> tuple[tuple[LayerSpec, ...], tuple[NodeSpec, ...], Graph]:
         """The network: `layers` (the shorthand, a layer per entry) or `graph` (the nodes written out),
         checked and built; the last layer or node must have one unit per row of Y."""
@@ -541,10 +632,9 @@ class Section:
         for i, spec in enumerate(value):
             layer = Section(spec, self.file, f"{self.name}.{key}[{i}]")
             kind = layer.choice("kind", tuple(LAYERS), default="dense")
-            units = layer.integer("units", required=True, minimum=1, maximum=10_000)
-            activation = layer.choice("activation", tuple(activations()), default="sigmoid")
+            spec = LAYERS[kind].read(layer)
             layer.done()
-            layers.append(LayerSpec(units, activation, kind))
+            layers.append(spec)
         return tuple(layers)
 
     def nodes(self, key: str) -> tuple[NodeSpec, ...]:
@@ -553,7 +643,7 @@ class Section:
         if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
             self.fail(key, 'a list of nodes such as [{name = "Z1", op = "linear", input = "A0", units = 3}, '
                            '{name = "A1", op = "sigmoid", input = "Z1"}]', _describe(value))
-        kinds = tuple(k for k, cls in NODES.items() if not issubclass(cls, Cost))
+        kinds = tuple(k for k, cls in NODES.items() if not issubclass(cls, Cost) and cls.kind not in LAYER_ONLY)
         specs: list[NodeSpec] = []
         known = [keys.INPUT]
         for i, entry in enumerate(value):
@@ -618,6 +708,23 @@ class Section:
             if not 0 <= v < steps:
                 self.fail(key, f"step numbers from 0 to {steps - 1} (steps are counted from 0)", _short(v))
         return tuple(sorted(set(value)))
+
+
+def _nested_shape(value: Any, where: str = "") -> tuple[int, ...] | str:
+    """The shape of nested lists of numbers, or what is wrong with them (ragged, not a number)."""
+    if _is_number(value):
+        return ()
+    if not isinstance(value, list) or not value:
+        return f"{_describe(value)}{where}"
+    shapes = [_nested_shape(v, f"{where} at entry {i + 1}") for i, v in enumerate(value)]
+    for s in shapes:
+        if isinstance(s, str):
+            return s
+    if any(s != shapes[0] for s in shapes):
+        bad = next(i for i, s in enumerate(shapes) if s != shapes[0])
+        return f"entry {bad + 1}{where} of a different size ({' × '.join(map(str, shapes[bad])) or 'a number'} " \
+               f"against {' × '.join(map(str, shapes[0])) or 'a number'})"
+    return (len(value),) + shapes[0]
 
 
 def _is_number(value: Any) -> bool:

@@ -35,6 +35,11 @@ class GraphError(ValueError):
 # --------------------------------------------------------------------------- the graph
 
 
+def input_shape(n_inputs: int | tuple[int, ...], m: int) -> tuple[int, ...]:
+    """The input batch's shape: features × m, or for images channels × height × width × m."""
+    return (*n_inputs, m) if isinstance(n_inputs, tuple) else (n_inputs, m)
+
+
 class Graph:
     """Nodes in forward order, the last one the cost; the data are A0 (the input) and Y (the labels)."""
 
@@ -105,6 +110,11 @@ class Graph:
         return [n for n in self.nodes if isinstance(n, Linear)]  # type: ignore[misc]
 
     @property
+    def weighted(self) -> list[Node]:
+        """The nodes whose weights are drawn at the start (linear and convolution nodes), in forward order."""
+        return [n for n in self.nodes if callable(getattr(n, "initial", None))]
+
+    @property
     def bias(self) -> bool:
         """Do the linear nodes have biases (all of them do, or none)?"""
         return any(n.b for n in self.linear)
@@ -143,10 +153,10 @@ class Graph:
     def summary(self, n_inputs: int) -> str:
         """The network in a line: '2 → 3 sigmoid → 1 sigmoid; squared error cost' (a sum of paths by its nodes)."""
         shapes = self.value_shapes(n_inputs, 1)
-        parts = [str(n_inputs)]
+        parts = [" × ".join(map(str, shapes[INPUT][:-1]))]
         for node in self.nodes[:-1]:
-            if node.kind == "activation":
-                parts.append(f"{shapes[node.name][0]} {node.readable}")
+            if node.kind in ("activation", "pooling", "reshape"):
+                parts.append(f"{' × '.join(map(str, shapes[node.name][:-1]))} {node.readable}")
             elif node.kind == "merge":
                 parts.append(f"{node.name} = {' + '.join(node.inputs)}")
         return " → ".join(parts) + f"; {self.cost.readable} cost"
@@ -155,13 +165,13 @@ class Graph:
 
     def value_shapes(self, n_inputs: int, m: int) -> dict[str, tuple[int, ...]]:
         """The shape of the data and of every node's value for a batch of m examples."""
-        shapes: dict[str, tuple[int, ...]] = {INPUT: (n_inputs, m), TARGET: (self.output_units(n_inputs), m)}
+        shapes: dict[str, tuple[int, ...]] = {INPUT: input_shape(n_inputs, m), TARGET: (self.output_units(n_inputs), m)}
         for node in self.nodes:
             shapes[node.name] = node.shape([shapes[name] for name in node.inputs])
         return shapes
 
     def output_units(self, n_inputs: int) -> int:
-        shapes: dict[str, tuple[int, ...]] = {INPUT: (n_inputs, 1)}
+        shapes: dict[str, tuple[int, ...]] = {INPUT: input_shape(n_inputs, 1)}
         for node in self.nodes[:-1]:
             shapes[node.name] = node.shape([shapes[name] for name in node.inputs])
         return shapes[self.output.name][0]
@@ -349,6 +359,11 @@ class LayerKind:
 
     name: ClassVar[str]
 
+    def read(self, layer: Any) -> LayerSpec:
+        """The layer's settings, read from its table of the chapter (a chapter Section, which names the key
+        of anything wrong)."""
+        raise NotImplementedError
+
     def nodes(self, spec: LayerSpec, index: int, source: str, bias: bool) -> list[Node]:
         raise NotImplementedError
 
@@ -366,6 +381,11 @@ class Dense(LayerKind):
     """Z<l> = W<l>·A<l-1> + b<l>, then A<l> = activation(Z<l>)."""
 
     name = "dense"
+
+    def read(self, layer):
+        units = layer.integer("units", required=True, minimum=1, maximum=10_000)
+        activation = layer.choice("activation", tuple(activations()), default="sigmoid")
+        return LayerSpec(units, activation, self.name)
 
     def nodes(self, spec, index, source, bias):
         Z, A = keys.layer_value("Z", index), keys.layer_value("A", index)
@@ -422,4 +442,4 @@ def from_nodes(specs: tuple[NodeSpec, ...], cost: str, from_logits: bool = False
 
 
 __all__ = ["Graph", "GraphError", "Carry", "LayerSpec", "LayerKind", "LAYERS", "NodeSpec", "from_layers",
-           "from_nodes", "cost_node"]
+           "from_nodes", "cost_node", "input_shape"]

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from tracer.engine import keys
+from tracer.engine import keys, map_lines
 from tracer.operations import op
 
 #: op name → node class, for chapter files (`activation = "softmax"`, `op = "add"`) and saved traces.
@@ -104,6 +104,22 @@ class Sheet(Protocol):
         """Where `node` writes the gradient it passes to `wrt`: ∂Cost/∂wrt, or its part through `node`."""
 
 
+def _maps(sheet: Sheet, name: str) -> list[tuple[Any, tuple[int | None, ...] | None, tuple[int | None, ...] | None]]:
+    """How an element-wise node's lines are cut: the whole value at once (a matrix), or for an image
+    (channels × height × width × examples) one map per channel of each example. Each: the symbols
+    (a function of a quantity's name, for that map), the index of the map, and the part it is."""
+    shape = np.shape(sheet.value(name))
+    if len(shape) <= 2:
+        return [(sheet.symbol, None, None)]
+    out = []
+    for n in map_lines.examples(shape[-1]):
+        for c in range(shape[0]):
+            def S(q: str, n: int = n, c: int = c) -> str:
+                return sheet.example(q, n + 1) + (f"[{c + 1}]" if shape[0] > 1 else "")
+            out.append((S, (c, None, None, n), (c, None, None, n)))
+    return out
+
+
 def _out(like: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return np.empty_like(like, dtype=float) if out is None else out
 
@@ -139,6 +155,11 @@ class Node:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {self.inputs!r})"
+
+    def branches(self, args: list[np.ndarray]) -> bytes:
+        """On which side of every kink the node's input lies (a max-pool: which entry wins each window);
+        the finite differences leave out a change that moves it."""
+        return b"".join(np.sign(args[0] - k).tobytes() for k in self.kinks)
 
     def spec(self) -> dict[str, Any]:
         """The node as data (a trace's meta keeps the graph this way): op, name, inputs, parameters, options."""
@@ -279,6 +300,10 @@ class Linear(Node):
         return self.params[1] if len(self.params) > 1 else None
 
     def shape(self, shapes):
+        if len(shapes[0]) != 2:
+            raise ValueError(f"{self.name}: a dense layer reads one column per example, but {self.inputs[0]} is "
+                             f"{' × '.join(map(str, shapes[0][:-1]))} per example (a flatten layer before it makes "
+                             "the column)")
         return (self.units, shapes[0][1])
 
     def parameter_shapes(self, shapes):
@@ -440,24 +465,27 @@ class Activation(Unary):
         return op("mul", grad, local[wrt])
 
     def worked_forward(self, sheet):
-        S, Z = sheet.symbol, self.inputs[0]
-        tree = self.expression(sheet.operand(Z))
-        if not isinstance(tree, dict):  # the identity: nothing to work out
-            return []
-        return [Worked(self.name, self.definition_tex(S), tree)]
+        out = []
+        for S, at, part in _maps(sheet, self.name):
+            tree = self.expression(sheet.operand(self.inputs[0], at))
+            if not isinstance(tree, dict):  # the identity: nothing to work out
+                return []
+            out.append(Worked(self.name, self.definition_tex(S), tree, part=part))
+        return out
 
     def worked_backward(self, sheet):
-        S, Z = sheet.symbol, self.inputs[0]
+        Z = self.inputs[0]
         local, dA, target = keys.local(self.name, Z), keys.grad(self.name), sheet.target(self, Z)
         out = []
-        tree = self.local_expression(sheet.operand(Z), sheet.operand(self.name))
-        indicator = isinstance(tree, dict) and tree["op"] == "heaviside"  # 0 or 1 by definition
-        if tree is not None:
-            out.append(Worked(local, f"{S(local)} = " + fill(self.gradient_tex, A=S(self.name), Z=S(Z)), tree,
-                              whole=indicator))
-        times = r" \odot " if np.size(sheet.value(self.name)) > 1 else r" \cdot "
-        out.append(Worked(target, f"{S(target)} = {S(dA)}{times}{S(local)}",
-                          op("mul", sheet.operand(dA), sheet.operand(local, exact=indicator))))
+        for S, at, part in _maps(sheet, self.name):
+            tree = self.local_expression(sheet.operand(Z, at), sheet.operand(self.name, at))
+            indicator = isinstance(tree, dict) and tree["op"] == "heaviside"  # 0 or 1 by definition
+            if tree is not None:
+                out.append(Worked(local, f"{S(local)} = " + fill(self.gradient_tex, A=S(self.name), Z=S(Z)), tree,
+                                  whole=indicator, part=part))
+            times = r" \odot " if np.size(sheet.value(self.name)) > 1 else r" \cdot "
+            out.append(Worked(target, f"{S(target)} = {S(dA)}{times}{S(local)}",
+                              op("mul", sheet.operand(dA, at), sheet.operand(local, at, exact=indicator)), part=part))
         return out
 
     def local_gradient(self, Z: np.ndarray, A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

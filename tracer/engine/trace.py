@@ -96,9 +96,9 @@ class Trace:
     def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The examples (A0 = X of the batch) and labels Y of `step`."""
         idx = self.arrays["batch"][self.slot(step)]
-        if len(idx) == self.X.shape[1] and np.array_equal(idx, np.arange(len(idx))):
+        if len(idx) == self.X.shape[-1] and np.array_equal(idx, np.arange(len(idx))):
             return self.X, self.Y
-        return self.X[:, idx], self.Y[:, idx]
+        return self.X[..., idx], self.Y[:, idx]
 
     def at(self, step: int) -> dict[str, Any]:
         """Every quantity recorded at `step` by name (A0, Y, Z1, …, cost, dW1, W1, W1_after, …)."""
@@ -296,11 +296,11 @@ def _assemble(cls: type[Trace], meta: dict[str, Any], members: dict[str, np.ndar
         if array.ndim == 0 or len(array) != len(steps):
             raise _Invalid(f"arrays/{name} does not have one entry per recorded step")
     X, Y = members["X"], members["Y"]
-    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1] or not X.shape[1]:
+    if X.ndim not in (2, 4) or Y.ndim != 2 or X.shape[-1] != Y.shape[1] or not X.shape[-1]:
         raise _Invalid("'X' and 'Y' are not matrices with one column per example")
     batch = arrays.get("batch")
     if batch is None or batch.ndim != 2 or batch.dtype.kind not in "iu" or \
-            (batch.size and (batch.min() < 0 or batch.max() >= X.shape[1])):
+            (batch.size and (batch.min() < 0 or batch.max() >= X.shape[-1])):
         raise _Invalid("arrays/batch does not hold each recorded step's example numbers")
     try:
         Graph.from_spec(meta["graph"])

@@ -44,7 +44,7 @@ def initial_parameters(chapter: Chapter) -> dict[str, np.ndarray]:
     for name, shape in graph.parameter_shapes(chapter.n_inputs).items():
         params[name] = np.zeros(shape)
     if rng is not None:
-        for node in graph.linear:
+        for node in graph.weighted:
             params.update(node.initial(rng, chapter.scheme, [values[n] for n in node.inputs]))
     params.update({k: v.copy() for k, v in chapter.values.items()})
     return {name: params[name] for name in chapter.parameter_names}
@@ -145,7 +145,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
                 out = node_block.views(nodes[s])
             else:
                 out = scratch_all
-            A0, Yb = (X, Y) if full_batch else (X[:, idx], Y[:, idx])
+            A0, Yb = (X, Y) if full_batch else (X[..., idx], Y[:, idx])
             bound = passes.get((id(out), current)) if full_batch and not direct else None
             if bound is None:
                 bound = net.bind(params, A0, Yb, out, rounder)

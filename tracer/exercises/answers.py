@@ -95,7 +95,8 @@ class Answer:
         if len(self.numbers) != size:
             return None
         ok = (len(self.layout) < 2 and (len(shape) < 2 or 1 in shape)) or self.layout == shape \
-            or (len(self.layout) == 2 and shape == () and self.layout == (1, 1))
+            or (len(self.layout) == 2 and shape == () and self.layout == (1, 1)) \
+            or (len(shape) > 2 and self.layout == stacked_shape(shape))
         if not ok:
             return None
         return np.array(self.numbers, dtype=object).reshape(shape)
@@ -608,9 +609,19 @@ def right_at_own_digits(answer: Answer, exact: np.ndarray, hand: np.ndarray | li
     return all(tolerance.accepts(g, c, min(decimals_in(g), decimals)) for g, c in zip(given.ravel(), accepted))
 
 
+def stacked_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+    """The matrix an image quantity (or a kernel) is written as: its leading dimensions stacked into rows,
+    one column per last index (tracer.abbreviation.as_matrix), so Z1 of 1 × 3 × 3 × 2 is 9 × 2."""
+    return (int(np.prod(shape[:-1])), int(shape[-1]))
+
+
 def shape_message(answer: Answer, quantity: str, shape: tuple[int, ...]) -> str:
     """What was expected for a value of `shape`, and what the answer gave."""
-    if len(shape) < 2 or shape == (1, 1):
+    if len(shape) > 2:
+        rows, cols = stacked_shape(shape)
+        want = (f"{' × '.join(map(str, shape))}, written as a {rows} × {cols} matrix: one column per "
+                f"{'example' if cols > 1 else 'last index'}, its entries read map by map, row by row: [[…], …]")
+    elif len(shape) < 2 or shape == (1, 1):
         want = "one number" if int(np.prod(shape)) == 1 else f"{int(np.prod(shape))} numbers"
     else:
         rows, cols = shape

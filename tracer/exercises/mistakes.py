@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from tracer.engine import keys
-from tracer.engine.chapter import Chapter
+from tracer.engine.chapter import Chapter, features
 from tracer.engine.graph import Carry, Graph
 from tracer.engine.keys import COST, INPUT, TARGET
 from tracer.engine.nodes import Activation, ColumnActivation, Cost, Linear, Node
@@ -75,7 +75,7 @@ def rerun_step(ctx: StepContext, *, net: Graph | None = None, params: dict[str, 
     params = params if params is not None else ctx.params
     A0 = ctx.A0 if A0 is None else A0
     Y = ctx.Y if Y is None else Y
-    sizes = net.shapes(A0.shape[0], A0.shape[1])
+    sizes = net.shapes(features(A0), A0.shape[-1])
     sizes.update(shapes or {})
     out = {k: np.zeros(s) for k, s in sizes.items()}
     with np.errstate(all="ignore"):
@@ -285,7 +285,7 @@ def _with(ctx: StepContext, node: Node) -> Graph:
 
 @mistake("no_mean", "the 1/m left out")
 def _no_mean(ctx, answers):
-    m = ctx.A0.shape[1]
+    m = ctx.A0.shape[-1]
     net = _with(ctx, scaled_cost(ctx.chapter.network.cost, m))
     yield (f"left out the 1/m: summed over the m = {m} examples instead of averaging "
            f"(the cost and its gradient {m} times too large)", rerun_step(ctx, net=net))
@@ -364,7 +364,7 @@ def _jacobian_diagonal(ctx, answers):
 
 @mistake("bias_not_summed", "the bias gradient not summed over the examples")
 def _bias_not_summed(ctx, answers):
-    m = ctx.A0.shape[1]
+    m = ctx.A0.shape[-1]
     for node in ctx.chapter.network.linear:
         if not node.b:
             continue
@@ -376,8 +376,8 @@ def _bias_not_summed(ctx, answers):
 
 @mistake("transposed", "Xᵀ instead of X, or the transpose of the result")
 def _transposed(ctx, answers):
-    m = ctx.A0.shape[1]
-    shapes = ctx.chapter.network.parameter_shapes(ctx.A0.shape[0])
+    m = ctx.A0.shape[-1]
+    shapes = ctx.chapter.network.parameter_shapes(features(ctx.A0))
     for node in ctx.chapter.network.linear:
         n, n_in = shapes[node.W]
         x = "X" if node.inputs[0] == INPUT else node.inputs[0]
@@ -448,13 +448,13 @@ def _previous_weights(ctx, answers):
 
 @mistake("one_example", "the loss of one example instead of the cost of the batch")
 def _one_example(ctx, answers):
-    m = ctx.A0.shape[1]
+    m = ctx.A0.shape[-1]
     if m < 2:
         return
     for i in range(m):
         yield (f"used the loss of example {i + 1} alone instead of the cost of the batch "
                f"(the average over all {m} examples)",
-               rerun_step(ctx, A0=ctx.A0[:, [i]], Y=ctx.Y[:, [i]]))
+               rerun_step(ctx, A0=ctx.A0[..., [i]], Y=ctx.Y[:, [i]]))
 
 
 def variants(ctx: StepContext, answers: dict[str, np.ndarray] | None = None,

@@ -33,7 +33,7 @@ from tracer.engine import keys
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
 from tracer.exercises import tolerance
-from tracer.exercises.answers import Answer, StepChecker
+from tracer.exercises.answers import Answer, StepChecker, stacked_shape
 from tracer.rounding import format_number
 
 TEMPLATE = "practice.html.j2"
@@ -85,7 +85,7 @@ def practice_data(v: Any, checker: StepChecker | None = None) -> dict[str, Any]:
     quantities = []
     for q in order:
         quantities.append({
-            "q": q, "symbol": _symbol(q), "shape": list(shapes[q]) or [1], "asked": q in points,
+            "q": q, "symbol": _symbol(q), "shape": list(stacked_shape(shapes[q]) if len(shapes[q]) > 2 else shapes[q]) or [1], "asked": q in points,
             "points": tolerance.text(Decimal(repr(float(points[q])))) if q in points else None,
             "shares": [tolerance.text(s) for s in tolerance.shares(points[q], int(np.prod(shapes[q]) or 1))]
             if q in points else None,
