@@ -1023,7 +1023,10 @@ def oracle_checks(trace: Any, steps: list[int] | None = None) -> list[Comparison
                 upstream = np.empty(P.shape, dtype=object)
                 for i in range(P.shape[1]):
                     upstream[:, i] = _column_entries(fn.derivatives, *Y[:, i], *P[:, i], M)
-            _keep(found, keys.COST, step, np.array(float(mpmath.fsum(terms))), np.array(v[keys.COST]))
+            penalties = [evaluate(node.penalty_expression(Name(node.W), M), leaf, exact=True)
+                         for node in graph.nodes if hasattr(node, "penalty_expression")]  # L2: (λ/2m)·Σ W²
+            _keep(found, keys.COST, step, np.array(float(mpmath.fsum(terms) + mpmath.fsum(penalties))),
+                  np.array(v[keys.COST]))
             grads = {keys.grad(cost.prediction): upstream}
             _keep(found, keys.grad(cost.prediction), step, _floats(upstream), v[keys.grad(cost.prediction)])
             for node in reversed(graph.nodes[:-1]):
@@ -1165,7 +1168,8 @@ def _cost_from(graph: Graph, params: dict[str, np.ndarray], values: dict[str, np
         now[node.name] = node.forward(args, [params[p] for p in node.params])
         sides += [np.sign(args[0] - k).tobytes() for k in node.kinks]
         changed.add(node.name)
-    return graph.cost.cost(now[TARGET], now[graph.prediction]), b"".join(sides)
+    cost = graph.cost.cost(now[TARGET], now[graph.prediction]) + graph.penalty(params, now[TARGET].shape[1])
+    return cost, b"".join(sides)
 
 
 def _clipped_examples(graph: Graph, values: dict[str, np.ndarray]) -> np.ndarray:

@@ -24,6 +24,7 @@ from tracer.engine.graph import LAYERS, Graph, GraphError, LayerSpec, NodeSpec, 
 from tracer.engine.nodes import NODES, Cost, Linear, activations, costs
 from tracer.engine.optimizers import DEFAULTS as OPTIMIZER_DEFAULTS
 from tracer.engine.optimizers import OPTIMIZERS
+from tracer.engine.penalties import Regularisation, penalised
 from tracer.errors import SHOWN, TracerError, quoted
 from tracer.progress import duration, max_minutes, step_seconds
 from tracer.resources import bundled_path
@@ -88,13 +89,17 @@ class Chapter:
     raw: dict[str, Any]  # the whole parsed file, for sections later tools read (article, document, …)
     source: str = ""  # where the chapter's numbers come from (the article), as the file's `source` says
     nodes: tuple[NodeSpec, ...] = ()  # the [network] graph, written out node by node
+    regularisation: Regularisation = Regularisation()  # [train] l2, weight_decay, decay_biases
+    dropout_seed: int = 0  # [train] dropout_seed: the masks of every step are drawn from it
 
     @functools.cached_property
     def network(self) -> Graph:
         """The chapter's network as a graph of nodes, the cost last."""
         if self.nodes:
-            return from_nodes(self.nodes, self.cost, self.from_logits, self.bias)
-        return from_layers(self.layers, self.cost, self.from_logits, self.bias)
+            graph = from_nodes(self.nodes, self.cost, self.from_logits, self.bias)
+        else:
+            graph = from_layers(self.layers, self.cost, self.from_logits, self.bias)
+        return penalised(graph, self.regularisation.l2)
 
     @property
     def m(self) -> int:
@@ -297,6 +302,14 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     shuffle = train.boolean("shuffle", default=False)
     shuffle_seed = train.integer("shuffle_seed", default=seed or 0, minimum=0, maximum=2**32 - 1)
     frozen = train.names("frozen", names)
+    regularisation = Regularisation(
+        l2=train.number("l2", positive=True) or 0.0,
+        weight_decay=train.number("weight_decay", positive=True) or 0.0,
+        decay_biases=train.boolean("decay_biases", default=False))
+    if "decay_biases" in train and not regularisation.weight_decay:
+        train.fail("decay_biases", "weight_decay too (decay_biases says whether weight decay shrinks the biases)",
+                   "no weight_decay")
+    dropout_seed = train.integer("dropout_seed", default=seed or 0, minimum=0, maximum=2**32 - 1)
     train.done()
 
     record = top.table("record")
@@ -333,7 +346,7 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
         optimizer=optimizer, hyper=hyper, batch_size=batch_size, shuffle=shuffle,
         shuffle_seed=shuffle_seed, frozen=frozen, record_every=record_every,
         record_steps=record_steps, display=Display(decimals, decimals_for, carry), raw=raw,
-        source=str(raw.get("source", "")), nodes=nodes,
+        source=str(raw.get("source", "")), nodes=nodes, regularisation=regularisation, dropout_seed=dropout_seed,
     )
 
 

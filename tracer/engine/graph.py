@@ -198,9 +198,17 @@ class Graph:
         """Every node's value into `out` (the trace's record for this step, or scratch space)."""
         self.bind(params, A0, None, out, carry).forward()
 
-    def loss(self, Y: np.ndarray, out: dict[str, np.ndarray], carry: Carry = None) -> float:
+    def loss(self, Y: np.ndarray, out: dict[str, np.ndarray], carry: Carry = None,
+             params: dict[str, np.ndarray] | None = None) -> float:
+        """The cost of the batch; with `params`, plus every penalty a node adds to it (L2: (λ/2m)·‖W‖²)."""
         cost = self.cost.cost(Y, out[self.cost.prediction])
+        if params is not None:
+            cost += self.penalty(params, Y.shape[1])
         return float(carry(COST, np.array(cost))) if carry else cost
+
+    def penalty(self, params: dict[str, np.ndarray], m: int) -> float:
+        """The sum of what the nodes that penalise their parameters add to the cost (0 when none does)."""
+        return sum((n.penalty([params[p] for p in n.params], m) for n in self.nodes if hasattr(n, "penalty")), 0.0)
 
     def backward(self, params: dict[str, np.ndarray], A0: np.ndarray, Y: np.ndarray, out: dict[str, np.ndarray],
                  carry: Carry = None) -> None:

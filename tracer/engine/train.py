@@ -16,7 +16,7 @@ from tracer.engine import keys
 from tracer.engine.chapter import Chapter
 from tracer.engine.graph import Carry, Graph
 from tracer.engine.keys import INPUT
-from tracer.engine.optimizers import OPTIMIZERS
+from tracer.engine.penalties import make_optimizer
 from tracer.engine.trace import Trace
 from tracer import progress
 from tracer.errors import NumericalError, TracerError
@@ -87,7 +87,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     params = initial_parameters(chapter)
     if rounder:
         params = {k: rounder(k, v) for k, v in params.items()}
-    optimizer = OPTIMIZERS[chapter.optimizer](chapter.learning_rate, **chapter.hyper)
+    optimizer = make_optimizer(chapter)
     names = list(params)
     trainable = [p for p in names if p not in chapter.frozen]
     grads = {p: keys.grad(p) for p in names}
@@ -152,7 +152,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
                 if full_batch and not direct:
                     passes[(id(out), current)] = bound
             bound.forward()
-            cost = net.loss(Yb, out, rounder)
+            cost = net.loss(Yb, out, rounder, params)
             costs[k] = cost
             if not math.isfinite(cost):
                 raise _failure(k, net, params, out)
@@ -189,6 +189,8 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
         "chapter": chapter.name, "title": chapter.title,
         "graph": net.spec(),
         "optimizer": chapter.optimizer, "learning_rate": chapter.learning_rate, "hyper": chapter.hyper,
+        **({"weight_decay": chapter.regularisation.weight_decay,
+            "decay_biases": chapter.regularisation.decay_biases} if chapter.regularisation.weight_decay else {}),
         "parameters": names, "frozen": list(chapter.frozen), "state": state, "carry": carry,
         "steps_run": steps, "batch_size": m,
         "display": {"decimals": chapter.display.decimals, "decimals_for": dict(chapter.display.decimals_for)},
