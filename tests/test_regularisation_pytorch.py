@@ -151,3 +151,117 @@ def test_weight_decay_is_not_l2_under_adam():
     gd_wd = tracer.run(chapter(X, Y, params, layers, weight_decay=0.3))
     for k in params:
         np.testing.assert_allclose(gd_l2.final[k], gd_wd.final[k], rtol=1e-12, atol=1e-14)
+
+
+# --------------------------------------------------------------------------- batch normalisation
+
+
+def bn_chapter(X, Y, params, layers, steps: int = STEPS, **train) -> tracer.Chapter:
+    raw = {"title": "batch norm against PyTorch", "data": {"X": X.T.tolist(), "Y": Y.T.tolist()},
+           "network": {"layers": layers}, "init": {"values": {k: v.tolist() for k, v in params.items()}},
+           "train": {"cost": "squared_error", "learning_rate": 0.1, "steps": steps, **train}}
+    return tracer.parse_chapter(raw)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batch_norm_reproduces_torchs_batch_norm_in_training_mode(seed):
+    """F.batch_norm(training=True): forward, and the gradients of γ, β, W and of the input, over 10 steps."""
+    rng = np.random.default_rng(seed)
+    features, m, hidden = 3, 5, 4
+    X = rng.normal(size=(features, m))
+    Y = rng.random(size=(1, m))
+    eps = [1e-5, 1e-3, 0.1][seed]
+    layers = [{"units": hidden, "activation": "tanh", "batchnorm": True, "batchnorm_epsilon": eps},
+              {"units": 1, "activation": "sigmoid"}]
+    params = {"W1": rng.normal(size=(hidden, features)), "gamma1": 1 + 0.3 * rng.normal(size=(hidden, 1)),
+              "beta1": 0.3 * rng.normal(size=(hidden, 1)), "W2": rng.normal(size=(1, hidden)),
+              "b2": 0.3 * rng.normal(size=(1, 1))}
+    trace = tracer.run(bn_chapter(X, Y, params, layers))
+    w = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    opt = torch.optim.SGD(list(w.values()), lr=0.1)
+    for step in range(STEPS):
+        opt.zero_grad()
+        A0 = torch.tensor(X, dtype=torch.float64, requires_grad=True)
+        Z1 = w["W1"] @ A0
+        Zt = torch.nn.functional.batch_norm(Z1.T, None, None, w["gamma1"].flatten(), w["beta1"].flatten(),
+                                            training=True, eps=eps).T
+        Zt.retain_grad()
+        Z1.retain_grad()
+        A2 = torch.sigmoid(w["W2"] @ torch.tanh(Zt) + w["b2"])
+        loss = ((A2 - torch.tensor(Y)) ** 2).sum() / (2 * m)
+        loss.backward()
+        v = trace.at(step)
+        assert v["cost"] == pytest.approx(loss.item(), rel=TOL, abs=TOL)
+        np.testing.assert_allclose(v["Zt1"], Zt.detach().numpy(), rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(v["dZt1"], Zt.grad.numpy(), rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(v["dZ1"], Z1.grad.numpy(), rtol=TOL, atol=TOL, err_msg="dZ1: the three paths")
+        np.testing.assert_allclose(v["dA0"], A0.grad.numpy(), rtol=TOL, atol=TOL)
+        for k in params:
+            np.testing.assert_allclose(v[k], w[k].detach().numpy(), rtol=TOL, atol=TOL, err_msg=f"{k} at {step}")
+            np.testing.assert_allclose(v[f"d{k}"], w[k].grad.numpy(), rtol=TOL, atol=TOL, err_msg=f"d{k} at {step}")
+        opt.step()
+
+
+def test_batch_norm_layer_starts_gamma_at_one_beta_at_zero_and_has_no_bias():
+    rng = np.random.default_rng(9)
+    X, Y = rng.normal(size=(2, 4)), rng.random(size=(1, 4))
+    raw = {"title": "bn", "data": {"X": X.T.tolist(), "Y": Y.T.tolist()},
+           "network": {"layers": [{"units": 3, "activation": "relu", "batchnorm": True}, {"units": 1}]},
+           "init": {"seed": 1}, "train": {"learning_rate": 0.1, "steps": 1}}
+    trace = tracer.run(tracer.parse_chapter(raw))
+    assert trace.parameter_names == ["W1", "gamma1", "beta1", "W2", "b2"]
+    np.testing.assert_array_equal(trace.at(0)["gamma1"], np.ones((3, 1)))
+    np.testing.assert_array_equal(trace.at(0)["beta1"], np.zeros((3, 1)))
+    # the biased variance: each unit of Ẑ has mean 0 and mean square σ²/(σ² + ε) over the batch
+    v = trace.at(0)
+    np.testing.assert_allclose(v["var1"], np.var(v["Z1"], axis=1, ddof=0, keepdims=True), rtol=1e-14)
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+def test_dropout_reproduces_pytorch_given_the_same_masks():
+    """Inverted dropout, A·D/p, written by hand in PyTorch with the masks the trace recorded."""
+    rng = np.random.default_rng(11)
+    X, Y, params, _ = network(rng, hidden=4)
+    keep = 0.6
+    layers = [{"units": 4, "activation": "tanh", "keep": keep}, {"units": 1, "activation": "sigmoid"}]
+    trace = tracer.run(chapter(X, Y, params, layers, dropout_seed=5))
+    w = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    opt = torch.optim.SGD(list(w.values()), lr=0.1)
+    m = X.shape[1]
+    dropped = 0
+    for step in range(STEPS):
+        opt.zero_grad()
+        v = trace.at(step)
+        D = torch.tensor(v["D1"])
+        assert set(np.unique(v["D1"])) <= {0.0, 1.0}
+        dropped += int((v["D1"] == 0).sum())
+        A1 = torch.tanh(w["W1"] @ torch.tensor(X) + w["b1"])
+        A1.retain_grad()
+        A2 = torch.sigmoid(w["W2"] @ (A1 * D / keep) + w["b2"])
+        loss = torch.nn.functional.binary_cross_entropy(A2, torch.tensor(Y), reduction="sum") / m
+        loss.backward()
+        assert v["cost"] == pytest.approx(loss.item(), rel=TOL, abs=TOL)
+        np.testing.assert_allclose(v["dA1"], A1.grad.numpy(), rtol=TOL, atol=TOL)
+        for k in params:
+            np.testing.assert_allclose(v[k], w[k].detach().numpy(), rtol=TOL, atol=TOL, err_msg=f"{k} at {step}")
+            np.testing.assert_allclose(v[f"d{k}"], w[k].grad.numpy(), rtol=TOL, atol=TOL, err_msg=f"d{k} at {step}")
+        opt.step()
+    assert 0 < dropped < STEPS * v["D1"].size  # some units dropped, not all
+
+
+def test_dropout_masks_are_the_seeds_draws_step_after_step():
+    """D at step k is the k-th draw of np.random.RandomState(dropout_seed).rand(*A.shape) < keep, as a
+    notebook draws it; the same seed gives the same masks whatever is recorded, another seed others."""
+    rng = np.random.default_rng(12)
+    X, Y, params, _ = network(rng, hidden=4)
+    layers = [{"units": 4, "activation": "tanh", "keep": 0.5}, {"units": 1, "activation": "sigmoid"}]
+    trace = tracer.run(chapter(X, Y, params, layers, dropout_seed=8, steps=4))
+    draws = np.random.RandomState(8)
+    for step in range(4):
+        np.testing.assert_array_equal(trace.at(step)["D1"], (draws.rand(4, X.shape[1]) < 0.5).astype(float))
+    later = tracer.run(chapter(X, Y, params, layers, dropout_seed=8, steps=4), record=[3])
+    np.testing.assert_array_equal(later.at(3)["D1"], trace.at(3)["D1"])
+    other = tracer.run(chapter(X, Y, params, layers, dropout_seed=9, steps=4))
+    assert not np.array_equal(other.at(0)["D1"], trace.at(0)["D1"])

@@ -996,7 +996,9 @@ def oracle_checks(trace: Any, steps: list[int] | None = None) -> list[Comparison
 
             for node in graph.nodes[:-1]:
                 args = [exact[n] for n in node.inputs]
-                if isinstance(node, Activation):
+                if getattr(node, "drawn", False):  # a dropout mask: drawn, so taken as recorded
+                    value = _exact_array(v[node.name])
+                elif isinstance(node, Activation):
                     fn = _exact(node.op)
                     value = np.vectorize(lambda z: _entry((fn.value,), z), otypes=[object])(args[0])
                 elif isinstance(node, ColumnActivation):
@@ -1114,7 +1116,8 @@ def finite_difference_checks(trace: Any, steps: list[int] | None = None) -> list
                 else:
                     base = values[target].copy()
                     values[target] = base
-                    blocked = np.broadcast_to(clipped, base.shape)
+                    per_example = base.ndim and base.shape[-1] == clipped.shape[0]  # not a batch mean's column
+                    blocked = np.broadcast_to(clipped, base.shape) if per_example else np.full(base.shape, clipped.any())
                 f = lambda target=target: _cost_from(graph, params, values, target)  # noqa: E731
                 grad, bound = _central(f, base, blocked)
                 _keep(found, quantity, step, grad, v[quantity], bound)
@@ -1162,8 +1165,8 @@ def _cost_from(graph: Graph, params: dict[str, np.ndarray], values: dict[str, np
     now = dict(values)
     sides = []
     for node in graph.nodes[:-1]:
-        if not changed.intersection(node.inputs + node.params):
-            continue
+        if not changed.intersection(node.inputs + node.params) or getattr(node, "drawn", False):
+            continue  # unchanged, or a dropout mask (drawn, not computed: it stays as recorded)
         args = [now[n] for n in node.inputs]
         now[node.name] = node.forward(args, [params[p] for p in node.params])
         sides += [np.sign(args[0] - k).tobytes() for k in node.kinks]

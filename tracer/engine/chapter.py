@@ -556,9 +556,31 @@ class Section:
             kind = layer.choice("kind", tuple(LAYERS), default="dense")
             units = layer.integer("units", required=True, minimum=1, maximum=10_000)
             activation = layer.choice("activation", tuple(activations()), default="sigmoid")
+            options = self.layer_options(layer, last=i == len(value) - 1)
             layer.done()
-            layers.append(LayerSpec(units, activation, kind))
+            layers.append(LayerSpec(units, activation, kind, options))
         return tuple(layers)
+
+    @staticmethod
+    def layer_options(layer: "Section", last: bool) -> tuple[tuple[str, Any], ...]:
+        """A dense layer's batch normalisation (`batchnorm`, `batchnorm_epsilon`) and dropout (`keep`)."""
+        options: list[tuple[str, Any]] = []
+        if layer.boolean("batchnorm", default=False):
+            options.append(("batchnorm", True))
+            epsilon = layer.number("batchnorm_epsilon", positive=True)
+            if epsilon is not None:
+                options.append(("batchnorm_epsilon", epsilon))
+        elif "batchnorm_epsilon" in layer:
+            layer.fail("batchnorm_epsilon", "batchnorm = true in the same layer (ε is batch normalisation's)",
+                       "no batchnorm")
+        keep = layer.number("keep", positive=True)
+        if keep is not None:
+            if keep > 1:
+                layer.fail("keep", "a probability of keeping each unit, above 0 and at most 1", _short(keep))
+            if last:
+                layer.fail("keep", "dropout on a hidden layer (the last layer is the prediction)", _short(keep))
+            options.append(("keep", keep))
+        return tuple(options)
 
     def nodes(self, key: str) -> tuple[NodeSpec, ...]:
         """`[network] graph`: nodes such as {name = "Z1", op = "linear", input = "A0", units = 3}, in order."""

@@ -175,11 +175,24 @@ def stem_and_index(node: str) -> tuple[str, str]:
     return (stem, node[len(stem):]) if stem else (node, "")
 
 
+#: Stems written as maths rather than as letters: batch normalisation's μ, σ², Ẑ, Z̃ and dropout's Ã.
+STEM_SYMBOLS = {"mu": r"\mu", "var": r"\sigma^{2}", "Zhat": r"\hat{Z}", "Zt": r"\tilde{Z}", "Ad": r"\tilde{A}"}
+#: Stems whose layer number is written in brackets, γ^{[1]}, β^{[1]}: batch normalisation's scale and
+#: shift of layer 1, never to be read as Adam's β₁.
+BRACKETED = {"gamma": r"\gamma", "beta": r"\beta"}
+
+
 def node_symbol(node: str) -> str:
-    """A node's or parameter's name as maths: Z1 → Z_{1}, W_h → W_{h}, cost → Cost, S → S."""
+    """A node's or parameter's name as maths: Z1 → Z_{1}, W_h → W_{h}, cost → Cost, S → S; mu1 → μ_{1},
+    var1 → σ²_{1}, Zhat1 → Ẑ_{1}, Zt1 → Z̃_{1}, Ad1 → Ã_{1}, gamma1 → γ^{[1]}, beta1 → β^{[1]} (in braces, so
+    an example's mark can follow)."""
     if node == COST:
         return r"\mathrm{Cost}"
     stem, index = stem_and_index(node)
+    if stem in BRACKETED:
+        return f"{{{BRACKETED[stem]}^{{[{index}]}}}}" if index else BRACKETED[stem]
+    if stem in STEM_SYMBOLS:
+        return f"{{{STEM_SYMBOLS[stem]}_{{{index}}}}}" if index else STEM_SYMBOLS[stem]
     return f"{stem}_{{{index}}}" if index else stem
 
 

@@ -16,6 +16,7 @@ from tracer.engine import keys
 from tracer.engine.chapter import Chapter
 from tracer.engine.graph import Carry, Graph
 from tracer.engine.keys import INPUT
+from tracer.engine.dropout import draw_masks
 from tracer.engine.penalties import make_optimizer
 from tracer.engine.trace import Trace
 from tracer import progress
@@ -43,6 +44,9 @@ def initial_parameters(chapter: Chapter) -> dict[str, np.ndarray]:
     values = graph.value_shapes(chapter.n_inputs, 1)
     for name, shape in graph.parameter_shapes(chapter.n_inputs).items():
         params[name] = np.zeros(shape)
+    for node in graph.nodes:  # batch normalisation's γ starts at 1
+        if hasattr(node, "starting"):
+            params.update(node.starting([values[n] for n in node.inputs]))
     if rng is not None:
         for node in graph.linear:
             params.update(node.initial(rng, chapter.scheme, [values[n] for n in node.inputs]))
@@ -132,6 +136,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
 
     X, Y = chapter.X, chapter.Y
     full_batch = m == chapter.m and not chapter.shuffle
+    masks = np.random.RandomState(chapter.dropout_seed) if any(getattr(n, "drawn", False) for n in net.nodes) else None
     passes: dict[tuple[int, int], Any] = {}  # the bound passes over each (step values, parameter side)
     current = 0
     with np.errstate(all="ignore"):  # failures are found and named below, not warned about
@@ -146,6 +151,8 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
             else:
                 out = scratch_all
             A0, Yb = (X, Y) if full_batch else (X[:, idx], Y[:, idx])
+            if masks is not None:
+                draw_masks(net, masks, out)
             bound = passes.get((id(out), current)) if full_batch and not direct else None
             if bound is None:
                 bound = net.bind(params, A0, Yb, out, rounder)
