@@ -265,3 +265,38 @@ def test_dropout_masks_are_the_seeds_draws_step_after_step():
     np.testing.assert_array_equal(later.at(3)["D1"], trace.at(3)["D1"])
     other = tracer.run(chapter(X, Y, params, layers, dropout_seed=9, steps=4))
     assert not np.array_equal(other.at(0)["D1"], trace.at(0)["D1"])
+
+
+def test_batch_norm_running_averages_and_prediction_are_torchs_batchnorm1d():
+    """nn.BatchNorm1d (momentum 0.1, running variance from the unbiased batch variance) over 10 steps
+    in training mode, then in eval mode: the trace's running averages after each step, and the
+    prediction from them (Graph.predict), with dropout off."""
+    rng = np.random.default_rng(21)
+    features, m, hidden = 2, 6, 3
+    X, Y = rng.normal(size=(features, m)), rng.random(size=(1, m))
+    layers = [{"units": hidden, "activation": "relu", "batchnorm": True, "keep": 0.5},
+              {"units": 1, "activation": "sigmoid"}]
+    params = {"W1": rng.normal(size=(hidden, features)), "gamma1": np.ones((hidden, 1)),
+              "beta1": np.zeros((hidden, 1)), "W2": rng.normal(size=(1, hidden)), "b2": np.zeros((1, 1))}
+    chap = bn_chapter(X, Y, params, layers)
+    trace = tracer.run(chap)
+    bn = torch.nn.BatchNorm1d(hidden, dtype=torch.float64)
+    for step in range(STEPS):
+        v = trace.at(step)
+        bn.train()
+        bn(torch.tensor(v["Z1"].T))
+        np.testing.assert_allclose(v["running_mu1"], bn.running_mean.numpy().reshape(-1, 1), rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(v["running_var1"], bn.running_var.numpy().reshape(-1, 1), rtol=TOL, atol=TOL)
+    net = chap.network
+    grid = rng.normal(size=(features, 9))
+    out = {k: np.empty(s) for k, s in net.value_shapes(features, 9).items()}
+    net.predict(trace.final, grid, out, trace.running)
+    bn.eval()
+    bn.weight.data = torch.tensor(trace.final["gamma1"].ravel())
+    bn.bias.data = torch.tensor(trace.final["beta1"].ravel())
+    with torch.no_grad():
+        Z1 = torch.tensor(trace.final["W1"]) @ torch.tensor(grid)
+        A1 = torch.relu(bn(Z1.T).T)  # no dropout in prediction
+        A2 = torch.sigmoid(torch.tensor(trace.final["W2"]) @ A1 + torch.tensor(trace.final["b2"]))
+    np.testing.assert_allclose(out["A2"], A2.numpy(), rtol=TOL, atol=TOL)
+    np.testing.assert_array_equal(out["D1"], np.ones((hidden, 9)))

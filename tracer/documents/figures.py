@@ -1209,7 +1209,7 @@ def boundary_grid(chapter: Chapter, trace: Trace, n: int = GRID) -> tuple[np.nda
     net = chapter.network
     out = {name: np.empty(shape) for name, shape in net.value_shapes(A0.shape[0], A0.shape[1]).items()}
     with np.errstate(all="ignore"):
-        net.forward(trace.final, A0, out)
+        net.predict(trace.final, A0, out, trace.running)  # dropout off, batch norm by its running averages
     yhat = out[net.output.name]
     return x1, x2, yhat.reshape(yhat.shape[0], n, n)
 

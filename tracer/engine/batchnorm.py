@@ -87,6 +87,11 @@ class BatchMean(_Statistic):
         if target is not None:
             target[...] = grad / args[0].shape[1]
 
+    def infer(self, args, params, running=None):
+        """In prediction: the running average of the batch means, when the run kept one."""
+        kept = (running or {}).get(keys.running(self.name))
+        return np.array(kept, dtype=float) if kept is not None else self.forward(args, params)
+
     def expression(self, Z, m=None):
         return op("div", op("sum", Z, axis=1), _m(m, Z))
 
@@ -124,6 +129,11 @@ class BatchVariance(_Statistic):
             out[self.inputs[0]][...] = via_Z
         if out.get(self.inputs[1]) is not None:
             np.negative(via_Z.sum(axis=1, keepdims=True), out=out[self.inputs[1]])
+
+    def infer(self, args, params, running=None):
+        """In prediction: the running average of the batch variances, when the run kept one."""
+        kept = (running or {}).get(keys.running(self.name))
+        return np.array(kept, dtype=float) if kept is not None else self.forward(args, params)
 
     def expression(self, Z, M, m=None):
         return op("div", op("sum", op("square", op("sub", Z, M)), axis=1), _m(m, Z))
@@ -278,3 +288,27 @@ def nodes(Z: str, layer: str, epsilon: float = EPSILON) -> list[Node]:
             Normalise(n["normalised"], (Z, n["mean"], n["variance"]), epsilon=float(epsilon)),
             ScaleShift.make(n["scaled"], n["normalised"], layer)]
 
+
+
+class RunningAverages:
+    """The running mean and variance of every batch-normalised layer, for inference (PyTorch's
+    convention): both start at 0 and 1; after each step's forward pass, running ← (1 − 0.1)·running +
+    0.1·batch value, the variance's batch value being the unbiased one, σ²·m/(m − 1)."""
+
+    def __init__(self, graph: object, shapes: dict[str, tuple[int, ...]]):
+        stats = [n for n in graph.nodes if isinstance(n, (BatchMean, BatchVariance))]  # type: ignore[attr-defined]
+        self.nodes = stats
+        self.values = {keys.running(n.name): np.zeros(shapes[n.name]) if isinstance(n, BatchMean)
+                       else np.ones(shapes[n.name]) for n in stats}
+
+    def __bool__(self) -> bool:
+        return bool(self.nodes)
+
+    def update(self, out: dict[str, np.ndarray], m: int) -> None:
+        for node in self.nodes:
+            batch = out[node.name]
+            if isinstance(node, BatchVariance) and m > 1:
+                batch = batch * (m / (m - 1))
+            kept = self.values[keys.running(node.name)]
+            kept *= 1.0 - MOMENTUM
+            kept += MOMENTUM * batch

@@ -55,7 +55,7 @@ class DropoutMask(Node):
         out.fill(1.0)
         return out
 
-    def infer(self, args, params):
+    def infer(self, args, params, running=None):
         return np.ones_like(args[0], dtype=float)
 
     def vjp(self, grad, args, params, value, local, out):
@@ -95,7 +95,7 @@ class Dropout(Node):
         out *= 1.0 / self.keep
         return out
 
-    def infer(self, args, params):
+    def infer(self, args, params, running=None):
         """In prediction dropout is off: Ã = A."""
         return np.array(args[0], dtype=float)
 

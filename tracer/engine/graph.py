@@ -211,16 +211,18 @@ class Graph:
         """The sum of what the nodes that penalise their parameters add to the cost (0 when none does)."""
         return sum((n.penalty([params[p] for p in n.params], m) for n in self.nodes if hasattr(n, "penalty")), 0.0)
 
-    def predict(self, params: dict[str, np.ndarray], A0: np.ndarray, out: dict[str, np.ndarray]) -> None:
+    def predict(self, params: dict[str, np.ndarray], A0: np.ndarray, out: dict[str, np.ndarray],
+                running: dict[str, np.ndarray] | None = None) -> None:
         """The forward pass of the trained network, as a prediction: every node's value into `out`, with
-        each node that behaves otherwise outside training (`infer`: dropout off) doing so."""
+        each node that behaves otherwise outside training doing so (`infer`: dropout off; batch
+        normalisation with the `running` averages the run kept, by tracer.engine.keys.running names)."""
         values = {INPUT: A0}
         for node in self.nodes[:-1]:
             args, weights = [values[n] for n in node.inputs], [params[p] for p in node.params]
             infer = getattr(node, "infer", None)
             values[node.name] = out[node.name]
             if infer is not None:
-                out[node.name][...] = infer(args, weights)
+                out[node.name][...] = infer(args, weights, running)
             else:
                 node.forward(args, weights, out=out[node.name])
 

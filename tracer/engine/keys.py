@@ -74,6 +74,11 @@ def state(name: str, parameter: str) -> str:
     return Key(STATE, parameter, name).name
 
 
+def running(node: str) -> str:
+    """The running average of a batch statistic, kept for inference: 'running_mu1'."""
+    return f"running_{node}"
+
+
 def is_after(name: str) -> bool:
     """Is `name` a parameter after its update (W1_after)?"""
     return name.endswith(AFTER)

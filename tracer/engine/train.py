@@ -16,6 +16,7 @@ from tracer.engine import keys
 from tracer.engine.chapter import Chapter
 from tracer.engine.graph import Carry, Graph
 from tracer.engine.keys import INPUT
+from tracer.engine.batchnorm import RunningAverages
 from tracer.engine.dropout import draw_masks
 from tracer.engine.penalties import make_optimizer
 from tracer.engine.trace import Trace
@@ -136,6 +137,8 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
 
     X, Y = chapter.X, chapter.Y
     full_batch = m == chapter.m and not chapter.shuffle
+    running = RunningAverages(net, net.value_shapes(chapter.n_inputs, m))
+    record_running = {name: np.empty((n_rec,) + v.shape) for name, v in running.values.items()}
     masks = np.random.RandomState(chapter.dropout_seed) if any(getattr(n, "drawn", False) for n in net.nodes) else None
     passes: dict[tuple[int, int], Any] = {}  # the bound passes over each (step values, parameter side)
     current = 0
@@ -159,6 +162,8 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
                 if full_batch and not direct:
                     passes[(id(out), current)] = bound
             bound.forward()
+            if running:
+                running.update(out, m)
             cost = net.loss(Yb, out, rounder, params)
             costs[k] = cost
             if not math.isfinite(cost):
@@ -172,6 +177,8 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
                 if not direct:
                     nodes[s] = scratch_flat
                 record_cost[s] = cost
+                for name, kept in running.values.items():
+                    record_running[name][s] = kept
                 record_batch[s] = idx
                 if not contiguous or s == 0:
                     before_rows[s] = flats[current]
@@ -191,7 +198,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     for p in names:
         arrays.update({p: before[p], keys.after(p): after[p],
                        **{keys.state(st, p): record_state[keys.state(st, p)] for st in state}})
-    arrays.update({"cost": record_cost, "batch": record_batch})
+    arrays.update({"cost": record_cost, "batch": record_batch, **record_running})
     meta = {
         "chapter": chapter.name, "title": chapter.title,
         "graph": net.spec(),
@@ -203,7 +210,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
         "display": {"decimals": chapter.display.decimals, "decimals_for": dict(chapter.display.decimals_for)},
     }
     return Trace(meta, np.array(recorded, dtype=np.int64), arrays, costs, X, Y,
-                 {p: v.copy() for p, v in params.items()})
+                 {p: v.copy() for p, v in params.items()}, {k: v.copy() for k, v in running.values.items()})
 
 
 OTHER_CARRY = {"full": "rounded", "rounded": "full"}
