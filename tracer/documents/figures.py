@@ -160,7 +160,10 @@ class Line:
 
 
 #: How a base name is written in HTML (Graphviz) and in LaTeX; italic unless it is a word.
-BASES = {"ŷ": ("ŷ", r"\hat{y}"), "Cost": ("Cost", r"\mathrm{Cost}")}
+BASES = {"ŷ": ("ŷ", r"\hat{y}"), "Cost": ("Cost", r"\mathrm{Cost}"),
+         # batch normalisation's μ, σ², Ẑ, Z̃, γ, β and dropout's mask-applied Ã (tracer.engine.keys.STEM_SYMBOLS)
+         "mu": ("μ", r"\mu"), "var": ("σ²", r"\sigma^{2}"), "Zhat": ("Ẑ", r"\hat{Z}"), "Zt": ("Z̃", r"\tilde{Z}"),
+         "Ad": ("Ã", r"\tilde{A}"), "gamma": ("γ", r"\gamma"), "beta": ("β", r"\beta")}
 WORDS = {"Cost"}
 
 
@@ -584,6 +587,13 @@ def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
     return graph
 
 
+def _sym(name: str) -> Sym:
+    """A matrix's name in a graph: W with subscript 1; batch normalisation's γ and β of layer 1 as γ^[1], β^[1]
+    (never read as Adam's β₁)."""
+    stem, index = keys.stem_and_index(name)
+    return Sym(stem, "", f"[{index}]") if stem in keys.BRACKETED and index else Sym(stem, index)
+
+
 def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
     """One node per matrix (X, W1, b1, Z1, A1, …), as the article's vectorized part draws it."""
     net = trace.network
@@ -593,14 +603,14 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
         return Mat(np.asarray(v[name], dtype=float), _places(chapter, name, v[name])) if name in v else None
 
     def add(name: str, kind: str, **more: Any) -> None:
-        sym = Sym("X") if name == INPUT else Sym("Y") if name == TARGET else Sym(*keys.stem_and_index(name))
+        sym = Sym("X") if name == INPUT else Sym("Y") if name == TARGET else _sym(name)
         gradient = mat(keys.grad(name)) if kind not in ("input", "target") else None
         graph.add(Node(name, sym, kind, mat(name), gradient, quantity=name, **more))
 
     add(INPUT, "input")
     for node in net.nodes[:-1]:
-        if node.name not in net.on_path:  # the sigmoid a cost from logits does without
-            continue
+        if node.name not in net.on_path and not getattr(node, "drawn", False):  # the sigmoid a cost from logits
+            continue  # does without (a dropout mask is drawn: no gradient reaches it, yet it is read)
         if isinstance(node, Linear):
             row = f"row {node.name}"  # W_l → Z_l ← b_l side by side, the layers running down the page
             add(node.W, "parameter", row=row)
@@ -612,8 +622,12 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
                 graph.edge(node.b, node.name, node.name)
                 graph.flipped.add((node.b, node.name))
             continue
-        add(node.name, node.kind, note=(Sym(node.glyph),) if node.kind == "activation" else ())
-        for name in node.inputs:
+        row = f"row {node.name}" if node.params else None  # batch norm's γ, β beside the node they scale
+        for p in node.params:
+            add(p, "parameter", row=row)
+        add(node.name, node.kind, note=(Sym(node.glyph),) if node.kind == "activation" else (),
+            **({"row": row} if row else {}))
+        for name in node.inputs + node.params:
             graph.edge(name, node.name, node.name)
     add(TARGET, "target")
     graph.edge(net.prediction, COST)
@@ -629,7 +643,7 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
 RANKDIR = "TB"
 
 SHAPES = {"input": "box", "target": "box", "parameter": "box", "linear": "circle", "activation": "circle",
-          "merge": "circle", "cost": "ellipse"}
+          "merge": "circle", "normalisation": "circle", "dropout": "circle", "cost": "ellipse"}
 
 
 def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:

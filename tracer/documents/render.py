@@ -609,9 +609,11 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
     long_run = None
     if model.long_run:
         lr = model.long_run
-        long_run = {"steps": lr["steps"], "decimals": lr["decimals"], "table": [{"step": r["step"], "cost": number_tex(r["cost"])}
-                                                    for r in lr["table"]],
-                    "final": [{"symbol": symbol(p), "value": printed_tex(v)} for p, v in lr["final"].items()]}
+        long_run = {"steps": lr["steps"], "decimals": lr["decimals"],
+                    "table": [{"step": r["step"], "cost": number_tex(r["cost"]),
+                               **{k: number_tex(r[k]) for k in ("data", "penalty") if k in r}} for r in lr["table"]],
+                    "final": [{"symbol": symbol(p), "value": printed_tex(v)} for p, v in lr["final"].items()],
+                    "running": [{"symbol": r["symbol"], "value": printed_tex(r["value"])} for r in lr.get("running", [])]}
     return {
         "format": fmt,
         "chapter": {

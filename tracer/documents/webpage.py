@@ -36,6 +36,7 @@ CURVE_SIZE = (560, 200)
 WHOLE = ("A0", "Y")
 KIND_WORDS = {"input": "the input X", "target": "the labels Y", "parameter": "a parameter",
               "linear": "a linear node", "activation": "an activation node", "merge": "a sum of two paths",
+              "normalisation": "a batch-normalisation node", "dropout": "a dropout node",
               "cost": "the cost"}
 
 

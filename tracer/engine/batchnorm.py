@@ -312,3 +312,31 @@ class RunningAverages:
             kept = self.values[keys.running(node.name)]
             kept *= 1.0 - MOMENTUM
             kept += MOMENTUM * batch
+
+
+def conventions(graph: object) -> list[str]:
+    """The sentences that state batch normalisation's conventions, for a graph that has it (prose with $…$ maths)."""
+    layers = [n for n in graph.nodes if isinstance(n, Normalise)]  # type: ignore[attr-defined]
+    if not layers:
+        return []
+    eps = ", ".join(sorted({_tex_number(n.epsilon) for n in layers}))
+    return [r"Batch normalisation standardises each unit over the $m$ examples of the batch with the biased variance "
+            r"$\sigma^{2} = \frac{1}{m} \sum_{i} (z^{(i)} - \mu)^{2}$ (dividing by $m$, not $m - 1$) and "
+            rf"$\varepsilon = {eps}$ under the root; $\gamma^{{[l]}}$ and $\beta^{{[l]}}$ are layer $l$'s learned scale "
+            r"and shift (starting at 1 and 0), not Adam's $\beta_{1}$ and $\beta_{2}$, and the layer has no bias $b$, "
+            r"since $\beta^{[l]}$ takes its place.",
+            r"$Z$ reaches the cost by three paths, through $\mu$, through $\sigma^{2}$ and through $\hat{Z}$, and "
+            r"$\mu$ by two; each receives the sum of what its paths pass back.",
+            r"For prediction the layer uses running averages of $\mu$ and $\sigma^{2}$ instead of the batch's: "
+            r"each step moves them a tenth of the way to the batch's values, the variance's taken as "
+            r"$\frac{m}{m - 1} \sigma^{2}$."]
+
+
+def _tex_number(x: float) -> str:
+    """A constant in LaTeX: 0.001, or 10^{-5} and 2 \\times 10^{-6} for small ones."""
+    if x >= 1e-3:
+        return f"{x:g}"
+    mantissa, exponent = f"{x:e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    power = f"10^{{{int(exponent)}}}"
+    return power if mantissa == "1" else rf"{mantissa} \times {power}"

@@ -149,3 +149,16 @@ def draw_masks(graph: object, rng: np.random.RandomState, out: dict[str, np.ndar
     for node in graph.nodes:  # type: ignore[attr-defined]
         if getattr(node, "drawn", False):
             node.draw(rng, out[node.name])
+
+
+def conventions(graph: object) -> list[str]:
+    """The sentence that states inverted dropout's convention, for a graph that has it (prose with $…$ maths)."""
+    masks = [n for n in graph.nodes if isinstance(n, DropoutMask)]  # type: ignore[attr-defined]
+    if not masks:
+        return []
+    keep = ", ".join(sorted({_number(n.keep) for n in masks}))
+    return [rf"Dropout keeps each unit of the layer with probability $p = {keep}$ at every step: the mask $D$ holds 1 "
+            r"for a kept unit and 0 for a dropped one, drawn anew at each step, and the kept units are divided by $p$, "
+            r"$\tilde{A} = A \odot D / p$, so that each entry keeps its expected value; the backward pass sends "
+            r"$\partial \mathrm{Cost} / \partial A = \partial \mathrm{Cost} / \partial \tilde{A} \odot D / p$ back, and "
+            r"a prediction uses no dropout."]

@@ -19,6 +19,9 @@ INPUT = "A0"
 TARGET = "Y"
 #: The graph's last node: the cost of the batch.
 COST = "cost"
+#: With an L2 penalty the cost is recorded in its two parts as well: the data term and the penalty.
+DATA_COST = "cost_data"
+PENALTY = "penalty"
 #: A parameter after its update is recorded as the parameter's name with this suffix.
 AFTER = "_after"
 

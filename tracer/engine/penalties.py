@@ -132,7 +132,7 @@ class DecoupledDecay(Optimizer):
         self.state = inner.state
         self.uses = inner.uses
         self.readable = inner.readable
-        self.update_tex = inner.update_tex + r" - \alpha \lambda <P>"
+        self.update_tex = inner.update_tex
         self.state_tex = inner.state_tex
         self.learning_rate = inner.learning_rate
         self.hyper = inner.hyper
@@ -143,8 +143,15 @@ class DecoupledDecay(Optimizer):
         if name in self.decayed:
             out -= (self.learning_rate * self.decay) * param
 
+    #: The decay's term in a decayed parameter's update (LaTeX, <P> for the parameter).
+    decay_tex = r" - \alpha \lambda \, <P>"
+
     def expression(self, P, dP, alpha, state, hyper, t):
-        return op("sub", self.inner.expression(P, dP, alpha, state, hyper, t), op("mul", op("mul", alpha, self.decay), P))
+        return self.inner.expression(P, dP, alpha, state, hyper, t)
+
+    def with_decay(self, tree: Any, P: Any, alpha: Any) -> Any:
+        """A decayed parameter's update: the optimizer's, then − αλP."""
+        return op("sub", tree, op("mul", op("mul", alpha, self.decay), P))
 
     def state_expression(self, name, previous, dP, hyper):
         return self.inner.state_expression(name, previous, dP, hyper)
@@ -168,3 +175,27 @@ def make_optimizer(chapter: Any, learning_rate: float | None = None) -> Optimize
     if reg is None or not reg.weight_decay:
         return inner
     return DecoupledDecay(inner, reg.weight_decay, decayed_parameters(chapter.network, reg.decay_biases))
+
+
+def _constant(x: float) -> str:
+    return f"{x:g}"
+
+
+def conventions(chapter: Any) -> list[str]:
+    """The sentences that state the chapter's regularisation conventions (prose with $…$ maths)."""
+    reg = getattr(chapter, "regularisation", None)
+    out = []
+    if reg is not None and reg.l2:
+        out.append(r"The cost has an L2 penalty on the weights, $\frac{\lambda}{2m} \sum_{l} \lVert W_{l} \rVert^{2}$ "
+                   rf"with $\lambda = {_constant(reg.l2)}$ (the sum of the squares of every weight, the biases left out), "
+                   r"so each $\partial \mathrm{Cost} / \partial W_{l}$ gains the term $\frac{\lambda}{m} W_{l}$.")
+    if reg is not None and reg.weight_decay:
+        which = "every weight and bias" if reg.decay_biases else "every weight (not the biases)"
+        out.append(rf"Each update also shrinks {which} by $\alpha \lambda$ times its value, with "
+                   rf"$\lambda = {_constant(reg.weight_decay)}$: weight decay, applied apart from the gradient.")
+        if chapter.optimizer in ("adam", "rmsprop"):
+            out.append(r"Under " + OPTIMIZERS[chapter.optimizer].readable + r" this is not the same as an L2 penalty: "
+                       r"the penalty's gradient $\frac{\lambda}{m} W$ would be divided by $\sqrt{\hat{s}}$ like the rest "
+                       r"of the gradient, so a weight with large gradients would hardly shrink, while weight decay "
+                       r"shrinks every weight by the same fraction $\alpha \lambda$.")
+    return out

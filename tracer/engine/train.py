@@ -15,7 +15,7 @@ import numpy as np
 from tracer.engine import keys
 from tracer.engine.chapter import Chapter
 from tracer.engine.graph import Carry, Graph
-from tracer.engine.keys import INPUT
+from tracer.engine.keys import COST, DATA_COST, INPUT, PENALTY
 from tracer.engine.batchnorm import RunningAverages
 from tracer.engine.dropout import draw_masks
 from tracer.engine.penalties import make_optimizer
@@ -137,6 +137,8 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
 
     X, Y = chapter.X, chapter.Y
     full_batch = m == chapter.m and not chapter.shuffle
+    penalised = any(hasattr(n, "penalty") for n in net.nodes)
+    record_parts = {DATA_COST: np.empty(n_rec), PENALTY: np.empty(n_rec)} if penalised else {}
     running = RunningAverages(net, net.value_shapes(chapter.n_inputs, m))
     record_running = {name: np.empty((n_rec,) + v.shape) for name, v in running.values.items()}
     masks = np.random.RandomState(chapter.dropout_seed) if any(getattr(n, "drawn", False) for n in net.nodes) else None
@@ -164,7 +166,13 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
             bound.forward()
             if running:
                 running.update(out, m)
-            cost = net.loss(Yb, out, rounder, params)
+            if penalised:  # the data term and the penalty, each as a student writes it, then their sum
+                data = net.loss(Yb, out, rounder)
+                penalty = net.penalty(params, m)
+                penalty = float(rounder(PENALTY, np.array(penalty))) if rounder else penalty
+                cost = float(rounder(COST, np.array(data + penalty))) if rounder else data + penalty
+            else:
+                cost = net.loss(Yb, out, rounder)
             costs[k] = cost
             if not math.isfinite(cost):
                 raise _failure(k, net, params, out)
@@ -177,6 +185,8 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
                 if not direct:
                     nodes[s] = scratch_flat
                 record_cost[s] = cost
+                if penalised:
+                    record_parts[DATA_COST][s], record_parts[PENALTY][s] = data, penalty
                 for name, kept in running.values.items():
                     record_running[name][s] = kept
                 record_batch[s] = idx
@@ -198,7 +208,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     for p in names:
         arrays.update({p: before[p], keys.after(p): after[p],
                        **{keys.state(st, p): record_state[keys.state(st, p)] for st in state}})
-    arrays.update({"cost": record_cost, "batch": record_batch, **record_running})
+    arrays.update({"cost": record_cost, "batch": record_batch, **record_running, **record_parts})
     meta = {
         "chapter": chapter.name, "title": chapter.title,
         "graph": net.spec(),
