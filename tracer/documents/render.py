@@ -371,7 +371,8 @@ def _width(tree: Any) -> int:
             rows = np.asarray(tree["args"][0], dtype=object)
             return min(rows.shape[0], CORNER + 1) if rows.ndim == 2 and rows.shape[0] > MAX_SHOWN else (
                 rows.shape[0] if rows.ndim == 2 else 1)
-        return sum(_width(a) for a in tree["args"])
+        # a sum over the examples is written with its Σ and brackets: about three numbers' room more
+        return sum(_width(a) for a in tree["args"]) + (3 if tree["op"] == "sum" and tree.get("axis") else 0)
     wide = 2 if "e" in str(tree) else 1  # 1.3 × 10⁻⁶ takes about two numbers' room
     if isinstance(tree, list):
         cols = np.shape(np.asarray(tree, dtype=object))[-1]
@@ -382,6 +383,10 @@ def _width(tree: Any) -> int:
 def typeset_lines(tree: Any) -> str:
     """`typeset`, broken over lines of an `aligned` block when it is too wide for the page: a long sum
     of terms a few terms to a line, otherwise at its outermost operator."""
+    if isinstance(tree, dict) and tree["op"] == "add" and len(tree["args"]) > 2 and \
+            _width(tree) > 2 * LINE_NUMBERS // 3:  # the sum of three paths or more: two terms to a row
+        return "".join((_BREAK.rstrip(" ") if i and i % 2 == 0 else "") + (" + " if i else "") + typeset(a)
+                       for i, a in enumerate(tree["args"]))
     if _width(tree) <= LINE_NUMBERS or not isinstance(tree, dict):
         return typeset(tree)
     name, args = tree["op"], tree["args"]

@@ -49,14 +49,17 @@ class _Statistic(Node):
 
     def worked_backward(self, sheet):
         S = sheet.symbol
-        grad = keys.grad(self.name)
-        args = {n: sheet.operand(n) for n in self.inputs + self.params}
         out = []
         for wrt in self.receivers():
             target = sheet.target(self, wrt)
             formula = f"{S(target)} = " + self.backward_tex(wrt, S)
-            out.append(Worked(target, formula, self.backward_expression(wrt, sheet.operand(grad), args, {}, m=sheet.m)))
+            out.append(Worked(target, formula, self.worked_expression(wrt, sheet)))
         return out
+
+    def worked_expression(self, wrt: str, sheet: Any) -> Any:
+        """The tree of what this node passes to `wrt`, on the step's numbers (m a number)."""
+        args = {n: sheet.operand(n) for n in self.inputs + self.params}
+        return self.backward_expression(wrt, sheet.operand(keys.grad(self.name)), args, {}, m=sheet.m)
 
     def backward_tex(self, wrt: str, S: Any) -> str:
         raise NotImplementedError
@@ -183,8 +186,8 @@ class Normalise(_Statistic):
             out[names[0]][...] = via_Z
         if out.get(names[1]) is not None:
             np.negative(via_Z.sum(axis=1, keepdims=True), out=out[names[1]])
-        if out.get(names[2]) is not None:
-            out[names[2]][...] = (grad * (Z - M)).sum(axis=1, keepdims=True) * (-0.5 / (root * root * root))
+        if out.get(names[2]) is not None:  # −½ Σᵢ dẐ ⊙ (Z − μ) / (σ² + ε)^{3/2} = −½ Σᵢ dẐ ⊙ Ẑ / (σ² + ε)
+            np.divide((grad * value).sum(axis=1, keepdims=True), -2.0 * (V + self.epsilon), out=out[names[2]])
 
     def _root(self, V: Any) -> Any:
         return op("sqrt", op("add", V, self.epsilon))
@@ -198,8 +201,20 @@ class Normalise(_Statistic):
             return op("div", grad, self._root(V))
         if wrt == self.inputs[1]:
             return op("neg", op("sum", op("div", grad, self._root(V)), axis=1))
-        return op("mul", op("sum", op("mul", grad, op("sub", Z, M)), axis=1),
-                  op("div", -0.5, op("pow", op("add", V, self.epsilon), 1.5)))
+        return self._variance_path(grad, self.expression(Z, M, V), V)
+
+    def _variance_path(self, grad: Any, N: Any, V: Any) -> Any:
+        """∂Cost/∂σ² = Σᵢ dẐ⁽ⁱ⁾ ⊙ Ẑ⁽ⁱ⁾ ⊘ (−2(σ² + ε)), Ẑ = (Z − μ)/√(σ² + ε) standing for (Z − μ)/(σ² + ε)^{1/2}."""
+        return op("div", op("sum", op("mul", grad, N), axis=1), op("mul", -2, op("add", V, self.epsilon)))
+
+    def worked_expression(self, wrt, sheet):
+        """As `backward_expression`, σ²'s path written with Ẑ itself (the node's value), as the engine works it."""
+        if wrt == self.inputs[2]:
+            return self._variance_path(sheet.operand(keys.grad(self.name)), sheet.operand(self.name),
+                                       sheet.operand(wrt))
+        if wrt == self.inputs[1]:  # μ's path: the negated row sums of what Z received just before
+            return op("neg", op("sum", sheet.operand(sheet.target(self, self.inputs[0])), axis=1))
+        return super().worked_expression(wrt, sheet)
 
     def definition_tex(self, S):
         Z, M, V = (S(n) for n in self.inputs)
@@ -211,9 +226,9 @@ class Normalise(_Statistic):
         if wrt == self.inputs[0]:
             return rf"\frac{{{dN}}}{{\sqrt{{{V} + \varepsilon}}}}"
         if wrt == self.inputs[1]:
-            return rf"-\sum_{{i=1}}^{{m}} \frac{{{dN}^{{(i)}}}}{{\sqrt{{{V} + \varepsilon}}}}"
-        return (rf"\sum_{{i=1}}^{{m}} {dN}^{{(i)}} \left({Z}^{{(i)}} - {M}\right) \cdot "
-                rf"\frac{{-1/2}}{{\left({V} + \varepsilon\right)^{{3/2}}}}")
+            return rf"-\sum_{{i=1}}^{{m}} {S(keys.part(self.inputs[0], self.name))}^{{(i)}}"
+        return (rf"\sum_{{i=1}}^{{m}} \left({dN}^{{(i)}} \odot {S(self.name)}^{{(i)}}\right) \oslash "
+                rf"\left(-2 \left({V} + \varepsilon\right)\right)")
 
 
 @register
