@@ -212,8 +212,6 @@ class Normalise(_Statistic):
         if wrt == self.inputs[2]:
             return self._variance_path(sheet.operand(keys.grad(self.name)), sheet.operand(self.name),
                                        sheet.operand(wrt))
-        if wrt == self.inputs[1]:  # μ's path: the negated row sums of what Z received just before
-            return op("neg", op("sum", sheet.operand(sheet.target(self, self.inputs[0])), axis=1))
         return super().worked_expression(wrt, sheet)
 
     def definition_tex(self, S):
@@ -226,7 +224,7 @@ class Normalise(_Statistic):
         if wrt == self.inputs[0]:
             return rf"\frac{{{dN}}}{{\sqrt{{{V} + \varepsilon}}}}"
         if wrt == self.inputs[1]:
-            return rf"-\sum_{{i=1}}^{{m}} {S(keys.part(self.inputs[0], self.name))}^{{(i)}}"
+            return rf"-\sum_{{i=1}}^{{m}} {dN}^{{(i)}} \oslash \sqrt{{{V} + \varepsilon}}"
         return (rf"\sum_{{i=1}}^{{m}} \left({dN}^{{(i)}} \odot {S(self.name)}^{{(i)}}\right) \oslash "
                 rf"\left(-2 \left({V} + \varepsilon\right)\right)")
 
