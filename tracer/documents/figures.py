@@ -29,7 +29,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -1396,7 +1396,8 @@ def default_name(chapter: Chapter, kind: str, fmt: str, step: int | None = None,
 
 def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
                      view: str | None = None, graphs_from: Trace | None = None,
-                     written: list[Path] | None = None) -> dict[str, str]:
+                     written: list[Path] | None = None,
+                     extra: Callable[[str], tuple[bytes, str, str]] | None = None) -> dict[str, str]:
     """Write the chapter's figures under `out_dir`; return, per place in a document, the text to put there.
 
     Keys: "graph_step_<N>" for each worked step, "curve" when the chapter runs more than FEW_STEPS
@@ -1408,7 +1409,9 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     `out_dir`, the folder of the documents. Without Graphviz's `dot` there are no graph keys (the
     documents are built without those pictures; `tracer build` says so once). The graphs are drawn
     from `graphs_from` when given (the documents pass their hand-carried trace: the worked lines' figures).
-    Each file written is appended to `written` when given (`tracer build` lists them).
+    Each file written is appended to `written` when given (`tracer build` lists them). `extra`, when
+    given, draws one more figure of the long run, last, under the key "compare": called with the file
+    format, it gives (the picture, its caption, what a sentence refers to it as).
     """
     if fmt not in ("md", "tex"):
         raise TracerError(f"document format {fmt!r}: expected 'md' or 'tex'")
@@ -1435,6 +1438,10 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
                              *captions[False], r"\linewidth"))
             pictures.append(("boundary_shaded", boundaries[True], default_name(chapter, "boundary", file_fmt, shaded=True),
                              *captions[True], r"\linewidth"))
+        if extra is not None:
+            picture, caption, shows = extra(file_fmt)
+            pictures.append(("compare", picture, default_name(chapter, "compare", file_fmt), caption, shows,
+                             r"\linewidth"))
         graph_pictures = []
         for step, graph in graphs.items():
             caption = (f"Computational graph at step {step}: forward values on solid blue arrows, gradients of the "

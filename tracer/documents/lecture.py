@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tracer.documents import figures
+from tracer.documents.comparison import comparison_extra
 from tracer.documents.model import Document, Line, document_model, evaluate
 from tracer.documents.render import BREAK, Calculation, calculation, document_traces, printed_tex, typeset_lines
 from tracer.engine.chapter import Chapter
@@ -67,7 +68,8 @@ def lecture(chapter: Chapter, trace: Trace | None = None, hand: Trace | None = N
 def long_run_pictures(chapter: Chapter, trace: Trace) -> dict[str, dict[str, Any] | None]:
     """The long run's figures as the documents show them (learning curve, decision boundaries), as data URIs
     (numbered from 1, with their captions): the page and the notebook show them."""
-    shown: dict[str, dict[str, Any] | None] = {"curve": None, "boundary": None, "boundary_shaded": None}
+    shown: dict[str, dict[str, Any] | None] = {"curve": None, "boundary": None, "boundary_shaded": None,
+                                               "compare": None}
     if int(trace.meta["steps_run"]) <= figures.FEW_STEPS:
         return shown
     scale = figures.curve_scale(np.asarray(trace.costs, dtype=float))
@@ -77,6 +79,10 @@ def long_run_pictures(chapter: Chapter, trace: Trace) -> dict[str, dict[str, Any
         boundaries, captions = figures.decision_boundaries(chapter, trace, "svg"), figures.boundary_captions(chapter)
         drawn += [("boundary", boundaries[False], captions[False][0]),
                   ("boundary_shaded", boundaries[True], captions[True][0])]
+    extra = comparison_extra(chapter, trace)  # a [compare] run's figure: both runs' curves and boundaries
+    if extra is not None:
+        svg, caption, _ = extra("svg")
+        drawn.append(("compare", svg, caption))
     for number, (key, svg, caption) in enumerate(drawn, start=1):
         size = re.search(rb'<svg[^>]*?width="([\d.]+)pt"[^>]*?height="([\d.]+)pt"', svg)
         width, height = (round(float(size[1]) * 4 / 3), round(float(size[2]) * 4 / 3)) if size else (640, 480)

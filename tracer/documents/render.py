@@ -387,6 +387,9 @@ def typeset_lines(tree: Any) -> str:
             _width(tree) > 2 * LINE_NUMBERS // 3:  # the sum of three paths or more: two terms to a row
         return "".join((_BREAK.rstrip(" ") if i and i % 2 == 0 else "") + (" + " if i else "") + typeset(a)
                        for i, a in enumerate(tree["args"]))
+    if isinstance(tree, dict) and tree["op"] == "add" and len(tree["args"]) == 2 and _width(tree) > LINE_NUMBERS // 2 \
+            and _op_of(tree["args"][1]) == "mul" and _op_of(tree["args"][1]["args"][0]) == "div":
+        return typeset(tree["args"][0]) + _BREAK + "+ " + typeset(tree["args"][1])  # a gradient, then L2's (λ/m)·W
     if _width(tree) <= LINE_NUMBERS or not isinstance(tree, dict):
         return typeset(tree)
     name, args = tree["op"], tree["args"]

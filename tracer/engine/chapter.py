@@ -302,10 +302,8 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     shuffle = train.boolean("shuffle", default=False)
     shuffle_seed = train.integer("shuffle_seed", default=seed or 0, minimum=0, maximum=2**32 - 1)
     frozen = train.names("frozen", names)
-    regularisation = Regularisation(
-        l2=train.number("l2", positive=True) or 0.0,
-        weight_decay=train.number("weight_decay", positive=True) or 0.0,
-        decay_biases=train.boolean("decay_biases", default=False))
+    regularisation = Regularisation(l2=_not_negative(train, "l2"), weight_decay=_not_negative(train, "weight_decay"),
+                                    decay_biases=train.boolean("decay_biases", default=False))
     if "decay_biases" in train and not regularisation.weight_decay:
         train.fail("decay_biases", "weight_decay too (decay_biases says whether weight decay shrinks the biases)",
                    "no weight_decay")
@@ -352,7 +350,7 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
 
 #: Sections that later tools read and check themselves with a Section: [article] (tracer verify),
 #: [document] (tracer build), [exercise] (tracer check / tracer exercises).
-OWNED_ELSEWHERE = ("article", "document", "exercise")
+OWNED_ELSEWHERE = ("article", "document", "exercise", "compare")
 #: Top-level keys and sections; each section's own keys are checked where it is parsed.
 TOP_LEVEL = ("title", "source", "data", "network", "init", "train", "record", "display") + OWNED_ELSEWHERE
 
@@ -653,6 +651,14 @@ class Section:
             if not 0 <= v < steps:
                 self.fail(key, f"step numbers from 0 to {steps - 1} (steps are counted from 0)", _short(v))
         return tuple(sorted(set(value)))
+
+
+def _not_negative(section: Section, key: str) -> float:
+    """A number from 0 up (0, or no key: none of it)."""
+    value = section.number(key)
+    if value is not None and value < 0:
+        section.fail(key, "a number from 0 up (0: none)", _short(value))
+    return value or 0.0
 
 
 def _is_number(value: Any) -> bool:
