@@ -740,17 +740,28 @@ def network_layers(graph: Any, S: Any = None) -> list[dict[str, Any]]:
         if isinstance(node, Linear):
             count += 1
             out.append({"index": count, "units": node.units, "definitions": [node.definition_tex(S)],
-                        "activation": "", "readable": "", "symbol": "", "formula": "", "repeat": False})
+                        "activation": "", "readable": "", "symbol": "", "formula": "", "repeat": False,
+                        "names": {node.name}})
             continue
+        previous = graph.nodes[graph.nodes.index(node) - 1].name
         joins = out and node.kind == "activation" and out[-1]["activation"] == "" and out[-1]["index"] and \
-            graph.nodes[graph.nodes.index(node) - 1].name == node.inputs[0]
-        entry = out[-1] if joins else {"index": None, "units": None, "definitions": []}
+            previous == node.inputs[0]
+        # batch normalisation between a layer's Z and its activation, dropout after it: part of the layer
+        within = out and out[-1]["index"] and node.inputs[0] in out[-1].setdefault("names", set()) | {previous} and (
+            (node.kind == "normalisation" and out[-1]["activation"] == "") or
+            (node.kind == "dropout" and out[-1]["activation"] != ""))
+        entry = out[-1] if joins or within else {"index": None, "units": None, "definitions": []}
         entry["definitions"].append(node.definition_tex(S))
+        entry.setdefault("names", set()).add(node.name)
+        if within:
+            continue
         entry.update({"activation": node.op, "readable": node.readable, "symbol": getattr(node, "symbol", node.glyph),
                       "formula": node.formula, "repeat": node.op in said})
         said.add(node.op)
         if not joins:
             out.append(entry)
+    for entry in out:
+        entry.pop("names", None)
     return out
 
 

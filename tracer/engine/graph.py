@@ -199,12 +199,9 @@ class Graph:
         """Every node's value into `out` (the trace's record for this step, or scratch space)."""
         self.bind(params, A0, None, out, carry).forward()
 
-    def loss(self, Y: np.ndarray, out: dict[str, np.ndarray], carry: Carry = None,
-             params: dict[str, np.ndarray] | None = None) -> float:
-        """The cost of the batch; with `params`, plus every penalty a node adds to it (L2: (λ/2m)·‖W‖²)."""
+    def loss(self, Y: np.ndarray, out: dict[str, np.ndarray], carry: Carry = None) -> float:
+        """The cost node's cost of the batch (an L2 penalty is added by tracer.engine.penalties)."""
         cost = self.cost.cost(Y, out[self.cost.prediction])
-        if params is not None:
-            cost += self.penalty(params, Y.shape[1])
         return float(carry(COST, np.array(cost))) if carry else cost
 
     def penalty(self, params: dict[str, np.ndarray], m: int) -> float:

@@ -108,6 +108,19 @@ def penalty(graph: Any, params: dict[str, np.ndarray], m: int) -> float:
                 if isinstance(node, PenalisedLinear)), 0.0)
 
 
+def penalised_cost(graph: Any, Y: np.ndarray, out: dict[str, np.ndarray], params: dict[str, np.ndarray],
+                   carry: Any = None) -> tuple[float, dict[str, float]]:
+    """The cost of a step and, with an L2 penalty, its two parts as a student writes them down (each rounded
+    in hand mode, then their sum): (cost, {cost_data, penalty}), the parts empty without a penalty."""
+    data = graph.loss(Y, out, carry)
+    if not any(isinstance(n, PenalisedLinear) for n in graph.nodes):
+        return data, {}
+    extra = penalty(graph, params, Y.shape[1])
+    extra = float(carry(keys.PENALTY, np.array(extra))) if carry else extra
+    cost = float(carry(keys.COST, np.array(data + extra))) if carry else data + extra
+    return cost, {keys.DATA_COST: data, keys.PENALTY: extra}
+
+
 def penalty_expression(graph: Any, operand: Any, m: Any) -> Any:
     """The penalty as a tree (None without one): the sum of each penalised node's (λ/2m)·Σ W²."""
     terms = [node.penalty_expression(operand(node.W), m) for node in graph.nodes if isinstance(node, PenalisedLinear)]
@@ -136,7 +149,14 @@ class DecoupledDecay(Optimizer):
         self.state_tex = inner.state_tex
         self.learning_rate = inner.learning_rate
         self.hyper = inner.hyper
-        self.memory = inner.memory
+
+    @property
+    def memory(self) -> dict[str, dict[str, np.ndarray]]:  # type: ignore[override]
+        return self.inner.memory
+
+    @memory.setter
+    def memory(self, value: dict[str, dict[str, np.ndarray]]) -> None:
+        self.inner.memory = value
 
     def update(self, name, param, grad, t, out, carry=None):
         self.inner.update(name, param, grad, t, out, carry)

@@ -15,10 +15,10 @@ import numpy as np
 from tracer.engine import keys
 from tracer.engine.chapter import Chapter
 from tracer.engine.graph import Carry, Graph
-from tracer.engine.keys import COST, DATA_COST, INPUT, PENALTY
+from tracer.engine.keys import DATA_COST, INPUT, PENALTY
 from tracer.engine.batchnorm import RunningAverages
 from tracer.engine.dropout import draw_masks
-from tracer.engine.penalties import make_optimizer
+from tracer.engine.penalties import make_optimizer, penalised_cost
 from tracer.engine.trace import Trace
 from tracer import progress
 from tracer.errors import NumericalError, TracerError
@@ -166,13 +166,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
             bound.forward()
             if running:
                 running.update(out, m)
-            if penalised:  # the data term and the penalty, each as a student writes it, then their sum
-                data = net.loss(Yb, out, rounder)
-                penalty = net.penalty(params, m)
-                penalty = float(rounder(PENALTY, np.array(penalty))) if rounder else penalty
-                cost = float(rounder(COST, np.array(data + penalty))) if rounder else data + penalty
-            else:
-                cost = net.loss(Yb, out, rounder)
+            cost, parts = penalised_cost(net, Yb, out, params, rounder)  # with L2: data term + penalty
             costs[k] = cost
             if not math.isfinite(cost):
                 raise _failure(k, net, params, out)
@@ -185,8 +179,8 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
                 if not direct:
                     nodes[s] = scratch_flat
                 record_cost[s] = cost
-                if penalised:
-                    record_parts[DATA_COST][s], record_parts[PENALTY][s] = data, penalty
+                for name, part in parts.items():
+                    record_parts[name][s] = part
                 for name, kept in running.values.items():
                     record_running[name][s] = kept
                 record_batch[s] = idx

@@ -25,6 +25,7 @@ from tracer.engine.graph import Carry, Graph
 from tracer.engine.keys import COST, INPUT, TARGET
 from tracer.engine.nodes import Activation, ColumnActivation, Cost, Linear, Node
 from tracer.engine.optimizers import OPTIMIZERS, Optimizer
+from tracer.engine.penalties import make_optimizer, penalised_cost
 from tracer.engine.trace import Trace
 from tracer.rounding import round_half_up, to_decimal
 
@@ -78,11 +79,16 @@ def rerun_step(ctx: StepContext, *, net: Graph | None = None, params: dict[str, 
     sizes = net.shapes(A0.shape[0], A0.shape[1])
     sizes.update(shapes or {})
     out = {k: np.zeros(s) for k, s in sizes.items()}
+    for node in net.nodes:  # a dropout mask: the one the step drew
+        if getattr(node, "drawn", False) and node.name in ctx.truth and np.shape(ctx.truth[node.name]) == \
+                out[node.name].shape:
+            out[node.name][...] = ctx.truth[node.name]
     with np.errstate(all="ignore"):
         net.forward(params, A0, out, ctx.carry)
-        cost = net.loss(Y, out, ctx.carry)
+        cost, parts = penalised_cost(net, Y, out, params, ctx.carry)
         net.backward(params, A0, Y, out, ctx.carry)
-        values: dict[str, np.ndarray] = {**out, COST: np.asarray(cost), INPUT: A0, TARGET: Y}
+        values: dict[str, np.ndarray] = {**out, COST: np.asarray(cost), INPUT: A0, TARGET: Y,
+                                         **{k: np.asarray(v) for k, v in parts.items()}}
         optimizer = optimizer or real_optimizer(ctx)
         start = update_from or params
         for p in params:
@@ -131,7 +137,8 @@ def one_product_route(chapter: Chapter, hand: Trace, step: int, rounder: Carry) 
     values: dict[str, np.ndarray] = {}
     for s in range(step + 1):
         now = hand.at(s)
-        ctx = StepContext(chapter, s, params, np.asarray(now[INPUT]), np.asarray(now[TARGET]), state, previous, carry)
+        ctx = StepContext(chapter, s, params, np.asarray(now[INPUT]), np.asarray(now[TARGET]), state, previous, carry,
+                          {k: np.asarray(v) for k, v in now.items()})
         values = rerun_step(ctx)
         previous = params
         params = {p: values.get(keys.after(p), params[p]) for p in names}
@@ -142,8 +149,7 @@ def one_product_route(chapter: Chapter, hand: Trace, step: int, rounder: Carry) 
 def real_optimizer(ctx: StepContext, learning_rate: float | None = None) -> Optimizer:
     """The chapter's optimizer with its memory as it was before the step."""
     chapter = ctx.chapter
-    opt = OPTIMIZERS[chapter.optimizer](chapter.learning_rate if learning_rate is None else learning_rate,
-                                        **chapter.hyper)
+    opt = make_optimizer(chapter, learning_rate)
     opt.memory = {p: {s: v.copy() for s, v in slots.items()} for p, slots in ctx.state.items()}
     return opt
 
