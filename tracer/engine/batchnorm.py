@@ -313,18 +313,18 @@ class RunningAverages:
         self.nodes = stats
         self.values = {keys.running(n.name): np.zeros(shapes[n.name]) if isinstance(n, BatchMean)
                        else np.ones(shapes[n.name]) for n in stats}
+        #: (statistic, its running average, the weight of the batch's value: 0.1, the variance's by m/(m − 1))
+        self._plan: list[tuple[str, np.ndarray, bool]] = [
+            (n.name, self.values[keys.running(n.name)], isinstance(n, BatchVariance)) for n in stats]
 
     def __bool__(self) -> bool:
         return bool(self.nodes)
 
     def update(self, out: dict[str, np.ndarray], m: int) -> None:
-        for node in self.nodes:
-            batch = out[node.name]
-            if isinstance(node, BatchVariance) and m > 1:
-                batch = batch * (m / (m - 1))
-            kept = self.values[keys.running(node.name)]
+        unbiased = MOMENTUM * (m / (m - 1)) if m > 1 else MOMENTUM
+        for name, kept, variance in self._plan:
             kept *= 1.0 - MOMENTUM
-            kept += MOMENTUM * batch
+            kept += (unbiased if variance else MOMENTUM) * out[name]
 
 
 def conventions(graph: object) -> list[str]:
