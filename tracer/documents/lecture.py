@@ -239,7 +239,43 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
                 + rf" \\ &= {printed_tex(values[0][0])}, \qquad {lhs} = {result} \end{{aligned}}")
         if fits(text):
             return text
+    expanded = _expand_sums(line.expression)  # a sum over the examples of one row: its terms, a few to a row
+    if expanded is not line.expression:
+        left = visible_width(line.formula.split("=", 1)[0])
+        for room in (width - left - 4, (width - left) // 2):
+            text = calculation(Calculation(line.formula, _terms_in_rows(expanded, room), result, line.quantity))
+            if fits(text):
+                return text
     return calculation(Calculation(line.formula, NOT_SHOWN, result, line.quantity))
+
+
+def _elementwise(tree: Any) -> bool:
+    """Only operations entry by entry (no product of matrices, transpose or sum)."""
+    return _is_leaf(tree) or (tree["op"] not in ("sum", "entries", "vjp", "matmul", "transpose", "spread")
+                              and all(_elementwise(a) for a in tree["args"]))
+
+
+def _column_entry(tree: Any, j: int) -> Any:
+    """Example j's entry of a one-row element-wise expression (a single number or column broadcast to every example)."""
+    if _is_leaf(tree):
+        if isinstance(tree, str):
+            return tree
+        row = tree[0] if isinstance(tree[0], list) else tree
+        return row[j] if len(row) > 1 else row[0]
+    return {**tree, "args": [_column_entry(a, j) for a in tree["args"]]}
+
+
+def _expand_sums(tree: Any) -> Any:
+    """The tree with each sum along the examples of a one-row, entry-by-entry expression written as the
+    sum of its terms, example by example (the tree itself when it has none)."""
+    if _is_leaf(tree):
+        return tree
+    if tree["op"] == "sum" and tree.get("axis") == 1 and _elementwise(tree["args"][0]):
+        shape = np.shape(evaluate(tree["args"][0]))
+        if len(shape) == 2 and shape[0] == 1 and shape[1] > 1:
+            return {"op": "add", "args": [_column_entry(tree["args"][0], j) for j in range(shape[1])]}
+    args = [_expand_sums(a) for a in tree["args"]]
+    return tree if all(a is b for a, b in zip(args, tree["args"])) else {**tree, "args": args}
 
 
 def _terms_in_rows(tree: Any, width: int) -> str:

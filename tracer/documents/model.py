@@ -351,7 +351,7 @@ class _Builder:
             return [self.cost_line(step, v)]
         output, logits = self._ends()
         w = self.cost.worked_cost(_Sheet(self, v), output, logits)
-        data = r"\mathrm{Cost}_{\mathrm{data}}"
+        data = r"\mathrm{Cost}_{0}"  # the cost without the penalty: its data term
         terms = [(n, self.symbol(n.W)) for n in self.graph.nodes if isinstance(n, penalties.PenalisedLinear)]
         m = _Sheet(self, v).m
         penalty = penalties.penalty_expression(self.graph, lambda W: Operand(W, v[W]), m)
@@ -360,7 +360,7 @@ class _Builder:
             self.line(step, "cost", COST, keys.DATA_COST, w.formula.replace(r"\mathrm{Cost}", data, 1), w.tree,
                       v[keys.DATA_COST]),
             self.line(step, "cost", COST, keys.PENALTY, r"\mathrm{Penalty} = \frac{\lambda}{2m} \left("
-                      + " + ".join(rf"\sum {W}^{{2}}" for _, W in terms) + rf"\right), \; \lambda = {constant(lam)}",
+                      + " + ".join(rf"\sum {W}^{{2}}" for _, W in terms) + r"\right)",
                       penalty, v[keys.PENALTY]),
             self.line(step, "cost", COST, COST, rf"\mathrm{{Cost}} = {data} + \mathrm{{Penalty}}",
                       _op("add", Operand(keys.DATA_COST, v[keys.DATA_COST]), Operand(keys.PENALTY, v[keys.PENALTY])),

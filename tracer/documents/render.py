@@ -411,6 +411,8 @@ def typeset_lines(tree: Any) -> str:
                 sign = "" if first else (" - " if term.startswith("-") else " + ")
                 text += (_BREAK.rstrip(" ") if j == 0 and i else "") + sign + (term[1:] if sign == " - " else term)
         return typeset(args[0]) + r"\Big[" + text + r"\Big]"
+    if len(args) != 2:  # one operand (a sum along a row, a root): nowhere to break it
+        return typeset(tree)
     symbols = {"add": " + ", "sub": " - ", "matmul": " ", "mul": r" \odot " if _is_matrix(args[0]) and _is_matrix(
         args[1]) else r" \cdot ", "div": r" \oslash "}
     if name in symbols and len(args) == 2 and not (name == "div" and not _is_matrix(args[1])):

@@ -53,7 +53,8 @@ def _numbers(chapter: Chapter, quantity: str, value: Any, whole: bool = False) -
     """A value as rows of printed numbers, half-up to the quantity's decimals (whole data stays whole)."""
     array = np.atleast_2d(np.asarray(value, dtype=float))
     q = keys.before_update(quantity)
-    if (whole or q in WHOLE) and np.all(np.mod(array, 1) == 0):
+    drawn = getattr(chapter.network.by_name.get(q), "drawn", False)  # a dropout mask: 0 or 1
+    if (whole or q in WHOLE or drawn) and np.all(np.mod(array, 1) == 0):
         return [[str(int(x)) for x in row] for row in array]
     decimals = chapter.display.decimals_of(q)
     return [[shown(x, decimals) for x in row] for row in array]

@@ -187,7 +187,7 @@ class Normalise(_Statistic):
         if out.get(names[1]) is not None:
             np.negative(via_Z.sum(axis=1, keepdims=True), out=out[names[1]])
         if out.get(names[2]) is not None:  # −½ Σᵢ dẐ ⊙ (Z − μ) / (σ² + ε)^{3/2} = −½ Σᵢ dẐ ⊙ Ẑ / (σ² + ε)
-            np.divide((grad * value).sum(axis=1, keepdims=True), -2.0 * (V + self.epsilon), out=out[names[2]])
+            np.sum(grad * value / (-2.0 * (V + self.epsilon)), axis=1, keepdims=True, out=out[names[2]])
 
     def _root(self, V: Any) -> Any:
         return op("sqrt", op("add", V, self.epsilon))
@@ -204,8 +204,8 @@ class Normalise(_Statistic):
         return self._variance_path(grad, self.expression(Z, M, V), V)
 
     def _variance_path(self, grad: Any, N: Any, V: Any) -> Any:
-        """∂Cost/∂σ² = Σᵢ dẐ⁽ⁱ⁾ ⊙ Ẑ⁽ⁱ⁾ ⊘ (−2(σ² + ε)), Ẑ = (Z − μ)/√(σ² + ε) standing for (Z − μ)/(σ² + ε)^{1/2}."""
-        return op("div", op("sum", op("mul", grad, N), axis=1), op("mul", -2, op("add", V, self.epsilon)))
+        """∂Cost/∂σ² = Σᵢ dẐ⁽ⁱ⁾ ⊙ Ẑ⁽ⁱ⁾ ⊘ (−2(σ² + ε)): −½ Σᵢ dẐ⁽ⁱ⁾ (Z⁽ⁱ⁾ − μ)(σ² + ε)^{−3/2}, with Ẑ for (Z − μ)/√(σ² + ε)."""
+        return op("sum", op("div", op("mul", grad, N), op("mul", -2, op("add", V, self.epsilon))), axis=1)
 
     def worked_expression(self, wrt, sheet):
         """As `backward_expression`, σ²'s path written with Ẑ itself (the node's value), as the engine works it."""
@@ -222,11 +222,10 @@ class Normalise(_Statistic):
         Z, M, V = (S(n) for n in self.inputs)
         dN = S(keys.grad(self.name))
         if wrt == self.inputs[0]:
-            return rf"\frac{{{dN}}}{{\sqrt{{{V} + \varepsilon}}}}"
+            return rf"{dN} \oslash \sqrt{{{V} + \varepsilon}}"
         if wrt == self.inputs[1]:
             return rf"-\sum_{{i=1}}^{{m}} {dN}^{{(i)}} \oslash \sqrt{{{V} + \varepsilon}}"
-        return (rf"\sum_{{i=1}}^{{m}} \left({dN}^{{(i)}} \odot {S(self.name)}^{{(i)}}\right) \oslash "
-                rf"\left(-2 \left({V} + \varepsilon\right)\right)")
+        return rf"\sum_{{i=1}}^{{m}} {dN}^{{(i)}} {S(self.name)}^{{(i)}} \oslash \left(-2 \left({V} + \varepsilon\right)\right)"
 
 
 @register
@@ -333,16 +332,10 @@ def conventions(graph: object) -> list[str]:
     if not layers:
         return []
     eps = ", ".join(sorted({_tex_number(n.epsilon) for n in layers}))
-    return [r"Batch normalisation standardises each unit over the $m$ examples of the batch with the biased variance "
-            r"$\sigma^{2} = \frac{1}{m} \sum_{i} (z^{(i)} - \mu)^{2}$ (dividing by $m$, not $m - 1$) and "
-            rf"$\varepsilon = {eps}$ under the root; $\gamma^{{[l]}}$ and $\beta^{{[l]}}$ are layer $l$'s learned scale "
-            r"and shift (starting at 1 and 0), not Adam's $\beta_{1}$ and $\beta_{2}$, and the layer has no bias $b$, "
-            r"since $\beta^{[l]}$ takes its place.",
-            r"$Z$ reaches the cost by three paths, through $\mu$, through $\sigma^{2}$ and through $\hat{Z}$, and "
-            r"$\mu$ by two; each receives the sum of what its paths pass back.",
-            r"For prediction the layer uses running averages of $\mu$ and $\sigma^{2}$ instead of the batch's: "
-            r"each step moves them a tenth of the way to the batch's values, the variance's taken as "
-            r"$\frac{m}{m - 1} \sigma^{2}$."]
+    return [r"Batch normalisation divides the variance by $m$, not $m - 1$, with "
+            rf"$\varepsilon = {eps}$; $\gamma^{{[l]}}$ and $\beta^{{[l]}}$ are layer $l$'s learned scale and shift "
+            r"(from 1 and 0), not Adam's $\beta_{1}, \beta_{2}$; a prediction uses running averages of $\mu$ and "
+            r"$\sigma^{2}$."]
 
 
 def _tex_number(x: float) -> str:

@@ -58,6 +58,10 @@ class DropoutMask(Node):
     def infer(self, args, params, running=None):
         return np.ones_like(args[0], dtype=float)
 
+    def draw_code(self, rng: str) -> str:
+        """NumPy that draws this step's mask from the generator named `rng`, as `draw` does."""
+        return f"{self.name} = ({rng}.rand(*{self.inputs[0]}.shape) < {self.keep!r}).astype(float)"
+
     def vjp(self, grad, args, params, value, local, out):
         pass
 

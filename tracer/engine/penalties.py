@@ -207,8 +207,10 @@ def conventions(chapter: Any) -> list[str]:
     out = []
     if reg is not None and reg.l2:
         out.append(r"The cost has an L2 penalty on the weights, $\frac{\lambda}{2m} \sum_{l} \lVert W_{l} \rVert^{2}$ "
-                   rf"with $\lambda = {_constant(reg.l2)}$ (the sum of the squares of every weight, the biases left out), "
-                   r"so each $\partial \mathrm{Cost} / \partial W_{l}$ gains the term $\frac{\lambda}{m} W_{l}$.")
+                   rf"with $\lambda = {_constant(reg.l2)}$ (the sum of the squares of every weight, the biases left out): "
+                   r"$\mathrm{Cost} = \mathrm{Cost}_{0} + \mathrm{Penalty}$, $\mathrm{Cost}_{0}$ being the cost "
+                   r"without it, and each $\partial \mathrm{Cost} / \partial W_{l}$ gains the term "
+                   r"$\frac{\lambda}{m} W_{l}$.")
     if reg is not None and reg.weight_decay:
         which = "every weight and bias" if reg.decay_biases else "every weight (not the biases)"
         out.append(rf"Each update also shrinks {which} by $\alpha \lambda$ times its value, with "
