@@ -189,6 +189,36 @@ def student_softmax(X: np.ndarray, Y: np.ndarray, W: np.ndarray, b: np.ndarray, 
     return costs
 
 
+def student_batchnorm(X: np.ndarray, Y: np.ndarray, start: dict[str, np.ndarray], steps: int,
+                      learning_rate: float, eps: float = 1e-5) -> list[float]:
+    """Chapter 9's training as a student writes it in plain NumPy: Z1 = W1·X, the batch mean, the biased
+    variance, the normalised values, γẐ + β, ReLU, a sigmoid output, cross-entropy, the backward pass
+    node by node (the three paths into Z1 summed) and gradient descent."""
+    W1, g, be, W2, b2 = (start[k].copy() for k in ("W1", "gamma1", "beta1", "W2", "b2"))
+    m = X.shape[1]
+    costs = []
+    for _ in range(steps):
+        Z1 = W1 @ X
+        mu = Z1.mean(axis=1, keepdims=True)
+        var = ((Z1 - mu) ** 2).mean(axis=1, keepdims=True)
+        Zhat = (Z1 - mu) / np.sqrt(var + eps)
+        Zt = g * Zhat + be
+        A1 = np.maximum(Zt, 0)
+        A2 = 1 / (1 + np.exp(-(W2 @ A1 + b2)))
+        costs.append(float(np.sum(-Y * np.log(A2) - (1 - Y) * np.log(1 - A2)) / m))
+        dZ2 = (A2 - Y) / m
+        dW2, db2, dA1 = dZ2 @ A1.T, dZ2.sum(axis=1, keepdims=True), W2.T @ dZ2
+        dZt = dA1 * (Zt > 0)
+        dg, dbe, dZhat = (dZt * Zhat).sum(axis=1, keepdims=True), dZt.sum(axis=1, keepdims=True), g * dZt
+        dvar = (dZhat * Zhat).sum(axis=1, keepdims=True) / (-2 * (var + eps))
+        dmu = -(dZhat / np.sqrt(var + eps)).sum(axis=1, keepdims=True) - 2 * dvar * (Z1 - mu).mean(axis=1, keepdims=True)
+        dZ1 = dZhat / np.sqrt(var + eps) + 2 * dvar * (Z1 - mu) / m + dmu / m
+        dW1 = dZ1 @ X.T
+        for p, d in ((W1, dW1), (g, dg), (be, dbe), (W2, dW2), (b2, db2)):
+            p -= learning_rate * d
+    return costs
+
+
 def pairs(rounds: int, first, second) -> tuple[list[float], list[float]]:
     """Times of `first` and `second`, run alternately (the order swapped every round)."""
     a, b = [], []
@@ -244,6 +274,16 @@ def main() -> None:
     print(f"\nchapter 7 (softmax, 3 classes), {soft.steps} steps; ratio = tracer / a student's NumPy loop")
     plain, traced = pairs(rounds, student, lambda: tracer.run(soft))
     report("every node, every step", plain, traced, "student")
+
+    bn = tracer.load_chapter("11-batch-norm")
+    begin = tracer.run(bn, steps=1).at(0)
+    steps = 2000  # the chapter's network, run longer so that a run is long enough to time
+    student_bn = lambda: student_batchnorm(bn.X, bn.Y, begin, steps, bn.learning_rate)  # noqa: E731
+    assert np.allclose(tracer.run(bn, steps=steps).costs, student_bn(), rtol=1e-10, atol=0), "the two bn runs disagree"
+    print(f"\nchapter 9 (batch normalisation), {steps} steps; ratio = tracer / a student's NumPy loop")
+    plain, traced = pairs(rounds, student_bn, lambda: tracer.run(bn, steps=steps))
+    report("every node, every step", plain, traced, "student")
+    print("target: <= 1.3")
 
 
 if __name__ == "__main__":

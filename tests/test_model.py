@@ -55,6 +55,7 @@ def _value(tree):
         "sqrt": np.sqrt, "square": lambda x: x * x, "tanh": np.tanh, "abs": np.abs,
         "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)), "relu": lambda x: np.where(x > 0, x, 0.0),
         "heaviside": lambda x: np.where(x > 0, 1.0, 0.0),
+        "spread": lambda x, like: np.broadcast_to(x, np.shape(like)),  # a column repeated for every example
     }
     if op == "entries":  # a matrix of worked entries, row by row
         return np.array(a, dtype=float).reshape(tree["shape"])

@@ -438,6 +438,8 @@ def step_report(trace: Trace, step: int, decimals: int | Callable[[str], int], f
                 lines.append(f"      passes on {name} = {show(name, g)}")
             else:
                 lines += _per_map(f"      passes on {name}", g, lambda v, name=name: show(name, v))
+    v = trace.at(step)
+    lines += [f"  {name} = {show(name, v[name])}" for name in (keys.DATA_COST, keys.PENALTY) if name in v]  # L2's parts
     lines += ["", "parameters:"]
     for p in trace.parameters(step):
         frozen = "  (frozen)" if p.frozen else ""

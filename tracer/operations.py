@@ -135,6 +135,51 @@ def _exact_sum(x: Any, axis: int | None = None) -> Any:
         [1 if i == axis else n for i, n in enumerate(x.shape)])
 
 
+def _count(x: Any) -> Any:
+    """The number of examples (columns) of a matrix, or of each matrix of a stack."""
+    return float(np.shape(x)[-1])
+
+
+def _exact_count(x: Any) -> Any:
+    import mpmath
+
+    return mpmath.mpf(np.shape(x)[-1])
+
+
+def _mean(x: Any) -> Any:
+    """Each row's mean over the examples (columns): units × 1; a stack of matrices matrix by matrix."""
+    return np.mean(x, axis=-1, keepdims=True)
+
+
+def _exact_mean(x: Any) -> Any:
+    return _exact_sum(x, axis=1) / _exact_count(x)
+
+
+def _spread(a: Any, like: Any) -> Any:
+    """A column (units × 1) repeated for every example of `like`."""
+    return np.broadcast_to(a, np.broadcast_shapes(np.shape(a), np.shape(like))).copy()
+
+
+def _exact_spread(a: Any, like: Any) -> Any:
+    return np.broadcast_to(np.asarray(a, dtype=object), np.shape(like)).copy()
+
+
+def _sympy_count(x: Any) -> Any:
+    return x.shape[1]
+
+
+def _sympy_mean(x: Any) -> Any:
+    import sympy as sp
+
+    return sp.Matrix([[sum(x.row(i)) / x.shape[1]] for i in range(x.shape[0])])
+
+
+def _sympy_spread(a: Any, like: Any) -> Any:
+    import sympy as sp
+
+    return a * sp.ones(1, like.shape[1])
+
+
 def _entries(*args: Any, shape: tuple[int, ...] = ()) -> Any:
     return np.array([np.asarray(a, dtype=float).reshape(()) for a in args], dtype=float).reshape(shape)
 
@@ -442,6 +487,13 @@ for _op in (
     Operation("vjp", _vjp, _exact_vjp, lambda J, G: J.T * G,
               lambda t: (t.operand(0, first=True, below=2) + "^{T} " + t.operand(1, below=2), 1),
               lambda J, G: f'np.einsum("kji,ki->ji", {J}, {G})', arity=2),
+    Operation("count", _count, _exact_count, _sympy_count, lambda t: ("m", 2), lambda a: f"{a}.shape[1]"),
+    Operation("mean", _mean, _exact_mean, _sympy_mean,
+              lambda t: (rf"\frac{{1}}{{m}} \sum_{{i=1}}^{{m}} {t.operand(0, first=True, below=2)}", 1),
+              lambda a: f"np.mean({a}, axis=1, keepdims=True)"),
+    Operation("spread", _spread, _exact_spread, _sympy_spread,
+              lambda t: (t.operand(0, first=True, below=2) + r" \, \mathbf{1}^{T}", 1),
+              lambda a, b: f"np.broadcast_to({a}, {b}.shape)", arity=2),
     Operation("entries", _entries, _exact_entries, _sympy_entries, _latex_entries,
               lambda *codes, shape=(): f"np.array([{', '.join(codes)}]).reshape({tuple(shape)})", arity=None),
 ):

@@ -996,7 +996,9 @@ def oracle_checks(trace: Any, steps: list[int] | None = None) -> list[Comparison
 
             for node in graph.nodes[:-1]:
                 args = [exact[n] for n in node.inputs]
-                if isinstance(node, Activation):
+                if getattr(node, "drawn", False):  # a dropout mask: drawn, so taken as recorded
+                    value = _exact_array(v[node.name])
+                elif isinstance(node, Activation):
                     fn = _exact(node.op)
                     value = np.vectorize(lambda z: _entry((fn.value,), z), otypes=[object])(args[0])
                 elif isinstance(node, ColumnActivation):
@@ -1023,7 +1025,10 @@ def oracle_checks(trace: Any, steps: list[int] | None = None) -> list[Comparison
                 upstream = np.empty(P.shape, dtype=object)
                 for i in range(P.shape[1]):
                     upstream[:, i] = _column_entries(fn.derivatives, *Y[:, i], *P[:, i], M)
-            _keep(found, keys.COST, step, np.array(float(mpmath.fsum(terms))), np.array(v[keys.COST]))
+            penalties = [evaluate(node.penalty_expression(Name(node.W), M), leaf, exact=True)
+                         for node in graph.nodes if hasattr(node, "penalty_expression")]  # L2: (λ/2m)·Σ W²
+            _keep(found, keys.COST, step, np.array(float(mpmath.fsum(terms) + mpmath.fsum(penalties))),
+                  np.array(v[keys.COST]))
             grads = {keys.grad(cost.prediction): upstream}
             _keep(found, keys.grad(cost.prediction), step, _floats(upstream), v[keys.grad(cost.prediction)])
             for node in reversed(graph.nodes[:-1]):
@@ -1111,7 +1116,8 @@ def finite_difference_checks(trace: Any, steps: list[int] | None = None) -> list
                 else:
                     base = values[target].copy()
                     values[target] = base
-                    blocked = np.broadcast_to(clipped, base.shape)
+                    per_example = base.ndim and base.shape[-1] == clipped.shape[0]  # not a batch mean's column
+                    blocked = np.broadcast_to(clipped, base.shape) if per_example else np.full(base.shape, clipped.any())
                 f = lambda target=target: _cost_from(graph, params, values, target)  # noqa: E731
                 grad, bound = _central(f, base, blocked)
                 _keep(found, quantity, step, grad, v[quantity], bound)
@@ -1159,13 +1165,14 @@ def _cost_from(graph: Graph, params: dict[str, np.ndarray], values: dict[str, np
     now = dict(values)
     sides = []
     for node in graph.nodes[:-1]:
-        if not changed.intersection(node.inputs + node.params):
-            continue
+        if not changed.intersection(node.inputs + node.params) or getattr(node, "drawn", False):
+            continue  # unchanged, or a dropout mask (drawn, not computed: it stays as recorded)
         args = [now[n] for n in node.inputs]
         now[node.name] = node.forward(args, [params[p] for p in node.params])
         sides.append(node.branches(args))
         changed.add(node.name)
-    return graph.cost.cost(now[TARGET], now[graph.prediction]), b"".join(sides)
+    cost = graph.cost.cost(now[TARGET], now[graph.prediction]) + graph.penalty(params, now[TARGET].shape[1])
+    return cost, b"".join(sides)
 
 
 def _clipped_examples(graph: Graph, values: dict[str, np.ndarray]) -> np.ndarray:

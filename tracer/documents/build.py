@@ -190,9 +190,11 @@ def _figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str, hand: Trac
              written: list[Path]) -> dict[str, str]:
     """The figures (each file appended to `written`); the graphs at worked steps from the hand-carried
     trace, as the worked lines print them."""
+    from tracer.documents.comparison import comparison_extra
     from tracer.documents.figures import document_figures
 
-    return dict(document_figures(chapter, trace, out_dir, fmt, graphs_from=hand, written=written))
+    return dict(document_figures(chapter, trace, out_dir, fmt, graphs_from=hand, written=written,
+                                 extra=comparison_extra(chapter, trace)))
 
 
 def _stderr(message: str) -> None:

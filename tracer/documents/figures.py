@@ -29,7 +29,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -161,7 +161,10 @@ class Line:
 
 
 #: How a base name is written in HTML (Graphviz) and in LaTeX; italic unless it is a word.
-BASES = {"ŷ": ("ŷ", r"\hat{y}"), "Cost": ("Cost", r"\mathrm{Cost}")}
+BASES = {"ŷ": ("ŷ", r"\hat{y}"), "Cost": ("Cost", r"\mathrm{Cost}"),
+         # batch normalisation's μ, σ², Ẑ, Z̃, γ, β and dropout's mask-applied Ã (tracer.engine.keys.STEM_SYMBOLS)
+         "mu": ("μ", r"\mu"), "var": ("σ²", r"\sigma^{2}"), "Zhat": ("Ẑ", r"\hat{Z}"), "Zt": ("Z̃", r"\tilde{Z}"),
+         "Ad": ("Ã", r"\tilde{A}"), "gamma": ("γ", r"\gamma"), "beta": ("β", r"\beta")}
 WORDS = {"Cost"}
 
 
@@ -585,6 +588,13 @@ def _scalar_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
     return graph
 
 
+def _sym(name: str) -> Sym:
+    """A matrix's name in a graph: W with subscript 1; batch normalisation's γ and β of layer 1 as γ^[1], β^[1]
+    (never read as Adam's β₁)."""
+    stem, index = keys.stem_and_index(name)
+    return Sym(stem, "", f"[{index}]") if stem in keys.BRACKETED and index else Sym(stem, index)
+
+
 def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
     """One node per matrix (X, W1, b1, Z1, A1, …), as the article's vectorized part draws it."""
     net = trace.network
@@ -594,15 +604,15 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
         return Mat(np.asarray(v[name], dtype=float), _places(chapter, name, v[name])) if name in v else None
 
     def add(name: str, kind: str, **more: Any) -> None:
-        sym = Sym("X") if name == INPUT else Sym("Y") if name == TARGET else Sym(*keys.stem_and_index(name))
+        sym = Sym("X") if name == INPUT else Sym("Y") if name == TARGET else _sym(name)
         gradient = mat(keys.grad(name)) if kind not in ("input", "target") else None
         graph.add(Node(name, sym, kind, mat(name), gradient, quantity=name, **more))
 
     add(INPUT, "input")
     for node in net.nodes[:-1]:
-        if node.name not in net.on_path:  # the sigmoid a cost from logits does without
-            continue
-        if node.params:  # a linear or convolution node
+        if node.name not in net.on_path and not getattr(node, "drawn", False):  # the sigmoid a cost from logits
+            continue  # does without (a dropout mask is drawn: no gradient reaches it, yet it is read)
+        if node in net.weighted:  # a linear or convolution node
             row = f"row {node.name}"  # W_l → Z_l ← b_l side by side, the layers running down the page
             add(node.W, "parameter", row=row)
             add(node.name, "linear", row=row)
@@ -613,8 +623,12 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
                 graph.edge(node.b, node.name, node.name)
                 graph.flipped.add((node.b, node.name))
             continue
-        add(node.name, node.kind, note=(Sym(node.glyph),) if node.kind == "activation" else ())
-        for name in node.inputs:
+        row = f"row {node.name}" if node.params else None  # batch norm's γ, β beside the node they scale
+        for p in node.params:
+            add(p, "parameter", row=row)
+        add(node.name, node.kind, note=(Sym(node.glyph),) if node.kind == "activation" else (),
+            **({"row": row} if row else {}))
+        for name in node.inputs + node.params:
             graph.edge(name, node.name, node.name)
     add(TARGET, "target")
     graph.edge(net.prediction, COST)
@@ -630,7 +644,8 @@ def _layer_graph(chapter: Chapter, trace: Trace, v: dict[str, Any]) -> Graph:
 RANKDIR = "TB"
 
 SHAPES = {"input": "box", "target": "box", "parameter": "box", "linear": "circle", "activation": "circle",
-          "merge": "circle", "pooling": "circle", "reshape": "circle", "cost": "ellipse"}
+          "merge": "circle", "pooling": "circle", "reshape": "circle", "normalisation": "circle", "dropout": "circle",
+          "cost": "ellipse"}
 
 
 def to_dot(graph: Graph, sizes: tuple[int, int] = SVG_SIZES) -> Any:
@@ -1248,7 +1263,7 @@ def boundary_grid(chapter: Chapter, trace: Trace, n: int = GRID) -> tuple[np.nda
     net = chapter.network
     out = {name: np.empty(shape) for name, shape in net.value_shapes(A0.shape[0], A0.shape[1]).items()}
     with np.errstate(all="ignore"):
-        net.forward(trace.final, A0, out)
+        net.predict(trace.final, A0, out, trace.running)  # dropout off, batch norm by its running averages
     yhat = out[net.output.name]
     return x1, x2, yhat.reshape(yhat.shape[0], n, n)
 
@@ -1421,7 +1436,8 @@ def default_name(chapter: Chapter, kind: str, fmt: str, step: int | None = None,
 
 def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
                      view: str | None = None, graphs_from: Trace | None = None,
-                     written: list[Path] | None = None) -> dict[str, str]:
+                     written: list[Path] | None = None,
+                     extra: Callable[[str], tuple[bytes, str, str]] | None = None) -> dict[str, str]:
     """Write the chapter's figures under `out_dir`; return, per place in a document, the text to put there.
 
     Keys: "graph_step_<N>" for each worked step, "curve" when the chapter runs more than FEW_STEPS
@@ -1433,7 +1449,9 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
     `out_dir`, the folder of the documents. Without Graphviz's `dot` there are no graph keys (the
     documents are built without those pictures; `tracer build` says so once). The graphs are drawn
     from `graphs_from` when given (the documents pass their hand-carried trace: the worked lines' figures).
-    Each file written is appended to `written` when given (`tracer build` lists them).
+    Each file written is appended to `written` when given (`tracer build` lists them). `extra`, when
+    given, draws one more figure of the long run, last, under the key "compare": called with the file
+    format, it gives (the picture, its caption, what a sentence refers to it as).
     """
     if fmt not in ("md", "tex"):
         raise TracerError(f"document format {fmt!r}: expected 'md' or 'tex'")
@@ -1464,6 +1482,10 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
                              *captions[False], r"\linewidth"))
             pictures.append(("boundary_shaded", boundaries[True], default_name(chapter, "boundary", file_fmt, shaded=True),
                              *captions[True], r"\linewidth"))
+        if extra is not None:
+            picture, caption, shows = extra(file_fmt)
+            pictures.append(("compare", picture, default_name(chapter, "compare", file_fmt), caption, shows,
+                             r"\linewidth"))
         graph_pictures = []
         for step, graph in graphs.items():
             caption = (f"Computational graph at step {step}: forward values on solid blue arrows, gradients of the "

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tracer.documents import figures
+from tracer.documents.comparison import comparison_extra
 from tracer.documents.model import Document, Line, document_model, evaluate
 from tracer.documents.render import BREAK, Calculation, calculation, document_traces, printed_tex, typeset_lines
 from tracer.engine.chapter import Chapter
@@ -67,7 +68,8 @@ def lecture(chapter: Chapter, trace: Trace | None = None, hand: Trace | None = N
 def long_run_pictures(chapter: Chapter, trace: Trace) -> dict[str, dict[str, Any] | None]:
     """The long run's figures as the documents show them (learning curve, decision boundaries), as data URIs
     (numbered from 1, with their captions): the page and the notebook show them."""
-    shown: dict[str, dict[str, Any] | None] = {"curve": None, "kernels": None, "boundary": None, "boundary_shaded": None}
+    shown: dict[str, dict[str, Any] | None] = {"curve": None, "kernels": None, "boundary": None,
+                                               "boundary_shaded": None, "compare": None}
     if int(trace.meta["steps_run"]) <= figures.FEW_STEPS:
         return shown
     scale = figures.curve_scale(np.asarray(trace.costs, dtype=float))
@@ -80,6 +82,10 @@ def long_run_pictures(chapter: Chapter, trace: Trace) -> dict[str, dict[str, Any
         boundaries, captions = figures.decision_boundaries(chapter, trace, "svg"), figures.boundary_captions(chapter)
         drawn += [("boundary", boundaries[False], captions[False][0]),
                   ("boundary_shaded", boundaries[True], captions[True][0])]
+    extra = comparison_extra(chapter, trace)  # a [compare] run's figure: both runs' curves and boundaries
+    if extra is not None:
+        svg, caption, _ = extra("svg")
+        drawn.append(("compare", svg, caption))
     for number, (key, svg, caption) in enumerate(drawn, start=1):
         size = re.search(rb'<svg[^>]*?width="([\d.]+)pt"[^>]*?height="([\d.]+)pt"', svg)
         width, height = (round(float(size[1]) * 4 / 3), round(float(size[2]) * 4 / 3)) if size else (640, 480)
@@ -236,7 +242,43 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
                 + rf" \\ &= {printed_tex(values[0][0])}, \qquad {lhs} = {result} \end{{aligned}}")
         if fits(text):
             return text
+    expanded = _expand_sums(line.expression)  # a sum over the examples of one row: its terms, a few to a row
+    if expanded is not line.expression:
+        left = visible_width(line.formula.split("=", 1)[0])
+        for room in (width - left - 4, (width - left) // 2):
+            text = calculation(Calculation(line.formula, _terms_in_rows(expanded, room), result, line.quantity))
+            if fits(text):
+                return text
     return calculation(Calculation(line.formula, NOT_SHOWN, result, line.quantity))
+
+
+def _elementwise(tree: Any) -> bool:
+    """Only operations entry by entry (no product of matrices, transpose or sum)."""
+    return _is_leaf(tree) or (tree["op"] not in ("sum", "entries", "vjp", "matmul", "transpose", "spread")
+                              and all(_elementwise(a) for a in tree["args"]))
+
+
+def _column_entry(tree: Any, j: int) -> Any:
+    """Example j's entry of a one-row element-wise expression (a single number or column broadcast to every example)."""
+    if _is_leaf(tree):
+        if isinstance(tree, str):
+            return tree
+        row = tree[0] if isinstance(tree[0], list) else tree
+        return row[j] if len(row) > 1 else row[0]
+    return {**tree, "args": [_column_entry(a, j) for a in tree["args"]]}
+
+
+def _expand_sums(tree: Any) -> Any:
+    """The tree with each sum along the examples of a one-row, entry-by-entry expression written as the
+    sum of its terms, example by example (the tree itself when it has none)."""
+    if _is_leaf(tree):
+        return tree
+    if tree["op"] == "sum" and tree.get("axis") == 1 and _elementwise(tree["args"][0]):
+        shape = np.shape(evaluate(tree["args"][0]))
+        if len(shape) == 2 and shape[0] == 1 and shape[1] > 1:
+            return {"op": "add", "args": [_column_entry(tree["args"][0], j) for j in range(shape[1])]}
+    args = [_expand_sums(a) for a in tree["args"]]
+    return tree if all(a is b for a, b in zip(args, tree["args"])) else {**tree, "args": args}
 
 
 def _terms_in_rows(tree: Any, width: int) -> str:

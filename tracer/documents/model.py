@@ -28,7 +28,7 @@ from tracer.abbreviation import LIMIT as ABBREVIATE_PAST  # past this many rows,
 from tracer.checks.formulas import parse_expression, reader_latex
 from tracer.checks.symbolic import derivation
 from tracer.checks.verify import article_citation, article_figures, article_formulas, derivations_used
-from tracer.engine import keys
+from tracer.engine import batchnorm, dropout, keys, penalties
 from tracer.engine.chapter import Chapter, document_spec
 from tracer.engine.keys import COST, INPUT
 from tracer.engine.nodes import NODES, Linear, Node, Worked, fill
@@ -298,7 +298,7 @@ class _Builder:
         self.graph = chapter.network
         self.names = self.graph.names()
         self.cost = self.graph.cost
-        self.optimizer = OPTIMIZERS[chapter.optimizer](chapter.learning_rate, **chapter.hyper)
+        self.optimizer = penalties.make_optimizer(chapter)
         self.scalar: dict[str, tuple[Linear, str]] = {}  # linear nodes in the article's scalar form, their input letter
 
     def decimals(self, quantity: str) -> int:
@@ -344,6 +344,27 @@ class _Builder:
         output, logits = self._ends()
         w = self.cost.worked_cost(_Sheet(self, v), output, logits)
         return self.line(step, "cost", COST, COST, w.formula, w.tree, v[COST])
+
+    def cost_lines(self, step: int, v: dict[str, Any]) -> list[Line]:
+        """The cost line; with an L2 penalty, the data term, the penalty and their sum, each its own line."""
+        if keys.DATA_COST not in v:
+            return [self.cost_line(step, v)]
+        output, logits = self._ends()
+        w = self.cost.worked_cost(_Sheet(self, v), output, logits)
+        data = r"\mathrm{Cost}_{0}"  # the cost without the penalty: its data term
+        terms = [(n, self.symbol(n.W)) for n in self.graph.nodes if isinstance(n, penalties.PenalisedLinear)]
+        m = _Sheet(self, v).m
+        penalty = penalties.penalty_expression(self.graph, lambda W: Operand(W, v[W]), m)
+        lam = terms[0][0].l2
+        return [
+            self.line(step, "cost", COST, keys.DATA_COST, w.formula.replace(r"\mathrm{Cost}", data, 1), w.tree,
+                      v[keys.DATA_COST]),
+            self.line(step, "cost", COST, keys.PENALTY, r"\mathrm{Penalty} = \frac{\lambda}{2m} \left("
+                      + " + ".join(rf"\sum {W}^{{2}}" for _, W in terms) + r"\right)",
+                      penalty, v[keys.PENALTY]),
+            self.line(step, "cost", COST, COST, rf"\mathrm{{Cost}} = {data} + \mathrm{{Penalty}}",
+                      _op("add", Operand(keys.DATA_COST, v[keys.DATA_COST]), Operand(keys.PENALTY, v[keys.PENALTY])),
+                      v[COST])]
 
     def _ends(self) -> tuple[str, str]:
         """The prediction ŷ (the last node before the cost) and what it was computed from (its logits)."""
@@ -392,7 +413,10 @@ class _Builder:
                     lines.append(self.line(step, "update", p, q, formula,
                                            opt.state_expression(s, prev, Operand(dp, v[dp]), hyper), v[q]))
             tree = opt.expression(Operand(p, v[p]), Operand(dp, v[dp]), alpha, state, hyper, step + 1)
-            formula = f"{self.symbol(p)} := " + fill(type(opt).update_tex, **names)
+            formula = f"{self.symbol(p)} := " + fill(type(getattr(opt, "inner", opt)).update_tex, **names)
+            if p in getattr(opt, "decayed", ()):  # weight decay: − αλP, apart from the gradient
+                tree = opt.with_decay(tree, Operand(p, v[p]), alpha)
+                formula += fill(opt.decay_tex, **names)
             lines.append(self.line(step, "update", p, keys.after(p), formula, tree, v[keys.after(p)]))
         return lines
 
@@ -644,7 +668,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
     for s in shown_steps:
         v = hand.at(s)
         kind = "worked" if s in spec.worked_steps else "forward"
-        lines = builder.forward(s, v) + [builder.cost_line(s, v)]
+        lines = builder.forward(s, v) + builder.cost_lines(s, v)
         if kind == "worked":
             lines += builder.backward(s, v) + builder.update(s, v)
         changes = ()
@@ -674,6 +698,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
                         + (f" and ${symbol(node.b)}$" if node.b else "") + " is the layer's.")
     if any(_uses_log(line.expression) for line in steps[0].lines) if steps else False:
         notation.append(COMMENTARY["natural-log"])
+    notation += penalties.conventions(chapter) + batchnorm.conventions(graph) + dropout.conventions(graph)
 
     opt = OPTIMIZERS[chapter.optimizer]
     network = {
@@ -694,8 +719,10 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
     long_run = None
     if spec.table_steps:
         long_run = {"steps": chapter.steps, "decimals": spec.table_decimals,
-                    "table": [{"step": s, "cost": shown(full.costs[s], spec.table_decimals)}
-                              for s in spec.table_steps],
+                    "table": [{"step": s, "cost": shown(full.costs[s], spec.table_decimals),
+                               **_cost_parts(full, s, spec.table_decimals)} for s in spec.table_steps],
+                    "running": [{"symbol": rf"\bar{{{symbol(k.removeprefix('running_'))}}}",
+                                 "value": printed(a, k, builder.decimals(k))} for k, a in full.running.items()],
                     "final": {p: printed(full.final[p], p, builder.decimals(p)) for p in chapter.parameter_names}}
     exercise = None
     if spec.exercise_step is not None:
@@ -716,6 +743,14 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
     )
 
 
+def _cost_parts(full: Trace, step: int, decimals: int) -> dict[str, str]:
+    """The data term and the penalty of the cost at `step`, when the chapter has a penalty and recorded the step."""
+    if keys.PENALTY not in full.arrays or step not in set(full.steps.tolist()):
+        return {}
+    v = full.at(step)
+    return {"data": shown(v[keys.DATA_COST], decimals), "penalty": shown(v[keys.PENALTY], decimals)}
+
+
 def network_layers(graph: Any, S: Any = None) -> list[dict[str, Any]]:
     """The network as the documents describe it, walking the graph: a linear node and the activation
     that reads it are a layer ("Layer 2: 3 units, Z₂ = W₂A₁ + b₂, then A₂ = σ(Z₂)"); any other node
@@ -728,17 +763,28 @@ def network_layers(graph: Any, S: Any = None) -> list[dict[str, Any]]:
         if isinstance(node, Linear):
             count += 1
             out.append({"index": count, "units": node.units, "definitions": [node.definition_tex(S)],
-                        "activation": "", "readable": "", "symbol": "", "formula": "", "repeat": False})
+                        "activation": "", "readable": "", "symbol": "", "formula": "", "repeat": False,
+                        "names": {node.name}})
             continue
+        previous = graph.nodes[graph.nodes.index(node) - 1].name
         joins = out and node.kind == "activation" and out[-1]["activation"] == "" and out[-1]["index"] and \
-            graph.nodes[graph.nodes.index(node) - 1].name == node.inputs[0]
-        entry = out[-1] if joins else {"index": None, "units": None, "definitions": []}
+            previous == node.inputs[0]
+        # batch normalisation between a layer's Z and its activation, dropout after it: part of the layer
+        within = out and out[-1]["index"] and node.inputs[0] in out[-1].setdefault("names", set()) | {previous} and (
+            (node.kind == "normalisation" and out[-1]["activation"] == "") or
+            (node.kind == "dropout" and out[-1]["activation"] != ""))
+        entry = out[-1] if joins or within else {"index": None, "units": None, "definitions": []}
         entry["definitions"].append(node.definition_tex(S))
+        entry.setdefault("names", set()).add(node.name)
+        if within:
+            continue
         entry.update({"activation": node.op, "readable": node.readable, "symbol": getattr(node, "symbol", node.glyph),
                       "formula": node.formula, "repeat": node.op in said})
         said.add(node.op)
         if not joins:
             out.append(entry)
+    for entry in out:
+        entry.pop("names", None)
     return out
 
 

@@ -20,10 +20,10 @@ from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex,
 from tracer.documents.render import Prose, document_context, environment, md_escape, render, with_maths
 from tracer.engine.chapter import Chapter, has_section
 from tracer.documents.model import symbol
-from tracer.engine import keys
+from tracer.engine import keys, penalties
 from tracer.engine.graph import Graph
 from tracer.engine.keys import COST, INPUT, TARGET
-from tracer.engine.optimizers import OPTIMIZERS
+from tracer.engine.penalties import make_optimizer
 from tracer.engine.trace import Trace
 from tracer.engine.train import Traces
 from tracer.errors import TracerError
@@ -32,6 +32,9 @@ from tracer.operations import Name, to_code
 
 #: How an updated parameter is labelled in the notebook's output (the trace calls it W1_after).
 UPDATED = " (updated)"
+
+#: The notebook's generator of dropout masks.
+DRAWS = "dropout_draws"
 
 HELPERS = '''import numpy as np
 from decimal import Decimal, ROUND_HALF_UP
@@ -230,7 +233,7 @@ class _Code:
 
     def __init__(self, chapter: Chapter, net: Graph):
         self.chapter, self.net = chapter, net
-        self.optimizer = OPTIMIZERS[chapter.optimizer](chapter.learning_rate, **chapter.hyper)
+        self.optimizer = make_optimizer(chapter)
 
     def decimals(self, quantity: str) -> int:
         return self.chapter.display.decimals_of(keys.before_update(quantity))
@@ -243,11 +246,24 @@ class _Code:
         """(node, lines) in forward order, the cost last."""
         out = []
         for node in self.net.nodes[:-1]:
-            out.append((node.name, [self.kept(node.name, node.expression(*[Name(n) for n in node.inputs + node.params]))]))
+            drawn = getattr(node, "draw_code", None)  # a dropout mask: drawn as the training run draws it
+            out.append((node.name, [drawn(DRAWS) if drawn else
+                                    self.kept(node.name, node.expression(*[Name(n) for n in node.inputs + node.params]))]))
         output = self.net.output
-        out.append((COST, [self.kept(COST, self.net.cost.total_expression(Name(TARGET), Name(output.name),
-                                                                         Name(output.inputs[0]), Name("m")))]))
+        data = self.net.cost.total_expression(Name(TARGET), Name(output.name), Name(output.inputs[0]), Name("m"))
+        penalty = penalties.penalty_expression(self.net, Name, Name("m"))
+        if penalty is None:
+            out.append((COST, [self.kept(COST, data)]))
+        else:  # with an L2 penalty: the data term, the penalty, their sum
+            out.append((COST, [self.kept(keys.DATA_COST, data), self.kept(keys.PENALTY, penalty),
+                               self.kept(COST, {"op": "add", "args": [Name(keys.DATA_COST), Name(keys.PENALTY)]})]))
         return out
+
+    def draws(self) -> list[str]:
+        """The generator of the dropout masks, seeded as the training run seeds it (none without dropout)."""
+        if not any(getattr(n, "drawn", False) for n in self.net.nodes):
+            return []
+        return [f"{DRAWS} = np.random.RandomState({self.chapter.dropout_seed})  # the dropout masks, step after step"]
 
     def backward(self) -> list[tuple[str, list[str]]]:
         """(node, lines) from the cost back to the first layer."""
@@ -294,6 +310,8 @@ class _Code:
                      for s in opt.state]
             tree = opt.expression(Name(p), dp, Name("learning_rate"), {s: Name(keys.state(s, p)) for s in opt.state},
                                   hyper, Name("t"))
+            if p in getattr(opt, "decayed", ()):  # weight decay: − αλP
+                tree = opt.with_decay(tree, Name(p), Name("learning_rate"))
             lines.append(self.kept(p, tree))
             out.append((p, lines))
         return out
@@ -378,6 +396,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
     setup += [f"{k} = {opt.hyper[k]!r}" for k in opt.uses]
     setup += [f"{p} = {_literal(start_hand[p])}" for p in net.parameter_names]
     setup += [f"{s} = np.zeros_like({s[1:]})" for s in code.state_names()]
+    setup += code.draws()
     setup += ["keep = as_written"]
     setup += [f"show({json.dumps(p)}, {p}, {code.decimals(p)})" for p in net.parameter_names]
     py("\n".join(setup), 0)
@@ -444,6 +463,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
            "lines above, now carrying every digit (`keep = every_digit`): the cost at the steps the worked "
            "example tabulates.")
         restart = ["keep = every_digit"] + [f"{p} = {_literal(first[p])}" for p in net.parameter_names]
+        restart += code.draws()
         restart += [f"{s} = np.zeros_like({s[1:]})" for s in code.state_names()]
         steps = [row["step"] for row in run_["table"]]
         loop = (f"costs = [training_step(step + 1) for step in range({run_['steps']})]\n"

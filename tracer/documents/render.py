@@ -408,7 +408,8 @@ def _width(tree: Any) -> int:
             rows = np.asarray(tree["args"][0], dtype=object)
             return min(rows.shape[0], CORNER + 1) if rows.ndim == 2 and rows.shape[0] > MAX_SHOWN else (
                 rows.shape[0] if rows.ndim == 2 else 1)
-        return sum(_width(a) for a in tree["args"])
+        # a sum over the examples is written with its Σ and brackets: about three numbers' room more
+        return sum(_width(a) for a in tree["args"]) + (3 if tree["op"] == "sum" and tree.get("axis") else 0)
     wide = 2 if "e" in str(tree) else 1  # 1.3 × 10⁻⁶ takes about two numbers' room
     if isinstance(tree, list):
         cols = np.shape(np.asarray(tree, dtype=object))[-1]
@@ -419,6 +420,13 @@ def _width(tree: Any) -> int:
 def typeset_lines(tree: Any) -> str:
     """`typeset`, broken over lines of an `aligned` block when it is too wide for the page: a long sum
     of terms a few terms to a line, otherwise at its outermost operator."""
+    if isinstance(tree, dict) and tree["op"] == "add" and len(tree["args"]) > 2 and \
+            _width(tree) > 2 * LINE_NUMBERS // 3:  # the sum of three paths or more: two terms to a row
+        return "".join((_BREAK.rstrip(" ") if i and i % 2 == 0 else "") + (" + " if i else "") + typeset(a)
+                       for i, a in enumerate(tree["args"]))
+    if isinstance(tree, dict) and tree["op"] == "add" and len(tree["args"]) == 2 and _width(tree) > LINE_NUMBERS // 2 \
+            and _op_of(tree["args"][1]) == "mul" and _op_of(tree["args"][1]["args"][0]) == "div":
+        return typeset(tree["args"][0]) + _BREAK + "+ " + typeset(tree["args"][1])  # a gradient, then L2's (λ/m)·W
     if _width(tree) <= LINE_NUMBERS or not isinstance(tree, dict):
         return typeset(tree)
     name, args = tree["op"], tree["args"]
@@ -456,6 +464,8 @@ def typeset_lines(tree: Any) -> str:
             else:
                 text, width = text + " " + joined, width + _width(term)
         return text
+    if len(args) != 2:  # one operand (a sum along a row, a root): nowhere to break it
+        return typeset(tree)
     symbols = {"add": " + ", "sub": " - ", "matmul": " ", "mul": r" \odot " if _is_matrix(args[0]) and _is_matrix(
         args[1]) else r" \cdot ", "div": r" \oslash "}
     if name in symbols and len(args) == 2 and not (name == "div" and not _is_matrix(args[1])):
@@ -662,10 +672,12 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
     long_run = None
     if model.long_run:
         lr = model.long_run
-        long_run = {"steps": lr["steps"], "decimals": lr["decimals"], "table": [{"step": r["step"], "cost": number_tex(r["cost"])}
-                                                    for r in lr["table"]],
+        long_run = {"steps": lr["steps"], "decimals": lr["decimals"],
+                    "table": [{"step": r["step"], "cost": number_tex(r["cost"]),
+                               **{k: number_tex(r[k]) for k in ("data", "penalty") if k in r}} for r in lr["table"]],
                     "final": [{"symbol": symbol(p), "value": maps_tex(v, examples_last=False)}
-                              for p, v in lr["final"].items()]}
+                              for p, v in lr["final"].items()],
+                    "running": [{"symbol": r["symbol"], "value": printed_tex(r["value"])} for r in lr.get("running", [])]}
     return {
         "format": fmt,
         "chapter": {

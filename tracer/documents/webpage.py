@@ -37,7 +37,8 @@ CURVE_SIZE = (560, 200)
 WHOLE = ("A0", "Y")
 KIND_WORDS = {"input": "the input X", "target": "the labels Y", "parameter": "a parameter",
               "linear": "a linear node", "activation": "an activation node", "merge": "a sum of two paths",
-              "pooling": "a pooling node", "reshape": "a flatten node", "cost": "the cost"}
+              "pooling": "a pooling node", "reshape": "a flatten node",
+              "normalisation": "a batch-normalisation node", "dropout": "a dropout node", "cost": "the cost"}
 
 
 def kept_steps(trace: Trace, must: list[int]) -> list[int]:
@@ -53,7 +54,8 @@ def _numbers(chapter: Chapter, quantity: str, value: Any, whole: bool = False) -
     """A value as rows of printed numbers, half-up to the quantity's decimals (whole data stays whole)."""
     array = as_matrix(np.atleast_2d(np.asarray(value, dtype=float)))  # an image: its stacked matrix
     q = keys.before_update(quantity)
-    if (whole or q in WHOLE) and np.all(np.mod(array, 1) == 0):
+    drawn = getattr(chapter.network.by_name.get(q), "drawn", False)  # a dropout mask: 0 or 1
+    if (whole or q in WHOLE or drawn) and np.all(np.mod(array, 1) == 0):
         return [[str(int(x)) for x in row] for row in array]
     decimals = chapter.display.decimals_of(q)
     return [[shown(x, decimals) for x in row] for row in array]

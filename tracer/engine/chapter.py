@@ -25,6 +25,7 @@ from tracer.engine.image_data import BACKGROUND, INK, SHIFTS, Patterns, generate
 from tracer.engine.nodes import NODES, Cost, Linear, activations, costs
 from tracer.engine.optimizers import DEFAULTS as OPTIMIZER_DEFAULTS
 from tracer.engine.optimizers import OPTIMIZERS
+from tracer.engine.penalties import Regularisation, penalised
 from tracer.errors import SHOWN, TracerError, quoted
 from tracer.progress import duration, max_minutes, step_seconds
 from tracer.resources import bundled_path
@@ -89,13 +90,17 @@ class Chapter:
     raw: dict[str, Any]  # the whole parsed file, for sections later tools read (article, document, …)
     source: str = ""  # where the chapter's numbers come from (the article), as the file's `source` says
     nodes: tuple[NodeSpec, ...] = ()  # the [network] graph, written out node by node
+    regularisation: Regularisation = Regularisation()  # [train] l2, weight_decay, decay_biases
+    dropout_seed: int = 0  # [train] dropout_seed: the masks of every step are drawn from it
 
     @functools.cached_property
     def network(self) -> Graph:
         """The chapter's network as a graph of nodes, the cost last."""
         if self.nodes:
-            return from_nodes(self.nodes, self.cost, self.from_logits, self.bias)
-        return from_layers(self.layers, self.cost, self.from_logits, self.bias)
+            graph = from_nodes(self.nodes, self.cost, self.from_logits, self.bias)
+        else:
+            graph = from_layers(self.layers, self.cost, self.from_logits, self.bias)
+        return penalised(graph, self.regularisation.l2)
 
     @property
     def m(self) -> int:
@@ -319,6 +324,12 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
     shuffle = train.boolean("shuffle", default=False)
     shuffle_seed = train.integer("shuffle_seed", default=seed or 0, minimum=0, maximum=2**32 - 1)
     frozen = train.names("frozen", names)
+    regularisation = Regularisation(l2=_not_negative(train, "l2"), weight_decay=_not_negative(train, "weight_decay"),
+                                    decay_biases=train.boolean("decay_biases", default=False))
+    if "decay_biases" in train and not regularisation.weight_decay:
+        train.fail("decay_biases", "weight_decay too (decay_biases says whether weight decay shrinks the biases)",
+                   "no weight_decay")
+    dropout_seed = train.integer("dropout_seed", default=seed or 0, minimum=0, maximum=2**32 - 1)
     train.done()
 
     record = top.table("record")
@@ -355,7 +366,7 @@ def parse_chapter(raw: dict[str, Any], path: Path | None = None, name: str | Non
         optimizer=optimizer, hyper=hyper, batch_size=batch_size, shuffle=shuffle,
         shuffle_seed=shuffle_seed, frozen=frozen, record_every=record_every,
         record_steps=record_steps, display=Display(decimals, decimals_for, carry), raw=raw,
-        source=str(raw.get("source", "")), nodes=nodes,
+        source=str(raw.get("source", "")), nodes=nodes, regularisation=regularisation, dropout_seed=dropout_seed,
     )
 
 
@@ -364,7 +375,7 @@ LAYER_ONLY = ("pooling", "reshape")
 
 #: Sections that later tools read and check themselves with a Section: [article] (tracer verify),
 #: [document] (tracer build), [exercise] (tracer check / tracer exercises).
-OWNED_ELSEWHERE = ("article", "document", "exercise")
+OWNED_ELSEWHERE = ("article", "document", "exercise", "compare")
 #: Top-level keys and sections; each section's own keys are checked where it is parsed.
 TOP_LEVEL = ("title", "source", "data", "network", "init", "train", "record", "display") + OWNED_ELSEWHERE
 
@@ -633,6 +644,9 @@ class Section:
             layer = Section(spec, self.file, f"{self.name}.{key}[{i}]")
             kind = layer.choice("kind", tuple(LAYERS), default="dense")
             spec = LAYERS[kind].read(layer)
+            keep = dict(spec.options).get("keep")
+            if keep is not None and i == len(value) - 1:
+                layer.fail("keep", "dropout on a hidden layer (the last layer is the prediction)", _short(keep))
             layer.done()
             layers.append(spec)
         return tuple(layers)
@@ -725,6 +739,14 @@ def _nested_shape(value: Any, where: str = "") -> tuple[int, ...] | str:
         return f"entry {bad + 1}{where} of a different size ({' × '.join(map(str, shapes[bad])) or 'a number'} " \
                f"against {' × '.join(map(str, shapes[0])) or 'a number'})"
     return (len(value),) + shapes[0]
+
+
+def _not_negative(section: Section, key: str) -> float:
+    """A number from 0 up (0, or no key: none of it)."""
+    value = section.number(key)
+    if value is not None and value < 0:
+        section.fail(key, "a number from 0 up (0: none)", _short(value))
+    return value or 0.0
 
 
 def _is_number(value: Any) -> bool:

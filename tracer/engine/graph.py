@@ -20,7 +20,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from tracer.engine import keys
+from tracer.engine import batchnorm, dropout, keys
 from tracer.engine.keys import COST, INPUT, TARGET
 from tracer.engine.nodes import NODES, Cost, Linear, Node, activations
 
@@ -67,13 +67,14 @@ class Graph:
             self.consumers[node.name] = []
             for name in node.inputs:
                 self.consumers[name].append(node)
-        # Which values the cost depends on (their gradient is computed), and through which consumers.
+        # Which values the cost depends on (their gradient is computed), and through which consumers: the
+        # inputs a node passes a gradient to (its `receivers`; a drawn dropout mask passes none to A).
         on_path = {COST}
         for node in reversed(self.nodes):
             if node.name in on_path:
-                on_path.update(name for name in node.inputs if name != TARGET)
+                on_path.update(name for name in node.receivers() if name != TARGET)
         self.on_path = on_path
-        self.feeds: dict[str, list[Node]] = {name: [c for c in users if c.name in on_path]
+        self.feeds: dict[str, list[Node]] = {name: [c for c in users if c.name in on_path and name in c.receivers()]
                                              for name, users in self.consumers.items()}
         self._backward_plan = self._plan()
 
@@ -209,8 +210,28 @@ class Graph:
         self.bind(params, A0, None, out, carry).forward()
 
     def loss(self, Y: np.ndarray, out: dict[str, np.ndarray], carry: Carry = None) -> float:
+        """The cost node's cost of the batch (an L2 penalty is added by tracer.engine.penalties)."""
         cost = self.cost.cost(Y, out[self.cost.prediction])
         return float(carry(COST, np.array(cost))) if carry else cost
+
+    def penalty(self, params: dict[str, np.ndarray], m: int) -> float:
+        """The sum of what the nodes that penalise their parameters add to the cost (0 when none does)."""
+        return sum((n.penalty([params[p] for p in n.params], m) for n in self.nodes if hasattr(n, "penalty")), 0.0)
+
+    def predict(self, params: dict[str, np.ndarray], A0: np.ndarray, out: dict[str, np.ndarray],
+                running: dict[str, np.ndarray] | None = None) -> None:
+        """The forward pass of the trained network, as a prediction: every node's value into `out`, with
+        each node that behaves otherwise outside training doing so (`infer`: dropout off; batch
+        normalisation with the `running` averages the run kept, by tracer.engine.keys.running names)."""
+        values = {INPUT: A0}
+        for node in self.nodes[:-1]:
+            args, weights = [values[n] for n in node.inputs], [params[p] for p in node.params]
+            infer = getattr(node, "infer", None)
+            values[node.name] = out[node.name]
+            if infer is not None:
+                out[node.name][...] = infer(args, weights, running)
+            else:
+                node.forward(args, weights, out=out[node.name])
 
     def backward(self, params: dict[str, np.ndarray], A0: np.ndarray, Y: np.ndarray, out: dict[str, np.ndarray],
                  carry: Carry = None) -> None:
@@ -295,7 +316,8 @@ class Bound:
             return A0 if name == INPUT else Y if name == TARGET else out[name]
 
         self.forwards = [(node.forward, [value(n) for n in node.inputs], [params[p] for p in node.params],
-                          out[node.name], node.name) for node in graph.nodes[:-1]]
+                          out[node.name], node.name) for node in graph.nodes[:-1]
+                         if not getattr(node, "drawn", False)]  # a dropout mask: the loop draws it
         self.backwards = []
         for step in graph._backward_plan if Y is not None else ():  # a forward pass alone needs no backward
             node = step.node
@@ -385,12 +407,41 @@ class Dense(LayerKind):
     def read(self, layer):
         units = layer.integer("units", required=True, minimum=1, maximum=10_000)
         activation = layer.choice("activation", tuple(activations()), default="sigmoid")
-        return LayerSpec(units, activation, self.name)
+        return LayerSpec(units, activation, self.name, self.options(layer))
+
+    @staticmethod
+    def options(layer: Any) -> tuple[tuple[str, Any], ...]:
+        """Batch normalisation (`batchnorm`, `batchnorm_epsilon`) and dropout (`keep`, a hidden layer's:
+        the chapter checks which layer it is on)."""
+        options: list[tuple[str, Any]] = []
+        if layer.boolean("batchnorm", default=False):
+            options.append(("batchnorm", True))
+            epsilon = layer.number("batchnorm_epsilon", positive=True)
+            if epsilon is not None:
+                options.append(("batchnorm_epsilon", epsilon))
+        elif "batchnorm_epsilon" in layer:
+            layer.fail("batchnorm_epsilon", "batchnorm = true in the same layer (ε is batch normalisation's)",
+                       "no batchnorm")
+        keep = layer.number("keep", positive=True)
+        if keep is not None:
+            if keep > 1:
+                layer.fail("keep", "a probability of keeping each unit, above 0 and at most 1", repr(keep))
+            options.append(("keep", keep))
+        return tuple(options)
 
     def nodes(self, spec, index, source, bias):
+        """With `batchnorm`: Z<l> = W<l>·A<l-1> (no b), then μ, σ², Ẑ, Z̃ = γẐ + β before the activation; with
+        `keep`: the dropout mask D<l> and Ad<l> = A<l> ⊙ D<l> / keep after it."""
         Z, A = keys.layer_value("Z", index), keys.layer_value("A", index)
-        linear = Linear.make(Z, source, spec.units, bias)
-        return [linear, activations()[spec.activation](A, (Z,))]
+        options = dict(spec.options)
+        norm = options.get("batchnorm", False)
+        out: list[Node] = [Linear.make(Z, source, spec.units, bias and not norm)]
+        if norm:
+            out += batchnorm.nodes(Z, str(index), options.get("batchnorm_epsilon", batchnorm.EPSILON))
+        out.append(activations()[spec.activation](A, (out[-1].name,)))
+        if options.get("keep") is not None:
+            out += dropout.nodes(A, str(index), options["keep"])
+        return out
 
 
 def cost_node(cost: str, from_logits: bool, output: Node) -> Cost:

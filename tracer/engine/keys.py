@@ -19,6 +19,9 @@ INPUT = "A0"
 TARGET = "Y"
 #: The graph's last node: the cost of the batch.
 COST = "cost"
+#: With an L2 penalty the cost is recorded in its two parts as well: the data term and the penalty.
+DATA_COST = "cost_data"
+PENALTY = "penalty"
 #: A parameter after its update is recorded as the parameter's name with this suffix.
 AFTER = "_after"
 
@@ -72,6 +75,11 @@ def after(parameter: str) -> str:
 def state(name: str, parameter: str) -> str:
     """An optimizer's state for a parameter: 'vW1' (momentum's v of W1)."""
     return Key(STATE, parameter, name).name
+
+
+def running(node: str) -> str:
+    """The running average of a batch statistic, kept for inference: 'running_mu1'."""
+    return f"running_{node}"
 
 
 def is_after(name: str) -> bool:
@@ -175,11 +183,24 @@ def stem_and_index(node: str) -> tuple[str, str]:
     return (stem, node[len(stem):]) if stem else (node, "")
 
 
+#: Stems written as maths rather than as letters: batch normalisation's μ, σ², Ẑ, Z̃ and dropout's Ã.
+STEM_SYMBOLS = {"mu": r"\mu", "var": r"\sigma^{2}", "Zhat": r"\hat{Z}", "Zt": r"\tilde{Z}", "Ad": r"\tilde{A}"}
+#: Stems whose layer number is written in brackets, γ^{[1]}, β^{[1]}: batch normalisation's scale and
+#: shift of layer 1, never to be read as Adam's β₁.
+BRACKETED = {"gamma": r"\gamma", "beta": r"\beta"}
+
+
 def node_symbol(node: str) -> str:
-    """A node's or parameter's name as maths: Z1 → Z_{1}, W_h → W_{h}, cost → Cost, S → S."""
+    """A node's or parameter's name as maths: Z1 → Z_{1}, W_h → W_{h}, cost → Cost, S → S; mu1 → μ_{1},
+    var1 → σ²_{1}, Zhat1 → Ẑ_{1}, Zt1 → Z̃_{1}, Ad1 → Ã_{1}, gamma1 → γ^{[1]}, beta1 → β^{[1]} (in braces, so
+    an example's mark can follow)."""
     if node == COST:
         return r"\mathrm{Cost}"
     stem, index = stem_and_index(node)
+    if stem in BRACKETED:
+        return f"{{{BRACKETED[stem]}^{{[{index}]}}}}" if index else BRACKETED[stem]
+    if stem in STEM_SYMBOLS:
+        return f"{{{STEM_SYMBOLS[stem]}_{{{index}}}}}" if index else STEM_SYMBOLS[stem]
     return f"{stem}_{{{index}}}" if index else stem
 
 

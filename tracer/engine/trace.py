@@ -58,13 +58,17 @@ class Trace:
     """A recorded training run. Build one with `tracer.run(chapter)` or `Trace.load(path)`."""
 
     def __init__(self, meta: dict[str, Any], steps: np.ndarray, arrays: dict[str, np.ndarray],
-                 costs: np.ndarray, X: np.ndarray, Y: np.ndarray, final: dict[str, np.ndarray]):
+                 costs: np.ndarray, X: np.ndarray, Y: np.ndarray, final: dict[str, np.ndarray],
+                 running: dict[str, np.ndarray] | None = None):
         self.meta = meta
         self.steps = np.asarray(steps, dtype=np.int64)
         self.arrays = arrays
         self.costs = costs  # the cost at every step run, recorded or not
         self.X, self.Y = X, Y  # the whole data set, features × examples
         self.final = final  # every parameter after the last step
+        #: After the last step, the running averages kept for inference (batch normalisation's
+        #: running_mu1, running_var1; empty without batch normalisation).
+        self.running = dict(running or {})
         self._slot = {int(s): i for i, s in enumerate(self.steps)}
 
     # ----------------------------------------------------------------- reading one step
@@ -175,6 +179,7 @@ class Trace:
         members = {"costs": self.costs, "steps": self.steps, "X": self.X, "Y": self.Y}
         members.update({f"arrays/{k}": a for k, a in self.arrays.items()})
         members.update({f"final/{k}": a for k, a in self.final.items()})
+        members.update({f"running/{k}": a for k, a in self.running.items()})
         index = {"format": FORMAT, "meta": self.meta, "members": sorted(members)}
 
         with atomic_file(path) as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
@@ -292,6 +297,7 @@ def _assemble(cls: type[Trace], meta: dict[str, Any], members: dict[str, np.ndar
         raise _Invalid("'steps' holds step numbers outside the run or repeated")
     arrays = {k.split("/", 1)[1]: a for k, a in members.items() if k.startswith("arrays/")}
     final = {k.split("/", 1)[1]: a for k, a in members.items() if k.startswith("final/")}
+    running = {k.split("/", 1)[1]: a for k, a in members.items() if k.startswith("running/")}
     for name, array in arrays.items():
         if array.ndim == 0 or len(array) != len(steps):
             raise _Invalid(f"arrays/{name} does not have one entry per recorded step")
@@ -306,7 +312,7 @@ def _assemble(cls: type[Trace], meta: dict[str, Any], members: dict[str, np.ndar
         Graph.from_spec(meta["graph"])
     except (GraphError, KeyError, TypeError, ValueError) as exc:
         raise _Invalid(f"meta 'graph' is not a graph of known nodes ({str(exc)[:80]})") from None
-    trace = cls(meta, steps, arrays, costs, X, Y, final)
+    trace = cls(meta, steps, arrays, costs, X, Y, final, running)
     try:  # every node and parameter of a step, as the printers read them
         trace.nodes(int(steps[0]))
         trace.parameters(int(steps[0]))

@@ -15,8 +15,10 @@ import numpy as np
 from tracer.engine import keys
 from tracer.engine.chapter import Chapter
 from tracer.engine.graph import Carry, Graph
-from tracer.engine.keys import INPUT
-from tracer.engine.optimizers import OPTIMIZERS
+from tracer.engine.keys import DATA_COST, INPUT, PENALTY
+from tracer.engine.batchnorm import RunningAverages
+from tracer.engine.dropout import draw_masks
+from tracer.engine.penalties import make_optimizer, penalised_cost
 from tracer.engine.trace import Trace
 from tracer import progress
 from tracer.errors import NumericalError, TracerError
@@ -43,6 +45,9 @@ def initial_parameters(chapter: Chapter) -> dict[str, np.ndarray]:
     values = graph.value_shapes(chapter.n_inputs, 1)
     for name, shape in graph.parameter_shapes(chapter.n_inputs).items():
         params[name] = np.zeros(shape)
+    for node in graph.nodes:  # batch normalisation's γ starts at 1
+        if hasattr(node, "starting"):
+            params.update(node.starting([values[n] for n in node.inputs]))
     if rng is not None:
         for node in graph.weighted:
             params.update(node.initial(rng, chapter.scheme, [values[n] for n in node.inputs]))
@@ -87,7 +92,7 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     params = initial_parameters(chapter)
     if rounder:
         params = {k: rounder(k, v) for k, v in params.items()}
-    optimizer = OPTIMIZERS[chapter.optimizer](chapter.learning_rate, **chapter.hyper)
+    optimizer = make_optimizer(chapter)
     names = list(params)
     trainable = [p for p in names if p not in chapter.frozen]
     grads = {p: keys.grad(p) for p in names}
@@ -132,6 +137,11 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
 
     X, Y = chapter.X, chapter.Y
     full_batch = m == chapter.m and not chapter.shuffle
+    penalised = any(hasattr(n, "penalty") for n in net.nodes)
+    record_parts = {DATA_COST: np.empty(n_rec), PENALTY: np.empty(n_rec)} if penalised else {}
+    running = RunningAverages(net, net.value_shapes(chapter.n_inputs, m))
+    record_running = {name: np.empty((n_rec,) + v.shape) for name, v in running.values.items()}
+    masks = np.random.RandomState(chapter.dropout_seed) if any(getattr(n, "drawn", False) for n in net.nodes) else None
     passes: dict[tuple[int, int], Any] = {}  # the bound passes over each (step values, parameter side)
     current = 0
     with np.errstate(all="ignore"):  # failures are found and named below, not warned about
@@ -146,13 +156,17 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
             else:
                 out = scratch_all
             A0, Yb = (X, Y) if full_batch else (X[..., idx], Y[:, idx])
+            if masks is not None:
+                draw_masks(net, masks, out)
             bound = passes.get((id(out), current)) if full_batch and not direct else None
             if bound is None:
                 bound = net.bind(params, A0, Yb, out, rounder)
                 if full_batch and not direct:
                     passes[(id(out), current)] = bound
             bound.forward()
-            cost = net.loss(Yb, out, rounder)
+            if running:
+                running.update(out, m)
+            cost, parts = penalised_cost(net, Yb, out, params, rounder)  # with L2: data term + penalty
             costs[k] = cost
             if not math.isfinite(cost):
                 raise _failure(k, net, params, out)
@@ -165,6 +179,10 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
                 if not direct:
                     nodes[s] = scratch_flat
                 record_cost[s] = cost
+                for name, part in parts.items():
+                    record_parts[name][s] = part
+                for name, kept in running.values.items():
+                    record_running[name][s] = kept
                 record_batch[s] = idx
                 if not contiguous or s == 0:
                     before_rows[s] = flats[current]
@@ -184,17 +202,19 @@ def run(chapter: Chapter, *, carry: str | None = None, steps: int | None = None,
     for p in names:
         arrays.update({p: before[p], keys.after(p): after[p],
                        **{keys.state(st, p): record_state[keys.state(st, p)] for st in state}})
-    arrays.update({"cost": record_cost, "batch": record_batch})
+    arrays.update({"cost": record_cost, "batch": record_batch, **record_running, **record_parts})
     meta = {
         "chapter": chapter.name, "title": chapter.title,
         "graph": net.spec(),
         "optimizer": chapter.optimizer, "learning_rate": chapter.learning_rate, "hyper": chapter.hyper,
+        **({"weight_decay": chapter.regularisation.weight_decay,
+            "decay_biases": chapter.regularisation.decay_biases} if chapter.regularisation.weight_decay else {}),
         "parameters": names, "frozen": list(chapter.frozen), "state": state, "carry": carry,
         "steps_run": steps, "batch_size": m,
         "display": {"decimals": chapter.display.decimals, "decimals_for": dict(chapter.display.decimals_for)},
     }
     return Trace(meta, np.array(recorded, dtype=np.int64), arrays, costs, X, Y,
-                 {p: v.copy() for p, v in params.items()})
+                 {p: v.copy() for p, v in params.items()}, {k: v.copy() for k, v in running.values.items()})
 
 
 OTHER_CARRY = {"full": "rounded", "rounded": "full"}

@@ -25,6 +25,9 @@ from tracer.engine.graph import Carry, Graph
 from tracer.engine.keys import COST, INPUT, TARGET
 from tracer.engine.nodes import Activation, ColumnActivation, Cost, Linear, Node
 from tracer.engine.optimizers import OPTIMIZERS, Optimizer
+from tracer.engine.batchnorm import BatchVariance
+from tracer.engine.dropout import Dropout
+from tracer.engine.penalties import PenalisedLinear, make_optimizer, penalised_cost
 from tracer.engine.trace import Trace
 from tracer.rounding import round_half_up, to_decimal
 
@@ -78,11 +81,16 @@ def rerun_step(ctx: StepContext, *, net: Graph | None = None, params: dict[str, 
     sizes = net.shapes(features(A0), A0.shape[-1])
     sizes.update(shapes or {})
     out = {k: np.zeros(s) for k, s in sizes.items()}
+    for node in net.nodes:  # a dropout mask: the one the step drew
+        if getattr(node, "drawn", False) and node.name in ctx.truth and np.shape(ctx.truth[node.name]) == \
+                out[node.name].shape:
+            out[node.name][...] = ctx.truth[node.name]
     with np.errstate(all="ignore"):
         net.forward(params, A0, out, ctx.carry)
-        cost = net.loss(Y, out, ctx.carry)
+        cost, parts = penalised_cost(net, Y, out, params, ctx.carry)
         net.backward(params, A0, Y, out, ctx.carry)
-        values: dict[str, np.ndarray] = {**out, COST: np.asarray(cost), INPUT: A0, TARGET: Y}
+        values: dict[str, np.ndarray] = {**out, COST: np.asarray(cost), INPUT: A0, TARGET: Y,
+                                         **{k: np.asarray(v) for k, v in parts.items()}}
         optimizer = optimizer or real_optimizer(ctx)
         start = update_from or params
         for p in params:
@@ -131,7 +139,8 @@ def one_product_route(chapter: Chapter, hand: Trace, step: int, rounder: Carry) 
     values: dict[str, np.ndarray] = {}
     for s in range(step + 1):
         now = hand.at(s)
-        ctx = StepContext(chapter, s, params, np.asarray(now[INPUT]), np.asarray(now[TARGET]), state, previous, carry)
+        ctx = StepContext(chapter, s, params, np.asarray(now[INPUT]), np.asarray(now[TARGET]), state, previous, carry,
+                          {k: np.asarray(v) for k, v in now.items()})
         values = rerun_step(ctx)
         previous = params
         params = {p: values.get(keys.after(p), params[p]) for p in names}
@@ -142,8 +151,7 @@ def one_product_route(chapter: Chapter, hand: Trace, step: int, rounder: Carry) 
 def real_optimizer(ctx: StepContext, learning_rate: float | None = None) -> Optimizer:
     """The chapter's optimizer with its memory as it was before the step."""
     chapter = ctx.chapter
-    opt = OPTIMIZERS[chapter.optimizer](chapter.learning_rate if learning_rate is None else learning_rate,
-                                        **chapter.hyper)
+    opt = make_optimizer(chapter, learning_rate)
     opt.memory = {p: {s: v.copy() for s, v in slots.items()} for p, slots in ctx.state.items()}
     return opt
 
@@ -455,6 +463,67 @@ def _one_example(ctx, answers):
         yield (f"used the loss of example {i + 1} alone instead of the cost of the batch "
                f"(the average over all {m} examples)",
                rerun_step(ctx, A0=ctx.A0[..., [i]], Y=ctx.Y[:, [i]]))
+
+
+# --------------------------------------------------------------------------- regularisation and normalisation
+
+
+def l2_term(node: PenalisedLinear, factor: Callable[[float, int], float]) -> PenalisedLinear:
+    """The penalised linear node with the L2 term of dW written factor(λ, m)·W instead of (λ/m)·W."""
+    class Term(type(node)):  # type: ignore[misc, valid-type]
+        def vjp(self, grad, args, params, value, local, out):
+            Linear.vjp(self, grad, args, params, value, local, out)
+            out[self.W] += factor(self.l2, args[0].shape[1]) * params[0]
+    return _copy(node, Term)  # type: ignore[return-value]
+
+
+@mistake("l2_no_mean", "the L2 gradient without its 1/m")
+def _l2_no_mean(ctx, answers):
+    for node in ctx.chapter.network.of_kind(PenalisedLinear):
+        dw = keys.grad(node.W)
+        yield (f"left the 1/m out of the penalty's gradient: added λ·{node.W} to {dw} instead of (λ/m)·{node.W}",
+               rerun_step(ctx, net=_with(ctx, l2_term(node, lambda lam, m: lam))))
+
+
+@mistake("l2_doubled", "the L2 gradient with 2λ")
+def _l2_doubled(ctx, answers):
+    for node in ctx.chapter.network.of_kind(PenalisedLinear):
+        dw = keys.grad(node.W)
+        yield (f"differentiated the penalty as if it had no 1/2: added (2λ/m)·{node.W} to {dw} instead of "
+               f"(λ/m)·{node.W}", rerun_step(ctx, net=_with(ctx, l2_term(node, lambda lam, m: 2 * lam / m))))
+
+
+def unbiased_variance(node: BatchVariance) -> BatchVariance:
+    """The batch variance divided by m − 1 (the unbiased, sample variance) instead of m, and its gradient so."""
+    class Unbiased(type(node)):  # type: ignore[misc, valid-type]
+        def forward(self, args, params, out=None):
+            m = args[0].shape[1]
+            out = super().forward(args, params, out=out)
+            out *= m / (m - 1)
+            return out
+
+        def vjp(self, grad, args, params, value, local, out):
+            m = args[0].shape[1]
+            super().vjp(grad * (m / (m - 1)), args, params, value, local, out)
+    return _copy(node, Unbiased)  # type: ignore[return-value]
+
+
+@mistake("unbiased_variance", "batch norm with the unbiased variance")
+def _unbiased_variance(ctx, answers):
+    m = ctx.A0.shape[1]
+    if m < 2:
+        return
+    for node in ctx.chapter.network.of_kind(BatchVariance):
+        yield (f"divided the batch variance {node.name} by m − 1 = {m - 1} instead of m = {m} (the sample "
+               "variance, not the batch's own)", rerun_step(ctx, net=_with(ctx, unbiased_variance(node))))
+
+
+@mistake("dropout_no_scaling", "dropout without the 1/p")
+def _dropout_no_scaling(ctx, answers):
+    for node in ctx.chapter.network.of_kind(Dropout):
+        A, D = node.inputs
+        yield (f"applied the mask without dividing by p = {node.keep:g}: {node.name} = {A} ⊙ {D} instead of "
+               f"{A} ⊙ {D} / p, and so in the backward pass", rerun_step(ctx, net=_with(ctx, node.renamed(keep=1.0))))
 
 
 def variants(ctx: StepContext, answers: dict[str, np.ndarray] | None = None,

@@ -527,7 +527,9 @@ def sheet_context(v: Variant, base: Chapter, seed: int | None, count: int, fmt: 
                     "bias": chapter.network.bias, "cost": chapter.cost, "cost_formula": chapter.network.cost.formula,
                     "optimizer": chapter.optimizer, "learning_rate": chapter_number(v.learning_rate)},
         "data": {"X": matrix(v.X, "X", data), "Y": matrix(chapter.Y, "Y", data)},
-        "start": [{"symbol": symbol(p), "value": matrix(v.start[p], p, given)} for p in names],
+        "start": [{"symbol": symbol(p), "value": matrix(v.start[p], p, given)} for p in names]
+        + [{"symbol": symbol(n.name), "value": matrix(v.trace.at(spec.step)[n.name], n.name, Display(decimals=0))}
+           for n in net.nodes if getattr(n, "drawn", False)],  # a dropout mask: the one the step draws
         "exercise": {"step": spec.step, "decimals": spec.decimals, "rule": tolerance.rule_words(spec.decimals),
                      "prompt": UserText(spec.prompt) if spec.prompt else None,
                      "asked": [{"quantity": q, "symbol": _symbol(q), "points": _plain(pts),
