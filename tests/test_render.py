@@ -404,3 +404,72 @@ def test_the_markdown_has_the_structure_its_templates_write_in_commonmark(name, 
     headings = [t for t in tokens if t.type == "heading_open"]
     assert len(headings) == len(re.findall(r"^#{1,6} ", text, flags=re.M))
     assert len([t for t in tokens if t.type == "hr"]) == 1  # the colophon's rule, and only it
+
+
+# --------------------------------------------------------------------------- carried and every digit
+
+
+def _differing_figures(name: str) -> list[tuple[int, str, dict]]:
+    """(line's position, quantity, {entry: every-digit figure}) for every worked line whose carried
+    figures differ from carrying every digit, found from two runs of the chapter (every digit; carried as
+    printed) printed by the one rule, independently of the document model's own comparison."""
+    from tracer.documents.model import recorded_needs
+    from tracer.rounding import shown
+
+    chapter = load_chapter(name)
+    steps = recorded_needs(chapter)
+    full = tracer.run(chapter, record=sorted(set(chapter.recorded_steps()) | set(steps)))
+    hand = tracer.run(chapter, carry="rounded", record=steps, steps=steps[-1] + 1)
+    lines = model.document_model(chapter, full, hand).lines
+    out = []
+    for i, line in enumerate(lines):
+        decimals = chapter.display.decimals_of(line.quantity.removesuffix("_after"))
+        def part(v):
+            v = np.asarray(v)
+            return v if line.part is None else model._take(v, line.part)
+        carried, every = part(hand.at(line.step)[line.quantity]), part(full.at(line.step)[line.quantity])
+        assert np.asarray(line.result, dtype=object).size == carried.size
+        differ = {}
+        for index in np.ndindex(carried.shape):
+            c, e = shown(carried[index], decimals), shown(every[index], decimals)
+            if c != e and not (re.fullmatch(r"-?\d+", str(np.asarray(line.result, dtype=object)[index]))):
+                differ[index] = e
+        out.append((i, line.quantity, differ))
+    return out
+
+
+def _line_blocks(text: str, start: str) -> list[str]:
+    """Each worked line's part of a document: from its `\\begin{aligned}` to the next one."""
+    body = text[text.index(start):]
+    pieces = re.split(r"(?=\\begin\{aligned\} )", body)[1:]
+    return [p for p in pieces]
+
+
+@pytest.mark.parametrize("name", [p.stem for p in bundled_chapters()])
+@pytest.mark.parametrize("fmt", ["md", "tex"])
+def test_every_carried_figure_that_differs_is_shown_with_its_every_digit_value(built, name, fmt):
+    """Every figure a worked line carries that differs, in its printed digits, from carrying every digit
+    is followed, in its line, by the every-digit figure (bold in a matrix); no other line says so; and
+    the first time, one note says why (cancellation) and which figure a calculator gives."""
+    text = text_of(built, name, fmt)
+    blocks = _line_blocks(text, "Step 0" if fmt == "md" else r"\section*{\tracerpos{heading}{step-")
+    blocks = [b for b in blocks if not b.startswith(r"\begin{aligned} \frac{d") ]
+    figures = _differing_figures(name)
+    assert len(blocks) >= len(figures)
+    said = 0
+    for (i, quantity, differ), block in zip(figures, blocks):
+        block = block.split("\\end{gather*}")[0] if fmt == "tex" and i < len(figures) - 1 else block
+        mark = "With every digit carried:" if fmt == "md" else "with every digit carried:"
+        assert (mark in block) == bool(differ), (name, i, quantity, differ)
+        if not differ:
+            continue
+        said += 1
+        every = block[block.index(mark):]
+        for figure in differ.values():
+            tex = render.number_tex(figure)
+            assert (rf"\mathbf{{{tex}}}" if len(differ) > 1 or "bmatrix" in every.split("\n")[0] else tex) in every, \
+                (name, quantity, figure)
+    assert text.count("Why two figures?") == (1 if said else 0)
+    if said:
+        note = text[text.index("Why two figures?"):][:1500]
+        assert "calculator" in note and ("cancel" in note or "passes that error on" in note)

@@ -17,7 +17,7 @@ calculator invariant, which `check_line` verifies while the model is built and a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -70,6 +70,9 @@ class Line:
     part: tuple[int | None, ...] | None = None
     #: The expression with its inner operations worked out one level at a time, each equal to the result.
     stages: tuple[Any, ...] = ()
+    #: The result as carrying every digit from the start gives it, printed by the same rule; only when
+    #: it differs from `result` in the printed digits (null otherwise).
+    every_digit: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -105,6 +108,10 @@ class Step:
     comments: tuple[Comment, ...]
     comparison: str | None  # the one sentence comparing the hand-carried figures with the exact ones
     comparison_at: str = "update"  # where it reads best: after the "cost" line it is about, or the "update"
+    #: Said once, at the first line whose every-digit figures differ: why the two differ and which one a
+    #: calculator gives; `rounding_note_at` is that line's index in `lines`.
+    rounding_note: str | None = None
+    rounding_note_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -300,6 +307,7 @@ class _Builder:
         self.cost = self.graph.cost
         self.optimizer = OPTIMIZERS[chapter.optimizer](chapter.learning_rate, **chapter.hyper)
         self.scalar: dict[str, tuple[Linear, str]] = {}  # linear nodes in the article's scalar form, their input letter
+        self.full: dict[str, Any] = {}  # the full-precision trace at the step being written
 
     def decimals(self, quantity: str) -> int:
         return self.display.decimals_of(keys.before_update(quantity))
@@ -321,8 +329,13 @@ class _Builder:
                 break
             expression = _print_tree(tree, self.decimals, guard)
         worked = _stages(expression, result, self.decimals(quantity)) if stages else ()
+        every = None
+        if quantity in self.full:
+            exact = self.full[quantity] if part is None else _take(self.full[quantity], part)
+            every = printed(exact, quantity, self.decimals(quantity), exact=whole or quantity in EXACT_DATA)
+            every = None if every == result else every
         return Line(step, phase, node, quantity, _scalar(formula, value), expression, result,
-                    tuple(_operands(tree)), part, worked)
+                    tuple(_operands(tree)), part, worked, every)
 
     def lines(self, step: int, phase: str, node: str, worked: list[Worked], v: dict[str, Any]) -> list[Line]:
         out = []
@@ -608,6 +621,99 @@ def _comparison(chapter: Chapter, step: int, kind: str, hand: dict[str, Any],
             + ", and ".join(parts) + "."), at
 
 
+# --------------------------------------------------------------------------- carried and every digit
+
+
+ROUNDING_NOTE = (
+    "Why two figures? Each line is worked from the figures printed before it, each rounded as soon as it "
+    "was computed, so a calculator fed the printed figures gives exactly the printed result. Keeping every "
+    "digit from the start, as a program such as NumPy does, gives the figure set under the line instead (in "
+    "a matrix, the entries that differ are in bold). {why} Neither is a mistake: redo a line on a calculator "
+    "and you get the first; check it with a program and you get the second.")
+CANCELS = ("The two drift apart most where numbers nearly cancel: {entry}${symbol}${where} sums {terms}, which "
+           "leave ${carried}$ carried but ${every}$ with every digit, because each term's rounding error (up to "
+           "half a unit in its last place) is a large part of so small a difference.")
+DRIFTS = ("Each carried figure is off by up to half a unit in its last printed place, and each line passes "
+          "that error on to the next.")
+#: A sum whose terms are this many times larger, in total, than what they leave is a cancellation.
+CANCELLATION = 3.0
+
+
+def _terms(tree: Any, index: tuple[int, ...]) -> list[float]:
+    """The terms whose sum is entry `index` of `tree`'s value (a matrix product's products, a sum's
+    arguments), or [] when the line is not a sum."""
+    if not isinstance(tree, dict):
+        return []
+    op, args = tree["op"], tree["args"]
+
+    def at(value: Any) -> float:
+        a = np.asarray(value, dtype=float)  # broadcast as NumPy does: a column b is every column's
+        return float(a.reshape(-1)[0]) if a.size == 1 else float(a[tuple(i if n > 1 else 0 for i, n in
+                                                                         zip(index, a.shape))])
+
+    if op == "matmul" and len(index) == 2:
+        a, b = (np.atleast_2d(np.asarray(evaluate(x), dtype=float)) for x in args)
+        if a.shape[1] != b.shape[0]:
+            return []
+        return [float(x) for x in a[index[0], :] * b[:, index[1]]]
+    if op == "add":
+        return [t for x in args for t in (_terms(x, index) or [at(evaluate(x))])]
+    if op == "sub" and len(args) == 2:
+        return [at(evaluate(args[0])), -at(evaluate(args[1]))]
+    if op == "sum" and tree.get("axis") == 1 and len(index) == 2:
+        row = np.atleast_2d(np.asarray(evaluate(args[0]), dtype=float))[index[0], :]
+        return [float(x) for x in row]
+    return []
+
+
+def _entry(index: tuple[int, ...], shape: tuple[int, ...]) -> str:
+    """An entry named as a reader says it: "the second entry of ", "the entry in row 1, column 2 of "."""
+    if len(shape) < 2 or int(np.prod(shape)) == 1:
+        return ""
+    if 1 in shape:
+        k = index[1] if shape[0] == 1 else index[0]
+        return f"entry {k + 1} of "
+    return f"the entry in row {index[0] + 1}, column {index[1] + 1} of "
+
+
+def _rounding_note(steps: list[Step], decimals_of: Any) -> tuple[int, str, int] | None:
+    """(step, sentence, line index): the sentence said at the first line whose every-digit figures differ,
+    with the first such step's clearest cancellation, found in its lines, as its example."""
+    for step in steps:
+        firsts = [i for i, line in enumerate(step.lines) if line.every_digit is not None]
+        if not firsts:
+            continue
+        best = None
+        for i in firsts:
+            line = step.lines[i]
+            carried = np.asarray(line.result, dtype=object)
+            every = np.asarray(line.every_digit, dtype=object)
+            for index in np.ndindex(carried.shape):
+                if carried[index] == every[index] or float(every[index]) == 0:
+                    continue
+                terms = [t for t in _terms(line.expression, tuple(index) if index else (0, 0)) if t != 0]
+                left = abs(float(carried[index]))
+                if len(terms) < 2 or sum(abs(t) for t in terms) < CANCELLATION * max(left, 1e-300):
+                    continue
+                drift = abs(float(carried[index]) - float(every[index])) / abs(float(every[index]))
+                if best is None or drift > best[0]:
+                    best = (drift, i, tuple(index), terms, str(carried[index]), str(every[index]))
+        why = DRIFTS
+        if best is not None:
+            _, i, index, terms, carried_text, every_text = best
+            line = step.lines[i]
+            d = decimals_of(line.quantity)
+            shown_terms = [f"${shown(t, d)}$" for t in terms]
+            listed = (" and ".join(shown_terms) if len(terms) == 2
+                      else ", ".join(shown_terms[:-1]) + " and " + shown_terms[-1])
+            where = " here" if i == firsts[0] else " below" if i > firsts[0] else " above"
+            why = CANCELS.format(entry=_entry(index, np.shape(np.asarray(line.result, dtype=object))),
+                                 symbol=symbol(line.quantity), where=where, terms=listed, carried=carried_text,
+                                 every=every_text)
+        return step.step, ROUNDING_NOTE.format(why=why), firsts[0]
+    return None
+
+
 # --------------------------------------------------------------------------- the whole document
 
 
@@ -621,6 +727,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
     steps, previous = [], None
     for s in shown_steps:
         v = hand.at(s)
+        builder.full = full.at(s)
         kind = "worked" if s in spec.worked_steps else "forward"
         lines = builder.forward(s, v) + [builder.cost_line(s, v)]
         if kind == "worked":
@@ -636,6 +743,10 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
         step = Step(s, kind, previous, changes, tuple(lines), tuple(comments), step.comparison, step.comparison_at)
         steps.append(step)
         previous = s
+    note = _rounding_note(steps, builder.decimals)
+    if note is not None:
+        at = [i for i, st in enumerate(steps) if st.step == note[0]][0]
+        steps[at] = replace(steps[at], rounding_note=note[1], rounding_note_at=note[2])
 
     graph = builder.graph
     cost_node = builder.cost
