@@ -16,7 +16,8 @@ from tracer.documents.figures import BACKWARD, FORWARD, PARAMETER_FILL
 from tracer.documents.lecture import PHASE_TITLES, Lecture, aligned_rows, block_rows, lecture, line_latex
 from tracer.documents.model import Line, Step
 from tracer.documents.outline import Arrow, Outline, Placed, node_tikz, outline, outline_tikz
-from tracer.documents.render import environment, number_tex, render, tex_escape, with_maths
+from tracer.documents.render import (environment, formula_sides, number_tex, printed_tex, render, tex_escape,
+                                    with_maths)
 from tracer.engine.chapter import Chapter
 from tracer.engine import keys
 from tracer.engine.trace import Trace
@@ -157,6 +158,11 @@ def _frame_graph(o: Outline, lines: list[Line], phase: str, before: set[str],
     return "\n".join(out)
 
 
+#: The slides' short form of the documents' note on carried and every-digit figures (said once).
+ROUNDING_NOTE_SHORT = ("Why two figures? A calculator fed the printed figures gives the carried one; a program "
+                       "keeping every digit gives the other. They part most where numbers nearly cancel.")
+
+
 #: The frames of a worked step: the cost is the last node the forward pass reaches.
 PASSES = {"forward": ("forward", "cost"), "backward": ("backward",), "update": ("update",)}
 
@@ -174,6 +180,12 @@ def line_notes(st: Step) -> dict[int, list[str]]:
     line, as the documents set it under the node in the last pass the node appears in; the comparison
     under the cost line it names, or the last line of the update."""
     out: dict[int, list[str]] = {}
+    for i, ln in enumerate(st.lines):  # what carrying every digit gives instead, under the line itself
+        if ln.every_digit is not None:
+            every = printed_tex(ln.every_digit, beside=ln.result)
+            out.setdefault(i, []).append(f"With every digit carried: ${formula_sides(ln.formula)[0]} = {every}$")
+        if i == st.rounding_note_at and st.rounding_note:
+            out[i].append(ROUNDING_NOTE_SHORT)
     for c in st.comments:
         at = [i for i, ln in enumerate(st.lines) if ln.node == c.node] or [len(st.lines) - 1]
         out.setdefault(at[-1], []).append(with_maths(c.text, "tex") if c.kind == "author" else _maths_prose(c.text))
@@ -185,8 +197,11 @@ def line_notes(st: Step) -> dict[int, list[str]]:
 
 
 def _note_rows(notes: list[str]) -> int:
-    """Rows of text the notes take under a line (about NOTE_WIDTH characters a row, maths counted short)."""
-    return 1 + sum(1 + len(re.sub(r"\$[^$]*\$", "xxxx", n)) // NOTE_WIDTH for n in notes)  # and the list's space
+    """Rows of text the notes take under a line (about NOTE_WIDTH characters a row, maths counted short,
+    a matrix as tall as its rows)."""
+    def tall(n: str) -> int:
+        return sum(m.count("\\\\") for m in re.findall(r"\\begin\{bmatrix\}.*?\\end\{bmatrix\}", n))
+    return 1 + sum(1 + tall(n) + len(re.sub(r"\$[^$]*\$", "xxxx", n)) // NOTE_WIDTH for n in notes)  # and the list's space
 
 
 def slide_frames(lec: Lecture, o: Outline) -> list[dict[str, Any]]:
