@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import katex_failures, needs
+from conftest import differing_figures, katex_failures, needs
 
 import tracer
 from tracer.cli import main
@@ -409,35 +409,6 @@ def test_the_markdown_has_the_structure_its_templates_write_in_commonmark(name, 
 # --------------------------------------------------------------------------- carried and every digit
 
 
-def _differing_figures(name: str) -> list[tuple[int, str, dict]]:
-    """(line's position, quantity, {entry: every-digit figure}) for every worked line whose carried
-    figures differ from carrying every digit, found from two runs of the chapter (every digit; carried as
-    printed) printed by the one rule, independently of the document model's own comparison."""
-    from tracer.documents.model import recorded_needs
-    from tracer.rounding import shown
-
-    chapter = load_chapter(name)
-    steps = recorded_needs(chapter)
-    full = tracer.run(chapter, record=sorted(set(chapter.recorded_steps()) | set(steps)))
-    hand = tracer.run(chapter, carry="rounded", record=steps, steps=steps[-1] + 1)
-    lines = model.document_model(chapter, full, hand).lines
-    out = []
-    for i, line in enumerate(lines):
-        decimals = chapter.display.decimals_of(line.quantity.removesuffix("_after"))
-        def part(v):
-            v = np.asarray(v)
-            return v if line.part is None else model._take(v, line.part)
-        carried, every = part(hand.at(line.step)[line.quantity]), part(full.at(line.step)[line.quantity])
-        assert np.asarray(line.result, dtype=object).size == carried.size
-        differ = {}
-        for index in np.ndindex(carried.shape):
-            c, e = shown(carried[index], decimals), shown(every[index], decimals)
-            if c != e and not (re.fullmatch(r"-?\d+", str(np.asarray(line.result, dtype=object)[index]))):
-                differ[index] = e
-        out.append((i, line.quantity, differ))
-    return out
-
-
 def _line_blocks(text: str, start: str) -> list[str]:
     """Each worked line's part of a document: from its `\\begin{aligned}` to the next one."""
     body = text[text.index(start):]
@@ -454,7 +425,7 @@ def test_every_carried_figure_that_differs_is_shown_with_its_every_digit_value(b
     text = text_of(built, name, fmt)
     blocks = _line_blocks(text, "Step 0" if fmt == "md" else r"\section*{\tracerpos{heading}{step-")
     blocks = [b for b in blocks if not b.startswith(r"\begin{aligned} \frac{d") ]
-    figures = _differing_figures(name)
+    figures = differing_figures(name)
     assert len(blocks) >= len(figures)
     said = 0
     for (i, quantity, differ), block in zip(figures, blocks):
