@@ -28,6 +28,7 @@ from tracer.abbreviation import LIMIT as ABBREVIATE_PAST  # past this many rows,
 from tracer.checks.formulas import parse_expression, reader_latex
 from tracer.checks.symbolic import derivation
 from tracer.checks.verify import article_citation, article_figures, article_formulas, derivations_used
+from tracer.documents.reading import after_training
 from tracer.engine import keys
 from tracer.engine.chapter import Chapter, document_spec
 from tracer.engine.keys import COST, INPUT
@@ -784,7 +785,8 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
         long_run = {"steps": chapter.steps, "decimals": spec.table_decimals,
                     "table": [{"step": s, "cost": shown(full.costs[s], spec.table_decimals)}
                               for s in spec.table_steps],
-                    "final": {p: printed(full.final[p], p, builder.decimals(p)) for p in chapter.parameter_names}}
+                    "final": {p: printed(full.final[p], p, builder.decimals(p)) for p in chapter.parameter_names},
+                    "reading": after_training(chapter, full)}
     exercise = None
     if spec.exercise_step is not None:
         v = hand.at(spec.exercise_step)

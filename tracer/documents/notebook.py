@@ -340,6 +340,9 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
         if shown:
             md("### Where the trained network decides\n\n" + "\n\n".join(
                 f"![Figure {f['number']}: {f['caption']}]({f['src']})\n\n*{f['caption']}.*" for f in shown))
+        if run_.get("reading"):
+            md("### What the trained network's numbers say\n\n"
+               + "\n\n".join(Prose(r).render("md") for r in run_["reading"]))
     if story["against"]:
         md(story["against"])
     if has_section(chapter, "exercise"):  # the student's turn: answers to write in, and a cell that checks them

@@ -634,7 +634,8 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
         lr = model.long_run
         long_run = {"steps": lr["steps"], "decimals": lr["decimals"], "table": [{"step": r["step"], "cost": number_tex(r["cost"])}
                                                     for r in lr["table"]],
-                    "final": [{"symbol": symbol(p), "value": printed_tex(v)} for p, v in lr["final"].items()]}
+                    "final": [{"symbol": symbol(p), "value": printed_tex(v)} for p, v in lr["final"].items()],
+                    "reading": [Prose(r) for r in lr.get("reading", ())]}
     return {
         "format": fmt,
         "chapter": {
