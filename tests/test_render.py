@@ -82,7 +82,11 @@ def test_chapter_01_shows_the_articles_hand_calculation(built):
     assert re.search(r"\\partial b_\{1\}\} &= .*&= 0\.125 \\end\{aligned\}", step0)
     assert r"&= 0.000 - 1 \cdot 0.125 \\ &= -0.125" in step0
     # The local gradients of z with respect to the weights are the inputs x₁ = x₂ = 0: ∂L/∂w = 0.
-    assert r"&= 0.125 \cdot \begin{bmatrix} 0 & 0 \end{bmatrix} \\ &= \begin{bmatrix} 0.000 & 0.000 \end{bmatrix}" in step0
+    # Along each path, in the article's scalar form: ∂L/∂w₁ = ∂L/∂ŷ · ∂ŷ/∂z · ∂z/∂w₁ = 0.5 · 0.25 · 0.
+    for j in (1, 2):
+        assert (rf"\frac{{\partial \mathrm{{Cost}}}}{{\partial w_{{{j}}}}} &= \frac{{\partial \mathrm{{Cost}}}}"
+                rf"{{\partial A_{{1}}}} \cdot \frac{{\partial A_{{1}}}}{{\partial Z_{{1}}}} \cdot "
+                rf"\frac{{\partial Z_{{1}}}}{{\partial w_{{{j}}}}} \\ &= 0.500 \cdot 0.250 \cdot 0 \\ &= 0.000") in step0
     # Then ŷ ≈ 0.469 with b = −0.125; the loss is 0.110 computed (the article prints 0.109, see the erratum test).
     assert r"&= \sigma\left(-0.125\right) \\ &= 0.469" in step1
     assert r"(0 - 0.469)^2 \\ &= 0.110" in step1

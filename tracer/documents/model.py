@@ -380,8 +380,44 @@ class _Builder:
                                        f"{self.symbol(grad)} = " + " + ".join(self.symbol(q) for q in parts),
                                        _op("add", *[Operand(q, v[q]) for q in parts]), v[grad]))
             if node.name in self.graph.on_path:
-                lines += self.lines(step, "backward", node.name, node.worked_backward(sheet), v)
+                worked = node.worked_backward(sheet)
+                if node.name in self.scalar:  # one unit, one example: the chain along each path, as the article
+                    chain = self.chain(step, node, v)
+                    worked = [w for w in worked if w.quantity not in {line.quantity for line in chain}]
+                    lines += chain
+                lines += self.lines(step, "backward", node.name, worked, v)
         return lines
+
+    def chain(self, step: int, node: Linear, v: dict[str, Any]) -> list[Line]:
+        """The article's scalar chain along the path to each weight and the bias of a one-unit, one-example
+        linear node: ∂Cost/∂w₁ = ∂Cost/∂A₁ · ∂A₁/∂Z₁ · ∂Z₁/∂w₁ = 0.500 · 0.250 · 0 (the upstream product
+        written out when the node's one reader records its gradient and local gradient)."""
+        S, Z, A = self.symbol, node.name, node.inputs[0]
+        readers = self.graph.consumers[Z]
+        up, up_tex = Operand(keys.grad(Z), v[keys.grad(Z)][0, 0]), S(keys.grad(Z))
+        if len(readers) == 1:
+            dA, local = keys.grad(readers[0].name), keys.local(readers[0].name, Z)
+            if dA in v and local in v:
+                up = _op("mul", Operand(dA, np.asarray(v[dA])[0, 0], index=(0, 0)),
+                         Operand(local, np.asarray(v[local])[0, 0], index=(0, 0)))
+                up_tex = f"{S(dA)} \\cdot {S(local)}"
+        x = "x" if A == INPUT else "a"
+        out = []
+        targets = [(keys.grad(node.W), (0, j), f"w_{{{j + 1}}}", Operand(A, np.asarray(v[A])[j, 0], True, (j, 0)))
+                   for j in range(np.shape(v[A])[0])]
+        if node.b:
+            targets.append((keys.grad(node.b), None, S(node.b), "1"))  # 1 × 1: the whole of it
+        for quantity, part, wrt, local_in in targets:
+            lhs = f"\\frac{{\\partial \\mathrm{{Cost}}}}{{\\partial {wrt}}}"
+            formula = f"{lhs} = {up_tex} \\cdot \\frac{{\\partial {S(Z)}}}{{\\partial {wrt}}}"
+            line = self.line(step, "backward", Z, quantity, formula, _op("mul", up, local_in), v[quantity], part=part)
+            if not reproduces(line.expression, line.result):  # the printed ∂Cost/∂Z times the input instead
+                line = self.line(step, "backward", Z, quantity,
+                                 f"{lhs} = {S(keys.grad(Z))} \\cdot \\frac{{\\partial {S(Z)}}}{{\\partial {wrt}}}",
+                                 _op("mul", Operand(keys.grad(Z), v[keys.grad(Z)][0, 0], index=(0, 0)), local_in),
+                                 v[quantity], part=part)
+            out.append(line)
+        return out
 
     # ----------------------------------------------------------------- update
 
@@ -494,12 +530,23 @@ def _op(name: str, *args: Any, **keys: Any) -> dict[str, Any]:
 
 #: The teaching commentary, one template per moment; fields in braces come from the trace.
 COMMENTARY = {
-    "zero-input": ("{grads} {are} 0 because {inputs} {is_} 0 in every example: changing {those} cannot change "
-                   "the cost. A bias, whose input is always 1, can still move; this is why the article adds one."),
-    "bias-sum": ("The bias is added to the $z$ of every example, so its gradient is the sum of "
-                 "${dz}$ over the {m} examples (one column each)."),
-    "dimensions": ("Dimension check: ${dz}$ is ${a} \\times {m}$ and ${prev}^{{T}}$ is ${m} \\times {n}$, so "
-                   "${dw}$ is ${a} \\times {n}$, the shape of ${w}$."),
+    "zero-input": ("Notice something odd? {grads} {are} zero. Why? The local gradient{s} {locals} {are} the "
+                   "input{s} {inputs}, {which} 0 in every example: {it_gives} no information, so changing {those} "
+                   "cannot change the cost. How, then, can the network learn from this? It needs a parameter whose "
+                   "input is never zero: a bias, whose input is always 1.{bias}"),
+    "bias-sum": ("Why a sum? ${b}$ is shared by all {m} examples: it reaches the cost along {m} paths, one "
+                 "through each example's $z$, and the rule is to sum the gradients coming in from every path. "
+                 "Its local gradient $\\partial z / \\partial b$ is 1, so ${db}$ is the sum of the {m} columns of ${dz}$."),
+    "dimensions": ("Why ${prev}^{{T}}$? Use dimension analysis: ${dw}$ must have the shape of ${w}$, ${a} \\times {n}$. "
+                   "${dz}$ is ${a} \\times {m}$ and ${prev}$ is ${n} \\times {m}$, so the only product of them with "
+                   "that shape is ${dz}$ times ${prev}^{{T}}$ (${m} \\times {n}$).{back}"),
+    "dimensions-back": (" Likewise ${da}$ must have the shape of ${prev}$, ${n} \\times {m}$: from ${w}$ "
+                        "(${a} \\times {n}$) and ${dz}$ (${a} \\times {m}$), the only product of that shape is "
+                        "${w}^{{T}}$ (${n} \\times {a}$) times ${dz}$."),
+    "average": ("Here the $\\frac{{1}}{{m}}$ of the cost enters the backward pass: each example's gradient is "
+                "divided by $m = {m}$, so when the backward pass sums the {m} examples' gradients for {each}, the "
+                "sum is their average. The parameters move by the average of what each example asks for."),
+    "average-one": ("With one example, $m = 1$, and the $\\frac{{1}}{{m}}$ of the cost changes nothing here."),
     "relu-at-zero": ("ReLU has no slope at exactly $z = 0$; its derivative there is taken as 0 (the usual "
                      "convention in code) for the entries of ${z}$ that are exactly 0."),
     "saturated": ("Some entries of ${a}$ are close to 0 or 1: there the sigmoid is saturated, its slope "
@@ -528,7 +575,14 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
     out: list[Comment] = []
     s = step.step
     quantities = {line.quantity for line in step.lines}
+    matrix_form = {line.quantity for line in step.lines if line.part is None}
     last_linear = graph.linear[-1] if graph.linear else None
+    cost_lines = [line for line in step.lines if line.phase == "backward" and line.node == COST]
+    if cost_lines and any(r"\frac{1}{m}" in line.formula for line in cost_lines):
+        m = int(np.shape(v[cost_lines[0].quantity])[-1])
+        each = "each weight and bias" if graph.bias else "each weight"
+        out.append(Comment(s, COST, "average", COMMENTARY["average"].format(m=m, each=each) if m > 1
+                           else COMMENTARY["average-one"].format()))
     for node in graph.nodes[:-1]:
         if isinstance(node, Linear):
             A, dZ, dW = node.inputs[0], keys.grad(node.name), keys.grad(node.W)
@@ -537,21 +591,18 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
                 zero = [j for j in range(P.shape[0])
                         if not np.any(P[j]) and np.any(v[dZ]) and not np.any(v[dW][:, j])]
                 if zero:
-                    x = "x" if A == INPUT else "a"
-                    grads = ", ".join(rf"$\partial \mathrm{{Cost}} / \partial w_{{{j + 1}}}$" for j in zero)
-                    inputs = ", ".join(f"${x}_{{{j + 1}}}$" for j in zero)
-                    many = len(zero) > 1
-                    out.append(Comment(s, node.name, "zero-input", COMMENTARY["zero-input"].format(
-                        grads=grads, inputs="their inputs " + inputs if many else "its input " + inputs,
-                        are="are" if many else "is", is_="are" if many else "is",
-                        those="these weights" if many else "this weight")))
+                    out.append(Comment(s, node.name, "zero-input", _zero_input(node, zero, v, quantities)))
                 a, m = v[dZ].shape
-                if node is last_linear:  # once per step: the first linear node the backward pass reaches
+                if dW in matrix_form:  # every layer's transposes, derived from the shapes
+                    target = keys.grad(A) if A in graph.owner else graph.target(A, node) if A != INPUT else None
+                    back = "" if target is None or target not in quantities else COMMENTARY["dimensions-back"].format(
+                        da=symbol(target), prev=symbol(A), n=P.shape[0], m=m, w=symbol(node.W), a=a, dz=symbol(dZ))
                     out.append(Comment(s, node.name, "dimensions", COMMENTARY["dimensions"].format(
-                        dz=symbol(dZ), a=a, m=m, prev=symbol(A), n=P.shape[0], dw=symbol(dW), w=symbol(node.W))))
+                        dz=symbol(dZ), a=a, m=m, prev=symbol(A), n=P.shape[0], dw=symbol(dW), w=symbol(node.W),
+                        back=back)))
             if node.b and keys.grad(node.b) in quantities and v[dZ].shape[1] > 1 and node is last_linear:
-                out.append(Comment(s, node.name, "bias-sum", COMMENTARY["bias-sum"].format(dz=symbol(dZ),
-                                                                                          m=v[dZ].shape[1])))
+                out.append(Comment(s, node.name, "bias-sum", COMMENTARY["bias-sum"].format(
+                    b=symbol(node.b), db=symbol(keys.grad(node.b)), dz=symbol(dZ), m=v[dZ].shape[1])))
         for wrt in node.locals:
             local = keys.local(node.name, wrt)
             if local not in quantities:
@@ -576,6 +627,29 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
         out.append(Comment(s, chapter.parameter_names[0], "adam-first-step", COMMENTARY["adam-first-step"].format(
             alpha=constant(chapter.learning_rate))))
     return out
+
+
+def _zero_input(node: Linear, zero: list[int], v: dict[str, Any], quantities: set[str]) -> str:
+    """The article's moment: weight gradients that are zero because their inputs are, asked as a question,
+    then answered by the bias (whose gradient is not zero here, when the layer has one)."""
+    x = "x" if node.inputs[0] == INPUT else "a"
+    many = len(zero) > 1
+    both = lambda items: items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]  # noqa: E731
+    grads = both([rf"$\partial \mathrm{{Cost}} / \partial w_{{{j + 1}}}$" for j in zero])
+    locals_ = both([rf"$\partial {symbol(node.name)} / \partial w_{{{j + 1}}}$" for j in zero])
+    inputs = both([f"${x}_{{{j + 1}}}$" for j in zero])
+    bias = ""
+    db = keys.grad(node.b) if node.b else None
+    if db and db in quantities and np.any(v[db]):
+        value = np.asarray(v[db]).ravel()[0]
+        bias = (f" And ${symbol(db)}$ is ${shown(float(value), 3)}$, not zero: the bias can move, and the update "
+                f"moves it." if np.size(v[db]) == 1 else f" And ${symbol(db)}$ is not zero: the bias can move.")
+    elif not node.b:
+        bias = " This layer has none, so these weights stay where they are on this example."
+    return COMMENTARY["zero-input"].format(
+        grads=grads, are="are" if many else "is", s="s" if many else "", locals=locals_, inputs=inputs,
+        which="both of which are" if len(zero) == 2 else "which are" if many else "which is",
+        it_gives="they give" if many else "it gives", those="these weights" if many else "this weight", bias=bias)
 
 
 def _big(tree: Any) -> bool:

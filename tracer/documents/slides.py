@@ -51,6 +51,8 @@ def _maths_prose(text: str) -> str:
 
 def _tag(line: Line, nodes: set[str]) -> tuple[str, str, str] | None:
     """(node, role, number) written beside a node for a line giving its scalar value or gradient, else None."""
+    if line.part is not None:  # one entry or one example of a quantity: not the node's whole value
+        return None
     result = line.result
     while isinstance(result, list) and len(result) == 1:
         result = result[0]
@@ -201,7 +203,21 @@ def _note_rows(notes: list[str]) -> int:
     a matrix as tall as its rows)."""
     def tall(n: str) -> int:
         return sum(m.count("\\\\") for m in re.findall(r"\\begin\{bmatrix\}.*?\\end\{bmatrix\}", n))
-    return 1 + sum(1 + tall(n) + len(re.sub(r"\$[^$]*\$", "xxxx", n)) // NOTE_WIDTH for n in notes)  # and the list's space
+    def rows(n: str) -> int:  # a row holding a fraction (∂Cost/∂W set as one) is half as tall again
+        plain = 1 + len(re.sub(r"\$[^$]*\$", "xxxx", n)) // NOTE_WIDTH
+        return math.ceil(plain * 1.5) if "\\frac" in n else plain
+    return 1 + sum(rows(n) + tall(n) for n in notes)  # and the list's space
+
+
+def _chunks(notes: list[str], rows: int) -> list[list[str]]:
+    """The notes in groups that each fit `rows` rows under the graph (a note too long alone is a group)."""
+    out: list[list[str]] = []
+    for n in notes:
+        if out and _note_rows(out[-1] + [n]) <= rows:
+            out[-1].append(n)
+        else:
+            out.append([n])
+    return out
 
 
 def slide_frames(lec: Lecture, o: Outline) -> list[dict[str, Any]]:
@@ -228,10 +244,11 @@ def slide_frames(lec: Lecture, o: Outline) -> list[dict[str, Any]]:
                 apart = bool(said) and block_rows(aligned_rows(latex)) + _note_rows(said) > frame_rows
                 k += 1
                 shown.append({"overlay": k, "latex": latex, "notes": [] if apart else said})
-                shows.append([k, k + 1] if apart else [k])
-                if apart:
+                chunks = _chunks(said, frame_rows) if apart else []
+                shows.append(list(range(k, k + len(chunks) + 1)))
+                for chunk in chunks:  # each on the overlay after, as many as the notes need
                     k += 1
-                    shown.append({"overlay": k, "latex": "", "notes": said})
+                    shown.append({"overlay": k, "latex": "", "notes": chunk})
             frames.append({
                 "title": _title(lec, st.step, frame),
                 "graph": _frame_graph(o, [ln for _, ln in lines], frame, reached_before, tags, shows),
