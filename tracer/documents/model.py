@@ -17,6 +17,7 @@ calculator invariant, which `check_line` verifies while the model is built and a
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields, is_dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -642,14 +643,24 @@ def _zero_input(node: Linear, zero: list[int], v: dict[str, Any], quantities: se
     db = keys.grad(node.b) if node.b else None
     if db and db in quantities and np.any(v[db]):
         value = np.asarray(v[db]).ravel()[0]
-        bias = (f" And ${symbol(db)}$ is ${shown(float(value), 3)}$, not zero: the bias can move, and the update "
-                f"moves it." if np.size(v[db]) == 1 else f" And ${symbol(db)}$ is not zero: the bias can move.")
+        slash = rf"\partial \mathrm{{Cost}} / \partial {symbol(node.b)}"
+        bias = (f" And ${slash}$ is ${shown(float(value), 3)}$, not zero: the bias can move, and the update "
+                f"moves it." if np.size(v[db]) == 1 else f" And ${slash}$ is not zero: the bias can move.")
     elif not node.b:
         bias = " This layer has none, so these weights stay where they are on this example."
     return COMMENTARY["zero-input"].format(
         grads=grads, are="are" if many else "is", s="s" if many else "", locals=locals_, inputs=inputs,
         which="both of which are" if len(zero) == 2 else "which are" if many else "which is",
         it_gives="they give" if many else "it gives", those="these weights" if many else "this weight", bias=bias)
+
+
+_BRACED = r"\\partial [^{}]*(?:\{[^{}]*\}[^{}]*)*"
+_FRACTION = re.compile(r"\\frac\{(" + _BRACED + r")\}\{(" + _BRACED + r")\}")
+
+
+def slashed(text: str) -> str:
+    """A sentence's ∂-fractions written on the line, as prose sets them: \\frac{∂Cost}{∂W} → ∂Cost/∂W."""
+    return _FRACTION.sub(lambda m: f"{m.group(1)} / {m.group(2)}", text)
 
 
 def _big(tree: Any) -> bool:
@@ -813,7 +824,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
             changes = tuple(Change(q, printed(before[q], q, builder.decimals(q)), printed(v[q], q, builder.decimals(q)))
                             for q in chapter.parameter_names + ["cost"])
         step = Step(s, kind, previous, changes, tuple(lines), (), *_comparison(chapter, s, kind, v, full.at(s)))
-        comments = _commentary(chapter, builder.graph, step, v)
+        comments = [replace(c, text=slashed(c.text)) for c in _commentary(chapter, builder.graph, step, v)]
         comments += [Comment(s, n.node, "author", n.text) for n in spec.notes if n.step == s]
         step = Step(s, kind, previous, changes, tuple(lines), tuple(comments), step.comparison, step.comparison_at)
         steps.append(step)
@@ -821,7 +832,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
     note = _rounding_note(steps, builder.decimals)
     if note is not None:
         at = [i for i, st in enumerate(steps) if st.step == note[0]][0]
-        steps[at] = replace(steps[at], rounding_note=note[1], rounding_note_at=note[2])
+        steps[at] = replace(steps[at], rounding_note=slashed(note[1]), rounding_note_at=note[2])
 
     graph = builder.graph
     cost_node = builder.cost
