@@ -5,13 +5,19 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import tracer
+from tracer.documents import model
+from tracer.documents.model import recorded_needs
+from tracer.engine import keys
+from tracer.rounding import shown
 
 
 @functools.lru_cache(maxsize=None)
@@ -40,6 +46,35 @@ def worked_results(lines) -> dict[str, list]:
     for quantity, by_column in columns.items():
         whole[quantity] = [list(row) for row in zip(*(by_column[j] for j in sorted(by_column)))]
     return whole
+
+
+@functools.lru_cache(maxsize=None)
+def differing_figures(name: str) -> list[tuple[int, str, dict]]:
+    """(line's position, quantity, {entry: every-digit figure}) for every worked line whose carried
+    figures differ from carrying every digit, found from two runs of the chapter (every digit; carried as
+    printed) printed by the one rule, independently of the document model's own comparison."""
+    chapter = tracer.load_chapter(name)
+    steps = recorded_needs(chapter)
+    full = tracer.run(chapter, record=sorted(set(chapter.recorded_steps()) | set(steps)))
+    hand = tracer.run(chapter, carry="rounded", record=steps, steps=steps[-1] + 1)
+    lines = model.document_model(chapter, full, hand).lines
+    out = []
+    for i, line in enumerate(lines):
+        decimals = chapter.display.decimals_of(keys.before_update(line.quantity))
+        whole = re.fullmatch(r"-?\d+", str(np.asarray(line.result, dtype=object).ravel()[0]))
+        def part(v):
+            v = np.asarray(v)
+            return v if line.part is None else model._take(v, line.part)
+        carried, every = part(hand.at(line.step)[line.quantity]), part(full.at(line.step)[line.quantity])
+        assert np.asarray(line.result, dtype=object).size == carried.size
+        differ = {}
+        for index in np.ndindex(carried.shape):
+            c, e = ((str(int(carried[index])), str(int(every[index]))) if whole else
+                    (shown(carried[index], decimals), shown(every[index], decimals)))
+            if c != e:
+                differ[index] = e
+        out.append((i, line.quantity, differ))
+    return out
 
 
 @pytest.fixture(scope="session")

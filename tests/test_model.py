@@ -248,7 +248,18 @@ def test_the_teaching_commentary_appears_where_the_trace_calls_for_it(models):
     assert "zero-input" in kinds["01-or-one-example"]  # x = (0, 0): ∂Cost/∂w = 0, the article's case for a bias
     assert "zero-input" not in kinds["02-or-batch"]  # every input is 1 in some example
     assert "bias-sum" in kinds["02-or-batch"] and "bias-sum" not in kinds["01-or-one-example"]  # m = 1: no sum
-    assert all("dimensions" in k for k in kinds.values())
+    # Every layer's transposes derived from the shapes, where a line multiplies matrices: one per linear layer
+    # and step; the one-example chapter works the article's scalar chain instead.
+    for name, model in models.items():
+        for step in model["steps"]:
+            matrix = [ln for ln in step["lines"] if ln["quantity"].startswith("dW") and ln["part"] is None]
+            said = [c for c in step["comments"] if c["kind"] == "dimensions"]
+            assert len(said) == len(matrix), (name, step["step"])
+            for c in said:
+                rows, cols = np.shape(np.asarray(next(ln["result"] for ln in matrix if ln["node"] == c["node"]),
+                                                 dtype=object))
+                assert f"${rows} \\times {cols}$" in c["text"]
+    assert "dimensions" not in kinds["01-or-one-example"] and "average" in kinds["02-or-batch"]
     assert {"relu-at-zero", "adam-first-step"} <= kinds["06-xor-relu-adam"]  # z = 0 at x = (0, 0), b = 0
     assert any("natural logarithm" in n for n in models["06-xor-relu-adam"]["notation"])
     assert not any("natural logarithm" in n for n in models["01-or-one-example"]["notation"])

@@ -235,3 +235,21 @@ def test_the_student_notebooks_check_cell_says_what_tracer_check_says(chapter):
         # A decimal too few is still right where the value is exact at fewer (chapter 1's ŷ = 0.5).
         assert statuses == {"right"} if kind == "right" else statuses == {"wrong"} if kind == "wrong" \
             else "too_few_digits" in statuses <= {"too_few_digits", "right"}
+
+
+@pytest.mark.parametrize("chapter", ["02-or-batch", "04-xor-hidden-layer", "07-softmax-three-classes"])
+def test_the_story_shows_every_digit_beside_each_carried_figure_that_differs(chapter):
+    """As the documents do: each worked line whose carried figures differ from carrying every digit has the
+    every-digit figure under it in its cell, and the note on why is said once."""
+    from conftest import differing_figures
+    from tracer.documents.render import number_tex
+
+    nb = nbformat.reads(notebook_text(load_chapter(chapter), bundled_trace(chapter), bundled_lecture(chapter)),
+                        as_version=4)
+    story = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    figures = [differ for _, _, differ in differing_figures(chapter) if differ]
+    shown = story.split("*With every digit carried:*")[1:]
+    assert len(shown) == len(figures)
+    for differ, text in zip(figures, shown):
+        assert all(number_tex(figure) in text.split("\n")[0] for figure in differ.values())
+    assert story.count("Why two figures?") == 1

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import katex_failures, needs
+from conftest import differing_figures, katex_failures, needs
 
 import tracer
 from tracer.cli import main
@@ -82,7 +82,11 @@ def test_chapter_01_shows_the_articles_hand_calculation(built):
     assert re.search(r"\\partial b_\{1\}\} &= .*&= 0\.125 \\end\{aligned\}", step0)
     assert r"&= 0.000 - 1 \cdot 0.125 \\ &= -0.125" in step0
     # The local gradients of z with respect to the weights are the inputs x₁ = x₂ = 0: ∂L/∂w = 0.
-    assert r"&= 0.125 \cdot \begin{bmatrix} 0 & 0 \end{bmatrix} \\ &= \begin{bmatrix} 0.000 & 0.000 \end{bmatrix}" in step0
+    # Along each path, in the article's scalar form: ∂L/∂w₁ = ∂L/∂ŷ · ∂ŷ/∂z · ∂z/∂w₁ = 0.5 · 0.25 · 0.
+    for j in (1, 2):
+        assert (rf"\frac{{\partial \mathrm{{Cost}}}}{{\partial w_{{{j}}}}} &= \frac{{\partial \mathrm{{Cost}}}}"
+                rf"{{\partial A_{{1}}}} \cdot \frac{{\partial A_{{1}}}}{{\partial Z_{{1}}}} \cdot "
+                rf"\frac{{\partial Z_{{1}}}}{{\partial w_{{{j}}}}} \\ &= 0.500 \cdot 0.250 \cdot 0 \\ &= 0.000") in step0
     # Then ŷ ≈ 0.469 with b = −0.125; the loss is 0.110 computed (the article prints 0.109, see the erratum test).
     assert r"&= \sigma\left(-0.125\right) \\ &= 0.469" in step1
     assert r"(0 - 0.469)^2 \\ &= 0.110" in step1
@@ -404,3 +408,43 @@ def test_the_markdown_has_the_structure_its_templates_write_in_commonmark(name, 
     headings = [t for t in tokens if t.type == "heading_open"]
     assert len(headings) == len(re.findall(r"^#{1,6} ", text, flags=re.M))
     assert len([t for t in tokens if t.type == "hr"]) == 1  # the colophon's rule, and only it
+
+
+# --------------------------------------------------------------------------- carried and every digit
+
+
+def _line_blocks(text: str, start: str) -> list[str]:
+    """Each worked line's part of a document: from its `\\begin{aligned}` to the next one."""
+    body = text[text.index(start):]
+    pieces = re.split(r"(?=\\begin\{aligned\} )", body)[1:]
+    return [p for p in pieces]
+
+
+@pytest.mark.parametrize("name", [p.stem for p in bundled_chapters()])
+@pytest.mark.parametrize("fmt", ["md", "tex"])
+def test_every_carried_figure_that_differs_is_shown_with_its_every_digit_value(built, name, fmt):
+    """Every figure a worked line carries that differs, in its printed digits, from carrying every digit
+    is followed, in its line, by the every-digit figure (bold in a matrix); no other line says so; and
+    the first time, one note says why (cancellation) and which figure a calculator gives."""
+    text = text_of(built, name, fmt)
+    blocks = _line_blocks(text, "Step 0" if fmt == "md" else r"\section*{\tracerpos{heading}{step-")
+    blocks = [b for b in blocks if not b.startswith(r"\begin{aligned} \frac{d") ]
+    figures = differing_figures(name)
+    assert len(blocks) >= len(figures)
+    said = 0
+    for (i, quantity, differ), block in zip(figures, blocks):
+        block = block.split("\\end{gather*}")[0] if fmt == "tex" and i < len(figures) - 1 else block
+        mark = "With every digit carried:" if fmt == "md" else "with every digit carried:"
+        assert (mark in block) == bool(differ), (name, i, quantity, differ)
+        if not differ:
+            continue
+        said += 1
+        every = block[block.index(mark):]
+        for figure in differ.values():
+            tex = render.number_tex(figure)
+            assert (rf"\mathbf{{{tex}}}" if len(differ) > 1 or "bmatrix" in every.split("\n")[0] else tex) in every, \
+                (name, quantity, figure)
+    assert text.count("Why two figures?") == (1 if said else 0)
+    if said:
+        note = text[text.index("Why two figures?"):][:1500]
+        assert "calculator" in note and ("cancel" in note or "passes that error on" in note)

@@ -92,7 +92,7 @@ def test_every_worked_line_shows_its_numbers_at_the_class_size(chapter):
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_what_to_notice_is_on_the_frame_of_its_line(chapter):
     """Every comment and the step's comparison come on the frame of the line they are about, under that
-    line or on the overlay right after it; no frame of notes apart from the lines."""
+    line or on the overlays right after it; no frame of notes apart from the lines."""
     lec = bundled_lecture(chapter)
     frames = slide_frames(lec, outline(load_chapter(chapter), lec.full))
     assert all(f["graph"] for f in frames) and not any("notice" in f["title"] for f in frames)
@@ -101,12 +101,17 @@ def test_what_to_notice_is_on_the_frame_of_its_line(chapter):
             line = st.lines[i]
             mine = [f for f in frames if f["title"].startswith(f"Step {st.step}:")
                     and any(entry["latex"] and entry["overlay"] for entry in f["lines"])]
-            where = [(f["title"], k) for f in mine for k, entry in enumerate(f["lines"]) if entry["notes"] == notes]
+            where = []  # under the line, or on the overlays right after it (as many as the notes need)
+            for f in mine:
+                entries = f["lines"]
+                for k, entry in enumerate(entries):
+                    after, j = [], k + 1
+                    while j < len(entries) and not entries[j]["latex"]:
+                        after, j = after + entries[j]["notes"], j + 1
+                    if entry["latex"] and (entry["notes"] == notes or (not entry["notes"] and after == notes)):
+                        where.append(entry)
             assert len(where) == 1, (line.quantity, notes)
-            title, k = where[0]
-            frame = next(f for f in mine if f["title"] == title)
-            shown = frame["lines"][k] if frame["lines"][k]["latex"] else frame["lines"][k - 1]
-            assert shown["latex"] and line.formula.split(" ")[0] in shown["latex"]
+            assert line.formula.split(" ")[0] in where[0]["latex"]
 
 
 def _tag_boxes(graph: str, overlay: int) -> list[tuple[str, tuple[float, float, float, float]]]:

@@ -35,7 +35,8 @@ def test_sigmoid_reaches_sigma_times_one_minus_sigma():
     s = 1 / (1 + sp.exp(-z))  # the textbook's σ, typed here as the independent reference
     assert same(textbook, s * (1 - s)) and same(raw, textbook)
     steps = derivation("sigmoid")
-    assert [st.label for st in steps] == ["definition", "derivative", "simplified"]
+    assert [st.label for st in steps] == ["definition", "derivative", "split into two factors",
+                                         "the second factor is one minus the first", "simplified"]
     assert all(isinstance(st, DerivationStep) for st in steps)
     assert steps[-1].latex == r"\frac{d\sigma}{dz} = \sigma(z) \left(1 - \sigma(z)\right)"
     assert derivation_ok("sigmoid")
@@ -55,7 +56,9 @@ def test_squared_error_reaches_the_error_over_m_written_as_a_reader_does():
     assert same(textbook, -(1 / m) * (y - yhat))
     # (ŷᵢ − yᵢ)/m: the i-th example on both sides, the prediction's error with its sign as a reader writes it
     assert derivation("squared_error")[-1].latex.endswith(r"= \frac{\hat{y}_i - y_{i}}{m}")
-    assert r"\frac{2 \hat{y}_i - 2 y_{i}}{2 m}" in derivation("squared_error")[1].latex
+    assert r"\frac{2 \hat{y}_i - 2 y_{i}}{2 m}" in derivation("squared_error")[2].latex
+    # the chain rule written out first: the square's 2, times the inner derivative −1
+    assert derivation("squared_error")[1].latex.endswith(r"= \frac{1}{2 m} \cdot 2\left(y_{i} - \hat{y}_i\right) \cdot \left(-1\right)")
     (y, yhat, m), _, textbook = derivative_expression("sum_of_squares")
     assert same(textbook, -2 * (y - yhat))
 

@@ -252,3 +252,26 @@ def test_the_graph_figures_matrix_entries_stand_apart_in_chromium(browser, chapt
     tight = [(a[2], b[2], round(b[0] - a[1], 1)) for row in rows
              for a, b in zip(sorted(row), sorted(row)[1:]) if b[0] - a[1] < 2]
     assert not tight, tight
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_carried_figure_that_differs_shows_its_every_digit_value_on_the_page(pages, chapter):
+    """As in the Markdown and LaTeX documents (tests/test_render.py): under each worked line whose carried
+    figures differ from carrying every digit, the every-digit figure, the differing entries of a matrix in
+    bold; under no other line."""
+    import html
+    import re
+
+    from conftest import differing_figures
+    from tracer.documents.render import number_tex
+
+    text = html.unescape(pages[chapter].read_text(encoding="utf-8"))
+    worked = text[text.index('id="worked-title"'):]
+    blocks = [b for b in re.split(r'(?=<div class="math display" data-tex="\\begin\{aligned\} )', worked)[1:]]
+    figures = differing_figures(chapter)
+    assert len(blocks) >= len(figures)
+    for (i, quantity, differ), block in zip(figures, blocks):
+        block = block.split("</div>\n<p><strong>")[0]
+        assert ('class="every-digit"' in block) == bool(differ), (chapter, i, quantity)
+        for figure in differ.values():
+            assert number_tex(figure) in block.split('class="every-digit"')[1], (chapter, quantity, figure)

@@ -380,6 +380,29 @@ def _equal(a: Any, b: Any) -> bool:
     return sp.simplify(a - b) == 0
 
 
+def _sigmoid_split(z: Any) -> Any:
+    import sympy as sp
+
+    return 1 / (1 + sp.exp(-z)) * (sp.exp(-z) / (1 + sp.exp(-z)))
+
+
+def _sigmoid_one_minus(z: Any) -> Any:
+    import sympy as sp
+
+    return 1 / (1 + sp.exp(-z)) * (1 - 1 / (1 + sp.exp(-z)))
+
+
+#: Steps written by hand between SymPy's derivative of an activation and its textbook form, each checked
+#: equal to the derivative by SymPy: (label, right-hand side in LaTeX, the same as a SymPy expression of z).
+REWRITES: dict[str, tuple[tuple[str, str, Any], ...]] = {
+    "sigmoid": (
+        ("split into two factors", r"\frac{1}{1 + e^{- z}} \cdot \frac{e^{- z}}{1 + e^{- z}}", _sigmoid_split),
+        ("the second factor is one minus the first",
+         r"\frac{1}{1 + e^{- z}} \left(1 - \frac{1}{1 + e^{- z}}\right)", _sigmoid_one_minus),
+    ),
+}
+
+
 def _derive_activation(name: str) -> _Derived:
     import sympy as sp
 
@@ -390,8 +413,14 @@ def _derive_activation(name: str) -> _Derived:
     dl = rf"\frac{{d{fname}}}{{dz}}" if not fname.startswith(r"\operatorname") else rf"{fname}'(z)"
     steps = [DerivationStep("definition", f"{lhs} = {sp.latex(f)}", "the node's definition"),
              DerivationStep("derivative", f"{dl} = {sp.latex(d)}", "SymPy's diff of the definition")]
+    ok = True
+    for label, latex, form in REWRITES.get(name, ()):  # the hand steps from SymPy's form to the textbook's
+        same = _equal(d, form(z))
+        ok = ok and same
+        steps.append(DerivationStep(label, f"{dl} = {latex}",
+                                    "SymPy: simplify(derivative − this) = 0" if same else "NOT EQUAL"))
     textbook, shown = _in_terms_of_itself(f, d, z, lhs)
-    ok = _equal(d, textbook)
+    ok = ok and _equal(d, textbook)
     steps.append(DerivationStep("simplified", f"{dl} = {shown}",
                                 "SymPy: simplify(derivative − simplified) = 0" if ok else "NOT EQUAL"))
     return _Derived(steps, (z,), d, textbook, ok)
@@ -493,11 +522,22 @@ def _derive_cost(name: str) -> _Derived:
     steps = [DerivationStep("definition", _cost_definition_latex(name, scale, loss, y, v), "the node's definition"),
              DerivationStep("derivative", f"{dl} = {reader_latex(d.subs(indexed))}",
                             "SymPy's diff of the definition (only the i-th term depends on the i-th prediction)")]
+    chained = True
+    if isinstance(loss, sp.Pow) and loss.exp == 2:  # a square: the chain rule, outer then inner, written out
+        inner, scale = loss.base, sp.sympify(scale)
+        outer = scale * 2 * inner * sp.diff(inner, v)
+        chained = _equal(d, outer)
+        factor = "" if scale == 1 else f"{reader_latex(scale.subs(indexed))} \\cdot "
+        steps.insert(1, DerivationStep(
+            "by the chain rule (only the i-th term depends on the i-th prediction)",
+            f"{dl} = {factor}2\\left({reader_latex(inner.subs(indexed))}\\right) "
+            f"\\cdot \\left({reader_latex(sp.diff(inner, v).subs(indexed))}\\right)",
+            "SymPy: simplify(derivative − this) = 0" if chained else "NOT EQUAL"))
     if v.name == "z":  # from logits: written with ŷ = σ(z)
         textbook, shown = _with_prediction(d, v, y, indexed=True)
     else:
         textbook, shown = _residual_form(d, loss, y, v, indexed)
-    ok = _equal(d, textbook)
+    ok = chained and _equal(d, textbook)
     steps.append(DerivationStep("simplified", f"{dl} = {shown}",
                                 "SymPy: simplify(derivative − simplified) = 0" if ok else "NOT EQUAL"))
     return _Derived(steps, (y, v, m), d, textbook, ok)

@@ -17,7 +17,8 @@ calculator invariant, which `check_line` verifies while the model is built and a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, is_dataclass
+import re
+from dataclasses import dataclass, fields, is_dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +29,7 @@ from tracer.abbreviation import LIMIT as ABBREVIATE_PAST  # past this many rows,
 from tracer.checks.formulas import parse_expression, reader_latex
 from tracer.checks.symbolic import derivation
 from tracer.checks.verify import article_citation, article_figures, article_formulas, derivations_used
+from tracer.documents.reading import after_training
 from tracer.engine import batchnorm, dropout, keys, penalties
 from tracer.engine.chapter import Chapter, document_spec
 from tracer.engine.keys import COST, INPUT
@@ -70,6 +72,9 @@ class Line:
     part: tuple[int | None, ...] | None = None
     #: The expression with its inner operations worked out one level at a time, each equal to the result.
     stages: tuple[Any, ...] = ()
+    #: The result as carrying every digit from the start gives it, printed by the same rule; only when
+    #: it differs from `result` in the printed digits (null otherwise).
+    every_digit: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -105,6 +110,10 @@ class Step:
     comments: tuple[Comment, ...]
     comparison: str | None  # the one sentence comparing the hand-carried figures with the exact ones
     comparison_at: str = "update"  # where it reads best: after the "cost" line it is about, or the "update"
+    #: Said once, at the first line whose every-digit figures differ: why the two differ and which one a
+    #: calculator gives; `rounding_note_at` is that line's index in `lines`.
+    rounding_note: str | None = None
+    rounding_note_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -300,6 +309,7 @@ class _Builder:
         self.cost = self.graph.cost
         self.optimizer = penalties.make_optimizer(chapter)
         self.scalar: dict[str, tuple[Linear, str]] = {}  # linear nodes in the article's scalar form, their input letter
+        self.full: dict[str, Any] = {}  # the full-precision trace at the step being written
 
     def decimals(self, quantity: str) -> int:
         return self.display.decimals_of(keys.before_update(quantity))
@@ -321,8 +331,13 @@ class _Builder:
                 break
             expression = _print_tree(tree, self.decimals, guard)
         worked = _stages(expression, result, self.decimals(quantity)) if stages else ()
+        every = None
+        if quantity in self.full:
+            exact = self.full[quantity] if part is None else _take(self.full[quantity], part)
+            every = printed(exact, quantity, self.decimals(quantity), exact=whole or quantity in EXACT_DATA)
+            every = None if every == result else every
         return Line(step, phase, node, quantity, _scalar(formula, value), expression, result,
-                    tuple(_operands(tree)), part, worked)
+                    tuple(_operands(tree)), part, worked, every)
 
     def lines(self, step: int, phase: str, node: str, worked: list[Worked], v: dict[str, Any]) -> list[Line]:
         out = []
@@ -387,8 +402,44 @@ class _Builder:
                                        f"{self.symbol(grad)} = " + " + ".join(self.symbol(q) for q in parts),
                                        _op("add", *[Operand(q, v[q]) for q in parts]), v[grad]))
             if node.name in self.graph.on_path:
-                lines += self.lines(step, "backward", node.name, node.worked_backward(sheet), v)
+                worked = node.worked_backward(sheet)
+                if node.name in self.scalar:  # one unit, one example: the chain along each path, as the article
+                    chain = self.chain(step, node, v)
+                    worked = [w for w in worked if w.quantity not in {line.quantity for line in chain}]
+                    lines += chain
+                lines += self.lines(step, "backward", node.name, worked, v)
         return lines
+
+    def chain(self, step: int, node: Linear, v: dict[str, Any]) -> list[Line]:
+        """The article's scalar chain along the path to each weight and the bias of a one-unit, one-example
+        linear node: ∂Cost/∂w₁ = ∂Cost/∂A₁ · ∂A₁/∂Z₁ · ∂Z₁/∂w₁ = 0.500 · 0.250 · 0 (the upstream product
+        written out when the node's one reader records its gradient and local gradient)."""
+        S, Z, A = self.symbol, node.name, node.inputs[0]
+        readers = self.graph.consumers[Z]
+        up, up_tex = Operand(keys.grad(Z), v[keys.grad(Z)][0, 0]), S(keys.grad(Z))
+        if len(readers) == 1:
+            dA, local = keys.grad(readers[0].name), keys.local(readers[0].name, Z)
+            if dA in v and local in v:
+                up = _op("mul", Operand(dA, np.asarray(v[dA])[0, 0], index=(0, 0)),
+                         Operand(local, np.asarray(v[local])[0, 0], index=(0, 0)))
+                up_tex = f"{S(dA)} \\cdot {S(local)}"
+        x = "x" if A == INPUT else "a"
+        out = []
+        targets = [(keys.grad(node.W), (0, j), f"w_{{{j + 1}}}", Operand(A, np.asarray(v[A])[j, 0], True, (j, 0)))
+                   for j in range(np.shape(v[A])[0])]
+        if node.b:
+            targets.append((keys.grad(node.b), None, S(node.b), "1"))  # 1 × 1: the whole of it
+        for quantity, part, wrt, local_in in targets:
+            lhs = f"\\frac{{\\partial \\mathrm{{Cost}}}}{{\\partial {wrt}}}"
+            formula = f"{lhs} = {up_tex} \\cdot \\frac{{\\partial {S(Z)}}}{{\\partial {wrt}}}"
+            line = self.line(step, "backward", Z, quantity, formula, _op("mul", up, local_in), v[quantity], part=part)
+            if not reproduces(line.expression, line.result):  # the printed ∂Cost/∂Z times the input instead
+                line = self.line(step, "backward", Z, quantity,
+                                 f"{lhs} = {S(keys.grad(Z))} \\cdot \\frac{{\\partial {S(Z)}}}{{\\partial {wrt}}}",
+                                 _op("mul", Operand(keys.grad(Z), v[keys.grad(Z)][0, 0], index=(0, 0)), local_in),
+                                 v[quantity], part=part)
+            out.append(line)
+        return out
 
     # ----------------------------------------------------------------- update
 
@@ -504,12 +555,23 @@ def _op(name: str, *args: Any, **keys: Any) -> dict[str, Any]:
 
 #: The teaching commentary, one template per moment; fields in braces come from the trace.
 COMMENTARY = {
-    "zero-input": ("{grads} {are} 0 because {inputs} {is_} 0 in every example: changing {those} cannot change "
-                   "the cost. A bias, whose input is always 1, can still move; this is why the article adds one."),
-    "bias-sum": ("The bias is added to the $z$ of every example, so its gradient is the sum of "
-                 "${dz}$ over the {m} examples (one column each)."),
-    "dimensions": ("Dimension check: ${dz}$ is ${a} \\times {m}$ and ${prev}^{{T}}$ is ${m} \\times {n}$, so "
-                   "${dw}$ is ${a} \\times {n}$, the shape of ${w}$."),
+    "zero-input": ("Notice something odd? {grads} {are} zero. Why? The local gradient{s} {locals} {are} the "
+                   "input{s} {inputs}, {which} 0 in every example: {it_gives} no information, so changing {those} "
+                   "cannot change the cost. How, then, can the network learn from this? It needs a parameter whose "
+                   "input is never zero: a bias, whose input is always 1.{bias}"),
+    "bias-sum": ("Why a sum? ${b}$ is shared by all {m} examples: it reaches the cost along {m} paths, one "
+                 "through each example's $z$, and the rule is to sum the gradients coming in from every path. "
+                 "Its local gradient $\\partial z / \\partial b$ is 1, so ${db}$ is the sum of the {m} columns of ${dz}$."),
+    "dimensions": ("Why ${prev}^{{T}}$? Use dimension analysis: ${dw}$ must have the shape of ${w}$, ${a} \\times {n}$. "
+                   "${dz}$ is ${a} \\times {m}$ and ${prev}$ is ${n} \\times {m}$, so the only product of them with "
+                   "that shape is ${dz}$ times ${prev}^{{T}}$ (${m} \\times {n}$).{back}"),
+    "dimensions-back": (" Likewise ${da}$ must have the shape of ${prev}$, ${n} \\times {m}$: from ${w}$ "
+                        "(${a} \\times {n}$) and ${dz}$ (${a} \\times {m}$), the only product of that shape is "
+                        "${w}^{{T}}$ (${n} \\times {a}$) times ${dz}$."),
+    "average": ("Here the $\\frac{{1}}{{m}}$ of the cost enters the backward pass: each example's gradient is "
+                "divided by $m = {m}$, so when the backward pass sums the {m} examples' gradients for {each}, the "
+                "sum is their average. The parameters move by the average of what each example asks for."),
+    "average-one": ("With one example, $m = 1$, and the $\\frac{{1}}{{m}}$ of the cost changes nothing here."),
     "relu-at-zero": ("ReLU has no slope at exactly $z = 0$; its derivative there is taken as 0 (the usual "
                      "convention in code) for the entries of ${z}$ that are exactly 0."),
     "saturated": ("Some entries of ${a}$ are close to 0 or 1: there the sigmoid is saturated, its slope "
@@ -558,7 +620,14 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
     out: list[Comment] = []
     s = step.step
     quantities = {line.quantity for line in step.lines}
+    matrix_form = {line.quantity for line in step.lines if line.part is None}
     last_linear = graph.linear[-1] if graph.linear else None
+    cost_lines = [line for line in step.lines if line.phase == "backward" and line.node == COST]
+    if cost_lines and any(r"\frac{1}{m}" in line.formula for line in cost_lines):
+        m = int(np.shape(v[cost_lines[0].quantity])[-1])
+        each = "each weight and bias" if graph.bias else "each weight"
+        out.append(Comment(s, COST, "average", COMMENTARY["average"].format(m=m, each=each) if m > 1
+                           else COMMENTARY["average-one"].format()))
     for node in graph.nodes[:-1]:
         if isinstance(node, Linear):
             A, dZ, dW = node.inputs[0], keys.grad(node.name), keys.grad(node.W)
@@ -567,21 +636,18 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
                 zero = [j for j in range(P.shape[0])
                         if not np.any(P[j]) and np.any(v[dZ]) and not np.any(v[dW][:, j])]
                 if zero:
-                    x = "x" if A == INPUT else "a"
-                    grads = ", ".join(rf"$\partial \mathrm{{Cost}} / \partial w_{{{j + 1}}}$" for j in zero)
-                    inputs = ", ".join(f"${x}_{{{j + 1}}}$" for j in zero)
-                    many = len(zero) > 1
-                    out.append(Comment(s, node.name, "zero-input", COMMENTARY["zero-input"].format(
-                        grads=grads, inputs="their inputs " + inputs if many else "its input " + inputs,
-                        are="are" if many else "is", is_="are" if many else "is",
-                        those="these weights" if many else "this weight")))
+                    out.append(Comment(s, node.name, "zero-input", _zero_input(node, zero, v, quantities)))
                 a, m = v[dZ].shape
-                if node is last_linear:  # once per step: the first linear node the backward pass reaches
+                if dW in matrix_form:  # every layer's transposes, derived from the shapes
+                    target = keys.grad(A) if A in graph.owner else graph.target(A, node) if A != INPUT else None
+                    back = "" if target is None or target not in quantities else COMMENTARY["dimensions-back"].format(
+                        da=symbol(target), prev=symbol(A), n=P.shape[0], m=m, w=symbol(node.W), a=a, dz=symbol(dZ))
                     out.append(Comment(s, node.name, "dimensions", COMMENTARY["dimensions"].format(
-                        dz=symbol(dZ), a=a, m=m, prev=symbol(A), n=P.shape[0], dw=symbol(dW), w=symbol(node.W))))
+                        dz=symbol(dZ), a=a, m=m, prev=symbol(A), n=P.shape[0], dw=symbol(dW), w=symbol(node.W),
+                        back=back)))
             if node.b and keys.grad(node.b) in quantities and v[dZ].shape[1] > 1 and node is last_linear:
-                out.append(Comment(s, node.name, "bias-sum", COMMENTARY["bias-sum"].format(dz=symbol(dZ),
-                                                                                          m=v[dZ].shape[1])))
+                out.append(Comment(s, node.name, "bias-sum", COMMENTARY["bias-sum"].format(
+                    b=symbol(node.b), db=symbol(keys.grad(node.b)), dz=symbol(dZ), m=v[dZ].shape[1])))
         for wrt in node.locals:
             local = keys.local(node.name, wrt)
             if local not in quantities:
@@ -608,6 +674,39 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
         out.append(Comment(s, chapter.parameter_names[0], "adam-first-step", COMMENTARY["adam-first-step"].format(
             alpha=constant(chapter.learning_rate))))
     return out
+
+
+def _zero_input(node: Linear, zero: list[int], v: dict[str, Any], quantities: set[str]) -> str:
+    """The article's moment: weight gradients that are zero because their inputs are, asked as a question,
+    then answered by the bias (whose gradient is not zero here, when the layer has one)."""
+    x = "x" if node.inputs[0] == INPUT else "a"
+    many = len(zero) > 1
+    both = lambda items: items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]  # noqa: E731
+    grads = both([rf"$\partial \mathrm{{Cost}} / \partial w_{{{j + 1}}}$" for j in zero])
+    locals_ = both([rf"$\partial {symbol(node.name)} / \partial w_{{{j + 1}}}$" for j in zero])
+    inputs = both([f"${x}_{{{j + 1}}}$" for j in zero])
+    bias = ""
+    db = keys.grad(node.b) if node.b else None
+    if db and db in quantities and np.any(v[db]):
+        value = np.asarray(v[db]).ravel()[0]
+        slash = rf"\partial \mathrm{{Cost}} / \partial {symbol(node.b)}"
+        bias = (f" And ${slash}$ is ${shown(float(value), 3)}$, not zero: the bias can move, and the update "
+                f"moves it." if np.size(v[db]) == 1 else f" And ${slash}$ is not zero: the bias can move.")
+    elif not node.b:
+        bias = " This layer has none, so these weights stay where they are on this example."
+    return COMMENTARY["zero-input"].format(
+        grads=grads, are="are" if many else "is", s="s" if many else "", locals=locals_, inputs=inputs,
+        which="both of which are" if len(zero) == 2 else "which are" if many else "which is",
+        it_gives="they give" if many else "it gives", those="these weights" if many else "this weight", bias=bias)
+
+
+_BRACED = r"\\partial [^{}]*(?:\{[^{}]*\}[^{}]*)*"
+_FRACTION = re.compile(r"\\frac\{(" + _BRACED + r")\}\{(" + _BRACED + r")\}")
+
+
+def slashed(text: str) -> str:
+    """A sentence's ∂-fractions written on the line, as prose sets them: \\frac{∂Cost}{∂W} → ∂Cost/∂W."""
+    return _FRACTION.sub(lambda m: f"{m.group(1)} / {m.group(2)}", text)
 
 
 def _big(tree: Any) -> bool:
@@ -654,6 +753,99 @@ def _comparison(chapter: Chapter, step: int, kind: str, hand: dict[str, Any],
             + ", and ".join(parts) + "."), at
 
 
+# --------------------------------------------------------------------------- carried and every digit
+
+
+ROUNDING_NOTE = (
+    "Why two figures? Each line is worked from the figures printed before it, each rounded as soon as it "
+    "was computed, so a calculator fed the printed figures gives exactly the printed result. Keeping every "
+    "digit from the start, as a program such as NumPy does, gives the figure set under the line instead (in "
+    "a matrix, the entries that differ are in bold). {why} Neither is a mistake: redo a line on a calculator "
+    "and you get the first; check it with a program and you get the second.")
+CANCELS = ("The two drift apart most where numbers nearly cancel: {entry}${symbol}${where} sums {terms}, which "
+           "leave ${carried}$ carried but ${every}$ with every digit, because each term's rounding error (up to "
+           "half a unit in its last place) is a large part of so small a difference.")
+DRIFTS = ("Each carried figure is off by up to half a unit in its last printed place, and each line passes "
+          "that error on to the next.")
+#: A sum whose terms are this many times larger, in total, than what they leave is a cancellation.
+CANCELLATION = 3.0
+
+
+def _terms(tree: Any, index: tuple[int, ...]) -> list[float]:
+    """The terms whose sum is entry `index` of `tree`'s value (a matrix product's products, a sum's
+    arguments), or [] when the line is not a sum."""
+    if not isinstance(tree, dict):
+        return []
+    op, args = tree["op"], tree["args"]
+
+    def at(value: Any) -> float:
+        a = np.asarray(value, dtype=float)  # broadcast as NumPy does: a column b is every column's
+        return float(a.reshape(-1)[0]) if a.size == 1 else float(a[tuple(i if n > 1 else 0 for i, n in
+                                                                         zip(index, a.shape))])
+
+    if op == "matmul" and len(index) == 2:
+        a, b = (np.atleast_2d(np.asarray(evaluate(x), dtype=float)) for x in args)
+        if a.shape[1] != b.shape[0]:
+            return []
+        return [float(x) for x in a[index[0], :] * b[:, index[1]]]
+    if op == "add":
+        return [t for x in args for t in (_terms(x, index) or [at(evaluate(x))])]
+    if op == "sub" and len(args) == 2:
+        return [at(evaluate(args[0])), -at(evaluate(args[1]))]
+    if op == "sum" and tree.get("axis") == 1 and len(index) == 2:
+        row = np.atleast_2d(np.asarray(evaluate(args[0]), dtype=float))[index[0], :]
+        return [float(x) for x in row]
+    return []
+
+
+def _entry(index: tuple[int, ...], shape: tuple[int, ...]) -> str:
+    """An entry named as a reader says it: "the second entry of ", "the entry in row 1, column 2 of "."""
+    if len(shape) < 2 or int(np.prod(shape)) == 1:
+        return ""
+    if 1 in shape:
+        k = index[1] if shape[0] == 1 else index[0]
+        return f"entry {k + 1} of "
+    return f"the entry in row {index[0] + 1}, column {index[1] + 1} of "
+
+
+def _rounding_note(steps: list[Step], decimals_of: Any) -> tuple[int, str, int] | None:
+    """(step, sentence, line index): the sentence said at the first line whose every-digit figures differ,
+    with the first such step's clearest cancellation, found in its lines, as its example."""
+    for step in steps:
+        firsts = [i for i, line in enumerate(step.lines) if line.every_digit is not None]
+        if not firsts:
+            continue
+        best = None
+        for i in firsts:
+            line = step.lines[i]
+            carried = np.asarray(line.result, dtype=object)
+            every = np.asarray(line.every_digit, dtype=object)
+            for index in np.ndindex(carried.shape):
+                if carried[index] == every[index] or float(every[index]) == 0:
+                    continue
+                terms = [t for t in _terms(line.expression, tuple(index) if index else (0, 0)) if t != 0]
+                left = abs(float(carried[index]))
+                if len(terms) < 2 or sum(abs(t) for t in terms) < CANCELLATION * max(left, 1e-300):
+                    continue
+                drift = abs(float(carried[index]) - float(every[index])) / abs(float(every[index]))
+                if best is None or drift > best[0]:
+                    best = (drift, i, tuple(index), terms, str(carried[index]), str(every[index]))
+        why = DRIFTS
+        if best is not None:
+            _, i, index, terms, carried_text, every_text = best
+            line = step.lines[i]
+            d = decimals_of(line.quantity)
+            shown_terms = [f"${shown(t, d)}$" for t in terms]
+            listed = (" and ".join(shown_terms) if len(terms) == 2
+                      else ", ".join(shown_terms[:-1]) + " and " + shown_terms[-1])
+            where = " here" if i == firsts[0] else " below" if i > firsts[0] else " above"
+            why = CANCELS.format(entry=_entry(index, np.shape(np.asarray(line.result, dtype=object))),
+                                 symbol=symbol(line.quantity), where=where, terms=listed, carried=carried_text,
+                                 every=every_text)
+        return step.step, ROUNDING_NOTE.format(why=why), firsts[0]
+    return None
+
+
 # --------------------------------------------------------------------------- the whole document
 
 
@@ -667,6 +859,7 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
     steps, previous = [], None
     for s in shown_steps:
         v = hand.at(s)
+        builder.full = full.at(s)
         kind = "worked" if s in spec.worked_steps else "forward"
         lines = builder.forward(s, v) + builder.cost_lines(s, v)
         if kind == "worked":
@@ -677,11 +870,15 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
             changes = tuple(Change(q, printed(before[q], q, builder.decimals(q)), printed(v[q], q, builder.decimals(q)))
                             for q in chapter.parameter_names + ["cost"])
         step = Step(s, kind, previous, changes, tuple(lines), (), *_comparison(chapter, s, kind, v, full.at(s)))
-        comments = _commentary(chapter, builder.graph, step, v)
+        comments = [replace(c, text=slashed(c.text)) for c in _commentary(chapter, builder.graph, step, v)]
         comments += [Comment(s, n.node, "author", n.text) for n in spec.notes if n.step == s]
         step = Step(s, kind, previous, changes, tuple(lines), tuple(comments), step.comparison, step.comparison_at)
         steps.append(step)
         previous = s
+    note = _rounding_note(steps, builder.decimals)
+    if note is not None:
+        at = [i for i, st in enumerate(steps) if st.step == note[0]][0]
+        steps[at] = replace(steps[at], rounding_note=slashed(note[1]), rounding_note_at=note[2])
 
     graph = builder.graph
     cost_node = builder.cost
@@ -723,7 +920,8 @@ def document_model(chapter: Chapter, full: Trace, hand: Trace) -> Document:
                                **_cost_parts(full, s, spec.table_decimals)} for s in spec.table_steps],
                     "running": [{"symbol": rf"\bar{{{symbol(k.removeprefix('running_'))}}}",
                                  "value": printed(a, k, builder.decimals(k))} for k, a in full.running.items()],
-                    "final": {p: printed(full.final[p], p, builder.decimals(p)) for p in chapter.parameter_names}}
+                    "final": {p: printed(full.final[p], p, builder.decimals(p)) for p in chapter.parameter_names},
+                    "reading": after_training(chapter, full)}
     exercise = None
     if spec.exercise_step is not None:
         v = hand.at(spec.exercise_step)

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from tracer.documents.lecture import PHASE_TITLES, Lecture, lecture, line_latex, long_run_pictures
-from tracer.documents.render import Prose, document_context, environment, md_escape, render, with_maths
+from tracer.documents.render import (Prose, document_context, environment, formula_sides, md_escape, printed_tex, render,
+                                    with_maths)
 from tracer.engine.chapter import Chapter, has_section
-from tracer.documents.model import symbol
+from tracer.documents.model import Line, symbol
 from tracer.engine import keys, penalties
 from tracer.engine.graph import Graph
 from tracer.engine.keys import COST, INPUT, TARGET
@@ -228,6 +229,16 @@ def numpy_code(tree: Any) -> str:
     return to_code(tree, lambda leaf: leaf.name if isinstance(leaf, Name) else str(leaf))
 
 
+def _every_digit(line: Line, note: str | None) -> str:
+    """What carrying every digit gives for `line`, when its printed digits differ, as the Markdown document
+    writes it under the line (and, the first time, the note on why)."""
+    if line.every_digit is None:
+        return ""
+    every = printed_tex(line.every_digit, beside=line.result)
+    text = f"\n\n*With every digit carried:* ${formula_sides(line.formula)[0]} = {every}$"
+    return text + (f"\n\n> {Prose(note).render('md')}" if note else "")
+
+
 class _Code:
     """The NumPy lines of one chapter's network, node by node, from the nodes' expression trees."""
 
@@ -404,7 +415,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
 
     def cell(step: int, phase: str, node: str, lines: list[str], heading: str, updated: bool = False) -> None:
         worked = lec.at(step, phase, node)
-        maths = "\n\n".join(f"$$\n{line_latex(ln)}\n$$" for ln in worked)
+        maths = "\n\n".join(f"$$\n{line_latex(ln)}\n$$" + _every_digit(ln, notes.get(id(ln))) for ln in worked)
         comments = []
         for c in comments_of.get(step, ()):
             if c.node == node and id(c) not in said and (c.kind == "author" or phase in ("backward", "update")):
@@ -424,6 +435,7 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
         py("\n".join(lines + shows), step)
 
     comments_of = {st.step: st.comments for st in model.steps}
+    notes = {id(st.lines[st.rounding_note_at]): st.rounding_note for st in model.steps if st.rounding_note}
     said: set[int] = set()
     at = 0  # the notebook's parameters are those after `at` updates
     for st in model.steps:
@@ -482,6 +494,9 @@ def notebook(chapter: Chapter, trace: Trace, lec: Lecture | None = None, user_te
         if shown:
             md("### Where the trained network decides\n\n" + "\n\n".join(
                 f"![Figure {f['number']}: {f['caption']}]({f['src']})\n\n*{f['caption']}.*" for f in shown))
+        if run_.get("reading"):
+            md("### What the trained network's numbers say\n\n"
+               + "\n\n".join(Prose(r).render("md") for r in run_["reading"]))
     if story["against"]:
         md(story["against"])
     if has_section(chapter, "exercise"):  # the student's turn: answers to write in, and a cell that checks them

@@ -291,16 +291,28 @@ class Calculation:
     result: str
     quantity: str = ""  # the trace's name for the result, for notes and errata
     stages: list[str] = field(default_factory=list)  # the substituted line worked out, level by level
+    #: The result with every digit carried (LaTeX), when its printed digits differ from `result`.
+    every_digit: str | None = None
+    note: Any = None  # a Prose said under this line (why carried and every-digit figures differ)
+
+    @property
+    def every_digit_line(self) -> str | None:
+        """'lhs = the every-digit result' (maths mode), or None when the two agree."""
+        return f"{formula_sides(self.formula)[0]} = {self.every_digit}" if self.every_digit else None
+
+
+def formula_sides(formula: str) -> tuple[str, str, str]:
+    """(left side, sign, right side) of a line's formula: `W_{1} := W_{1} - …` gives W_{1}, :=, W_{1} - …."""
+    for candidate in (" := ", " = "):
+        if candidate in formula:
+            lhs, rhs = formula.split(candidate, 1)
+            return lhs, candidate.strip(), rhs
+    return formula, "=", ""
 
 
 def calculation(calc: Calculation) -> str:
     """'formula = substituted = result' as an aligned block, one equals sign per line (maths mode)."""
-    lhs, sign, rhs = calc.formula, "=", ""
-    for candidate in (" := ", " = "):
-        if candidate in calc.formula:
-            lhs, rhs = calc.formula.split(candidate, 1)
-            sign = candidate.strip()
-            break
+    lhs, sign, rhs = formula_sides(calc.formula)
     lines = [f"{lhs} &{sign} {rhs}"] if rhs else []
     lines += [f"&= {part}" for part in (calc.substituted, *calc.stages, calc.result) if part]
     if not rhs:
@@ -323,8 +335,9 @@ def number_tex(text: str) -> str:
     return text
 
 
-def printed_tex(value: Any, transpose: bool = False) -> str:
-    """A printed number or matrix (nested lists of strings) as LaTeX maths; big matrices abbreviated."""
+def printed_tex(value: Any, transpose: bool = False, beside: Any = None, cell: Callable[[str], str] | None = None) -> str:
+    """A printed number or matrix (nested lists of strings) as LaTeX maths; big matrices abbreviated.
+    `beside`: the same shape printed otherwise; a matrix's entries that differ from it are set in bold."""
     if isinstance(value, str):
         return number_tex(value)
     rows = np.asarray(value, dtype=object)
@@ -336,12 +349,19 @@ def printed_tex(value: Any, transpose: bool = False) -> str:
         rows = rows.T
     if rows.size == 1:
         return number_tex(str(rows.reshape(-1)[0]))
+    if beside is not None:
+        other = np.asarray(beside, dtype=object).reshape(np.shape(value))
+        other = (other.reshape(1, -1) if other.ndim < 2 else other)
+        other = other.T if transpose else other
+        rows = np.array([[rf"\mathbf{{{number_tex(str(x))}}}" if x != y else number_tex(str(x))
+                          for x, y in zip(row, row_other)] for row, row_other in zip(rows, other)], dtype=object)
+        return printed_tex(rows.tolist(), cell=str)
     r, c = rows.shape
     big = r > MAX_SHOWN or c > MAX_SHOWN
     keep_r, keep_c = (min(r, CORNER), min(c, CORNER)) if big else (r, c)
     lines = []
     for i in range(keep_r):
-        cells = [number_tex(str(x)) for x in rows[i, :keep_c]] + ([r"\cdots"] if keep_c < c else [])
+        cells = [(cell or number_tex)(str(x)) for x in rows[i, :keep_c]] + ([r"\cdots"] if keep_c < c else [])
         lines.append(" & ".join(cells))
     if keep_r < r:
         lines.append(" & ".join([r"\vdots"] * keep_c + ([r"\ddots"] if keep_c < c else [])))
@@ -611,14 +631,17 @@ def _kind(node: str, model: Document) -> str:
 
 def _nodes(model: Document, step: Step, phase: str) -> list[Node]:
     nodes: list[Node] = []
-    for line in step.lines:
+    for i, line in enumerate(step.lines):
         if line.phase != phase:
             continue
         if not nodes or nodes[-1].name != line.node:
             nodes.append(Node(line.node, _kind(line.node, model), symbol(line.node), []))
         substituted, result = typeset_lines(line.expression), printed_tex(line.result)
         nodes[-1].calculations.append(Calculation(line.formula, None if substituted == result else substituted,
-                                                  result, line.quantity, [typeset_lines(t) for t in line.stages]))
+                                                  result, line.quantity, [typeset_lines(t) for t in line.stages],
+                                                  printed_tex(line.every_digit, beside=line.result)
+                                                  if line.every_digit else None,
+                                                  Prose(step.rounding_note) if i == step.rounding_note_at else None))
     # Commentary sits under the node it is about, in the last phase that node appears in.
     for node in nodes:
         later = {l.node for l in step.lines if _PHASES.index(l.phase) > _PHASES.index(phase)}
@@ -677,7 +700,8 @@ def document_context(chapter: Chapter, trace: Trace | None = None, fmt: str = "m
                                **{k: number_tex(r[k]) for k in ("data", "penalty") if k in r}} for r in lr["table"]],
                     "final": [{"symbol": symbol(p), "value": maps_tex(v, examples_last=False)}
                               for p, v in lr["final"].items()],
-                    "running": [{"symbol": r["symbol"], "value": printed_tex(r["value"])} for r in lr.get("running", [])]}
+                    "running": [{"symbol": r["symbol"], "value": printed_tex(r["value"])} for r in lr.get("running", [])],
+                    "reading": [Prose(r) for r in lr.get("reading", ())]}
     return {
         "format": fmt,
         "chapter": {

@@ -16,7 +16,8 @@ from tracer.documents.figures import BACKWARD, FORWARD, PARAMETER_FILL
 from tracer.documents.lecture import PHASE_TITLES, Lecture, aligned_rows, block_rows, lecture, line_latex
 from tracer.documents.model import Line, Step
 from tracer.documents.outline import Arrow, Outline, Placed, node_tikz, outline, outline_tikz
-from tracer.documents.render import environment, number_tex, render, tex_escape, with_maths
+from tracer.documents.render import (environment, formula_sides, number_tex, printed_tex, render, tex_escape,
+                                    with_maths)
 from tracer.engine.chapter import Chapter
 from tracer.engine import keys
 from tracer.engine.trace import Trace
@@ -50,7 +51,7 @@ def _maths_prose(text: str) -> str:
 
 def _tag(line: Line, nodes: set[str]) -> tuple[str, str, str] | None:
     """(node, role, number) written beside a node for a line giving its scalar value or gradient, else None."""
-    if line.part is not None:  # one entry (or map) of a bigger value: not the node's number
+    if line.part is not None:  # one entry, map or example of a bigger value: not the node's whole value
         return None
     result = line.result
     while isinstance(result, list) and len(result) == 1:
@@ -159,6 +160,11 @@ def _frame_graph(o: Outline, lines: list[Line], phase: str, before: set[str],
     return "\n".join(out)
 
 
+#: The slides' short form of the documents' note on carried and every-digit figures (said once).
+ROUNDING_NOTE_SHORT = ("Why two figures? A calculator fed the printed figures gives the carried one; a program "
+                       "keeping every digit gives the other. They part most where numbers nearly cancel.")
+
+
 #: The frames of a worked step: the cost is the last node the forward pass reaches.
 PASSES = {"forward": ("forward", "cost"), "backward": ("backward",), "update": ("update",)}
 
@@ -176,6 +182,12 @@ def line_notes(st: Step) -> dict[int, list[str]]:
     line, as the documents set it under the node in the last pass the node appears in; the comparison
     under the cost line it names, or the last line of the update."""
     out: dict[int, list[str]] = {}
+    for i, ln in enumerate(st.lines):  # what carrying every digit gives instead, under the line itself
+        if ln.every_digit is not None:
+            every = printed_tex(ln.every_digit, beside=ln.result)
+            out.setdefault(i, []).append(f"With every digit carried: ${formula_sides(ln.formula)[0]} = {every}$")
+        if i == st.rounding_note_at and st.rounding_note:
+            out[i].append(ROUNDING_NOTE_SHORT)
     for c in st.comments:
         at = [i for i, ln in enumerate(st.lines) if ln.node == c.node] or [len(st.lines) - 1]
         out.setdefault(at[-1], []).append(with_maths(c.text, "tex") if c.kind == "author" else _maths_prose(c.text))
@@ -187,8 +199,25 @@ def line_notes(st: Step) -> dict[int, list[str]]:
 
 
 def _note_rows(notes: list[str]) -> int:
-    """Rows of text the notes take under a line (about NOTE_WIDTH characters a row, maths counted short)."""
-    return 1 + sum(1 + len(re.sub(r"\$[^$]*\$", "xxxx", n)) // NOTE_WIDTH for n in notes)  # and the list's space
+    """Rows of text the notes take under a line (about NOTE_WIDTH characters a row, maths counted short,
+    a matrix as tall as its rows)."""
+    def tall(n: str) -> int:
+        return sum(m.count("\\\\") for m in re.findall(r"\\begin\{bmatrix\}.*?\\end\{bmatrix\}", n))
+    def rows(n: str) -> int:  # a row holding a fraction (∂Cost/∂W set as one) is half as tall again
+        plain = 1 + len(re.sub(r"\$[^$]*\$", "xxxx", n)) // NOTE_WIDTH
+        return math.ceil(plain * 1.5) if "\\frac" in n else plain
+    return 1 + sum(rows(n) + tall(n) for n in notes)  # and the list's space
+
+
+def _chunks(notes: list[str], rows: int) -> list[list[str]]:
+    """The notes in groups that each fit `rows` rows under the graph (a note too long alone is a group)."""
+    out: list[list[str]] = []
+    for n in notes:
+        if out and _note_rows(out[-1] + [n]) <= rows:
+            out[-1].append(n)
+        else:
+            out.append([n])
+    return out
 
 
 def slide_frames(lec: Lecture, o: Outline) -> list[dict[str, Any]]:
@@ -215,10 +244,11 @@ def slide_frames(lec: Lecture, o: Outline) -> list[dict[str, Any]]:
                 apart = bool(said) and block_rows(aligned_rows(latex)) + _note_rows(said) > frame_rows
                 k += 1
                 shown.append({"overlay": k, "latex": latex, "notes": [] if apart else said})
-                shows.append([k, k + 1] if apart else [k])
-                if apart:
+                chunks = _chunks(said, frame_rows) if apart else []
+                shows.append(list(range(k, k + len(chunks) + 1)))
+                for chunk in chunks:  # each on the overlay after, as many as the notes need
                     k += 1
-                    shown.append({"overlay": k, "latex": "", "notes": said})
+                    shown.append({"overlay": k, "latex": "", "notes": chunk})
             frames.append({
                 "title": _title(lec, st.step, frame),
                 "graph": _frame_graph(o, [ln for _, ln in lines], frame, reached_before, tags, shows),
