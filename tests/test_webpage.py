@@ -186,8 +186,6 @@ def test_at_a_worked_step_the_explorer_shows_the_worked_lines_figures(pages, bro
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_maths_span_is_typeset_and_no_dollar_is_left_in_the_text(pages, browser, chapter):
     """The notes' $…$ (the author's maths, in "Against the article" and under the worked lines) included."""
-    from selenium.webdriver.common.by import By
-
     browser.get_log("browser")
     browser.get(pages[chapter].as_uri())
     text = browser.execute_script("return document.querySelector('main').innerText")  # what a reader sees
