@@ -22,7 +22,7 @@ import numpy as np
 from tracer.engine import keys
 from tracer.engine.graph import LAYERS, Graph, GraphError, LayerSpec, NodeSpec, from_layers, from_nodes
 from tracer.engine.image_data import BACKGROUND, INK, SHIFTS, Patterns, generate
-from tracer.engine.nodes import NODES, Cost, Linear, activations, costs
+from tracer.engine.nodes import NODES, Cost, Linear, costs
 from tracer.engine.optimizers import DEFAULTS as OPTIMIZER_DEFAULTS
 from tracer.engine.optimizers import OPTIMIZERS
 from tracer.engine.penalties import Regularisation, penalised
