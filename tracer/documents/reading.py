@@ -73,6 +73,8 @@ def dead_units(chapter: Chapter, full: Trace) -> list[str]:
         z = node.inputs[0]
         lin = graph.node(z) if z in graph.by_name else None
         history = np.stack([np.asarray(full.at(s)[z]) for s in steps])  # steps × units × examples
+        if history.ndim != 3:  # a feature map's ReLU (channels × height × width × examples): a dense unit's words
+            continue  # do not fit it
         dead = np.all(history <= 0, axis=2)  # steps × units
         for j in range(history.shape[1]):
             if not dead[-1, j]:
