@@ -340,19 +340,20 @@ def printed_tex(value: Any, transpose: bool = False, beside: Any = None, cell: C
     `beside`: the same shape printed otherwise; a matrix's entries that differ from it are set in bold."""
     if isinstance(value, str):
         return number_tex(value)
-    rows = np.asarray(value, dtype=object)
-    if rows.ndim < 2:
-        rows = rows.reshape(1, -1)
-    if rows.ndim > 2:  # an image quantity outside a worked line: stacked, one column per last index
-        rows = as_matrix(rows)
-    if transpose:
-        rows = rows.T
+
+    def matrix(a: Any) -> np.ndarray:
+        a = np.asarray(a, dtype=object)
+        if a.ndim < 2:
+            a = a.reshape(1, -1)
+        if a.ndim > 2:  # an image quantity outside a worked line: stacked, one column per last index
+            a = as_matrix(a)
+        return a.T if transpose else a
+
+    rows = matrix(value)
     if rows.size == 1:
         return number_tex(str(rows.reshape(-1)[0]))
     if beside is not None:
-        other = np.asarray(beside, dtype=object).reshape(np.shape(value))
-        other = (other.reshape(1, -1) if other.ndim < 2 else other)
-        other = other.T if transpose else other
+        other = matrix(np.asarray(beside, dtype=object).reshape(np.shape(value)))
         rows = np.array([[rf"\mathbf{{{number_tex(str(x))}}}" if x != y else number_tex(str(x))
                           for x, y in zip(row, row_other)] for row, row_other in zip(rows, other)], dtype=object)
         return printed_tex(rows.tolist(), cell=str)
