@@ -167,10 +167,22 @@ def test_a_node_without_its_display_is_refused_at_registration():
     assert "bare" not in NODES
 
 
+def test_a_second_node_under_a_taken_op_name_is_refused_at_registration():
+    """Registering over another node's op would swap it out of every chapter that uses it."""
+    relu = NODES["relu"]
+
+    class Other(relu):
+        pass
+
+    with pytest.raises(TypeError, match="the op name 'relu' is already"):
+        register(Other)
+    assert NODES["relu"] is relu
+
+
 class Normalise(ColumnActivation):
     """a = z / Σ z for each example: a vector-valued node written in this test file alone."""
 
-    op = "normalise"
+    op = "share"
     readable = "normalisation"
     symbol = r"\operatorname{norm}"
     glyph = "norm"
@@ -213,10 +225,10 @@ def test_a_vector_valued_node_registered_here_alone_runs_verifies_and_builds(tmp
 
     register(Normalise)
     try:
-        chapter = tmp_path / "normalise.toml"
+        chapter = tmp_path / "share.toml"
         chapter.write_text('title = "Normalise"\n[data]\nX = [[1, 2], [2, 1], [2, 2]]\nY = [[0.2, 0.8], [0.7, 0.3], '
                            '[0.5, 0.5]]\n[network]\nlayers = [{units = 2, activation = "sigmoid"}, '
-                           '{units = 2, activation = "normalise"}]\n'
+                           '{units = 2, activation = "share"}]\n'
                            '[init]\nseed = 2\nscheme = "xavier"\n[train]\ncost = "squared_error"\nlearning_rate = 0.5\n'
                            'steps = 3\n', encoding="utf-8")
         loaded = tracer.load_chapter(chapter)
@@ -227,9 +239,9 @@ def test_a_vector_valued_node_registered_here_alone_runs_verifies_and_builds(tmp
         assert {"oracle", "finite differences", "chain rule"} <= {c.section for c in report.checks}
         assert main(["trace", str(chapter), "--step", "1"]) == 0
         build.build([chapter], tmp_path / "out", ["md", "tex", "json"], figures=shutil.which("dot") is not None)
-        md = (tmp_path / "out" / "normalise.md").read_text(encoding="utf-8")
+        md = (tmp_path / "out" / "share.md").read_text(encoding="utf-8")
         assert r"A_{2}^{(1)} &= \operatorname{norm}\left(Z_{2}^{(1)}\right)" in md
         if shutil.which("dot"):
-            assert "norm" in (tmp_path / "out" / "figures" / "normalise-graph-step-0.svg").read_text(encoding="utf-8")
+            assert "norm" in (tmp_path / "out" / "figures" / "share-graph-step-0.svg").read_text(encoding="utf-8")
     finally:
-        NODES.pop("normalise", None)
+        NODES.pop("share", None)

@@ -55,6 +55,8 @@ def register(cls: type["Node"]) -> type["Node"]:
     missing = [a for a in cls.DISPLAY if not given(a)]
     if missing:
         raise TypeError(f"{cls.__name__}: a node must give its display too; missing: {', '.join(missing)}")
+    if cls.op in NODES and NODES[cls.op].__qualname__ != cls.__qualname__:  # (a module reloaded is the same class)
+        raise TypeError(f"{cls.__name__}: the op name {cls.op!r} is already {NODES[cls.op].__name__}'s")
     NODES[cls.op] = cls
     return cls
 
