@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import needs
+from test_student_text import offences, pdf_text, prose
 
 from tracer.documents import build
 from tracer.documents.render import TemplateError
@@ -73,26 +74,39 @@ def test_a_script_pdflatex_cannot_set_builds_with_another_engine_or_names_the_ch
         assert any(p.suffix == ".pdf" for p in written) and shutil.which("xelatex") or shutil.which("lualatex")
 
 
-@pdflatex
-def test_every_bundled_chapter_compiles_with_nothing_off_the_page_and_every_reference_resolved(tmp_path):
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> dict[str, tuple[Path, Path | None, str]]:
+    """Every bundled chapter's LaTeX document with its figures, compiled once: (tex, pdf, pdflatex's log)."""
     from tracer.engine.chapter import bundled_chapters
 
-    out = tmp_path / "out"
-    texs = [p for p in build.build([c.stem for c in bundled_chapters()], out, ["tex"]) if p.suffix == ".tex"]
-    assert len(texs) >= 6
+    folder = tmp_path_factory.mktemp("compiled")
+    texs = [p for p in build.build([c.stem for c in bundled_chapters()], folder / "out", ["tex"]) if p.suffix == ".tex"]
     with ThreadPoolExecutor(2) as pool:  # each compile is a pdflatex process
-        pdfs = list(pool.map(lambda tex: build.compile_pdf(tex, log=tmp_path / f"{tex.stem}.log"), texs))
-    assert all(pdf is not None for pdf in pdfs)
+        pdfs = list(pool.map(lambda tex: build.compile_pdf(tex, log=folder / f"{tex.stem}.log"), texs))
+    return {tex.stem: (tex, pdf, (folder / f"{tex.stem}.log").read_text(encoding="utf-8")) for tex, pdf in zip(texs, pdfs)}
+
+
+@pdflatex
+def test_every_bundled_chapter_compiles_with_nothing_off_the_page_and_every_reference_resolved(compiled):
+    assert len(compiled) >= 6
+    assert all(pdf is not None for _, pdf, _ in compiled.values())
     report = {}
-    for tex in texs:
-        text = (tmp_path / f"{tex.stem}.log").read_text(encoding="utf-8")
-        report[tex.stem] = (len(re.findall(r"^Overfull \\[hv]box", text, flags=re.M)),
-                            len(re.findall(r"undefined", text, flags=re.I)),
-                            len(re.findall(r"\\label\{fig:", tex.read_text(encoding="utf-8"))))
+    for name, (tex, _, log) in compiled.items():
+        report[name] = (len(re.findall(r"^Overfull \\[hv]box", log, flags=re.M)),
+                        len(re.findall(r"undefined", log, flags=re.I)),
+                        len(re.findall(r"\\label\{fig:", tex.read_text(encoding="utf-8"))))
     assert {name: counts[:2] for name, counts in report.items()} == {name: (0, 0) for name in report}
     assert sum(figures for *_, figures in report.values()) >= 6  # the figures are there, as numbered figures
-    layout = {tex.stem: layout_problems((tmp_path / f"{tex.stem}.log").read_text(encoding="utf-8")) for tex in texs}
+    layout = {name: layout_problems(log) for name, (_, _, log) in compiled.items()}
     assert layout == {name: [] for name in layout}
+
+
+@pdflatex
+@pdftotext
+def test_the_pdfs_name_no_tool_file_or_configuration(compiled):
+    """What a student reads in the PDF (its text as pdftotext reads it): see tests/test_student_text.py."""
+    found = {name: offences(prose(pdf_text(pdf))) for name, (_, pdf, _) in compiled.items()}
+    assert found == {name: [] for name in compiled}
 
 
 def positions(log: str) -> list[tuple[str, str, int, int]]:

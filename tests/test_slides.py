@@ -3,14 +3,15 @@ line (so at least one per node per pass), no overfull box, and no text set below
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
-
-import concurrent.futures
-
 from conftest import bundled_lecture, bundled_trace, needs
+from test_student_text import offences, pdf_text, prose
+
 from tracer.documents.outline import outline
 from tracer.documents.slides import line_notes, slide_frames, slides_tex
 from tracer.engine.chapter import bundled_chapters, load_chapter
@@ -19,9 +20,14 @@ CHAPTERS = [p.stem for p in bundled_chapters()]
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    """Each chapter's slides compiled once: (LaTeX source, pdflatex's log, its lecture)."""
-    out = tmp_path_factory.mktemp("slides")
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("slides")
+
+
+@pytest.fixture(scope="module")
+def compiled(folder):
+    """Each chapter's slides compiled once, in `folder`: (LaTeX source, pdflatex's log, its lecture)."""
+    out = folder
 
     def compile_one(name: str) -> None:
         subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
@@ -44,6 +50,14 @@ def test_slides_compile_without_an_overfull_box(compiled, chapter):
     assert "Output written on" in log, log[-2000:]
     assert "\n! " not in log
     assert re.findall(r"^Overfull \\[hv]box.*$", log, flags=re.M) == []
+
+
+@needs("pdflatex")
+@needs("pdftotext")
+def test_the_slides_name_no_tool_file_or_configuration(compiled, folder):
+    """What a student reads on the slides (their text as pdftotext reads it): see tests/test_student_text.py."""
+    found = {name: offences(prose(pdf_text(folder / f"{name}-slides.pdf"))) for name in CHAPTERS}
+    assert found == {name: [] for name in CHAPTERS}
 
 
 @needs("pdflatex")

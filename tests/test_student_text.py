@@ -1,9 +1,10 @@
 """What a student reads names no tool, file, seed label or configuration, in every format.
 
-Every bundled chapter is built in every format a student reads: the Markdown document (rendered by
-markdown-it as a site renders it), the PDF and the slides (their text as pdftotext reads it), the web
-page (its visible text) and the notebook (its Markdown cells). The colophon at the end, which says how
-the figures were computed and checked, is exempt; so are the article's own words, quoted between
+Every bundled chapter is read in every format a student reads: the Markdown document (rendered by
+markdown-it as a site renders it), the web page (its visible text) and the notebook (its Markdown cells)
+here; the PDF and the slides (their text as pdftotext reads it) where they are compiled already, in
+tests/test_build.py and tests/test_slides.py, with this file's `offences`. The colophon at the end, which
+says how the figures were computed and checked, is exempt; so are the article's own words, quoted between
 “ and ”, and maths and code, which are not sentences.
 """
 
@@ -11,13 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import needs
 
 from tracer.documents.build import build
 from tracer.engine.chapter import bundled_chapters
@@ -106,8 +105,7 @@ def pdf_text(pdf: Path) -> str:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("student")
-    formats = ["md", "html", "ipynb"] + (["pdf", "slides"] if shutil.which("pdflatex") else [])
-    build(CHAPTERS, out, formats, figures=False)  # the words are the point: no pictures to draw
+    build(CHAPTERS, out, ["md", "html", "ipynb"], figures=False)  # the words are the point: no pictures to draw
     return out
 
 
@@ -129,14 +127,6 @@ def test_the_notebooks_say_nothing_of_the_kind_in_their_text(built):
         cells = json.loads((built / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
         text = "\n".join(markdown_text("".join(c["source"])) for c in cells if c["cell_type"] == "markdown")
         found[name] = offences(prose(text), allowed=r"\(and matplotlib for")  # the code it runs needs it
-    assert found == {name: [] for name in CHAPTERS}
-
-
-@needs("pdflatex")
-@needs("pdftotext")
-@pytest.mark.parametrize("suffix", [".pdf", "-slides.pdf"])
-def test_the_pdfs_and_slides_name_no_tool_file_or_configuration(built, suffix):
-    found = {name: offences(prose(pdf_text(built / f"{name}{suffix}"))) for name in CHAPTERS}
     assert found == {name: [] for name in CHAPTERS}
 
 
