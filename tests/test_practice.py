@@ -103,7 +103,8 @@ def test_every_verdict_on_the_page_is_tracer_checks(sets, browser, chapter):
     page = folder / "handouts" / "practice-01.html"
     sheets = open_sheets(folder)
     v = sheets.variant("1")
-    traces = Traces(v.chapter, v.trace, v.hand, carry="full")
+    checker = StepChecker(v.chapter, v.spec.step, Traces(v.chapter, v.trace, v.hand, carry="full"))  # `check`'s,
+    # made once for every set of answers, as `tracer grade` makes it once for a class
     browser.get_log("browser"), browser.get_log("performance")
     browser.get(page.as_uri())
     data = page_data(browser)
@@ -112,8 +113,8 @@ def test_every_verdict_on_the_page_is_tracer_checks(sets, browser, chapter):
     seen = {"carried_forward": 0, "wrong": 0, "right": 0, "too_few_digits": 0}
     for name, answers in cases(data, v):
         shown = fill(browser, answers)
-        report = check(v.chapter, [f"{q} = {typed(answers[q], shapes[q])}" for q in order if q in answers],
-                       v.spec.step, asked=v.spec.ask, decimals=v.spec.decimals, points=v.spec.points, traces=traces)
+        report = checker.judge([f"{q} = {typed(answers[q], shapes[q])}" for q in order if q in answers],
+                               asked=v.spec.ask, decimals=v.spec.decimals, points=v.spec.points)
         expected = verdicts(report)
         for q in data["order"]:
             page_says = {k: shown[q][k] for k in ("status", "right", "mistakes", "carried")}
