@@ -148,10 +148,12 @@ class Conv2d(Node):
         out: list[tuple[str, dict[str, str]]] = []
         shape = np.shape(v[self.name])
         if self.name in quantities:
-            if len(lines.examples(shape[3])) < shape[3]:
-                out.append(("first-image", {"m": str(shape[3])}))
-            if not lines.worked_in_full(shape):
-                out.append(("first-entry", {"rows": str(shape[1]), "cols": str(shape[2]), "z": S(self.name)}))
+            few = len(lines.examples(shape[3])) < shape[3]
+            fields = {"m": str(shape[3]), "rows": str(shape[1]), "cols": str(shape[2]), "z": S(self.name)}
+            if few or not lines.worked_in_full(shape):
+                kind = "first-image-entry" if few and not lines.worked_in_full(shape) else \
+                    "first-image" if few else "first-entry"
+                out.append((kind, fields))
         if dW not in quantities:
             return out
         out.append(("kernel-gradient", {"dw": S(dW), "dz": S(dZ)}))
@@ -250,6 +252,8 @@ class Conv2d(Node):
             db = keys.grad(self.b)
             for f in range(filters):
                 sums = [op("sum", sheet.operand(dZ, (f, None, None, n))) for n in range(m)]
+                if len(lines.examples(m)) < m:  # many images: every entry of every map, one term each
+                    sums = [sheet.operand(dZ, (f, i, j, n)) for n in range(m) for i, j in lines.grid(G.shape)]
                 where = f"[{f + 1}]" if filters > 1 else ""
                 at = f"[{f + 1}, i, j]" if filters > 1 else "[i, j]"
                 formula = f"{S(db)}{where} = \\sum_{{n}} \\sum_{{i,j}} {sheet.example(dZ, 'n')}{at}"

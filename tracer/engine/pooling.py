@@ -167,7 +167,7 @@ class MaxPool(Pool):
             for i, j in lines.grid(won.shape):
                 r, s_ = window.origin(i, j)
                 k = int(won[c, i, j, n])
-                places.append(f"window ({i + 1}, {j + 1}) to entry ({r + k // window.kw + 1}, {s_ + k % window.kw + 1})")
+                places.append(f"({i + 1}, {j + 1}) to ({r + k // window.kw + 1}, {s_ + k % window.kw + 1})")
             name = keys.symbol(self.inputs[0], None, n + 1) + (f"[{c + 1}]" if channels > 1 else "")
             said.append(f"in ${name}$, " + ", ".join(places))
         return [("pool-routing", {"winners": "; ".join(said)})]
