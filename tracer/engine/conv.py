@@ -19,13 +19,13 @@ import numpy as np
 
 from tracer.engine import keys
 from tracer.engine import map_lines as lines
-from tracer.engine.nodes import Node, Worked, register
+from tracer.engine.nodes import Node, Weighted, Worked, register
 from tracer.engine.windows import Window, conv2d, conv_input, conv_weights, filter_sum
 from tracer.operations import op
 
 
 @register
-class Conv2d(Node):
+class Conv2d(Weighted, Node):
     """Z = W ⋆ A_prev + b over windows of `kernel` (kh, kw), moved `stride` at a time over A_prev padded
     by `padding` zeros."""
 
@@ -50,14 +50,6 @@ class Conv2d(Node):
     def window(self) -> Window:
         kh, kw = self.options["kernel"]
         return Window(int(kh), int(kw), int(self.options.get("stride", 1)), int(self.options.get("padding", 0)))
-
-    @property
-    def W(self) -> str:
-        return self.params[0]
-
-    @property
-    def b(self) -> str | None:
-        return self.params[1] if len(self.params) > 1 else None
 
     def _image(self, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         shape = shapes[0]

@@ -271,8 +271,22 @@ class Node:
 # --------------------------------------------------------------------------- the linear node
 
 
+class Weighted:
+    """A node with weights and perhaps biases: its parameters are (W) or (W, b), in that order."""
+
+    params: tuple[str, ...]
+
+    @property
+    def W(self) -> str:
+        return self.params[0]
+
+    @property
+    def b(self) -> str | None:
+        return self.params[1] if len(self.params) > 1 else None
+
+
 @register
-class Linear(Node):
+class Linear(Weighted, Node):
     """Z = W·A_prev + b. Its local gradients are A_prevᵀ (for W), 1 (for b) and Wᵀ (for A_prev)."""
 
     op = "linear"
@@ -290,14 +304,6 @@ class Linear(Node):
     @property
     def units(self) -> int:
         return int(self.options["units"])
-
-    @property
-    def W(self) -> str:
-        return self.params[0]
-
-    @property
-    def b(self) -> str | None:
-        return self.params[1] if len(self.params) > 1 else None
 
     def shape(self, shapes):
         if len(shapes[0]) != 2:
