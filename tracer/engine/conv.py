@@ -215,6 +215,17 @@ class Conv2d(Weighted, Node):
         m = G.shape[3]
         out = []
         small = window.kh * window.kw <= lines.WORKED_ENTRIES and len(lines.examples(m)) == m
+        if m * G.shape[1] * G.shape[2] > lines.WORKED_TERMS:  # a big batch: the whole correlation at once
+            out.append(Worked(dW, f"{S(dW)} = {S(A)} \\star {S(dZ)}",
+                              op("conv_weights", sheet.operand(A), sheet.operand(dZ), kernel=[window.kh, window.kw],
+                                 **self._settings())))
+            if self.b:
+                db = keys.grad(self.b)
+                out.append(Worked(db, f"{S(db)} = \\sum_{{n}} \\sum_{{i,j}} {sheet.example(dZ, 'n')}[i, j]",
+                                  op("filter_sum", sheet.operand(dZ))))
+            if A != keys.INPUT and A in sheet.builder.graph.on_path:
+                out += self._worked_input(sheet, value, W, G)
+            return out
         for f in range(filters):
             for c in range(channels):
                 for a, b in [(a, b) for a in range(window.kh) for b in range(window.kw)] if small else [(0, 0)]:

@@ -19,6 +19,11 @@ WORKED_ENTRIES = 9
 #: A batch of at most this many examples has every example's maps worked; a larger one, the first example's
 #: (the others' results stand in the matrices that follow, and the step says so).
 WORKED_EXAMPLES = 2
+#: A sum of more products than this (a kernel's gradient over a big batch) is written as one operation
+#: on the whole quantities, their corners shown, as a dense layer's dW = dZ·A_prevᵀ is.
+WORKED_TERMS = 64
+#: A flatten writes every example's column up to this many examples, else the first example's.
+FLATTENED_EXAMPLES = 8
 
 
 def examples(m: int) -> range:

@@ -255,7 +255,8 @@ class Flatten(Node):
         A = self.inputs[0]
         shape = sheet.value(A).shape
         out = []
-        for n in range(shape[3]):  # every example's column: the dense layer after it reads them all
+        every = shape[3] <= lines.FLATTENED_EXAMPLES  # every column, that the dense layer after it reads
+        for n in range(shape[3]) if every else lines.examples(shape[3]):
             cells = [sheet.operand(A, (c, i, j, n)) for c in range(shape[0]) for i in range(shape[1]) for j in range(shape[2])]
             out.append(Worked(self.name, f"{sheet.example(self.name, n + 1)} = \\operatorname{{flatten}}\\left("
                                          f"{sheet.example(A, n + 1)}\\right)",
