@@ -31,6 +31,12 @@ def examples(m: int) -> range:
     return range(m if m <= WORKED_EXAMPLES else 1)
 
 
+def columns(m: int) -> list[int]:
+    """The examples a node worked example by example (a softmax) writes: all of at most FLATTENED_EXAMPLES,
+    else the first three and the last, as a long sum is shown."""
+    return list(range(m)) if m <= FLATTENED_EXAMPLES else [0, 1, 2, m - 1]
+
+
 def map_parts(shape: tuple[int, ...]) -> list[tuple[int, int]]:
     """The (channel, example) of every worked map of an image quantity, example by example."""
     return [(c, n) for n in examples(shape[3]) for c in range(shape[0])]

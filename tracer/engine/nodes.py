@@ -655,7 +655,7 @@ class ColumnActivation(Unary):
         Z = self.inputs[0]
         n, m = sheet.value(Z).shape
         out = []
-        for i in range(m):
+        for i in map_lines.columns(m):
             tree = self.column_expression([sheet.operand(Z, (k, i)) for k in range(n)])
             out.append(Worked(self.name, rf"{sheet.example(self.name, i + 1)} = {self.symbol}\left("
                                          rf"{sheet.example(Z, i + 1)}\right)", tree, part=(None, i), stages=True))
@@ -674,7 +674,7 @@ class ColumnActivation(Unary):
         out = [Worked(local, rf"{E(local, 1)} = \left[{entry}\right]_{{kj}}",
                       op("entries", *[self.jacobian_expression(a, z, k, j) for k in range(n) for j in range(n)],
                          shape=[n, n]), part=(None, None, 0))]
-        for i in range(m):
+        for i in map_lines.columns(m):
             out.append(Worked(target, rf"{E(target, i + 1)} = \left({E(local, i + 1)}\right)^{{T}} {E(dA, i + 1)}",
                               op("matmul", op("transpose", sheet.operand(local, (None, None, i))),
                                  sheet.operand(dA, (None, i))), part=(None, i)))
