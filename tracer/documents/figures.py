@@ -1205,6 +1205,12 @@ def learning_curve(chapter: Chapter, trace: Trace, fmt: str = "svg", scale: str 
 # vermillion above, white at zero: the arrows' colours), each cell labelled with its weight.
 
 
+def kernel_count(chapter: Chapter) -> int:
+    """How many kernels (filters × channels, over every convolution) the picture draws."""
+    shapes = chapter.network.parameter_shapes(chapter.n_inputs)
+    return sum(shapes[n.W][0] * shapes[n.W][1] for n in chapter.network.nodes if isinstance(n, Conv2d))
+
+
 def has_kernels(chapter: Chapter) -> bool:
     """Does the chapter's network have a convolution whose kernels can be drawn?"""
     return any(isinstance(n, Conv2d) for n in chapter.network.nodes)
@@ -1252,7 +1258,7 @@ def boundary_grid(chapter: Chapter, trace: Trace, n: int = GRID) -> tuple[np.nda
     """
     if not has_boundary(chapter):
         raise TracerError(f"{chapter.name}: a decision boundary needs 2 input features; this chapter has "
-                          f"{chapter.n_features}")
+                          + ("images" if chapter.X.ndim == 4 else f"{chapter.n_features}"))
     X = trace.X[:2]
     low, high = X.min(axis=1), X.max(axis=1)
     span = np.where(high > low, high - low, 1.0)
@@ -1475,7 +1481,7 @@ def document_figures(chapter: Chapter, trace: Trace, out_dir: Path, fmt: str,
         if long_run and has_kernels(chapter):
             pictures.append(("kernels", learned_kernels(chapter, trace, file_fmt), default_name(chapter, "kernels", file_fmt),
                              "The kernels before training and after the last update, each weight a shaded cell",
-                             "what each kernel learned", r"0.8\linewidth"))
+                             "what each kernel learned", f"{min(0.8, 0.1 + 0.22 * kernel_count(chapter)):.2f}\\linewidth"))
         if has_boundary(chapter) and long_run:
             boundaries, captions = decision_boundaries(chapter, trace, file_fmt), boundary_captions(chapter)
             pictures.append(("boundary", boundaries[False], default_name(chapter, "boundary", file_fmt),

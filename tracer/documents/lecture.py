@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tracer.engine.windows import IMAGE_OPERATIONS, first_entry
 from tracer.documents import figures
 from tracer.documents.comparison import comparison_extra
 from tracer.documents.model import Document, Line, document_model, evaluate
@@ -190,7 +191,7 @@ def _entry(tree: Any, i: int, j: int) -> Any:
 def _entrywise(tree: Any) -> bool:
     """Whether one entry of the tree can be written out: element-wise operations, transposes and products
     of matrices (not a sum along rows, a column of entries or a product of each example's Jacobian)."""
-    return _is_leaf(tree) or (tree["op"] not in ("sum", "entries", "vjp")
+    return _is_leaf(tree) or (tree["op"] not in ("sum", "entries", "vjp") + IMAGE_OPERATIONS
                               and all(_entrywise(a) for a in tree["args"]))
 
 
@@ -230,14 +231,16 @@ def line_latex(line: Line, width: int | None = None, max_rows: int | None = None
     if fits(formula_joined):  # the formula and its numbers on one row
         return formula_joined
     values = line.result
-    if _entrywise(line.expression) and isinstance(values, list) and values and isinstance(values[0], list):
+    entrywise = _entrywise(line.expression)
+    image = None if entrywise else first_entry(line.expression)  # a map's line: its first window's numbers
+    if (entrywise or image is not None) and isinstance(values, list) and values and isinstance(values[0], list):
         lhs, sign = line.formula, "="
         for candidate in (" := ", " = "):
             if candidate in line.formula:
                 lhs, sign = line.formula.split(candidate, 1)[0], candidate.strip()
                 break
         entry = rf"\left[{lhs}\right]_{{1,1}}"
-        first = _terms_in_rows(_entry(line.expression, 0, 0), width - visible_width(entry) - 4)
+        first = _terms_in_rows(_entry(line.expression, 0, 0) if entrywise else image, width - visible_width(entry) - 4)
         text = (whole.split(r" \\ ")[0] + rf" \\ {entry} &{sign} {first}"
                 + rf" \\ &= {printed_tex(values[0][0])}, \qquad {lhs} = {result} \end{{aligned}}")
         if fits(text):

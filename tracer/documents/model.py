@@ -588,24 +588,17 @@ COMMENTARY = {
                         "${local}$), not one number per entry: the gradient reaching ${z}$ is that matrix, "
                         "transposed, times the example's gradient, and the diagonal and the other entries "
                         "both count."),
-    "first-image": ("The {m} images go through the layers alike: the lines below work the first image's maps, "
-                    "and the other images' maps are worked the same way (their values stand, one column per image, in "
-                    "the matrices that follow)."),
-    "first-entry": ("Each {rows} × {cols} map of ${z}$ is worked by its first entry in full, window by window, and then "
-                    "as one line for the whole map: every other entry is the same sum over its own window."),
-    "kernel-gradient": ("${dw}$ is the correlation of the input with ${dz}$: each weight of the kernel multiplied "
-                        "every entry under it as the kernel slid, so its gradient adds those entries, each times the "
-                        "gradient that reached the output it helped make, over every window of every example."),
-    "input-gradient": ("${da}$ sends each output's gradient back through its window's weights: it is the full "
-                       "convolution of ${dz}$ (padded with zeros so every overlap counts) with the kernel turned half "
-                       "a turn, ${w}$ flipped top to bottom and left to right."),
-    "input-gradient-unused": ("The gradient would go on to the image as the full convolution of ${dz}$ with the "
-                              "kernel turned half a turn (${w}$ flipped top to bottom and left to right), but the "
-                              "image is data: nothing before it learns, so that last product is not needed."),
-    "pool-routing": ("A max-pool window passes its gradient only to the entry that won it, the first largest in row "
-                     "order (left to right, then top to bottom); the other entries get 0, and an entry that won "
-                     "several windows adds their gradients. The winners, as (row, column) of the pooled map and of the map it reads: "
-                     "{winners}."),
+    "first-image": "The lines work the first of the {m} images; the others go the same way, their values in the matrices that follow.",
+    "first-entry": "Each {rows} × {cols} map of ${z}$ is worked by its first entry in full, then as one line for the whole map.",
+    "first-image-entry": ("The lines work the first of the {m} images (the others go the same way, their values in the "
+                          "matrices that follow), each {rows} × {cols} map of ${z}$ by its first entry, then as one line."),
+    "kernel-gradient": "${dw}$ is the input correlated with ${dz}$: each weight adds its inputs times their outputs' gradients.",
+    "input-gradient": ("${da}$ is the full convolution of ${dz}$ with the kernel turned half a turn (${w}$ flipped top to "
+                       "bottom and left to right): each output sends its gradient back through its window's weights."),
+    "input-gradient-unused": "Passed on to the image, ${dz}$ would be fully convolved with the flipped ${w}$; the image is data.",
+    "pool-routing": ("Each window's gradient goes to the entry that won it (on a tie, the first in row order); an entry "
+                     "that won several windows adds their gradients. Winners, (row, column) of the pooled map to "
+                     "(row, column) of the map it reads: {winners}."),
     "pool-sharing": ("An average pool shares each window's gradient equally among its {area} entries, and an entry in "
                      "several windows adds their shares."),
     "big-matrix": ("Matrices with more than {past} rows or columns are shown by their top-left "

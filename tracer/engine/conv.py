@@ -19,13 +19,13 @@ import numpy as np
 
 from tracer.engine import keys
 from tracer.engine import map_lines as lines
-from tracer.engine.nodes import Node, Worked, register
+from tracer.engine.nodes import Node, Weighted, Worked, register
 from tracer.engine.windows import Window, conv2d, conv_input, conv_weights, filter_sum
 from tracer.operations import op
 
 
 @register
-class Conv2d(Node):
+class Conv2d(Weighted, Node):
     """Z = W ⋆ A_prev + b over windows of `kernel` (kh, kw), moved `stride` at a time over A_prev padded
     by `padding` zeros."""
 
@@ -50,14 +50,6 @@ class Conv2d(Node):
     def window(self) -> Window:
         kh, kw = self.options["kernel"]
         return Window(int(kh), int(kw), int(self.options.get("stride", 1)), int(self.options.get("padding", 0)))
-
-    @property
-    def W(self) -> str:
-        return self.params[0]
-
-    @property
-    def b(self) -> str | None:
-        return self.params[1] if len(self.params) > 1 else None
 
     def _image(self, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         shape = shapes[0]
@@ -148,10 +140,12 @@ class Conv2d(Node):
         out: list[tuple[str, dict[str, str]]] = []
         shape = np.shape(v[self.name])
         if self.name in quantities:
-            if len(lines.examples(shape[3])) < shape[3]:
-                out.append(("first-image", {"m": str(shape[3])}))
-            if not lines.worked_in_full(shape):
-                out.append(("first-entry", {"rows": str(shape[1]), "cols": str(shape[2]), "z": S(self.name)}))
+            few = len(lines.examples(shape[3])) < shape[3]
+            fields = {"m": str(shape[3]), "rows": str(shape[1]), "cols": str(shape[2]), "z": S(self.name)}
+            if few or not lines.worked_in_full(shape):
+                kind = "first-image-entry" if few and not lines.worked_in_full(shape) else \
+                    "first-image" if few else "first-entry"
+                out.append((kind, fields))
         if dW not in quantities:
             return out
         out.append(("kernel-gradient", {"dw": S(dW), "dz": S(dZ)}))
@@ -221,6 +215,17 @@ class Conv2d(Node):
         m = G.shape[3]
         out = []
         small = window.kh * window.kw <= lines.WORKED_ENTRIES and len(lines.examples(m)) == m
+        if m * G.shape[1] * G.shape[2] > lines.WORKED_TERMS:  # a big batch: the whole correlation at once
+            out.append(Worked(dW, f"{S(dW)} = {S(A)} \\star {S(dZ)}",
+                              op("conv_weights", sheet.operand(A), sheet.operand(dZ), kernel=[window.kh, window.kw],
+                                 **self._settings())))
+            if self.b:
+                db = keys.grad(self.b)
+                out.append(Worked(db, f"{S(db)} = \\sum_{{n}} \\sum_{{i,j}} {sheet.example(dZ, 'n')}[i, j]",
+                                  op("filter_sum", sheet.operand(dZ))))
+            if A != keys.INPUT and A in sheet.builder.graph.on_path:
+                out += self._worked_input(sheet, value, W, G)
+            return out
         for f in range(filters):
             for c in range(channels):
                 for a, b in [(a, b) for a in range(window.kh) for b in range(window.kw)] if small else [(0, 0)]:
@@ -250,6 +255,8 @@ class Conv2d(Node):
             db = keys.grad(self.b)
             for f in range(filters):
                 sums = [op("sum", sheet.operand(dZ, (f, None, None, n))) for n in range(m)]
+                if len(lines.examples(m)) < m:  # many images: every entry of every map, one term each
+                    sums = [sheet.operand(dZ, (f, i, j, n)) for n in range(m) for i, j in lines.grid(G.shape)]
                 where = f"[{f + 1}]" if filters > 1 else ""
                 at = f"[{f + 1}, i, j]" if filters > 1 else "[i, j]"
                 formula = f"{S(db)}{where} = \\sum_{{n}} \\sum_{{i,j}} {sheet.example(dZ, 'n')}{at}"

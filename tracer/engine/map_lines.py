@@ -19,11 +19,22 @@ WORKED_ENTRIES = 9
 #: A batch of at most this many examples has every example's maps worked; a larger one, the first example's
 #: (the others' results stand in the matrices that follow, and the step says so).
 WORKED_EXAMPLES = 2
+#: A sum of more products than this (a kernel's gradient over a big batch) is written as one operation
+#: on the whole quantities, their corners shown, as a dense layer's dW = dZ·A_prevᵀ is.
+WORKED_TERMS = 64
+#: A flatten writes every example's column up to this many examples, else the first example's.
+FLATTENED_EXAMPLES = 8
 
 
 def examples(m: int) -> range:
     """The examples whose maps are worked: all of a small batch, the first of a larger one."""
     return range(m if m <= WORKED_EXAMPLES else 1)
+
+
+def columns(m: int) -> list[int]:
+    """The examples a node worked example by example (a softmax) writes: all of at most FLATTENED_EXAMPLES,
+    else the first three and the last, as a long sum is shown."""
+    return list(range(m)) if m <= FLATTENED_EXAMPLES else [0, 1, 2, m - 1]
 
 
 def map_parts(shape: tuple[int, ...]) -> list[tuple[int, int]]:

@@ -273,8 +273,22 @@ class Node:
 # --------------------------------------------------------------------------- the linear node
 
 
+class Weighted:
+    """A node with weights and perhaps biases: its parameters are (W) or (W, b), in that order."""
+
+    params: tuple[str, ...]
+
+    @property
+    def W(self) -> str:
+        return self.params[0]
+
+    @property
+    def b(self) -> str | None:
+        return self.params[1] if len(self.params) > 1 else None
+
+
 @register
-class Linear(Node):
+class Linear(Weighted, Node):
     """Z = W·A_prev + b. Its local gradients are A_prevᵀ (for W), 1 (for b) and Wᵀ (for A_prev)."""
 
     op = "linear"
@@ -292,14 +306,6 @@ class Linear(Node):
     @property
     def units(self) -> int:
         return int(self.options["units"])
-
-    @property
-    def W(self) -> str:
-        return self.params[0]
-
-    @property
-    def b(self) -> str | None:
-        return self.params[1] if len(self.params) > 1 else None
 
     def shape(self, shapes):
         if len(shapes[0]) != 2:
@@ -651,7 +657,7 @@ class ColumnActivation(Unary):
         Z = self.inputs[0]
         n, m = sheet.value(Z).shape
         out = []
-        for i in range(m):
+        for i in map_lines.columns(m):
             tree = self.column_expression([sheet.operand(Z, (k, i)) for k in range(n)])
             out.append(Worked(self.name, rf"{sheet.example(self.name, i + 1)} = {self.symbol}\left("
                                          rf"{sheet.example(Z, i + 1)}\right)", tree, part=(None, i), stages=True))
@@ -670,7 +676,7 @@ class ColumnActivation(Unary):
         out = [Worked(local, rf"{E(local, 1)} = \left[{entry}\right]_{{kj}}",
                       op("entries", *[self.jacobian_expression(a, z, k, j) for k in range(n) for j in range(n)],
                          shape=[n, n]), part=(None, None, 0))]
-        for i in range(m):
+        for i in map_lines.columns(m):
             out.append(Worked(target, rf"{E(target, i + 1)} = \left({E(local, i + 1)}\right)^{{T}} {E(dA, i + 1)}",
                               op("matmul", op("transpose", sheet.operand(local, (None, None, i))),
                                  sheet.operand(dA, (None, i))), part=(None, i)))

@@ -167,7 +167,7 @@ class MaxPool(Pool):
             for i, j in lines.grid(won.shape):
                 r, s_ = window.origin(i, j)
                 k = int(won[c, i, j, n])
-                places.append(f"window ({i + 1}, {j + 1}) to entry ({r + k // window.kw + 1}, {s_ + k % window.kw + 1})")
+                places.append(f"({i + 1}, {j + 1}) to ({r + k // window.kw + 1}, {s_ + k % window.kw + 1})")
             name = keys.symbol(self.inputs[0], None, n + 1) + (f"[{c + 1}]" if channels > 1 else "")
             said.append(f"in ${name}$, " + ", ".join(places))
         return [("pool-routing", {"winners": "; ".join(said)})]
@@ -255,7 +255,8 @@ class Flatten(Node):
         A = self.inputs[0]
         shape = sheet.value(A).shape
         out = []
-        for n in range(shape[3]):  # every example's column: the dense layer after it reads them all
+        every = shape[3] <= lines.FLATTENED_EXAMPLES  # every column, that the dense layer after it reads
+        for n in range(shape[3]) if every else lines.examples(shape[3]):
             cells = [sheet.operand(A, (c, i, j, n)) for c in range(shape[0]) for i in range(shape[1]) for j in range(shape[2])]
             out.append(Worked(self.name, f"{sheet.example(self.name, n + 1)} = \\operatorname{{flatten}}\\left("
                                          f"{sheet.example(A, n + 1)}\\right)",

@@ -317,3 +317,50 @@ def _register() -> None:
 
 
 _register()
+
+
+# --------------------------------------------------------------------------- one entry of a map's line
+
+#: The image operations (their trees are not entry by entry: an entry reads a whole window).
+IMAGE_OPERATIONS = ("conv2d", "conv_weights", "conv_input", "filter_sum", "maxpool", "maxpool_back", "avgpool",
+                    "avgpool_back", "flatten", "unflatten", "largest")
+
+
+def first_entry(tree: Any) -> Any:
+    """The first entry (row 1, column 1) of a worked line's map as a tree of its operands' entries: a
+    convolution's first window's products and their sum, a pool's first window; None when the tree is
+    not such a line (its leaves must be 2-D maps of printed numbers)."""
+    if not isinstance(tree, dict):
+        return tree if isinstance(tree, str) else None
+    name, args = tree["op"], tree["args"]
+    s, p = int(tree.get("stride", 1)), int(tree.get("padding", 0))
+
+    def at(leaf: Any, y: int, x: int) -> Any:
+        rows = leaf if isinstance(leaf, list) else None
+        if rows is None or not (0 <= y < len(rows) and 0 <= x < len(rows[0])):
+            return None
+        return rows[y][x]
+
+    if name == "add":
+        parts = [first_entry(a) for a in args]
+        return None if any(x is None for x in parts) else {"op": "add", "args": parts}
+    if name == "entries" and args:
+        return args[0]
+    if name == "conv2d" and isinstance(args[0], list) and isinstance(args[1], list):
+        K, A = args[0], args[1]
+        terms = [{"op": "mul", "args": [K[a][b], at(A, a - p, b - p)]} for a in range(len(K)) for b in range(len(K[0]))
+                 if at(A, a - p, b - p) is not None]
+        terms += [first_entry(args[2])] if len(args) > 2 else []
+        return terms[0] if len(terms) == 1 else {"op": "add", "args": terms}
+    if name in ("maxpool", "avgpool") and isinstance(args[0], list):
+        size = int(tree.get("size", 2))
+        cells = [at(args[0], a, b) for a in range(size) for b in range(size)]
+        if name == "maxpool":
+            return {"op": "largest", "args": cells}
+        return {"op": "div", "args": [{"op": "add", "args": cells}, str(size * size)]}
+    if name == "conv_weights" and isinstance(args[0], list) and isinstance(args[1], list):
+        A, G = args
+        terms = [{"op": "mul", "args": [G[i][j], at(A, i * s - p, j * s - p)]}
+                 for i in range(len(G)) for j in range(len(G[0])) if at(A, i * s - p, j * s - p) is not None]
+        return terms[0] if len(terms) == 1 else {"op": "add", "args": terms}
+    return None
