@@ -83,12 +83,14 @@ class BatchMean(_Statistic):
         return _column(shapes)
 
     def forward(self, args, params, out=None):
-        return np.mean(args[0], axis=1, keepdims=True, out=out)
+        out = np.add.reduce(args[0], axis=1, keepdims=True, out=out)
+        out *= 1.0 / args[0].shape[1]
+        return out
 
     def vjp(self, grad, args, params, value, local, out):
         target = out.get(self.inputs[0])
         if target is not None:
-            target[...] = grad / args[0].shape[1]
+            np.multiply(grad, 1.0 / args[0].shape[1], out=target)
 
     def infer(self, args, params, running=None):
         """In prediction: the running average of the batch means, when the run kept one."""
@@ -123,15 +125,21 @@ class BatchVariance(_Statistic):
 
     def forward(self, args, params, out=None):
         Z, M = args
-        return np.mean(np.square(Z - M), axis=1, keepdims=True, out=out)
+        d = Z - M
+        d *= d
+        out = np.add.reduce(d, axis=1, keepdims=True, out=out)
+        out *= 1.0 / Z.shape[1]
+        return out
 
     def vjp(self, grad, args, params, value, local, out):
         Z, M = args
-        via_Z = (2.0 / Z.shape[1]) * grad * (Z - M)
-        if out.get(self.inputs[0]) is not None:
-            out[self.inputs[0]][...] = via_Z
+        via_Z = out.get(self.inputs[0])
+        via_Z = np.subtract(Z, M, out=via_Z)
+        via_Z *= grad
+        via_Z *= 2.0 / Z.shape[1]
         if out.get(self.inputs[1]) is not None:
-            np.negative(via_Z.sum(axis=1, keepdims=True), out=out[self.inputs[1]])
+            np.add.reduce(via_Z, axis=1, keepdims=True, out=out[self.inputs[1]])
+            np.negative(out[self.inputs[1]], out=out[self.inputs[1]])
 
     def infer(self, args, params, running=None):
         """In prediction: the running average of the batch variances, when the run kept one."""
@@ -179,15 +187,16 @@ class Normalise(_Statistic):
 
     def vjp(self, grad, args, params, value, local, out):
         Z, M, V = args
-        root = np.sqrt(V + self.epsilon)
-        via_Z = grad / root
+        shifted = V + self.epsilon
+        via_Z = np.divide(grad, np.sqrt(shifted), out=out.get(self.inputs[0]))
         names = self.inputs
-        if out.get(names[0]) is not None:
-            out[names[0]][...] = via_Z
         if out.get(names[1]) is not None:
-            np.negative(via_Z.sum(axis=1, keepdims=True), out=out[names[1]])
+            np.add.reduce(via_Z, axis=1, keepdims=True, out=out[names[1]])
+            np.negative(out[names[1]], out=out[names[1]])
         if out.get(names[2]) is not None:  # −½ Σᵢ dẐ ⊙ (Z − μ) / (σ² + ε)^{3/2} = −½ Σᵢ dẐ ⊙ Ẑ / (σ² + ε)
-            np.sum(grad * value / (-2.0 * (V + self.epsilon)), axis=1, keepdims=True, out=out[names[2]])
+            part = grad * value
+            part /= -2.0 * shifted
+            np.add.reduce(part, axis=1, keepdims=True, out=out[names[2]])
 
     def _root(self, V: Any) -> Any:
         return op("sqrt", op("add", V, self.epsilon))
@@ -256,8 +265,8 @@ class ScaleShift(_Statistic):
 
     def vjp(self, grad, args, params, value, local, out):
         gamma, beta = self.params
-        np.sum(grad * args[0], axis=1, keepdims=True, out=out[gamma])
-        np.sum(grad, axis=1, keepdims=True, out=out[beta])
+        np.add.reduce(grad * args[0], axis=1, keepdims=True, out=out[gamma])
+        np.add.reduce(grad, axis=1, keepdims=True, out=out[beta])
         if out.get(self.inputs[0]) is not None:
             np.multiply(params[0], grad, out=out[self.inputs[0]])
 
