@@ -70,17 +70,25 @@ def _m(m: Any, of: Any) -> Any:
     return m if m is not None else op("count", of)
 
 
+class _BatchStatistic(_Statistic):
+    """A statistic of each unit over the batch (units × 1); in prediction, its running average when kept."""
+
+    def shape(self, shapes):
+        return _column(shapes)
+
+    def infer(self, args, params, running=None):
+        kept = (running or {}).get(keys.running(self.name))
+        return np.array(kept, dtype=float) if kept is not None else self.forward(args, params)
+
+
 @register
-class BatchMean(_Statistic):
+class BatchMean(_BatchStatistic):
     """μ = (1/m)·Σᵢ Z⁽ⁱ⁾ for each unit; each entry of Z passes back ∂Cost/∂μ / m."""
 
     op = "batch_mean"
     readable = "batch mean"
     glyph = "μ"
     formula = r"\mu = \frac{1}{m} \sum_{i=1}^{m} z^{(i)}"
-
-    def shape(self, shapes):
-        return _column(shapes)
 
     def forward(self, args, params, out=None):
         out = np.add.reduce(args[0], axis=1, keepdims=True, out=out)
@@ -91,11 +99,6 @@ class BatchMean(_Statistic):
         target = out.get(self.inputs[0])
         if target is not None:
             np.multiply(grad, 1.0 / args[0].shape[1], out=target)
-
-    def infer(self, args, params, running=None):
-        """In prediction: the running average of the batch means, when the run kept one."""
-        kept = (running or {}).get(keys.running(self.name))
-        return np.array(kept, dtype=float) if kept is not None else self.forward(args, params)
 
     def expression(self, Z, m=None):
         return op("div", op("sum", Z, axis=1), _m(m, Z))
@@ -112,16 +115,13 @@ class BatchMean(_Statistic):
 
 
 @register
-class BatchVariance(_Statistic):
+class BatchVariance(_BatchStatistic):
     """σ² = (1/m)·Σᵢ (Z⁽ⁱ⁾ − μ)², the biased variance; Z receives 2(Z − μ)/m · ∂Cost/∂σ², μ the negated row sum."""
 
     op = "batch_variance"
     readable = "batch variance"
     glyph = "σ²"
     formula = r"\sigma^{2} = \frac{1}{m} \sum_{i=1}^{m} \left(z^{(i)} - \mu\right)^{2}"
-
-    def shape(self, shapes):
-        return _column(shapes)
 
     def forward(self, args, params, out=None):
         Z, M = args
@@ -140,11 +140,6 @@ class BatchVariance(_Statistic):
         if out.get(self.inputs[1]) is not None:
             np.add.reduce(via_Z, axis=1, keepdims=True, out=out[self.inputs[1]])
             np.negative(out[self.inputs[1]], out=out[self.inputs[1]])
-
-    def infer(self, args, params, running=None):
-        """In prediction: the running average of the batch variances, when the run kept one."""
-        kept = (running or {}).get(keys.running(self.name))
-        return np.array(kept, dtype=float) if kept is not None else self.forward(args, params)
 
     def expression(self, Z, M, m=None):
         return op("div", op("sum", op("square", op("sub", Z, M)), axis=1), _m(m, Z))
