@@ -82,3 +82,20 @@ def test_each_convention_is_stated_once():
     assert text.count("not $m - 1$") == 1  # the biased variance
     assert r"not Adam's $\beta_{1}, \beta_{2}$" in text  # γ, β set apart from Adam's
     assert text.count("divided by $p$") == 1
+
+
+def test_the_decision_boundary_is_drawn_with_dropout_off():
+    """tracer figure --kind boundary predicts with Ã = A (no mask, no 1/p): the trained weights run through
+    the same network written without dropout give the same grid."""
+    import numpy as np
+
+    from tracer.documents.figures import boundary_grid
+
+    chapter = tracer.load_chapter("10-dropout")
+    trace = tracer.run(chapter)
+    x1, x2, yhat = boundary_grid(chapter, trace, n=7)
+    g1, g2 = np.meshgrid(x1, x2)
+    A0 = np.vstack([g1.ravel(), g2.ravel()])
+    f = trace.final
+    by_hand = 1 / (1 + np.exp(-(f["W2"] @ np.tanh(f["W1"] @ A0 + f["b1"]) + f["b2"])))
+    np.testing.assert_allclose(yhat.reshape(1, -1), by_hand, rtol=1e-12)
