@@ -192,7 +192,7 @@ def student_softmax(X: np.ndarray, Y: np.ndarray, W: np.ndarray, b: np.ndarray, 
 def student_batchnorm(X: np.ndarray, Y: np.ndarray, start: dict[str, np.ndarray], steps: int,
                       learning_rate: float, eps: float = 1e-5) -> list[float]:
     """Chapter 9's training as a student writes it in plain NumPy: Z1 = W1·X, the batch mean, the biased
-    variance, the normalised values, γẐ + β, ReLU, a sigmoid output, cross-entropy, the backward pass
+    variance, the normalised values, γẐ + β, tanh, a sigmoid output, cross-entropy, the backward pass
     node by node (the three paths into Z1 summed) and gradient descent."""
     W1, g, be, W2, b2 = (start[k].copy() for k in ("W1", "gamma1", "beta1", "W2", "b2"))
     m = X.shape[1]
@@ -203,12 +203,12 @@ def student_batchnorm(X: np.ndarray, Y: np.ndarray, start: dict[str, np.ndarray]
         var = ((Z1 - mu) ** 2).mean(axis=1, keepdims=True)
         Zhat = (Z1 - mu) / np.sqrt(var + eps)
         Zt = g * Zhat + be
-        A1 = np.maximum(Zt, 0)
+        A1 = np.tanh(Zt)
         A2 = 1 / (1 + np.exp(-(W2 @ A1 + b2)))
         costs.append(float(np.sum(-Y * np.log(A2) - (1 - Y) * np.log(1 - A2)) / m))
         dZ2 = (A2 - Y) / m
         dW2, db2, dA1 = dZ2 @ A1.T, dZ2.sum(axis=1, keepdims=True), W2.T @ dZ2
-        dZt = dA1 * (Zt > 0)
+        dZt = dA1 * (1 - A1 * A1)
         dg, dbe, dZhat = (dZt * Zhat).sum(axis=1, keepdims=True), dZt.sum(axis=1, keepdims=True), g * dZt
         dvar = (dZhat * Zhat).sum(axis=1, keepdims=True) / (-2 * (var + eps))
         dmu = -(dZhat / np.sqrt(var + eps)).sum(axis=1, keepdims=True) - 2 * dvar * (Z1 - mu).mean(axis=1, keepdims=True)

@@ -70,8 +70,19 @@ def _m(m: Any, of: Any) -> Any:
     return m if m is not None else op("count", of)
 
 
+class _BatchStatistic(_Statistic):
+    """A statistic of each unit over the batch (units × 1); in prediction, its running average when kept."""
+
+    def shape(self, shapes):
+        return _column(shapes)
+
+    def infer(self, args, params, running=None):
+        kept = (running or {}).get(keys.running(self.name))
+        return np.array(kept, dtype=float) if kept is not None else self.forward(args, params)
+
+
 @register
-class BatchMean(_Statistic):
+class BatchMean(_BatchStatistic):
     """μ = (1/m)·Σᵢ Z⁽ⁱ⁾ for each unit; each entry of Z passes back ∂Cost/∂μ / m."""
 
     op = "batch_mean"
@@ -79,21 +90,15 @@ class BatchMean(_Statistic):
     glyph = "μ"
     formula = r"\mu = \frac{1}{m} \sum_{i=1}^{m} z^{(i)}"
 
-    def shape(self, shapes):
-        return _column(shapes)
-
     def forward(self, args, params, out=None):
-        return np.mean(args[0], axis=1, keepdims=True, out=out)
+        out = np.add.reduce(args[0], axis=1, keepdims=True, out=out)
+        out *= 1.0 / args[0].shape[1]
+        return out
 
     def vjp(self, grad, args, params, value, local, out):
         target = out.get(self.inputs[0])
         if target is not None:
-            target[...] = grad / args[0].shape[1]
-
-    def infer(self, args, params, running=None):
-        """In prediction: the running average of the batch means, when the run kept one."""
-        kept = (running or {}).get(keys.running(self.name))
-        return np.array(kept, dtype=float) if kept is not None else self.forward(args, params)
+            np.multiply(grad, 1.0 / args[0].shape[1], out=target)
 
     def expression(self, Z, m=None):
         return op("div", op("sum", Z, axis=1), _m(m, Z))
@@ -110,7 +115,7 @@ class BatchMean(_Statistic):
 
 
 @register
-class BatchVariance(_Statistic):
+class BatchVariance(_BatchStatistic):
     """σ² = (1/m)·Σᵢ (Z⁽ⁱ⁾ − μ)², the biased variance; Z receives 2(Z − μ)/m · ∂Cost/∂σ², μ the negated row sum."""
 
     op = "batch_variance"
@@ -118,25 +123,23 @@ class BatchVariance(_Statistic):
     glyph = "σ²"
     formula = r"\sigma^{2} = \frac{1}{m} \sum_{i=1}^{m} \left(z^{(i)} - \mu\right)^{2}"
 
-    def shape(self, shapes):
-        return _column(shapes)
-
     def forward(self, args, params, out=None):
         Z, M = args
-        return np.mean(np.square(Z - M), axis=1, keepdims=True, out=out)
+        d = Z - M
+        d *= d
+        out = np.add.reduce(d, axis=1, keepdims=True, out=out)
+        out *= 1.0 / Z.shape[1]
+        return out
 
     def vjp(self, grad, args, params, value, local, out):
         Z, M = args
-        via_Z = (2.0 / Z.shape[1]) * grad * (Z - M)
-        if out.get(self.inputs[0]) is not None:
-            out[self.inputs[0]][...] = via_Z
+        via_Z = out.get(self.inputs[0])
+        via_Z = np.subtract(Z, M, out=via_Z)
+        via_Z *= grad
+        via_Z *= 2.0 / Z.shape[1]
         if out.get(self.inputs[1]) is not None:
-            np.negative(via_Z.sum(axis=1, keepdims=True), out=out[self.inputs[1]])
-
-    def infer(self, args, params, running=None):
-        """In prediction: the running average of the batch variances, when the run kept one."""
-        kept = (running or {}).get(keys.running(self.name))
-        return np.array(kept, dtype=float) if kept is not None else self.forward(args, params)
+            np.add.reduce(via_Z, axis=1, keepdims=True, out=out[self.inputs[1]])
+            np.negative(out[self.inputs[1]], out=out[self.inputs[1]])
 
     def expression(self, Z, M, m=None):
         return op("div", op("sum", op("square", op("sub", Z, M)), axis=1), _m(m, Z))
@@ -179,15 +182,16 @@ class Normalise(_Statistic):
 
     def vjp(self, grad, args, params, value, local, out):
         Z, M, V = args
-        root = np.sqrt(V + self.epsilon)
-        via_Z = grad / root
+        shifted = V + self.epsilon
+        via_Z = np.divide(grad, np.sqrt(shifted), out=out.get(self.inputs[0]))
         names = self.inputs
-        if out.get(names[0]) is not None:
-            out[names[0]][...] = via_Z
         if out.get(names[1]) is not None:
-            np.negative(via_Z.sum(axis=1, keepdims=True), out=out[names[1]])
+            np.add.reduce(via_Z, axis=1, keepdims=True, out=out[names[1]])
+            np.negative(out[names[1]], out=out[names[1]])
         if out.get(names[2]) is not None:  # −½ Σᵢ dẐ ⊙ (Z − μ) / (σ² + ε)^{3/2} = −½ Σᵢ dẐ ⊙ Ẑ / (σ² + ε)
-            np.sum(grad * value / (-2.0 * (V + self.epsilon)), axis=1, keepdims=True, out=out[names[2]])
+            part = grad * value
+            part /= -2.0 * shifted
+            np.add.reduce(part, axis=1, keepdims=True, out=out[names[2]])
 
     def _root(self, V: Any) -> Any:
         return op("sqrt", op("add", V, self.epsilon))
@@ -256,8 +260,8 @@ class ScaleShift(_Statistic):
 
     def vjp(self, grad, args, params, value, local, out):
         gamma, beta = self.params
-        np.sum(grad * args[0], axis=1, keepdims=True, out=out[gamma])
-        np.sum(grad, axis=1, keepdims=True, out=out[beta])
+        np.add.reduce(grad * args[0], axis=1, keepdims=True, out=out[gamma])
+        np.add.reduce(grad, axis=1, keepdims=True, out=out[beta])
         if out.get(self.inputs[0]) is not None:
             np.multiply(params[0], grad, out=out[self.inputs[0]])
 

@@ -108,12 +108,20 @@ def penalty(graph: Any, params: dict[str, np.ndarray], m: int) -> float:
                 if isinstance(node, PenalisedLinear)), 0.0)
 
 
+def has_penalty(graph: Graph) -> bool:
+    """Does a node of the graph carry an L2 penalty (worked out once per graph)?"""
+    known = graph.__dict__.get("_has_penalty")
+    if known is None:
+        known = graph.__dict__["_has_penalty"] = any(isinstance(n, PenalisedLinear) for n in graph.nodes)
+    return known
+
+
 def penalised_cost(graph: Any, Y: np.ndarray, out: dict[str, np.ndarray], params: dict[str, np.ndarray],
                    carry: Any = None) -> tuple[float, dict[str, float]]:
     """The cost of a step and, with an L2 penalty, its two parts as a student writes them down (each rounded
     in hand mode, then their sum): (cost, {cost_data, penalty}), the parts empty without a penalty."""
     data = graph.loss(Y, out, carry)
-    if not any(isinstance(n, PenalisedLinear) for n in graph.nodes):
+    if not has_penalty(graph):
         return data, {}
     extra = penalty(graph, params, Y.shape[1])
     extra = float(carry(keys.PENALTY, np.array(extra))) if carry else extra
