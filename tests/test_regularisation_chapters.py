@@ -91,7 +91,7 @@ def test_the_decision_boundary_is_drawn_with_dropout_off():
 
     from tracer.documents.figures import boundary_grid
 
-    chapter = tracer.load_chapter("10-dropout")
+    chapter = tracer.load_chapter("12-dropout")
     trace = tracer.run(chapter)
     x1, x2, yhat = boundary_grid(chapter, trace, n=7)
     g1, g2 = np.meshgrid(x1, x2)
