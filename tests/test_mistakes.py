@@ -193,7 +193,7 @@ def _mistakes_made(chapter, steps: int) -> set[str]:
 def test_every_mistake_changes_something_at_the_articles_exercise(or_batch):
     seen = _mistakes_made(or_batch, 2)
     # The rest need a cost with a logarithm (log base 10) or a softmax (its Jacobian's diagonal alone).
-    # (and an L2 penalty, a batch-normalised layer or dropout, for the mistakes made there: chapters 09–11)
+    # (and an L2 penalty, a batch-normalised layer or dropout, for the mistakes made there: chapters 11–13)
     assert seen == set(CATALOGUE) - {"log_base_10", "jacobian_diagonal", "l2_no_mean", "l2_doubled",
                                      "unbiased_variance", "dropout_no_scaling"}
 
