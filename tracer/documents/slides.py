@@ -14,7 +14,7 @@ from typing import Any
 
 from tracer.documents.figures import BACKWARD, FORWARD, PARAMETER_FILL
 from tracer.documents.lecture import PHASE_TITLES, Lecture, aligned_rows, block_rows, lecture, line_latex
-from tracer.documents.model import Line, Step
+from tracer.documents.model import Line, Step, slashed
 from tracer.documents.outline import Arrow, Outline, Placed, node_tikz, outline, outline_tikz
 from tracer.documents.render import (environment, formula_sides, number_tex, printed_tex, render, tex_escape,
                                     with_maths)
@@ -185,7 +185,7 @@ def line_notes(st: Step) -> dict[int, list[str]]:
     for i, ln in enumerate(st.lines):  # what carrying every digit gives instead, under the line itself
         if ln.every_digit is not None:
             every = printed_tex(ln.every_digit, beside=ln.result)
-            out.setdefault(i, []).append(f"With every digit carried: ${formula_sides(ln.formula)[0]} = {every}$")
+            out.setdefault(i, []).append(f"With every digit carried: ${slashed(formula_sides(ln.formula)[0])} = {every}$")
         if i == st.rounding_note_at and st.rounding_note:
             out[i].append(ROUNDING_NOTE_SHORT)
     for c in st.comments:
