@@ -198,13 +198,21 @@ def line_notes(st: Step) -> dict[int, list[str]]:
     return out
 
 
+def _maths_width(latex: str) -> int:
+    """About how many characters wide a piece of inline maths sets (a matrix counts as its widest row)."""
+    rows = re.findall(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}", latex)
+    outside = re.sub(r"\\begin\{bmatrix\}.*?\\end\{bmatrix\}", "", latex)
+    widest = max((len(r) for m in rows for r in m.split(r"\\")), default=0) // 2
+    return max(2, len(re.sub(r"\\(?!partial)[a-zA-Z]+|[{}_^ ]", "", outside).replace("\\partial", "d")) + widest)
+
+
 def _note_rows(notes: list[str]) -> int:
     """Rows of text the notes take under a line (about NOTE_WIDTH characters a row, maths counted short,
     a matrix as tall as its rows)."""
     def tall(n: str) -> int:
         return sum(m.count("\\\\") for m in re.findall(r"\\begin\{bmatrix\}.*?\\end\{bmatrix\}", n))
     def rows(n: str) -> int:  # a row holding a fraction (∂Cost/∂W set as one) is half as tall again
-        plain = 1 + len(re.sub(r"\$[^$]*\$", "xxxx", n)) // NOTE_WIDTH
+        plain = 1 + len(re.sub(r"\$([^$]*)\$", lambda m: "x" * _maths_width(m.group(1)), n)) // NOTE_WIDTH
         return math.ceil(plain * 1.5) if "\\frac" in n else plain
     return 1 + sum(rows(n) + tall(n) for n in notes)  # and the list's space
 
@@ -241,7 +249,7 @@ def slide_frames(lec: Lecture, o: Outline) -> list[dict[str, Any]]:
             for i, ln in lines:
                 latex = line_latex(ln, LINE_WIDTH, rows)
                 said = notes.get(i, [])
-                apart = bool(said) and block_rows(aligned_rows(latex)) + _note_rows(said) > frame_rows
+                apart = bool(said) and block_rows(aligned_rows(latex)) + _note_rows(said) >= frame_rows  # a row to spare
                 k += 1
                 shown.append({"overlay": k, "latex": latex, "notes": [] if apart else said})
                 chunks = _chunks(said, frame_rows) if apart else []
