@@ -547,6 +547,9 @@ COMMENTARY = {
     "average": ("Here the $\\frac{{1}}{{m}}$ of the cost enters the backward pass: each example's gradient is "
                 "divided by $m = {m}$, so when the backward pass sums the {m} examples' gradients for {each}, the "
                 "sum is their average. The parameters move by the average of what each example asks for."),
+    "no-average": ("This cost has no $\\frac{{1}}{{m}}$: when the backward pass sums the {m} examples' gradients "
+                   "for {each}, it keeps their sum, not their average, so the steps grow with the number of "
+                   "examples."),
     "average-one": ("With one example, $m = 1$, and the $\\frac{{1}}{{m}}$ of the cost changes nothing here."),
     "relu-at-zero": ("ReLU has no slope at exactly $z = 0$; its derivative there is taken as 0 (the usual "
                      "convention in code) for the entries of ${z}$ that are exactly 0."),
@@ -579,11 +582,13 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
     matrix_form = {line.quantity for line in step.lines if line.part is None}
     last_linear = graph.linear[-1] if graph.linear else None
     cost_lines = [line for line in step.lines if line.phase == "backward" and line.node == COST]
+    m = int(np.shape(v[cost_lines[0].quantity])[-1]) if cost_lines else 0
+    each = "each weight and bias" if graph.bias else "each weight"
     if cost_lines and any(r"\frac{1}{m}" in line.formula for line in cost_lines):
-        m = int(np.shape(v[cost_lines[0].quantity])[-1])
-        each = "each weight and bias" if graph.bias else "each weight"
         out.append(Comment(s, COST, "average", COMMENTARY["average"].format(m=m, each=each) if m > 1
                            else COMMENTARY["average-one"].format()))
+    elif cost_lines and m > 1:  # a sum of squares: no 1/m, so sums, not averages
+        out.append(Comment(s, COST, "average", COMMENTARY["no-average"].format(m=m, each=each)))
     for node in graph.nodes[:-1]:
         if isinstance(node, Linear):
             A, dZ, dW = node.inputs[0], keys.grad(node.name), keys.grad(node.W)
