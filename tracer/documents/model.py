@@ -86,8 +86,9 @@ class Comment:
 
     step: int
     node: str
-    kind: str  # "zero-input", "bias-sum", "dimensions", "relu-at-zero", "saturated", "adam-first-step",
-    #            "natural-log", "big-matrix", "paths", "column-jacobian" or "author" ([[document.notes]])
+    kind: str  # "zero-input", "bias-sum", "dimensions", "average", "average-one", "no-average", "relu-at-zero",
+    #            "saturated", "adam-first-step", "natural-log", "big-matrix", "paths", "column-jacobian" or
+    #            "author" ([[document.notes]])
     text: str
 
 
@@ -585,10 +586,10 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
     m = int(np.shape(v[cost_lines[0].quantity])[-1]) if cost_lines else 0
     each = "each weight and bias" if graph.bias else "each weight"
     if cost_lines and any(r"\frac{1}{m}" in line.formula for line in cost_lines):
-        out.append(Comment(s, COST, "average", COMMENTARY["average"].format(m=m, each=each) if m > 1
-                           else COMMENTARY["average-one"].format()))
+        out.append(Comment(s, COST, "average", COMMENTARY["average"].format(m=m, each=each)) if m > 1
+                   else Comment(s, COST, "average-one", COMMENTARY["average-one"].format()))
     elif cost_lines and m > 1:  # a sum of squares: no 1/m, so sums, not averages
-        out.append(Comment(s, COST, "average", COMMENTARY["no-average"].format(m=m, each=each)))
+        out.append(Comment(s, COST, "no-average", COMMENTARY["no-average"].format(m=m, each=each)))
     for node in graph.nodes[:-1]:
         if isinstance(node, Linear):
             A, dZ, dW = node.inputs[0], keys.grad(node.name), keys.grad(node.W)
