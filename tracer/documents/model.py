@@ -548,6 +548,8 @@ COMMENTARY = {
     "average": ("Here the $\\frac{{1}}{{m}}$ of the cost enters the backward pass: each example's gradient is "
                 "divided by $m = {m}$, so when the backward pass sums the {m} examples' gradients for {each}, the "
                 "sum is their average. The parameters move by the average of what each example asks for."),
+    "sum-node": "A sum passes the gradient it receives to each of its inputs unchanged: its local gradient is 1 for each.",
+    "changed": "{which} changed since step {previous}, and the cost went {how}, from ${before}$ to ${now}${so}",
     "no-average": ("This cost has no $\\frac{{1}}{{m}}$: when the backward pass sums the {m} examples' gradients "
                    "for {each}, it keeps their sum, not their average, so the steps grow with the number of "
                    "examples."),
@@ -626,6 +628,10 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
         if len(feeds) > 1 and keys.grad(node.name) in quantities:
             out.append(Comment(s, node.name, "paths", COMMENTARY["paths"].format(
                 a=symbol(node.name), n=len(feeds), users=" and ".join(f"${symbol(u.name)}$" for u in feeds))))
+        if node.op == "add" and keys.grad(node.name) in quantities:
+            out.append(Comment(s, node.name, "sum-node", COMMENTARY["sum-node"]))
+    if step.kind == "forward" and step.changes:
+        out.append(Comment(s, COST, "changed", _changed(step)))
     if any(_big(line.expression) or _big(line.result) for line in step.lines):
         first = next(line for line in step.lines if _big(line.expression) or _big(line.result))
         out.insert(0, Comment(s, first.node, "big-matrix", COMMENTARY["big-matrix"].format(
@@ -634,6 +640,23 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
         out.append(Comment(s, chapter.parameter_names[0], "adam-first-step", COMMENTARY["adam-first-step"].format(
             alpha=constant(chapter.learning_rate))))
     return out
+
+
+def _changed(step: Step) -> str:
+    """The article's check after an update: which parameters changed (in their printed figures) and which
+    way the cost went."""
+    moved = [c.quantity for c in step.changes if c.quantity != COST and c.before != c.now]
+    cost = next(c for c in step.changes if c.quantity == COST)
+    params = [c.quantity for c in step.changes if c.quantity != COST]
+    names = [f"${symbol(q)}$" for q in moved]
+    which = ("Every parameter" if len(moved) == len(params) > 1 else f"Only {names[0]}" if len(moved) == 1
+             else "No parameter" if not moved else ", ".join(names[:-1]) + " and " + names[-1])
+    before, now = float(np.asarray(cost.before, dtype=float)), float(np.asarray(cost.now, dtype=float))
+    how, so = (("down", ": moving against the gradient was the right direction.") if now < before else
+               ("up", ": the step went too far, past where the cost is lowest.") if now > before else
+               ("nowhere", " at the printed decimals."))
+    return COMMENTARY["changed"].format(which=which, previous=step.previous, how=how, before=cost.before,
+                                        now=cost.now, so=so)
 
 
 def _zero_input(node: Linear, zero: list[int], v: dict[str, Any], quantities: set[str]) -> str:
