@@ -40,7 +40,7 @@ from tracer.engine.train import Traces
 from tracer.errors import TracerError, quoted
 from tracer.operations import NAMES as OPS
 from tracer.operations import evaluate as evaluate_tree
-from tracer.rounding import shown, shown_array
+from tracer.rounding import round_shown, shown, shown_array
 
 FORMAT = "tracer-document/1"
 #: Data quantities written as whole numbers when they are whole (the article's x₁ = 0, y = 1).
@@ -335,8 +335,8 @@ class _Builder:
         every = None
         if quantity in self.full:
             exact = self.full[quantity] if part is None else _take(self.full[quantity], part)
-            every = printed(exact, quantity, self.decimals(quantity), exact=whole or quantity in EXACT_DATA)
-            every = None if every == result else every
+            every = _every_digit(value, exact, result, quantity, self.decimals(quantity),
+                                 whole or quantity in EXACT_DATA)
         return Line(step, phase, node, quantity, _scalar(formula, value), expression, result,
                     tuple(_operands(tree)), part, worked, every)
 
@@ -487,6 +487,23 @@ def _take(value: Any, index: tuple[int | None, ...]) -> Any:
     an example's column, kept a column (n × 1) as the documents write it."""
     part = np.asarray(value)[tuple(slice(None) if i is None else i for i in index)]
     return part.reshape(-1, 1) if part.ndim == 1 and index[0] is None else part
+
+
+def _every_digit(carried: Any, full: Any, result: Any, quantity: str, decimals: int, whole: bool) -> Any:
+    """`full` printed as `result` is (the same rule), or None when every entry prints as `result` does.
+    Only the entries that round to another figure are printed anew (a big matrix stays cheap)."""
+    c, f = np.asarray(carried, dtype=float), np.asarray(full, dtype=float)
+    if whole or c.shape != f.shape:
+        every = printed(full, quantity, decimals, exact=whole)
+        return None if every == result else every
+    with np.errstate(all="ignore"):
+        moved = np.flatnonzero(round_shown(f, decimals).ravel() != round_shown(c, decimals).ravel())
+    if not moved.size:
+        return None
+    texts = np.asarray(result, dtype=object).ravel().copy()
+    for i, text in zip(moved, shown_array(f.ravel()[moved], decimals)):
+        texts[i] = text
+    return texts[0] if np.ndim(result) == 0 else texts.reshape(np.shape(result)).tolist()
 
 
 def _stages(expression: Any, result: Any, decimals: int) -> tuple[Any, ...]:
@@ -754,9 +771,10 @@ DRIFTS = ("Each carried figure is off by up to half a unit in its last printed p
 CANCELLATION = 3.0
 
 
-def _terms(tree: Any, index: tuple[int, ...]) -> list[float]:
+def _terms(tree: Any, index: tuple[int, ...], ev: Any = None) -> list[float]:
     """The terms whose sum is entry `index` of `tree`'s value (a matrix product's products, a sum's
-    arguments), or [] when the line is not a sum."""
+    arguments), or [] when the line is not a sum. `ev` evaluates a subtree (once, when it caches)."""
+    ev = ev or evaluate
     if not isinstance(tree, dict):
         return []
     op, args = tree["op"], tree["args"]
@@ -767,18 +785,22 @@ def _terms(tree: Any, index: tuple[int, ...]) -> list[float]:
                                                                          zip(index, a.shape))])
 
     if op == "matmul" and len(index) == 2:
-        a, b = (np.atleast_2d(np.asarray(evaluate(x), dtype=float)) for x in args)
+        a, b = (np.atleast_2d(np.asarray(ev(x), dtype=float)) for x in args)
         if a.shape[1] != b.shape[0]:
             return []
         return [float(x) for x in a[index[0], :] * b[:, index[1]]]
     if op == "add":
-        return [t for x in args for t in (_terms(x, index) or [at(evaluate(x))])]
+        return [t for x in args for t in (_terms(x, index, ev) or [at(ev(x))])]
     if op == "sub" and len(args) == 2:
-        return [at(evaluate(args[0])), -at(evaluate(args[1]))]
+        return [at(ev(args[0])), -at(ev(args[1]))]
     if op == "sum" and tree.get("axis") == 1 and len(index) == 2:
-        row = np.atleast_2d(np.asarray(evaluate(args[0]), dtype=float))[index[0], :]
+        row = np.atleast_2d(np.asarray(ev(args[0]), dtype=float))[index[0], :]
         return [float(x) for x in row]
     return []
+
+
+#: At most this many differing entries of a line are searched for the rounding note's example.
+NOTE_SEARCH = 200
 
 
 def _entry(index: tuple[int, ...], shape: tuple[int, ...]) -> str:
@@ -803,10 +825,12 @@ def _rounding_note(steps: list[Step], decimals_of: Any) -> tuple[int, str, int] 
             line = step.lines[i]
             carried = np.asarray(line.result, dtype=object)
             every = np.asarray(line.every_digit, dtype=object)
-            for index in np.ndindex(carried.shape):
-                if carried[index] == every[index] or float(every[index]) == 0:
+            values: dict[int, Any] = {}
+            ev = lambda x: values[id(x)] if id(x) in values else values.setdefault(id(x), evaluate(x))  # noqa: E731
+            for index in [tuple(int(i) for i in ix) for ix in np.argwhere(carried != every)[:NOTE_SEARCH]]:
+                if float(every[index]) == 0:
                     continue
-                terms = [t for t in _terms(line.expression, tuple(index) if index else (0, 0)) if t != 0]
+                terms = [t for t in _terms(line.expression, index if index else (0, 0), ev) if t != 0]
                 left = abs(float(carried[index]))
                 if len(terms) < 2 or sum(abs(t) for t in terms) < CANCELLATION * max(left, 1e-300):
                     continue
