@@ -147,7 +147,7 @@ def test_a_comment_sits_under_the_node_it_explains(pages):
     text = pages["04-xor-hidden-layer"].read_text(encoding="utf-8")
     step = text.split("<h3>Step 0</h3>", 1)[1].split("<h3>Step", 1)[0]
     update = step.index("<h4>Update</h4>")
-    for words in ("Dimension check", "The bias is added"):
+    for words in ("Use dimension analysis", "Why a sum?"):
         at = step.index(words)
         assert at < update  # in the backward pass, beside its node's lines, not after the update
         node = step.rfind("<strong>", 0, at)

@@ -40,7 +40,7 @@ from tracer.engine.train import Traces
 from tracer.errors import TracerError, quoted
 from tracer.operations import NAMES as OPS
 from tracer.operations import evaluate as evaluate_tree
-from tracer.rounding import shown, shown_array
+from tracer.rounding import round_shown, shown, shown_array
 
 FORMAT = "tracer-document/1"
 #: Data quantities written as whole numbers when they are whole (the article's x₁ = 0, y = 1).
@@ -86,8 +86,9 @@ class Comment:
 
     step: int
     node: str
-    kind: str  # "zero-input", "bias-sum", "dimensions", "relu-at-zero", "saturated", "adam-first-step",
-    #            "natural-log", "big-matrix", "paths", "column-jacobian" or "author" ([[document.notes]])
+    kind: str  # "zero-input", "bias-sum", "dimensions", "average", "average-one", "no-average", "relu-at-zero",
+    #            "saturated", "adam-first-step", "natural-log", "big-matrix", "paths", "column-jacobian" or
+    #            "author" ([[document.notes]])
     text: str
 
 
@@ -334,8 +335,8 @@ class _Builder:
         every = None
         if quantity in self.full:
             exact = self.full[quantity] if part is None else _take(self.full[quantity], part)
-            every = printed(exact, quantity, self.decimals(quantity), exact=whole or quantity in EXACT_DATA)
-            every = None if every == result else every
+            every = _every_digit(value, exact, result, quantity, self.decimals(quantity),
+                                 whole or quantity in EXACT_DATA)
         return Line(step, phase, node, quantity, _scalar(formula, value), expression, result,
                     tuple(_operands(tree)), part, worked, every)
 
@@ -512,6 +513,23 @@ def _take(value: Any, index: tuple[int | None, ...]) -> Any:
     return part.reshape(-1, 1) if part.ndim == 1 and index[0] is None else part
 
 
+def _every_digit(carried: Any, full: Any, result: Any, quantity: str, decimals: int, whole: bool) -> Any:
+    """`full` printed as `result` is (the same rule), or None when every entry prints as `result` does.
+    Only the entries that round to another figure are printed anew (a big matrix stays cheap)."""
+    c, f = np.asarray(carried, dtype=float), np.asarray(full, dtype=float)
+    if whole or c.shape != f.shape:
+        every = printed(full, quantity, decimals, exact=whole)
+        return None if every == result else every
+    with np.errstate(all="ignore"):
+        moved = np.flatnonzero(round_shown(f, decimals).ravel() != round_shown(c, decimals).ravel())
+    if not moved.size:
+        return None
+    texts = np.asarray(result, dtype=object).ravel().copy()
+    for i, text in zip(moved, shown_array(f.ravel()[moved], decimals)):
+        texts[i] = text
+    return texts[0] if np.ndim(result) == 0 else texts.reshape(np.shape(result)).tolist()
+
+
 def _stages(expression: Any, result: Any, decimals: int) -> tuple[Any, ...]:
     """The expression with its innermost operations worked out, then the next ones, …, down to one
     operation on numbers: each stage printed with as many digits as keep it reproducing `result`."""
@@ -571,6 +589,11 @@ COMMENTARY = {
     "average": ("Here the $\\frac{{1}}{{m}}$ of the cost enters the backward pass: each example's gradient is "
                 "divided by $m = {m}$, so when the backward pass sums the {m} examples' gradients for {each}, the "
                 "sum is their average. The parameters move by the average of what each example asks for."),
+    "sum-node": "A sum passes the gradient it receives to each of its inputs unchanged: its local gradient is 1 for each.",
+    "changed": "{which} changed since step {previous}, and the cost went {how}, from ${before}$ to ${now}${so}",
+    "no-average": ("This cost has no $\\frac{{1}}{{m}}$: when the backward pass sums the {m} examples' gradients "
+                   "for {each}, it keeps their sum, not their average, so the steps grow with the number of "
+                   "examples."),
     "average-one": ("With one example, $m = 1$, and the $\\frac{{1}}{{m}}$ of the cost changes nothing here."),
     "relu-at-zero": ("ReLU has no slope at exactly $z = 0$; its derivative there is taken as 0 (the usual "
                      "convention in code) for the entries of ${z}$ that are exactly 0."),
@@ -616,11 +639,13 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
     matrix_form = {line.quantity for line in step.lines if line.part is None}
     last_linear = graph.linear[-1] if graph.linear else None
     cost_lines = [line for line in step.lines if line.phase == "backward" and line.node == COST]
+    m = int(np.shape(v[cost_lines[0].quantity])[-1]) if cost_lines else 0
+    each = "each weight and bias" if graph.bias else "each weight"
     if cost_lines and any(r"\frac{1}{m}" in line.formula for line in cost_lines):
-        m = int(np.shape(v[cost_lines[0].quantity])[-1])
-        each = "each weight and bias" if graph.bias else "each weight"
-        out.append(Comment(s, COST, "average", COMMENTARY["average"].format(m=m, each=each) if m > 1
-                           else COMMENTARY["average-one"].format()))
+        out.append(Comment(s, COST, "average", COMMENTARY["average"].format(m=m, each=each)) if m > 1
+                   else Comment(s, COST, "average-one", COMMENTARY["average-one"].format()))
+    elif cost_lines and m > 1:  # a sum of squares: no 1/m, so sums, not averages
+        out.append(Comment(s, COST, "no-average", COMMENTARY["no-average"].format(m=m, each=each)))
     for node in graph.nodes[:-1]:
         if isinstance(node, Linear):
             A, dZ, dW = node.inputs[0], keys.grad(node.name), keys.grad(node.W)
@@ -659,6 +684,10 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
         if len(feeds) > 1 and keys.grad(node.name) in quantities:
             out.append(Comment(s, node.name, "paths", COMMENTARY["paths"].format(
                 a=symbol(node.name), n=len(feeds), users=" and ".join(f"${symbol(u.name)}$" for u in feeds))))
+        if node.op == "add" and keys.grad(node.name) in quantities:
+            out.append(Comment(s, node.name, "sum-node", COMMENTARY["sum-node"]))
+    if step.kind == "forward" and step.changes:
+        out.append(Comment(s, COST, "changed", _changed(step)))
     if any(_big(line.expression) or _big(line.result) for line in step.lines):
         first = next(line for line in step.lines if _big(line.expression) or _big(line.result))
         out.insert(0, Comment(s, first.node, "big-matrix", COMMENTARY["big-matrix"].format(
@@ -667,6 +696,23 @@ def _commentary(chapter: Chapter, graph: Any, step: Step, v: dict[str, Any]) -> 
         out.append(Comment(s, chapter.parameter_names[0], "adam-first-step", COMMENTARY["adam-first-step"].format(
             alpha=constant(chapter.learning_rate))))
     return out
+
+
+def _changed(step: Step) -> str:
+    """The article's check after an update: which parameters changed (in their printed figures) and which
+    way the cost went."""
+    moved = [c.quantity for c in step.changes if c.quantity != COST and c.before != c.now]
+    cost = next(c for c in step.changes if c.quantity == COST)
+    params = [c.quantity for c in step.changes if c.quantity != COST]
+    names = [f"${symbol(q)}$" for q in moved]
+    which = ("Every parameter" if len(moved) == len(params) > 1 else f"Only {names[0]}" if len(moved) == 1
+             else "No parameter" if not moved else ", ".join(names[:-1]) + " and " + names[-1])
+    before, now = float(np.asarray(cost.before, dtype=float)), float(np.asarray(cost.now, dtype=float))
+    how, so = (("down", ": moving against the gradient was the right direction.") if now < before else
+               ("up", ": the step went too far, past where the cost is lowest.") if now > before else
+               ("nowhere", " at the printed decimals."))
+    return COMMENTARY["changed"].format(which=which, previous=step.previous, how=how, before=cost.before,
+                                        now=cost.now, so=so)
 
 
 def _zero_input(node: Linear, zero: list[int], v: dict[str, Any], quantities: set[str]) -> str:
@@ -764,9 +810,10 @@ DRIFTS = ("Each carried figure is off by up to half a unit in its last printed p
 CANCELLATION = 3.0
 
 
-def _terms(tree: Any, index: tuple[int, ...]) -> list[float]:
+def _terms(tree: Any, index: tuple[int, ...], ev: Any = None) -> list[float]:
     """The terms whose sum is entry `index` of `tree`'s value (a matrix product's products, a sum's
-    arguments), or [] when the line is not a sum."""
+    arguments), or [] when the line is not a sum. `ev` evaluates a subtree (once, when it caches)."""
+    ev = ev or evaluate
     if not isinstance(tree, dict):
         return []
     op, args = tree["op"], tree["args"]
@@ -777,18 +824,22 @@ def _terms(tree: Any, index: tuple[int, ...]) -> list[float]:
                                                                          zip(index, a.shape))])
 
     if op == "matmul" and len(index) == 2:
-        a, b = (np.atleast_2d(np.asarray(evaluate(x), dtype=float)) for x in args)
+        a, b = (np.atleast_2d(np.asarray(ev(x), dtype=float)) for x in args)
         if a.shape[1] != b.shape[0]:
             return []
         return [float(x) for x in a[index[0], :] * b[:, index[1]]]
     if op == "add":
-        return [t for x in args for t in (_terms(x, index) or [at(evaluate(x))])]
+        return [t for x in args for t in (_terms(x, index, ev) or [at(ev(x))])]
     if op == "sub" and len(args) == 2:
-        return [at(evaluate(args[0])), -at(evaluate(args[1]))]
+        return [at(ev(args[0])), -at(ev(args[1]))]
     if op == "sum" and tree.get("axis") == 1 and len(index) == 2:
-        row = np.atleast_2d(np.asarray(evaluate(args[0]), dtype=float))[index[0], :]
+        row = np.atleast_2d(np.asarray(ev(args[0]), dtype=float))[index[0], :]
         return [float(x) for x in row]
     return []
+
+
+#: At most this many differing entries of a line are searched for the rounding note's example.
+NOTE_SEARCH = 200
 
 
 def _entry(index: tuple[int, ...], shape: tuple[int, ...]) -> str:
@@ -813,10 +864,12 @@ def _rounding_note(steps: list[Step], decimals_of: Any) -> tuple[int, str, int] 
             line = step.lines[i]
             carried = np.asarray(line.result, dtype=object)
             every = np.asarray(line.every_digit, dtype=object)
-            for index in np.ndindex(carried.shape):
-                if carried[index] == every[index] or float(every[index]) == 0:
+            values: dict[int, Any] = {}
+            ev = lambda x: values[id(x)] if id(x) in values else values.setdefault(id(x), evaluate(x))  # noqa: E731
+            for index in [tuple(int(i) for i in ix) for ix in np.argwhere(carried != every)[:NOTE_SEARCH]]:
+                if float(every[index]) == 0:
                     continue
-                terms = [t for t in _terms(line.expression, tuple(index) if index else (0, 0)) if t != 0]
+                terms = [t for t in _terms(line.expression, index if index else (0, 0), ev) if t != 0]
                 left = abs(float(carried[index]))
                 if len(terms) < 2 or sum(abs(t) for t in terms) < CANCELLATION * max(left, 1e-300):
                     continue

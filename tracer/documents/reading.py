@@ -54,8 +54,11 @@ def predictions(chapter: Chapter, full: Trace) -> str | None:
                 f"{_list([f'${int(y)}$' for y in np.ravel(Y)])}: {verdict}.")
     if yhat.shape[0] > 1 and Y.shape == yhat.shape:
         right = int(np.sum(np.argmax(yhat, axis=0) == np.argmax(Y, axis=0)))
-        return (f"At step {last} the largest entry of each column of ${S(graph.output.name)}$ is the right class "
-                f"for {right} of the {Y.shape[1]} examples.")
+        col = f"the largest entry of each column of ${S(graph.output.name)}$"
+        if right == Y.shape[1]:
+            return f"At step {last} every example is given its own class: {col} is the one of the example's class."
+        return (f"At step {last}, {right} of the {Y.shape[1]} examples are given their own class ({col} is the one "
+                f"of the example's class for those).")
     return None
 
 

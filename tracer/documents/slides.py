@@ -14,7 +14,7 @@ from typing import Any
 
 from tracer.documents.figures import BACKWARD, FORWARD, PARAMETER_FILL
 from tracer.documents.lecture import PHASE_TITLES, Lecture, aligned_rows, block_rows, lecture, line_latex
-from tracer.documents.model import Line, Step
+from tracer.documents.model import Line, Step, slashed
 from tracer.documents.outline import Arrow, Outline, Placed, node_tikz, outline, outline_tikz
 from tracer.documents.render import (environment, formula_sides, number_tex, printed_tex, render, tex_escape,
                                     with_maths)
@@ -185,7 +185,7 @@ def line_notes(st: Step) -> dict[int, list[str]]:
     for i, ln in enumerate(st.lines):  # what carrying every digit gives instead, under the line itself
         if ln.every_digit is not None:
             every = printed_tex(ln.every_digit, beside=ln.result)
-            out.setdefault(i, []).append(f"With every digit carried: ${formula_sides(ln.formula)[0]} = {every}$")
+            out.setdefault(i, []).append(f"With every digit carried: ${slashed(formula_sides(ln.formula)[0])} = {every}$")
         if i == st.rounding_note_at and st.rounding_note:
             out[i].append(ROUNDING_NOTE_SHORT)
     for c in st.comments:
@@ -198,13 +198,21 @@ def line_notes(st: Step) -> dict[int, list[str]]:
     return out
 
 
+def _maths_width(latex: str) -> int:
+    """About how many characters wide a piece of inline maths sets (a matrix counts as its widest row)."""
+    rows = re.findall(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}", latex)
+    outside = re.sub(r"\\begin\{bmatrix\}.*?\\end\{bmatrix\}", "", latex)
+    widest = max((len(r) for m in rows for r in m.split(r"\\")), default=0) // 2
+    return max(2, len(re.sub(r"\\(?!partial)[a-zA-Z]+|[{}_^ ]", "", outside).replace("\\partial", "d")) + widest)
+
+
 def _note_rows(notes: list[str]) -> int:
     """Rows of text the notes take under a line (about NOTE_WIDTH characters a row, maths counted short,
     a matrix as tall as its rows)."""
     def tall(n: str) -> int:
         return sum(m.count("\\\\") for m in re.findall(r"\\begin\{bmatrix\}.*?\\end\{bmatrix\}", n))
     def rows(n: str) -> int:  # a row holding a fraction (∂Cost/∂W set as one) is half as tall again
-        plain = 1 + len(re.sub(r"\$[^$]*\$", "xxxx", n)) // NOTE_WIDTH
+        plain = 1 + len(re.sub(r"\$([^$]*)\$", lambda m: "x" * _maths_width(m.group(1)), n)) // NOTE_WIDTH
         return math.ceil(plain * 1.5) if "\\frac" in n else plain
     return 1 + sum(rows(n) + tall(n) for n in notes)  # and the list's space
 
@@ -241,7 +249,7 @@ def slide_frames(lec: Lecture, o: Outline) -> list[dict[str, Any]]:
             for i, ln in lines:
                 latex = line_latex(ln, LINE_WIDTH, rows)
                 said = notes.get(i, [])
-                apart = bool(said) and block_rows(aligned_rows(latex)) + _note_rows(said) > frame_rows
+                apart = bool(said) and block_rows(aligned_rows(latex)) + _note_rows(said) >= frame_rows  # a row to spare
                 k += 1
                 shown.append({"overlay": k, "latex": latex, "notes": [] if apart else said})
                 chunks = _chunks(said, frame_rows) if apart else []
