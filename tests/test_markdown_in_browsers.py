@@ -177,7 +177,7 @@ def check_page(report: dict, markdown: str, name: str) -> None:
     assert report["display"] == len(re.findall(r"^\$\$$", markdown, flags=re.M)) // 2, f"{name}: display maths lost"
     assert report["inline"] > 0
     expected = expected_aligned_rows(markdown)
-    assert expected and all(rows >= 2 for rows in expected)
+    assert expected and any(rows >= 2 for rows in expected)  # derivations to lose a row of (a drawn mask has one)
     assert report["alignedRows"] == expected, f"{name}: an aligned block lost rows (a \\\\ went missing)"
     images = report["images"]
     assert len(images) == len(re.findall(r"!\[", markdown)), f"{name}: images lost"
