@@ -164,3 +164,19 @@ def katex_failures(fragments: list[dict]) -> list[dict]:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return [{**f, "tex": fragments[f["index"]]["tex"][:200]} for f in json.loads(done.stdout)]
+
+
+#: The test files that take longest (each builds or opens every chapter in a browser, pdflatex or a kernel),
+#: run first: the workers share out one file at a time in collection order, and a long file started last
+#: would leave the other worker idle while it runs.
+LONGEST_FIRST = ("test_slides.py", "test_webpage.py", "test_practice.py", "test_notebook.py",
+                 "test_markdown_in_browsers.py", "test_build.py", "test_interrupts.py", "test_render.py")
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file, and of the other files, is kept
+
