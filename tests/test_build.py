@@ -89,7 +89,7 @@ def compiled(tmp_path_factory) -> dict[str, tuple[Path, Path | None, str]]:
 @pdflatex
 def test_every_bundled_chapter_compiles_with_nothing_off_the_page_and_every_reference_resolved(compiled):
     assert len(compiled) >= 6
-    assert all(pdf is not None for _, pdf, _ in compiled.values())
+    assert all(pdf is not None and pdf.read_bytes().startswith(b"%PDF") for _, pdf, _ in compiled.values())
     report = {}
     for name, (tex, _, log) in compiled.items():
         report[name] = (len(re.findall(r"^Overfull \\[hv]box", log, flags=re.M)),

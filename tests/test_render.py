@@ -200,13 +200,6 @@ def test_each_step_compares_with_the_exact_values_at_most_once_in_plain_words(tm
 
 
 @needs_pdflatex
-def test_every_latex_document_compiles_with_pdflatex(built):
-    for tex in sorted(built.glob("*.tex")):
-        pdf = build.compile_pdf(tex)
-        assert pdf is not None and pdf.read_bytes().startswith(b"%PDF"), tex.name
-
-
-@needs_pdflatex
 def test_the_pdf_is_the_same_byte_for_byte_when_compiled_again(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     for out in (first, second):
