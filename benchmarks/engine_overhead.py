@@ -280,7 +280,7 @@ def main() -> None:
     steps = 2000  # the chapter's network, run longer so that a run is long enough to time
     student_bn = lambda: student_batchnorm(bn.X, bn.Y, begin, steps, bn.learning_rate)  # noqa: E731
     assert np.allclose(tracer.run(bn, steps=steps).costs, student_bn(), rtol=1e-10, atol=0), "the two bn runs disagree"
-    print(f"\nchapter 9 (batch normalisation), {steps} steps; ratio = tracer / a student's NumPy loop")
+    print(f"\nchapter 11 (batch normalisation), {steps} steps; ratio = tracer / a student's NumPy loop")
     plain, traced = pairs(rounds, student_bn, lambda: tracer.run(bn, steps=steps))
     report("every node, every step", plain, traced, "student")
     print("target: <= 1.3")
