@@ -143,6 +143,12 @@ def shown(x: float, decimals: int, guard: int = 0) -> str:
         rounded = round_half_up(float(_round_places(np.array([x]), np.array([places]), student=True)[0]), places)
     if abs(x) >= SCIENTIFIC_BELOW or x == 0:
         return f"{rounded:.{places}f}"
+    return _small_shown(rounded, places)
+
+
+def _small_shown(rounded: Decimal, places: int) -> str:
+    """A value below SCIENTIFIC_BELOW, rounded to `places`, as `shown` prints it: e-notation with its
+    significant digits (5.1e-05), or fixed if rounding took it up to the threshold (0.00010)."""
     if rounded != 0 and abs(rounded) < Decimal(repr(SCIENTIFIC_BELOW)):
         digits = places + rounded.adjusted()  # significant digits after the first
         mantissa = rounded.scaleb(-rounded.adjusted())
@@ -220,7 +226,8 @@ def shown_array(values: np.ndarray, decimals: int, guard: int = 0) -> list[str]:
     with np.errstate(all="ignore"):  # huge and infinite entries go through `shown` itself below
         rounded = _round_places(a, places, student=True)
         plain = np.isfinite(a) & (np.abs(a) * 10.0 ** places < 2.0**40)  # a float's own digits are the decimal's
-    return [f"{r:.{p}f}" if ok and (abs(r) >= SCIENTIFIC_BELOW or r == 0) else shown(x, decimals, int(p) - d0)
+    return [(f"{r:.{p}f}" if abs(r) >= SCIENTIFIC_BELOW or r == 0 else _small_shown(round_half_up(r, p), p))
+            if ok else shown(x, decimals, int(p) - d0)  # `shown`'s steps, from the entry rounded above
             for r, p, x, d0, ok in zip(rounded.tolist(), places.tolist(), a.tolist(),
                                        _shown_places(a, decimals).tolist(), plain.tolist())]
 
