@@ -91,3 +91,10 @@ def test_a_worked_figure_on_a_decimal_tie_rounds_up_as_the_student_does():
     assert round_shown([product], 3).tolist() == [0.012] and shown(product, 3) == "0.012"
     assert shown(-product, 3) == "-0.012"
     assert shown(5.0, 8) == "5.00000000" and shown(0.0114999, 3) == "0.011"  # a tie, not a near value
+
+
+def test_a_chapters_constant_is_written_as_given_and_a_small_one_as_a_power_of_ten():
+    from tracer.rounding import constant_tex
+
+    assert [constant_tex(x) for x in (0.75, 0.05, 0.001, 1e-5, 2e-6, 2.5e-4)] == \
+        ["0.75", "0.05", "0.001", "10^{-5}", r"2 \times 10^{-6}", r"2.5 \times 10^{-4}"]

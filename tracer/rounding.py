@@ -65,6 +65,17 @@ def truncate(x: float, decimals: int) -> Decimal:
     return _quantize(to_decimal(x), decimals, ROUND_DOWN)
 
 
+def constant_tex(x: float) -> str:
+    """A chapter's constant (λ, p, ε) as the chapter gives it, in LaTeX: 0.05, or 10^{-5} and
+    2 \\times 10^{-6} for small ones (never Python's 1e-05)."""
+    if x >= 1e-3:
+        return f"{x:g}"
+    mantissa, exponent = f"{x:e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    power = f"10^{{{int(exponent)}}}"
+    return power if mantissa == "1" else rf"{mantissa} \times {power}"
+
+
 def decimals_in(text: str) -> int:
     """How many decimals a number was written with: '0.084' has 3, '-1' has 0, '2.5e-3' has 4.
 

@@ -27,6 +27,7 @@ import numpy as np
 from tracer.engine import keys
 from tracer.engine.nodes import Node, Worked, register
 from tracer.operations import op
+from tracer.rounding import constant_tex
 
 #: ε under the square root when a chapter gives no `batchnorm_epsilon` (PyTorch's default).
 EPSILON = 1e-5
@@ -335,18 +336,8 @@ def conventions(graph: object) -> list[str]:
     layers = [n for n in graph.nodes if isinstance(n, Normalise)]  # type: ignore[attr-defined]
     if not layers:
         return []
-    eps = ", ".join(sorted({_tex_number(n.epsilon) for n in layers}))
+    eps = ", ".join(sorted({constant_tex(n.epsilon) for n in layers}))
     return [r"Batch normalisation divides the variance by $m$, not $m - 1$, with "
             rf"$\varepsilon = {eps}$; $\gamma^{{[l]}}$ and $\beta^{{[l]}}$ are layer $l$'s learned scale and shift "
             r"(from 1 and 0), not Adam's $\beta_{1}, \beta_{2}$; a prediction uses running averages of $\mu$ and "
             r"$\sigma^{2}$."]
-
-
-def _tex_number(x: float) -> str:
-    """A constant in LaTeX: 0.001, or 10^{-5} and 2 \\times 10^{-6} for small ones."""
-    if x >= 1e-3:
-        return f"{x:g}"
-    mantissa, exponent = f"{x:e}".split("e")
-    mantissa = mantissa.rstrip("0").rstrip(".")
-    power = f"10^{{{int(exponent)}}}"
-    return power if mantissa == "1" else rf"{mantissa} \times {power}"

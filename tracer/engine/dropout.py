@@ -23,6 +23,7 @@ import numpy as np
 from tracer.engine import keys
 from tracer.engine.nodes import Node, Worked, register
 from tracer.operations import op
+from tracer.rounding import constant_tex
 
 
 @register
@@ -69,7 +70,7 @@ class DropoutMask(Node):
         return op("heaviside", 1)  # never evaluated: the witnesses take a drawn node as recorded
 
     def definition_tex(self, S):
-        return rf"{S(self.name)} \sim \operatorname{{Bernoulli}}({_number(self.keep)})"
+        return rf"{S(self.name)} \sim \operatorname{{Bernoulli}}({constant_tex(self.keep)})"
 
     def worked_forward(self, sheet):
         """The mask as drawn (whole numbers, 0 or 1)."""
@@ -138,8 +139,6 @@ class Dropout(Node):
         return [Worked(target, rf"{S(target)} = {S(grad)} \odot {S(D)} / p", tree)]
 
 
-def _number(x: float) -> str:
-    return f"{x:g}"
 
 
 def nodes(A: str, layer: str, keep: float) -> list[Node]:
@@ -160,7 +159,7 @@ def conventions(graph: object) -> list[str]:
     masks = [n for n in graph.nodes if isinstance(n, DropoutMask)]  # type: ignore[attr-defined]
     if not masks:
         return []
-    keep = ", ".join(sorted({_number(n.keep) for n in masks}))
+    keep = ", ".join(sorted({constant_tex(n.keep) for n in masks}))
     return [rf"Dropout keeps each unit of the layer with probability $p = {keep}$ at every step: the mask $D$ holds 1 "
             r"for a kept unit and 0 for a dropped one, drawn anew at each step, and the kept units are divided by $p$, "
             r"$\tilde{A} = A \odot D / p$, so that each entry keeps its expected value; the backward pass sends "

@@ -25,6 +25,7 @@ from tracer.engine.graph import Graph
 from tracer.engine.nodes import Linear, Worked, register
 from tracer.engine.optimizers import OPTIMIZERS, Optimizer
 from tracer.operations import op
+from tracer.rounding import constant_tex
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,6 @@ def make_optimizer(chapter: Any, learning_rate: float | None = None) -> Optimize
     return DecoupledDecay(inner, reg.weight_decay, decayed_parameters(chapter.network, reg.decay_biases))
 
 
-def _constant(x: float) -> str:
-    return f"{x:g}"
 
 
 def conventions(chapter: Any) -> list[str]:
@@ -215,14 +214,14 @@ def conventions(chapter: Any) -> list[str]:
     out = []
     if reg is not None and reg.l2:
         out.append(r"The cost has an L2 penalty on the weights, $\frac{\lambda}{2m} \sum_{l} \lVert W_{l} \rVert^{2}$ "
-                   rf"with $\lambda = {_constant(reg.l2)}$ (the sum of the squares of every weight, the biases left out): "
+                   rf"with $\lambda = {constant_tex(reg.l2)}$ (the sum of the squares of every weight, the biases left out): "
                    r"$\mathrm{Cost} = \mathrm{Cost}_{0} + \mathrm{Penalty}$, $\mathrm{Cost}_{0}$ being the cost "
                    r"without it, and each $\partial \mathrm{Cost} / \partial W_{l}$ gains the term "
                    r"$\frac{\lambda}{m} W_{l}$.")
     if reg is not None and reg.weight_decay:
         which = "every weight and bias" if reg.decay_biases else "every weight (not the biases)"
         out.append(rf"Each update also shrinks {which} by $\alpha \lambda$ times its value, with "
-                   rf"$\lambda = {_constant(reg.weight_decay)}$: weight decay, applied apart from the gradient.")
+                   rf"$\lambda = {constant_tex(reg.weight_decay)}$: weight decay, applied apart from the gradient.")
         if chapter.optimizer in ("adam", "rmsprop"):
             out.append(r"Under " + OPTIMIZERS[chapter.optimizer].readable + r" this is not the same as an L2 penalty: "
                        r"the penalty's gradient $\frac{\lambda}{m} W$ would be divided by $\sqrt{\hat{s}}$ like the rest "
